@@ -1,0 +1,102 @@
+"""`{{ path }}` templates in node params.
+
+Roots: `inputs`, `vars`, `nodes` (`nodes.ID.output.field`), `run`, `device`.
+A string that is exactly one template takes the value's own type (a number stays a
+number in an HTTP body); templates inside longer strings are written as text (JSON
+for objects and lists). A path that does not resolve raises `TemplateError` naming
+the path: a template never becomes an empty string.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+TEMPLATE_ROOTS = ("inputs", "vars", "nodes", "run", "device")
+
+_TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
+
+
+class TemplateError(Exception):
+    """A template path did not resolve or is malformed; `path` names it."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+
+def references(value: Any) -> Iterator[str]:
+    """Every template path in `value` (strings inside dicts and lists too), as written."""
+    if isinstance(value, str):
+        if "{{" in value:
+            for match in _TEMPLATE.finditer(value):
+                yield match.group(1)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
+
+
+def check_path(path: str) -> str | None:
+    """Why `path` cannot be a template path, or None when its form is fine."""
+    if not _PATH.match(path):
+        return f"'{{{{{path}}}}}' is not a template path: write {{{{root.name}}}} with letters, digits and dots"
+    root = path.split(".", 1)[0]
+    if root not in TEMPLATE_ROOTS:
+        return f"unknown template root '{root}' in '{{{{{path}}}}}'"
+    return None
+
+
+def resolve(path: str, scope: Mapping[str, Any]) -> Any:
+    """The value at a dotted `path` in `scope`, or `TemplateError`."""
+    problem = check_path(path)
+    if problem:
+        raise TemplateError(path, problem)
+    current: Any = scope
+    for part in path.split("."):
+        if isinstance(current, Mapping) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            raise TemplateError(path, f"template '{{{{{path}}}}}' does not resolve")
+    if current is None:
+        raise TemplateError(path, f"template '{{{{{path}}}}}' does not resolve (the value is null)")
+    return current
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
+def render(value: Any, scope: Mapping[str, Any]) -> Any:
+    """`value` with every template replaced; dicts and lists are rendered deeply."""
+    if isinstance(value, str):
+        if "{{" not in value:
+            return value
+        whole = _TEMPLATE.fullmatch(value.strip())
+        if whole and value.strip() == value:
+            return resolve(whole.group(1), scope)
+        return _TEMPLATE.sub(lambda m: _as_text(resolve(m.group(1), scope)), value)
+    if isinstance(value, Mapping):
+        return {key: render(item, scope) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render(item, scope) for item in value]
+    return value
+
+
+def render_text(value: Any, scope: Mapping[str, Any]) -> str:
+    """Render and write the result as text (for params that must be strings)."""
+    return _as_text(render(value, scope))

@@ -1,0 +1,3 @@
+from phoneflow.cli import app
+
+app()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite needs when they are missing:
+# Debian's adb and chromium, and a PostgreSQL server when none answers.
+set -uo pipefail
+
+need=()
+command -v adb >/dev/null 2>&1 || need+=(adb)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+
+pg_url="${PHONEFLOW_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}"
+pg_up() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; }
+if ! pg_up && ! command -v pg_ctlcluster >/dev/null 2>&1; then
+  need+=(postgresql)
+fi
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "phoneflow tests want these system packages: ${need[*]}; run as root or install them (apt-get install ${need[*]})." >&2
+    exit 0
+  fi
+  echo "installing system packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+    || echo "apt-get could not install ${need[*]}: the tests that need them will say so." >&2
+fi
+
+if ! pg_up && [ "$(id -u)" -eq 0 ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+  version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)
+  if [ -n "$version" ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
+    for _ in $(seq 1 20); do pg_up && break; sleep 0.5; done
+    # trust auth on loopback and a `test` database, as the suite expects
+    if pg_up; then
+      su postgres -c "psql -h 127.0.0.1 -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\"" 2>/dev/null | grep -q 1 \
+        || su postgres -c "createdb test" >/dev/null 2>&1 || true
+    fi
+  fi
+fi
+echo "test database: ${pg_url}"
+exit 0
