@@ -1,0 +1,369 @@
+"""The durable outbox: every run report and artifact goes here before it goes to the server.
+
+SQLite in WAL mode with `synchronous=FULL`, so a report the agent was told is queued is on
+disk, and a `kill -9` at any moment leaves either the old or the new row, never half of one.
+A row leaves the outbox only after the server answered for it (`stored` / `unchanged`); a
+row the server `rejected` stays, marked, with the server's reason, for `phoneflow bridge
+outbox` to show. All writes go through one `Outbox` object (one connection, one lock):
+it is the only writer of its tables.
+
+Row states and their moves, written once (`move`):
+
+    pending ──sent, stored/unchanged──> (deleted)
+    pending ──sent, rejected─────────> rejected
+    pending ──superseded by a newer report of the same run──> (deleted)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from interpreter.device import Artifact
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reports (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      TEXT NOT NULL,
+    device_id   TEXT NOT NULL,
+    run_status  TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    reason      TEXT,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reports_by_state ON reports (state, seq);
+CREATE INDEX IF NOT EXISTS reports_by_run ON reports (run_id, state);
+CREATE TABLE IF NOT EXISTS artifacts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id        TEXT NOT NULL,
+    device_id     TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    content_type  TEXT NOT NULL,
+    data          BLOB NOT NULL,
+    state         TEXT NOT NULL,
+    reason        TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS artifacts_by_state ON artifacts (state, id);
+"""
+
+
+class RowState(StrEnum):
+    PENDING = "pending"
+    REJECTED = "rejected"
+    DONE = "done"  # never stored: a done row is deleted
+
+
+_MOVES: dict[RowState, frozenset[RowState]] = {
+    RowState.PENDING: frozenset({RowState.REJECTED, RowState.DONE}),
+    RowState.REJECTED: frozenset(),
+    RowState.DONE: frozenset(),
+}
+
+
+def can_move(current: RowState, new: RowState) -> bool:
+    """Whether an outbox row may go from `current` to `new`."""
+    return new in _MOVES[current]
+
+
+class ReportResult(StrEnum):
+    """What `runs.report` answered for one run."""
+
+    STORED = "stored"
+    UNCHANGED = "unchanged"
+    REJECTED = "rejected"
+
+    @property
+    def row_state(self) -> RowState:
+        return RowState.REJECTED if self is ReportResult.REJECTED else RowState.DONE
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedReport:
+    seq: int
+    run_id: str
+    device_id: str
+    run_status: str
+    body: str
+    state: RowState
+    reason: str | None
+    attempts: int
+    last_error: str | None
+    created_at: str
+
+    def run(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.body)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedArtifact:
+    id: int
+    run_id: str
+    device_id: str
+    name: str
+    content_type: str
+    data: bytes
+    state: RowState
+    reason: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The server's answer for one sent report row."""
+
+    seq: int
+    result: ReportResult
+    reason: str | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Outbox:
+    """The one writer of the outbox database. Thread-safe; open one per process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we write BEGIN IMMEDIATE ourselves, so each change is one
+        # short transaction and readers in other processes never see half of it.
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self._changed.notify_all()
+
+    # --- reports -----------------------------------------------------------------------
+
+    def enqueue(self, run: dict[str, Any], device_id: str) -> int:
+        """Queue a report of `run` (a runs.report run object); returns its sequence number.
+
+        A newer report of a run supersedes the pending older ones: the agent only ever
+        reports a run further along than before, and the server keeps the furthest state,
+        so sending the older ones would only cost time. A row in flight that is superseded
+        is simply gone when its answer comes back; the newer row is still pending.
+        """
+        run_id = str(run["id"])
+        body = json.dumps(run, separators=(",", ":"), sort_keys=True)
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO reports (run_id, device_id, run_status, body, state, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, device_id, str(run.get("status", "")), body, RowState.PENDING.value, _now()),
+            )
+            seq = int(cursor.lastrowid or 0)
+            db.execute(
+                "DELETE FROM reports WHERE run_id = ? AND state = ? AND seq < ?",
+                (run_id, RowState.PENDING.value, seq),
+            )
+        return seq
+
+    def next_batch(self, limit: int = 100) -> list[QueuedReport]:
+        """The oldest pending reports of one device (the device of the oldest one), ≤ `limit`.
+
+        One run appears at most once in a batch, so one answer settles one row.
+        """
+        with self._lock:
+            first = self._db.execute(
+                "SELECT device_id FROM reports WHERE state = ? ORDER BY seq LIMIT 1",
+                (RowState.PENDING.value,),
+            ).fetchone()
+            if first is None:
+                return []
+            rows = self._db.execute(
+                "SELECT * FROM reports WHERE state = ? AND device_id = ? ORDER BY seq LIMIT ?",
+                (RowState.PENDING.value, first[0], limit),
+            ).fetchall()
+        batch: list[QueuedReport] = []
+        seen: set[str] = set()
+        for row in rows:
+            report = _report(row)
+            if report.run_id not in seen:
+                seen.add(report.run_id)
+                batch.append(report)
+        return batch
+
+    def settle(self, settlements: Iterable[Settlement]) -> None:
+        """Apply the server's answers in one transaction: done rows go, rejected rows stay marked."""
+        with self._write() as db:
+            for item in settlements:
+                target = item.result.row_state
+                if not can_move(RowState.PENDING, target):  # pragma: no cover - the table says yes
+                    raise AssertionError(f"outbox row cannot move pending -> {target}")
+                if target is RowState.DONE:
+                    db.execute(
+                        "DELETE FROM reports WHERE seq = ? AND state = ?", (item.seq, RowState.PENDING.value)
+                    )
+                else:
+                    db.execute(
+                        "UPDATE reports SET state = ?, reason = ?, attempts = attempts + 1"
+                        " WHERE seq = ? AND state = ?",
+                        (
+                            target.value,
+                            item.reason or "rejected (no reason given)",
+                            item.seq,
+                            RowState.PENDING.value,
+                        ),
+                    )
+
+    def note_failure(self, seqs: Sequence[int], error: str) -> None:
+        """Remember that sending these rows failed (they stay pending)."""
+        with self._write() as db:
+            db.executemany(
+                "UPDATE reports SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
+                [(error, seq) for seq in seqs],
+            )
+
+    def reports(
+        self, states: Sequence[RowState] = (RowState.PENDING, RowState.REJECTED)
+    ) -> list[QueuedReport]:
+        """Queued reports in the given states, oldest first."""
+        marks = ",".join("?" for _ in states)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM reports WHERE state IN ({marks}) ORDER BY seq", [s.value for s in states]
+            ).fetchall()
+        return [_report(row) for row in rows]
+
+    def count(self, state: RowState = RowState.PENDING) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM reports WHERE state = ?", (state.value,)).fetchone()
+        return int(row[0])
+
+    def has_pending_report(self, run_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM reports WHERE run_id = ? AND state = ? LIMIT 1",
+                (run_id, RowState.PENDING.value),
+            ).fetchone()
+        return row is not None
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Block until something is written through this object, or `timeout` passes."""
+        with self._changed:
+            self._changed.wait(timeout)
+
+    # --- artifacts ---------------------------------------------------------------------
+
+    def add_artifact(self, run_id: str, device_id: str, artifact: Artifact) -> int:
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO artifacts (run_id, device_id, name, content_type, data, state, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    device_id,
+                    artifact.name,
+                    artifact.content_type,
+                    artifact.data,
+                    RowState.PENDING.value,
+                    _now(),
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def next_artifact(self) -> QueuedArtifact | None:
+        """The oldest pending artifact whose run has no pending report left (the server knows the run)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM artifacts a WHERE a.state = ? AND NOT EXISTS"
+                " (SELECT 1 FROM reports r WHERE r.run_id = a.run_id AND r.state = ?) ORDER BY a.id LIMIT 1",
+                (RowState.PENDING.value, RowState.PENDING.value),
+            ).fetchone()
+        return _artifact(row) if row else None
+
+    def artifact_done(self, artifact_id: int) -> None:
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM artifacts WHERE id = ? AND state = ?", (artifact_id, RowState.PENDING.value)
+            )
+
+    def artifact_rejected(self, artifact_id: int, reason: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE artifacts SET state = ?, reason = ?, attempts = attempts + 1"
+                " WHERE id = ? AND state = ?",
+                (RowState.REJECTED.value, reason, artifact_id, RowState.PENDING.value),
+            )
+
+    def artifact_failed(self, artifact_id: int, error: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE artifacts SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                (error, artifact_id),
+            )
+
+    def artifacts(
+        self, states: Sequence[RowState] = (RowState.PENDING, RowState.REJECTED)
+    ) -> list[QueuedArtifact]:
+        marks = ",".join("?" for _ in states)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM artifacts WHERE state IN ({marks}) ORDER BY id", [s.value for s in states]
+            ).fetchall()
+        return [_artifact(row) for row in rows]
+
+
+def _report(row: tuple[Any, ...]) -> QueuedReport:
+    seq, run_id, device_id, run_status, body, state, reason, attempts, last_error, created_at = row
+    return QueuedReport(
+        int(seq),
+        run_id,
+        device_id,
+        run_status,
+        body,
+        RowState(state),
+        reason,
+        int(attempts),
+        last_error,
+        created_at,
+    )
+
+
+def _artifact(row: tuple[Any, ...]) -> QueuedArtifact:
+    art_id, run_id, device_id, name, content_type, data, state, reason, attempts, _err, _created = row
+    return QueuedArtifact(
+        int(art_id),
+        run_id,
+        device_id,
+        name,
+        content_type,
+        bytes(data),
+        RowState(state),
+        reason,
+        int(attempts),
+    )

@@ -1,0 +1,57 @@
+"""The bridge's settings: one pydantic-settings object, `PHONEFLOW_BRIDGE_` prefix.
+
+Every value can come from the environment (`PHONEFLOW_BRIDGE_STATE_DIR=...`) or be
+passed by the command line, which wins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_state_dir() -> Path:
+    """`~/.phoneflow-bridge`, or `./.phoneflow/bridge` when there is no usable home."""
+    try:
+        home = Path.home()
+    except RuntimeError:
+        return Path.cwd() / ".phoneflow" / "bridge"
+    return home / ".phoneflow-bridge"
+
+
+class BridgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PHONEFLOW_BRIDGE_", extra="ignore")
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    server_url: str | None = None
+    # How often a served device says it is alive and asks for work.
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    claim_interval_s: float = Field(default=1.0, gt=0)
+    # Progress reports of a moving run: at most this far apart (design: at least once a second).
+    progress_interval_s: float = Field(default=0.5, gt=0, le=1.0)
+    upload_batch_size: int = Field(default=100, ge=1, le=100)
+    backoff_base_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    http_timeout_s: float = Field(default=10.0, gt=0)
+    # The server's artifact size limit is its own; this one keeps a dump from filling the outbox.
+    max_artifact_bytes: int = Field(default=5_000_000, gt=0)
+
+    @property
+    def state_db(self) -> Path:
+        return self.state_dir / "state.db"
+
+    @property
+    def outbox_db(self) -> Path:
+        return self.state_dir / "outbox.db"
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.state_dir / "locks"
+
+    def ensure_state_dir(self) -> Path:
+        """Create the state directory (private to the user: it holds device tokens)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.state_dir

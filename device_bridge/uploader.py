@@ -1,0 +1,234 @@
+"""Sends the outbox to the server: reports in batches to `runs.report`, then artifacts.
+
+Oldest first; at most 100 runs a batch; a failed send backs off exponentially with jitter
+and tries again, forever (the outbox is durable, so waiting costs nothing but time).
+A row leaves the outbox only after the server answered for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from device_bridge.errors import BridgeConfigError, ServerError, ServerRefusedError, ServerUnreachableError
+from device_bridge.outbox import Outbox, QueuedReport, ReportResult, Settlement
+
+log = logging.getLogger(__name__)
+
+REPORT_PATH = "/api/v1/runs.report"
+# Where a run's artifacts go (H6's server/runs/endpoints.py): multipart, one file a request.
+ARTIFACT_PATH = "/api/v1/runs/{run_id}/artifacts"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Where and as whom a device's reports are sent."""
+
+    server_url: str
+    token: str
+
+
+CredentialsFor = Callable[[str], Credentials | None]
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Exponential backoff with "equal jitter": half the step is fixed, half random.
+
+    The fixed half makes the wait grow for sure; the random half spreads many bridges
+    that lost the same server so they do not all come back in the same instant.
+    """
+
+    base_s: float = 0.5
+    max_s: float = 30.0
+    rng: random.Random = field(default_factory=random.Random)
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        step = min(self.max_s, self.base_s * float(2 ** min(self.failures, 30)))
+        self.failures += 1
+        return step / 2 + self.rng.uniform(0, step / 2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        parts = [str(body[k]) for k in ("title", "detail") if body.get(k)]
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            parts += [
+                f"{e.get('pointer', '')}: {e.get('message', '')}" for e in errors if isinstance(e, dict)
+            ]
+        if parts:
+            return "; ".join(parts)
+    return str(body)[:300]
+
+
+class Uploader:
+    """Moves queued reports and artifacts from an `Outbox` to the server."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        credentials_for: CredentialsFor,
+        *,
+        client: httpx.Client | None = None,
+        batch_size: int = 100,
+        backoff: Backoff | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        if not 1 <= batch_size <= 100:
+            raise BridgeConfigError(
+                f"upload batch size {batch_size} is outside 1..100 (runs.report takes 1-100 runs)"
+            )
+        self.outbox = outbox
+        self.credentials_for = credentials_for
+        self.client = client or httpx.Client(timeout=timeout_s)
+        self.batch_size = batch_size
+        self.backoff = backoff or Backoff()
+
+    # --- one step ----------------------------------------------------------------------
+
+    def send_batch(self) -> int:
+        """Send the oldest pending batch; returns how many rows the server settled (0: nothing to send).
+
+        Raises `ServerUnreachableError` (try later) or `ServerRefusedError` (credentials).
+        """
+        batch = self.outbox.next_batch(self.batch_size)
+        if not batch:
+            return 0
+        return self._send(batch)
+
+    def _send(self, batch: Sequence[QueuedReport]) -> int:
+        creds = self._credentials(batch[0].device_id)
+        seqs = [row.seq for row in batch]
+        try:
+            response = self.client.post(
+                creds.server_url + REPORT_PATH,
+                json={"runs": [row.run() for row in batch]},
+                headers={"Authorization": f"Bearer {creds.token}"},
+            )
+        except httpx.HTTPError as exc:
+            self.outbox.note_failure(seqs, f"{type(exc).__name__}: {exc}")
+            raise ServerUnreachableError(f"runs.report at {creds.server_url} failed: {exc}") from exc
+        if response.status_code == 200:
+            return self._settle(batch, response)
+        detail = _problem_detail(response)
+        error = f"HTTP {response.status_code} from runs.report: {detail}"
+        if response.status_code in (400, 413, 422):
+            # The batch as a whole was refused: find the run(s) at fault by sending one by one.
+            if len(batch) > 1:
+                return sum(self._send([row]) for row in batch)
+            self.outbox.settle([Settlement(batch[0].seq, ReportResult.REJECTED, error)])
+            return 1
+        self.outbox.note_failure(seqs, error)
+        if response.status_code in (401, 403):
+            raise ServerRefusedError(
+                f"{error} (device {batch[0].device_id}): pair the device again if its token was revoked",
+                response.status_code,
+            )
+        raise ServerUnreachableError(error)
+
+    def _settle(self, batch: Sequence[QueuedReport], response: httpx.Response) -> int:
+        try:
+            answers: list[dict[str, Any]] = response.json()["runs"]
+            by_id = {str(a["id"]): a for a in answers}
+        except (ValueError, KeyError, TypeError) as exc:
+            self.outbox.note_failure([r.seq for r in batch], f"unreadable runs.report answer: {exc}")
+            raise ServerUnreachableError(f"runs.report answered 200 with an unreadable body: {exc}") from exc
+        settlements: list[Settlement] = []
+        missing: list[int] = []
+        for row in batch:
+            answer = by_id.get(row.run_id)
+            try:
+                result = ReportResult(str(answer["result"])) if answer else None
+            except ValueError:
+                result = None
+            if answer is None or result is None:
+                missing.append(row.seq)
+                continue
+            reason = answer.get("reason")
+            settlements.append(Settlement(row.seq, result, str(reason) if reason else None))
+        self.outbox.settle(settlements)
+        if missing:
+            self.outbox.note_failure(missing, "the server's answer did not cover this run")
+        return len(settlements)
+
+    def send_artifact(self) -> bool:
+        """Upload the oldest pending artifact whose run the server knows; False when there is none."""
+        item = self.outbox.next_artifact()
+        if item is None:
+            return False
+        creds = self._credentials(item.device_id)
+        url = creds.server_url + ARTIFACT_PATH.format(run_id=item.run_id)
+        try:
+            response = self.client.post(
+                url,
+                files={"file": (item.name, item.data, item.content_type)},
+                data={"name": item.name},
+                headers={"Authorization": f"Bearer {creds.token}"},
+            )
+        except httpx.HTTPError as exc:
+            self.outbox.artifact_failed(item.id, f"{type(exc).__name__}: {exc}")
+            raise ServerUnreachableError(f"artifact upload to {url} failed: {exc}") from exc
+        if response.status_code in (200, 201, 204):
+            self.outbox.artifact_done(item.id)
+            return True
+        error = f"HTTP {response.status_code} from {url}: {_problem_detail(response)}"
+        if 400 <= response.status_code < 500 and response.status_code not in (401, 403, 408, 429):
+            self.outbox.artifact_rejected(item.id, error)
+            return True
+        self.outbox.artifact_failed(item.id, error)
+        raise ServerUnreachableError(error)
+
+    def _credentials(self, device_id: str) -> Credentials:
+        creds = self.credentials_for(device_id)
+        if creds is None:
+            raise BridgeConfigError(
+                f"the outbox holds reports of device {device_id}, which is not paired here any more: "
+                "pair it again (`phoneflow bridge pair`) so they can be sent"
+            )
+        return creds
+
+    # --- loops -------------------------------------------------------------------------
+
+    def upload_all(self) -> int:
+        """Send everything pending (reports, then artifacts); returns rows settled. Raises on failure."""
+        total = 0
+        while True:
+            sent = self.send_batch()
+            if sent == 0:
+                break
+            total += sent
+        while self.send_artifact():
+            total += 1
+        return total
+
+    def run(self, stop: threading.Event, idle_wait_s: float = 1.0) -> None:
+        """Upload until `stop` is set: wakes when the outbox changes, backs off while the server fails."""
+        while not stop.is_set():
+            try:
+                sent = self.upload_all()
+            except (ServerError, BridgeConfigError) as exc:
+                delay = self.backoff.next_delay()
+                log.warning("upload failed (%s); next try in %.1f s", exc, delay)
+                stop.wait(delay)
+                continue
+            self.backoff.reset()
+            if sent == 0:
+                self.outbox.wait_for_change(idle_wait_s)
+
+    def close(self) -> None:
+        self.client.close()
