@@ -1,0 +1,269 @@
+"""Where every widget sits on the 1080x2340 screen.
+
+The layout is deterministic and simple, so that the simulator and the emulator (which
+renders the same tree) agree to the pixel:
+
+- a status bar (0..84) and a navigation bar (2214..2340) are reserved and drawn by
+  nobody; the window root is a full-screen `android.widget.FrameLayout`;
+- a screen with a title gets a toolbar (`android.view.ViewGroup`, 168 px) holding the
+  title as a TextView;
+- top-level widgets stack vertically with a 42 px side margin and 24 px gaps; each has
+  a height by class (or its own `height`); a container is as tall as its children plus
+  24 px padding; `orientation: horizontal` splits the width evenly;
+- a scrollable widget without a `height` fills the space its later siblings leave.
+  Its children stack without gaps or padding, shifted up by the scroll offset; a child
+  is in the tree only when it lies wholly inside the viewport (partly visible items are
+  left out, like items off the viewport), so every node in the tree is wholly visible;
+- a widget that does not fit inside its parent (or below the toolbar) is left out.
+
+Hidden widgets take no space (Android's `GONE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
+
+from interpreter.appmodel.model import LAUNCHER_PACKAGE, AppSpec, ScreenSpec, WidgetSpec
+from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, Bounds, UiNode
+
+STATUS_BAR_HEIGHT = 84
+NAV_BAR_HEIGHT = 126
+CONTENT_TOP = STATUS_BAR_HEIGHT
+CONTENT_BOTTOM = SCREEN_HEIGHT - NAV_BAR_HEIGHT
+TOOLBAR_HEIGHT = 168
+MARGIN = 42
+GAP = 24
+PADDING = 24
+MIN_LIST_HEIGHT = 480
+NESTED_LIST_HEIGHT = 720
+TOAST_TOP = 1900
+TOAST_HEIGHT = 132
+HOME_COLUMNS = 4
+HOME_CELL_HEIGHT = 300
+WINDOW_CLASS = "android.widget.FrameLayout"
+
+_HEIGHT_BY_CLASS = {
+    "EditText": 154,
+    "Button": 144,
+    "ImageButton": 144,
+    "TextView": 120,
+    "CheckBox": 120,
+    "Switch": 120,
+    "ImageView": 240,
+}
+_DEFAULT_HEIGHT = 144
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenView:
+    """What the running phone knows about a screen that the model does not."""
+
+    texts: Mapping[str, str] = field(default_factory=dict)  # current text, when it differs from the spec
+    hidden: AbstractSet[str] = frozenset()  # widget ids not shown now
+    scroll: Mapping[str, int] = field(default_factory=dict)  # scroll offset (px) per scrollable widget
+    focused: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A clickable or editable node: a tap inside `bounds` reaches widget `widget_id`."""
+
+    bounds: Bounds
+    widget_id: str
+    clickable: bool
+    editable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Scroller:
+    bounds: Bounds
+    widget_id: str
+    max_scroll: int
+
+
+@dataclass(slots=True)
+class Window:
+    """A laid-out window: its node tree plus what a tap or a swipe can reach, in drawing order."""
+
+    root: UiNode
+    targets: list[Target] = field(default_factory=list)
+    scrollers: list[Scroller] = field(default_factory=list)
+
+    def target_at(self, x: float, y: float) -> Target | None:
+        """The top-most clickable or editable node under the point (children are drawn over parents)."""
+        for target in reversed(self.targets):
+            if target.bounds.contains(x, y):
+                return target
+        return None
+
+    def scroller_at(self, x: float, y: float) -> Scroller | None:
+        """The innermost scrollable container under the point."""
+        for scroller in reversed(self.scrollers):
+            if scroller.bounds.contains(x, y):
+                return scroller
+        return None
+
+
+def natural_height(widget: WidgetSpec, view: ScreenView) -> int:
+    """The height a widget asks for (a scrollable one without `height` asks for the nested default)."""
+    if widget.height is not None:
+        return widget.height
+    if widget.scrollable:
+        return NESTED_LIST_HEIGHT
+    shown = [c for c in widget.children if c.id not in view.hidden]
+    if shown:
+        heights = [natural_height(c, view) for c in shown]
+        inner = max(heights) if widget.horizontal else sum(heights) + GAP * (len(heights) - 1)
+        return inner + 2 * PADDING
+    return _HEIGHT_BY_CLASS.get(widget.class_name.rsplit(".", 1)[-1], _DEFAULT_HEIGHT)
+
+
+def layout_screen(package: str, screen: ScreenSpec, view: ScreenView) -> Window:
+    """Lay out one app screen as the window on top."""
+    root = UiNode(WINDOW_CLASS, Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT), package=package)
+    window = Window(root)
+    top = CONTENT_TOP
+    if screen.title is not None:
+        toolbar_bounds = Bounds(0, top, SCREEN_WIDTH, top + TOOLBAR_HEIGHT)
+        title = UiNode(
+            "android.widget.TextView",
+            Bounds(MARGIN, top + GAP, SCREEN_WIDTH - MARGIN, top + TOOLBAR_HEIGHT - GAP),
+            text=screen.title,
+            package=package,
+        )
+        toolbar = UiNode(
+            "android.view.ViewGroup", toolbar_bounds, resource_id=f"{package}:id/toolbar", package=package
+        )
+        toolbar.children.append(title)
+        root.children.append(toolbar)
+        top += TOOLBAR_HEIGHT
+    shown = [w for w in screen.widgets if w.id not in view.hidden]
+    heights = [natural_height(w, view) for w in shown]
+    y = top + GAP
+    for index, widget in enumerate(shown):
+        height = heights[index]
+        if widget.scrollable and widget.height is None:
+            after = sum(heights[index + 1 :]) + GAP * (len(shown) - index - 1)
+            height = max(MIN_LIST_HEIGHT, CONTENT_BOTTOM - GAP - y - after)
+        bounds = Bounds(MARGIN, y, SCREEN_WIDTH - MARGIN, y + height)
+        if bounds.bottom > CONTENT_BOTTOM:
+            break  # this one and every later one would hang below the screen's content area
+        root.children.append(_place(package, widget, bounds, view, window))
+        y += height + GAP
+    return window
+
+
+def _place(package: str, widget: WidgetSpec, bounds: Bounds, view: ScreenView, window: Window) -> UiNode:
+    text = view.texts.get(widget.id, widget.text)
+    node = UiNode(
+        widget.class_name,
+        bounds,
+        text="\u2022" * len(text) if widget.password else text,
+        resource_id=widget.resource_id,
+        content_desc=widget.content_desc,
+        package=package,
+        clickable=widget.clickable,
+        editable=widget.editable,
+        scrollable=widget.scrollable,
+        focused=widget.id == view.focused,
+        password=widget.password,
+    )
+    if widget.clickable or widget.editable:
+        window.targets.append(Target(bounds, widget.id, widget.clickable, widget.editable))
+    shown = [c for c in widget.children if c.id not in view.hidden]
+    if not shown:
+        return node
+    if widget.scrollable:
+        _place_scrolled(package, widget, shown, bounds, view, window, node)
+    elif widget.horizontal:
+        inner = _inset(bounds, PADDING)
+        width = (inner.width - GAP * (len(shown) - 1)) // len(shown)
+        for index, child in enumerate(shown):
+            left = inner.left + index * (width + GAP)
+            child_bounds = Bounds(left, inner.top, left + width, inner.top + natural_height(child, view))
+            if child_bounds.bottom <= inner.bottom:
+                node.children.append(_place(package, child, child_bounds, view, window))
+    else:
+        inner = _inset(bounds, PADDING)
+        y = inner.top
+        for child in shown:
+            child_bounds = Bounds(inner.left, y, inner.right, y + natural_height(child, view))
+            if child_bounds.bottom > inner.bottom:
+                break
+            node.children.append(_place(package, child, child_bounds, view, window))
+            y = child_bounds.bottom + GAP
+    return node
+
+
+def _place_scrolled(
+    package: str,
+    widget: WidgetSpec,
+    shown: Sequence[WidgetSpec],
+    viewport: Bounds,
+    view: ScreenView,
+    window: Window,
+    node: UiNode,
+) -> None:
+    heights = [natural_height(c, view) for c in shown]
+    max_scroll = max(0, sum(heights) - viewport.height)
+    # Registered before the children so that an inner list wins `scroller_at`.
+    window.scrollers.append(Scroller(viewport, widget.id, max_scroll))
+    offset = min(max(view.scroll.get(widget.id, 0), 0), max_scroll)
+    y = viewport.top - offset
+    for child, height in zip(shown, heights, strict=True):
+        top, y = y, y + height
+        if top < viewport.top:
+            continue
+        if y > viewport.bottom:
+            break
+        child_bounds = Bounds(viewport.left, top, viewport.right, y)
+        node.children.append(_place(package, child, child_bounds, view, window))
+
+
+def _inset(bounds: Bounds, by: int) -> Bounds:
+    return Bounds(bounds.left + by, bounds.top + by, bounds.right - by, bounds.bottom - by)
+
+
+def layout_home(apps: Sequence[AppSpec]) -> Window:
+    """The launcher: one clickable icon (a TextView with the label) per app, four to a row.
+
+    Each target's `widget_id` is the app's package.
+    """
+    root = UiNode(WINDOW_CLASS, Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT), package=LAUNCHER_PACKAGE)
+    window = Window(root)
+    cell_width = SCREEN_WIDTH // HOME_COLUMNS
+    for index, app in enumerate(apps):
+        row, column = divmod(index, HOME_COLUMNS)
+        top = CONTENT_TOP + GAP + row * HOME_CELL_HEIGHT
+        bounds = Bounds(
+            column * cell_width + 15, top, (column + 1) * cell_width - 15, top + HOME_CELL_HEIGHT - 30
+        )
+        if bounds.bottom > CONTENT_BOTTOM:
+            break
+        root.children.append(
+            UiNode(
+                "android.widget.TextView",
+                bounds,
+                text=app.label,
+                content_desc=app.label,
+                package=LAUNCHER_PACKAGE,
+                clickable=True,
+            )
+        )
+        window.targets.append(Target(bounds, app.package, clickable=True, editable=False))
+    return window
+
+
+def toast_node(text: str, package: str) -> UiNode:
+    """A toast as its own window: a TextView centred near the bottom of the screen."""
+    width = min(SCREEN_WIDTH - 2 * MARGIN, 120 + 30 * len(text))
+    left = (SCREEN_WIDTH - width) // 2
+    return UiNode(
+        "android.widget.TextView",
+        Bounds(left, TOAST_TOP, left + width, TOAST_TOP + TOAST_HEIGHT),
+        text=text,
+        resource_id="android:id/message",
+        package=package,
+    )

@@ -1,0 +1,373 @@
+"""A running phone over the app model: which apps run, their back stacks, what is typed where.
+
+`PhoneState` is the one place that moves a simulated phone; the simulator and the
+emulator both drive it. Time comes from the `now` callable, so a virtual clock decides
+when delayed widgets appear and when a toast goes away.
+
+Rules worth knowing:
+- a cold start opens the start screen; a warm launch shows the app where it was;
+- `back` pops the app's back stack; leaving its first screen returns to the app that
+  opened it (`openApp`) if that still runs, otherwise home; the app keeps running;
+- a widget's `appearAfterMs` counts from when its screen was opened (pushed), not from
+  when it was last revealed by `back`;
+- typed text, tap counts, shown/hidden widgets and scroll offsets live per screen while
+  the app runs; `stop` forgets them;
+- a toast is in the hierarchy for 3.5 s of `now()` time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from interpreter.appmodel.layout import ScreenView, Window, layout_home, layout_screen, toast_node
+from interpreter.appmodel.model import (
+    LAUNCHER_ACTIVITY,
+    LAUNCHER_PACKAGE,
+    Action,
+    AppModel,
+    AppSpec,
+    Back,
+    GoTo,
+    Home,
+    OpenApp,
+    ScreenSpec,
+    SetText,
+    SetVisible,
+    ShowToast,
+    WidgetSpec,
+)
+from interpreter.errors import AppNotInstalledError
+from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, Bounds, UiNode
+
+TOAST_SECONDS = 3.5
+_NEVER = float("inf")
+
+
+@dataclass(slots=True)
+class _ScreenState:
+    texts: dict[str, str] = field(default_factory=dict)
+    visibility: dict[str, bool] = field(default_factory=dict)
+    taps: dict[str, int] = field(default_factory=dict)
+    scroll: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    """One screen on an app's back stack."""
+
+    screen: ScreenSpec
+    shown_at: float
+
+
+@dataclass(slots=True)
+class _AppRun:
+    app: AppSpec
+    stack: list[_Entry]
+    screens: dict[str, _ScreenState] = field(default_factory=dict)
+    opened_from: str | None = None
+
+    def state(self, screen_id: str) -> _ScreenState:
+        state = self.screens.get(screen_id)
+        if state is None:
+            state = self.screens[screen_id] = _ScreenState()
+        return state
+
+
+@dataclass(slots=True)
+class _Toast:
+    text: str
+    package: str
+    until: float
+
+
+def _conditional_widgets(screen: ScreenSpec) -> tuple[WidgetSpec, ...]:
+    return tuple(
+        w
+        for w in screen.by_id.values()
+        if not w.visible or w.appear_after_ms or w.appear_after_taps is not None
+    )
+
+
+class PhoneState:
+    """A phone running the model's apps. Mutable and single-threaded."""
+
+    width: int = SCREEN_WIDTH
+    height: int = SCREEN_HEIGHT
+
+    def __init__(self, model: AppModel, now: Callable[[], float] = time.monotonic) -> None:
+        self.model = model
+        self.now = now
+        self.clipboard = ""
+        self._runs: dict[str, _AppRun] = {}  # running apps, the most recently in front last
+        self._foreground = LAUNCHER_PACKAGE
+        self._focus: tuple[_Entry, str] | None = None
+        self._toast: _Toast | None = None
+        self._version = 0
+        self._cache_key: tuple[int, float] = (-1, 0.0)  # (version, valid until)
+        self._cache: tuple[UiNode, Window] | None = None
+        self._conditional: dict[int, tuple[WidgetSpec, ...]] = {}
+
+    # --- apps ------------------------------------------------------------------------------
+
+    def installed_packages(self) -> list[str]:
+        """The model's apps (the launcher is always there too, but not listed)."""
+        return self.model.packages
+
+    def is_installed(self, package: str) -> bool:
+        return package == LAUNCHER_PACKAGE or self.model.has(package)
+
+    def app_label(self, package: str) -> str:
+        """The label under the app's icon; `AppNotInstalledError` for an unknown package."""
+        if package == LAUNCHER_PACKAGE:
+            return "Pixel Launcher"
+        if not self.model.has(package):
+            raise AppNotInstalledError(package)
+        return self.model.app(package).label
+
+    def launch(self, package: str) -> None:
+        """Bring the app to the front: a cold start shows its start screen, a warm one where it was."""
+        self._launch(package, opened_from=None)
+
+    def _launch(self, package: str, opened_from: str | None) -> None:
+        if package == LAUNCHER_PACKAGE:
+            self._go_home()
+            return
+        if not self.model.has(package):
+            raise AppNotInstalledError(package)
+        run = self._runs.pop(package, None)
+        if run is None:
+            app = self.model.app(package)
+            run = _AppRun(app, [_Entry(app.screen(app.start_screen), self.now())])
+        run.opened_from = opened_from if opened_from != package else run.opened_from
+        self._runs[package] = run
+        self._foreground = package
+        self._changed()
+
+    def stop(self, package: str) -> None:
+        """Force-stop: forget the app's back stack and state; home if it was in front."""
+        if self._runs.pop(package, None) is None:
+            return
+        if self._foreground == package:
+            self._foreground = LAUNCHER_PACKAGE
+        self._changed()
+
+    def running_packages(self) -> list[str]:
+        """Running apps, the one most recently in front last."""
+        return list(self._runs)
+
+    def foreground_package(self) -> str:
+        return self._foreground
+
+    def foreground_activity(self) -> str:
+        """The fully qualified activity on top, e.g. `com.example.shop.OrdersActivity`."""
+        run = self._runs.get(self._foreground)
+        return run.stack[-1].screen.activity if run else LAUNCHER_ACTIVITY
+
+    def current_screen(self) -> str | None:
+        """The id of the screen in front, or None at home."""
+        run = self._runs.get(self._foreground)
+        return run.stack[-1].screen.id if run else None
+
+    # --- the screen ------------------------------------------------------------------------
+
+    def hierarchy(self) -> UiNode:
+        """The window hierarchy: a full-screen `hierarchy` root holding the window and any toast.
+
+        Cached until the state changes or the next delayed widget or toast expiry is due;
+        callers must not mutate the tree.
+        """
+        return self._layout()[0]
+
+    def _layout(self) -> tuple[UiNode, Window]:
+        now = self.now()
+        version, valid_until = self._cache_key
+        if self._cache is not None and version == self._version and now < valid_until:
+            return self._cache
+        next_change = _NEVER
+        run = self._runs.get(self._foreground)
+        if run is None:
+            window = layout_home(self.model.apps)
+        else:
+            entry = run.stack[-1]
+            view, next_change = self._view(run, entry, now)
+            window = layout_screen(run.app.package, entry.screen, view)
+        root = UiNode("hierarchy", Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT))
+        root.children.append(window.root)
+        toast = self._toast
+        if toast is not None and now < toast.until:
+            root.children.append(toast_node(toast.text, toast.package))
+            next_change = min(next_change, toast.until)
+        self._cache = (root, window)
+        self._cache_key = (self._version, next_change)
+        return self._cache
+
+    def _view(self, run: _AppRun, entry: _Entry, now: float) -> tuple[ScreenView, float]:
+        screen = entry.screen
+        state = run.state(screen.id)
+        conditional = self._conditional.get(id(screen))
+        if conditional is None:
+            conditional = self._conditional[id(screen)] = _conditional_widgets(screen)
+        hidden: set[str] = set()
+        next_change = _NEVER
+        for widget in conditional:
+            shown = state.visibility.get(widget.id)
+            if shown is None:
+                shown = widget.visible
+                if shown and widget.appear_after_ms:
+                    due = entry.shown_at + widget.appear_after_ms / 1000
+                    if now < due:
+                        shown = False
+                        next_change = min(next_change, due)
+                taps = widget.appear_after_taps
+                if shown and taps is not None:
+                    shown = state.taps.get(taps.widget, 0) >= taps.count
+            if not shown:
+                hidden.add(widget.id)
+        focused = self._focus[1] if self._focus is not None and self._focus[0] is entry else None
+        view = ScreenView(texts=state.texts, hidden=hidden, scroll=state.scroll, focused=focused)
+        return view, next_change
+
+    def _changed(self) -> None:
+        self._version += 1
+
+    # --- input -----------------------------------------------------------------------------
+
+    def tap(self, x: float, y: float) -> None:
+        """Tap the top-most clickable or editable widget under the point: focus an editable, run onClick."""
+        _, window = self._layout()
+        target = window.target_at(x, y)
+        if target is None:
+            return
+        run = self._runs.get(self._foreground)
+        if run is None:
+            self.launch(target.widget_id)  # a launcher icon
+            return
+        entry = run.stack[-1]
+        if target.editable:
+            self._focus = (entry, target.widget_id)
+        if target.clickable:
+            state = run.state(entry.screen.id)
+            state.taps[target.widget_id] = state.taps.get(target.widget_id, 0) + 1
+            for action in entry.screen.widget(target.widget_id).on_click:
+                self._run_action(run, entry.screen, action)
+        self._changed()
+
+    def set_focus(self, node_bounds: Bounds) -> None:
+        """Focus the editable widget with exactly these bounds (no-op if there is none)."""
+        _, window = self._layout()
+        run = self._runs.get(self._foreground)
+        for target in window.targets:
+            if target.editable and target.bounds == node_bounds and run is not None:
+                self._focus = (run.stack[-1], target.widget_id)
+                self._changed()
+                return
+
+    def _focused(self) -> tuple[_ScreenState, WidgetSpec] | None:
+        run = self._runs.get(self._foreground)
+        if run is None or self._focus is None or self._focus[0] is not run.stack[-1]:
+            return None
+        entry, widget_id = self._focus
+        return run.state(entry.screen.id), entry.screen.widget(widget_id)
+
+    def input_text(self, text: str) -> None:
+        """Append to the focused editable (no-op when nothing is focused)."""
+        focused = self._focused()
+        if focused is not None:
+            state, widget = focused
+            state.texts[widget.id] = state.texts.get(widget.id, widget.text) + text
+            self._changed()
+
+    def clear_text(self) -> None:
+        """Empty the focused editable (no-op when nothing is focused)."""
+        focused = self._focused()
+        if focused is not None:
+            state, widget = focused
+            state.texts[widget.id] = ""
+            self._changed()
+
+    def press_key(self, key: str) -> None:
+        """`back`, `home`, `delete` (backspace) act; `enter` and every other key do nothing."""
+        if key == "home":
+            self._go_home()
+        elif key == "back":
+            run = self._runs.get(self._foreground)
+            if run is not None:
+                self._back(run)
+        elif key == "delete":
+            focused = self._focused()
+            if focused is not None:
+                state, widget = focused
+                state.texts[widget.id] = state.texts.get(widget.id, widget.text)[:-1]
+                self._changed()
+
+    def swipe(self, x1: float, y1: float, x2: float, y2: float) -> None:
+        """Scroll the scrollable container under the start point; a swipe up moves its content up."""
+        run = self._runs.get(self._foreground)
+        if run is None:
+            return
+        _, window = self._layout()
+        scroller = window.scroller_at(x1, y1)
+        if scroller is None:
+            return
+        state = run.state(run.stack[-1].screen.id)
+        before = state.scroll.get(scroller.widget_id, 0)
+        after = min(max(before + round(y1 - y2), 0), scroller.max_scroll)
+        if after != before:
+            state.scroll[scroller.widget_id] = after
+            self._changed()
+
+    # --- toasts ----------------------------------------------------------------------------
+
+    def last_toast(self) -> str | None:
+        """The toast on screen now, if any."""
+        toast = self._toast
+        return toast.text if toast is not None and self.now() < toast.until else None
+
+    def clear_toast(self) -> None:
+        if self._toast is not None:
+            self._toast = None
+            self._changed()
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _run_action(self, run: _AppRun, screen: ScreenSpec, action: Action) -> None:
+        if isinstance(action, GoTo):
+            run.stack.append(_Entry(run.app.screen(action.screen), self.now()))
+        elif isinstance(action, OpenApp):
+            self._launch(action.package, opened_from=run.app.package)
+        elif isinstance(action, ShowToast):
+            self._toast = _Toast(action.text, run.app.package, self.now() + TOAST_SECONDS)
+        elif isinstance(action, Back):
+            self._back(run)
+        elif isinstance(action, Home):
+            self._go_home()
+        elif isinstance(action, SetText):
+            own = run.state(screen.id)
+            if action.copy_from is not None:
+                value = own.texts.get(action.copy_from, screen.widget(action.copy_from).text)
+            else:
+                value = action.text or ""
+            run.state(action.screen or screen.id).texts[action.widget] = value
+        elif isinstance(action, SetVisible):
+            run.state(action.screen or screen.id).visibility[action.widget] = action.visible
+        self._changed()
+
+    def _back(self, run: _AppRun) -> None:
+        if len(run.stack) > 1:
+            run.stack.pop()
+        elif self._foreground == run.app.package:
+            # Leaving the first screen: like Android 12+, the app keeps running in the background.
+            back_to = run.opened_from
+            run.opened_from = None
+            if back_to is not None and back_to in self._runs:
+                self._runs[back_to] = self._runs.pop(back_to)
+                self._foreground = back_to
+            else:
+                self._foreground = LAUNCHER_PACKAGE
+        self._changed()
+
+    def _go_home(self) -> None:
+        self._foreground = LAUNCHER_PACKAGE
+        self._changed()

@@ -1,0 +1,178 @@
+"""The element matcher both drivers share (design.md, "Element matching").
+
+It works on a `UiNode` tree, whether the simulator's model built it or it was parsed
+from the XML a phone dumped, so a selector means the same thing everywhere:
+
+- `text` (and `tapByText` `exact`): equal after trimming, case-sensitive, against the
+  node's `text`, then its `content-desc`;
+- `textContains` (`contains`): case-insensitive substring of `text` or `content-desc`;
+- `textMatches` (`regex`): `re.fullmatch` against `text` or `content-desc`;
+- `resourceId`: equal; `description`: equal to `content-desc` after trimming;
+- `className`: equal, or equal to the part after the last dot when the selector has no dot;
+- several fields in one selector must all hold;
+- only nodes whose bounds lie wholly on the screen count;
+- matches are ordered clickable first, then top to bottom, then left to right, and
+  `index` (0-based) picks in that order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, UiNode
+
+MatchMode = Literal["exact", "contains", "regex"]
+
+_SELECTOR_KEYS = ("text", "textContains", "textMatches", "resourceId", "description", "className")
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """What to look for. Build one with `Selector.from_dict` or `tap_by_text_selector`."""
+
+    text: str | None = None
+    text_contains: str | None = None
+    text_matches: str | None = None
+    resource_id: str | None = None
+    description: str | None = None
+    class_name: str | None = None
+    index: int = 0
+    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        fields = (self.text, self.text_contains, self.text_matches)
+        if all(f is None for f in (*fields, self.resource_id, self.description, self.class_name)):
+            raise ValueError(f"a selector needs at least one of {', '.join(_SELECTOR_KEYS)}")
+        if self.index < 0:
+            raise ValueError(f"selector index must be 0 or more, got {self.index}")
+        if self.text_matches is not None and self._pattern is None:
+            object.__setattr__(self, "_pattern", compile_pattern(self.text_matches))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Selector:
+        """From a workflow selector dict (`text`, `textContains`, ..., `index`).
+
+        Raises ValueError (with a message fit for a trace) on an unknown key, a
+        non-string value or a regex that does not compile.
+        """
+        unknown = sorted(set(data) - {*_SELECTOR_KEYS, "index"})
+        if unknown:
+            raise ValueError(
+                f"unknown selector key(s) {', '.join(unknown)}; use {', '.join(_SELECTOR_KEYS)}, index"
+            )
+        for key in _SELECTOR_KEYS:
+            if key in data and not isinstance(data[key], str):
+                raise ValueError(f"selector {key} must be a string, got {data[key]!r}")
+        index = data.get("index", 0)
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ValueError(f"selector index must be an integer, got {index!r}")
+        return cls(
+            text=data.get("text"),
+            text_contains=data.get("textContains"),
+            text_matches=data.get("textMatches"),
+            resource_id=data.get("resourceId"),
+            description=data.get("description"),
+            class_name=data.get("className"),
+            index=index,
+        )
+
+    def describe(self) -> str:
+        """Words for a trace message, e.g. `text 'New order'` or `resourceId 'com.x:id/a' (index 1)`."""
+        parts = [
+            f"{label} {value!r}"
+            for label, value in (
+                ("text", self.text),
+                ("text containing", self.text_contains),
+                ("text matching", self.text_matches),
+                ("resourceId", self.resource_id),
+                ("description", self.description),
+                ("className", self.class_name),
+            )
+            if value is not None
+        ]
+        suffix = f" (index {self.index})" if self.index else ""
+        return " and ".join(parts) + suffix
+
+    def matches(self, node: UiNode) -> bool:
+        """Whether the node fits every field of the selector (visibility is not checked here)."""
+        if self.resource_id is not None and node.resource_id != self.resource_id:
+            return False
+        if self.class_name is not None and not _class_matches(node.class_name, self.class_name):
+            return False
+        if self.description is not None and node.content_desc.strip() != self.description.strip():
+            return False
+        if self.text is not None:
+            wanted = self.text.strip()
+            if node.text.strip() != wanted and node.content_desc.strip() != wanted:
+                return False
+        if self.text_contains is not None:
+            needle = self.text_contains.casefold()
+            if needle not in node.text.casefold() and needle not in node.content_desc.casefold():
+                return False
+        if self._pattern is not None:
+            pattern = self._pattern
+            if pattern.fullmatch(node.text) is None and pattern.fullmatch(node.content_desc) is None:
+                return False
+        return True
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Compile a user's regex; a bad one raises ValueError saying where it breaks."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        where = f" at position {exc.pos}" if exc.pos is not None else ""
+        raise ValueError(f"invalid regex {pattern!r}: {exc.msg}{where}") from exc
+
+
+def tap_by_text_selector(text: str, match: MatchMode = "exact", index: int = 0) -> Selector:
+    """The selector of `action.tapByText {text, match, index}`; ValueError on an unknown mode or bad regex."""
+    if match == "exact":
+        return Selector(text=text, index=index)
+    if match == "contains":
+        return Selector(text_contains=text, index=index)
+    if match == "regex":
+        return Selector(text_matches=text, index=index)
+    raise ValueError(f"unknown match {match!r}; use exact, contains or regex")
+
+
+def _class_matches(node_class: str, wanted: str) -> bool:
+    if node_class == wanted:
+        return True
+    return "." not in wanted and node_class.rsplit(".", 1)[-1] == wanted
+
+
+def find_all(root: UiNode, selector: Selector) -> list[UiNode]:
+    """Every visible node below `root` (not the root itself) that the selector matches, in match order."""
+    found: list[UiNode] = []
+    stack = list(reversed(root.children))
+    while stack:
+        node = stack.pop()
+        b = node.bounds
+        # Bounds.on_screen, inlined: this runs on every node at every poll.
+        if (
+            0 <= b.left < b.right <= SCREEN_WIDTH
+            and 0 <= b.top < b.bottom <= SCREEN_HEIGHT
+            and selector.matches(node)
+        ):
+            found.append(node)
+        if node.children:
+            stack.extend(reversed(node.children))
+    found.sort(key=lambda n: (not n.clickable, n.bounds.top, n.bounds.left))
+    return found
+
+
+def find(root: UiNode, selector: Selector) -> UiNode | None:
+    """The match the selector's `index` picks, or None."""
+    matches = find_all(root, selector)
+    return matches[selector.index] if selector.index < len(matches) else None
+
+
+def visible_texts(root: UiNode) -> list[str]:
+    """The non-empty texts of the visible nodes, top to bottom (for screenshots and messages)."""
+    nodes = [n for n in root.walk() if n.text.strip() and n.bounds.on_screen()]
+    nodes.sort(key=lambda n: (n.bounds.top, n.bounds.left))
+    return [n.text for n in nodes]
