@@ -1,0 +1,408 @@
+"""The engine: walks a workflow's graph on a `Device` and writes the trace.
+
+    result = run_workflow(definition, device, inputs={"order": "A-1"}, clock=VirtualClock())
+
+Rules (design.md): start at `start`; after a node, follow the edge of its outcome
+(`next` as a string is the ok/true/approved path; as a map, `ok`/`failed`,
+`true`/`false`, `approved`/`rejected`); no way onward ends the run `success`, unless
+the node failed, which ends it `failed` with the node's message. Before the first step
+the run's inputs are checked against the workflow's `inputs` schema. The run stops
+after 10,000 node executions (`failed`) or at its time cap `timeoutS` (`timeout`,
+checked between steps and inside every wait); a cancel request is honoured between
+steps (`cancelled`). Step functions live in `interpreter.steps`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from interpreter.approvals import ApprovalGate, NoApprovals
+from interpreter.clock import Clock, RealClock
+from interpreter.denylist import Denylist, denied_message
+from interpreter.device import Artifact, Device
+from interpreter.errors import DeviceError
+from interpreter.run_inputs import check_inputs
+from interpreter.step_context import RunDeadlineReached, StepContext, StepFailure
+from interpreter.steps import STEP_FUNCTIONS, UI_KINDS, StepFunction
+from interpreter.templates import TemplateError, references, render
+from interpreter.trace import Outcome, RunStatus, TraceEvent, iso_utc
+
+MAX_NODE_EXECUTIONS = 10_000
+HARD_CAP_S = 600
+DEFAULT_TIMEOUT_S = 600
+
+# The edges a `next` written as a plain string stands for.
+_STRING_NEXT_EDGES = frozenset({"ok", "true", "approved"})
+
+
+@dataclass(slots=True)
+class RunResult:
+    run_id: str
+    status: RunStatus
+    trace: list[TraceEvent]
+    error_message: str | None
+    started_at: datetime
+    ended_at: datetime
+    duration_ms: int
+    n_steps: int
+    n_failed: int
+    n_retries: int
+    inputs: dict[str, Any] | None = None
+    artifacts: list[Artifact] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The run fields of design.md (the engine knows no workflow, device or trigger ids)."""
+        data: dict[str, Any] = {"id": self.run_id, "status": self.status.value}
+        if self.inputs is not None:
+            data["inputs"] = self.inputs
+        data |= {
+            "startedAt": iso_utc(self.started_at),
+            "endedAt": iso_utc(self.ended_at),
+            "durationMs": self.duration_ms,
+            "trace": [event.to_json() for event in self.trace],
+            "errorMessage": self.error_message,
+            "nSteps": self.n_steps,
+            "nFailed": self.n_failed,
+            "nRetries": self.n_retries,
+        }
+        return data
+
+
+@dataclass(slots=True)
+class _Node:
+    """A node prepared once per run, so that a step costs no lookups or copies."""
+
+    id: str
+    kind: str
+    raw: Mapping[str, Any]
+    params: Mapping[str, Any]
+    has_templates: bool
+    function: StepFunction | None
+    next_id: str | None
+    next_map: Mapping[str, str] | None
+    retry_max: int
+    retry_delay_s: float
+    optional: bool
+    enabled: bool
+    checks_foreground: bool
+
+    def follow(self, edge: str) -> str | None:
+        if self.next_map is not None:
+            return self.next_map.get(edge)
+        return self.next_id if edge in _STRING_NEXT_EDGES else None
+
+
+@dataclass(slots=True)
+class _StepOutcome:
+    event: TraceEvent
+    edge: str
+    deadline_reached: bool = False
+
+
+class _UnrunnableWorkflow(Exception):
+    """The definition's shape is too broken to walk (validation would have said so)."""
+
+
+def run_workflow(
+    definition: Mapping[str, Any],
+    device: Device,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    clock: Clock | None = None,
+    denylist: Denylist | None = None,
+    approvals: ApprovalGate | None = None,
+    http: httpx.Client | None = None,
+    on_event: Callable[[TraceEvent], None] | None = None,
+    on_status: Callable[[RunStatus], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Run `definition` on `device` to the end and return the run with its trace.
+
+    Never raises for what a workflow or a device does: those end in the trace and the
+    run's status. `on_event` sees each trace event as it is written, `on_status` each
+    status change (running, waiting_for_approval, running, ..., the final status).
+    """
+    run = _Run(
+        definition,
+        device,
+        inputs=dict(inputs) if inputs is not None else None,
+        run_id=run_id or str(uuid.uuid4()),
+        clock=clock or RealClock(),
+        denylist=denylist or Denylist(),
+        approvals=approvals or NoApprovals(),
+        http=http,
+        on_event=on_event,
+        on_status=on_status,
+        should_cancel=should_cancel,
+    )
+    return run.execute()
+
+
+class _Run:
+    """One run of the engine (the state `run_workflow` keeps while it walks)."""
+
+    def __init__(
+        self,
+        definition: Mapping[str, Any],
+        device: Device,
+        *,
+        inputs: dict[str, Any] | None,
+        run_id: str,
+        clock: Clock,
+        denylist: Denylist,
+        approvals: ApprovalGate,
+        http: httpx.Client | None,
+        on_event: Callable[[TraceEvent], None] | None,
+        on_status: Callable[[RunStatus], None] | None,
+        should_cancel: Callable[[], bool] | None,
+    ) -> None:
+        self.definition = definition
+        self.device = device
+        self.inputs = inputs
+        self.run_id = run_id
+        self.clock = clock
+        self.denylist = denylist
+        self.approvals = approvals
+        self.http = http
+        self.on_event = on_event
+        self.on_status = on_status
+        self.should_cancel = should_cancel
+        self.trace: list[TraceEvent] = []
+        self.time_limit_s = _time_limit(definition.get("timeoutS"))
+
+    def execute(self) -> RunResult:
+        started_at = self.clock.now()
+        started = self.clock.monotonic()
+        self._status(RunStatus.RUNNING)
+        ctx = StepContext(
+            device=self.device,
+            clock=self.clock,
+            denylist=self.denylist,
+            approvals=self.approvals,
+            run_id=self.run_id,
+            scope={
+                "inputs": dict(self.inputs or {}),
+                "vars": {},
+                "nodes": {},
+                "run": {"id": self.run_id},
+                "device": {"serial": self.device.serial},
+            },
+            deadline=started + self.time_limit_s,
+            time_limit_s=self.time_limit_s,
+            on_status=self.on_status,
+            http_client=self.http,
+        )
+        try:
+            status, error = self._walk(ctx)
+        finally:
+            ctx.close()
+        self._status(status)
+        ended = self.clock.monotonic()
+        return RunResult(
+            run_id=self.run_id,
+            status=status,
+            trace=self.trace,
+            error_message=error,
+            started_at=started_at,
+            ended_at=self.clock.now(),
+            duration_ms=_ms(ended - started),
+            n_steps=len(self.trace),
+            n_failed=sum(1 for event in self.trace if event.outcome is Outcome.FAILED),
+            n_retries=sum(max(event.attempts - 1, 0) for event in self.trace),
+            inputs=self.inputs,
+            artifacts=ctx.artifacts,
+        )
+
+    def _walk(self, ctx: StepContext) -> tuple[RunStatus, str | None]:
+        problem = check_inputs(self.definition.get("inputs"), self.inputs or {})
+        if problem is not None:
+            return RunStatus.FAILED, problem
+        try:
+            nodes = _prepare(self.definition)
+        except _UnrunnableWorkflow as exc:
+            return RunStatus.FAILED, f"the workflow cannot run: {exc}"
+        current: str | None = self.definition.get("start")
+        came_from = "start"
+        executions = 0
+        while current is not None:
+            if self.should_cancel is not None and self.should_cancel():
+                return RunStatus.CANCELLED, None
+            if self.clock.monotonic() >= ctx.deadline:
+                return RunStatus.TIMEOUT, self._time_limit_message()
+            node = nodes.get(current)
+            if node is None:
+                missing = f"{came_from} leads to node '{current}', which is not in the workflow"
+                return RunStatus.FAILED, missing
+            if executions >= MAX_NODE_EXECUTIONS:
+                return RunStatus.FAILED, (
+                    f"the run stopped after {MAX_NODE_EXECUTIONS:,} node executions, the limit: "
+                    "a loop probably never exits; check its condition"
+                )
+            executions += 1
+            step = self._run_node(ctx, node)
+            self.trace.append(step.event)
+            if self.on_event is not None:
+                self.on_event(step.event)
+            if step.deadline_reached:
+                return RunStatus.TIMEOUT, self._time_limit_message()
+            if self.should_cancel is not None and self.should_cancel():
+                return RunStatus.CANCELLED, None
+            following = node.follow(step.edge)
+            if following is None and step.event.outcome is Outcome.FAILED:
+                return RunStatus.FAILED, step.event.message
+            came_from = f"node '{node.id}' ({step.edge})"
+            current = following
+        return RunStatus.SUCCESS, None
+
+    def _run_node(self, ctx: StepContext, node: _Node) -> _StepOutcome:
+        clock = self.clock
+        started_at = clock.now()
+        started = clock.monotonic()
+        if not node.enabled:
+            event = self._event(node, Outcome.SKIPPED, "skipped: the node is disabled", started_at, 0, 0, {})
+            return _StepOutcome(event, "ok")
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                failure = None
+                params = render(node.params, ctx.scope) if node.has_templates else node.params
+                if node.checks_foreground or (node.kind == "control.if" and "textVisible" in params):
+                    self._check_foreground()
+                if node.function is None:
+                    raise StepFailure(f"unknown node kind '{node.kind}'", retryable=False)
+                result = node.function(ctx, node.raw, params)
+            except TemplateError as exc:
+                failure = StepFailure(exc.reason, retryable=False)
+            except StepFailure as exc:
+                failure = exc
+            except DeviceError as exc:
+                failure = StepFailure(f"device error: {exc}")
+            except RunDeadlineReached:
+                return self._deadline_outcome(node, started_at, started, attempts)
+            if failure is None:
+                ctx.scope["nodes"][node.id] = {"output": result.output, "outcome": Outcome.OK.value}
+                duration = _ms(clock.monotonic() - started)
+                event = self._event(node, Outcome.OK, None, started_at, duration, attempts, result.output)
+                return _StepOutcome(event, result.edge)
+            if failure.retryable and attempts <= node.retry_max:
+                try:
+                    ctx.sleep(node.retry_delay_s)
+                except RunDeadlineReached:
+                    return self._deadline_outcome(node, started_at, started, attempts)
+                continue
+            break
+        duration = _ms(clock.monotonic() - started)
+        if failure.not_found and node.optional:
+            ctx.scope["nodes"][node.id] = {"output": {}, "outcome": Outcome.SKIPPED.value}
+            event = self._event(node, Outcome.SKIPPED, failure.message, started_at, duration, attempts, {})
+            return _StepOutcome(event, "ok")
+        ctx.scope["nodes"][node.id] = {"output": failure.output, "outcome": Outcome.FAILED.value}
+        output = failure.output
+        event = self._event(node, Outcome.FAILED, failure.message, started_at, duration, attempts, output)
+        return _StepOutcome(event, failure.edge)
+
+    def _check_foreground(self) -> None:
+        if not self.denylist:
+            return  # nothing to refuse: spare the phone a round trip
+        package = self.device.foreground_package()
+        if package and self.denylist.denies(package):
+            raise StepFailure(denied_message(package), retryable=False)
+
+    def _deadline_outcome(
+        self, node: _Node, started_at: datetime, started: float, attempts: int
+    ) -> _StepOutcome:
+        duration = _ms(self.clock.monotonic() - started)
+        message = self._time_limit_message()
+        event = self._event(node, Outcome.FAILED, message, started_at, duration, attempts, {})
+        return _StepOutcome(event, "failed", deadline_reached=True)
+
+    def _time_limit_message(self) -> str:
+        return f"the run reached its time limit of {self.time_limit_s:g} s (timeoutS) and was stopped"
+
+    def _event(
+        self,
+        node: _Node,
+        outcome: Outcome,
+        message: str | None,
+        started_at: datetime,
+        duration_ms: int,
+        attempts: int,
+        output: dict[str, Any],
+    ) -> TraceEvent:
+        return TraceEvent(
+            seq=len(self.trace) + 1,
+            node_id=node.id,
+            kind=node.kind,
+            outcome=outcome,
+            message=message,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            attempts=attempts,
+            output=output,
+        )
+
+    def _status(self, status: RunStatus) -> None:
+        if self.on_status is not None:
+            self.on_status(status)
+
+
+def _prepare(definition: Mapping[str, Any]) -> dict[str, _Node]:
+    """Index the nodes by id and work out once what each step needs."""
+    raw_nodes = definition.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        raise _UnrunnableWorkflow("it has no nodes")
+    if not isinstance(definition.get("start"), str):
+        raise _UnrunnableWorkflow("'start' must name the first node")
+    nodes: dict[str, _Node] = {}
+    for position, raw in enumerate(raw_nodes):
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("id"), str):
+            raise _UnrunnableWorkflow(f"nodes[{position}] has no id")
+        node_id = raw["id"]
+        kind = str(raw.get("kind", ""))
+        params = raw.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise _UnrunnableWorkflow(f"node '{node_id}': params must be an object")
+        next_value = raw.get("next")
+        retry_value = raw.get("retry")
+        retry: Mapping[str, Any] = retry_value if isinstance(retry_value, Mapping) else {}
+        nodes[node_id] = _Node(
+            id=node_id,
+            kind=kind,
+            raw=raw,
+            params=params,
+            has_templates=next(references(params), None) is not None,
+            function=STEP_FUNCTIONS.get(kind),
+            next_id=next_value if isinstance(next_value, str) else None,
+            next_map=_next_map(next_value),
+            retry_max=max(int(retry.get("max", 0) or 0), 0),
+            retry_delay_s=max(float(retry.get("delayMs", 0) or 0), 0.0) / 1000.0,
+            optional=bool(raw.get("optional", False)),
+            enabled=raw.get("enabled", True) is not False,
+            checks_foreground=kind in UI_KINDS,
+        )
+    return nodes
+
+
+def _next_map(next_value: Any) -> dict[str, str] | None:
+    if not isinstance(next_value, Mapping):
+        return None
+    return {str(edge): str(target) for edge, target in next_value.items()}
+
+
+def _time_limit(value: Any) -> float:
+    """The run's time cap: `timeoutS` when it is a positive number, never above the 600 s hard cap."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        return float(DEFAULT_TIMEOUT_S)
+    return float(min(value, HARD_CAP_S))
+
+
+def _ms(seconds: float) -> int:
+    return max(int(round(seconds * 1000)), 0)

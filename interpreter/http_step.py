@@ -1,0 +1,76 @@
+"""`action.http`: one request with a real HTTP client; non-2xx fails the step.
+
+Messages name the host only (never the port or the path), so that a golden trace
+recorded against a local test server on a random port stays comparable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from interpreter.step_context import (
+    DEFAULT_HTTP_TIMEOUT_MS,
+    RunDeadlineReached,
+    StepContext,
+    StepFailure,
+    StepResult,
+)
+
+
+def run_http(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Send the request; output `{status, body}` (body parsed as JSON when the response says JSON)."""
+    method = str(params.get("method", "GET")).upper()
+    url_text = params.get("url")
+    if not isinstance(url_text, str) or not url_text:
+        raise StepFailure("the HTTP step has no url: set params.url to an http(s) address")
+    try:
+        url = httpx.URL(url_text)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise StepFailure(f"'{url_text}' is not a valid URL: {exc}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise StepFailure(f"'{url_text}' is not an http(s) URL: write it as https://host/path")
+    host = url.host
+    timeout_ms = params.get("timeoutMs") or node.get("timeoutMs") or DEFAULT_HTTP_TIMEOUT_MS
+    # A request never outlives the run: its timeout is cut to the time the run has left.
+    wanted_s = float(timeout_ms) / 1000.0
+    timeout_s = max(min(wanted_s, ctx.remaining_s()), 0.001)
+    headers = {str(k): str(v) for k, v in (params.get("headers") or {}).items()}
+    request_kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout_s}
+    if "body" in params and params["body"] is not None and method not in ("GET", "HEAD"):
+        body = params["body"]
+        if isinstance(body, str):
+            request_kwargs["content"] = body.encode("utf-8")
+        else:
+            request_kwargs["json"] = body
+    try:
+        response = ctx.http().request(method, url, **request_kwargs)
+    except httpx.TimeoutException as exc:
+        if timeout_s < wanted_s:
+            raise RunDeadlineReached from exc  # the run's cap, not the step's timeout, cut it short
+        raise StepFailure(f"HTTP request to {host} timed out after {timeout_ms} ms") from exc
+    except httpx.ConnectError as exc:
+        raise StepFailure(f"HTTP request to {host} failed: cannot connect ({_reason(exc)})") from exc
+    except httpx.HTTPError as exc:
+        raise StepFailure(f"HTTP request to {host} failed: {_reason(exc)}") from exc
+    if not 200 <= response.status_code < 300:
+        raise StepFailure(f"HTTP {response.status_code} from {host}")
+    return StepResult({"status": response.status_code, "body": _body(response)})
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+def _body(response: httpx.Response) -> Any:
+    content_type = response.headers.get("content-type", "").lower()
+    if "json" in content_type and response.content:
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            pass  # a server that says JSON and sends something else: keep its text
+    return response.text

@@ -1,0 +1,124 @@
+"""What a step function gets to work with, and how it reports a failure.
+
+Step functions (in `interpreter.steps`) raise `StepFailure` with the words the trace
+shows; the engine decides about retries, `optional` and the edge to follow. Every
+sleep goes through `StepContext.sleep`, so that no wait runs past the run's time cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from interpreter.approvals import ApprovalGate
+from interpreter.clock import Clock
+from interpreter.denylist import Denylist
+from interpreter.device import Artifact, Device
+from interpreter.trace import RunStatus
+
+# How often an element wait looks at the screen again (clock seconds).
+POLL_INTERVAL_S = 0.1
+# The element wait of design.md when neither the params nor the node set `timeoutMs`.
+DEFAULT_ELEMENT_TIMEOUT_MS = 5000
+DEFAULT_HTTP_TIMEOUT_MS = 10000
+
+
+class StepFailure(Exception):
+    """One attempt of a step failed; `message` goes into the trace as it is.
+
+    `not_found` marks "the element is not there" (an `optional` node then ends
+    `skipped`); `retryable=False` skips the remaining retries (a denylist refusal or a
+    person's answer would not change); `edge` is the outcome key to follow.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        not_found: bool = False,
+        retryable: bool = True,
+        edge: str = "failed",
+        output: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.not_found = not_found
+        self.retryable = retryable
+        self.edge = edge
+        self.output = output or {}
+
+
+class RunDeadlineReached(Exception):
+    """The run's time cap (`timeoutS`) was reached inside a step."""
+
+
+@dataclass(slots=True)
+class StepResult:
+    """A step that worked: its output and, for branching kinds, the edge to follow."""
+
+    output: dict[str, Any] = field(default_factory=dict)
+    edge: str = "ok"
+
+
+@dataclass(slots=True)
+class StepContext:
+    """The run's world as a step sees it (one per run, shared by every step)."""
+
+    device: Device
+    clock: Clock
+    denylist: Denylist
+    approvals: ApprovalGate
+    run_id: str
+    scope: dict[str, Any]
+    deadline: float
+    time_limit_s: float
+    on_status: Callable[[RunStatus], None] | None = None
+    http_client: httpx.Client | None = None
+    owns_http_client: bool = False
+    artifacts: list[Artifact] = field(default_factory=list)
+    _screen_size: tuple[int, int] | None = None
+
+    @property
+    def vars(self) -> dict[str, Any]:
+        variables: dict[str, Any] = self.scope["vars"]
+        return variables
+
+    def remaining_s(self) -> float:
+        """Seconds left before the run's time cap."""
+        return self.deadline - self.clock.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep on the run's clock, but never past the time cap (`RunDeadlineReached` there)."""
+        remaining = self.deadline - self.clock.monotonic()
+        if seconds >= remaining:
+            self.clock.sleep(max(remaining, 0.0))
+            raise RunDeadlineReached
+        self.clock.sleep(seconds)
+
+    def check_deadline(self) -> None:
+        if self.clock.monotonic() >= self.deadline:
+            raise RunDeadlineReached
+
+    def screen_size(self) -> tuple[int, int]:
+        # Asked once per run: on a phone it is a round trip, and it does not change mid-run.
+        if self._screen_size is None:
+            self._screen_size = self.device.screen_size()
+        return self._screen_size
+
+    def http(self) -> httpx.Client:
+        if self.http_client is None:
+            self.http_client = httpx.Client()
+            self.owns_http_client = True
+        return self.http_client
+
+    def set_status(self, status: RunStatus) -> None:
+        if self.on_status is not None:
+            self.on_status(status)
+
+    def close(self) -> None:
+        if self.owns_http_client and self.http_client is not None:
+            self.http_client.close()
+            self.http_client = None

@@ -1,0 +1,248 @@
+"""One function per node kind: what an attempt of that step does on the device.
+
+Each function gets the run's `StepContext`, the node as written and its params with
+templates already rendered for this attempt, and returns a `StepResult` or raises
+`StepFailure` with the trace's words. Retries, `optional`, edges, the denylist check
+of the foreground app and the trace event are the engine's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from interpreter.approvals import ApprovalDecision
+from interpreter.denylist import denied_message
+from interpreter.elements import compile_selector, element_timeout_ms, find_now, text_selector, wait_for
+from interpreter.errors import AppNotInstalledError
+from interpreter.expressions import ExpressionError, evaluate
+from interpreter.http_step import run_http
+from interpreter.step_context import RunDeadlineReached, StepContext, StepFailure, StepResult
+from interpreter.trace import RunStatus
+
+StepFunction = Callable[[StepContext, Mapping[str, Any], Mapping[str, Any]], StepResult]
+
+# After a swipe the screen scrolls on; on a phone the next look at it waits for that.
+SWIPE_SETTLE_S = 0.2
+SWIPE_DURATION_MS = 250
+
+
+def launch_app(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    package = str(params["package"])
+    if ctx.denylist.denies(package):
+        raise StepFailure(denied_message(package), retryable=False)
+    try:
+        ctx.device.launch_app(package, stop_first=bool(params.get("stopFirst", False)))
+    except AppNotInstalledError as exc:
+        raise StepFailure(f"app not installed: {exc.package}") from exc
+    return StepResult()
+
+
+def stop_app(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    ctx.device.stop_app(str(params["package"]))
+    return StepResult()
+
+
+def tap_by_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    selector = text_selector(str(params["text"]), str(params.get("match", "exact")), params.get("index"))
+    element = wait_for(ctx, selector, element_timeout_ms(node, params))
+    ctx.device.tap(*element.bounds.center)
+    return StepResult()
+
+
+def tap(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    element = wait_for(ctx, params["selector"], element_timeout_ms(node, params))
+    ctx.device.tap(*element.bounds.center)
+    return StepResult()
+
+
+def type_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    selector = params.get("selector")
+    if selector is not None:
+        # Tapping the field focuses it, as a person would before typing.
+        element = wait_for(ctx, selector, element_timeout_ms(node, params))
+        ctx.device.tap(*element.bounds.center)
+    ctx.device.input_text(_as_text(params.get("text", "")), clear=bool(params.get("clear", False)))
+    return StepResult()
+
+
+def press_key(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    ctx.device.press_key(str(params["key"]))
+    return StepResult()
+
+
+def swipe(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    _swipe(ctx, str(params["direction"]))
+    return StepResult()
+
+
+def scroll_until_visible(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    text = str(params["text"])
+    selector = compile_selector({"text": text})
+    # `direction` is where the content moves into view from: scrolling down means the
+    # finger swipes up, as on a phone.
+    direction = str(params.get("direction", "down"))
+    finger = {"down": "up", "up": "down", "left": "right", "right": "left"}.get(direction)
+    if finger is None:
+        raise StepFailure(f"direction '{direction}' is not one of up, down, left, right", retryable=False)
+    max_swipes = int(params.get("maxSwipes", 10))
+    swipes = 0
+    while find_now(ctx, selector) is None:
+        if swipes >= max_swipes:
+            plural = "swipe" if max_swipes == 1 else "swipes"
+            raise StepFailure(f"no element with text '{text}' after {max_swipes} {plural}", not_found=True)
+        _swipe(ctx, finger)
+        swipes += 1
+        ctx.sleep(SWIPE_SETTLE_S)
+    return StepResult()
+
+
+def wait_for_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    text = str(params["text"])
+    timeout_ms = element_timeout_ms(node, params)
+    shown_ms = int(timeout_ms) if timeout_ms is not None else 5000
+    message = f"no element with text '{text}' on screen after waiting {shown_ms} ms"
+    wait_for(ctx, {"text": text}, timeout_ms, message)
+    return StepResult()
+
+
+def read_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    element = wait_for(ctx, params["selector"], element_timeout_ms(node, params))
+    save_as = params.get("saveAs")
+    if save_as:
+        ctx.vars[str(save_as)] = element.text
+    return StepResult({"text": element.text})
+
+
+def screenshot(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    ctx.artifacts.append(ctx.device.screenshot())
+    return StepResult()
+
+
+def wait(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    ctx.sleep(float(params.get("ms", 0)) / 1000.0)
+    return StepResult()
+
+
+def branch(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    if "expr" in params:
+        expr = str(params["expr"])
+        try:
+            result = evaluate(expr, ctx.scope)
+        except ExpressionError as exc:
+            raise StepFailure(str(exc)) from exc
+        if not isinstance(result, bool):
+            raise StepFailure(
+                f"the condition '{expr}' gave {result!r} ({type(result).__name__}), not true or false: "
+                "write a comparison such as vars.n < 3"
+            )
+    elif "textVisible" in params:
+        result = find_now(ctx, compile_selector({"text": str(params["textVisible"])})) is not None
+    else:
+        raise StepFailure("control.if needs params.expr or params.textVisible", retryable=False)
+    return StepResult({"result": result}, edge="true" if result else "false")
+
+
+def approval(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    timeout_s = float(params.get("timeoutS", 60))
+    # A person gets at most the time the run has left.
+    allowed_s = max(min(timeout_s, ctx.remaining_s()), 0.0)
+    ctx.set_status(RunStatus.WAITING_FOR_APPROVAL)
+    try:
+        response = ctx.approvals.request(
+            run_id=ctx.run_id,
+            node_id=str(node["id"]),
+            message=_as_text(params.get("message", "")),
+            approvers=[str(a) for a in params.get("approvers") or []],
+            timeout_s=allowed_s,
+            clock=ctx.clock,
+        )
+    finally:
+        ctx.set_status(RunStatus.RUNNING)
+    if response.decision is ApprovalDecision.TIMED_OUT:
+        if allowed_s < timeout_s:
+            raise RunDeadlineReached  # the run's cap, not the node's timeout, ended the wait
+        raise StepFailure(
+            f"no answer to the approval within {timeout_s:g} s", retryable=False, edge="rejected"
+        )
+    output = {
+        "respondedBy": response.responded_by,
+        "responseNote": response.note,
+        "respondedVia": response.via,
+    }
+    if response.decision is ApprovalDecision.APPROVED:
+        return StepResult(output, edge="approved")
+    who = f" by {response.responded_by}" if response.responded_by else ""
+    note = f": {response.note}" if response.note else ""
+    raise StepFailure(f"rejected{who}{note}", retryable=False, edge="rejected", output=output)
+
+
+def set_var(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    ctx.vars[str(params["name"])] = params.get("value")
+    return StepResult()
+
+
+def fail(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    message = _as_text(params.get("message", "the workflow failed here (control.fail)"))
+    raise StepFailure(message, retryable=False)
+
+
+def _swipe(ctx: StepContext, direction: str) -> None:
+    """A finger swipe through the middle of the screen, 40% of its size, in `direction`."""
+    width, height = ctx.screen_size()
+    cx, cy = width // 2, height // 2
+    dx, dy = int(width * 0.3), int(height * 0.2)
+    moves = {
+        "up": (cx, cy + dy, cx, cy - dy),
+        "down": (cx, cy - dy, cx, cy + dy),
+        "left": (cx + dx, cy, cx - dx, cy),
+        "right": (cx - dx, cy, cx + dx, cy),
+    }
+    if direction not in moves:
+        raise StepFailure(f"direction '{direction}' is not one of up, down, left, right", retryable=False)
+    ctx.device.swipe(*moves[direction], duration_ms=SWIPE_DURATION_MS)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+STEP_FUNCTIONS: dict[str, StepFunction] = {
+    "action.launchApp": launch_app,
+    "action.stopApp": stop_app,
+    "action.tapByText": tap_by_text,
+    "action.tap": tap,
+    "action.typeText": type_text,
+    "action.pressKey": press_key,
+    "action.swipe": swipe,
+    "action.scrollUntilVisible": scroll_until_visible,
+    "action.waitForText": wait_for_text,
+    "action.readText": read_text,
+    "action.screenshot": screenshot,
+    "action.http": run_http,
+    "action.wait": wait,
+    "control.if": branch,
+    "control.approval": approval,
+    "control.setVar": set_var,
+    "control.fail": fail,
+}
+
+# Kinds that look at or touch the screen: before each attempt the engine checks the
+# app in the foreground against the denylist, so a denied app is neither read nor touched.
+UI_KINDS = frozenset(
+    {
+        "action.tapByText",
+        "action.tap",
+        "action.typeText",
+        "action.pressKey",
+        "action.swipe",
+        "action.scrollUntilVisible",
+        "action.waitForText",
+        "action.readText",
+        "action.screenshot",
+    }
+)
