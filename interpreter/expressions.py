@@ -13,9 +13,18 @@ class ExpressionError(Exception):
     """The expression does not compile, or failed when evaluated."""
 
 
+# The CEL library's parser recurses natively: a long enough chain (about 40,000 characters of
+# `a.b.b...`) overflows the C stack and kills the process, so longer text is refused unparsed.
+MAX_EXPRESSION_LENGTH = 4000
+
+
 @lru_cache(maxsize=1024)
 def compile_expression(expr: str) -> Any:
     """The compiled CEL program, or `ExpressionError` with the parser's words."""
+    if len(expr) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(
+            f"the expression is {len(expr)} characters long; at most {MAX_EXPRESSION_LENGTH} are allowed"
+        )
     try:
         return cel.compile(expr)
     except Exception as exc:  # the library raises ValueError, but be safe: it is a boundary

@@ -1,0 +1,1 @@
+"""JSON Schemas shipped with the interpreter (package data; see `interpreter.schema`)."""

@@ -1,0 +1,463 @@
+"""`validate(definition, denylist)`: every problem of a workflow definition, never an exception.
+
+Checks, each reported with a JSON pointer, a message and a fix hint:
+- the JSON Schema (`interpreter/schemas/workflow.schema.json`), errors made readable;
+- the graph: unique ids, `start` and every `next` target exist, unreachable nodes (warning);
+- references: template roots, `nodes.X` in templates and CEL, CEL compiles with known names;
+- packages: literals (never templates) and not on the denylist;
+- `inputs` is itself a valid JSON Schema describing an object.
+
+Every check reads the definition defensively, so a definition broken in one place still
+gets all its other problems reported, and a check that meets something it cannot handle
+(a structure nested too deeply) reports that instead of raising.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from interpreter.denylist import Denylist, denied_message
+from interpreter.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, compile_expression, root_names
+from interpreter.graph import PACKAGE_PARAM_KINDS, iter_nodes, node_index, reachable
+from interpreter.problems import Problem, did_you_mean, errors_only, in_document_order, pointer
+from interpreter.schema import (
+    detailed_node_validator,
+    detailed_top_validator,
+    fast_node_validator,
+    fast_workflow_validator,
+    inputs_metaschema_validator,
+)
+from interpreter.schema_errors import translate
+from interpreter.templates import TEMPLATE_ROOTS, check_path, references
+
+__all__ = ["Problem", "errors_only", "validate"]
+
+Path = tuple[str | int, ...]
+Check = Callable[[Any, "Denylist | None"], Iterable[Problem]]
+
+_NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_MAX_MESSAGE = 300
+# CEL names that are not variables: type names used in `type(x) == string` and the like
+_CEL_TYPE_NAMES = frozenset(
+    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "dyn"}
+)
+# macros that bind their own loop variables: `list.exists(x, x > 1)`, `m.transformList(i, v, ...)`
+_CEL_BINDING = re.compile(
+    r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap|transformMapEntry)"
+    r"\s*\(\s*([A-Za-z_]\w*)\s*,(?:\s*([A-Za-z_]\w*)\s*,)?"
+)
+_CEL_STRING = re.compile(r"'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", re.S)
+_CEL_NODE_REF = re.compile(r"\bnodes\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(['\"])([^'\"]*)\2\s*\])")
+_TEMPLATE_HINT = "use {{inputs.x}}, {{vars.x}}, {{nodes.ID.output.field}}, {{run.id}} or {{device.serial}}"
+
+
+def validate(definition: Any, denylist: Denylist | None = None) -> list[Problem]:
+    """Every problem of `definition` (errors and warnings), in document order. Never raises."""
+    problems: list[Problem] = []
+    for check in _CHECKS:
+        problems.extend(_guarded(check, definition, denylist))
+    return in_document_order(problems)
+
+
+def _guarded(check: Check, definition: Any, denylist: Denylist | None) -> list[Problem]:
+    found: list[Problem] = []
+    try:
+        for problem in check(definition, denylist):
+            found.append(_clipped(problem))
+    except RecursionError:
+        found.append(
+            Problem(
+                "",
+                "the definition is nested too deeply to check",
+                "flatten the deeply nested values (params, body, inputs)",
+            )
+        )
+    except Exception as exc:  # validation must never raise: say so instead, and keep the other checks
+        found.append(
+            Problem(
+                "",
+                f"internal error while checking the definition ({check.__name__}: "
+                f"{type(exc).__name__}: {exc})"[:_MAX_MESSAGE],
+                "this is a bug in phoneflow; please report it with the definition",
+            )
+        )
+    return found
+
+
+def _clipped(problem: Problem) -> Problem:
+    if len(problem.message) <= _MAX_MESSAGE:
+        return problem
+    return Problem(problem.pointer, problem.message[: _MAX_MESSAGE - 1] + "…", problem.hint, problem.severity)
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+def _fast_valid(validator: Any, instance: Any) -> bool | None:
+    """The Rust gate's answer, or None when it cannot take the instance (too deep, not JSON)."""
+    try:
+        return bool(validator.is_valid(instance))
+    except Exception:
+        return None
+
+
+def check_schema(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """The JSON Schema, with `jsonschema`'s errors translated into readable problems."""
+    gate = _fast_valid(fast_workflow_validator(), definition)
+    if gate:
+        return
+    found = False
+    for error in detailed_top_validator().iter_errors(definition):
+        for problem in translate(error, definition):
+            found = True
+            yield problem
+    for position, node in _all_nodes(definition):
+        if _fast_valid(fast_node_validator(), node):
+            continue
+        for error in detailed_node_validator().iter_errors(node):
+            for problem in translate(error, definition, ("nodes", position)):
+                found = True
+                yield problem
+    if gate is False and not found:
+        # the two validators disagree (regex dialects differ at the edges): use the gate's own words
+        for error in fast_workflow_validator().iter_errors(definition):
+            yield Problem(
+                pointer(error.instance_path),
+                str(error.message),
+                "see the workflow schema at /api/v1/schemas/workflow.json",
+            )
+
+
+def _all_nodes(definition: Any) -> Iterator[tuple[int, Any]]:
+    nodes = definition.get("nodes") if isinstance(definition, Mapping) else None
+    if isinstance(nodes, list):
+        yield from enumerate(nodes)
+
+
+# --- graph --------------------------------------------------------------------------------
+
+
+def check_ids(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """Every node id is used once."""
+    first: dict[str, int] = {}
+    for position, node in iter_nodes(definition):
+        node_id = node.get("id")
+        if not isinstance(node_id, str):
+            continue
+        if node_id in first:
+            yield Problem(
+                pointer(["nodes", position, "id"]),
+                f"node id '{node_id}' is already used by /nodes/{first[node_id]}",
+                "give every node its own id",
+            )
+        else:
+            first[node_id] = position
+
+
+def _missing_target(where: Path, target: str, ids: Mapping[str, int], what: str) -> Problem:
+    return Problem(
+        pointer(where),
+        f"{what}no node '{target}'{did_you_mean(target, ids)}",
+        f"use the id of an existing node, or add a node with id '{target}'",
+    )
+
+
+def check_edges(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """`start` and every `next` target name an existing node."""
+    if not isinstance(definition, Mapping) or not isinstance(definition.get("nodes"), list):
+        return
+    ids = node_index(definition)
+    start = definition.get("start")
+    if isinstance(start, str) and _NODE_ID.match(start) and start not in ids:
+        yield _missing_target(("start",), start, ids, "start names ")
+    for position, node in iter_nodes(definition):
+        if node.get("kind") == "control.fail":
+            continue  # the schema says it has no next at all
+        nxt = node.get("next")
+        targets: list[tuple[Path, Any]] = []
+        if isinstance(nxt, str):
+            targets.append((("nodes", position, "next"), nxt))
+        elif isinstance(nxt, Mapping):
+            targets.extend((("nodes", position, "next", str(key)), value) for key, value in nxt.items())
+        for where, target in targets:
+            if isinstance(target, str) and _NODE_ID.match(target) and target not in ids:
+                yield _missing_target(where, target, ids, "")
+
+
+def check_reachable(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """Nodes that no path from `start` reaches (warnings: they never run)."""
+    ids = node_index(definition)
+    start = definition.get("start") if isinstance(definition, Mapping) else None
+    if not isinstance(start, str) or start not in ids:
+        return
+    seen = reachable(definition)
+    for node_id, position in ids.items():
+        if node_id not in seen:
+            yield Problem(
+                pointer(["nodes", position]),
+                f"node '{node_id}' is never reached from start '{start}'",
+                "link it from another node's next, or remove it",
+                "warning",
+            )
+
+
+# --- references: templates and CEL ---------------------------------------------------------
+
+
+def _strings(value: Any, where: Path) -> Iterator[tuple[Path, str]]:
+    """Every string inside `value` with its path (iterative: nesting depth cannot overflow)."""
+    stack: list[tuple[Path, Any]] = [(where, value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            yield path, item
+        elif isinstance(item, Mapping):
+            stack.extend(((*path, str(k)), v) for k, v in reversed(list(item.items())))
+        elif isinstance(item, list):
+            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(item))))
+
+
+def _variables_set(definition: Any) -> set[str]:
+    names: set[str] = set()
+    for _, node in iter_nodes(definition):
+        params = node.get("params")
+        if not isinstance(params, Mapping):
+            continue
+        key = {"control.setVar": "name", "action.readText": "saveAs"}.get(str(node.get("kind")))
+        if key and isinstance(params.get(key), str):
+            names.add(params[key])
+    return names
+
+
+def _declared_inputs(definition: Any) -> set[str] | None:
+    """The input names the `inputs` schema declares, or None when it does not list them."""
+    inputs = definition.get("inputs") if isinstance(definition, Mapping) else None
+    properties = inputs.get("properties") if isinstance(inputs, Mapping) else None
+    return {str(k) for k in properties} if isinstance(properties, Mapping) else None
+
+
+def check_templates(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """Template paths in params have a known root; `nodes.X` names a node; vars and inputs exist."""
+    ids = node_index(definition)
+    variables = _variables_set(definition)
+    inputs = _declared_inputs(definition)
+    for position, node in iter_nodes(definition):
+        for where, text in _strings(node.get("params"), ("nodes", position, "params")):
+            if "{{" not in text:
+                continue
+            at = pointer(where)
+            for path in references(text):
+                reason = check_path(path)
+                if reason:
+                    yield Problem(at, reason, _TEMPLATE_HINT)
+                    continue
+                parts = path.split(".")
+                if parts[0] == "nodes" and len(parts) > 1 and parts[1] not in ids:
+                    yield Problem(
+                        at,
+                        f"template '{{{{{path}}}}}' names no node '{parts[1]}'{did_you_mean(parts[1], ids)}",
+                        "write {{nodes.ID.output.field}} with the id of an existing node",
+                    )
+                elif parts[0] == "vars" and len(parts) > 1 and parts[1] not in variables:
+                    yield Problem(
+                        at,
+                        f"template '{{{{{path}}}}}': no control.setVar or readText saveAs sets "
+                        f"vars.{parts[1]}{did_you_mean(parts[1], variables)}",
+                        f"set vars.{parts[1]} in an earlier node, or fix the name",
+                        "warning",
+                    )
+                elif (
+                    parts[0] == "inputs" and len(parts) > 1 and inputs is not None and parts[1] not in inputs
+                ):
+                    yield Problem(
+                        at,
+                        f"template '{{{{{path}}}}}': the inputs schema does not declare "
+                        f"'{parts[1]}'{did_you_mean(parts[1], inputs)}",
+                        f"add '{parts[1]}' to inputs.properties, or fix the name",
+                        "warning",
+                    )
+            leftover = re.sub(r"\{\{\s*[^{}]*?\s*\}\}", "", text)
+            if "{{" in leftover:
+                yield Problem(
+                    at,
+                    "'{{' without a matching '}}': this text is used as it is",
+                    "close the template with }}, as in {{inputs.order}}",
+                    "warning",
+                )
+
+
+_CEL_ERROR = re.compile(r"<input>:(\d+):(\d+): ([^\n]*)")
+
+
+def _cel_reason(error: str) -> str:
+    """The parser's first complaint, without its list of every token it expected."""
+    match = _CEL_ERROR.search(error)
+    if not match:
+        return error.splitlines()[0] if error else "unknown error"
+    line, column, reason = match.groups()
+    reason = reason.split(" expecting {", 1)[0].split(": |", 1)[0].strip().rstrip(":")
+    return f"{reason[0].lower()}{reason[1:]} (line {line}, column {column})" if reason else f"line {line}"
+
+
+def _cel_bound_names(expr: str) -> set[str]:
+    names: set[str] = set()
+    for match in _CEL_BINDING.finditer(expr):
+        names.update(name for name in match.groups() if name)
+    return names
+
+
+def check_expressions(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """`control.if` expressions compile as CEL and use only known names and existing nodes."""
+    ids = node_index(definition)
+    for position, node in iter_nodes(definition):
+        params = node.get("params")
+        expr = (
+            params.get("expr") if isinstance(params, Mapping) and node.get("kind") == "control.if" else None
+        )
+        if not isinstance(expr, str) or not expr.strip() or len(expr) > MAX_EXPRESSION_LENGTH:
+            continue  # missing, empty or too long: the schema reports it (and a huge one could crash CEL)
+        at = pointer(["nodes", position, "params", "expr"])
+        try:
+            compile_expression(expr)
+        except ExpressionError as exc:
+            yield Problem(
+                at,
+                f"the expression does not compile: {_cel_reason(str(exc))}",
+                "write a CEL expression such as inputs.count > 3 && vars.done == false",
+            )
+            continue
+        allowed = set(TEMPLATE_ROOTS) | _CEL_TYPE_NAMES | _cel_bound_names(expr)
+        for name in root_names(expr):
+            bare = name.lstrip(".")
+            if bare not in allowed:
+                yield Problem(
+                    at,
+                    f"the expression uses '{bare}', which is not a known name"
+                    f"{did_you_mean(bare, TEMPLATE_ROOTS)}",
+                    "use inputs, vars, nodes, run and device (as in inputs.count > 3)",
+                )
+        for match in _CEL_NODE_REF.finditer(_CEL_STRING.sub('""', expr)):
+            node_id = match.group(1) or match.group(3)
+            if node_id not in ids:
+                yield Problem(
+                    at,
+                    f"the expression names no node '{node_id}'{did_you_mean(node_id, ids)}",
+                    "write nodes.ID.output.field with the id of an existing node",
+                )
+
+
+# --- packages -----------------------------------------------------------------------------
+
+
+def _package_fields(definition: Any) -> Iterator[tuple[Path, str]]:
+    packages = definition.get("targetPackages") if isinstance(definition, Mapping) else None
+    if isinstance(packages, list):
+        for i, package in enumerate(packages):
+            if isinstance(package, str):
+                yield ("targetPackages", i), package
+    for position, node in iter_nodes(definition):
+        params = node.get("params")
+        if node.get("kind") in PACKAGE_PARAM_KINDS and isinstance(params, Mapping):
+            package = params.get("package")
+            if isinstance(package, str):
+                yield ("nodes", position, "params", "package"), package
+
+
+def check_packages(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """Package fields are literal names, and none is on the denylist."""
+    for where, package in _package_fields(definition):
+        if "{{" in package:
+            yield Problem(
+                pointer(where),
+                f"package fields are literals, never templates: '{package}'",
+                "write the package name itself, such as com.example.shop, so that validation "
+                "can check which app the workflow touches",
+            )
+            continue
+        entry = denylist.match(package) if denylist is not None else None
+        if entry is not None:
+            matched = "it is listed" if entry == package else f"it matches '{entry}'"
+            yield Problem(
+                pointer(where),
+                denied_message(package),
+                f"{matched} on the package denylist: remove this app from the workflow",
+            )
+
+
+def check_target_packages(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """Apps launched but not declared in `targetPackages` (warning)."""
+    packages = definition.get("targetPackages") if isinstance(definition, Mapping) else None
+    if not isinstance(packages, list) or not packages:
+        return
+    for where, package in _package_fields(definition):
+        if where[0] == "nodes" and "{{" not in package and package not in packages:
+            yield Problem(
+                pointer(where),
+                f"{package} is not listed in targetPackages",
+                "add it to targetPackages so that people see which apps the workflow touches",
+                "warning",
+            )
+
+
+# --- inputs and limits --------------------------------------------------------------------
+
+
+def check_inputs(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """`inputs` is a draft 2020-12 JSON Schema that describes an object."""
+    inputs = definition.get("inputs") if isinstance(definition, Mapping) else None
+    if not isinstance(inputs, Mapping):
+        return  # absent, or the schema reports its type
+    hint = 'inputs describes the run\'s inputs as a JSON Schema, e.g. {"type": "object", "properties": {...}}'
+    found = False
+    for error in inputs_metaschema_validator().iter_errors(inputs):
+        found = True
+        yield Problem(
+            pointer(["inputs", *error.absolute_path]),
+            f"inputs is not a valid JSON Schema: {error.message}",
+            hint,
+        )
+    declared = inputs.get("type")
+    if (
+        not found
+        and declared is not None
+        and declared != "object"
+        and not (isinstance(declared, list) and "object" in declared)
+    ):
+        yield Problem(
+            "/inputs/type",
+            f"inputs describes {declared!r}, but a run's inputs are an object",
+            'set "type": "object" and list the inputs under "properties"',
+        )
+
+
+def check_approval_timeouts(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """Approvals that would outlast the run's own time cap (warning)."""
+    timeout = definition.get("timeoutS", 600) if isinstance(definition, Mapping) else 600
+    if not isinstance(timeout, int) or isinstance(timeout, bool):
+        return
+    for position, node in iter_nodes(definition):
+        params = node.get("params")
+        wait = params.get("timeoutS") if isinstance(params, Mapping) else None
+        if node.get("kind") == "control.approval" and isinstance(wait, int) and wait > timeout:
+            yield Problem(
+                pointer(["nodes", position, "params", "timeoutS"]),
+                f"the approval waits {wait} s, but the run times out after {timeout} s",
+                "lower the approval's timeoutS or raise the workflow's timeoutS",
+                "warning",
+            )
+
+
+_CHECKS: tuple[Check, ...] = (
+    check_schema,
+    check_ids,
+    check_edges,
+    check_reachable,
+    check_templates,
+    check_expressions,
+    check_packages,
+    check_target_packages,
+    check_inputs,
+    check_approval_timeouts,
+)
