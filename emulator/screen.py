@@ -1,0 +1,282 @@
+"""Screenshots of the virtual device, drawn from the window hierarchy with Pillow.
+
+Not pixels of a real app: a wireframe a person can read. Every visible widget is drawn at its
+bounds with its text: buttons as filled boxes, editable fields with an underline (blue when
+focused), check boxes as squares, scrollables and images as outlines; the status bar and the
+navigation bar the layout reserves; a toast (a top-level `android:id/message` node of the
+hierarchy) as a dark pill.
+
+Drawing a 1080×2340 frame and encoding it costs tens of milliseconds, while clients take
+screenshots of a screen that mostly did not change; so frames and encoded images are cached:
+first by the identity of the hierarchy `PhoneState` returns (it keeps the same tree until the
+state changes), then by a cheap fingerprint of the drawn attributes; the clock's minute is part
+of both keys, as the status bar shows it.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from functools import cache
+from typing import Protocol, TypeVar
+
+from PIL import Image, ImageDraw, ImageFont
+
+from interpreter.appmodel.layout import NAV_BAR_HEIGHT, STATUS_BAR_HEIGHT
+from interpreter.hierarchy import Bounds, UiNode
+
+__all__ = ["ScreenSource", "render_image", "render_jpeg", "render_png"]
+
+_BACKGROUND = (250, 250, 250)
+_STATUS_BAR = (32, 33, 36)
+_STATUS_TEXT = (255, 255, 255)
+_TEXT = (32, 33, 36)
+_MUTED = (95, 99, 104)
+_BUTTON_FILL = (26, 115, 232)
+_BUTTON_DISABLED = (189, 193, 198)
+_BUTTON_TEXT = (255, 255, 255)
+_OUTLINE = (218, 220, 224)
+_ACCENT = (26, 115, 232)
+_TOAST_FILL = (60, 64, 67)
+
+_TEXT_SIZE = 42  # 16 sp at 420 dpi
+_TOAST_ID = "android:id/message"
+_CACHE_SIZE = 8
+
+
+class ScreenSource(Protocol):
+    """What a frame is drawn from (PhoneState has these)."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    def hierarchy(self) -> UiNode: ...
+
+
+_V = TypeVar("_V")
+_frames: OrderedDict[Hashable, Image.Image] = OrderedDict()
+_encoded: OrderedDict[Hashable, bytes] = OrderedDict()
+
+
+def render_png(phone: ScreenSource) -> bytes:
+    """The screen as PNG bytes (what `screencap -p` writes)."""
+    return _encode(phone, "PNG", 0, 1.0)
+
+
+def render_jpeg(phone: ScreenSource, quality: int = 80, scale: float = 1.0) -> bytes:
+    """The screen as JPEG bytes at `quality` (0–100), optionally scaled down by `scale` (0–1]."""
+    return _encode(phone, "JPEG", quality, scale)
+
+
+def render_image(phone: ScreenSource) -> Image.Image:
+    """The screen as a Pillow image (shared from the cache: copy it before drawing on it)."""
+    key = _frame_key(phone)
+    frame = _frames.get(key)
+    if frame is None:
+        frame = _draw(phone.hierarchy(), phone.width, phone.height, _clock())
+        _remember(_frames, key, frame)
+    else:
+        _frames.move_to_end(key)
+    return frame
+
+
+def _encode(phone: ScreenSource, fmt: str, quality: int, scale: float) -> bytes:
+    key = (_frame_key(phone), fmt, quality, scale)
+    data = _encoded.get(key)
+    if data is not None:
+        _encoded.move_to_end(key)
+        return data
+    image = render_image(phone)
+    if scale != 1.0:
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    if fmt == "PNG":
+        # Level 1: a wireframe compresses well anyway, and level 6 is several times slower.
+        image.save(out, "PNG", compress_level=1)
+    else:
+        image.save(out, "JPEG", quality=quality)
+    data = out.getvalue()
+    _remember(_encoded, key, data)
+    return data
+
+
+def _remember(cache_: OrderedDict[Hashable, _V], key: Hashable, value: _V) -> None:
+    cache_[key] = value
+    while len(cache_) > _CACHE_SIZE:
+        cache_.popitem(last=False)
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M")
+
+
+class _LastKey:
+    """The most recent (hierarchy object, size, minute) and the fingerprint key computed for it."""
+
+    root: UiNode | None = None
+    extra: tuple[int, int, str] = (0, 0, "")
+    key: Hashable = None
+
+
+def _frame_key(phone: ScreenSource) -> Hashable:
+    root = phone.hierarchy()
+    extra = (phone.width, phone.height, _clock())
+    if root is _LastKey.root and extra == _LastKey.extra:
+        return _LastKey.key
+    nodes = tuple(
+        (n.class_name, n.bounds, n.text, n.content_desc, n.resource_id == _TOAST_ID, n.clickable, n.editable,
+         n.enabled, n.focused, n.checkable, n.checked, n.password, n.scrollable, len(n.children))
+        for n in root.walk()
+    )  # fmt: skip
+    key = (extra, nodes)
+    _LastKey.root, _LastKey.extra, _LastKey.key = root, extra, key
+    return key
+
+
+@cache
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    # Pillow's bundled scalable font: no system font needed on a fresh machine.
+    return ImageFont.load_default(size=size)
+
+
+def _draw(root: UiNode, width: int, height: int, clock: str) -> Image.Image:
+    image = Image.new("RGB", (width, height), _BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    screen = Bounds(0, 0, width, height)
+    toasts: list[UiNode] = []
+    for window in root.children:
+        if window.resource_id == _TOAST_ID:
+            toasts.append(window)
+            continue
+        for node in window.walk():
+            if _overlaps(node.bounds, screen):
+                _draw_node(draw, node)
+    _draw_status_bar(draw, width, clock)
+    _draw_nav_bar(draw, width, height)
+    for toast in toasts:
+        _draw_toast(draw, toast)
+    return image
+
+
+def _overlaps(bounds: Bounds, screen: Bounds) -> bool:
+    return (
+        bounds.right > screen.left
+        and bounds.left < screen.right
+        and bounds.bottom > screen.top
+        and (bounds.top < screen.bottom)
+    )
+
+
+def _draw_node(draw: ImageDraw.ImageDraw, node: UiNode) -> None:
+    b = node.bounds
+    box = (b.left, b.top, b.right - 1, b.bottom - 1)
+    label = node.text or node.content_desc
+    simple = node.class_name.rsplit(".", 1)[-1]
+    if node.editable:
+        _draw_editable(draw, node, box)
+    elif node.checkable:
+        _draw_checkable(draw, node, box, label)
+    elif node.clickable and ("Button" in simple or (label and not node.children)):
+        fill = _BUTTON_FILL if node.enabled else _BUTTON_DISABLED
+        draw.rounded_rectangle(box, radius=min(24, b.height // 3), fill=fill)
+        _text_in(draw, label, box, _BUTTON_TEXT, centered=True)
+    elif simple in ("ImageView", "ImageButton"):
+        draw.rectangle(box, outline=_OUTLINE, width=3)
+        draw.line((box[0], box[1], box[2], box[3]), fill=_OUTLINE, width=2)
+        _text_in(draw, label, box, _MUTED, centered=True)
+    else:
+        if node.scrollable:
+            draw.rectangle(box, outline=_OUTLINE, width=2)
+        elif node.clickable:
+            draw.rounded_rectangle(box, radius=12, outline=_OUTLINE, width=2)
+        if label:
+            _text_in(draw, label, box, _TEXT, centered=False)
+
+
+def _draw_editable(draw: ImageDraw.ImageDraw, node: UiNode, box: tuple[int, int, int, int]) -> None:
+    colour = _ACCENT if node.focused else _MUTED
+    thickness = 5 if node.focused else 3
+    draw.line((box[0], box[3] - thickness, box[2], box[3] - thickness), fill=colour, width=thickness)
+    text = "•" * len(node.text) if node.password else node.text
+    if text:
+        _text_in(draw, text, box, _TEXT, centered=False)
+    elif node.content_desc:
+        _text_in(draw, node.content_desc, box, _MUTED, centered=False)
+
+
+def _draw_checkable(
+    draw: ImageDraw.ImageDraw, node: UiNode, box: tuple[int, int, int, int], label: str
+) -> None:
+    side = min(48, box[3] - box[1] - 8)
+    top = (box[1] + box[3] - side) // 2
+    square = (box[0] + 12, top, box[0] + 12 + side, top + side)
+    draw.rectangle(square, outline=_ACCENT, width=4, fill=_ACCENT if node.checked else None)
+    if node.checked:
+        draw.line(
+            (square[0] + 8, top + side // 2, square[0] + side // 2, top + side - 10), fill="white", width=5
+        )
+        draw.line((square[0] + side // 2, top + side - 10, square[2] - 8, top + 10), fill="white", width=5)
+    _text_in(draw, label, (square[2] + 24, box[1], box[2], box[3]), _TEXT, centered=False)
+
+
+def _text_in(
+    draw: ImageDraw.ImageDraw,
+    text: str,
+    box: tuple[int, int, int, int],
+    fill: tuple[int, int, int],
+    centered: bool,
+) -> None:
+    """Draw one line of `text` inside `box`, shrinking then cutting it with … when it does not fit."""
+    if not text:
+        return
+    text = " ".join(text.split())
+    room_w, room_h = box[2] - box[0] - 32, box[3] - box[1]
+    if room_w <= 0 or room_h <= 8:
+        return
+    size = max(12, min(_TEXT_SIZE, int(room_h * 0.6)))
+    font = _font(size)
+    if draw.textlength(text, font=font) > room_w:
+        while len(text) > 1 and draw.textlength(text + "…", font=font) > room_w:
+            text = text[:-1]
+        text += "…"
+    cy = (box[1] + box[3]) // 2
+    if centered:
+        draw.text(((box[0] + box[2]) // 2, cy), text, fill=fill, font=font, anchor="mm")
+    else:
+        draw.text((box[0] + 16, cy), text, fill=fill, font=font, anchor="lm")
+
+
+def _draw_status_bar(draw: ImageDraw.ImageDraw, width: int, clock: str) -> None:
+    draw.rectangle((0, 0, width, STATUS_BAR_HEIGHT), fill=_STATUS_BAR)
+    font = _font(38)
+    draw.text((48, STATUS_BAR_HEIGHT // 2), clock, fill=_STATUS_TEXT, font=font, anchor="lm")
+    # A battery outline on the right, so the bar reads as a phone's at a glance.
+    right, mid = width - 48, STATUS_BAR_HEIGHT // 2
+    draw.rectangle((right - 56, mid - 14, right - 6, mid + 14), outline=_STATUS_TEXT, width=3)
+    draw.rectangle((right - 6, mid - 6, right, mid + 6), fill=_STATUS_TEXT)
+    draw.rectangle((right - 50, mid - 8, right - 20, mid + 8), fill=_STATUS_TEXT)
+
+
+def _draw_nav_bar(draw: ImageDraw.ImageDraw, width: int, height: int) -> None:
+    top = height - NAV_BAR_HEIGHT
+    draw.rectangle((0, top, width, height), fill=_STATUS_BAR)
+    mid = top + NAV_BAR_HEIGHT // 2
+    third = width // 3
+    # back ◁, home ○, recents □ — where Android's three-button navigation puts them
+    bx = third // 2
+    draw.polygon(((bx + 18, mid - 22), (bx + 18, mid + 22), (bx - 20, mid)), outline=_STATUS_TEXT, width=4)
+    draw.ellipse((width // 2 - 24, mid - 24, width // 2 + 24, mid + 24), outline=_STATUS_TEXT, width=4)
+    rx = width - third // 2
+    draw.rectangle((rx - 20, mid - 20, rx + 20, mid + 20), outline=_STATUS_TEXT, width=4)
+
+
+def _draw_toast(draw: ImageDraw.ImageDraw, toast: UiNode) -> None:
+    b = toast.bounds
+    draw.rounded_rectangle((b.left, b.top, b.right - 1, b.bottom - 1), radius=b.height // 2, fill=_TOAST_FILL)
+    _text_in(draw, toast.text, (b.left, b.top, b.right - 1, b.bottom - 1), _STATUS_TEXT, centered=True)

@@ -1,0 +1,261 @@
+"""The uiautomator2 server over real sockets, without adb: HTTP framing and the JSON-RPC methods."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image
+from u2_harness import RpcFailure, ServerOnLoop, selector
+
+from interpreter.appmodel import AppModel, sample_apps
+
+SHOP = "com.example.shop"
+
+
+@pytest.fixture
+def u2() -> Iterator[ServerOnLoop]:
+    running = ServerOnLoop(sample_apps())
+    yield running
+    running.close()
+
+
+def _launch_shop(u2: ServerOnLoop) -> None:
+    u2.on_loop(lambda: u2.device.phone.launch(SHOP))
+
+
+def _raw_exchange(port: int, chunks: list[bytes], expect_responses: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for chunk in chunks:
+            sock.sendall(chunk)
+            time.sleep(0.002)
+        received = b""
+        while received.count(b"HTTP/1.1 ") < expect_responses or not _complete(received, expect_responses):
+            data = sock.recv(65536)
+            if not data:
+                break
+            received += data
+        return received
+
+
+def _complete(received: bytes, responses: int) -> bool:
+    # Each response body here is small and ends the buffer once all headers announced arrived.
+    parts = received.split(b"\r\n\r\n")
+    if len(parts) < responses + 1:
+        return False
+    length = int(parts[-2].split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    return len(parts[-1]) >= length
+
+
+def test_ping_answers_pong(u2: ServerOnLoop) -> None:
+    assert u2.http("GET", "/ping") == (200, b"pong")
+
+
+def test_unknown_path_is_404_and_says_what_exists(u2: ServerOnLoop) -> None:
+    status, body = u2.http("GET", "/nope")
+    assert status == 404
+    assert b"/jsonrpc/0" in body
+
+
+def test_request_split_across_many_writes_and_keep_alive(u2: ServerOnLoop) -> None:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "windowSize", "params": {}}).encode()
+    request = b"POST /jsonrpc/0 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    ping = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+    # one byte per write for the first request, then a second request on the same connection
+    chunks = [request[i : i + 1] for i in range(0, 60)] + [request[60:], ping]
+    received = _raw_exchange(u2.port, chunks, expect_responses=2)
+    assert received.count(b"HTTP/1.1 200") == 2
+    assert b'"result": {"width": 1080, "height": 2340}' in received
+    assert received.endswith(b"pong")
+
+
+def test_void_methods_answer_result_null(u2: ServerOnLoop) -> None:
+    status, body = u2.http(
+        "POST", "/jsonrpc/0", json.dumps({"jsonrpc": "2.0", "id": 3, "method": "wakeUp", "params": {}}).encode()
+    )
+    assert status == 200
+    assert json.loads(body) == {"jsonrpc": "2.0", "id": 3, "result": None}
+
+
+def test_unknown_method_is_32601_and_lists_methods(u2: ServerOnLoop) -> None:
+    with pytest.raises(RpcFailure) as info:
+        u2.rpc("noSuchMethod")
+    assert info.value.code == -32601
+    assert "noSuchMethod" in info.value.data and "dumpWindowHierarchy" in info.value.data
+
+
+def test_bad_params_are_32602_naming_the_parameter(u2: ServerOnLoop) -> None:
+    with pytest.raises(RpcFailure) as info:
+        u2.rpc("click", "ten", 20)
+    assert info.value.code == -32602
+    assert "parameter 0 (x)" in info.value.data
+    with pytest.raises(RpcFailure) as info:
+        u2.rpc("exist", selector(textMatches="(unclosed"))
+    assert info.value.code == -32602 and "regular expression" in info.value.data
+
+
+def test_child_selectors_are_refused_with_a_hint(u2: ServerOnLoop) -> None:
+    sel = selector(text="Shop")
+    sel["childOrSibling"] = ["child"]
+    sel["childOrSiblingSelector"] = [selector(text="x")]
+    with pytest.raises(RpcFailure) as info:
+        u2.rpc("exist", sel)
+    assert "xpath" in info.value.data
+
+
+def test_parse_error_is_answered_not_dropped(u2: ServerOnLoop) -> None:
+    status, body = u2.http("POST", "/jsonrpc/0", b"{not json")
+    assert status == 200
+    assert json.loads(body)["error"]["code"] == -32700
+
+
+def test_device_info_fields(u2: ServerOnLoop) -> None:
+    info = u2.rpc("deviceInfo")
+    assert info["displayWidth"] == 1080 and info["displayHeight"] == 2340
+    assert info["currentPackageName"] == "com.google.android.apps.nexuslauncher"
+    assert info["sdkInt"] == 34 and info["screenOn"] is True
+    _launch_shop(u2)
+    assert u2.rpc("deviceInfo")["currentPackageName"] == SHOP
+
+
+def test_dump_is_android_xml_of_the_screen(u2: ServerOnLoop) -> None:
+    _launch_shop(u2)
+    xml = u2.rpc("dumpWindowHierarchy", False, 50)
+    assert xml.startswith("<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>\r\n<hierarchy rotation=\"0\">")
+    root = ET.fromstring(xml.encode())
+    texts = {node.get("text") for node in root.iter("node")}
+    assert "Sign in" in texts
+    shallow = ET.fromstring(u2.rpc("dumpWindowHierarchy", False, 1).encode())
+    assert len(list(shallow.iter("node"))) == 1
+
+
+def test_object_not_found_is_the_java_exception(u2: ServerOnLoop) -> None:
+    with pytest.raises(RpcFailure) as info:
+        u2.rpc("objInfo", selector(text="missing"))
+    assert info.value.code == -32001
+    assert info.value.message == "androidx.test.uiautomator.UiObjectNotFoundException"
+    assert "text='missing'" in info.value.data
+
+
+def test_obj_info_and_click_by_coordinates_sign_in(u2: ServerOnLoop) -> None:
+    _launch_shop(u2)
+    info = u2.rpc("objInfo", selector(text="Sign in"))
+    assert info["className"] == "android.widget.Button"
+    assert info["resourceName"] == "com.example.shop:id/sign_in" and info["clickable"] is True
+    b = info["visibleBounds"]
+    assert u2.rpc("click", (b["left"] + b["right"]) / 2, (b["top"] + b["bottom"]) / 2.0) is True
+    assert u2.rpc("exist", selector(text="New order")) is True
+    assert u2.on_loop(lambda: u2.device.phone.foreground_activity()) == "com.example.shop.OrdersActivity"
+
+
+def test_selector_semantics(u2: ServerOnLoop) -> None:
+    _launch_shop(u2)
+    u2.rpc("click", selector(text="Sign in"))
+    rows = selector(resourceId="com.example.shop:id/order_row")
+    assert u2.rpc("count", rows) == 3
+    assert u2.rpc("getText", {**rows, "instance": 1, "mask": rows["mask"] | 0x1000000}) == "Order 1002"
+    assert u2.rpc("exist", selector(textContains="rder 100")) is True
+    assert u2.rpc("exist", selector(textContains="ORDER")) is False  # case-sensitive, as UiSelector
+    assert u2.rpc("exist", selector(textMatches=r"Order \d+")) is True
+    assert u2.rpc("exist", selector(textMatches=r"Order")) is False  # whole-string match
+    assert u2.rpc("exist", selector(textStartsWith="Pay")) is True
+    assert u2.rpc("exist", selector(className="android.widget.Button", text="Refresh")) is True
+    assert u2.rpc("exist", selector(text="Refresh", clickable=False)) is False
+    assert u2.rpc("exist", selector(resourceIdMatches=r".*:id/pay")) is True
+    assert u2.rpc("exist", selector(packageName=SHOP, text="Orders")) is True
+    assert len(u2.rpc("objInfoOfAllInstances", rows)) == 3
+
+
+def test_wait_for_exists_really_waits_for_a_delayed_widget(u2: ServerOnLoop) -> None:
+    model = AppModel.from_dict(
+        {
+            "schemaVersion": 1,
+            "apps": [
+                {
+                    "package": "com.example.slow",
+                    "label": "Slow",
+                    "startScreen": "main",
+                    "screens": [
+                        {
+                            "id": "main",
+                            "widgets": [{"id": "late", "text": "Ready", "appearAfterMs": 400}],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+    slow = ServerOnLoop(model)
+    try:
+        slow.on_loop(lambda: slow.device.phone.launch("com.example.slow"))
+        assert slow.rpc("waitForExists", selector(text="Ready"), 50) is False
+        started = time.monotonic()
+        assert slow.rpc("waitForExists", selector(text="Ready"), 5000) is True
+        assert 0.2 < time.monotonic() - started < 2
+        assert slow.rpc("waitUntilGone", selector(text="Ready"), 100) is False
+    finally:
+        slow.close()
+
+
+def test_set_text_focuses_and_replaces_then_toast_after_save(u2: ServerOnLoop) -> None:
+    _launch_shop(u2)
+    u2.rpc("click", selector(text="Sign in"))
+    u2.rpc("click", selector(text="New order"))
+    order = selector(resourceId="com.example.shop:id/order")
+    assert u2.rpc("setText", order, "A-1") is True
+    assert u2.rpc("setText", order, "A-42") is True
+    assert u2.rpc("getText", order) == "A-42"
+    assert u2.rpc("setText", selector(text="Save"), "x") is False  # a button takes no text
+    u2.rpc("click", selector(text="Save"))
+    assert u2.rpc("getLastToast") == "Saved"
+    u2.rpc("clearLastToast")
+    assert u2.rpc("getLastToast") is None
+
+
+def test_clipboard_paste_types_into_the_focused_field(u2: ServerOnLoop) -> None:
+    _launch_shop(u2)
+    user = selector(resourceId="com.example.shop:id/user")
+    u2.rpc("click", user)
+    u2.rpc("setClipboard", None, "alice")
+    assert u2.rpc("getClipboard") == "alice"
+    u2.rpc("pasteClipboard")
+    assert u2.rpc("getText", user) == "alice"
+    u2.rpc("pressKeyCode", 67)  # delete
+    u2.rpc("pressKeyCode", 29, 1)  # shift+a
+    assert u2.rpc("getText", user) == "alicA"
+    u2.rpc("clearInputText")
+    assert u2.rpc("getText", user) == ""
+
+
+def test_keys_and_swipe(u2: ServerOnLoop) -> None:
+    _launch_shop(u2)
+    assert u2.rpc("pressKey", "home") is True
+    assert u2.rpc("deviceInfo")["currentPackageName"] == "com.google.android.apps.nexuslauncher"
+    with pytest.raises(RpcFailure) as info:
+        u2.rpc("pressKey", "warp")
+    assert "unknown key 'warp'" in info.value.data
+    assert u2.rpc("swipe", 540, 1800, 540, 600, 20) is True
+    assert u2.rpc("pressKeyCode", 4) is True
+
+
+def test_take_screenshot_is_a_readable_jpeg_of_the_screen(u2: ServerOnLoop) -> None:
+    _launch_shop(u2)
+    image = Image.open(io.BytesIO(base64.b64decode(u2.rpc("takeScreenshot", 1, 80))))
+    assert image.format == "JPEG" and image.size == (1080, 2340)
+    half = Image.open(io.BytesIO(base64.b64decode(u2.rpc("takeScreenshot", 0.5, 50))))
+    assert half.size == (540, 1170)
+
+
+def test_stop_closes_the_port(u2: ServerOnLoop) -> None:
+    port = u2.port
+    u2.run(u2.server.stop())
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    u2.port = u2.run(u2.server.start())
+    assert u2.http("GET", "/ping") == (200, b"pong")
