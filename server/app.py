@@ -1,0 +1,109 @@
+"""The FastAPI application: `create_app(settings)` wires storage, errors, logs, jobs and routers."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from server import migrate
+from server.db import make_engine, make_session_factory
+from server.errors import BodySizeLimitMiddleware, ProblemModel, install_error_handlers
+from server.observability import RequestIdMiddleware, configure_logging
+from server.scheduler import build_scheduler
+from server.settings import Settings
+
+API_PREFIX = "/api/v1"
+_log = logging.getLogger("phoneflow.server")
+
+# Routers of every domain, as (module, attribute). The runs domain is built in parallel;
+# a router whose module is not there yet is skipped with a warning (never silently).
+ROUTERS: tuple[tuple[str, str], ...] = (
+    ("server.accounts.endpoints", "router"),
+    ("server.workflows.endpoints", "router"),
+    ("server.denylist.endpoints", "router"),
+    ("server.devices.endpoints", "router"),
+    ("server.runs.endpoints", "router"),
+    ("server.runs.events", "router"),
+)
+
+_PROBLEM = {"model": ProblemModel, "content": {"application/problem+json": {}}}
+# Every API route may answer these; documenting them keeps clients (and schemathesis) honest.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {**_PROBLEM, "description": "The request cannot be read (malformed JSON)"},
+    401: {**_PROBLEM, "description": "No token, or an unknown or revoked one"},
+    404: {**_PROBLEM, "description": "No such object in the caller's account"},
+    413: {**_PROBLEM, "description": "The body is over the size limit"},
+    422: {**_PROBLEM, "description": "The body or parameters are wrong; `errors` lists each problem"},
+}
+
+
+def _load_router(module_name: str, attr: str) -> APIRouter | None:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise
+        _log.warning("router %s is not available yet: its module is missing", module_name)
+        return None
+    router: APIRouter = getattr(module, attr)
+    return router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The phoneflow server for `settings` (read from the environment when not given)."""
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    engine = make_engine(settings.database_url)
+    session_factory = make_session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.run_migrations:
+            await run_in_threadpool(migrate.upgrade, engine)
+        scheduler = build_scheduler(settings, session_factory) if settings.start_scheduler else None
+        if scheduler is not None:
+            scheduler.start()
+        app.state.scheduler = scheduler
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            engine.dispose()
+
+    app = FastAPI(
+        title="phoneflow",
+        version="1.0.0",
+        summary="Automation workflows on fleets of Android phones.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = session_factory
+
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: every log line of the request, 413s included, carries the id.
+    app.add_middleware(RequestIdMiddleware)
+
+    api = APIRouter(prefix=API_PREFIX, responses=COMMON_RESPONSES)
+    for module_name, attr in ROUTERS:
+        router = _load_router(module_name, attr)
+        if router is not None:
+            api.include_router(router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
+    def healthz() -> dict[str, str]:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok"}
+
+    return app

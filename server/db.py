@@ -1,0 +1,176 @@
+"""The database: the declarative base, engines, sessions and the request's transaction.
+
+The request dependency `SessionDep` owns the transaction: it commits when the path
+operation returns and rolls back when it raises. Code below it only adds and
+flushes. Work that must see committed data (publishing `run.updated`) registers
+itself with `after_commit(session, callback)` and runs right after the commit,
+never before and never after a rollback.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, String, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_AFTER_COMMIT_KEY = "phoneflow_after_commit"
+_log = logging.getLogger("phoneflow.db")
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC: the only clock the models use."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A fresh UUID as a string: every id in the database."""
+    return str(uuid.uuid4())
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """The one declarative base of every server model."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: UtcDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+        list[str]: JSON(),
+        list[dict[str, Any]]: JSON(),
+        str: String(),
+    }
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` (and `postgres://`) use the psycopg 3 driver; anything else is left alone."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # WAL lets readers (the dashboard, SSE replay) go on while a report is written;
+    # busy_timeout makes concurrent writers wait instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`: SQLite with WAL, foreign keys and a busy timeout; PostgreSQL via psycopg 3."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _configure_sqlite)
+        # pysqlite's own transaction handling defers BEGIN; emit BEGIN IMMEDIATE ourselves
+        # so a transaction takes the write lock when it starts: concurrent writers then
+        # wait on busy_timeout instead of failing to upgrade a read lock ("database is locked").
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "connect", _disable_pysqlite_transactions, insert=True)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_engine(url, **kwargs)
+
+
+def _disable_pysqlite_transactions(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (responses are built from them)."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+    event.listen(factory, "after_commit", _run_after_commit)
+    event.listen(factory, "after_soft_rollback", _drop_after_commit)
+    return factory
+
+
+def after_commit(session: Session, callback: Callable[[], object]) -> None:
+    """Run `callback()` once, right after `session`'s current transaction commits.
+
+    Callbacks run synchronously in the committing thread, in the order registered;
+    a rollback drops them. An exception in one is logged and does not undo the commit.
+    """
+    session.info.setdefault(_AFTER_COMMIT_KEY, []).append(callback)
+
+
+def _run_after_commit(session: Session) -> None:
+    callbacks: list[Callable[[], object]] = session.info.pop(_AFTER_COMMIT_KEY, [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # the data is committed; a failed notification must not look like a failed write
+            _log.exception("after-commit callback failed")
+
+
+def _drop_after_commit(session: Session, _previous_transaction: Any) -> None:
+    if not session.in_transaction():
+        session.info.pop(_AFTER_COMMIT_KEY, None)
+
+
+def session_factory_from(request: Request) -> sessionmaker[Session]:
+    """The app's session factory (set by `create_app`)."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    return factory
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """The request's session and transaction: commit on success, roll back on error."""
+    session = session_factory_from(request)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": the commit happens when the path operation returns, before the
+# response is sent, so a client never sees an answer whose data is not yet committed.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

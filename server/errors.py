@@ -1,0 +1,317 @@
+"""The server's errors and the one place that turns them into problem bodies.
+
+    AppError(message, status_code, title)        any refusal the caller can act on
+    ├── BadRequest              400  the request cannot be read (malformed JSON, bad header)
+    ├── Unauthorized            401  no token, unknown token, revoked token: get a token
+    ├── NotFound                404  no such object *in the caller's account*
+    ├── Conflict                409  the object is in a state that forbids this
+    ├── PayloadTooLarge         413  the body is over the configured limit
+    ├── ValidationFailed        422  the body is readable but wrong: `errors` lists each problem
+    └── RateLimited             429  too many attempts: wait `retry_after_s`
+
+Every error answer is `application/problem+json` with `title`, `status`, `detail`
+and, for validation, `errors: [{pointer, message, hint}]` (RFC 6901 pointers into
+the request). Bad input is never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PROBLEM_JSON = "application/problem+json"
+_log = logging.getLogger("phoneflow.server")
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One thing wrong with a request, located by a JSON pointer into it."""
+
+    pointer: str
+    message: str
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pointer": self.pointer, "message": self.message, "hint": self.hint}
+
+
+class AppError(Exception):
+    """A refusal with a status code and words that say what to do."""
+
+    status_code = 400
+    title = "Bad request"
+
+    def __init__(self, message: str, status_code: int | None = None, title: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+        if title is not None:
+            self.title = title
+        self.headers: dict[str, str] = {}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status_code,
+            "detail": self.message,
+        }
+
+
+class BadRequest(AppError):
+    status_code = 400
+    title = "Bad request"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    title = "Unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": "Bearer"}
+
+
+class NotFound(AppError):
+    status_code = 404
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    title = "Payload too large"
+
+
+class ValidationFailed(AppError):
+    """422 with every problem listed; `errors` items have `pointer`, `message`, `hint`."""
+
+    status_code = 422
+    title = "Validation failed"
+
+    def __init__(self, errors: Iterable[FieldProblem | dict[str, Any]], message: str | None = None) -> None:
+        self.errors = [e if isinstance(e, FieldProblem) else FieldProblem(**e) for e in errors]
+        if message is None:
+            count = len(self.errors)
+            first = self.errors[0] if self.errors else None
+            message = f"{count} problem{'s' if count != 1 else ''} in the request" + (
+                f"; first at {first.pointer or '/'}: {first.message}" if first else ""
+            )
+        super().__init__(message)
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "errors": [e.to_json() for e in self.errors]}
+
+
+class RateLimited(AppError):
+    status_code = 429
+    title = "Too many requests"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class ProblemFieldModel(BaseModel):
+    """OpenAPI shape of one validation problem."""
+
+    model_config = ConfigDict(extra="forbid")
+    pointer: str
+    message: str
+    hint: str | None = None
+
+
+class ProblemModel(BaseModel):
+    """OpenAPI shape of every error body."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemFieldModel] | None = Field(default=None)
+
+
+def problem_response(error: AppError) -> JSONResponse:
+    return JSONResponse(
+        error.body(), status_code=error.status_code, headers=error.headers, media_type=PROBLEM_JSON
+    )
+
+
+def pointer_from_loc(loc: Sequence[int | str]) -> str:
+    """A JSON pointer into the request from a pydantic location (`("body", "name")` → `/name`)."""
+    parts = list(loc)
+    prefix = ""
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        where = parts.pop(0)
+        if where != "body":
+            prefix = f"{where}:"
+    escaped = [str(p).replace("~", "~0").replace("/", "~1") for p in parts]
+    return prefix + ("/" + "/".join(escaped) if escaped else "")
+
+
+_HINTS = {
+    "missing": "add this field",
+    "extra_forbidden": "remove this field; it is not part of this request",
+    "json_invalid": "send a valid JSON document with Content-Type: application/json",
+    "string_type": "send a JSON string",
+    "int_parsing": "send a whole number",
+    "int_type": "send a whole number",
+    "bool_type": "send true or false",
+    "dict_type": "send a JSON object",
+    "model_type": "send a JSON object",
+    "list_type": "send a JSON array",
+    "literal_error": "use one of the values listed in the message",
+    "enum": "use one of the values listed in the message",
+    "uuid_parsing": "send a UUID like 0f8fad5b-d9cb-469f-a165-70867728950e",
+    "too_short": "send more items",
+    "too_long": "send fewer items",
+    "string_too_short": "send a longer string",
+    "string_too_long": "send a shorter string",
+    "greater_than_equal": "send a larger number",
+    "less_than_equal": "send a smaller number",
+}
+
+
+def problems_from_validation(errors: Sequence[Any]) -> list[FieldProblem]:
+    """FastAPI/pydantic validation errors as located problems with a hint each."""
+    problems = []
+    for err in errors:
+        kind = str(err.get("type", ""))
+        loc = err.get("loc", ())
+        message = str(err.get("msg", "invalid value"))
+        if kind == "json_invalid":
+            ctx = err.get("ctx") or {}
+            message = f"malformed JSON: {ctx.get('error', message)}"
+            loc = ("body",)
+        problems.append(FieldProblem(pointer_from_loc(loc), message, _HINTS.get(kind)))
+    return problems
+
+
+async def _app_error_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return problem_response(exc)
+
+
+async def _validation_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = problems_from_validation(exc.errors())
+    if any(p.message.startswith("malformed JSON") for p in problems):
+        malformed = next(p for p in problems if p.message.startswith("malformed JSON"))
+        bad = BadRequest(f"{malformed.message}; send a valid JSON document", title="Malformed JSON")
+        return problem_response(bad)
+    return problem_response(ValidationFailed(problems))
+
+
+_HTTP_TITLES = {
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    413: "Payload too large",
+    415: "Unsupported media type",
+}
+
+
+async def _http_exception_handler(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "no such path; the API lives under /api/v1 (see /openapi.json)"
+    elif exc.status_code == 405:
+        detail = "this path does not accept that method; see /openapi.json for what it does accept"
+    error = AppError(detail, exc.status_code, _HTTP_TITLES.get(exc.status_code, "Error"))
+    error.headers = dict(exc.headers or {})
+    return problem_response(error)
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> Response:
+    _log.exception("unhandled error on %s %s", request.method, request.url.path)
+    error = AppError(
+        "the server failed while handling this request; it is logged — retry, and report the "
+        "X-Request-ID header if it keeps happening",
+        500,
+        "Internal server error",
+    )
+    return problem_response(error)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error the app can raise through a problem body."""
+    app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over `max_bytes` with a 413 problem, by header or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = PayloadTooLarge(
+            f"the request body is larger than {self.max_bytes} bytes; send a smaller body "
+            "(split run reports into smaller batches)"
+        )
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await problem_response(BadRequest("the Content-Length header is not a number"))(
+                        scope, receive, send
+                    )
+                    return
+                if declared > self.max_bytes:
+                    await problem_response(too_large)(scope, receive, send)
+                    return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge(too_large.message)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not response_started:
+                await problem_response(too_large)(scope, receive, send)
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised from `receive` mid-stream; FastAPI passes HTTPExceptions from body reading through."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(status_code=413, detail=detail)

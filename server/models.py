@@ -1,0 +1,31 @@
+"""Every server model, imported in one place so that the metadata is complete.
+
+Alembic's env and the tests import this module; each domain keeps its own `models.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+
+from server.accounts.models import Account, ApiToken
+from server.db import Base
+from server.denylist.models import DenylistEntry
+from server.devices.models import Device, PairingCode, PairingFailure
+from server.workflows.models import Workflow, WorkflowVersion
+
+# The runs domain is built alongside; load its models when present.
+with contextlib.suppress(ModuleNotFoundError):
+    importlib.import_module("server.runs.models")
+
+__all__ = [
+    "Account",
+    "ApiToken",
+    "Base",
+    "DenylistEntry",
+    "Device",
+    "PairingCode",
+    "PairingFailure",
+    "Workflow",
+    "WorkflowVersion",
+]

@@ -1,0 +1,68 @@
+"""The server's configuration: one pydantic-settings object, `PHONEFLOW_` environment prefix.
+
+`DATABASE_URL` (without the prefix) is honoured as well, as design.md promises; the
+prefixed `PHONEFLOW_DATABASE_URL` wins when both are set.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from interpreter.denylist import Denylist
+
+DEFAULT_DATA_DIR = Path(".phoneflow")
+MIB = 1024 * 1024
+
+
+def default_database_url() -> str:
+    """The embedded default: a SQLite file under `./.phoneflow/`, its folder created."""
+    DEFAULT_DATA_DIR.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(DEFAULT_DATA_DIR / 'phoneflow.db').resolve()}"
+
+
+class Settings(BaseSettings):
+    """Everything the server reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PHONEFLOW_", extra="ignore")
+
+    database_url: str = Field(
+        default_factory=default_database_url,
+        validation_alias=AliasChoices("PHONEFLOW_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="SQLAlchemy URL; postgresql:// URLs use the psycopg 3 driver.",
+    )
+    denylist_file: Path | None = Field(
+        default=None, description="The global package denylist: one name or glob a line, '#' comments."
+    )
+    max_body_bytes: int = Field(default=1 * MIB, ge=1024, description="Largest request body accepted.")
+    artifact_max_bytes: int = Field(default=10 * MIB, ge=1024, description="Largest run artifact accepted.")
+    artifact_dir: Path = Field(
+        default=DEFAULT_DATA_DIR / "artifacts", description="Where artifacts are stored."
+    )
+    public_url: str = Field(default="http://127.0.0.1:8000", description="How clients reach this server.")
+    run_migrations: bool = Field(default=True, description="Upgrade the schema when the app starts.")
+    start_scheduler: bool = Field(default=True, description="Run background jobs (retention).")
+    log_level: str = Field(default="INFO")
+    pairing_code_ttl_s: int = Field(default=600, ge=10, description="How long a pairing code lives.")
+    pairing_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Wrong pairing codes allowed per source IP (and per account) per window.",
+    )
+    pairing_failure_window_s: int = Field(default=600, ge=1)
+
+    @cached_property
+    def global_denylist(self) -> Denylist:
+        """The denylist from `denylist_file` (empty when none is configured)."""
+        if self.denylist_file is None:
+            return Denylist()
+        try:
+            return Denylist.from_file(self.denylist_file)
+        except OSError as exc:
+            raise ValueError(
+                f"cannot read the denylist file {self.denylist_file}: {exc.strerror}; "
+                "fix PHONEFLOW_DENYLIST_FILE or create the file"
+            ) from exc

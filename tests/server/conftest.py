@@ -1,0 +1,114 @@
+"""Server test fixtures: every server test runs on SQLite and on PostgreSQL.
+
+`db_url` is parametrized over a SQLite file in tmp_path and a fresh schema in the
+PostgreSQL at PHONEFLOW_TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test),
+built by the migrations. PostgreSQL is skipped only when it cannot be reached, and the
+skip says why. Factories live in tests/server/factories.py.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from server.app import create_app
+from server.db import make_engine, make_session_factory, normalise_url
+from server.migrate import upgrade
+from server.settings import Settings
+from tests.server.factories import Db
+
+PG_URL = os.environ.get("PHONEFLOW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@cache
+def postgres_unreachable_reason() -> str | None:
+    """None when PostgreSQL answers, else why not (for the skip message)."""
+    engine = make_engine(PG_URL, connect_args={"connect_timeout": 3}, pool_pre_ping=False)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to connect means: skip, saying why
+        return f"PostgreSQL at {PG_URL} cannot be reached: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    finally:
+        engine.dispose()
+    return None
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{normalise_url(url)}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'phoneflow.db'}"
+        return
+    reason = postgres_unreachable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = make_engine(PG_URL, pool_pre_ping=False)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield _with_search_path(PG_URL, schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Db]:
+    """The database at `db_url`, upgraded by the migrations."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    try:
+        yield Db(
+            url=db_url, kind=engine.dialect.name, engine=engine, session_factory=make_session_factory(engine)
+        )
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def denylist_file(tmp_path: Path) -> Path:
+    path = tmp_path / "denylist.txt"
+    path.write_text("# the global denylist of the test server\ncom.bank.*\ncom.evil.app\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def settings(db: Db, denylist_file: Path, tmp_path: Path) -> Settings:
+    """Settings for a test app on `db` (schema already built; no background jobs)."""
+    return Settings(
+        database_url=db.url,
+        denylist_file=denylist_file,
+        run_migrations=False,
+        start_scheduler=False,
+        artifact_dir=tmp_path / "artifacts",
+        max_body_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """An HTTP client on the app (lifespan run), raising nothing on 5xx so tests can check them."""
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
