@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -343,3 +344,18 @@ def test_a_hundred_steps_are_fast() -> None:
     elapsed = time.perf_counter() - started
     # The budget is 20 ms for a whole 100-node simulation; leave room for a busy machine.
     assert elapsed < 0.1, f"100 hierarchy+match+tap steps took {elapsed * 1000:.1f} ms"
+
+
+def test_the_example_workflow_captures_an_order_on_the_simulator() -> None:
+    from interpreter.engine import run_workflow
+    from interpreter.trace import RunStatus
+
+    root = Path(__file__).resolve().parent.parent / "examples"
+    definition = json.loads((root / "capture_order.json").read_text(encoding="utf-8"))
+    inputs = json.loads((root / "capture_order.inputs.json").read_text(encoding="utf-8"))
+    clock = VirtualClock()
+    device = SimulatedDevice(sample_apps(), clock)
+    result = run_workflow(definition, device, inputs=inputs, clock=clock)
+    assert result.status is RunStatus.SUCCESS, [e.to_json() for e in result.trace]
+    assert [e.node_id for e in result.trace][-1] == "check"
+    assert find(device.hierarchy(), Selector(text=inputs["order"])) is not None

@@ -175,8 +175,9 @@ class PhoneState:
     def hierarchy(self) -> UiNode:
         """The window hierarchy: a full-screen `hierarchy` root holding the window and any toast.
 
-        Cached until the state changes or the next delayed widget or toast expiry is due;
-        callers must not mutate the tree.
+        Cached until the state changes or the next delayed widget or toast expiry is due:
+        while nothing changed the very same object comes back (`is` tells a renderer it
+        can reuse its last frame). Callers must not mutate the tree.
         """
         return self._layout()[0]
 
