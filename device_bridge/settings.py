@@ -37,6 +37,8 @@ class BridgeSettings(BaseSettings):
     http_timeout_s: float = Field(default=10.0, gt=0)
     # The server's artifact size limit is its own; this one keeps a dump from filling the outbox.
     max_artifact_bytes: int = Field(default=5_000_000, gt=0)
+    # The engine's own denylist check on the phone (the server checks workflows too).
+    denylist_file: Path | None = None
 
     @property
     def state_db(self) -> Path:

@@ -59,7 +59,7 @@ class Backoff:
         self.failures = 0
 
 
-def _problem_detail(response: httpx.Response) -> str:
+def problem_detail(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -125,7 +125,7 @@ class Uploader:
             raise ServerUnreachableError(f"runs.report at {creds.server_url} failed: {exc}") from exc
         if response.status_code == 200:
             return self._settle(batch, response)
-        detail = _problem_detail(response)
+        detail = problem_detail(response)
         error = f"HTTP {response.status_code} from runs.report: {detail}"
         if response.status_code in (400, 413, 422):
             # The batch as a whole was refused: find the run(s) at fault by sending one by one.
@@ -186,7 +186,7 @@ class Uploader:
         if response.status_code in (200, 201, 204):
             self.outbox.artifact_done(item.id)
             return True
-        error = f"HTTP {response.status_code} from {url}: {_problem_detail(response)}"
+        error = f"HTTP {response.status_code} from {url}: {problem_detail(response)}"
         if 400 <= response.status_code < 500 and response.status_code not in (401, 403, 408, 429):
             self.outbox.artifact_rejected(item.id, error)
             return True

@@ -1,0 +1,182 @@
+"""`U2Device`: the interpreter's `Device` protocol over the real uiautomator2 library.
+
+Mechanics only, as `interpreter.device` asks: the engine finds elements with the shared
+matcher over `hierarchy()` and taps their centre, and it does all the waiting with its
+own timeouts, so no uiautomator2 selector, wait or implicit retry is used here.
+
+Round trips are what a step costs on a phone, so the driver spends as few as it can:
+the installed package list is read once (`pm list packages`) and cached, the screen size
+once, and text goes in by the clipboard RPCs without uiautomator2's IME probe (`ime list`,
+a shell round trip on every `send_keys`).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import adbutils
+import requests
+import uiautomator2 as u2
+from PIL import Image
+
+from device_bridge.device_lock import SerialLock
+from device_bridge.errors import DeviceUnavailableError
+from interpreter.device import Artifact
+from interpreter.errors import AppNotInstalledError
+from interpreter.hierarchy import UiNode, from_android_xml
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# uiautomator's pressKey knows these names; `tab` and `space` have no name there, only a code.
+_KEY_NAMES = frozenset({"back", "home", "enter", "menu", "recent", "delete", "search"})
+_KEY_CODES = {"tab": 61, "space": 62}
+DEVICE_KEYS = tuple(sorted(_KEY_NAMES | set(_KEY_CODES)))
+
+# The depth uiautomator2's own dump_hierarchy() asks for.
+_DUMP_MAX_DEPTH = 50
+
+
+class U2Device:
+    """One phone (or the emulator) driven through uiautomator2, by adb serial.
+
+    Construction takes the serial's bridge lock (a second `U2Device` on the same serial,
+    in any process, raises `DeviceBusyError`) and connects; `close()` lets go of both.
+    """
+
+    def __init__(self, serial: str, *, lock_dir: Path) -> None:
+        self._serial = serial
+        self._lock = SerialLock.acquire(lock_dir, serial)
+        try:
+            self._u2 = self._guard(f"connect to {serial}", lambda: u2.connect(serial))
+        except BaseException:
+            self._lock.release()
+            raise
+        self._installed: frozenset[str] | None = None
+        self._size: tuple[int, int] | None = None
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _guard(self, what: str, call: Callable[[], T]) -> T:
+        """Run one uiautomator2/adb call; turn its failures into `DeviceUnavailableError`."""
+        try:
+            return call()
+        except (u2.exceptions.BaseException, adbutils.AdbError, requests.RequestException, OSError) as exc:
+            raise DeviceUnavailableError(
+                f"{what} failed on device {self._serial}: {type(exc).__name__}: {exc} "
+                "(check that `adb devices` lists it as `device` and that it is unlocked)"
+            ) from exc
+
+    def _rpc(self, method: str, *params: Any) -> Any:
+        return self._guard(method, lambda: self._u2.jsonrpc_call(method, list(params) if params else {}))
+
+    def close(self) -> None:
+        """Let go of the device (the uiautomator2 server stays up on the phone for the next bridge)."""
+        self._lock.release()
+
+    def __enter__(self) -> U2Device:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def u2(self) -> u2.Device:
+        """The underlying uiautomator2 device (for benchmarks and diagnostics)."""
+        return self._u2
+
+    # --- Device protocol -----------------------------------------------------------------
+
+    @property
+    def serial(self) -> str:
+        return self._serial
+
+    def screen_size(self) -> tuple[int, int]:
+        if self._size is None:
+            info = self._rpc("deviceInfo")
+            self._size = (int(info["displayWidth"]), int(info["displayHeight"]))
+        return self._size
+
+    def installed_packages(self, refresh: bool = False) -> frozenset[str]:
+        """The packages on the device (`pm list packages`), read once and cached."""
+        if self._installed is None or refresh:
+            self._installed = frozenset(self._guard("pm list packages", self._u2.app_list))
+        return self._installed
+
+    def launch_app(self, package: str, stop_first: bool = False) -> None:
+        if package not in self.installed_packages():
+            # It may have been installed since the list was read: look once more before failing.
+            if package not in self.installed_packages(refresh=True):
+                raise AppNotInstalledError(package)
+        if stop_first:
+            self.stop_app(package)
+        # `monkey` starts the launcher activity without our knowing its name.
+        self._guard(f"start {package}", lambda: self._u2.app_start(package, use_monkey=True))
+
+    def stop_app(self, package: str) -> None:
+        self._guard(f"stop {package}", lambda: self._u2.app_stop(package))
+
+    def foreground_package(self) -> str | None:
+        try:
+            current = self._u2.app_current()
+        except (u2.exceptions.BaseException, adbutils.AdbError, requests.RequestException, OSError) as exc:
+            log.debug("foreground package of %s unknown: %s", self._serial, exc)
+            return None
+        package = current.get("package")
+        return str(package) if package else None
+
+    def hierarchy(self) -> UiNode:
+        # The dump RPC itself rather than dump_hierarchy(), which sleeps and retries three
+        # times on an empty screen: the engine does its own polling with its own timeouts.
+        xml = self._rpc("dumpWindowHierarchy", False, _DUMP_MAX_DEPTH)
+        if not xml:
+            raise DeviceUnavailableError(f"device {self._serial} returned no window hierarchy")
+        return from_android_xml(str(xml))
+
+    def hierarchy_xml(self) -> str:
+        """The raw window hierarchy dump (kept as failure context)."""
+        return str(self._rpc("dumpWindowHierarchy", False, _DUMP_MAX_DEPTH) or "")
+
+    def tap(self, x: int, y: int) -> None:
+        self._guard("click", lambda: self._u2.click(x, y))
+
+    def input_text(self, text: str, clear: bool = False) -> None:
+        if clear:
+            self._rpc("clearInputText")
+        if not text:
+            return
+        # What u2's send_keys does on its clipboard path, minus its IME probe.
+        self._rpc("setClipboard", None, text)
+        if self._rpc("getClipboard") != text:
+            raise DeviceUnavailableError(
+                f"device {self._serial} did not take the text into its clipboard, so it cannot be typed"
+            )
+        self._rpc("pasteClipboard")
+
+    def press_key(self, key: str) -> None:
+        name = key.lower()
+        if name in _KEY_NAMES:
+            self._rpc("pressKey", name)
+        elif name in _KEY_CODES:
+            self._rpc("pressKeyCode", _KEY_CODES[name])
+        else:
+            raise ValueError(f"unknown key {key!r}: use one of {', '.join(DEVICE_KEYS)}")
+
+    def swipe(self, x1: int, y1: int, x2: int, y2: int, duration_ms: int = 250) -> None:
+        self._guard("swipe", lambda: self._u2.swipe(x1, y1, x2, y2, duration=max(duration_ms, 10) / 1000))
+
+    def screenshot(self) -> Artifact:
+        data = self._rpc("takeScreenshot", 1, 80)
+        if data:
+            image = Image.open(io.BytesIO(base64.b64decode(data)))
+        else:  # the RPC may answer null; uiautomator2 then falls back to screencap
+            image = self._guard("screencap", lambda: self._u2.screenshot(format="pillow"))
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        return Artifact(name="screenshot.png", content_type="image/png", data=out.getvalue())

@@ -1,0 +1,96 @@
+"""Turning an engine run into `runs.report` run objects, queued in the outbox.
+
+While a run moves, `ProgressReporter` queues its status and the trace so far — on every
+status change, and for steps at most `interval_s` apart (a ticker flushes a step that
+came in between), so the server hears of a moving run at least once a second. The final
+report carries the whole result. A terminal status is only ever queued with the final
+report: a terminal report without the end time and counts would be judged "unchanged"
+by the server if it came first, and the counts would be lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from device_bridge.outbox import Outbox
+from interpreter.engine import RunResult
+from interpreter.trace import RunStatus, TraceEvent
+
+# The run fields runs.report accepts that the claim gives and the engine does not know.
+_CLAIM_FIELDS = ("workflowId", "workflowVersionId", "deviceId", "trigger", "inputs")
+
+
+def base_fields(claimed_run: dict[str, Any], device_id: str) -> dict[str, Any]:
+    """The fields of a report that come from the claimed run (ids, trigger, inputs)."""
+    base = {key: claimed_run[key] for key in _CLAIM_FIELDS if claimed_run.get(key) is not None}
+    base["id"] = str(claimed_run["id"])
+    base["deviceId"] = device_id
+    base.setdefault("inputs", {})
+    return base
+
+
+def final_report(base: dict[str, Any], result: RunResult) -> dict[str, Any]:
+    report = dict(base)
+    report.update(result.to_json())
+    report["id"] = base["id"]
+    if report.get("inputs") is None:
+        report["inputs"] = base.get("inputs", {})
+    return report
+
+
+class ProgressReporter:
+    """Feeds one run's progress into the outbox; give its methods to the engine as callbacks."""
+
+    def __init__(self, outbox: Outbox, device_id: str, base: dict[str, Any], interval_s: float = 0.5) -> None:
+        self.outbox = outbox
+        self.device_id = device_id
+        self.base = base
+        self.interval_s = interval_s
+        self.status = RunStatus.RUNNING
+        self.trace: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._last_sent = 0.0
+        self._dirty = False
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name=f"progress-{base['id'][:8]}", daemon=True)
+        self._ticker.start()
+
+    def on_status(self, status: RunStatus) -> None:
+        if status.terminal:
+            return  # the final report carries it (see the module docstring)
+        with self._lock:
+            self.status = status
+            self._flush()
+
+    def on_event(self, event: TraceEvent) -> None:
+        with self._lock:
+            self.trace.append(event.to_json())
+            if time.monotonic() - self._last_sent >= self.interval_s:
+                self._flush()
+            else:
+                self._dirty = True
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**self.base, "status": self.status.value, "trace": list(self.trace)}
+
+    def _flush(self) -> None:
+        self.outbox.enqueue(self.snapshot(), self.device_id)
+        self._last_sent = time.monotonic()
+        self._dirty = False
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval_s / 2):
+            with self._lock:
+                if self._dirty:
+                    self._flush()
+
+    def finish(self, result: RunResult) -> dict[str, Any]:
+        """Stop the ticker and queue the final report; returns it."""
+        self._stop.set()
+        self._ticker.join()
+        report = final_report(self.base, result)
+        with self._lock:
+            self.outbox.enqueue(report, self.device_id)
+        return report

@@ -1,0 +1,96 @@
+"""The device side of the server's HTTP surface: pair, heartbeat, claim.
+
+`runs.report` and artifact uploads go through the outbox and `uploader`, never from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from device_bridge.errors import ServerRefusedError, ServerUnreachableError
+from device_bridge.uploader import problem_detail
+
+PAIR_PATH = "/api/v1/devices/pair"
+CLAIM_PATH = "/api/v1/devices/me/claim"
+HEARTBEAT_PATH = "/api/v1/devices/me/heartbeat"
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    device_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A run the server handed to this device, with the workflow version it runs."""
+
+    run: dict[str, Any]
+    definition: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run["id"])
+
+
+def _call(client: httpx.Client, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise ServerUnreachableError(f"{what}: cannot reach {url}: {type(exc).__name__}: {exc}") from exc
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        raise ServerUnreachableError(
+            f"{what}: HTTP {response.status_code} from {url}: {problem_detail(response)}"
+        )
+    if response.status_code >= 400:
+        raise ServerRefusedError(
+            f"{what}: HTTP {response.status_code} from {url}: {problem_detail(response)}",
+            response.status_code,
+        )
+    return response
+
+
+def pair(
+    client: httpx.Client, server_url: str, *, code: str, serial: str, model: str, android_version: str
+) -> Pairing:
+    """Redeem a pairing code; the token in the answer is shown once, so the caller must keep it."""
+    response = _call(
+        client,
+        "POST",
+        server_url.rstrip("/") + PAIR_PATH,
+        "pairing",
+        json={"code": code, "serial": serial, "model": model, "androidVersion": android_version},
+    )
+    body = response.json()
+    return Pairing(device_id=str(body["deviceId"]), token=str(body["token"]))
+
+
+class DeviceApi:
+    """Calls made as one paired device (its token)."""
+
+    def __init__(self, client: httpx.Client, server_url: str, token: str) -> None:
+        self.client = client
+        self.server_url = server_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    def heartbeat(self) -> dict[str, Any]:
+        response = _call(
+            self.client, "POST", self.server_url + HEARTBEAT_PATH, "heartbeat", headers=self._headers, json={}
+        )
+        if response.status_code == 204 or not response.content:
+            return {}
+        body = response.json()
+        return body if isinstance(body, dict) else {}
+
+    def claim(self) -> ClaimedRun | None:
+        """The next queued run of this device (now claimed by us), or None when there is none."""
+        response = _call(
+            self.client, "POST", self.server_url + CLAIM_PATH, "claim", headers=self._headers, json={}
+        )
+        if response.status_code == 204:
+            return None
+        body = response.json()
+        return ClaimedRun(run=dict(body["run"]), definition=dict(body["definition"]))
