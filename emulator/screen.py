@@ -40,6 +40,7 @@ _BUTTON_TEXT = (255, 255, 255)
 _OUTLINE = (218, 220, 224)
 _ACCENT = (26, 115, 232)
 _TOAST_FILL = (60, 64, 67)
+_TOOLBAR_FILL = (232, 240, 254)
 
 _TEXT_SIZE = 42  # 16 sp at 420 dpi
 _TOAST_ID = "android:id/message"
@@ -190,6 +191,8 @@ def _draw_node(draw: ImageDraw.ImageDraw, node: UiNode) -> None:
         draw.rectangle(box, outline=_OUTLINE, width=3)
         draw.line((box[0], box[1], box[2], box[3]), fill=_OUTLINE, width=2)
         _text_in(draw, label, box, _MUTED, centered=True)
+    elif _is_toolbar(node):
+        draw.rectangle(box, fill=_TOOLBAR_FILL)
     else:
         if node.scrollable:
             draw.rectangle(box, outline=_OUTLINE, width=2)
@@ -197,6 +200,15 @@ def _draw_node(draw: ImageDraw.ImageDraw, node: UiNode) -> None:
             draw.rounded_rectangle(box, radius=12, outline=_OUTLINE, width=2)
         if label:
             _text_in(draw, label, box, _TEXT, centered=False)
+
+
+def _is_toolbar(node: UiNode) -> bool:
+    # The layout puts a screen's title in a full-width ViewGroup right under the status bar.
+    return (
+        node.class_name == "android.view.ViewGroup"
+        and node.bounds.top == STATUS_BAR_HEIGHT
+        and bool(node.children)
+    )
 
 
 def _draw_editable(draw: ImageDraw.ImageDraw, node: UiNode, box: tuple[int, int, int, int]) -> None:
