@@ -11,21 +11,13 @@ import http.client
 import json
 import threading
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from emulator.device import VirtualDevice
 from emulator.u2server import U2Server
-from interpreter.appmodel import AppModel, PhoneState
+from interpreter.appmodel import AppModel
 
 T = TypeVar("T")
-
-
-@dataclass
-class HostDevice:
-    """The two things `U2Server` reads from a virtual device."""
-
-    phone: PhoneState
-    props: dict[str, str] = field(default_factory=dict)
 
 
 class RpcFailure(Exception):
@@ -41,7 +33,7 @@ class ServerOnLoop:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="u2-loop", daemon=True)
         self._thread.start()
-        self.device = HostDevice(self.on_loop(lambda: PhoneState(model)))
+        self.device = self.on_loop(lambda: VirtualDevice(model))
         self.server = U2Server(self.device)
         self.port = self.run(self.server.start())
 
