@@ -8,6 +8,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from interpreter.appmodel import (
     LAUNCHER_PACKAGE,
@@ -303,3 +305,40 @@ def test_phone_hierarchy_root_is_full_screen() -> None:
     assert root.class_name == "hierarchy"
     assert (root.bounds.width, root.bounds.height) == (1080, 2340)
     assert root.children[0].package == LAUNCHER_PACKAGE
+
+
+KEYS = ["id", "text", "class", "widgets", "children", "onClick", "goTo", "repeat", "screen", "widget", "apps"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["", "x", "home", "Button", "com.a.b"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _paths(value: Any, here: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [here]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += _paths(child, (*here, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += _paths(child, (*here, index))
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), replacement=json_values)
+def test_any_broken_model_raises_only_app_model_error(data: st.DataObject, replacement: Any) -> None:
+    model = tiny_model()
+    path = data.draw(st.sampled_from(_paths(model)[1:]))
+    parent = model
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = replacement
+    try:
+        AppModel.from_dict(model)
+    except AppModelError as exc:
+        message = str(exc)
+    else:
+        return
+    assert "app model is not valid" in message

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeAlias
 
 import jsonschema
@@ -292,7 +293,7 @@ def _parse_app(raw: dict[str, Any], pointer: str) -> tuple[AppSpec, dict[str, di
         _check_references(screens, screen, pointers[screen_id])
     launch = raw.get("launchActivity")
     launch_activity = _qualify(package, launch) if launch else screens[start].activity
-    return AppSpec(package, raw["label"], start, launch_activity, screens), pointers
+    return AppSpec(package, raw["label"], start, launch_activity, MappingProxyType(screens)), pointers
 
 
 def _qualify(package: str, activity: str) -> str:
@@ -310,7 +311,7 @@ def _parse_screen(package: str, raw: dict[str, Any], pointer: str) -> tuple[Scre
     pointers: dict[str, str] = {}
     for index, raw_widget in enumerate(raw["widgets"]):
         widgets.extend(_parse_widgets(raw_widget, f"{pointer}/widgets/{index}", pointers))
-    by_id = {widget.id: widget for top in widgets for widget in top.walk()}
+    by_id = MappingProxyType({widget.id: widget for top in widgets for widget in top.walk()})
     activity = raw.get("activity")
     spec = ScreenSpec(
         id=raw["id"],
