@@ -199,6 +199,7 @@ class Agent:
             self.outbox,
             self._credentials,
             batch_size=settings.upload_batch_size,
+            max_batch_bytes=settings.upload_max_batch_bytes,
             backoff=Backoff(settings.backoff_base_s, settings.backoff_max_s),
             timeout_s=settings.http_timeout_s,
         )

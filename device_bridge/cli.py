@@ -269,8 +269,13 @@ def upload_command(state_dir: StateDir = None) -> None:
 
     outbox = Outbox(settings.outbox_db)
     uploader = Uploader(
-        outbox, credentials, batch_size=settings.upload_batch_size, timeout_s=settings.http_timeout_s
+        outbox,
+        credentials,
+        batch_size=settings.upload_batch_size,
+        max_batch_bytes=settings.upload_max_batch_bytes,
+        timeout_s=settings.http_timeout_s,
     )
+    typer.echo(f"uploading {outbox.count()} pending report(s)")
     try:
         sent = uploader.upload_all()
     except BridgeError as exc:

@@ -192,10 +192,11 @@ class Outbox:
             )
         return seq
 
-    def next_batch(self, limit: int = 100) -> list[QueuedReport]:
-        """The oldest pending reports of one device (the device of the oldest one), ≤ `limit`.
+    def next_batch(self, limit: int = 100, max_bytes: int | None = None) -> list[QueuedReport]:
+        """The oldest pending reports of one device (the device of the oldest one).
 
-        One run appears at most once in a batch, so one answer settles one row.
+        At most `limit` rows and, past the first row, at most `max_bytes` of run JSON (the
+        server caps request bodies). One run appears at most once, so one answer settles one row.
         """
         with self._lock:
             first = self._db.execute(
@@ -210,11 +211,16 @@ class Outbox:
             ).fetchall()
         batch: list[QueuedReport] = []
         seen: set[str] = set()
+        size = 0
         for row in rows:
             report = _report(row)
-            if report.run_id not in seen:
-                seen.add(report.run_id)
-                batch.append(report)
+            if report.run_id in seen:
+                continue
+            size += len(report.body) + 1
+            if batch and max_bytes is not None and size > max_bytes:
+                break
+            seen.add(report.run_id)
+            batch.append(report)
         return batch
 
     def settle(self, settlements: Iterable[Settlement]) -> None:

@@ -32,6 +32,8 @@ class BridgeSettings(BaseSettings):
     # Progress reports of a moving run: at most this far apart (design: at least once a second).
     progress_interval_s: float = Field(default=0.5, gt=0, le=1.0)
     upload_batch_size: int = Field(default=100, ge=1, le=100)
+    # The server refuses bodies over its max_body_bytes (1 MiB by default): stay well below.
+    upload_max_batch_bytes: int = Field(default=512 * 1024, ge=1024)
     backoff_base_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     http_timeout_s: float = Field(default=10.0, gt=0)

@@ -86,6 +86,7 @@ class Uploader:
         *,
         client: httpx.Client | None = None,
         batch_size: int = 100,
+        max_batch_bytes: int = 512 * 1024,
         backoff: Backoff | None = None,
         timeout_s: float = 10.0,
     ) -> None:
@@ -97,6 +98,7 @@ class Uploader:
         self.credentials_for = credentials_for
         self.client = client or httpx.Client(timeout=timeout_s)
         self.batch_size = batch_size
+        self.max_batch_bytes = max_batch_bytes
         self.backoff = backoff or Backoff()
 
     # --- one step ----------------------------------------------------------------------
@@ -106,7 +108,7 @@ class Uploader:
 
         Raises `ServerUnreachableError` (try later) or `ServerRefusedError` (credentials).
         """
-        batch = self.outbox.next_batch(self.batch_size)
+        batch = self.outbox.next_batch(self.batch_size, self.max_batch_bytes)
         if not batch:
             return 0
         return self._send(batch)
@@ -128,9 +130,11 @@ class Uploader:
         detail = problem_detail(response)
         error = f"HTTP {response.status_code} from runs.report: {detail}"
         if response.status_code in (400, 413, 422):
-            # The batch as a whole was refused: find the run(s) at fault by sending one by one.
+            # The batch as a whole was refused (too big, or one run malformed): halve it until
+            # the run at fault is alone, and only that one is marked rejected.
             if len(batch) > 1:
-                return sum(self._send([row]) for row in batch)
+                half = len(batch) // 2
+                return self._send(batch[:half]) + self._send(batch[half:])
             self.outbox.settle([Settlement(batch[0].seq, ReportResult.REJECTED, error)])
             return 1
         self.outbox.note_failure(seqs, error)

@@ -27,6 +27,7 @@ class ReportStore:
         self.requests: list[list[str]] = []  # run ids per accepted request, in arrival order
         self.fail_next = 0
         self.reject_ids: set[str] = set()
+        self.max_body: int | None = None
         self.lock = threading.Lock()
 
     def apply(self, run: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +69,9 @@ def make_handler(store: ReportStore) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length)
+            if store.max_body is not None and length > store.max_body:
+                self._answer(413, {"title": "too large", "detail": f"{length} bytes"})
+                return
             if self.path != "/api/v1/runs.report":
                 self._answer(404, {"title": "not found"})
                 return

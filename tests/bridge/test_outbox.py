@@ -160,3 +160,23 @@ def test_contradicting_report_is_rejected_but_rest_of_batch_counts(tmp_path: Pat
     assert server.store.runs[a]["status"] == "success"
     assert server.store.runs[b]["status"] == "success"
     assert [(r.run_id, r.reason) for r in outbox.reports()] == [(a, "run already ended success")]
+
+
+def test_batches_stay_under_the_servers_body_limit(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    run_ids = [str(uuid.uuid4()) for _ in range(40)]
+    for run_id in run_ids:
+        outbox.enqueue(make_run(run_id, "success", 30), DEVICE)
+    one_run = len(outbox.reports()[0].body)
+    with ReportServer(TOKEN) as server:
+        server.store.max_body = one_run * 6
+        # The uploader's own cap is too generous for this server: 413s make it halve the batch.
+        assert uploader_for(outbox, server.url, max_batch_bytes=one_run * 20).upload_all() == 40
+        assert uploader_for(outbox, server.url).upload_all() == 0
+    assert sorted(server.store.runs) == sorted(run_ids)
+    assert outbox.count(RowState.REJECTED) == 0
+    assert all(len(request) <= 6 for request in server.store.requests)
+    capped = Outbox(tmp_path / "other.db")
+    for run_id in run_ids:
+        capped.enqueue(make_run(run_id, "success", 30), DEVICE)
+    assert len(capped.next_batch(100, max_bytes=one_run * 5 + 10)) == 5
