@@ -6,14 +6,13 @@ import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from server import migrate
 from server.db import make_engine, make_session_factory
-from server.errors import BodySizeLimitMiddleware, ProblemModel, install_error_handlers
+from server.errors import BodySizeLimitMiddleware, install_error_handlers, problem_responses
 from server.observability import RequestIdMiddleware, configure_logging
 from server.scheduler import build_scheduler
 from server.settings import Settings
@@ -32,15 +31,8 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("server.runs.events", "router"),
 )
 
-_PROBLEM = {"model": ProblemModel, "content": {"application/problem+json": {}}}
 # Every API route may answer these; documenting them keeps clients (and schemathesis) honest.
-COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {**_PROBLEM, "description": "The request cannot be read (malformed JSON)"},
-    401: {**_PROBLEM, "description": "No token, or an unknown or revoked one"},
-    404: {**_PROBLEM, "description": "No such object in the caller's account"},
-    413: {**_PROBLEM, "description": "The body is over the size limit"},
-    422: {**_PROBLEM, "description": "The body or parameters are wrong; `errors` lists each problem"},
-}
+COMMON_RESPONSES = problem_responses(400, 401, 404, 413, 422)
 
 
 def _load_router(module_name: str, attr: str) -> APIRouter | None:

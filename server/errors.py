@@ -147,6 +147,31 @@ class ProblemModel(BaseModel):
     errors: list[ProblemFieldModel] | None = Field(default=None)
 
 
+_DEFAULT_DESCRIPTIONS = {
+    400: "The request cannot be read (malformed JSON)",
+    401: "No token, or an unknown or revoked one",
+    404: "No such object in the caller's account",
+    409: "The object's state forbids this",
+    410: "Gone (expired)",
+    413: "The body is over the size limit",
+    422: "The body or parameters are wrong; `errors` lists each problem",
+    429: "Too many attempts; see Retry-After",
+}
+
+
+def problem_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for problem bodies (`descriptions` as `c409="..."` overrides)."""
+    schema = {"$ref": "#/components/schemas/ProblemModel"}
+    return {
+        code: {
+            "model": ProblemModel,
+            "description": descriptions.get(f"c{code}", _DEFAULT_DESCRIPTIONS.get(code, "Error")),
+            "content": {PROBLEM_JSON: {"schema": schema}},
+        }
+        for code in codes
+    }
+
+
 def problem_response(error: AppError) -> JSONResponse:
     return JSONResponse(
         error.body(), status_code=error.status_code, headers=error.headers, media_type=PROBLEM_JSON

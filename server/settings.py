@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         description="Wrong pairing codes allowed per source IP (and per account) per window.",
     )
     pairing_failure_window_s: int = Field(default=600, ge=1)
+    simulate_live_http: bool = Field(
+        default=False,
+        description="Let simulated action.http steps make real requests (off: they get a canned 200).",
+    )
 
     @cached_property
     def global_denylist(self) -> Denylist:

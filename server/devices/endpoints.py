@@ -1,0 +1,97 @@
+"""Pairing codes, pairing, and `/api/v1/devices`: list, read, rename, revoke, heartbeat."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from server.auth import CurrentAccount, CurrentDevice
+from server.db import SessionDep
+from server.devices import service
+from server.devices.schemas import (
+    DeviceRead,
+    DeviceUpdate,
+    Heartbeat,
+    Paired,
+    PairingCodeCreated,
+    PairRequest,
+)
+from server.errors import AppError, problem_response, problem_responses
+from server.settings import Settings
+
+router = APIRouter(tags=["devices"])
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+@router.post(
+    "/pairing-codes",
+    response_model=PairingCodeCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="A single-use code that pairs one device (expires in 10 minutes)",
+)
+def create_pairing_code(request: Request, account: CurrentAccount, session: SessionDep) -> PairingCodeCreated:
+    code, expires_at = service.create_pairing_code(session, account, _settings(request))
+    return PairingCodeCreated(code=code, expires_at=expires_at)
+
+
+@router.post(
+    "/devices/pair",
+    response_model=Paired,
+    status_code=status.HTTP_201_CREATED,
+    summary="Redeem a pairing code for a device token",
+    responses=problem_responses(
+        409, 410, 429, c409="The code was already used", c410="The code expired", c422="No such code"
+    ),
+)
+def pair(body: PairRequest, request: Request, session: SessionDep) -> Paired | Response:
+    source = request.client.host if request.client else "unknown"
+    facts = service.DeviceFacts(
+        serial=body.serial, model=body.model, android_version=body.android_version, name=body.name
+    )
+    try:
+        device, token = service.pair_device(session, body.code, facts, source, _settings(request))
+    except AppError as refusal:
+        # Answer without raising, so the request's transaction commits the failed attempt
+        # and the rate limit counts it.
+        return problem_response(refusal)
+    return Paired(device_id=device.id, token=token)
+
+
+@router.post(
+    "/devices/me/heartbeat",
+    response_model=Heartbeat,
+    summary="A device says it is alive (updates lastSeenAt)",
+)
+def heartbeat(device: CurrentDevice) -> Heartbeat:
+    service.heartbeat(device)
+    assert device.last_seen_at is not None
+    return Heartbeat(device_id=device.id, last_seen_at=device.last_seen_at)
+
+
+@router.get("/devices", response_model=list[DeviceRead], summary="The account's devices")
+def list_devices(account: CurrentAccount, session: SessionDep) -> list[DeviceRead]:
+    return [DeviceRead.model_validate(d) for d in service.list_devices(session, account)]
+
+
+@router.get("/devices/{device_id}", response_model=DeviceRead, summary="One device")
+def read_device(device_id: str, account: CurrentAccount, session: SessionDep) -> DeviceRead:
+    return DeviceRead.model_validate(service.get_device(session, account, device_id))
+
+
+@router.patch("/devices/{device_id}", response_model=DeviceRead, summary="Rename a device")
+def rename_device(
+    device_id: str, body: DeviceUpdate, account: CurrentAccount, session: SessionDep
+) -> DeviceRead:
+    return DeviceRead.model_validate(service.rename_device(session, account, device_id, body.name))
+
+
+@router.post(
+    "/devices/{device_id}/revoke",
+    response_model=DeviceRead,
+    summary="Revoke a device: its token stops working at once",
+)
+def revoke_device(device_id: str, account: CurrentAccount, session: SessionDep) -> DeviceRead:
+    return DeviceRead.model_validate(service.revoke_device(session, account, device_id))

@@ -1,0 +1,47 @@
+"""Wire shapes of the pairing and device endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from server.schemas import ApiModel
+
+
+class PairingCodeCreated(ApiModel):
+    code: str = Field(description="8 characters, single use; shown once.")
+    expires_at: datetime
+
+
+class PairRequest(ApiModel):
+    code: str = Field(min_length=1, max_length=64)
+    serial: str = Field(min_length=1, max_length=200)
+    model: str = Field(min_length=1, max_length=200)
+    android_version: str = Field(min_length=1, max_length=50)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Paired(ApiModel):
+    device_id: str
+    token: str = Field(description="The device token (pf_dev_…): shown once, stored only as a hash.")
+
+
+class DeviceRead(ApiModel):
+    id: str
+    name: str
+    serial: str
+    model: str
+    android_version: str
+    created_at: datetime
+    last_seen_at: datetime | None
+    revoked_at: datetime | None
+
+
+class DeviceUpdate(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Heartbeat(ApiModel):
+    device_id: str
+    last_seen_at: datetime

@@ -1,0 +1,181 @@
+"""`/api/v1/workflows`: create, list, read, version, publish, simulate; and the workflow JSON Schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+
+from interpreter.schema import workflow_schema
+from server.auth import CurrentAccount
+from server.db import SessionDep
+from server.denylist.service import effective_denylist
+from server.errors import problem_responses
+from server.settings import Settings
+from server.workflows import service
+from server.workflows.models import Workflow, WorkflowVersion
+from server.workflows.schemas import (
+    PublishRequest,
+    SimulateRequest,
+    SimulationResult,
+    VersionCreate,
+    VersionCreated,
+    VersionRead,
+    WorkflowCreate,
+    WorkflowCreated,
+    WorkflowDetail,
+    WorkflowRead,
+    WorkflowUpdate,
+)
+from server.workflows.simulation import simulate
+
+router = APIRouter(tags=["workflows"])
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _version_read(version: WorkflowVersion) -> VersionRead:
+    return VersionRead(
+        id=version.id,
+        workflow_id=version.workflow_id,
+        number=version.number,
+        definition=version.definition,
+        warnings=version.problems,
+        created_at=version.created_at,
+    )
+
+
+def _detail(session: SessionDep, workflow: Workflow) -> WorkflowDetail:
+    latest = service.latest_version(session, workflow)
+    return WorkflowDetail.model_validate(
+        {**WorkflowRead.model_validate(workflow).model_dump(), "latest_version": _version_read(latest)}
+    )
+
+
+@router.get(
+    "/schemas/workflow.json",
+    summary="The JSON Schema of a workflow definition",
+    response_model=dict[str, Any],
+)
+def read_workflow_schema() -> dict[str, Any]:
+    return workflow_schema()
+
+
+@router.post(
+    "/workflows",
+    response_model=WorkflowCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a workflow with its first version (422 lists every validation problem)",
+)
+def create_workflow(
+    body: WorkflowCreate, request: Request, account: CurrentAccount, session: SessionDep
+) -> WorkflowCreated:
+    warnings = service.validate_definition(
+        body.definition, effective_denylist(session, account.id, _settings(request))
+    )
+    workflow, version = service.create_workflow(session, account.id, body.name, body.definition, warnings)
+    return WorkflowCreated(id=workflow.id, version_id=version.id, number=version.number, warnings=warnings)
+
+
+@router.get("/workflows", response_model=list[WorkflowRead], summary="The account's workflows")
+def list_workflows(account: CurrentAccount, session: SessionDep) -> list[WorkflowRead]:
+    return [WorkflowRead.model_validate(w) for w in service.list_workflows(session, account)]
+
+
+@router.get("/workflows/{workflow_id}", response_model=WorkflowDetail, summary="One workflow, latest version")
+def read_workflow(workflow_id: str, account: CurrentAccount, session: SessionDep) -> WorkflowDetail:
+    return _detail(session, service.get_workflow(session, account, workflow_id))
+
+
+@router.patch("/workflows/{workflow_id}", response_model=WorkflowDetail, summary="Rename a workflow")
+def update_workflow(
+    workflow_id: str, body: WorkflowUpdate, account: CurrentAccount, session: SessionDep
+) -> WorkflowDetail:
+    workflow = service.get_workflow(session, account, workflow_id)
+    workflow.name = body.name
+    session.flush()
+    return _detail(session, workflow)
+
+
+@router.get(
+    "/workflows/{workflow_id}/versions",
+    response_model=list[VersionRead],
+    summary="Every version, oldest first",
+)
+def list_versions(workflow_id: str, account: CurrentAccount, session: SessionDep) -> list[VersionRead]:
+    workflow = service.get_workflow(session, account, workflow_id)
+    return [_version_read(v) for v in service.list_versions(session, workflow)]
+
+
+@router.get(
+    "/workflows/{workflow_id}/versions/{version_id}", response_model=VersionRead, summary="One version"
+)
+def read_version(
+    workflow_id: str, version_id: str, account: CurrentAccount, session: SessionDep
+) -> VersionRead:
+    workflow = service.get_workflow(session, account, workflow_id)
+    return _version_read(service.get_version(session, workflow, version_id))
+
+
+@router.post(
+    "/workflows/{workflow_id}/versions",
+    response_model=VersionCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Save a new immutable version (422 lists every validation problem)",
+)
+def create_version(
+    workflow_id: str, body: VersionCreate, request: Request, account: CurrentAccount, session: SessionDep
+) -> VersionCreated:
+    workflow = service.get_workflow(session, account, workflow_id)
+    warnings = service.validate_definition(
+        body.definition, effective_denylist(session, account.id, _settings(request))
+    )
+    version = service.store_version(session, workflow, body.definition, warnings)
+    return VersionCreated(id=version.id, workflow_id=workflow.id, number=version.number, warnings=warnings)
+
+
+@router.post(
+    "/workflows/{workflow_id}/publish",
+    response_model=WorkflowDetail,
+    summary="Make a version the one that runs",
+)
+def publish(
+    workflow_id: str, body: PublishRequest, account: CurrentAccount, session: SessionDep
+) -> WorkflowDetail:
+    workflow = service.get_workflow(session, account, workflow_id)
+    service.publish(session, workflow, body.version_id)
+    session.flush()
+    return _detail(session, workflow)
+
+
+@router.post(
+    "/workflows/{workflow_id}/simulate",
+    response_model=SimulationResult,
+    summary="Run a version on the simulator and return its trace",
+    responses=problem_responses(422),
+)
+def simulate_workflow(
+    workflow_id: str, body: SimulateRequest, request: Request, account: CurrentAccount, session: SessionDep
+) -> SimulationResult:
+    workflow = service.get_workflow(session, account, workflow_id)
+    if body.version_id is not None:
+        version = service.get_version(session, workflow, body.version_id)
+    elif workflow.published_version_id is not None:
+        version = service.get_version(session, workflow, workflow.published_version_id)
+    else:
+        version = service.latest_version(session, workflow)
+    settings = _settings(request)
+    result = simulate(
+        version.definition,
+        inputs=body.inputs,
+        apps=body.apps,
+        scenario=body.scenario,
+        denylist=effective_denylist(session, account.id, settings),
+        live_http=settings.simulate_live_http,
+    )
+    return SimulationResult.model_validate(
+        {**result, "workflowId": workflow.id, "workflowVersionId": version.id}
+    )

@@ -1,0 +1,99 @@
+"""Wire shapes of the workflow endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from server.schemas import ApiModel
+
+
+class WorkflowCreate(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+    definition: dict[str, Any] = Field(
+        description="A workflow definition (see /api/v1/schemas/workflow.json)."
+    )
+
+
+class WorkflowUpdate(ApiModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class WorkflowCreated(ApiModel):
+    id: str
+    version_id: str
+    number: int
+    warnings: list[dict[str, Any]]
+
+
+class VersionCreate(ApiModel):
+    definition: dict[str, Any]
+
+
+class VersionCreated(ApiModel):
+    id: str
+    workflow_id: str
+    number: int
+    warnings: list[dict[str, Any]]
+
+
+class VersionRead(ApiModel):
+    id: str
+    workflow_id: str
+    number: int
+    definition: dict[str, Any]
+    warnings: list[dict[str, Any]]
+    created_at: datetime
+
+
+class WorkflowRead(ApiModel):
+    id: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    published_version_id: str | None
+    latest_version_number: int
+
+
+class WorkflowDetail(WorkflowRead):
+    latest_version: VersionRead
+
+
+class PublishRequest(ApiModel):
+    version_id: str
+
+
+class SimulateRequest(ApiModel):
+    version_id: str | None = Field(
+        default=None, description="The version to run; default: the published one, else the latest."
+    )
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    apps: dict[str, Any] | None = Field(
+        default=None, description="An app model (as in golden cases' apps.json); default: the sample apps."
+    )
+    scenario: dict[str, Any] | None = Field(
+        default=None, description="How approvals are answered, as in golden cases' scenario.json."
+    )
+
+
+class SimulationResult(ApiModel):
+    """A run of the simulator, in design.md's run shape (without device and trigger)."""
+
+    id: str
+    workflow_id: str
+    workflow_version_id: str
+    status: str
+    inputs: dict[str, Any] | None = None
+    started_at: str
+    ended_at: str
+    duration_ms: int
+    trace: list[dict[str, Any]]
+    error_message: str | None
+    n_steps: int
+    n_failed: int
+    n_retries: int
+    http_simulated: bool = Field(
+        description="True when action.http steps got a canned 200 instead of a real call."
+    )
