@@ -10,7 +10,8 @@ from the XML a phone dumped, so a selector means the same thing everywhere:
 - `resourceId`: equal; `description`: equal to `content-desc` after trimming;
 - `className`: equal, or equal to the part after the last dot when the selector has no dot;
 - several fields in one selector must all hold;
-- only nodes whose bounds lie wholly on the screen count;
+- only nodes whose bounds lie wholly on the screen count (the screen is the bounds of
+  the `hierarchy` root, else 1080x2340);
 - matches are ordered clickable first, then top to bottom, then left to right, and
   `index` (0-based) picks in that order.
 """
@@ -145,19 +146,23 @@ def _class_matches(node_class: str, wanted: str) -> bool:
     return "." not in wanted and node_class.rsplit(".", 1)[-1] == wanted
 
 
+def _screen_of(root: UiNode) -> tuple[int, int]:
+    """The screen size: the `hierarchy` root spans the whole screen; any other root means 1080x2340."""
+    if root.class_name == "hierarchy":
+        return root.bounds.right, root.bounds.bottom
+    return SCREEN_WIDTH, SCREEN_HEIGHT
+
+
 def find_all(root: UiNode, selector: Selector) -> list[UiNode]:
     """Every visible node below `root` (not the root itself) that the selector matches, in match order."""
+    width, height = _screen_of(root)
     found: list[UiNode] = []
     stack = list(reversed(root.children))
     while stack:
         node = stack.pop()
         b = node.bounds
         # Bounds.on_screen, inlined: this runs on every node at every poll.
-        if (
-            0 <= b.left < b.right <= SCREEN_WIDTH
-            and 0 <= b.top < b.bottom <= SCREEN_HEIGHT
-            and selector.matches(node)
-        ):
+        if 0 <= b.left < b.right <= width and 0 <= b.top < b.bottom <= height and selector.matches(node):
             found.append(node)
         if node.children:
             stack.extend(reversed(node.children))
@@ -171,8 +176,14 @@ def find(root: UiNode, selector: Selector) -> UiNode | None:
     return matches[selector.index] if selector.index < len(matches) else None
 
 
+def visible_nodes(root: UiNode) -> list[UiNode]:
+    """Every node below `root` that lies wholly on the screen, top to bottom, then left to right."""
+    width, height = _screen_of(root)
+    nodes = [n for n in root.walk() if n is not root and n.bounds.on_screen(width, height)]
+    nodes.sort(key=lambda n: (n.bounds.top, n.bounds.left))
+    return nodes
+
+
 def visible_texts(root: UiNode) -> list[str]:
     """The non-empty texts of the visible nodes, top to bottom (for screenshots and messages)."""
-    nodes = [n for n in root.walk() if n.text.strip() and n.bounds.on_screen()]
-    nodes.sort(key=lambda n: (n.bounds.top, n.bounds.left))
-    return [n.text for n in nodes]
+    return [n.text for n in visible_nodes(root) if n.text.strip()]

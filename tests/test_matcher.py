@@ -161,3 +161,13 @@ def test_describe_for_messages() -> None:
 
 def test_visible_texts_top_to_bottom() -> None:
     assert visible_texts(synthetic_tree()) == ["Go top", "Go left", "Go right", "Go button"]
+
+
+def test_the_hierarchy_root_gives_the_screen_size() -> None:
+    root = UiNode("hierarchy", Bounds(0, 0, 1080, 2400))
+    window = UiNode("android.widget.FrameLayout", Bounds(0, 0, 1080, 2400))
+    window.children = [_node("Low", Bounds(0, 2350, 500, 2390))]
+    root.children = [window]
+    assert texts(find_all(root, Selector(text="Low"))) == ["Low"]
+    assert find_all(window, Selector(text="Low")) == []  # no hierarchy root: a 1080x2340 screen
+    assert visible_texts(root) == ["Low"]
