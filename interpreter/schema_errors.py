@@ -334,6 +334,19 @@ def _one_of(ctx: _Context) -> Iterator[Problem]:
     yield Problem(ctx.pointer, f"{ctx.field}: {ctx.error.message}", "see the workflow schema")
 
 
+def _any_of(ctx: _Context) -> Iterator[Problem]:
+    options = ctx.keyword_value
+    keys = [o["required"][0] for o in options if isinstance(o, Mapping) and len(o.get("required", [])) == 1]
+    if keys and len(keys) == len(options):
+        yield Problem(
+            ctx.pointer,
+            f"{ctx.object_name} needs at least one of {', '.join(keys)}",
+            f"add one of {', '.join(keys)}",
+        )
+        return
+    yield Problem(ctx.pointer, f"{ctx.field}: {ctx.error.message}", "see the workflow schema")
+
+
 def _forbidden(ctx: _Context) -> Iterator[Problem]:
     if ctx.inner == ["next"]:
         yield Problem(
@@ -363,6 +376,7 @@ _HANDLERS: dict[str | None, Callable[[_Context], Iterator[Problem]]] = {
     "minProperties": _length,
     "uniqueItems": _unique,
     "oneOf": _one_of,
+    "anyOf": _any_of,
     "not": _forbidden,
     None: _forbidden,
 }

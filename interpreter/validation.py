@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from interpreter.denylist import Denylist, denied_message
-from interpreter.expressions import MAX_EXPRESSION_LENGTH, ExpressionError, compile_expression, root_names
 from interpreter.graph import PACKAGE_PARAM_KINDS, iter_nodes, node_index, reachable
 from interpreter.problems import Problem, did_you_mean, errors_only, in_document_order, pointer
+from interpreter.reference_checks import check_expressions, check_regexes, check_templates
 from interpreter.schema import (
     detailed_node_validator,
     detailed_top_validator,
@@ -30,7 +30,6 @@ from interpreter.schema import (
     inputs_metaschema_validator,
 )
 from interpreter.schema_errors import translate
-from interpreter.templates import TEMPLATE_ROOTS, check_path, references
 
 __all__ = ["Problem", "errors_only", "validate"]
 
@@ -39,18 +38,6 @@ Check = Callable[[Any, "Denylist | None"], Iterable[Problem]]
 
 _NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _MAX_MESSAGE = 300
-# CEL names that are not variables: type names used in `type(x) == string` and the like
-_CEL_TYPE_NAMES = frozenset(
-    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "dyn"}
-)
-# macros that bind their own loop variables: `list.exists(x, x > 1)`, `m.transformList(i, v, ...)`
-_CEL_BINDING = re.compile(
-    r"\.\s*(?:all|exists|exists_one|existsOne|map|filter|transformList|transformMap|transformMapEntry)"
-    r"\s*\(\s*([A-Za-z_]\w*)\s*,(?:\s*([A-Za-z_]\w*)\s*,)?"
-)
-_CEL_STRING = re.compile(r"'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", re.S)
-_CEL_NODE_REF = re.compile(r"\bnodes\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(['\"])([^'\"]*)\2\s*\])")
-_TEMPLATE_HINT = "use {{inputs.x}}, {{vars.x}}, {{nodes.ID.output.field}}, {{run.id}} or {{device.serial}}"
 
 
 def validate(definition: Any, denylist: Denylist | None = None) -> list[Problem]:
@@ -203,151 +190,6 @@ def check_reachable(definition: Any, denylist: Denylist | None) -> Iterator[Prob
             )
 
 
-# --- references: templates and CEL ---------------------------------------------------------
-
-
-def _strings(value: Any, where: Path) -> Iterator[tuple[Path, str]]:
-    """Every string inside `value` with its path (iterative: nesting depth cannot overflow)."""
-    stack: list[tuple[Path, Any]] = [(where, value)]
-    while stack:
-        path, item = stack.pop()
-        if isinstance(item, str):
-            yield path, item
-        elif isinstance(item, Mapping):
-            stack.extend(((*path, str(k)), v) for k, v in reversed(list(item.items())))
-        elif isinstance(item, list):
-            stack.extend(((*path, i), v) for i, v in reversed(list(enumerate(item))))
-
-
-def _variables_set(definition: Any) -> set[str]:
-    names: set[str] = set()
-    for _, node in iter_nodes(definition):
-        params = node.get("params")
-        if not isinstance(params, Mapping):
-            continue
-        key = {"control.setVar": "name", "action.readText": "saveAs"}.get(str(node.get("kind")))
-        if key and isinstance(params.get(key), str):
-            names.add(params[key])
-    return names
-
-
-def _declared_inputs(definition: Any) -> set[str] | None:
-    """The input names the `inputs` schema declares, or None when it does not list them."""
-    inputs = definition.get("inputs") if isinstance(definition, Mapping) else None
-    properties = inputs.get("properties") if isinstance(inputs, Mapping) else None
-    return {str(k) for k in properties} if isinstance(properties, Mapping) else None
-
-
-def check_templates(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
-    """Template paths in params have a known root; `nodes.X` names a node; vars and inputs exist."""
-    ids = node_index(definition)
-    variables = _variables_set(definition)
-    inputs = _declared_inputs(definition)
-    for position, node in iter_nodes(definition):
-        for where, text in _strings(node.get("params"), ("nodes", position, "params")):
-            if "{{" not in text:
-                continue
-            at = pointer(where)
-            for path in references(text):
-                reason = check_path(path)
-                if reason:
-                    yield Problem(at, reason, _TEMPLATE_HINT)
-                    continue
-                parts = path.split(".")
-                if parts[0] == "nodes" and len(parts) > 1 and parts[1] not in ids:
-                    yield Problem(
-                        at,
-                        f"template '{{{{{path}}}}}' names no node '{parts[1]}'{did_you_mean(parts[1], ids)}",
-                        "write {{nodes.ID.output.field}} with the id of an existing node",
-                    )
-                elif parts[0] == "vars" and len(parts) > 1 and parts[1] not in variables:
-                    yield Problem(
-                        at,
-                        f"template '{{{{{path}}}}}': no control.setVar or readText saveAs sets "
-                        f"vars.{parts[1]}{did_you_mean(parts[1], variables)}",
-                        f"set vars.{parts[1]} in an earlier node, or fix the name",
-                        "warning",
-                    )
-                elif (
-                    parts[0] == "inputs" and len(parts) > 1 and inputs is not None and parts[1] not in inputs
-                ):
-                    yield Problem(
-                        at,
-                        f"template '{{{{{path}}}}}': the inputs schema does not declare "
-                        f"'{parts[1]}'{did_you_mean(parts[1], inputs)}",
-                        f"add '{parts[1]}' to inputs.properties, or fix the name",
-                        "warning",
-                    )
-            leftover = re.sub(r"\{\{\s*[^{}]*?\s*\}\}", "", text)
-            if "{{" in leftover:
-                yield Problem(
-                    at,
-                    "'{{' without a matching '}}': this text is used as it is",
-                    "close the template with }}, as in {{inputs.order}}",
-                    "warning",
-                )
-
-
-_CEL_ERROR = re.compile(r"<input>:(\d+):(\d+): ([^\n]*)")
-
-
-def _cel_reason(error: str) -> str:
-    """The parser's first complaint, without its list of every token it expected."""
-    match = _CEL_ERROR.search(error)
-    if not match:
-        return error.splitlines()[0] if error else "unknown error"
-    line, column, reason = match.groups()
-    reason = reason.split(" expecting {", 1)[0].split(": |", 1)[0].strip().rstrip(":")
-    return f"{reason[0].lower()}{reason[1:]} (line {line}, column {column})" if reason else f"line {line}"
-
-
-def _cel_bound_names(expr: str) -> set[str]:
-    names: set[str] = set()
-    for match in _CEL_BINDING.finditer(expr):
-        names.update(name for name in match.groups() if name)
-    return names
-
-
-def check_expressions(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
-    """`control.if` expressions compile as CEL and use only known names and existing nodes."""
-    ids = node_index(definition)
-    for position, node in iter_nodes(definition):
-        params = node.get("params")
-        expr = (
-            params.get("expr") if isinstance(params, Mapping) and node.get("kind") == "control.if" else None
-        )
-        if not isinstance(expr, str) or not expr.strip() or len(expr) > MAX_EXPRESSION_LENGTH:
-            continue  # missing, empty or too long: the schema reports it (and a huge one could crash CEL)
-        at = pointer(["nodes", position, "params", "expr"])
-        try:
-            compile_expression(expr)
-        except ExpressionError as exc:
-            yield Problem(
-                at,
-                f"the expression does not compile: {_cel_reason(str(exc))}",
-                "write a CEL expression such as inputs.count > 3 && vars.done == false",
-            )
-            continue
-        allowed = set(TEMPLATE_ROOTS) | _CEL_TYPE_NAMES | _cel_bound_names(expr)
-        for name in root_names(expr):
-            bare = name.lstrip(".")
-            if bare not in allowed:
-                yield Problem(
-                    at,
-                    f"the expression uses '{bare}', which is not a known name"
-                    f"{did_you_mean(bare, TEMPLATE_ROOTS)}",
-                    "use inputs, vars, nodes, run and device (as in inputs.count > 3)",
-                )
-        for match in _CEL_NODE_REF.finditer(_CEL_STRING.sub('""', expr)):
-            node_id = match.group(1) or match.group(3)
-            if node_id not in ids:
-                yield Problem(
-                    at,
-                    f"the expression names no node '{node_id}'{did_you_mean(node_id, ids)}",
-                    "write nodes.ID.output.field with the id of an existing node",
-                )
-
-
 # --- packages -----------------------------------------------------------------------------
 
 
@@ -456,6 +298,7 @@ _CHECKS: tuple[Check, ...] = (
     check_reachable,
     check_templates,
     check_expressions,
+    check_regexes,
     check_packages,
     check_target_packages,
     check_inputs,
