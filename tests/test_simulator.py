@@ -122,6 +122,8 @@ def test_typing_focus_clear_delete_and_persistence(phone: PhoneState) -> None:
     assert user.focused
     phone.input_text("ann")
     phone.input_text("e")
+    phone.press_key("space")
+    phone.press_key("delete")
     phone.press_key("delete")
     phone.press_key("enter")
     assert find(phone.hierarchy(), Selector(text="ann")) is not None

@@ -289,13 +289,15 @@ class PhoneState:
             self._changed()
 
     def press_key(self, key: str) -> None:
-        """`back`, `home`, `delete` (backspace) act; `enter` and every other key do nothing."""
+        """`back`, `home`, `delete` (backspace) and `space` act; `enter` and every other key do nothing."""
         if key == "home":
             self._go_home()
         elif key == "back":
             run = self._runs.get(self._foreground)
             if run is not None:
                 self._back(run)
+        elif key == "space":
+            self.input_text(" ")
         elif key == "delete":
             focused = self._focused()
             if focused is not None:
