@@ -1,0 +1,413 @@
+"""Android's own tools in the virtual device's shell: pm, am, monkey, input, wm, dumpsys, ps,
+screencap, uiautomator, ime, settings, getprop/setprop and app_process (the uiautomator2 server).
+
+Output follows Android 14 closely where clients parse it: `package:NAME`, `Physical size: WxH`,
+`mCurrentFocus=Window{hash u0 PKG/ACT}`, `orientation=N`, `Display N (HWC display 0)`, and
+`ps` lines with at least nine fields, the pid second and the name last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from dataclasses import replace
+
+from emulator import properties
+from emulator.filesystem import normalize
+from emulator.shell_io import Command, CommandContext
+from interpreter.appmodel import LAUNCHER_PACKAGE
+from interpreter.hierarchy import to_android_xml
+
+DISPLAY_ID = "4619827259835644672"
+U2_MAIN_CLASS = "com.wetest.uia2.Main"
+U2_STARTED = "[server] INFO: [UiAutomator2Server] Starting Server\n"
+IME_ID = "com.google.android.inputmethod.latin/com.android.inputmethod.latin.LatinIME"
+
+# `input keyevent` codes → the names PhoneState.press_key understands (others are no-ops there).
+KEY_CODES = {
+    3: "home", 4: "back", 19: "up", 20: "down", 21: "left", 22: "right", 23: "center",
+    24: "volume_up", 25: "volume_down", 26: "power", 27: "camera", 61: "tab", 62: "space",
+    66: "enter", 67: "delete", 82: "menu", 84: "search", 112: "forward_delete", 164: "volume_mute",
+    187: "recent", 223: "sleep", 224: "wakeup",
+}  # fmt: skip
+_KEY_ALIASES = {"app_switch": "recent", "del": "delete", "dpad_center": "center", "recents": "recent"}
+_INPUT_SOURCES = {"touchscreen", "touchpad", "keyboard", "mouse", "dpad", "gamepad", "stylus", "trackball"}
+
+
+def key_name(arg: str) -> str:
+    """`KEYCODE_HOME`, `HOME`, `home` or `3` → `home`."""
+    if arg.isdigit():
+        return KEY_CODES.get(int(arg), f"keycode_{arg}")
+    name = arg.lower().removeprefix("keycode_")
+    return _KEY_ALIASES.get(name, name)
+
+
+def _short(package: str, activity: str) -> str:
+    """Android's short component form: `pkg/.Act` when the class lies in the package."""
+    if activity.startswith(package + "."):
+        return f"{package}/{activity[len(package) :]}"
+    return f"{package}/{activity}"
+
+
+def _hash(text: str) -> str:
+    return f"{zlib.crc32(text.encode()):x}"
+
+
+# -- properties --------------------------------------------------------------------------------
+async def getprop(ctx: CommandContext) -> int:
+    props = ctx.device.props
+    if len(ctx.args) == 1:
+        ctx.out("".join(f"[{key}]: [{props[key]}]\n" for key in sorted(props)))
+        return 0
+    default = ctx.args[2] if len(ctx.args) > 2 else ""
+    ctx.out(props.get(ctx.args[1], default) + "\n")
+    return 0
+
+
+async def setprop(ctx: CommandContext) -> int:
+    if len(ctx.args) != 3:
+        return ctx.fail("need 2 arguments: setprop NAME VALUE")
+    name, value = ctx.args[1], ctx.args[2]
+    if name.startswith("ro.") and name in ctx.device.props:
+        return ctx.fail(f"failed to set property '{name}' to '{value}'")
+    ctx.device.props[name] = value
+    return 0
+
+
+# -- packages and activities ----------------------------------------------------------------------
+async def pm(ctx: CommandContext) -> int:
+    args = ctx.args[1:]
+    phone = ctx.device.phone
+    sub = args[0] if args else ""
+    if sub == "list" and args[1:2] in (["packages"], ["package"]):
+        options = [a for a in args[2:] if a.startswith("-")]
+        needle = next((a for a in args[2:] if not a.startswith("-")), "")
+        packages = list(phone.installed_packages())
+        if "-3" not in options:
+            packages = [*ctx.device.system_packages, *packages]
+        for package in sorted(p for p in packages if needle in p):
+            ctx.out(f"package:{package}\n")
+        return 0
+    if sub == "path" and len(args) == 2:
+        if not phone.is_installed(args[1]):
+            return 1
+        ctx.out(f"package:/data/app/~~{_hash(args[1])}==/{args[1]}-1/base.apk\n")
+        return 0
+    if sub == "clear" and len(args) >= 2:
+        package = args[-1]
+        if not phone.is_installed(package):
+            ctx.out("Failed\n")
+            return 1
+        phone.stop(package)
+        ctx.out("Success\n")
+        return 0
+    if sub in ("grant", "revoke") and len(args) >= 3:
+        return 0
+    ctx.err(f"Unknown command: {' '.join(args) or '(none)'}\n")
+    ctx.err("Usage: pm list packages [-3] | pm path PKG | pm clear PKG\n")
+    return 1
+
+
+def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, bool, str]:
+    """(package, activity, wait, intent description) from `am start` options."""
+    component: str | None = None
+    action = category = None
+    wait = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-n" and i + 1 < len(args):
+            component, i = args[i + 1], i + 2
+        elif arg == "-a" and i + 1 < len(args):
+            action, i = args[i + 1], i + 2
+        elif arg == "-c" and i + 1 < len(args):
+            category, i = args[i + 1], i + 2
+        elif arg in ("-W", "-S", "-D", "-R") or arg.startswith("--activity"):
+            wait = wait or arg == "-W"
+            i += 1
+        elif arg in ("--user", "-e", "--es", "--ei", "--ez", "-d", "-t", "-f") and i + 1 < len(args):
+            i += 3 if arg in ("-e", "--es", "--ei", "--ez") else 2
+        else:
+            i += 1
+    parts = []
+    if action:
+        parts.append(f"act={action}")
+    if category:
+        parts.append(f"cat=[{category}]")
+    package = activity = None
+    if component:
+        package, _, activity = component.partition("/")
+        if activity.startswith("."):
+            activity = package + activity
+        parts.append(f"cmp={_short(package, activity) if activity else package}")
+    return package, activity or None, wait, "Intent { " + " ".join(parts) + " }"
+
+
+async def am(ctx: CommandContext) -> int:
+    args = ctx.args[1:]
+    phone = ctx.device.phone
+    if args[:1] == ["force-stop"] and len(args) >= 2:
+        phone.stop(args[-1])
+        return 0
+    if args[:1] in (["start"], ["start-activity"]):
+        package, activity, wait, intent = _parse_am_start(args[1:])
+        ctx.out(f"Starting: {intent}\n")
+        if package is None or not phone.is_installed(package):
+            what = f"{package}/{activity}" if package else "(no component)"
+            ctx.err(f"Error type 3\nError: Activity class {{{what}}} does not exist.\n")
+            return 1
+        cold = package not in phone.running_packages()
+        phone.launch(package)
+        if wait:
+            shown = _short(package, phone.foreground_activity())
+            ctx.out(f"Status: ok\nLaunchState: {'COLD' if cold else 'WARM'}\nActivity: {shown}\n")
+            ctx.out("TotalTime: 212\nWaitTime: 215\nComplete\n")
+        return 0
+    if args[:1] == ["broadcast"]:
+        ctx.out("Broadcasting: Intent { }\nBroadcast completed: result=0\n")
+        return 0
+    ctx.err(f"Unknown command: {' '.join(args) or '(none)'}\n")
+    return 1
+
+
+async def monkey(ctx: CommandContext) -> int:
+    args = ctx.args[1:]
+    ctx.out("".join(f"  bash arg: {a}\n" for a in args))
+    ctx.out(f"args: [{', '.join(args)}]\n" + "".join(f' arg: "{a}"\n' for a in args))
+    package = args[args.index("-p") + 1] if "-p" in args and args.index("-p") + 1 < len(args) else None
+    if package is not None:
+        ctx.out(f'data="{package}"\n')
+    if "-c" in args and args.index("-c") + 1 < len(args):
+        ctx.out(f'data="{args[args.index("-c") + 1]}"\n')
+    if package is None or package == LAUNCHER_PACKAGE or not ctx.device.phone.is_installed(package):
+        ctx.out("** No activities found to run, monkey aborted.\n")
+        return 252
+    ctx.device.phone.launch(package)
+    ctx.out(
+        "Events injected: 1\n## Network stats: elapsed time=12ms (0ms mobile, 0ms wifi, 12ms not connected)\n"
+    )
+    return 0
+
+
+# -- input and the screen --------------------------------------------------------------------------
+async def input_(ctx: CommandContext) -> int:
+    args = ctx.args[1:]
+    if args and args[0] in _INPUT_SOURCES:
+        args = args[1:]
+    phone = ctx.device.phone
+    sub, rest = (args[0], args[1:]) if args else ("", [])
+    try:
+        if sub == "tap" and len(rest) == 2:
+            phone.tap(float(rest[0]), float(rest[1]))
+        elif sub in ("swipe", "draganddrop") and len(rest) in (4, 5):
+            x1, y1, x2, y2 = (float(v) for v in rest[:4])
+            if len(rest) == 5:
+                await asyncio.sleep(min(float(rest[4]), 2000) / 1000)
+            phone.swipe(x1, y1, x2, y2)
+        elif sub == "text" and rest:
+            # Android's `input text` turns %s into spaces.
+            phone.input_text(" ".join(rest).replace("%s", " "))
+        elif sub == "keyevent" and rest:
+            for arg in rest:
+                if not arg.startswith("--"):
+                    phone.press_key(key_name(arg))
+        else:
+            ctx.err(f"Error: Unknown command: {' '.join(args) or '(none)'}\n")
+            ctx.err(
+                "Usage: input [<source>] tap X Y | swipe X1 Y1 X2 Y2 [ms] | text TEXT | keyevent KEY...\n"
+            )
+            return 1
+    except ValueError:
+        ctx.err(f"Error: Invalid arguments for command: {sub}\n")
+        return 1
+    return 0
+
+
+async def wm(ctx: CommandContext) -> int:
+    sub = ctx.args[1] if len(ctx.args) > 1 else ""
+    width, height = ctx.device.phone.width, ctx.device.phone.height
+    if sub == "size":
+        ctx.out(f"Physical size: {width}x{height}\n")
+    elif sub == "density":
+        ctx.out(f"Physical density: {properties.DENSITY}\n")
+    else:
+        ctx.err(f"Error: unknown command '{sub}'\n")
+        return 1
+    return 0
+
+
+async def screencap(ctx: CommandContext) -> int:
+    from emulator import screen  # the renderer lives with the uiautomator2 server's code
+
+    args = ctx.args[1:]
+    if "-d" in args:
+        index = args.index("-d")
+        display = args[index + 1] if index + 1 < len(args) else ""
+        if display not in ("0", DISPLAY_ID):
+            return ctx.fail(f"Display Id '{display}' is not valid.")
+        del args[index : index + 2]
+    files = [a for a in args if not a.startswith("-")]
+    png = screen.render_png(ctx.device.phone)
+    if files:
+        ctx.device.fs.write(normalize(files[0], ctx.cwd), png, make_parents=False)
+    else:
+        ctx.out(png)
+    return 0
+
+
+async def uiautomator(ctx: CommandContext) -> int:
+    args = ctx.args[1:]
+    if not args or args[0] != "dump":
+        ctx.err("Usage: uiautomator <subcommand> [options]\n\nAvailable subcommands:\n\n")
+        ctx.err("dump: creates an XML dump of current UI hierarchy\n")
+        return 1
+    files = [a for a in args[1:] if not a.startswith("--")]
+    path = normalize(files[0] if files else "/sdcard/window_dump.xml", ctx.cwd)
+    xml = to_android_xml(ctx.device.phone.hierarchy())
+    ctx.device.fs.write(path, xml.encode("utf-8"))
+    ctx.out(f"UI hierchary dumped to: {path}\n")
+    return 0
+
+
+# -- system state -----------------------------------------------------------------------------------
+async def dumpsys(ctx: CommandContext) -> int:
+    args = ctx.args[1:]
+    service = args[0] if args else ""
+    phone = ctx.device.phone
+    package = phone.foreground_package()
+    activity = phone.foreground_activity()
+    task = ctx.device.task_id(package)
+    record = f"ActivityRecord{{{_hash(activity + 'r')} u0 {_short(package, activity)} t{task}}}"
+    if service == "window":
+        window = f"Window{{{_hash(activity)} u0 {package}/{activity}}}"
+        ctx.out("WINDOW MANAGER WINDOWS (dumpsys window windows)\n")
+        ctx.out(f"  Window #0 {window}:\n    mDisplayId=0 rootTaskId={ctx.device.task_id(package)}\n")
+        ctx.out("    mAttrs={(0,0)(fillxfill) sim={adjust=resize} ty=BASE_APPLICATION}\n\n")
+        ctx.out(f"  mCurrentFocus={window}\n  mFocusedApp={record}\n")
+    elif service == "activity":
+        sub = args[1] if len(args) > 1 else "activities"
+        if sub == "top":
+            pid = ctx.device.app_pid(package)
+            ctx.out(f"TASK {package} id={ctx.device.task_id(package)} userId=0\n")
+            ctx.out(f"  ACTIVITY {_short(package, activity)} {_hash(activity + 'a')} pid={pid}\n")
+        else:
+            ctx.out("ACTIVITY MANAGER ACTIVITIES (dumpsys activity activities)\n")
+            ctx.out(f"  topResumedActivity={record}\n  ResumedActivity: {record}\n")
+            ctx.out(f"  mResumedActivity: {record}\n  mFocusedApp={record}\n")
+    elif service == "display":
+        width, height = phone.width, phone.height
+        ctx.out("DISPLAY MANAGER (dumpsys display)\n")
+        ctx.out(
+            "  mDefaultViewport=DisplayViewport{type=INTERNAL, valid=true, isActive=true, displayId=0, "
+            f"uniqueId='local:{DISPLAY_ID}', physicalPort=0, orientation=0, "
+            f"logicalFrame=Rect(0, 0 - {width}, {height}), deviceWidth={width}, deviceHeight={height}}}\n"
+        )
+        ctx.out(
+            f'  mBaseDisplayInfo=DisplayInfo{{"Built-in Screen", displayId 0, real {width} x {height}, '
+            f"density {properties.DENSITY}, rotation 0}}\n"
+        )
+    elif service == "SurfaceFlinger":
+        ctx.out(f'Display {DISPLAY_ID} (HWC display 0): port=0 pnpId=GGL displayName="EMU_display_0"\n')
+    elif service == "package" and len(args) > 1 and phone.is_installed(args[1]):
+        ctx.out(f"Packages:\n  Package [{args[1]}] ({_hash(args[1])}):\n")
+        ctx.out("    versionCode=1 minSdk=24 targetSdk=34\n")
+        ctx.out("    versionName=1.0\n    pkgFlags=[ HAS_CODE ALLOW_CLEAR_USER_DATA ]\n")
+    elif service == "input_method":
+        ctx.out(f"  mCurMethodId={IME_ID}\n  mInputShown=false\n")
+    # Other services print nothing here, as a service without a dump would.
+    return 0
+
+
+async def ps(ctx: CommandContext) -> int:
+    ctx.out("USER           PID  PPID        VSZ    RSS WCHAN            ADDR S NAME\n")
+    for user, pid, ppid, name in ctx.device.processes():
+        ctx.out(
+            f"{user:<10} {pid:>7} {ppid:>5} {14000000 + pid * 37:>10} {90000 + pid % 9000:>6} 0 0 S {name}\n"
+        )
+    return 0
+
+
+async def ime(ctx: CommandContext) -> int:
+    sub = ctx.args[1] if len(ctx.args) > 1 else ""
+    if sub == "list":
+        ctx.out(IME_ID + "\n")
+        return 0
+    if sub in ("enable", "disable", "set"):
+        ctx.out(f"Input method {ctx.args[-1]}: selected\n" if sub == "set" else "")
+        return 0
+    ctx.err("ime <command>: list [-a] [-s] | enable ID | disable ID | set ID\n")
+    return 1
+
+
+async def settings(ctx: CommandContext) -> int:
+    args = [a for a in ctx.args[1:] if not a.startswith("--")]
+    store = ctx.device.settings
+    if len(args) >= 3 and args[0] == "get":
+        ctx.out(store.get(args[1], {}).get(args[2], "null") + "\n")
+        return 0
+    if len(args) >= 4 and args[0] == "put":
+        store.setdefault(args[1], {})[args[2]] = args[3]
+        return 0
+    if len(args) >= 3 and args[0] == "delete":
+        store.get(args[1], {}).pop(args[2], None)
+        ctx.out("Deleted 1 rows\n")
+        return 0
+    if len(args) == 2 and args[0] == "list":
+        ctx.out("".join(f"{k}={v}\n" for k, v in sorted(store.get(args[1], {}).items())))
+        return 0
+    ctx.err("usage:  settings [--user <USER_ID> | current] get|put|delete|list NAMESPACE [KEY [VALUE]]\n")
+    return 1
+
+
+async def app_process(ctx: CommandContext) -> int:
+    """Start the uiautomator2 server from the pushed jar and keep it up until the stream closes."""
+    args = ctx.args[1:]
+    classpath = ctx.env.get("CLASSPATH", "")
+    main = next((a for a in args if not a.startswith("-") and a != "/" and "." in a), "")
+    if main != U2_MAIN_CLASS or not any(ctx.device.fs.exists(p) for p in classpath.split(":") if p):
+        ctx.err(f'Exception in thread "main" java.lang.ClassNotFoundException: {main or "(no class)"}\n')
+        return 1
+    port = int(args[args.index("-p") + 1]) if "-p" in args and args.index("-p") + 1 < len(args) else 9008
+    ctx.out(U2_STARTED)
+    if port in ctx.device.device_ports:
+        ctx.err(
+            "java.lang.IllegalStateException: UiAutomationService "
+            "android.accessibilityservice.IAccessibilityServiceClient$Stub$Proxy@5deffd5already registered!\n"
+        )
+        return 1
+    async with ctx.device.u2_server(port):
+        await ctx.flush()
+        await asyncio.Event().wait()  # until the host closes the stream, which cancels us
+    return 0
+
+
+async def cmd(ctx: CommandContext) -> int:
+    """`cmd package|activity|window ...`: the binder front of pm, am and wm."""
+    sub = ctx.args[1:2]
+    if sub == ["package"]:
+        return await pm(replace(ctx, args=["pm", *ctx.args[2:]]))
+    if sub == ["activity"]:
+        return await am(replace(ctx, args=["am", *ctx.args[2:]]))
+    if sub == ["window"]:
+        return await wm(replace(ctx, args=["wm", *ctx.args[2:]]))
+    ctx.err(f"cmd: Can't find service: {ctx.args[1] if len(ctx.args) > 1 else ''}\n")
+    return 20
+
+
+COMMANDS: dict[str, Command] = {
+    "getprop": getprop,
+    "setprop": setprop,
+    "pm": pm,
+    "am": am,
+    "monkey": monkey,
+    "input": input_,
+    "wm": wm,
+    "screencap": screencap,
+    "uiautomator": uiautomator,
+    "dumpsys": dumpsys,
+    "ps": ps,
+    "ime": ime,
+    "settings": settings,
+    "app_process": app_process,
+    "cmd": cmd,
+}

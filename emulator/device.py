@@ -1,0 +1,165 @@
+"""`VirtualDevice`: the state of one virtual Android device, shared by every adb session to it.
+
+What other parts of the emulator use (all on the device's asyncio loop, never from another thread):
+
+- `serial` (`emulator-5554`), `console_port`, `adb_port` (console port + 1)
+- `phone: PhoneState` — the running app model (foreground app, hierarchy, taps, text, keys, toasts, clipboard)
+- `props: dict[str, str]` — the `getprop` set (`ro.build.version.sdk` = "34", `ro.product.model`, ...)
+- `fs: FileSystem` — the in-memory filesystem (`/data/local/tmp`, `/sdcard`)
+- `device_ports: dict[int, int]` — device TCP port → host port of the in-device server behind it;
+  `map_port`/`unmap_port` change it, and the adb `tcp:PORT` service pipes to it
+- `u2_server(port)` — an async context manager that runs the uiautomator2 server
+  (`emulator.u2server.U2Server`) with `port` mapped while the block runs
+- `display_size()` → (1080, 2340), `density` → 420
+- `connected: asyncio.Event` — set while at least one adb transport is connected
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from emulator import properties
+from emulator.android_commands import IME_ID
+from emulator.filesystem import FileSystem
+from emulator.transport import AdbSession, Handler
+from interpreter.appmodel import LAUNCHER_PACKAGE, AppModel, PhoneState
+
+log = logging.getLogger(__name__)
+
+FEATURES = ("shell_v2", "cmd")
+# Packages every Android 14 image has, listed by `pm list packages` (without -3).
+SYSTEM_PACKAGES = (
+    "android",
+    "com.android.settings",
+    "com.android.shell",
+    "com.android.systemui",
+    "com.google.android.inputmethod.latin",
+    LAUNCHER_PACKAGE,
+)
+_SYSTEM_PROCESSES = (
+    ("root", 1, 0, "init"),
+    ("root", 2, 0, "[kthreadd]"),
+    ("logd", 182, 1, "logd"),
+    ("system", 215, 1, "servicemanager"),
+    ("root", 301, 1, "zygote64"),
+    ("system", 339, 1, "surfaceflinger"),
+    ("shell", 402, 1, "adbd"),
+    ("system", 598, 301, "system_server"),
+    ("u0_a115", 812, 301, "com.android.systemui"),
+    ("u0_a125", 1030, 301, "com.google.android.inputmethod.latin"),
+)
+
+
+class VirtualDevice:
+    """One virtual phone: properties, filesystem, the app model's running state and in-device servers."""
+
+    def __init__(self, apps: AppModel, console_port: int = 5554) -> None:
+        self.console_port = console_port
+        self.adb_port = console_port + 1
+        self.serial = f"emulator-{console_port}"
+        self.props: dict[str, str] = properties.default_properties(console_port)
+        self.fs = FileSystem()
+        self.phone = PhoneState(apps)
+        self.system_packages: tuple[str, ...] = SYSTEM_PACKAGES
+        self.device_ports: dict[int, int] = {}
+        self.settings: dict[str, dict[str, str]] = {
+            "secure": {
+                "default_input_method": IME_ID,
+                "android_id": f"{0x5EED0000 + console_port:016x}",
+            },
+            "system": {"screen_off_timeout": "2147483647", "font_scale": "1.0", "user_rotation": "0"},
+            "global": {
+                "adb_enabled": "1",
+                "development_settings_enabled": "1",
+                "stay_on_while_plugged_in": "7",
+            },
+        }
+        self.density = properties.DENSITY
+        self.sessions: set[AdbSession] = set()
+        self.connected = asyncio.Event()
+        self._next_pid = 4000
+        self._app_pids: dict[str, int] = {}
+        self._task_ids: dict[str, int] = {}
+        self._u2_pids: dict[int, int] = {}
+
+    # -- the adb side ----------------------------------------------------------------------
+    def banner(self) -> bytes:
+        """The CNXN payload; `adb devices -l` shows product, model and device from it."""
+        props = ";".join(
+            f"{key}={self.props[key]}" for key in ("ro.product.name", "ro.product.model", "ro.product.device")
+        )
+        return f"device::{props};features={','.join(FEATURES)}".encode()
+
+    async def open_service(self, name: str) -> Handler | None:
+        from emulator.services import open_service  # services import the shell, which names this class
+
+        return await open_service(self, name)
+
+    def session_started(self, session: AdbSession) -> None:
+        self.sessions.add(session)
+        self.connected.set()
+        log.info("%s: adb transport from %s connected", self.serial, session.peer)
+
+    def session_ended(self, session: AdbSession) -> None:
+        self.sessions.discard(session)
+        if not self.sessions:
+            self.connected.clear()
+        log.info("%s: adb transport from %s closed", self.serial, session.peer)
+
+    # -- in-device servers --------------------------------------------------------------------
+    def map_port(self, device_port: int, host_port: int) -> None:
+        self.device_ports[device_port] = host_port
+
+    def unmap_port(self, device_port: int, host_port: int | None = None) -> None:
+        if host_port is None or self.device_ports.get(device_port) == host_port:
+            self.device_ports.pop(device_port, None)
+
+    @contextlib.asynccontextmanager
+    async def u2_server(self, device_port: int = 9008) -> AsyncIterator[int]:
+        """Run a uiautomator2 server reachable at `device_port` for the duration of the block."""
+        from emulator.u2server import U2Server  # H4b's module; imported late so adb works without it
+
+        server = U2Server(self)
+        host_port = await server.start()
+        self.map_port(device_port, host_port)
+        self._u2_pids[device_port] = self.allocate_pid()
+        try:
+            yield host_port
+        finally:
+            self.unmap_port(device_port, host_port)
+            self._u2_pids.pop(device_port, None)
+            await server.stop()
+
+    # -- what the shell reports ----------------------------------------------------------------
+    def display_size(self) -> tuple[int, int]:
+        return self.phone.width, self.phone.height
+
+    def allocate_pid(self) -> int:
+        self._next_pid += 1
+        return self._next_pid
+
+    def app_pid(self, package: str) -> int:
+        """A stable pid for a running app (a new one after it was stopped and started again)."""
+        if package == LAUNCHER_PACKAGE:
+            return 1210
+        running = set(self.phone.running_packages())
+        for gone in [p for p in self._app_pids if p not in running]:
+            del self._app_pids[gone]
+        if package not in self._app_pids:
+            self._app_pids[package] = self.allocate_pid()
+        return self._app_pids[package]
+
+    def task_id(self, package: str) -> int:
+        return self._task_ids.setdefault(package, 11 + len(self._task_ids))
+
+    def processes(self) -> list[tuple[str, int, int, str]]:
+        """(user, pid, ppid, name) for `ps -A`: system processes, the launcher, running apps, servers."""
+        rows = list(_SYSTEM_PROCESSES)
+        rows.append(("u0_a135", self.app_pid(LAUNCHER_PACKAGE), 301, LAUNCHER_PACKAGE))
+        for index, package in enumerate(self.phone.running_packages()):
+            rows.append((f"u0_a{180 + index}", self.app_pid(package), 301, package))
+        rows.extend(("shell", pid, 402, "app_process") for pid in self._u2_pids.values())
+        return rows

@@ -1,0 +1,429 @@
+"""A small POSIX-like `sh` for the virtual device: enough for what adb clients send.
+
+Supported: words with '…', "…" and backslash quoting; `$?`, `$$`, `$VAR`, `${VAR}`;
+`VAR=value cmd` and bare `VAR=value`; `;`, `&&`, `||`, `|`, newlines, `#` comments;
+redirections `>`, `>>`, `<`, `2>`, `2>&1`, `>&2` (to the device filesystem or
+`/dev/null`); `*`/`?` globs in the last path component. Not supported (the shell
+says so): command substitution, `if`/`for`, functions, background jobs (`&` runs the
+command in the foreground, as `;` would).
+
+Clients rely on `; echo X4EXIT:$?` (adbutils, uiautomator2) and on exit status 127 with
+`/system/bin/sh: NAME: inaccessible or not found` for unknown commands.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from emulator.filesystem import FsError, normalize
+from emulator.shell_io import CommandContext, NullSink, Sink
+
+if TYPE_CHECKING:
+    from emulator.device import VirtualDevice
+
+log = logging.getLogger(__name__)
+
+SH = "/system/bin/sh"
+_OPERATORS = ("&&", "||", ">>", ">&", ";", "|", "&", "<", ">")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_VAR = re.compile(r"\$(\?|\$|#|\d|[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_?][A-Za-z0-9_]*\})")
+_BIN_DIRS = ("/system/bin/", "/system/xbin/", "/vendor/bin/", "/bin/", "/usr/bin/")
+# Quote kinds of a word part: unquoted parts are expanded and globbed, '"' parts only expanded.
+_UNQUOTED, _SINGLE, _DOUBLE = "", "'", '"'
+
+
+class ShellSyntaxError(Exception):
+    pass
+
+
+class ShellExit(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass
+class Word:
+    parts: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, text: str, quote: str) -> None:
+        if self.parts and self.parts[-1][1] == quote:
+            self.parts[-1] = (self.parts[-1][0] + text, quote)
+        else:
+            self.parts.append((text, quote))
+
+    @property
+    def plain(self) -> str | None:
+        """The text when the word is a single unquoted part, else None."""
+        if len(self.parts) == 1 and self.parts[0][1] == _UNQUOTED:
+            return self.parts[0][0]
+        return None
+
+
+@dataclass(frozen=True)
+class Op:
+    text: str
+    fd: int | None = None
+
+
+@dataclass
+class Redirect:
+    fd: int
+    op: str
+    target: Word
+
+
+@dataclass
+class SimpleCommand:
+    assignments: list[tuple[str, Word]] = field(default_factory=list)
+    words: list[Word] = field(default_factory=list)
+    redirects: list[Redirect] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.assignments or self.words or self.redirects)
+
+
+Pipeline = list[SimpleCommand]
+AndOr = list[tuple[str, Pipeline]]
+
+
+def tokenize(text: str) -> list[Word | Op]:
+    """Split a command line into words and operators, keeping how each part was quoted."""
+    tokens: list[Word | Op] = []
+    word: Word | None = None
+    i, n = 0, len(text)
+
+    def end_word() -> None:
+        nonlocal word
+        if word is not None:
+            tokens.append(word)
+            word = None
+
+    while i < n:
+        c = text[i]
+        if c in " \t\r":
+            end_word()
+            i += 1
+        elif c == "\n":
+            end_word()
+            tokens.append(Op(";"))
+            i += 1
+        elif c == "#" and word is None:
+            while i < n and text[i] != "\n":
+                i += 1
+        elif c == "'":
+            end = text.find("'", i + 1)
+            if end < 0:
+                raise ShellSyntaxError("unterminated quoted string")
+            word = word or Word()
+            word.add(text[i + 1 : end], _SINGLE)
+            i = end + 1
+        elif c == '"':
+            word = word or Word()
+            i = _lex_double(text, i + 1, word)
+        elif c == "\\":
+            word = word or Word()
+            if i + 1 < n and text[i + 1] != "\n":
+                word.add(text[i + 1], _SINGLE)
+            i += 2
+        elif c in ";&|<>":
+            fd = None
+            if c in "<>" and word is not None and word.plain is not None and word.plain.isdigit():
+                fd, word = int(word.plain), None
+            end_word()
+            op = next(o for o in _OPERATORS if text.startswith(o, i))
+            tokens.append(Op(op, fd))
+            i += len(op)
+        else:
+            word = word or Word()
+            start = i
+            while i < n and text[i] not in " \t\r\n'\"\\;&|<>":
+                i += 1
+            word.add(text[start:i], _UNQUOTED)
+    end_word()
+    return tokens
+
+
+def _lex_double(text: str, i: int, word: Word) -> int:
+    """Read a double-quoted part starting after the quote; return the index after the closing quote."""
+    buf: list[str] = []
+    while i < len(text):
+        c = text[i]
+        if c == '"':
+            word.add("".join(buf), _DOUBLE)
+            return i + 1
+        if c == "\\" and i + 1 < len(text) and text[i + 1] in '"\\$`\n':
+            word.add("".join(buf), _DOUBLE)
+            buf = []
+            if text[i + 1] != "\n":
+                word.add(text[i + 1], _SINGLE)  # an escaped '$' must not expand
+            i += 2
+            continue
+        buf.append(c)
+        i += 1
+    raise ShellSyntaxError("unterminated quoted string")
+
+
+def parse(text: str) -> list[AndOr]:
+    """The command line as a list of and-or lists of pipelines of simple commands."""
+    program: list[AndOr] = []
+    andor: AndOr = []
+    pipeline: Pipeline = []
+    command = SimpleCommand()
+    link = ""
+    tokens = tokenize(text)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if isinstance(token, Word):
+            plain = token.parts[0][0] if token.parts and token.parts[0][1] == _UNQUOTED else ""
+            name, eq, _ = plain.partition("=")
+            if not command.words and eq and _NAME.fullmatch(name):
+                value = Word([(plain[len(name) + 1 :], _UNQUOTED), *token.parts[1:]])
+                command.assignments.append((name, value))
+            else:
+                command.words.append(token)
+        elif token.text in ("<", ">", ">>", ">&"):
+            if i >= len(tokens) or not isinstance(tokens[i], Word):
+                raise ShellSyntaxError(f"unexpected end after '{token.text}'")
+            target = tokens[i]
+            assert isinstance(target, Word)
+            i += 1
+            fd = token.fd if token.fd is not None else (0 if token.text == "<" else 1)
+            command.redirects.append(Redirect(fd, token.text, target))
+        elif token.text == "|":
+            if command.empty:
+                raise ShellSyntaxError("unexpected '|'")
+            pipeline.append(command)
+            command = SimpleCommand()
+        elif token.text in ("&&", "||"):
+            if command.empty:
+                raise ShellSyntaxError(f"unexpected '{token.text}'")
+            pipeline.append(command)
+            andor.append((link, pipeline))
+            pipeline, command, link = [], SimpleCommand(), token.text
+        else:  # ';' or '&'
+            if command.empty:
+                if pipeline or link:
+                    raise ShellSyntaxError(f"unexpected '{token.text}'")
+                continue
+            pipeline.append(command)
+            andor.append((link, pipeline))
+            program.append(andor)
+            andor, pipeline, command, link = [], [], SimpleCommand(), ""
+    if not command.empty:
+        pipeline.append(command)
+        andor.append((link, pipeline))
+    elif pipeline or link:
+        raise ShellSyntaxError("unexpected end of file")
+    if andor:
+        program.append(andor)
+    return program
+
+
+class Shell:
+    """One shell process: its variables, working folder and last exit status."""
+
+    def __init__(self, device: VirtualDevice, env: dict[str, str] | None = None) -> None:
+        self.device = device
+        self.vars: dict[str, str] = {
+            "PATH": "/product/bin:/apex/com.android.runtime/bin:/system/bin:/system/xbin:/vendor/bin",
+            "HOME": "/",
+            "SHELL": SH,
+            "USER": "shell",
+            "HOSTNAME": device.props.get("ro.product.device", "localhost"),
+            "ANDROID_DATA": "/data",
+            "ANDROID_ROOT": "/system",
+            "EXTERNAL_STORAGE": "/sdcard",
+            "TMPDIR": "/data/local/tmp",
+        }
+        self.vars.update(env or {})
+        self.status = 0
+        self.cwd = "/"
+        self.pid = device.allocate_pid()
+
+    async def run(self, line: str, stdout: Sink, stderr: Sink, stdin: bytes = b"") -> int:
+        """Run a command line; the exit status of the last command (also kept in `status`)."""
+        try:
+            program = parse(line)
+        except ShellSyntaxError as exc:
+            stderr.write(f"{SH}: <stdin>[1]: syntax error: {exc}\n".encode())
+            self.status = 2
+            return self.status
+        try:
+            for andor in program:
+                await self._run_andor(andor, stdout, stderr, stdin)
+        except ShellExit as exc:
+            self.status = exc.status & 0xFF
+        await stdout.flush()
+        await stderr.flush()
+        return self.status
+
+    async def _run_andor(self, andor: AndOr, stdout: Sink, stderr: Sink, stdin: bytes) -> None:
+        for link, pipeline in andor:
+            if (link == "&&" and self.status != 0) or (link == "||" and self.status == 0):
+                continue
+            self.status = await self._run_pipeline(pipeline, stdout, stderr, stdin)
+
+    async def _run_pipeline(self, pipeline: Pipeline, stdout: Sink, stderr: Sink, stdin: bytes) -> int:
+        status = 0
+        data = stdin
+        for index, command in enumerate(pipeline):
+            last = index == len(pipeline) - 1
+            sink = stdout if last else Sink()
+            status = await self._run_simple(command, sink, stderr, data)
+            if not last:
+                data = sink.getvalue()
+        return status
+
+    async def _run_simple(self, command: SimpleCommand, stdout: Sink, stderr: Sink, stdin: bytes) -> int:
+        assigned = {name: self.expand(value) for name, value in command.assignments}
+        args: list[str] = []
+        for word in command.words:
+            args.extend(self.expand_glob(word))
+        if not args:
+            self.vars.update(assigned)
+            return 0
+        out, err, files = stdout, stderr, []
+        for redirect in command.redirects:
+            target = self.expand(redirect.target)
+            if redirect.op == ">&":
+                sink = err if target == "2" else out
+                if redirect.fd == 2:
+                    err = sink
+                else:
+                    out = sink
+            elif redirect.op == "<":
+                try:
+                    stdin = self.device.fs.read(normalize(target, self.cwd))
+                except FsError as exc:
+                    stderr.write(f"{SH}: can't open '{target}': {exc.strerror}\n".encode())
+                    return 1
+            else:
+                sink = NullSink() if target == "/dev/null" else Sink()
+                if target != "/dev/null":
+                    files.append((normalize(target, self.cwd), redirect.op == ">>", sink))
+                if redirect.fd == 2:
+                    err = sink
+                else:
+                    out = sink
+        ctx = CommandContext(
+            device=self.device,
+            args=args,
+            env={**self.vars, **assigned},
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            cwd=self.cwd,
+        )
+        status = await self._call(ctx)
+        for path, append, sink in files:
+            try:
+                if append:
+                    self.device.fs.append(path, sink.getvalue())
+                else:
+                    self.device.fs.write(path, sink.getvalue())
+            except FsError as exc:
+                stderr.write(f"{SH}: can't create {path}: {exc.strerror}\n".encode())
+                status = 1
+        await stdout.flush()
+        await stderr.flush()
+        return status
+
+    async def _call(self, ctx: CommandContext) -> int:
+        from emulator.shell_commands import COMMANDS  # the command table imports this module's helpers
+
+        name = ctx.args[0]
+        for prefix in _BIN_DIRS:
+            if name.startswith(prefix) and "/" not in name[len(prefix) :]:
+                name = name[len(prefix) :]
+        builtin = getattr(self, f"_builtin_{name}", None) if _NAME.fullmatch(name) else None
+        if builtin is not None:
+            result: int = await builtin(ctx)
+            return result
+        command = COMMANDS.get(name)
+        if command is None:
+            ctx.err(f"{SH}: {ctx.args[0]}: inaccessible or not found\n")
+            return 127
+        try:
+            return await command(ctx)
+        except (ShellExit, ShellSyntaxError):
+            raise
+        except Exception as exc:  # a bug in one command must not kill the adb stream
+            log.exception("shell command %r failed", ctx.args)
+            ctx.err(f"{name}: {type(exc).__name__}: {exc}\n")
+            return 1
+
+    # -- expansion ------------------------------------------------------------------
+    def expand(self, word: Word) -> str:
+        return "".join(text if quote == _SINGLE else self._expand_vars(text) for text, quote in word.parts)
+
+    def _expand_vars(self, text: str) -> str:
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1).strip("{}")
+            if name == "?":
+                return str(self.status)
+            if name == "$":
+                return str(self.pid)
+            if name == "#":
+                return "0"
+            if name == "0":
+                return SH
+            return self.vars.get(name, "")
+
+        return _VAR.sub(value, text)
+
+    def expand_glob(self, word: Word) -> list[str]:
+        """The word expanded; an unquoted `*`/`?` in the last component lists matching files."""
+        text = self.expand(word)
+        if not any(quote == _UNQUOTED and ("*" in t or "?" in t) for t, quote in word.parts):
+            return [text]
+        folder, pattern = posixpath.split(text)
+        if any(c in folder for c in "*?"):
+            return [text]
+        try:
+            entries = self.device.fs.listdir(normalize(folder or ".", self.cwd))
+        except FsError:
+            return [text]
+        matches = [
+            posixpath.join(folder, name) if folder else name
+            for name, _ in entries
+            if fnmatch.fnmatchcase(name, pattern) and (pattern.startswith(".") or not name.startswith("."))
+        ]
+        return matches or [text]
+
+    # -- builtins (they change the shell itself) ---------------------------------------
+    async def _builtin_cd(self, ctx: CommandContext) -> int:
+        target = normalize(ctx.args[1] if len(ctx.args) > 1 else "/", self.cwd)
+        if not self.device.fs.is_dir(target):
+            return ctx.fail(f"{target}: No such file or directory", 2)
+        self.cwd = target
+        return 0
+
+    async def _builtin_export(self, ctx: CommandContext) -> int:
+        for arg in ctx.args[1:]:
+            name, eq, value = arg.partition("=")
+            if eq:
+                self.vars[name] = value
+        return 0
+
+    async def _builtin_unset(self, ctx: CommandContext) -> int:
+        for name in ctx.args[1:]:
+            self.vars.pop(name, None)
+        return 0
+
+    async def _builtin_exit(self, ctx: CommandContext) -> int:
+        status = int(ctx.args[1]) if len(ctx.args) > 1 and ctx.args[1].lstrip("-").isdigit() else self.status
+        await ctx.flush()
+        raise ShellExit(status)
+
+    async def _builtin_pwd(self, ctx: CommandContext) -> int:
+        ctx.out(self.cwd + "\n")
+        return 0
