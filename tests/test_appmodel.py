@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -342,3 +343,48 @@ def test_any_broken_model_raises_only_app_model_error(data: st.DataObject, repla
     else:
         return
     assert "app model is not valid" in message
+
+
+def test_the_readme_example_loads() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "interpreter" / "appmodel" / "README.md").read_text(
+        "utf-8"
+    )
+    example = readme.split("```json", 1)[1].split("```", 1)[0]
+    model = AppModel.from_dict(json.loads(example))
+    assert model.app("com.example.tiny").screen("home").widget("row30").text == "Row 30"
+
+
+def test_horizontal_rows_and_a_nested_list_stay_inside_their_parents() -> None:
+    data = tiny_model()
+    data["apps"][0]["screens"][1]["widgets"] = [
+        {
+            "id": "row",
+            "orientation": "horizontal",
+            "children": [{"id": f"b{i}", "class": "Button", "text": f"B{i}"} for i in range(3)],
+        },
+        {
+            "id": "box",
+            "children": [
+                {"id": "caption", "text": "Caption"},
+                {
+                    "id": "inner",
+                    "scrollable": True,
+                    "children": [{"id": "r{n}", "text": "R{n}", "repeat": 20}],
+                },
+            ],
+        },
+        {"id": "tall", "text": "Too tall", "height": 2000},
+    ]
+    model = AppModel.from_dict(data)
+    window = layout_screen(
+        "com.example.tiny", model.app("com.example.tiny").screen("next_page"), ScreenView()
+    )
+    assert_nested_on_screen(window.root)
+    row = window.root.children[0]
+    lefts = [c.bounds.left for c in row.children]
+    assert lefts == sorted(lefts)
+    assert len({c.bounds.top for c in row.children}) == 1
+    inner = next(n for n in window.root.walk() if n.scrollable)
+    assert inner.bounds.height == 720
+    assert 0 < len(inner.children) < 20
+    assert not any(n.text == "Too tall" for n in window.root.walk())  # does not fit: left out
