@@ -41,7 +41,7 @@ class Selector:
     description: str | None = None
     class_name: str | None = None
     index: int = 0
-    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         fields = (self.text, self.text_contains, self.text_matches)
@@ -49,7 +49,7 @@ class Selector:
             raise ValueError(f"a selector needs at least one of {', '.join(_SELECTOR_KEYS)}")
         if self.index < 0:
             raise ValueError(f"selector index must be 0 or more, got {self.index}")
-        if self.text_matches is not None and self._pattern is None:
+        if self.text_matches is not None:
             object.__setattr__(self, "_pattern", compile_pattern(self.text_matches))
 
     @classmethod
