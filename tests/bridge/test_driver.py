@@ -1,0 +1,145 @@
+"""`U2Device` against the emulator, through Debian's adb and the real uiautomator2: every Device method."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from device_bridge.driver import U2Device
+from device_bridge.errors import DeviceBusyError
+from interpreter import matcher
+from interpreter.errors import AppNotInstalledError
+from interpreter.hierarchy import UiNode
+from interpreter.matcher import Selector
+
+pytestmark = pytest.mark.emulator
+
+SHOP = "com.example.shop"
+CATALOGUE = "com.example.catalogue"
+
+
+@pytest.fixture(scope="module")
+def lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bridge-locks")
+
+
+@pytest.fixture(scope="module")
+def device(sample_emulator: Any, lock_dir: Path) -> Iterator[U2Device]:
+    with U2Device(sample_emulator.serial, lock_dir=lock_dir) as dev:
+        yield dev
+
+
+def find(root: UiNode, **selector: Any) -> UiNode | None:
+    return matcher.find(root, Selector.from_dict(selector))
+
+
+def texts(root: UiNode) -> list[str]:
+    return [node.text for node in root.walk() if node.text]
+
+
+def test_screen_size_and_installed_packages(device: U2Device) -> None:
+    assert device.screen_size() == (1080, 2340)
+    assert {SHOP, CATALOGUE, "com.bank.app"} <= device.installed_packages()
+
+
+def test_launch_foreground_hierarchy_type_and_tap(device: U2Device) -> None:
+    device.launch_app(SHOP, stop_first=True)
+    assert device.foreground_package() == SHOP
+    root = device.hierarchy()
+    user = find(root, resourceId=f"{SHOP}:id/user")
+    assert user is not None
+    assert user.editable
+    device.tap(*user.bounds.center)
+    device.input_text("alice")
+    user = find(device.hierarchy(), resourceId=f"{SHOP}:id/user")
+    assert user is not None
+    assert user.text == "alice"
+    device.input_text("bob", clear=True)
+    user = find(device.hierarchy(), resourceId=f"{SHOP}:id/user")
+    assert user is not None
+    assert user.text == "bob"
+    sign_in = find(device.hierarchy(), text="Sign in")
+    assert sign_in is not None
+    device.tap(*sign_in.bounds.center)
+    assert find(device.hierarchy(), text="New order") is not None
+
+
+def test_press_key_back_and_home(device: U2Device) -> None:
+    device.launch_app(SHOP, stop_first=True)
+    sign_in = find(device.hierarchy(), text="Sign in")
+    assert sign_in is not None
+    device.tap(*sign_in.bounds.center)
+    assert find(device.hierarchy(), text="New order") is not None
+    device.press_key("back")
+    assert find(device.hierarchy(), text="Sign in") is not None
+    device.press_key("home")
+    assert device.foreground_package() != SHOP
+    for key in ("enter", "tab", "space", "delete", "search", "menu", "recent"):
+        device.press_key(key)  # every key the workflow format names is accepted
+    with pytest.raises(ValueError, match="unknown key 'f13'"):
+        device.press_key("f13")
+
+
+def test_swipe_scrolls_a_list(device: U2Device) -> None:
+    device.launch_app(CATALOGUE, stop_first=True)
+    before = [t for t in texts(device.hierarchy()) if t.startswith("Item ")]
+    assert "Item 1" in before
+    width, height = device.screen_size()
+    device.swipe(width // 2, height * 3 // 4, width // 2, height // 4, 300)
+    after = [t for t in texts(device.hierarchy()) if t.startswith("Item ")]
+    assert "Item 1" not in after
+    assert max(int(t.split()[1]) for t in after) > max(int(t.split()[1]) for t in before)
+
+
+def test_stop_app(device: U2Device) -> None:
+    device.launch_app(SHOP)
+    assert device.foreground_package() == SHOP
+    device.stop_app(SHOP)
+    assert device.foreground_package() != SHOP
+    device.stop_app(SHOP)  # stopping a stopped app is no error
+
+
+def test_launch_missing_app_raises_app_not_installed(device: U2Device) -> None:
+    with pytest.raises(AppNotInstalledError, match="app not installed: com.example.nothere"):
+        device.launch_app("com.example.nothere")
+
+
+def test_screenshot_is_a_png_of_the_screen(device: U2Device) -> None:
+    device.launch_app(SHOP, stop_first=True)
+    shot = device.screenshot()
+    assert shot.content_type == "image/png"
+    assert shot.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(io.BytesIO(shot.data)).size == (1080, 2340)
+    assert "<hierarchy" in device.hierarchy_xml()
+
+
+def test_second_bridge_on_the_same_serial_is_refused(
+    device: U2Device, lock_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(DeviceBusyError, match=f"device {device.serial} is already served by another bridge"):
+        U2Device(device.serial, lock_dir=lock_dir)
+    # another process is refused as well, with the same words, before it touches the phone
+    workflow = tmp_path / "wf.json"
+    workflow.write_text(
+        '{"schemaVersion": 1, "name": "w", "start": "a", "nodes": [{"id": "a", "kind": "action.wait", '
+        '"params": {"ms": 1}}]}'
+    )
+    # The other bridge has a state dir of its own whose locks folder is ours: the same lock files.
+    other_state = tmp_path / "other-state"
+    other_state.mkdir()
+    (other_state / "locks").symlink_to(lock_dir)
+    env = {**os.environ, "PHONEFLOW_BRIDGE_STATE_DIR": str(other_state)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "device_bridge", "exec", str(workflow), "--serial", device.serial],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "already served by another bridge" in proc.stderr
