@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from server import migrate
+from server.dashboard.routes import router as dashboard_router
 from server.db import make_engine, make_session_factory
 from server.errors import BodySizeLimitMiddleware, install_error_handlers, problem_responses
 from server.observability import RequestIdMiddleware, configure_logging
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if router is not None:
             api.include_router(router)
     app.include_router(api)
+    # The web dashboard at `/`: server-rendered pages for a signed-in account.
+    app.include_router(dashboard_router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
     def healthz() -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""The web dashboard: server-rendered pages for a signed-in account, live over SSE."""

@@ -1,0 +1,110 @@
+"""Sign in, sign out, the static files, and the dashboard's own event stream."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sse_starlette import EventSourceResponse
+
+from server.dashboard.render import page
+from server.dashboard.session import (
+    SESSION_COOKIE,
+    SESSION_TTL,
+    SIGNIN_CSRF_COOKIE,
+    CheckedUser,
+    SignInError,
+    User,
+    check_signin_csrf,
+    close_session,
+    find_user,
+    open_session,
+    set_cookie,
+)
+from server.db import SessionDep
+from server.runs.events import PING_INTERVAL_S, get_hub
+from server.runs.events import _stream as stream_events
+
+router = APIRouter(include_in_schema=False)
+
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
+
+
+def _safe_next(target: str) -> str:
+    """Only same-site paths: never redirect a signed-in person to another site."""
+    return target if target.startswith("/") and not target.startswith("//") else "/runs"
+
+
+@router.get("/", response_class=RedirectResponse)
+def home() -> RedirectResponse:
+    return RedirectResponse("/runs", status_code=303)
+
+
+@router.get("/static/{name}")
+def static_file(name: str) -> FileResponse:
+    path = STATIC_DIR / name
+    if "/" in name or path.suffix not in STATIC_TYPES or not path.is_file():
+        raise HTTPException(404, detail=f"no static file {name!r}")
+    return FileResponse(path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
+
+
+def _signin_page(
+    request: Request, next_url: str, error: str | None = None, status_code: int = 200
+) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = page(request, "signin.html", None, status_code, signin_csrf=token, next=next_url, error=error)
+    set_cookie(response, request, SIGNIN_CSRF_COOKIE, token, max_age=3600)
+    return response
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_form(request: Request, db: SessionDep, next: str = "/runs") -> Response:
+    if find_user(request, db) is not None:
+        return RedirectResponse(_safe_next(next), status_code=303)
+    return _signin_page(request, _safe_next(next))
+
+
+@router.post("/signin", response_class=HTMLResponse)
+def signin(
+    request: Request,
+    db: SessionDep,
+    token: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/runs",
+) -> Response:
+    next_url = _safe_next(next)
+    if not check_signin_csrf(request, csrf_token):
+        return _signin_page(request, next_url, "the sign-in form expired: paste your token again", 403)
+    try:
+        cookie, _row = open_session(db, token)
+    except SignInError as exc:
+        return _signin_page(request, next_url, str(exc), 401)
+    response = RedirectResponse(next_url, status_code=303)
+    set_cookie(response, request, SESSION_COOKIE, cookie, max_age=int(SESSION_TTL.total_seconds()))
+    response.delete_cookie(SIGNIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/signout")
+def signout(request: Request, db: SessionDep, user: CheckedUser) -> Response:
+    close_session(db, user.session_hash)
+    response = RedirectResponse("/signin", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/dashboard/events")
+async def dashboard_events(request: Request, user: User) -> EventSourceResponse:
+    """`run.updated` for the signed-in account, by session cookie (EventSource cannot send headers)."""
+    last = request.headers.get("Last-Event-ID", "")
+    after_id = int(last) if last.isdigit() else None
+    ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
+    return EventSourceResponse(
+        stream_events(get_hub(request.app), user.account.id, after_id),
+        ping=ping,
+        headers={"Cache-Control": "no-store"},
+    )

@@ -1,0 +1,80 @@
+"""The Devices page: list, pair a phone, rename, revoke."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from server.dashboard.render import page
+from server.dashboard.session import CheckedUser, DashboardUser, User
+from server.db import SessionDep, utcnow
+from server.devices import service
+from server.devices.models import Device
+from server.errors import AppError
+from server.settings import Settings
+
+router = APIRouter(include_in_schema=False)
+
+# A bridge heartbeats every few seconds; a device silent for longer than this is offline.
+ONLINE_WINDOW = timedelta(seconds=60)
+
+
+def _online(device: Device) -> bool:
+    return device.last_seen_at is not None and utcnow() - device.last_seen_at < ONLINE_WINDOW
+
+
+def _devices_page(
+    request: Request, db: SessionDep, user: DashboardUser, status_code: int = 200, **extra: object
+) -> Response:
+    settings: Settings = request.app.state.settings
+    server_url = str(request.base_url).rstrip("/") or settings.public_url
+    return page(
+        request,
+        "devices.html",
+        user,
+        status_code,
+        devices=service.list_devices(db, user.account),
+        online=_online,
+        server_url=server_url,
+        **extra,
+    )
+
+
+@router.get("/devices", response_class=HTMLResponse)
+def devices_page(request: Request, db: SessionDep, user: User) -> Response:
+    return _devices_page(request, db, user)
+
+
+@router.post("/devices/pairing-code", response_class=HTMLResponse)
+def new_pairing_code(request: Request, db: SessionDep, user: CheckedUser) -> Response:
+    code, expires_at = service.create_pairing_code(db, user.account, request.app.state.settings)
+    # Shown on this response only: the code is stored hashed and cannot be shown again.
+    return _devices_page(request, db, user, pairing={"code": code, "expires_at": expires_at})
+
+
+@router.post("/devices/{device_id}/rename")
+def rename(
+    request: Request, device_id: str, db: SessionDep, user: CheckedUser, name: Annotated[str, Form()] = ""
+) -> Response:
+    name = name.strip()
+    if not name or len(name) > 200:
+        return _devices_page(
+            request, db, user, 422, flash="a device name needs 1 to 200 characters", flash_kind="error"
+        )
+    try:
+        service.rename_device(db, user.account, device_id, name)
+    except AppError as exc:
+        return _devices_page(request, db, user, exc.status_code, flash=exc.message, flash_kind="error")
+    return RedirectResponse("/devices", status_code=303)
+
+
+@router.post("/devices/{device_id}/revoke")
+def revoke(request: Request, device_id: str, db: SessionDep, user: CheckedUser) -> Response:
+    try:
+        service.revoke_device(db, user.account, device_id)
+    except AppError as exc:
+        return _devices_page(request, db, user, exc.status_code, flash=exc.message, flash_kind="error")
+    return RedirectResponse("/devices", status_code=303)

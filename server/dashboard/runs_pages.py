@@ -1,0 +1,234 @@
+"""The Runs page (table, filters, overview) and the run detail page, with their live fragments."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from interpreter.trace import RunStatus
+from server.dashboard.render import page
+from server.dashboard.session import DashboardUser, User
+from server.db import SessionDep, utcnow
+from server.devices.models import Device
+from server.errors import NotFound
+from server.runs.models import Artifact, Run
+from server.runs.service import RunFilters, get_run, list_runs, trace_of
+from server.runs.stats import compute_stats
+from server.workflows.models import Workflow, WorkflowVersion
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 25
+CHART_DAYS = 14
+STATS_DAYS = 14
+
+
+@dataclass(frozen=True, slots=True)
+class PageFilters:
+    status: str | None
+    workflow_id: str | None
+    device_id: str | None
+
+    def to_service(self) -> RunFilters:
+        status = RunStatus(self.status) if self.status in set(RunStatus) else None
+        return RunFilters(
+            status=status, workflow_id=self.workflow_id or None, device_id=self.device_id or None
+        )
+
+    def query(self, cursor: str | None = None) -> str:
+        pairs = {
+            "status": self.status,
+            "workflowId": self.workflow_id,
+            "deviceId": self.device_id,
+            "cursor": cursor,
+        }
+        return urlencode({k: v for k, v in pairs.items() if v})
+
+
+def _names(db: Session, account_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    workflows = dict(
+        db.execute(
+            select(Workflow.id, Workflow.name)
+            .where(Workflow.account_id == account_id)
+            .order_by(Workflow.name)
+        )
+        .tuples()
+        .all()
+    )
+    devices = dict(
+        db.execute(
+            select(Device.id, Device.name).where(Device.account_id == account_id).order_by(Device.name)
+        )
+        .tuples()
+        .all()
+    )
+    return workflows, devices
+
+
+def _table_context(
+    db: Session, user: DashboardUser, filters: PageFilters, cursor: str | None
+) -> dict[str, Any]:
+    runs, next_cursor = list_runs(db, user.account.id, filters.to_service(), cursor, PAGE_SIZE)
+    workflow_names, device_names = _names(db, user.account.id)
+    return {
+        "runs": runs,
+        "next_cursor": next_cursor,
+        "next_query": filters.query(next_cursor),
+        "filters": filters,
+        "filtered": any((filters.status, filters.workflow_id, filters.device_id)),
+        "workflow_names": workflow_names,
+        "device_names": device_names,
+    }
+
+
+def bar_chart(per_day: list[dict[str, Any]], days: int = CHART_DAYS) -> dict[str, Any]:
+    """An SVG bar per day (success / failed+timeout / other, stacked) for the last `days` days."""
+    counts = {row["day"]: row["counts"] for row in per_day}
+    today = utcnow().date()
+    width, height, gap = 280, 70, 4
+    bar_w = (width - gap * (days - 1)) / days
+    series = []
+    for offset in range(days - 1, -1, -1):
+        day: date = today - timedelta(days=offset)
+        c = counts.get(day.isoformat(), {})
+        ok = c.get("success", 0)
+        bad = c.get("failed", 0) + c.get("timeout", 0)
+        series.append((day, ok, bad, sum(c.values()) - ok - bad))
+    peak = max((ok + bad + other for _, ok, bad, other in series), default=0) or 1
+    bars = []
+    for index, (day, ok, bad, other) in enumerate(series):
+        scale = height / peak
+        ok_h, bad_h, other_h = ok * scale, bad * scale, other * scale
+        bars.append(
+            {
+                "x": round(index * (bar_w + gap), 2),
+                "day": day.isoformat(),
+                "label": day.strftime("%d"),
+                "total": ok + bad + other,
+                "ok": ok,
+                "bad": bad,
+                "ok_h": round(ok_h, 2),
+                "ok_y": round(height - ok_h, 2),
+                "bad_h": round(bad_h, 2),
+                "bad_y": round(height - ok_h - bad_h, 2),
+                "other_h": round(other_h, 2),
+                "other_y": round(height - ok_h - bad_h - other_h, 2),
+            }
+        )
+    return {"width": width, "height": height, "bar_w": round(bar_w, 2), "bars": bars}
+
+
+def _stats_context(db: Session, user: DashboardUser) -> dict[str, Any]:
+    raw = compute_stats(db, user.account.id, max(STATS_DAYS, CHART_DAYS))
+    rate = raw["successRate"]
+    incident = raw["lastIncident"]
+    stats = {
+        "success_rate_text": "—" if rate is None else f"{rate * 100:.0f}%",
+        "average_duration_ms": None if raw["averageDurationMs"] is None else int(raw["averageDurationMs"]),
+        "last_incident": None
+        if incident is None
+        else {
+            "id": incident["id"],
+            "status": incident["status"],
+            "at": incident["endedAt"] or incident["createdAt"],
+            "message": incident["errorMessage"],
+        },
+    }
+    return {"stats": stats, "stats_days": STATS_DAYS, "chart": bar_chart(raw["perDay"])}
+
+
+def _filters(status: str | None, workflowId: str | None, deviceId: str | None) -> PageFilters:  # noqa: N803
+    return PageFilters(status=status or None, workflow_id=workflowId or None, device_id=deviceId or None)
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def runs_page(
+    request: Request,
+    db: SessionDep,
+    user: User,
+    status: str | None = None,
+    workflowId: str | None = None,  # noqa: N803 - the API's query names
+    deviceId: str | None = None,  # noqa: N803
+    cursor: str | None = None,
+) -> Response:
+    filters = _filters(status, workflowId, deviceId)
+    return page(
+        request,
+        "runs.html",
+        user,
+        statuses=[s.value for s in RunStatus],
+        query=filters.query(),
+        cursor=cursor,
+        **_table_context(db, user, filters, cursor),
+        **_stats_context(db, user),
+    )
+
+
+@router.get("/runs/_table", response_class=HTMLResponse)
+def runs_table_fragment(
+    request: Request,
+    db: SessionDep,
+    user: User,
+    status: str | None = None,
+    workflowId: str | None = None,  # noqa: N803
+    deviceId: str | None = None,  # noqa: N803
+) -> Response:
+    filters = _filters(status, workflowId, deviceId)
+    return page(request, "_runs_table.html", user, **_table_context(db, user, filters, None))
+
+
+@router.get("/runs/_stats", response_class=HTMLResponse)
+def runs_stats_fragment(request: Request, db: SessionDep, user: User) -> Response:
+    return page(request, "_stats.html", user, **_stats_context(db, user))
+
+
+def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
+    workflow = db.get(Workflow, run.workflow_id)
+    version = db.get(WorkflowVersion, run.workflow_version_id)
+    device = db.get(Device, run.device_id) if run.device_id else None
+    artifacts = db.execute(
+        select(Artifact.name, Artifact.content_type).where(Artifact.run_id == run.id).order_by(Artifact.name)
+    ).all()
+    return {
+        "run": run,
+        "trace": trace_of(db, run.id),
+        "inputs_json": json.dumps(run.inputs or {}, indent=2, ensure_ascii=False),
+        "workflow_name": workflow.name if workflow else run.workflow_id,
+        "version_number": version.number if version else "?",
+        "device_name": device.name if device else "no device",
+        "artifacts": artifacts,
+    }
+
+
+def _account_run(db: Session, user: DashboardUser, run_id: str) -> Run:
+    # get_run answers NotFound for another account's run too: never a 403 that leaks existence.
+    return get_run(db, user.account.id, run_id)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: str, db: SessionDep, user: User) -> Response:
+    run = _account_run(db, user, run_id)
+    return page(request, "run.html", user, **_run_context(db, user, run))
+
+
+@router.get("/runs/{run_id}/_body", response_class=HTMLResponse)
+def run_body_fragment(request: Request, run_id: str, db: SessionDep, user: User) -> Response:
+    run = _account_run(db, user, run_id)
+    return page(request, "_run_body.html", user, **_run_context(db, user, run))
+
+
+@router.get("/runs/{run_id}/artifacts/{name}")
+def run_artifact(run_id: str, name: str, db: SessionDep, user: User) -> Response:
+    run = _account_run(db, user, run_id)
+    artifact = db.scalars(select(Artifact).where(Artifact.run_id == run.id, Artifact.name == name)).first()
+    if artifact is None:
+        raise NotFound(f"run {run_id} has no artifact named {name!r}")
+    return Response(artifact.data, media_type=artifact.content_type)

@@ -1,0 +1,131 @@
+"""The Settings page: run retention, the account's denylist, API tokens, and the JSON export."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from server.accounts import service as accounts
+from server.dashboard.render import page
+from server.dashboard.session import CheckedUser, DashboardUser, User
+from server.db import SessionDep, utcnow
+from server.denylist import service as denylist
+from server.errors import AppError, ValidationFailed
+from server.runs.export import export_chunks
+from server.settings import Settings
+
+router = APIRouter(include_in_schema=False)
+
+
+def _error_text(exc: AppError) -> str:
+    if isinstance(exc, ValidationFailed) and exc.errors:
+        return "; ".join(f"{e.message} — {e.hint}" if e.hint else e.message for e in exc.errors)
+    return exc.message
+
+
+def _settings_page(
+    request: Request, db: SessionDep, user: DashboardUser, status_code: int = 200, **extra: object
+) -> Response:
+    settings: Settings = request.app.state.settings
+    return page(
+        request,
+        "settings.html",
+        user,
+        status_code,
+        denylist=denylist.list_entries(db, user.account.id),
+        global_entries=list(settings.global_denylist.entries),
+        tokens=accounts.list_tokens(db, user.account),
+        **extra,
+    )
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, db: SessionDep, user: User) -> Response:
+    return _settings_page(request, db, user)
+
+
+@router.post("/settings/retention", response_class=HTMLResponse)
+def set_retention(
+    request: Request, db: SessionDep, user: CheckedUser, days: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        value = int(days)
+        if value < 1:
+            raise ValueError
+    except ValueError:
+        return _settings_page(
+            request, db, user, 422, retention_error=f"'{days}' is not a number of days: enter 1 or more"
+        )
+    try:
+        accounts.set_run_retention_days(user.account, value)
+    except AppError as exc:
+        return _settings_page(request, db, user, exc.status_code, retention_error=_error_text(exc))
+    return _settings_page(request, db, user, flash=f"Runs are now kept for {value} days.")
+
+
+@router.post("/settings/denylist", response_class=HTMLResponse)
+def add_denylist_entry(
+    request: Request, db: SessionDep, user: CheckedUser, pattern: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        denylist.add_entry(db, user.account, pattern)
+    except AppError as exc:
+        return _settings_page(request, db, user, exc.status_code, denylist_error=_error_text(exc))
+    return RedirectResponse("/settings", status_code=303)
+
+
+@router.post("/settings/denylist/{entry_id}/remove")
+def remove_denylist_entry(request: Request, entry_id: str, db: SessionDep, user: CheckedUser) -> Response:
+    try:
+        denylist.remove_entry(db, user.account, entry_id)
+    except AppError as exc:
+        return _settings_page(request, db, user, exc.status_code, denylist_error=_error_text(exc))
+    return RedirectResponse("/settings", status_code=303)
+
+
+@router.post("/settings/tokens", response_class=HTMLResponse)
+def create_token(
+    request: Request, db: SessionDep, user: CheckedUser, name: Annotated[str, Form()] = ""
+) -> Response:
+    name = name.strip()
+    if not name or len(name) > 200:
+        return _settings_page(
+            request, db, user, 422, flash="a token name needs 1 to 200 characters", flash_kind="error"
+        )
+    _row, token = accounts.create_token(db, user.account, name)
+    return _settings_page(request, db, user, new_token=token)
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+def revoke_token(request: Request, token_id: str, db: SessionDep, user: CheckedUser) -> Response:
+    try:
+        accounts.revoke_token(db, user.account, token_id)
+    except AppError as exc:
+        return _settings_page(request, db, user, exc.status_code, flash=exc.message, flash_kind="error")
+    return RedirectResponse("/settings", status_code=303)
+
+
+@router.get("/settings/export")
+def export(request: Request, user: User, days: int | None = None) -> Response:
+    """The same export as `GET /api/v1/runs/export`, authenticated by the dashboard session."""
+    window = user.account.export_window_days
+    days = window if days is None else days
+    if not 1 <= days <= window:
+        return page(
+            request,
+            "message.html",
+            user,
+            422,
+            title="Export window",
+            detail=f"the {user.account.plan} plan exports at most {window} days of runs: "
+            f"choose 1 to {window}",
+            back="/settings",
+        )
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    return StreamingResponse(
+        export_chunks(request.app.state.session_factory, user.account.id, days),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="phoneflow-runs-{stamp}.json"'},
+    )

@@ -1,0 +1,206 @@
+"""The Workflows pages: list, versions and publishing, validation problems, simulate."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from server.dashboard.render import page
+from server.dashboard.session import CheckedUser, DashboardUser, User
+from server.db import SessionDep
+from server.denylist.service import effective_denylist
+from server.errors import AppError, ValidationFailed
+from server.workflows import service
+from server.workflows.models import Workflow
+from server.workflows.simulation import simulate
+
+router = APIRouter(include_in_schema=False)
+
+
+class FormProblem(Exception):
+    """A form field that is not what it must be; carries problems like the API's."""
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__(problems[0]["message"])
+        self.problems = problems
+
+
+def _parse_json(text: str, field: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormProblem(
+            [
+                {
+                    "pointer": "",
+                    "message": f"{field} is not valid JSON: {exc.msg} "
+                    f"at line {exc.lineno}, column {exc.colno}",
+                    "hint": "fix the JSON syntax (quotes around names, no trailing commas)",
+                }
+            ]
+        ) from None
+
+
+def _problems(exc: AppError) -> list[dict[str, str]]:
+    if isinstance(exc, ValidationFailed):
+        return [e.to_json() for e in exc.errors]
+    return [{"pointer": "", "message": exc.message, "hint": ""}]
+
+
+def _validated(
+    request: Request, db: Session, user: DashboardUser, definition_text: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    definition = _parse_json(definition_text, "the definition")
+    denylist = effective_denylist(db, user.account.id, request.app.state.settings)
+    try:
+        warnings = service.validate_definition(definition, denylist)
+    except ValidationFailed as exc:
+        raise FormProblem(
+            [{**p, "pointer": p["pointer"].removeprefix("/definition")} for p in _problems(exc)]
+        ) from None
+    return definition, warnings
+
+
+@router.get("/workflows", response_class=HTMLResponse)
+def workflows_page(request: Request, db: SessionDep, user: User) -> Response:
+    return _list_page(request, db, user)
+
+
+def _list_page(
+    request: Request, db: Session, user: DashboardUser, status_code: int = 200, **extra: Any
+) -> Response:
+    workflows = service.list_workflows(db, user.account)
+    published = {}
+    for workflow in workflows:
+        if workflow.published_version_id:
+            version = service.get_version(db, workflow, workflow.published_version_id)
+            published[workflow.id] = f"v{version.number}"
+    return page(
+        request, "workflows.html", user, status_code, workflows=workflows, published=published, **extra
+    )
+
+
+@router.post("/workflows", response_class=HTMLResponse)
+def create_workflow(
+    request: Request,
+    db: SessionDep,
+    user: CheckedUser,
+    name: Annotated[str, Form()] = "",
+    definition: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        if not name.strip():
+            raise FormProblem(
+                [{"pointer": "", "message": "the workflow needs a name", "hint": "type a name"}]
+            )
+        parsed, warnings = _validated(request, db, user, definition)
+    except FormProblem as exc:
+        return _list_page(
+            request, db, user, 422, problems=exc.problems, form_name=name, form_definition=definition
+        )
+    workflow, _version = service.create_workflow(db, user.account.id, name.strip(), parsed, warnings)
+    return RedirectResponse(f"/workflows/{workflow.id}", status_code=303)
+
+
+def _detail_page(
+    request: Request,
+    db: Session,
+    user: DashboardUser,
+    workflow: Workflow,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    versions = service.list_versions(db, workflow)
+    latest = versions[-1]
+    extra.setdefault("form_definition", json.dumps(latest.definition, indent=2, ensure_ascii=False))
+    return page(
+        request,
+        "workflow.html",
+        user,
+        status_code,
+        workflow=workflow,
+        versions=list(reversed(versions)),
+        **extra,
+    )
+
+
+@router.get("/workflows/{workflow_id}", response_class=HTMLResponse)
+def workflow_page(request: Request, workflow_id: str, db: SessionDep, user: User) -> Response:
+    return _detail_page(request, db, user, service.get_workflow(db, user.account, workflow_id))
+
+
+@router.post("/workflows/{workflow_id}/versions", response_class=HTMLResponse)
+def save_version(
+    request: Request,
+    workflow_id: str,
+    db: SessionDep,
+    user: CheckedUser,
+    definition: Annotated[str, Form()] = "",
+) -> Response:
+    workflow = service.get_workflow(db, user.account, workflow_id)
+    try:
+        parsed, warnings = _validated(request, db, user, definition)
+    except FormProblem as exc:
+        return _detail_page(
+            request, db, user, workflow, 422, problems=exc.problems, form_definition=definition
+        )
+    service.store_version(db, workflow, parsed, warnings)
+    return RedirectResponse(f"/workflows/{workflow.id}", status_code=303)
+
+
+@router.post("/workflows/{workflow_id}/publish")
+def publish(
+    request: Request,
+    workflow_id: str,
+    db: SessionDep,
+    user: CheckedUser,
+    version_id: Annotated[str, Form()] = "",
+) -> Response:
+    workflow = service.get_workflow(db, user.account, workflow_id)
+    service.publish(db, workflow, version_id)
+    return RedirectResponse(f"/workflows/{workflow.id}", status_code=303)
+
+
+@router.post("/workflows/{workflow_id}/simulate", response_class=HTMLResponse)
+def simulate_version(
+    request: Request,
+    workflow_id: str,
+    db: SessionDep,
+    user: CheckedUser,
+    version_id: Annotated[str, Form()] = "",
+    inputs: Annotated[str, Form()] = "{}",
+) -> Response:
+    workflow = service.get_workflow(db, user.account, workflow_id)
+    version = service.get_version(db, workflow, version_id)
+    try:
+        parsed_inputs = _parse_json(inputs or "{}", "the inputs")
+        if not isinstance(parsed_inputs, dict):
+            raise FormProblem(
+                [
+                    {
+                        "pointer": "",
+                        "message": "the inputs must be a JSON object",
+                        "hint": 'e.g. {"order": "A-1"}',
+                    }
+                ]
+            )
+        result = simulate(
+            version.definition,
+            inputs=parsed_inputs,
+            apps=None,
+            scenario=None,
+            denylist=effective_denylist(db, user.account.id, request.app.state.settings),
+        )
+    except FormProblem as exc:
+        return _detail_page(
+            request, db, user, workflow, 422, sim_error=exc.problems[0]["message"], form_inputs=inputs
+        )
+    except AppError as exc:
+        return _detail_page(
+            request, db, user, workflow, exc.status_code, sim_error=exc.message, form_inputs=inputs
+        )
+    return _detail_page(request, db, user, workflow, simulation=result, form_inputs=inputs)
