@@ -41,7 +41,7 @@ def parse_inputs(value: str | None) -> dict[str, Any]:
     if value is None or not value.strip():
         return {}
     stripped = value.strip()
-    if stripped.startswith("{"):
+    if stripped[0] in "{[":
         try:
             data = json.loads(stripped)
         except json.JSONDecodeError as exc:
