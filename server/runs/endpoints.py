@@ -1,0 +1,237 @@
+"""The runs API: `runs.report`, list and read, trigger, claim, cancel, export, artifacts, stats.
+
+Thin: each path operation checks who is calling, calls the service and shapes the answer.
+The request's session commits when the operation returns; `run.updated` goes out after.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import AwareDatetime
+from sqlalchemy import select
+
+from interpreter.trace import RunStatus
+from server.auth import CurrentAccount, CurrentDevice
+from server.db import SessionDep
+from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed
+from server.runs import export as export_module
+from server.runs import report, service, stats
+from server.runs.events import get_hub
+from server.runs.models import Artifact, Run
+from server.runs.schemas import (
+    ArtifactOut,
+    ClaimedRunOut,
+    RunOut,
+    RunPageOut,
+    RunsReportIn,
+    RunsReportOut,
+    RunSummaryOut,
+    StatsOut,
+    TriggerRunIn,
+)
+from server.runs.sql import dialect_insert
+
+router = APIRouter(tags=["runs"])
+
+
+@router.post("/runs.report", response_model=RunsReportOut, summary="Report runs from a device (idempotent)")
+def report_runs(
+    body: RunsReportIn, request: Request, session: SessionDep, device: CurrentDevice
+) -> dict[str, Any]:
+    """Store 1–100 runs of the calling device. Per run: `stored`, `unchanged` or `rejected` with a reason."""
+    results, changed = report.ingest_reports(
+        session, account_id=device.account_id, device_id=device.id, reports=body.runs
+    )
+    service.record_changes(session, device.account_id, changed, get_hub(request.app).notify)
+    return {"runs": [{"id": r.id, "result": r.result, "reason": r.reason} for r in results]}
+
+
+@router.get("/runs", response_model=RunPageOut, summary="List runs, newest first")
+def list_runs(
+    session: SessionDep,
+    account: CurrentAccount,
+    status: RunStatus | None = None,
+    workflow_id: Annotated[str | None, Query(alias="workflowId", max_length=36)] = None,
+    device_id: Annotated[str | None, Query(alias="deviceId", max_length=36)] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(alias="from", description="created at or after (ISO-8601)")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(alias="to", description="created before (ISO-8601)")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="nextCursor of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """A page of the account's runs (no traces), filtered; follow `nextCursor` for more."""
+    filters = service.RunFilters(status, workflow_id, device_id, since, until)
+    runs, next_cursor = service.list_runs(session, account.id, filters, cursor, limit)
+    return {"runs": [service.summary_json(run) for run in runs], "nextCursor": next_cursor}
+
+
+@router.get("/runs/export", summary="Export runs with traces as one JSON array (streamed)")
+def export_runs(
+    request: Request,
+    account: CurrentAccount,
+    days: Annotated[int, Query(ge=1, le=3650, description="how many days back")] = 30,
+) -> StreamingResponse:
+    """The account's runs of the last `days` days with their traces, oldest first, as a JSON array.
+
+    The window is capped by plan (free 30 days, pro and team 90)."""
+    window = account.export_window_days
+    if days > window:
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    "query:days",
+                    f"the {account.plan} plan exports at most {window} days; {days} asked",
+                    f"ask for days={window} or fewer",
+                )
+            ]
+        )
+    chunks = export_module.export_chunks(request.app.state.session_factory, account.id, days)
+    return StreamingResponse(
+        chunks,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="phoneflow-runs-{days}d.json"'},
+    )
+
+
+@router.get("/stats", response_model=StatsOut, summary="Run statistics for the last N days")
+def get_stats(
+    session: SessionDep,
+    account: CurrentAccount,
+    days: Annotated[int, Query(ge=1, le=365)] = 7,
+) -> dict[str, Any]:
+    """Success rate, average duration, last incident, runs per day, top workflows, runs per device."""
+    return stats.compute_stats(session, account.id, days)
+
+
+@router.get("/runs/{run_id}", response_model=RunOut, summary="One run with its trace")
+def get_run(run_id: str, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+    return service.run_json(session, service.get_run(session, account.id, run_id))
+
+
+@router.post(
+    "/workflows/{workflow_id}/runs",
+    response_model=RunSummaryOut,
+    status_code=201,
+    summary="Queue a run of the published version on a device",
+    responses={409: {"description": "The workflow has no published version, or the device is revoked"}},
+)
+def trigger_run(
+    workflow_id: str, body: TriggerRunIn, request: Request, session: SessionDep, account: CurrentAccount
+) -> dict[str, Any]:
+    """A `queued` run (trigger `api`) of the workflow's published version for `deviceId`."""
+    run = service.trigger_run(
+        session, account, workflow_id, body.device_id, body.inputs, notify=get_hub(request.app).notify
+    )
+    return service.summary_json(run)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunSummaryOut, summary="Cancel a run")
+def cancel_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+    """A queued run ends `cancelled` now; a running one gets `cancelRequested` and its device stops it."""
+    run = service.cancel_run(session, account.id, run_id, get_hub(request.app).notify)
+    return service.summary_json(run)
+
+
+@router.post(
+    "/devices/me/claim",
+    response_model=ClaimedRunOut,
+    summary="Claim the next queued run of this device",
+    responses={204: {"description": "No queued run for this device"}},
+)
+def claim_run(request: Request, session: SessionDep, device: CurrentDevice) -> Any:
+    """The oldest queued run of the calling device, now `running` and handed to this caller only, with
+    the definition of its workflow version; 204 when there is none."""
+    claimed = service.claim_run(session, device, get_hub(request.app).notify)
+    if claimed is None:
+        return Response(status_code=204)
+    run, definition = claimed
+    return JSONResponse({"run": service.summary_json(run), "definition": definition})
+
+
+@router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut], summary="A run's artifacts")
+def list_artifacts(run_id: str, session: SessionDep, account: CurrentAccount) -> list[dict[str, Any]]:
+    run = service.get_run(session, account.id, run_id)
+    rows = session.execute(
+        select(Artifact.name, Artifact.content_type, Artifact.size, Artifact.created_at)
+        .where(Artifact.run_id == run.id)
+        .order_by(Artifact.created_at, Artifact.name)
+    )
+    return [
+        {"name": r.name, "contentType": r.content_type, "size": r.size, "createdAt": r.created_at}
+        for r in rows
+    ]
+
+
+@router.get(
+    "/runs/{run_id}/artifacts/{name}",
+    summary="One artifact's bytes",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The artifact"}},
+)
+def get_artifact(run_id: str, name: str, session: SessionDep, account: CurrentAccount) -> Response:
+    run = service.get_run(session, account.id, run_id)
+    artifact = session.scalars(
+        select(Artifact).where(Artifact.run_id == run.id, Artifact.name == name)
+    ).first()
+    if artifact is None:
+        raise NotFound(
+            f"run {run_id} has no artifact named {name!r}; list them with GET /api/v1/runs/{run_id}/artifacts"
+        )
+    return Response(artifact.data, media_type=artifact.content_type)
+
+
+@router.post(
+    "/runs/{run_id}/artifacts",
+    status_code=201,
+    response_model=ArtifactOut,
+    summary="Upload an artifact of one of this device's runs (multipart: file, name)",
+)
+def upload_artifact(
+    run_id: str,
+    request: Request,
+    session: SessionDep,
+    device: CurrentDevice,
+    file: Annotated[UploadFile, File(description="the artifact's bytes")],
+    name: Annotated[str | None, Form(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Store a screenshot or another file of a run this device reported; the same name again is a no-op."""
+    run = session.scalars(select(Run).where(Run.id == run_id.lower(), Run.device_id == device.id)).first()
+    if run is None:
+        raise NotFound(
+            f"this device has no run {run_id}; report the run with runs.report before its artifacts"
+        )
+    limit: int = request.app.state.settings.artifact_max_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the artifact is larger than {limit} bytes; send a smaller file")
+    artifact_name = (name or file.filename or "").strip()
+    if not artifact_name or "/" in artifact_name or len(artifact_name) > 200:
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    "/name", "an artifact needs a name without '/' of at most 200 characters", "send name"
+                )
+            ]
+        )
+    content_type = file.content_type or "application/octet-stream"
+    now = datetime.now().astimezone()
+    session.execute(
+        dialect_insert(session, Artifact)
+        .values(
+            run_id=run.id,
+            name=artifact_name,
+            content_type=content_type[:100],
+            size=len(data),
+            data=data,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["run_id", "name"])
+    )
+    return {"name": artifact_name, "contentType": content_type[:100], "size": len(data), "createdAt": now}

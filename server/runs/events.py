@@ -1,0 +1,263 @@
+"""`run.updated` over SSE: `GET /api/v1/events`.
+
+Every change to a run writes a `RunEvent` row in the changing transaction; the row's id is
+the SSE `id:`. One `RunEventHub` per server process tails that table and fans new rows out
+to the subscribers of each account:
+
+* after a commit in this process, `notify()` (registered with `after_commit`) wakes the tail
+  at once, so the event leaves within milliseconds of the commit — never before it;
+* every `POLL_INTERVAL_S` the tail looks anyway, so events committed by other server
+  processes on the same database arrive too;
+* a reconnecting client's `Last-Event-ID` is replayed from the table (sse-starlette keeps no
+  history), then the live tail continues without gaps or repeats;
+* one query per wake-up serves every subscriber, however many there are.
+
+A subscriber that cannot keep up is disconnected rather than buffered without bound; its
+client reconnects with `Last-Event-ID` and catches up from the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Header, Request
+from sqlalchemy import Engine, func, select
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from server.auth import CurrentAccount
+from server.errors import FieldProblem, ValidationFailed
+from server.runs.models import RunEvent
+
+POLL_INTERVAL_S = 0.5
+PING_INTERVAL_S = 15.0
+FETCH_BATCH = 1000
+REPLAY_LIMIT = 10_000
+SUBSCRIBER_BUFFER = 10_000
+_log = logging.getLogger("phoneflow.runs.events")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event ready to send: its id, account and JSON text (serialised once for all subscribers)."""
+
+    id: int
+    account_id: str
+    data: str
+
+
+_CLOSE = Delivery(-1, "", "")
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One connected client's queue of deliveries."""
+
+    account_id: str
+    queue: asyncio.Queue[Delivery] = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_BUFFER))
+
+
+class RunEventHub:
+    """Tails `run_events` and fans rows out to subscriptions by account (one per process)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._subscriptions: dict[str, set[Subscription]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_id = 0
+
+    def notify(self) -> None:
+        """Wake the tail now: called after a commit, from any thread."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody is listening
+            loop.call_soon_threadsafe(wake.set)
+
+    async def subscribe(self, account_id: str) -> Subscription:
+        """A new subscription; the tail starts with the first one."""
+        await self._ensure_running()
+        subscription = Subscription(account_id)
+        self._subscriptions.setdefault(account_id, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subscribers = self._subscriptions.get(subscription.account_id)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscriptions[subscription.account_id]
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(s) for s in self._subscriptions.values())
+
+    async def close(self) -> None:
+        """Stop the tail (at shutdown)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is not None and not self._task.done() and self._loop is loop:
+            return
+        self._loop = loop
+        self._wake = asyncio.Event()
+        self._last_id = await run_in_threadpool(self._max_id)
+        self._task = loop.create_task(self._tail(), name="run-event-tail")
+
+    def _max_id(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(RunEvent.id), 0))).scalar_one())
+
+    def _fetch_after(self, last_id: int) -> list[tuple[int, str, Any]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(RunEvent.id, RunEvent.account_id, RunEvent.payload)
+                .where(RunEvent.id > last_id)
+                .order_by(RunEvent.id)
+                .limit(FETCH_BATCH)
+            )
+            return [(row.id, row.account_id, row.payload) for row in rows]
+
+    async def _tail(self) -> None:
+        assert self._wake is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+            self._wake.clear()
+            try:
+                await self._drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly away; the next round retries
+                _log.exception("reading run events failed; retrying")
+
+    async def _drain(self) -> None:
+        while True:
+            rows = await run_in_threadpool(self._fetch_after, self._last_id)
+            for event_id, account_id, payload in rows:
+                self._last_id = event_id
+                subscribers = self._subscriptions.get(account_id)
+                if not subscribers:
+                    continue
+                delivery = Delivery(event_id, account_id, json.dumps(payload, separators=(",", ":")))
+                for subscription in list(subscribers):
+                    try:
+                        subscription.queue.put_nowait(delivery)
+                    except asyncio.QueueFull:
+                        # Too slow to keep up: end its stream; the client resumes with Last-Event-ID.
+                        self.unsubscribe(subscription)
+                        subscription.queue.get_nowait()
+                        subscription.queue.put_nowait(_CLOSE)
+            if len(rows) < FETCH_BATCH:
+                return
+
+    def replay(self, account_id: str, after_id: int) -> list[Delivery]:
+        """The account's events after `after_id`, oldest first (for `Last-Event-ID`)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(RunEvent.id, RunEvent.payload)
+                .where(RunEvent.account_id == account_id, RunEvent.id > after_id)
+                .order_by(RunEvent.id)
+                .limit(REPLAY_LIMIT)
+            )
+            return [
+                Delivery(row.id, account_id, json.dumps(row.payload, separators=(",", ":"))) for row in rows
+            ]
+
+
+def get_hub(app: FastAPI) -> RunEventHub:
+    """The app's hub, made on first use."""
+    hub: RunEventHub | None = getattr(app.state, "run_event_hub", None)
+    if hub is None:
+        hub = RunEventHub(app.state.engine)
+        app.state.run_event_hub = hub
+    return hub
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    hub = get_hub(app)
+    try:
+        yield
+    finally:
+        await hub.close()
+
+
+router = APIRouter(tags=["events"], lifespan=_lifespan)
+
+
+def _parse_last_event_id(value: str | None) -> int | None:
+    if value is None or value.strip() == "":
+        return None
+    try:
+        parsed = int(value.strip())
+    except ValueError:
+        parsed = -1
+    if parsed < 0:
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    "header:Last-Event-ID",
+                    f"'{value}' is not an event id of this stream",
+                    "send the id: of the last run.updated event you received, or no header to start now",
+                )
+            ]
+        )
+    return parsed
+
+
+async def _stream(hub: RunEventHub, account_id: str, after_id: int | None) -> AsyncIterator[ServerSentEvent]:
+    subscription = await hub.subscribe(account_id)
+    try:
+        last = -1
+        if after_id is not None:
+            # Subscribed first, replayed second: anything committed in between is in both,
+            # and the id check below drops the second copy.
+            for delivery in await run_in_threadpool(hub.replay, subscription.account_id, after_id):
+                last = delivery.id
+                yield ServerSentEvent(data=delivery.data, event="run.updated", id=str(delivery.id))
+        while True:
+            delivery = await subscription.queue.get()
+            if delivery is _CLOSE:
+                return
+            if delivery.id <= last:
+                continue
+            last = delivery.id
+            yield ServerSentEvent(data=delivery.data, event="run.updated", id=str(delivery.id))
+    finally:
+        hub.unsubscribe(subscription)
+
+
+@router.get(
+    "/events",
+    summary="run.updated over server-sent events",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "An endless event stream"}},
+)
+async def events(
+    request: Request,
+    account: CurrentAccount,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """Each committed change to one of the account's runs as `event: run.updated`, `id:` a sequence,
+    `data:` the run without its trace. Send `Last-Event-ID` to get what you missed."""
+    after_id = _parse_last_event_id(last_event_id)
+    hub = get_hub(request.app)
+    ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
+    return EventSourceResponse(
+        _stream(hub, account.id, after_id), ping=ping, headers={"Cache-Control": "no-store"}
+    )

@@ -1,0 +1,123 @@
+"""The runs tables: runs, their trace events, the `run.updated` event log, and artifacts.
+
+Idempotency of `runs.report` rests on these keys: a run's id is its primary key (made by
+whoever creates the run), a trace event is unique by `(run_id, seq)`, and a run carries
+`status_rank` and `trace_len` so that a conditional UPDATE can refuse to move it backwards.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.db import Base, utcnow
+
+# SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (autoincrement); PostgreSQL gets a bigint.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Run(Base):
+    """One execution of a workflow version on one device."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(36), ForeignKey("accounts.id", ondelete="CASCADE"))
+    workflow_id: Mapped[str] = mapped_column(String(36), ForeignKey("workflows.id", ondelete="CASCADE"))
+    workflow_version_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("workflow_versions.id", ondelete="CASCADE")
+    )
+    device_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("devices.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(32))
+    # RunStatus.rank plus a tie-break inside rank 1 (see report.progress_rank): the column the
+    # conditional UPDATE of runs.report compares, so a status never moves backwards.
+    status_rank: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(16))
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    n_steps: Mapped[int | None] = mapped_column(Integer)
+    n_failed: Mapped[int | None] = mapped_column(Integer)
+    n_retries: Mapped[int | None] = mapped_column(Integer)
+    trace_len: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        # One index per list filter, each ending in the keyset (created_at, id) so that
+        # "newest first, after this cursor" is an index range scan at a million runs.
+        Index("ix_runs_account_created", "account_id", "created_at", "id"),
+        Index("ix_runs_account_status_created", "account_id", "status", "created_at", "id"),
+        Index("ix_runs_account_workflow_created", "account_id", "workflow_id", "created_at", "id"),
+        Index("ix_runs_account_device_created", "account_id", "device_id", "created_at", "id"),
+        # Claiming: the oldest queued run of one device.
+        Index("ix_runs_device_status_created", "device_id", "status", "created_at"),
+    )
+
+
+class TraceEventRow(Base):
+    """One trace event of a run, stored as the design's JSON; `(run_id, seq)` is the key."""
+
+    __tablename__ = "trace_events"
+
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RunEvent(Base):
+    """The `run.updated` log: its id is the SSE `id:` and what `Last-Event-ID` replays from.
+
+    Rows are written in the transaction that changes the run, so an event exists exactly when
+    its change is committed. No foreign key to runs: retention removes both independently.
+    """
+
+    __tablename__ = "run_events"
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(36))
+    run_id: Mapped[str] = mapped_column(String(36))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_run_events_account_id_id", "account_id", "id"),
+        Index("ix_run_events_created_at", "created_at"),
+        # AUTOINCREMENT: SQLite must never hand out an id again after retention deletes rows.
+        {"sqlite_autoincrement": True},
+    )
+
+
+class Artifact(Base):
+    """A file a run produced (a screenshot); kept out of the trace so traces stay comparable."""
+
+    __tablename__ = "artifacts"
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("run_id", "name"), {"sqlite_autoincrement": True})

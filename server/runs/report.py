@@ -1,0 +1,344 @@
+"""`runs.report` ingestion: idempotent under any number of concurrent, out-of-order retries.
+
+The rules of design.md, and where each is enforced:
+
+* unknown id → stored. `INSERT ... ON CONFLICT (id) DO NOTHING`: of any number of concurrent
+  first reports (in any number of server processes) exactly one inserts; the others see a
+  conflict and go on as a report about an existing run.
+* same content → unchanged; a stale report (earlier status, a prefix of the stored trace) →
+  unchanged; a newer one (further along, the stored trace as its prefix) → stored.
+  The newer state is written with a conditional UPDATE that only matches the state this
+  transaction judged against (compare-and-set on `status` and `trace_len`, plus the monotone
+  guard `status_rank <= :new AND trace_len <= :new_len`). When another writer got there
+  first the UPDATE matches nothing, and the run is read again and judged again. Trace events
+  are keyed by `(run_id, seq)`, so a stored event can never be replaced.
+* a contradiction (another terminal status, another event at a stored seq, another device,
+  another workflow version) → rejected with a reason; the other runs of the batch still count.
+
+No lock in process memory: correctness comes from the keys and the conditional writes, so it
+holds with several server processes on one database. Runs are handled in id order so that
+concurrent batches on PostgreSQL take row locks in one order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from interpreter.trace import RunStatus, can_move
+from server.db import utcnow
+from server.runs.models import Run, TraceEventRow
+from server.runs.schemas import ReportResult, RunReportIn
+from server.runs.sql import dialect_insert
+
+# How often one run is read and judged again when concurrent writers keep moving it; the
+# lifecycle is short (a few statuses, a trace that only grows), so this is never reached
+# in practice, and reaching it is an answer ("retry"), not a wrong write.
+MAX_ATTEMPTS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a report does to a run: `stored`, `unchanged` or `rejected` (with a reason)."""
+
+    result: ReportResult
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """The part of a stored run a report is judged against."""
+
+    status: RunStatus
+    trace_len: int
+    account_id: str
+    device_id: str | None
+    workflow_version_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """One entry of the answer, in the order the runs were sent."""
+
+    id: str
+    result: ReportResult
+    reason: str | None
+
+
+def progress(status: RunStatus, trace_len: int) -> tuple[int, int, int]:
+    """How far along a run is: status rank, then trace length, then approval-pending.
+
+    `running ⇄ waiting_for_approval` share a rank; at one trace length, waiting is further
+    along (the approval is asked after the steps before it ran).
+    """
+    return (status.rank, trace_len, 1 if status is RunStatus.WAITING_FOR_APPROVAL else 0)
+
+
+def judge(
+    stored: StoredRun, report: RunReportIn, device_id: str, stored_events: Mapping[int, dict[str, Any]]
+) -> Verdict:
+    """Decide what `report` does to `stored`, whose events at the report's seqs are `stored_events`."""
+    if stored.device_id is not None and stored.device_id != device_id:
+        return Verdict(
+            "rejected", f"run {report.id} belongs to another device; a device reports only its own runs"
+        )
+    if stored.workflow_version_id != report.workflow_version_id:
+        return Verdict(
+            "rejected",
+            f"run {report.id} is stored for workflow version {stored.workflow_version_id}, "
+            f"the report names {report.workflow_version_id}",
+        )
+    for event in report.trace:
+        known = stored_events.get(event.seq)
+        if known is not None and known != event.stored_form():
+            return Verdict(
+                "rejected",
+                f"trace event seq {event.seq} ({event.node_id}, {event.outcome.value}) differs from the "
+                f"stored one ({known.get('nodeId')}, {known.get('outcome')}); a trace only grows, "
+                "stored events never change",
+            )
+    new_len = len(report.trace)
+    if stored.status.terminal:
+        if report.status.terminal and report.status != stored.status:
+            return Verdict(
+                "rejected",
+                f"run {report.id} already ended {stored.status.value}; the report says {report.status.value}",
+            )
+        if new_len > stored.trace_len:
+            return Verdict(
+                "rejected",
+                f"run {report.id} ended {stored.status.value} with {stored.trace_len} trace events; "
+                f"the report has {new_len}",
+            )
+        return Verdict("unchanged")
+    if report.status.terminal:
+        if new_len < stored.trace_len:
+            return Verdict(
+                "rejected",
+                f"the report ends run {report.id} {report.status.value} with {new_len} trace events, "
+                f"but {stored.trace_len} are stored",
+            )
+        return Verdict("stored")
+    new_progress = progress(report.status, new_len)
+    if new_progress > progress(stored.status, stored.trace_len) and can_move(stored.status, report.status):
+        return Verdict("stored")
+    return Verdict("unchanged")
+
+
+def ingest_reports(
+    session: Session, *, account_id: str, device_id: str, reports: Sequence[RunReportIn]
+) -> tuple[list[IngestResult], list[str]]:
+    """Apply a batch of reports from one device; return the answer per run and the ids that changed.
+
+    Only flushes: the caller's transaction commits (and then publishes `run.updated`).
+    """
+    verdicts: dict[int, Verdict] = {}
+    versions = _known_versions(session, account_id, {r.workflow_version_id for r in reports})
+    candidates: list[tuple[int, RunReportIn]] = []
+    for index, report in enumerate(reports):
+        problem = _precheck(report, device_id, versions)
+        if problem is not None:
+            verdicts[index] = Verdict("rejected", problem)
+        else:
+            candidates.append((index, report))
+    candidates.sort(key=lambda pair: pair[1].id)
+
+    now = utcnow()
+    inserted = _insert_new_runs(session, account_id, device_id, [r for _, r in candidates], now)
+    _insert_trace_events(session, [r for _, r in candidates if r.id in inserted], already={})
+    changed: list[str] = []
+    first_of: set[str] = set()
+    for index, report in candidates:
+        if report.id in inserted and report.id not in first_of:
+            first_of.add(report.id)
+            verdicts[index] = Verdict("stored")
+            changed.append(report.id)
+            continue
+        verdict = _apply_to_existing(session, account_id, device_id, report, now)
+        verdicts[index] = verdict
+        if verdict.result == "stored":
+            changed.append(report.id)
+    results = [IngestResult(r.id, verdicts[i].result, verdicts[i].reason) for i, r in enumerate(reports)]
+    return results, list(dict.fromkeys(changed))
+
+
+def _precheck(report: RunReportIn, device_id: str, versions: Mapping[str, str]) -> str | None:
+    if report.device_id is not None and report.device_id != device_id:
+        return (
+            f"run {report.id} names device {report.device_id}, but this token belongs to device {device_id}; "
+            "a device reports only its own runs"
+        )
+    workflow_id = versions.get(report.workflow_version_id)
+    if workflow_id is None:
+        return (
+            f"workflow version {report.workflow_version_id} does not exist in this account; "
+            "report runs of versions the server handed out"
+        )
+    if workflow_id != report.workflow_id:
+        return (
+            f"workflow version {report.workflow_version_id} belongs to workflow {workflow_id}, "
+            f"not {report.workflow_id}"
+        )
+    return None
+
+
+def _known_versions(session: Session, account_id: str, version_ids: set[str]) -> dict[str, str]:
+    """Workflow id by version id, for the versions of `version_ids` that this account owns."""
+    from server.workflows.models import WorkflowVersion
+
+    rows = session.execute(
+        select(WorkflowVersion.id, WorkflowVersion.workflow_id).where(
+            WorkflowVersion.id.in_(version_ids), WorkflowVersion.account_id == account_id
+        )
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def _created_at(report: RunReportIn, now: datetime) -> datetime:
+    # A run made on the device while offline was created when it started, not when it arrived.
+    if report.started_at is not None and report.started_at < now:
+        return report.started_at
+    return now
+
+
+def _row_values(report: RunReportIn) -> dict[str, Any]:
+    """The columns a report sets, on insert and on a newer report alike."""
+    return {
+        "status": report.status.value,
+        "status_rank": report.status.rank,
+        "started_at": report.started_at,
+        "ended_at": report.ended_at,
+        "duration_ms": report.duration_ms,
+        "error_message": report.error_message,
+        "n_steps": report.n_steps,
+        "n_failed": report.n_failed,
+        "n_retries": report.n_retries,
+        "trace_len": len(report.trace),
+    }
+
+
+def _insert_new_runs(
+    session: Session, account_id: str, device_id: str, reports: Sequence[RunReportIn], now: datetime
+) -> set[str]:
+    """Insert every run not stored yet in one statement; return the ids this transaction inserted."""
+    rows: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        rows.setdefault(
+            report.id,
+            {
+                "id": report.id,
+                "account_id": account_id,
+                "workflow_id": report.workflow_id,
+                "workflow_version_id": report.workflow_version_id,
+                "device_id": device_id,
+                "trigger": report.trigger,
+                "inputs": report.inputs,
+                "created_at": _created_at(report, now),
+                "updated_at": now,
+                "claimed_at": None,
+                "cancel_requested_at": None,
+                **_row_values(report),
+            },
+        )
+    if not rows:
+        return set()
+    insert = dialect_insert(session, Run).values(list(rows.values()))
+    statement = insert.on_conflict_do_nothing(index_elements=["id"]).returning(Run.id)
+    return set(session.execute(statement).scalars())
+
+
+def _insert_trace_events(
+    session: Session, reports: Sequence[RunReportIn], already: Mapping[str, int]
+) -> None:
+    """Insert the events each report adds; a stored `(run_id, seq)` is never overwritten."""
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for report in reports:
+        if report.id in seen:
+            continue
+        seen.add(report.id)
+        skip_below = already.get(report.id, -1)
+        rows.extend(
+            {"run_id": report.id, "seq": event.seq, "event": event.stored_form()}
+            for event in report.trace
+            if event.seq > skip_below
+        )
+    if rows:
+        statement = dialect_insert(session, TraceEventRow).on_conflict_do_nothing(
+            index_elements=["run_id", "seq"]
+        )
+        session.execute(statement, rows)
+
+
+def _read_stored(session: Session, run_id: str) -> StoredRun:
+    row = session.execute(
+        select(Run.status, Run.trace_len, Run.account_id, Run.device_id, Run.workflow_version_id).where(
+            Run.id == run_id
+        )
+    ).one()
+    return StoredRun(
+        RunStatus(row.status), row.trace_len, row.account_id, row.device_id, row.workflow_version_id
+    )
+
+
+def _apply_to_existing(
+    session: Session, account_id: str, device_id: str, report: RunReportIn, now: datetime
+) -> Verdict:
+    """Judge a report about a stored run and, when newer, write it with a conditional UPDATE."""
+    for _ in range(MAX_ATTEMPTS):
+        stored = _read_stored(session, report.id)
+        if stored.account_id != account_id:
+            return Verdict(
+                "rejected", f"run {report.id} belongs to another device; a device reports only its own runs"
+            )
+        seqs = [event.seq for event in report.trace]
+        stored_events: dict[int, dict[str, Any]] = {}
+        if seqs:
+            rows = session.execute(
+                select(TraceEventRow.seq, TraceEventRow.event).where(
+                    TraceEventRow.run_id == report.id, TraceEventRow.seq.between(seqs[0], seqs[-1])
+                )
+            )
+            stored_events = {row.seq: row.event for row in rows}
+        verdict = judge(stored, report, device_id, stored_events)
+        if verdict.result != "stored":
+            return verdict
+        new_len = len(report.trace)
+        values = _row_values(report)
+        # Keep what the stored row knows when the report leaves it out (a claim set startedAt).
+        for column in (
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "error_message",
+            "n_steps",
+            "n_failed",
+            "n_retries",
+        ):
+            if values[column] is None:
+                values.pop(column)
+        statement = (
+            update(Run)
+            .where(
+                and_(
+                    Run.id == report.id,
+                    Run.status == stored.status.value,
+                    Run.trace_len == stored.trace_len,
+                    Run.status_rank <= report.status.rank,
+                    Run.trace_len <= new_len,
+                )
+            )
+            .values(**values, device_id=device_id, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if session.execute(statement).rowcount == 1:  # type: ignore[attr-defined]
+            stored_max_seq = max(stored_events) if stored_events else -1
+            _insert_trace_events(session, [report], already={report.id: stored_max_seq})
+            return verdict
+        # Another writer moved the run between our read and our write: read it again.
+    return Verdict("rejected", f"run {report.id} kept changing while this report was applied; send it again")

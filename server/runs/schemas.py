@@ -1,0 +1,222 @@
+"""Request and response bodies of the runs API, in the camelCase of design.md."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from interpreter.trace import Outcome, RunStatus, iso_utc
+
+Trigger = Literal["manual", "api", "schedule", "device"]
+ReportResult = Literal["stored", "unchanged", "rejected"]
+# Every time on the wire: ISO-8601 UTC with milliseconds and a `Z`, like trace events.
+UtcTime = Annotated[datetime, PlainSerializer(iso_utc, return_type=str)]
+
+MAX_TRACE_EVENTS = 10_000  # the engine stops a run after 10,000 node executions
+
+
+class _In(BaseModel):
+    """A request body: camelCase, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+
+class _Out(BaseModel):
+    """A response body: camelCase on the wire."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+
+
+class TraceEventIn(_In):
+    """One trace event as the engine writes it (design.md, "Trace event")."""
+
+    seq: int = Field(ge=0)
+    node_id: str = Field(min_length=1, max_length=200)
+    kind: str = Field(min_length=1, max_length=100)
+    outcome: Outcome
+    message: str | None = Field(default=None, max_length=10_000)
+    started_at: AwareDatetime
+    duration_ms: int = Field(ge=0)
+    attempts: int = Field(ge=0)
+    output: dict[str, Any] = Field(default_factory=dict)
+
+    def stored_form(self) -> dict[str, Any]:
+        """The canonical JSON kept in the database; two reports of one event compare equal on it."""
+        return {
+            "seq": self.seq,
+            "nodeId": self.node_id,
+            "kind": self.kind,
+            "outcome": self.outcome.value,
+            "message": self.message,
+            "startedAt": iso_utc(self.started_at),
+            "durationMs": self.duration_ms,
+            "attempts": self.attempts,
+            "output": self.output,
+        }
+
+
+class RunReportIn(_In):
+    """One run in a `runs.report` batch: its whole state so far, trace included."""
+
+    id: str = Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+    workflow_id: str = Field(max_length=36)
+    workflow_version_id: str = Field(max_length=36)
+    device_id: str | None = Field(default=None, max_length=36)
+    status: RunStatus
+    trigger: Trigger = "device"
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    duration_ms: int | None = Field(default=None, ge=0)
+    trace: list[TraceEventIn] = Field(default_factory=list, max_length=MAX_TRACE_EVENTS)
+    error_message: str | None = Field(default=None, max_length=10_000)
+    n_steps: int | None = Field(default=None, ge=0)
+    n_failed: int | None = Field(default=None, ge=0)
+    n_retries: int | None = Field(default=None, ge=0)
+
+    @field_validator("id")
+    @classmethod
+    def _lower_id(cls, value: str) -> str:
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _trace_is_consecutive(self) -> RunReportIn:
+        # A report carries the whole trace so far, so seqs run 0.. or 1.. without gaps;
+        # "extends the stored trace" is then a statement about seqs.
+        if self.trace:
+            first = self.trace[0].seq
+            if first not in (0, 1):
+                raise ValueError(f"trace must start at seq 0 or 1, not {first}; send the whole trace")
+            for index, event in enumerate(self.trace):
+                if event.seq != first + index:
+                    raise ValueError(
+                        f"trace[{index}] has seq {event.seq}, expected {first + index}: "
+                        "seqs must increase by one without gaps"
+                    )
+        if self.status is RunStatus.QUEUED and self.trace:
+            raise ValueError("a queued run has no trace yet; report it as running")
+        return self
+
+
+class RunsReportIn(_In):
+    """`POST /api/v1/runs.report`: 1 to 100 runs."""
+
+    runs: list[RunReportIn] = Field(min_length=1, max_length=100)
+
+
+class RunReportResultOut(_Out):
+    """What happened to one reported run."""
+
+    id: str
+    result: ReportResult
+    reason: str | None = None
+
+
+class RunsReportOut(_Out):
+    runs: list[RunReportResultOut]
+
+
+class RunSummaryOut(_Out):
+    """A run without its trace: list items and the `run.updated` payload."""
+
+    id: str
+    workflow_id: str
+    workflow_version_id: str
+    device_id: str | None
+    status: RunStatus
+    trigger: Trigger
+    inputs: dict[str, Any]
+    started_at: UtcTime | None
+    ended_at: UtcTime | None
+    duration_ms: int | None
+    error_message: str | None
+    n_steps: int | None
+    n_failed: int | None
+    n_retries: int | None
+    trace_len: int
+    cancel_requested: bool
+    created_at: UtcTime
+    updated_at: UtcTime
+
+
+class RunOut(RunSummaryOut):
+    """One run with its trace."""
+
+    trace: list[dict[str, Any]]
+
+
+class RunPageOut(_Out):
+    """A page of runs, newest first; pass `nextCursor` as `cursor` for the next page."""
+
+    runs: list[RunSummaryOut]
+    next_cursor: str | None
+
+
+class TriggerRunIn(_In):
+    """`POST /api/v1/workflows/{id}/runs`."""
+
+    device_id: str = Field(min_length=1, max_length=36)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClaimedRunOut(_Out):
+    """A claimed run and the definition of the workflow version it runs."""
+
+    run: RunSummaryOut
+    definition: dict[str, Any]
+
+
+class ArtifactOut(_Out):
+    name: str
+    content_type: str
+    size: int
+    created_at: UtcTime
+
+
+class StatusCountOut(_Out):
+    status: RunStatus
+    count: int
+
+
+class DayStatsOut(_Out):
+    day: str
+    counts: dict[str, int]
+
+
+class WorkflowStatsOut(_Out):
+    workflow_id: str
+    name: str | None
+    runs: int
+    successes: int
+    success_rate: float | None
+
+
+class DeviceStatsOut(_Out):
+    device_id: str | None
+    name: str | None
+    runs: int
+
+
+class StatsOut(_Out):
+    """`GET /api/v1/stats?days=N`."""
+
+    days: int
+    total_runs: int
+    finished_runs: int
+    success_rate: float | None
+    average_duration_ms: float | None
+    last_incident: RunSummaryOut | None
+    per_day: list[DayStatsOut]
+    top_workflows: list[WorkflowStatsOut]
+    per_device: list[DeviceStatsOut]

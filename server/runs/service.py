@@ -1,0 +1,347 @@
+"""Runs: reading, listing, triggering, claiming and cancelling, and recording `run.updated` events.
+
+Nothing here commits: the request's session owns the transaction. Every change to a run
+writes a `RunEvent` row in the same transaction and asks to be told after the commit, so
+that `run.updated` is published exactly for committed changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jsonschema
+from sqlalchemy import and_, insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from interpreter.trace import RunStatus, iso_utc
+from server.accounts.models import Account
+from server.db import after_commit, new_id, utcnow
+from server.devices.models import Device
+from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from server.runs.models import Run, RunEvent, TraceEventRow
+from server.runs.sql import serialize_run_event_ids
+from server.workflows.models import Workflow, WorkflowVersion
+
+MAX_CLAIM_ATTEMPTS = 20
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else iso_utc(moment)
+
+
+def summary_json(run: Run) -> dict[str, Any]:
+    """A run without its trace, as JSON: the list item and the `run.updated` payload."""
+    return {
+        "id": run.id,
+        "workflowId": run.workflow_id,
+        "workflowVersionId": run.workflow_version_id,
+        "deviceId": run.device_id,
+        "status": run.status,
+        "trigger": run.trigger,
+        "inputs": run.inputs,
+        "startedAt": _time(run.started_at),
+        "endedAt": _time(run.ended_at),
+        "durationMs": run.duration_ms,
+        "errorMessage": run.error_message,
+        "nSteps": run.n_steps,
+        "nFailed": run.n_failed,
+        "nRetries": run.n_retries,
+        "traceLen": run.trace_len,
+        "cancelRequested": run.cancel_requested_at is not None,
+        "createdAt": iso_utc(run.created_at),
+        "updatedAt": iso_utc(run.updated_at),
+    }
+
+
+def record_changes(
+    session: Session, account_id: str, run_ids: Sequence[str], notify: Callable[[], object] | None
+) -> None:
+    """Write one `run.updated` event per changed run; call `notify` once the transaction commits."""
+    if not run_ids:
+        return
+    session.flush()
+    runs = session.scalars(
+        select(Run).where(Run.id.in_(run_ids)).execution_options(populate_existing=True)
+    ).all()
+    by_id = {run.id: run for run in runs}
+    now = utcnow()
+    rows = [
+        {
+            "account_id": account_id,
+            "run_id": run_id,
+            "payload": summary_json(by_id[run_id]),
+            "created_at": now,
+        }
+        for run_id in run_ids
+        if run_id in by_id
+    ]
+    # Taken last, just before commit, so that the lock is held as briefly as possible.
+    serialize_run_event_ids(session)
+    session.execute(insert(RunEvent), rows)
+    if notify is not None:
+        after_commit(session, notify)
+
+
+def get_run(session: Session, account_id: str, run_id: str) -> Run:
+    """The run `run_id` of this account; 404 when there is none (another account's run included)."""
+    run = session.scalars(select(Run).where(Run.id == run_id.lower(), Run.account_id == account_id)).first()
+    if run is None:
+        raise NotFound(f"no run {run_id} in this account; list runs with GET /api/v1/runs")
+    return run
+
+
+def trace_of(session: Session, run_id: str) -> list[dict[str, Any]]:
+    """The stored trace of a run, in seq order."""
+    return list(
+        session.scalars(
+            select(TraceEventRow.event).where(TraceEventRow.run_id == run_id).order_by(TraceEventRow.seq)
+        )
+    )
+
+
+def run_json(session: Session, run: Run) -> dict[str, Any]:
+    """A run with its trace, as JSON."""
+    return {**summary_json(run), "trace": trace_of(session, run.id)}
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilters:
+    """The filters of `GET /api/v1/runs`; `None` means "any"."""
+
+    status: RunStatus | None = None
+    workflow_id: str | None = None
+    device_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def encode_cursor(run: Run) -> str:
+    """An opaque cursor pointing just after `run` in newest-first order."""
+    raw = json.dumps([iso_utc_us(run.created_at), run.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def iso_utc_us(moment: datetime) -> str:
+    """ISO-8601 with microseconds: a cursor must not lose precision, or pages would overlap."""
+    return moment.isoformat()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor from `encode_cursor` points at; 422 when it is not one."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, run_id = json.loads(raw)
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None or not isinstance(run_id, str):
+            raise ValueError("bad cursor")
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    "query:cursor", "not a cursor this server made", "pass nextCursor from the previous page"
+                )
+            ]
+        ) from exc
+    return moment, run_id
+
+
+def list_runs(
+    session: Session, account_id: str, filters: RunFilters, cursor: str | None, limit: int
+) -> tuple[list[Run], str | None]:
+    """One page of the account's runs, newest first, and the cursor of the next page (or None)."""
+    conditions = [Run.account_id == account_id]
+    if filters.status is not None:
+        conditions.append(Run.status == filters.status.value)
+    if filters.workflow_id is not None:
+        conditions.append(Run.workflow_id == filters.workflow_id)
+    if filters.device_id is not None:
+        conditions.append(Run.device_id == filters.device_id)
+    if filters.since is not None:
+        conditions.append(Run.created_at >= filters.since)
+    if filters.until is not None:
+        conditions.append(Run.created_at < filters.until)
+    if cursor is not None:
+        created, run_id = decode_cursor(cursor)
+        conditions.append(tuple_(Run.created_at, Run.id) < tuple_(created, run_id))
+    runs = list(
+        session.scalars(
+            select(Run)
+            .where(and_(*conditions))
+            .order_by(Run.created_at.desc(), Run.id.desc())
+            .limit(limit + 1)
+        )
+    )
+    if len(runs) > limit:
+        return runs[:limit], encode_cursor(runs[limit - 1])
+    return runs, None
+
+
+def _published_version(
+    session: Session, account_id: str, workflow_id: str
+) -> tuple[Workflow, WorkflowVersion]:
+    workflow = session.scalars(
+        select(Workflow).where(Workflow.id == workflow_id, Workflow.account_id == account_id)
+    ).first()
+    if workflow is None:
+        raise NotFound(
+            f"no workflow {workflow_id} in this account; list workflows with GET /api/v1/workflows"
+        )
+    if workflow.published_version_id is None:
+        raise Conflict(
+            f"workflow {workflow_id} has no published version, so there is nothing to run; "
+            f"publish one with POST /api/v1/workflows/{workflow_id}/publish"
+        )
+    version = session.get(WorkflowVersion, workflow.published_version_id)
+    if version is None or version.workflow_id != workflow.id:
+        raise Conflict(
+            f"the published version of workflow {workflow_id} no longer exists; publish another version"
+        )
+    return workflow, version
+
+
+def _check_inputs(definition: dict[str, Any], inputs: dict[str, Any]) -> None:
+    schema = definition.get("inputs")
+    if not isinstance(schema, dict):
+        return
+    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    errors = sorted(validator_class(schema).iter_errors(inputs), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    "/inputs" + "".join(f"/{part}" for part in error.absolute_path),
+                    error.message,
+                    "give inputs that match the workflow's `inputs` schema",
+                )
+                for error in errors
+            ]
+        )
+
+
+def trigger_run(
+    session: Session,
+    account: Account,
+    workflow_id: str,
+    device_id: str,
+    inputs: dict[str, Any],
+    *,
+    trigger: str = "api",
+    notify: Callable[[], object] | None = None,
+) -> Run:
+    """A new `queued` run of the workflow's published version on one of the account's devices."""
+    _, version = _published_version(session, account.id, workflow_id)
+    device = session.scalars(
+        select(Device).where(Device.id == device_id, Device.account_id == account.id)
+    ).first()
+    if device is None:
+        raise NotFound(f"no device {device_id} in this account; list devices with GET /api/v1/devices")
+    if device.revoked_at is not None:
+        raise Conflict(f"device {device_id} was revoked and takes no runs; pair a device again")
+    _check_inputs(version.definition, inputs)
+    now = utcnow()
+    run = Run(
+        id=new_id(),
+        account_id=account.id,
+        workflow_id=workflow_id,
+        workflow_version_id=version.id,
+        device_id=device.id,
+        status=RunStatus.QUEUED.value,
+        status_rank=RunStatus.QUEUED.rank,
+        trigger=trigger,
+        inputs=inputs,
+        trace_len=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(run)
+    session.flush()
+    record_changes(session, account.id, [run.id], notify)
+    return run
+
+
+def claim_run(
+    session: Session, device: Device, notify: Callable[[], object] | None = None
+) -> tuple[Run, dict[str, Any]] | None:
+    """Hand the oldest queued run of `device` to this caller only, moving it to `running`.
+
+    The conditional UPDATE (`WHERE status = 'queued'`) decides between concurrent claimers in
+    the database: exactly one sees its row change; the others look for the next queued run.
+    """
+    for _ in range(MAX_CLAIM_ATTEMPTS):
+        candidate = session.scalars(
+            select(Run.id)
+            .where(Run.device_id == device.id, Run.status == RunStatus.QUEUED.value)
+            .order_by(Run.created_at, Run.id)
+            .limit(1)
+        ).first()
+        if candidate is None:
+            return None
+        now = utcnow()
+        claimed = session.execute(
+            update(Run)
+            .where(Run.id == candidate, Run.status == RunStatus.QUEUED.value)
+            .values(
+                status=RunStatus.RUNNING.value,
+                status_rank=RunStatus.RUNNING.rank,
+                claimed_at=now,
+                started_at=now,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            record_changes(session, device.account_id, [candidate], notify)
+            run = session.get(Run, candidate)
+            assert run is not None
+            version = session.get(WorkflowVersion, run.workflow_version_id)
+            assert version is not None
+            return run, version.definition
+    return None
+
+
+def cancel_run(
+    session: Session, account_id: str, run_id: str, notify: Callable[[], object] | None = None
+) -> Run:
+    """Cancel a run: a queued one ends `cancelled` at once; a running one is asked to stop.
+
+    A running run ends on its device (the step in flight finishes, then the bridge reports
+    `cancelled`), so here it only gets `cancelRequested`.
+    """
+    run_id = get_run(session, account_id, run_id).id
+    for _ in range(MAX_CLAIM_ATTEMPTS):
+        run = session.scalars(
+            select(Run).where(Run.id == run_id).execution_options(populate_existing=True)
+        ).one()
+        status = RunStatus(run.status)
+        if status.terminal:
+            raise Conflict(f"run {run_id} already ended {status.value}; there is nothing to cancel")
+        now = utcnow()
+        if status is RunStatus.QUEUED:
+            values: dict[str, Any] = {
+                "status": RunStatus.CANCELLED.value,
+                "status_rank": RunStatus.CANCELLED.rank,
+                "ended_at": now,
+                "cancel_requested_at": now,
+            }
+        elif run.cancel_requested_at is None:
+            values = {"cancel_requested_at": now}
+        else:
+            return run
+        changed = session.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == status.value, Run.trace_len == run.trace_len)
+            .values(**values, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if changed.rowcount == 1:  # type: ignore[attr-defined]
+            record_changes(session, account_id, [run_id], notify)
+            return session.scalars(
+                select(Run).where(Run.id == run_id).execution_options(populate_existing=True)
+            ).one()
+    raise Conflict(f"run {run_id} kept changing while it was being cancelled; try again")

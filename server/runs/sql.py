@@ -1,0 +1,43 @@
+"""Small dialect seams the runs domain needs on both SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, func
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+# Any constant works; it only has to be the same in every server process.
+_RUN_EVENTS_LOCK_KEY = 0x7068_666C_6F77  # "phflow"
+
+
+def dialect_name(session: Session) -> str:
+    """`sqlite` or `postgresql`."""
+    return session.get_bind().dialect.name
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """An INSERT that knows `ON CONFLICT DO NOTHING` on the session's database."""
+    if dialect_name(session) == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def serialize_run_event_ids(session: Session) -> None:
+    """Make `run_events` ids visible in commit order (PostgreSQL), so a reader never skips one.
+
+    A sequence hands out ids when rows are inserted, not when they commit: with two writers,
+    id 11 can commit before id 10, and a reader that saw 11 would never look back for 10. A
+    transaction-scoped advisory lock taken just before inserting events, held until commit,
+    makes id order and commit order the same. SQLite writers are serialised already.
+    """
+    if dialect_name(session) == "postgresql":
+        session.execute(func.pg_advisory_xact_lock(_RUN_EVENTS_LOCK_KEY).select())
+
+
+def day_of(session: Session, column: Any) -> ColumnElement[Any]:
+    """The UTC calendar day of a timestamp column, as `YYYY-MM-DD` text."""
+    if dialect_name(session) == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.substr(column, 1, 10)

@@ -1,0 +1,179 @@
+"""Helpers for the runs tests: report bodies, and real uvicorn servers on 127.0.0.1.
+
+`serve_in_thread(app)` runs an app in this process (its engine shared with the test);
+`serve_in_subprocess(db_url)` starts a separate server process on the same database, as
+a second machine would.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from tests.server.factories import WorkflowFixture
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def trace_event(
+    seq: int, *, node: str | None = None, outcome: str = "ok", message: str | None = None
+) -> dict[str, Any]:
+    """The trace event at `seq` (deterministic, so two reports of one run agree on it)."""
+    return {
+        "seq": seq,
+        "nodeId": node or f"n{seq}",
+        "kind": "action.tapByText",
+        "outcome": outcome,
+        "message": message,
+        "startedAt": iso(T0 + timedelta(seconds=seq)),
+        "durationMs": 80 + seq,
+        "attempts": 1,
+        "output": {},
+    }
+
+
+def run_report(
+    run_id: str,
+    workflow: WorkflowFixture,
+    *,
+    status: str = "running",
+    steps: int = 0,
+    started_at: datetime | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A runs.report run object with `steps` trace events (seqs 1..steps)."""
+    body: dict[str, Any] = {
+        "id": run_id,
+        "workflowId": workflow.id,
+        "workflowVersionId": workflow.version_id,
+        "status": status,
+        "trigger": "device",
+        "inputs": {},
+        "startedAt": iso(started_at or T0),
+        "trace": [trace_event(seq) for seq in range(1, steps + 1)],
+    }
+    if status in ("success", "failed", "cancelled", "timeout"):
+        body.update(
+            endedAt=iso((started_at or T0) + timedelta(seconds=steps + 1)),
+            durationMs=(steps + 1) * 1000,
+            nSteps=steps,
+            nFailed=1 if status == "failed" else 0,
+            nRetries=0,
+        )
+        if status in ("failed", "timeout"):
+            body["errorMessage"] = "no element with text 'Saved' on screen"
+    body.update(fields)
+    return body
+
+
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_up(base_url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(base_url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server at {base_url} did not come up within {timeout_s} s")
+        time.sleep(0.1)
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free port in a thread; yields the base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base_url)
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@contextmanager
+def serve_in_subprocess(db_url: str, *, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """A separate uvicorn process serving the app on `db_url` (schema already built)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PHONEFLOW_DATABASE_URL": db_url,
+        "PHONEFLOW_RUN_MIGRATIONS": "false",
+        "PHONEFLOW_START_SCHEDULER": "false",
+        "PHONEFLOW_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "server.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_until_up(base_url)
+        except RuntimeError:
+            process.kill()
+            _, err = process.communicate(timeout=10)
+            raise RuntimeError(
+                f"server process failed to start: {err.decode(errors='replace')[-2000:]}"
+            ) from None
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
