@@ -69,7 +69,9 @@ def test_report_rules_in_sequence(client: TestClient, db: Db) -> None:
     assert run["status"] == "success"
     assert [e["seq"] for e in run["trace"]] == [1, 2, 3, 4, 5, 6]
     assert run["trace"][0] == trace_event(1)
-    assert run["nSteps"] == 6 and run["durationMs"] == 7000 and run["deviceId"] == dev.id
+    assert run["nSteps"] == 6
+    assert run["durationMs"] == 7000
+    assert run["deviceId"] == dev.id
     assert run["trigger"] == "device"
 
 
@@ -95,7 +97,8 @@ def test_contradictions_are_rejected_and_the_rest_of_the_batch_counts(client: Te
         run_report(ended, wf, status="success", steps=5),  # more events after the end
     )
     assert [a["result"] for a in answers] == ["rejected", "rejected", "stored", "rejected"]
-    assert "already ended success" in answers[0]["reason"] and "failed" in answers[0]["reason"]
+    assert "already ended success" in answers[0]["reason"]
+    assert "failed" in answers[0]["reason"]
     assert "seq 2" in answers[1]["reason"]
     assert "ended success with 3 trace events" in answers[3]["reason"]
 
@@ -104,7 +107,8 @@ def test_contradictions_are_rejected_and_the_rest_of_the_batch_counts(client: Te
     wrong_version = run_report(running, wf, steps=5, workflowId=wf2.id, workflowVersionId=wf2.version_id)
     assert "workflow version" in _report(client, dev.token, wrong_version)[0]["reason"]
     short_end = _report(client, dev.token, run_report(running, wf, status="failed", steps=2))[0]
-    assert short_end["result"] == "rejected" and "3 are stored" in short_end["reason"]
+    assert short_end["result"] == "rejected"
+    assert "3 are stored" in short_end["reason"]
     unknown = run_report(new_run_id(), wf, workflowVersionId=new_run_id())
     assert "does not exist in this account" in _report(client, dev.token, unknown)[0]["reason"]
     named_other = run_report(new_run_id(), wf, deviceId=other_dev.id)
@@ -118,7 +122,8 @@ def test_contradictions_are_rejected_and_the_rest_of_the_batch_counts(client: Te
     assert _report(client, dev2.token, stolen)[0]["result"] == "rejected"
 
     stored = client.get(f"/api/v1/runs/{running}", headers=auth(acc.token)).json()
-    assert stored["traceLen"] == 3 and stored["trace"][1] == trace_event(2)
+    assert stored["traceLen"] == 3
+    assert stored["trace"][1] == trace_event(2)
     assert client.get(f"/api/v1/runs/{running}", headers=auth(acc2.token)).status_code == 404
 
 
@@ -149,7 +154,8 @@ def test_bad_reports_are_4xx_problems(client: TestClient, db: Db) -> None:
     gap = run_report(new_run_id(), wf, steps=3)
     gap["trace"].pop(1)
     response = client.post(url, json={"runs": [gap]}, headers=auth(dev.token))
-    assert response.status_code == 422 and "without gaps" in response.text
+    assert response.status_code == 422
+    assert "without gaps" in response.text
     extra = run_report(new_run_id(), wf, colour="red")
     assert client.post(url, json={"runs": [extra]}, headers=auth(dev.token)).status_code == 422
     assert (
