@@ -73,6 +73,10 @@ class U2Server:
             await self._serve_requests(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away mid-request; nothing to answer
+        except asyncio.CancelledError:
+            # `stop()` cancels open connections; a handler that ends cancelled is logged by
+            # asyncio's stream server as an error, so end normally instead.
+            pass
         finally:
             self._connections.discard(task)
             writer.close()
@@ -83,7 +87,7 @@ class U2Server:
         conn = h11.Connection(h11.SERVER)
         while True:
             try:
-                request = await _read_request(conn, reader)
+                request = await _read_request(conn, reader, writer)
             except (h11.RemoteProtocolError, _BodyTooLarge) as exc:
                 if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     await _send(conn, writer, 400, b"text/plain", f"bad HTTP request: {exc}\n".encode())
@@ -115,18 +119,29 @@ class _BodyTooLarge(Exception):
 
 
 async def _read_request(
-    conn: h11.Connection, reader: asyncio.StreamReader
+    conn: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> tuple[bytes, bytes, bytes] | None:
     """The next complete request as (method, target, body), or None when the client closed."""
     method = target = b""
     body = bytearray()
+    awaiting_body = False
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
+            if awaiting_body:
+                # The head came without the body: Python's http.client (the uiautomator2 client's)
+                # writes them separately, and with Nagle on its socket and delayed ACKs at the
+                # adb server the body then waits ~40 ms. Any bytes back carry the ACK at once;
+                # an interim 100 Continue is the HTTP way to send some (clients must skip 1xx).
+                writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
+                awaiting_body = False
             conn.receive_data(await reader.read(_READ_CHUNK))
         elif isinstance(event, h11.Request):
             method, target = bytes(event.method), bytes(event.target)
+            awaiting_body = any(k == b"content-length" and v != b"0" for k, v in event.headers)
+            awaiting_body = awaiting_body and conn.their_http_version == b"1.1"
         elif isinstance(event, h11.Data):
+            awaiting_body = False
             body += event.data
             if len(body) > _MAX_BODY:
                 raise _BodyTooLarge(f"request body over {_MAX_BODY} bytes")
