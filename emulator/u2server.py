@@ -133,7 +133,10 @@ async def _read_request(
                 # writes them separately, and with Nagle on its socket and delayed ACKs at the
                 # adb server the body then waits ~40 ms. Any bytes back carry the ACK at once;
                 # an interim 100 Continue is the HTTP way to send some (clients must skip 1xx).
-                writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
+                writer.write(
+                    conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+                    or b""
+                )
                 awaiting_body = False
             conn.receive_data(await reader.read(_READ_CHUNK))
         elif isinstance(event, h11.Request):

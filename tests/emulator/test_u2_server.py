@@ -265,3 +265,17 @@ def test_stop_closes_the_port(u2: ServerOnLoop) -> None:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     u2.port = u2.run(u2.server.start())
     assert u2.http("GET", "/ping") == (200, b"pong")
+
+
+def test_head_without_body_gets_an_interim_100_continue(u2: ServerOnLoop) -> None:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {}}).encode()
+    head = b"POST /jsonrpc/0 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    with socket.create_connection(("127.0.0.1", u2.port), timeout=5) as sock:
+        sock.sendall(head)
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        answer = b""
+        while not answer.endswith(b"}"):
+            answer += sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert answer.endswith(b'"result": "pong"}')
