@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from emulator.runner import EmulatorError, EmulatorService, check_console_port, load_apps
+from interpreter.appmodel import AppModel
 from interpreter.errors import AppModelError
 
 emulator_app = typer.Typer(help="Run the virtual Android device.", no_args_is_help=True)
@@ -35,18 +36,16 @@ def start(
         model = load_apps(apps)
     except (EmulatorError, AppModelError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        # SystemExit, not typer.Exit: `phoneflow` mounts this command under a plain click group.
+        raise SystemExit(2) from None
     try:
         asyncio.run(_run(model, port, apps))
     except EmulatorError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise SystemExit(1) from None
 
 
-async def _run(model: object, port: int, apps: Path | None) -> None:
-    from interpreter.appmodel import AppModel
-
-    assert isinstance(model, AppModel)
+async def _run(model: AppModel, port: int, apps: Path | None) -> None:
     service = EmulatorService(model, port)
     await service.start()
     loop = asyncio.get_running_loop()

@@ -1,0 +1,149 @@
+"""The virtual device's shell as adb, adbutils and uiautomator2 use it."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+
+import adbutils
+import pytest
+from PIL import Image
+
+from emulator import Emulator
+from interpreter.hierarchy import from_android_xml
+from tests.emulator.conftest import adb_run
+
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(120)]
+
+SHOP = "com.example.shop"
+
+
+@pytest.fixture
+def dev(emulator: Emulator) -> adbutils.AdbDevice:
+    return adbutils.AdbClient(host="127.0.0.1", port=5037).device(emulator.serial)
+
+
+def test_getprop_through_the_adb_cli(emulator: Emulator) -> None:
+    result = adb_run("shell", "getprop", "ro.build.version.sdk", serial=emulator.serial)
+    assert (result.returncode, result.stdout) == (0, "34\n")
+    listing = adb_run("shell", "getprop", serial=emulator.serial).stdout
+    assert "[ro.build.version.release]: [14]" in listing
+    assert "[ro.product.cpu.abi]: [x86_64]" in listing
+
+
+def test_exit_codes_reach_the_adb_cli(emulator: Emulator) -> None:
+    assert adb_run("shell", "false", serial=emulator.serial).returncode == 1
+    assert adb_run("shell", "exit 3", serial=emulator.serial).returncode == 3
+    assert adb_run("shell", "false; echo $?", serial=emulator.serial).stdout == "1\n"
+    assert adb_run("shell", "true && echo yes || echo no", serial=emulator.serial).stdout == "yes\n"
+    missing = adb_run("shell", "frobnicate", "--now", serial=emulator.serial)
+    assert missing.returncode == 127
+    assert missing.stderr == "/system/bin/sh: frobnicate: inaccessible or not found\n"
+
+
+def test_shell_v1_and_v2_through_adbutils(dev: adbutils.AdbDevice) -> None:
+    v1 = dev.shell2("echo out; ls /nowhere")  # v1 with `; echo X4EXIT:$?` appended
+    assert v1.returncode == 1
+    assert v1.output == "out\nls: /nowhere: No such file or directory\n"
+    v2 = dev.shell2("echo out; echo err >&2; exit 4", v2=True)
+    assert (v2.returncode, v2.stdout, v2.stderr) == (4, "out\n", "err\n")
+
+
+def test_quotes_variables_and_assignments(dev: adbutils.AdbDevice) -> None:
+    assert dev.shell("""echo 'a  $HOME' "b $HOME" c\\ d""") == "a  $HOME b / c d"
+    assert dev.shell("X=1; echo $X ${X}x; Y=2 printenv_missing; echo $?").splitlines()[-1] == "127"
+    assert dev.shell('echo "$(not supported)" | wc -l') == "1"
+    assert (
+        dev.shell("echo one > /data/local/tmp/f; echo two >> /data/local/tmp/f; cat /data/local/tmp/f")
+        == "one\ntwo"
+    )
+    assert dev.shell("cat /data/local/tmp/f | grep -c o") == "2"
+    assert dev.shell("ls /data/local/tmp/*") == "/data/local/tmp/f"
+    assert dev.shell("ls /nowhere 2>/dev/null; echo $?") == "1"
+    assert dev.shell("ls /nowhere 2>&1 | grep -c 'No such'") == "1"
+
+
+def test_files_and_checksums(dev: adbutils.AdbDevice) -> None:
+    dev.shell("mkdir -p /sdcard/a/b && echo -n hello > /sdcard/a/b/c.txt")
+    digest = hashlib.md5(b"hello").hexdigest()
+    assert dev.shell("md5sum /sdcard/a/b/c.txt") == f"{digest}  /sdcard/a/b/c.txt"
+    assert dev.shell("toybox md5sum /sdcard/a/b/c.txt") == f"{digest}  /sdcard/a/b/c.txt"
+    assert "No such file or directory" in dev.shell("toybox md5sum /data/local/tmp/u2.jar")
+    assert dev.shell("ls /sdcard/a/b") == "c.txt"
+    assert re.fullmatch(
+        r"-rw-rw-rw- 1 shell shell +5 \S+ \S+ c\.txt", dev.shell("ls -l /sdcard/a/b").splitlines()[1]
+    )
+    assert dev.shell2("rm /sdcard/a").returncode == 1
+    assert dev.shell2("rm -r /sdcard/a && ls /sdcard/a").returncode == 1
+
+
+def test_packages_and_activities(dev: adbutils.AdbDevice) -> None:
+    third_party = dev.list_packages(["-3"])
+    assert SHOP in third_party
+    assert "android" not in third_party
+    assert "android" in dev.list_packages()
+    assert dev.shell(f"pm path {SHOP}").startswith("package:/data/app/")
+    assert dev.shell2("pm path com.not.there").returncode == 1
+
+    monkey = dev.shell2(f"monkey -p {SHOP} -c android.intent.category.LAUNCHER 1")
+    assert monkey.returncode == 0
+    assert "Events injected: 1" in monkey.output
+    current = dev.app_current()  # parses `dumpsys window windows`
+    assert (current.package, current.activity) == (SHOP, "com.example.shop.LoginActivity")
+    assert "mResumedActivity: ActivityRecord{" in dev.shell("dumpsys activity activities")
+    assert re.search(rf"ACTIVITY {SHOP}/\.LoginActivity \w+ pid=\d+", dev.shell("dumpsys activity top"))
+
+    ps_lines = dev.shell("ps -A").splitlines()
+    shop_row = next(line.split() for line in ps_lines if line.endswith(SHOP))
+    assert len(shop_row) >= 9
+    assert shop_row[1].isdigit()
+
+    dev.shell(f"am force-stop {SHOP}")
+    assert dev.app_current().package != SHOP
+    assert not any(line.endswith(SHOP) for line in dev.shell("ps -A").splitlines())
+
+    started = dev.shell2(f"am start -W -n {SHOP}/.LoginActivity")
+    assert "Status: ok" in started.output
+    assert "LaunchState: COLD" in started.output
+    assert dev.app_current().package == SHOP
+    assert dev.shell2("monkey -p com.not.there -c android.intent.category.LAUNCHER 1").returncode == 252
+    assert dev.shell2("am start -n com.not.there/.Main").returncode == 1
+
+
+def test_input_drives_the_app(emulator: Emulator, dev: adbutils.AdbDevice) -> None:
+    dev.app_start(SHOP)
+    root = from_android_xml(dev.dump_hierarchy())  # `uiautomator dump` + sync pull
+    user = next(n for n in root.walk() if n.resource_id == f"{SHOP}:id/user")
+    sign_in = next(n for n in root.walk() if n.text == "Sign in")
+    dev.shell(f"input tap {user.bounds.center[0]} {user.bounds.center[1]}")
+    dev.shell("input text alice%sb")
+    texts = [n.text for n in from_android_xml(dev.dump_hierarchy()).walk()]
+    assert "alice b" in texts
+    dev.shell(f"input touchscreen tap {sign_in.bounds.center[0]} {sign_in.bounds.center[1]}")
+    assert emulator.call(lambda d: d.phone.foreground_activity()) == "com.example.shop.OrdersActivity"
+    dev.shell("input keyevent KEYCODE_BACK")
+    assert emulator.call(lambda d: d.phone.foreground_activity()) == "com.example.shop.LoginActivity"
+    dev.shell("input keyevent 3")
+    assert dev.app_current().package == "com.google.android.apps.nexuslauncher"
+
+
+def test_screen_facts(dev: adbutils.AdbDevice) -> None:
+    assert dev.shell("wm size") == "Physical size: 1080x2340"
+    assert dev.shell("wm density") == "Physical density: 420"
+    assert dev.window_size() == (1080, 2340)  # `wm size` and `dumpsys display` orientation
+    assert "orientation=0" in dev.shell("dumpsys display")
+    assert re.search(r"Display (\d+) \(HWC display 0\)", dev.shell("dumpsys SurfaceFlinger --display-id"))
+    assert dev.shell("uiautomator dump") == "UI hierchary dumped to: /sdcard/window_dump.xml"
+    assert dev.shell("ime list -s -a").endswith("LatinIME")
+    assert dev.shell("settings get secure default_input_method").endswith("LatinIME")
+    assert dev.shell("settings get system no_such_key") == "null"
+
+
+def test_screencap_is_a_png_of_the_screen(emulator: Emulator, dev: adbutils.AdbDevice) -> None:
+    png = dev.shell("screencap -p", encoding=None)
+    image = Image.open(io.BytesIO(png))
+    assert (image.format, image.size) == ("PNG", (1080, 2340))
+    assert dev.screenshot().size == (1080, 2340)  # adbutils: SurfaceFlinger display id + screencap -d
+    adb_run("shell", "screencap -p /sdcard/s.png", serial=emulator.serial)
+    assert dev.shell("ls /sdcard/s.png") == "/sdcard/s.png"
