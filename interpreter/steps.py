@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from interpreter.approvals import ApprovalDecision
+from interpreter.condition_scope import scope_for
 from interpreter.denylist import denied_message
 from interpreter.elements import compile_selector, element_timeout_ms, find_now, text_selector, wait_for
 from interpreter.errors import AppNotInstalledError
@@ -128,7 +129,7 @@ def branch(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any])
     if "expr" in params:
         expr = str(params["expr"])
         try:
-            result = evaluate(expr, ctx.scope)
+            result = evaluate(expr, scope_for(expr, ctx.scope))
         except ExpressionError as exc:
             raise StepFailure(str(exc)) from exc
         if not isinstance(result, bool):
