@@ -45,7 +45,8 @@ def pointer(parts: Iterable[str | int]) -> str:
 def _pointer_key(problem: Problem) -> tuple[tuple[int, int, str], ...]:
     # numeric segments sort as numbers so that /nodes/10 comes after /nodes/9
     return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in problem.pointer.split("/")[1:]
+        (0, int(part), "") if part.isascii() and part.isdigit() else (1, 0, part)
+        for part in problem.pointer.split("/")[1:]
     )
 
 

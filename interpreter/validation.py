@@ -97,16 +97,14 @@ def check_schema(definition: Any, denylist: Denylist | None) -> Iterator[Problem
         return
     found = False
     for error in detailed_top_validator().iter_errors(definition):
-        for problem in translate(error, definition):
-            found = True
-            yield problem
+        found = True
+        yield from translate(error, definition)
     for position, node in _all_nodes(definition):
         if _fast_valid(fast_node_validator(), node):
             continue
         for error in detailed_node_validator().iter_errors(node):
-            for problem in translate(error, definition, ("nodes", position)):
-                found = True
-                yield problem
+            found = True
+            yield from translate(error, definition, ("nodes", position))
     if gate is False and not found:
         # the two validators disagree (regex dialects differ at the edges): use the gate's own words
         for error in fast_workflow_validator().iter_errors(definition):
@@ -201,7 +199,8 @@ def _package_fields(definition: Any) -> Iterator[tuple[Path, str]]:
                 yield ("targetPackages", i), package
     for position, node in iter_nodes(definition):
         params = node.get("params")
-        if node.get("kind") in PACKAGE_PARAM_KINDS and isinstance(params, Mapping):
+        kind = node.get("kind")
+        if isinstance(params, Mapping) and isinstance(kind, str) and kind in PACKAGE_PARAM_KINDS:
             package = params.get("package")
             if isinstance(package, str):
                 yield ("nodes", position, "params", "package"), package
