@@ -189,7 +189,11 @@ def _write_node(node: UiNode, index: int, depth: int, lines: list[str]) -> None:
         f'content-desc="{_esc(node.content_desc)}"',
     ]
     attrs += [f'{name}="{str(flags[name]).lower()}"' for name, _ in _BOOL_ATTRS]
-    attrs += ['visible-to-user="true"', f'bounds="{node.bounds.to_android()}"', f'drawing-order="{index + 1}"']
+    attrs += [
+        'visible-to-user="true"',
+        f'bounds="{node.bounds.to_android()}"',
+        f'drawing-order="{index + 1}"',
+    ]
     attrs += ['hint=""', 'display-id="0"']
     head = f"{pad}<node {' '.join(attrs)}"
     if not node.children:

@@ -46,7 +46,9 @@ def references(value: Any) -> Iterator[str]:
 def check_path(path: str) -> str | None:
     """Why `path` cannot be a template path, or None when its form is fine."""
     if not _PATH.match(path):
-        return f"'{{{{{path}}}}}' is not a template path: write {{{{root.name}}}} with letters, digits and dots"
+        return (
+            f"'{{{{{path}}}}}' is not a template path: write {{{{root.name}}}} with letters, digits and dots"
+        )
     root = path.split(".", 1)[0]
     if root not in TEMPLATE_ROOTS:
         return f"unknown template root '{root}' in '{{{{{path}}}}}'"

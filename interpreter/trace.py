@@ -37,9 +37,7 @@ class RunStatus(StrEnum):
         return 2
 
 
-TERMINAL_STATUSES = frozenset(
-    {RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMEOUT}
-)
+TERMINAL_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMEOUT})
 
 # The allowed moves, written once. `running ⇄ waiting_for_approval`; every
 # non-terminal status may end; nothing leaves a terminal status.
