@@ -87,6 +87,7 @@ class DeviceWorker:
         *,
         client: httpx.Client | None = None,
         denylist: Denylist | None = None,
+        cancel_ids: set[str] | None = None,
     ) -> None:
         self.paired = paired
         self.device = device
@@ -98,7 +99,8 @@ class DeviceWorker:
         self.api = DeviceApi(self.client, paired.server_url, paired.token)
         self.backoff = Backoff(settings.backoff_base_s, settings.backoff_max_s)
         self.runs_done = 0
-        self._cancel_ids: set[str] = set()
+        # Runs the server asked to cancel (from heartbeats and runs.report answers).
+        self._cancel_ids: set[str] = cancel_ids if cancel_ids is not None else set()
         self._next_heartbeat = 0.0
 
     def serve(self) -> None:
@@ -195,6 +197,7 @@ class Agent:
         self.opener = opener or (lambda serial: U2Device(serial, lock_dir=settings.lock_dir))
         self.outbox = Outbox(settings.outbox_db)
         self.stop = threading.Event()
+        self.cancel_ids: set[str] = set()
         self.uploader = Uploader(
             self.outbox,
             self._credentials,
@@ -202,10 +205,15 @@ class Agent:
             max_batch_bytes=settings.upload_max_batch_bytes,
             backoff=Backoff(settings.backoff_base_s, settings.backoff_max_s),
             timeout_s=settings.http_timeout_s,
+            on_answer=self._on_answer,
         )
         self.denylist = load_denylist(settings)
         self.workers: list[DeviceWorker] = []
         self._threads: list[threading.Thread] = []
+
+    def _on_answer(self, run_id: str, answer: dict[str, Any]) -> None:
+        if answer.get("cancelRequested"):
+            self.cancel_ids.add(run_id)
 
     def _credentials(self, device_id: str) -> Credentials | None:
         paired = self.state.by_device_id(device_id)
@@ -223,7 +231,13 @@ class Agent:
             raise
         for paired, device in zip(self.paired, devices, strict=True):
             worker = DeviceWorker(
-                paired, device, self.outbox, self.settings, self.stop, denylist=self.denylist
+                paired,
+                device,
+                self.outbox,
+                self.settings,
+                self.stop,
+                denylist=self.denylist,
+                cancel_ids=self.cancel_ids,
             )
             self.workers.append(worker)
             self._threads.append(
@@ -235,8 +249,11 @@ class Agent:
         for thread in self._threads:
             thread.start()
 
-    def shutdown(self, drain_s: float = 5.0) -> None:
-        """Stop claiming, let runs in flight end (between steps), and try to send what is queued."""
+    def shutdown(self, drain_s: float = 5.0) -> dict[str, Any]:
+        """Stop claiming, let runs in flight end (between steps), try to send what is queued.
+
+        Returns the final `status()`.
+        """
         self.stop.set()
         for thread in self._threads:
             thread.join()
@@ -246,10 +263,12 @@ class Agent:
                 self.uploader.upload_all()
             except (ServerError, BridgeConfigError):
                 break
+        final = self.status()
         for worker in self.workers:
             worker.device.close()
         self.uploader.close()
         self.outbox.close()
+        return final
 
     def status(self) -> dict[str, Any]:
         return {"runsDone": sum(w.runs_done for w in self.workers), "pendingReports": self.outbox.count()}

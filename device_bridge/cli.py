@@ -131,8 +131,7 @@ def run_command(
     except KeyboardInterrupt:
         pass
     typer.echo("stopping: the run in flight ends after its current step")
-    agent.shutdown()
-    status = agent.status()
+    status = agent.shutdown()
     typer.echo(
         f"stopped after {status['runsDone']} run(s); {status['pendingReports']} report(s) left in the outbox"
     )

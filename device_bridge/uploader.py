@@ -35,6 +35,9 @@ class Credentials:
 
 
 CredentialsFor = Callable[[str], Credentials | None]
+# Called with (run id, the server's answer for it) for every settled run: the agent reads
+# `cancelRequested` there, the quickest way a device hears that a moving run was cancelled.
+AnswerHook = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass(slots=True)
@@ -89,6 +92,7 @@ class Uploader:
         max_batch_bytes: int = 512 * 1024,
         backoff: Backoff | None = None,
         timeout_s: float = 10.0,
+        on_answer: AnswerHook | None = None,
     ) -> None:
         if not 1 <= batch_size <= 100:
             raise BridgeConfigError(
@@ -100,6 +104,7 @@ class Uploader:
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
         self.backoff = backoff or Backoff()
+        self.on_answer = on_answer
 
     # --- one step ----------------------------------------------------------------------
 
@@ -165,6 +170,8 @@ class Uploader:
                 continue
             reason = answer.get("reason")
             settlements.append(Settlement(row.seq, result, str(reason) if reason else None))
+            if self.on_answer is not None:
+                self.on_answer(row.run_id, answer)
         self.outbox.settle(settlements)
         if missing:
             self.outbox.note_failure(missing, "the server's answer did not cover this run")

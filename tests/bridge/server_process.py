@@ -1,0 +1,120 @@
+"""A real phoneflow server process for the bridge's end-to-end tests.
+
+The server runs under uvicorn in a child process on a SQLite file in tmp_path; the test
+process migrates that file first and creates an account (and, when asked, devices) with
+the server's own services, then talks to the server over HTTP only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from server.db import make_engine, make_session_factory
+from server.migrate import upgrade
+from tests.server.factories import AccountFixture, Db, DeviceFixture, create_account, create_device
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    db: Db
+    account: AccountFixture
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def client(self) -> httpx.Client:
+        """An HTTP client as the account."""
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.account.token}"}, timeout=15
+        )
+
+    def device(self, serial: str | None = None) -> DeviceFixture:
+        """A device of the account, created directly (no pairing code needed)."""
+        return create_device(self.db, self.account.id, serial=serial)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.db.engine.dispose()
+
+
+def start_server(tmp_path: Path, **env: str) -> ServerProcess:
+    """Migrate a SQLite file, make an account, start the server on it and wait until it answers."""
+    db_url = f"sqlite:///{tmp_path / 'server.db'}"
+    engine = make_engine(db_url)
+    upgrade(engine)
+    db = Db(url=db_url, kind=engine.dialect.name, engine=engine, session_factory=make_session_factory(engine))
+    account = create_account(db)
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    child_env = {
+        **os.environ,
+        "PHONEFLOW_DATABASE_URL": db_url,
+        "PHONEFLOW_ARTIFACT_DIR": str(tmp_path / "artifacts"),
+        "PHONEFLOW_START_SCHEDULER": "false",
+        "PHONEFLOW_LOG_LEVEL": "WARNING",
+        "PHONEFLOW_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        **env,
+    }
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", "server.app:create_app",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+    server = ServerProcess(f"http://127.0.0.1:{port}", db, account, process, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(server.url + "/openapi.json", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError(f"the server did not answer within 30 s:\n{server.log()}")
+
+
+def publish_workflow(client: httpx.Client, definition: dict[str, Any]) -> str:
+    """Create a workflow through the API, publish its first version; returns the workflow id."""
+    created = client.post("/api/v1/workflows", json={"name": definition["name"], "definition": definition})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    published = client.post(f"/api/v1/workflows/{body['id']}/publish", json={"versionId": body["versionId"]})
+    assert published.status_code in (200, 201), published.text
+    return str(body["id"])
+
+
+def trigger(
+    client: httpx.Client, workflow_id: str, device_id: str, inputs: dict[str, Any] | None = None
+) -> str:
+    response = client.post(
+        f"/api/v1/workflows/{workflow_id}/runs", json={"deviceId": device_id, "inputs": inputs or {}}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
