@@ -1,14 +1,17 @@
 """Server test fixtures: every server test runs on SQLite and on PostgreSQL.
 
-`db_url` is parametrized over a SQLite file in tmp_path and a fresh schema in the
-PostgreSQL at PHONEFLOW_TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test),
-built by the migrations. PostgreSQL is skipped only when it cannot be reached, and the
+`db_url` is parametrized over a SQLite file in tmp_path and a schema in the PostgreSQL at
+PHONEFLOW_TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/test). Both are
+built by the migrations once per session (a SQLite template file that each test copies;
+a PostgreSQL schema of this session that is emptied before each test), so every test
+starts from a migrated, empty database. PostgreSQL is skipped only when it cannot be reached, and the
 skip says why. Factories live in tests/server/factories.py.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from functools import cache
@@ -48,32 +51,79 @@ def _with_search_path(url: str, schema: str) -> str:
     return f"{normalise_url(url)}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'phoneflow.db'}"
-        return
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file built by the migrations once per test session; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # closing the last connection checkpoints the WAL into the file
+    assert not path.with_name(path.name + "-wal").exists(), "the template's WAL was not checkpointed"
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_schema_url() -> Iterator[str]:
+    """A schema of this test session in PostgreSQL, built by the migrations once, dropped at the end."""
     reason = postgres_unreachable_reason()
     if reason is not None:
         pytest.skip(reason)
     schema = f"t_{uuid.uuid4().hex[:16]}"
     admin = make_engine(PG_URL, pool_pre_ping=False)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = _with_search_path(PG_URL, schema)
     try:
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield _with_search_path(PG_URL, schema)
+        engine = make_engine(url, pool_pre_ping=False)
+        upgrade(engine)
+        engine.dispose()
+        yield url
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
 
 
+def _empty_postgres(url: str) -> None:
+    """Every table emptied (sequences restarted), the migrated schema kept: a fresh database, fast."""
+    engine = make_engine(url, pool_pre_ping=False)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '20s'")
+            tables = (
+                conn.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables "
+                        "WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if tables:
+                conn.exec_driver_sql(
+                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                )
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a copy of the SQLite template, or the emptied PostgreSQL schema."""
+    if request.param == "sqlite":
+        path = tmp_path / "phoneflow.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("pg_schema_url")
+    _empty_postgres(url)
+    return url
+
+
 @pytest.fixture
 def db(db_url: str) -> Iterator[Db]:
-    """The database at `db_url`, upgraded by the migrations."""
+    """The database at `db_url` (schema built by the migrations, no rows)."""
     engine = make_engine(db_url)
-    upgrade(engine)
     try:
         yield Db(
             url=db_url, kind=engine.dialect.name, engine=engine, session_factory=make_session_factory(engine)
