@@ -8,13 +8,18 @@ loads uiautomator2.
 from __future__ import annotations
 
 import importlib
+
 import click
 import typer
 
 # name -> (module, attribute holding a typer.Typer, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "workflow": ("interpreter.cli", "workflow_app", "Validate workflow definitions."),
-    "simulate": ("interpreter.simulate_cli", "simulate_app", "Run a workflow on the simulator and print its trace."),
+    "simulate": (
+        "interpreter.simulate_cli",
+        "simulate_app",
+        "Run a workflow on the simulator and print its trace.",
+    ),
     "serve": ("server.cli", "serve_app", "Run the phoneflow server."),
     "admin": ("server.cli", "admin_app", "Administer accounts and tokens."),
     "emulator": ("emulator.cli", "emulator_app", "Run the virtual Android device."),
@@ -53,4 +58,3 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="phoneflow")
 def app() -> None:
     pass
-
