@@ -285,6 +285,10 @@ class _Run:
                 failure = exc
             except DeviceError as exc:
                 failure = StepFailure(f"device error: {exc}")
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                # Params that validation would have refused (a missing key, a word where a
+                # number goes): the run reports them instead of crashing.
+                failure = StepFailure(_unusable_params(node, exc), retryable=False)
             except RunDeadlineReached:
                 return self._deadline_outcome(node, started_at, started, attempts)
             if failure is None:
@@ -389,6 +393,14 @@ def _prepare(definition: Mapping[str, Any]) -> dict[str, _Node]:
             checks_foreground=kind in UI_KINDS,
         )
     return nodes
+
+
+def _unusable_params(node: _Node, exc: Exception) -> str:
+    detail = f"'{exc.args[0]}' is missing" if isinstance(exc, KeyError) and exc.args else str(exc)
+    return (
+        f"node '{node.id}' ({node.kind}) cannot run with its params: {detail}; "
+        "check them with phoneflow workflow validate"
+    )
 
 
 def _next_map(next_value: Any) -> dict[str, str] | None:
