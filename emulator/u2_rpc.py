@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
-from emulator import screen
 from emulator.u2_params import NOT_FOUND, Params, RpcError
 from emulator.u2_selectors import Located, SelectorError, U2Selector, locate, locate_all
 from interpreter.appmodel import PhoneState
@@ -222,6 +221,10 @@ class U2Rpc:
             raise p.bad(f"scale must be in (0, 1], got {scale}")
         if not 0 <= quality <= 100:
             raise p.bad(f"quality must be 0..100, got {quality}")
+        # Imported here: Pillow takes tens of milliseconds to import, and the server must answer its
+        # first /ping right after app_process starts it (the client waits 0.5 s after a miss).
+        from emulator import screen
+
         return base64.b64encode(screen.render_jpeg(self.phone, quality, scale)).decode("ascii")
 
     async def rpc_setOrientation(self, p: Params) -> None:

@@ -1,0 +1,177 @@
+"""The real, unmodified uiautomator2 3.7.1 client against the emulator, through Debian's adb server.
+
+Nothing here talks to the emulator directly: every call goes client → adb server → the emulator's
+adb transport → `tcp:9008` → the uiautomator2 server, as it would against a phone. These tests use
+console ports 5580/5582 so that they do not meet the adb-side tests' devices.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from emulator.runner import Emulator
+from interpreter.appmodel import sample_apps
+
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(120)]
+
+SHOP = "com.example.shop"
+ADB = shutil.which("adb") or "/usr/bin/adb"
+PORT_A, PORT_B = 5580, 5582
+
+
+def _adb_env() -> None:
+    if not os.path.exists(ADB):
+        pytest.skip("Debian's adb is not installed; run `make system-deps`")
+    # One adb server for everyone: uiautomator2 would otherwise start adbutils' bundled adb.
+    os.environ["ADBUTILS_ADB_PATH"] = ADB
+    subprocess.run([ADB, "start-server"], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def emulator_a() -> Iterator[Emulator]:
+    _adb_env()
+    emulator = Emulator(sample_apps(), console_port=PORT_A)
+    emulator.start()
+    try:
+        emulator.wait_ready()
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def d(emulator_a: Emulator):  # type: ignore[no-untyped-def]
+    import uiautomator2
+
+    device = uiautomator2.connect(emulator_a.serial)
+    yield device
+    device.stop_uiautomator()
+
+
+@pytest.fixture
+def shop(d):  # type: ignore[no-untyped-def]
+    """The shop app freshly started on its sign-in screen."""
+    d.app_start(SHOP, stop=True)
+    assert d(text="Sign in").wait(timeout=5)
+    return d
+
+
+def test_info_and_window_size(d) -> None:  # type: ignore[no-untyped-def]
+    info = d.info
+    assert info["displayWidth"] == 1080
+    assert info["displayHeight"] == 2340
+    assert info["sdkInt"] == 34
+    assert d.window_size() == (1080, 2340)
+
+
+def test_app_start_current_and_stop(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start(SHOP)
+    current = d.app_current()
+    assert current["package"] == SHOP
+    assert current["activity"].endswith("LoginActivity")
+    d.app_stop(SHOP)
+    assert d.app_current()["package"] != SHOP
+
+
+def test_click_by_text_and_missing_element_raises(shop) -> None:  # type: ignore[no-untyped-def]
+    import uiautomator2
+
+    shop(text="Sign in").click()
+    assert shop(text="New order").wait(timeout=5)
+    with pytest.raises(uiautomator2.UiObjectNotFoundError):
+        shop(text="missing").click(timeout=0.5)
+
+
+def test_set_text_and_read_it_back(shop) -> None:  # type: ignore[no-untyped-def]
+    user = shop(resourceId="com.example.shop:id/user")
+    user.set_text("alice")
+    assert user.get_text() == "alice"
+    assert user.info["resourceName"] == "com.example.shop:id/user"
+    user.clear_text()
+    assert user.get_text() == ""
+
+
+def test_xpath_click_and_dump_parses_as_xml(shop) -> None:  # type: ignore[no-untyped-def]
+    shop.xpath('//*[@text="Sign in"]').click()
+    assert shop.xpath("New order").wait(timeout=5)
+    root = ET.fromstring(shop.dump_hierarchy().encode())
+    assert root.tag == "hierarchy"
+    texts = {node.get("text") for node in root.iter("node")}
+    assert {"New order", "Order 1003"} <= texts
+
+
+def test_screenshot_has_the_window_size(shop) -> None:  # type: ignore[no-untyped-def]
+    image = shop.screenshot()
+    assert image.size == shop.window_size()
+    assert image.format == "JPEG"  # as the real server sends
+
+
+def test_press_back_and_swipe(shop) -> None:  # type: ignore[no-untyped-def]
+    shop(text="Sign in").click()
+    shop(text="New order").click()
+    assert shop(resourceId="com.example.shop:id/order").wait(timeout=5)
+    shop.press("back")
+    assert shop(text="New order").wait(timeout=5)
+    shop.swipe(540, 1800, 540, 900, 0.1)
+    shop.swipe_ext("up", scale=0.5)
+    assert shop.app_current()["package"] == SHOP
+
+
+def test_send_keys_uses_the_clipboard(shop) -> None:  # type: ignore[no-untyped-def]
+    user = shop(resourceId="com.example.shop:id/user")
+    user.click()
+    shop.send_keys("bob")
+    assert user.get_text() == "bob"
+    assert shop.clipboard == "bob"
+
+
+def test_sample_workflow_by_hand(shop) -> None:  # type: ignore[no-untyped-def]
+    """Launch the shop, sign in, new order, type, save, see the toast "Saved" and the new row."""
+    shop(resourceId="com.example.shop:id/user").set_text("alice")
+    shop(resourceId="com.example.shop:id/password").set_text("secret")
+    shop(text="Sign in").click()
+    shop(text="New order").click(timeout=5)
+    shop(resourceId="com.example.shop:id/order").set_text("A-1042")
+    shop(text="Save").click()
+    assert shop(text="Saved").wait(timeout=5)
+    assert shop.toast.get_message(wait_timeout=2) == "Saved"
+    assert shop(text="A-1042").exists
+    assert shop(text="Order 1003").exists
+
+
+def test_two_emulators_at_once_one_client_each(emulator_a: Emulator) -> None:
+    import uiautomator2
+
+    second = Emulator(sample_apps(), console_port=PORT_B)
+    second.start()
+    try:
+        second.wait_ready()
+
+        def drive(serial: str, order: str) -> tuple[str, str]:
+            dev = uiautomator2.connect(serial)
+            dev.app_start(SHOP, stop=True)
+            dev(text="Sign in").click(timeout=5)
+            dev(text="New order").click(timeout=5)
+            dev(resourceId="com.example.shop:id/order").set_text(order)
+            dev(text="Save").click()
+            dev(text=order).wait(timeout=5)
+            return dev.serial, dev(text=order).get_text()
+
+        with ThreadPoolExecutor(2) as pool:
+            a = pool.submit(drive, emulator_a.serial, "A-1")
+            b = pool.submit(drive, second.serial, "B-2")
+            assert a.result(timeout=60) == (emulator_a.serial, "A-1")
+            assert b.result(timeout=60) == (second.serial, "B-2")
+        # each device kept its own state
+        dev_b = uiautomator2.connect(second.serial)
+        assert not dev_b(text="A-1").exists
+        assert dev_b.screenshot().size == (1080, 2340)
+    finally:
+        second.stop()
