@@ -103,16 +103,22 @@ async def pm(ctx: CommandContext) -> int:
         return 0
     if sub in ("grant", "revoke") and len(args) >= 3:
         return 0
+    if sub in ("install", "install-create", "install-write", "install-commit"):
+        ctx.out("Failure [INSTALL_FAILED_INVALID_APK: this virtual device runs app models, not APKs]\n")
+        return 1
+    if sub == "uninstall":
+        ctx.out("Failure [DELETE_FAILED_INTERNAL_ERROR]\n")
+        return 1
     ctx.err(f"Unknown command: {' '.join(args) or '(none)'}\n")
     ctx.err("Usage: pm list packages [-3] | pm path PKG | pm clear PKG\n")
     return 1
 
 
-def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, bool, str]:
-    """(package, activity, wait, intent description) from `am start` options."""
+def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, set[str], str]:
+    """(package, activity, flags such as -W and -S, intent description) from `am start` options."""
     component: str | None = None
     action = category = None
-    wait = False
+    flags: set[str] = set()
     i = 0
     while i < len(args):
         arg = args[i]
@@ -123,7 +129,7 @@ def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, bool, str]
         elif arg == "-c" and i + 1 < len(args):
             category, i = args[i + 1], i + 2
         elif arg in ("-W", "-S", "-D", "-R") or arg.startswith("--activity"):
-            wait = wait or arg == "-W"
+            flags.add(arg)
             i += 1
         elif arg in ("--user", "-e", "--es", "--ei", "--ez", "-d", "-t", "-f") and i + 1 < len(args):
             i += 3 if arg in ("-e", "--es", "--ei", "--ez") else 2
@@ -140,7 +146,7 @@ def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, bool, str]
         if activity.startswith("."):
             activity = package + activity
         parts.append(f"cmp={_short(package, activity) if activity else package}")
-    return package, activity or None, wait, "Intent { " + " ".join(parts) + " }"
+    return package, activity or None, flags, "Intent { " + " ".join(parts) + " }"
 
 
 async def am(ctx: CommandContext) -> int:
@@ -150,15 +156,20 @@ async def am(ctx: CommandContext) -> int:
         phone.stop(args[-1])
         return 0
     if args[:1] in (["start"], ["start-activity"]):
-        package, activity, wait, intent = _parse_am_start(args[1:])
+        package, activity, flags, intent = _parse_am_start(args[1:])
         ctx.out(f"Starting: {intent}\n")
-        if package is None or not phone.is_installed(package):
-            what = f"{package}/{activity}" if package else "(no component)"
-            ctx.err(f"Error type 3\nError: Activity class {{{what}}} does not exist.\n")
+        if package is None:
+            ctx.err(f"Error: Activity not started, unable to resolve {intent}\n")
             return 1
+        if not phone.is_installed(package):
+            ctx.err(f"Error type 3\nError: Activity class {{{package}/{activity}}} does not exist.\n")
+            return 1
+        if "-S" in flags:
+            phone.stop(package)
         cold = package not in phone.running_packages()
+        # The model has one task per app: any activity of it brings the app to the front.
         phone.launch(package)
-        if wait:
+        if "-W" in flags:
             shown = _short(package, phone.foreground_activity())
             ctx.out(f"Status: ok\nLaunchState: {'COLD' if cold else 'WARM'}\nActivity: {shown}\n")
             ctx.out("TotalTime: 212\nWaitTime: 215\nComplete\n")
@@ -312,6 +323,14 @@ async def dumpsys(ctx: CommandContext) -> int:
         ctx.out(f"Packages:\n  Package [{args[1]}] ({_hash(args[1])}):\n")
         ctx.out("    versionCode=1 minSdk=24 targetSdk=34\n")
         ctx.out("    versionName=1.0\n    pkgFlags=[ HAS_CODE ALLOW_CLEAR_USER_DATA ]\n")
+    elif service == "battery":
+        ctx.out("Current Battery Service state:\n  AC powered: true\n  USB powered: false\n")
+        ctx.out("  Wireless powered: false\n  Max charging current: 0\n  Max charging voltage: 0\n")
+        ctx.out("  Charge counter: 10000\n  status: 2\n  health: 2\n  present: true\n  level: 100\n")
+        ctx.out("  scale: 100\n  voltage: 5000\n  temperature: 250\n  technology: Li-ion\n")
+    elif service == "power":
+        ctx.out("POWER MANAGER (dumpsys power)\n  mWakefulness=Awake\n  mHoldingDisplaySuspendBlocker=true\n")
+        ctx.out("Display Power: state=ON\n")
     elif service == "input_method":
         ctx.out(f"  mCurMethodId={IME_ID}\n  mInputShown=false\n")
     # Other services print nothing here, as a service without a dump would.
@@ -357,6 +376,19 @@ async def settings(ctx: CommandContext) -> int:
         return 0
     ctx.err("usage:  settings [--user <USER_ID> | current] get|put|delete|list NAMESPACE [KEY [VALUE]]\n")
     return 1
+
+
+async def logcat(ctx: CommandContext) -> int:
+    """`-c` clears, `-d` dumps (a short, quiet log), without `-d` it follows until the stream closes."""
+    args = ctx.args[1:]
+    if "-c" in args:
+        return 0
+    ctx.out("--------- beginning of main\n")
+    if "-d" in args or "-t" in args:
+        return 0
+    await ctx.flush()
+    await asyncio.Event().wait()
+    return 0
 
 
 async def app_process(ctx: CommandContext) -> int:
@@ -409,5 +441,6 @@ COMMANDS: dict[str, Command] = {
     "ime": ime,
     "settings": settings,
     "app_process": app_process,
+    "logcat": logcat,
     "cmd": cmd,
 }

@@ -6,7 +6,9 @@
     sync:                     file transfer (`emulator.sync`)
     tcp:PORT                  a byte pipe to a server inside the device (refused when none listens)
 
-An empty command opens an interactive shell that runs each line it reads. Anything
+An empty command opens an interactive shell with a small line editor, as `adb shell`
+does on a terminal. Limits: a command's stdin is empty (input sent on a stream with a
+command is not read), and `&` does not put a command in the background. Anything
 else is refused with CLSE(0, hid), which adb reports as a closed connection.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from typing import TYPE_CHECKING
 
 from emulator.shell import Shell
@@ -39,8 +42,7 @@ async def open_service(device: VirtualDevice, name: str) -> Handler | None:
         options, _, command = name.partition(":")
         if "v2" not in options.split(","):
             return lambda stream: _shell_v1(device, command, stream)
-        env = dict(o.split("=", 1) for o in options.split(",")[1:] if "=" in o)
-        return lambda stream: _shell_v2(device, command, env, stream)
+        return lambda stream: _shell_v2(device, command, options.split(",")[1:], stream)
     if name.startswith("sync:"):
         return lambda stream: serve_sync(device.fs, stream)
     if name.startswith("tcp:"):
@@ -55,16 +57,23 @@ async def _shell_v1(device: VirtualDevice, command: str, stream: AdbStream) -> N
     if command.strip():
         await shell.run(command, sink, sink)
         return
-    await _interactive(shell, stream, sink, sink)
+    await _interactive(shell, stream, sink)
 
 
-async def _shell_v2(device: VirtualDevice, command: str, env: dict[str, str], stream: AdbStream) -> None:
+async def _shell_v2(device: VirtualDevice, command: str, options: list[str], stream: AdbStream) -> None:
+    env = dict(o.split("=", 1) for o in options if "=" in o)
     shell = Shell(device, env={k: v for k, v in env.items() if k == "TERM"})
     stdout, stderr = ShellV2Sink(stream, 1), ShellV2Sink(stream, 2)
     if command.strip():
         status = await shell.run(command, stdout, stderr)
+    elif "pty" in options:
+        status = await _interactive(shell, _V2Input(stream), stdout)
     else:
-        status = await _interactive(shell, _V2Input(stream), stdout, stderr)
+        # `echo cmd | adb shell`: no terminal, so no prompt and no echo; stdin is the script.
+        source, script = _V2Input(stream), bytearray()
+        while data := await source.read():
+            script += data
+        status = await shell.run(script.decode("utf-8", "replace"), stdout, stderr)
     await stream.write(v2_packet(_V2_EXIT, bytes([status & 0xFF])))
 
 
@@ -88,24 +97,65 @@ class _V2Input:
             # window-size changes and anything else do not concern us
 
 
-async def _interactive(shell: Shell, source: AdbStream | _V2Input, stdout: Sink, stderr: Sink) -> int:
-    """A line-at-a-time shell for `adb shell` without a command; ends at `exit` or end of input."""
+class _PtySink(Sink):
+    """What a terminal shows: `\n` becomes `\r\n` (a pty's onlcr)."""
+
+    def __init__(self, inner: Sink) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+    async def flush(self) -> None:
+        await self.inner.flush()
+
+
+_ESCAPE = re.compile(rb"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)", re.DOTALL)
+
+
+async def _interactive(shell: Shell, source: AdbStream | _V2Input, out: Sink) -> int:
+    """`adb shell` without a command: a terminal-like line editor (echo, backspace, ^C, ^D).
+
+    Ends at `exit`, ^D on an empty line, or the end of input. Everything the commands
+    print goes to `out` with terminal line endings, as a pty would deliver it.
+    """
+    term = _PtySink(out)
     prompt = f"{shell.device.props.get('ro.product.device', 'android')}:/ $ ".encode()
-    buffer = b""
-    stdout.write(prompt)
-    await stdout.flush()
+    line = bytearray()
+    out.write(prompt)
+    await out.flush()
     while True:
         data = await source.read()
         if not data:
             return shell.status
-        buffer += data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if line.strip() in (b"exit", b"logout"):
-                return shell.status
-            await shell.run(line.decode("utf-8", "replace"), stdout, stderr)
-            stdout.write(prompt)
-            await stdout.flush()
+        for byte in _ESCAPE.sub(b"", data):
+            if byte in (0x0D, 0x0A):
+                out.write(b"\r\n")
+                command = line.decode("utf-8", "replace").strip()
+                line.clear()
+                if command in ("exit", "logout") or command.startswith("exit "):
+                    await shell.run(command, term, term)
+                    await out.flush()
+                    return shell.status
+                if command:
+                    await shell.run(command, term, term)
+                out.write(prompt)
+            elif byte in (0x7F, 0x08):
+                if line:
+                    line.pop()
+                    out.write(b"\b \b")
+            elif byte == 0x03:
+                line.clear()
+                out.write(b"^C\r\n" + prompt)
+            elif byte == 0x04:
+                if not line:
+                    await out.flush()
+                    return shell.status
+            elif byte >= 0x20 or byte == 0x09:
+                line.append(byte)
+                out.write(bytes([byte]))
+        await out.flush()
 
 
 async def _open_tcp(device: VirtualDevice, name: str) -> Handler | None:

@@ -424,6 +424,16 @@ class Shell:
         await ctx.flush()
         raise ShellExit(status)
 
+    async def _builtin_sh(self, ctx: CommandContext) -> int:
+        """`sh -c CMD` in a subshell (own variables and folder); `sh` alone runs stdin as a script."""
+        args = ctx.args[1:]
+        script = args[args.index("-c") + 1] if "-c" in args and args.index("-c") + 1 < len(args) else None
+        if script is None:
+            script = ctx.stdin.decode("utf-8", "replace")
+        sub = Shell(self.device, env=dict(self.vars))
+        sub.cwd = self.cwd
+        return await sub.run(script, ctx.stdout, ctx.stderr)
+
     async def _builtin_pwd(self, ctx: CommandContext) -> int:
         ctx.out(self.cwd + "\n")
         return 0

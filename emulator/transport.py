@@ -56,7 +56,14 @@ class AdbStream:
     `write` sends WRTEs no larger than the session's payload size and waits for the
     host's OKAY after each one; `read` returns the next chunk the host wrote, b"" at
     end. `read_exactly` reads across WRTE boundaries (sync and HTTP need that).
+
+    Incoming WRTEs are acknowledged at once while less than `BACKLOG_LIMIT` bytes wait
+    unread; beyond that the OKAY waits until the service reads, so a slow reader holds
+    the host back instead of filling memory (the host sends nothing more on a stream
+    until its last WRTE is acknowledged).
     """
+
+    BACKLOG_LIMIT = 4 * 1024 * 1024
 
     def __init__(self, session: AdbSession, local_id: int, remote_id: int) -> None:
         self.session = session
@@ -67,11 +74,27 @@ class AdbStream:
         self._eof = False
         self._okay = asyncio.Event()
         self._okay.set()
+        self._backlog = 0
+        self._owe_okay = False
         self.closed = asyncio.Event()
 
     # -- called by the session -------------------------------------------------
     def _feed(self, data: bytes) -> None:
         self._inbox.put_nowait(data)
+        self._backlog += len(data)
+        if self._backlog < self.BACKLOG_LIMIT:
+            self.session.send(Packet(A_OKAY, self.local_id, self.remote_id))
+        else:
+            self._owe_okay = True
+
+    async def _next(self) -> bytes | None:
+        item = await self._inbox.get()
+        if item is not None:
+            self._backlog -= len(item)
+            if self._owe_okay and self._backlog < self.BACKLOG_LIMIT and not self.closed.is_set():
+                self._owe_okay = False
+                self.session.send(Packet(A_OKAY, self.local_id, self.remote_id))
+        return item
 
     def _peer_okay(self) -> None:
         self._okay.set()
@@ -90,7 +113,7 @@ class AdbStream:
             return data
         if self._eof:
             return b""
-        item = await self._inbox.get()
+        item = await self._next()
         if item is None:
             self._eof = True
             return b""
@@ -101,7 +124,7 @@ class AdbStream:
         while len(self._buffer) < size:
             if self._eof:
                 raise EOFError(f"stream closed after {len(self._buffer)} of {size} bytes")
-            item = await self._inbox.get()
+            item = await self._next()
             if item is None:
                 self._eof = True
             else:
@@ -204,7 +227,6 @@ class AdbSession:
         elif command == A_WRTE:
             stream = self._streams.get(packet.arg1)
             if stream is not None:
-                self.send(Packet(A_OKAY, stream.local_id, stream.remote_id))
                 stream._feed(packet.data)
         elif command == A_CLSE:
             stream = self._streams.pop(packet.arg1, None)

@@ -14,6 +14,7 @@ import adbutils
 import pytest
 
 from emulator import Emulator
+from emulator.transport import AdbStream
 from tests.emulator.conftest import adb_run
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(120)]
@@ -75,8 +76,11 @@ def test_uiautomator_server_lives_as_long_as_its_shell(
 
 
 def test_forward_pipes_bytes_both_ways_with_flow_control(
-    emulator: Emulator, forwarded: tuple[int, str]
+    emulator: Emulator, forwarded: tuple[int, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A small backlog makes the device hold back its OKAYs until the pipe has read the data.
+    monkeypatch.setattr(AdbStream, "BACKLOG_LIMIT", 100_000)
+
     # An echo server standing in for an in-device server on device port 9008.
     async def start_echo() -> asyncio.Server:
         async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

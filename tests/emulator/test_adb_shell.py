@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import subprocess
 
 import adbutils
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 
 from emulator import Emulator
 from interpreter.hierarchy import from_android_xml
-from tests.emulator.conftest import adb_run
+from tests.emulator.conftest import ADB, adb_run
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(120)]
 
@@ -147,3 +148,22 @@ def test_screencap_is_a_png_of_the_screen(emulator: Emulator, dev: adbutils.AdbD
     assert dev.screenshot().size == (1080, 2340)  # adbutils: SurfaceFlinger display id + screencap -d
     adb_run("shell", "screencap -p /sdcard/s.png", serial=emulator.serial)
     assert dev.shell("ls /sdcard/s.png") == "/sdcard/s.png"
+
+
+def test_shell_without_a_command_reads_a_script_from_stdin(emulator: Emulator) -> None:
+    result = subprocess.run(
+        [ADB, "-s", emulator.serial, "shell"],
+        input="echo hi\nX=5; echo $X\nexit 3\necho never\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (result.stdout, result.returncode) == ("hi\n5\n", 3)
+
+
+def test_subshells_and_what_the_device_cannot_do(dev: adbutils.AdbDevice) -> None:
+    assert dev.shell2("sh -c 'echo a; exit 2'; echo $?").output == "a\n2\n"
+    install = dev.shell2("pm install /data/local/tmp/app.apk")
+    assert install.returncode == 1
+    assert "not APKs" in install.output
+    assert dev.shell2("logcat -d").returncode == 0
