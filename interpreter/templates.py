@@ -30,22 +30,26 @@ class TemplateError(Exception):
 
 
 def references(value: Any) -> Iterator[str]:
-    """Every template path in `value` (strings inside dicts and lists too), as written."""
-    if isinstance(value, str):
-        if "{{" in value:
-            for match in _TEMPLATE.finditer(value):
-                yield match.group(1)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from references(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from references(item)
+    """Every template path in `value` (strings inside dicts and lists too), as written, in order.
+
+    Walks with an explicit stack, so that no nesting depth can overflow Python's recursion.
+    """
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "{{" in item:
+                for match in _TEMPLATE.finditer(item):
+                    yield match.group(1)
+        elif isinstance(item, Mapping):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 def check_path(path: str) -> str | None:
     """Why `path` cannot be a template path, or None when its form is fine."""
-    if not _PATH.match(path):
+    if not _PATH.fullmatch(path):  # fullmatch: `$` alone would let a trailing newline through
         return (
             f"'{{{{{path}}}}}' is not a template path: write {{{{root.name}}}} with letters, digits and dots"
         )
@@ -76,6 +80,8 @@ def resolve(path: str, scope: Mapping[str, Any]) -> Any:
 def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
+    if value is None:
+        return "null"  # the JSON word, as inside objects and lists (never Python's "None")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
