@@ -29,6 +29,7 @@ SWIPE_DURATION_MS = 250
 
 
 def launch_app(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Refuse a denied package, then bring the app to the front (`app not installed: X` when missing)."""
     package = str(params["package"])
     if ctx.denylist.denies(package):
         raise StepFailure(denied_message(package), retryable=False)
@@ -40,11 +41,13 @@ def launch_app(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, A
 
 
 def stop_app(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Force-stop the app; not a UI action, so it runs even while a denied app is in front."""
     ctx.device.stop_app(str(params["package"]))
     return StepResult()
 
 
 def tap_by_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Wait for the element showing `text` (exact, contains or regex) and tap its centre."""
     selector = text_selector(str(params["text"]), str(params.get("match", "exact")), params.get("index"))
     element = wait_for(ctx, selector, element_timeout_ms(node, params))
     ctx.device.tap(*element.bounds.center)
@@ -52,12 +55,14 @@ def tap_by_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, 
 
 
 def tap(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Wait for the element the selector finds and tap its centre."""
     element = wait_for(ctx, params["selector"], element_timeout_ms(node, params))
     ctx.device.tap(*element.bounds.center)
     return StepResult()
 
 
 def type_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Tap the selector's field to focus it (when given), then type, clearing it first on `clear`."""
     selector = params.get("selector")
     if selector is not None:
         # Tapping the field focuses it, as a person would before typing.
@@ -68,16 +73,19 @@ def type_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, An
 
 
 def press_key(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Press a device key (`back`, `home`, ...)."""
     ctx.device.press_key(str(params["key"]))
     return StepResult()
 
 
 def swipe(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Swipe a finger through the middle of the screen in `direction`."""
     _swipe(ctx, str(params["direction"]))
     return StepResult()
 
 
 def scroll_until_visible(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Look for `text`; swipe and look again, up to `maxSwipes` times."""
     text = str(params["text"])
     selector = compile_selector({"text": text})
     # `direction` is where the content moves into view from: scrolling down means the
@@ -99,6 +107,7 @@ def scroll_until_visible(ctx: StepContext, node: Mapping[str, Any], params: Mapp
 
 
 def wait_for_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Wait until `text` is on screen, up to `timeoutMs` (default 5 s)."""
     text = str(params["text"])
     timeout_ms = element_timeout_ms(node, params)
     shown_ms = int(timeout_ms) if timeout_ms is not None else 5000
@@ -108,6 +117,7 @@ def wait_for_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str
 
 
 def read_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Wait for the element and output its `text`; `saveAs` also stores it in `vars`."""
     element = wait_for(ctx, params["selector"], element_timeout_ms(node, params))
     save_as = params.get("saveAs")
     if save_as:
@@ -116,16 +126,19 @@ def read_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, An
 
 
 def screenshot(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Keep a screenshot as an artifact of the run; the trace output stays `{}`."""
     ctx.artifacts.append(ctx.device.screenshot())
     return StepResult()
 
 
 def wait(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Sleep `ms` on the run's clock (never past the run's time cap)."""
     ctx.sleep(float(params.get("ms", 0)) / 1000.0)
     return StepResult()
 
 
 def branch(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """`control.if`: the edge `true` or `false` from a CEL `expr` or a `textVisible` look (no wait)."""
     if "expr" in params:
         expr = str(params["expr"])
         try:
@@ -145,6 +158,7 @@ def branch(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any])
 
 
 def approval(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Ask the approval gate and wait; approved → `ok`, rejected or timed out → `failed`, edge `rejected`."""
     timeout_s = float(params.get("timeoutS", 60))
     # A person gets at most the time the run has left.
     allowed_s = max(min(timeout_s, ctx.remaining_s()), 0.0)
@@ -179,11 +193,13 @@ def approval(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any
 
 
 def set_var(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """Set `vars.<name>` to the rendered `value`."""
     ctx.vars[str(params["name"])] = params.get("value")
     return StepResult()
 
 
 def fail(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
+    """End this node `failed` with the rendered `message`."""
     message = _as_text(params.get("message", "the workflow failed here (control.fail)"))
     raise StepFailure(message, retryable=False)
 
