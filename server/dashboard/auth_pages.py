@@ -6,10 +6,11 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse
 
+from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
 from server.dashboard.session import (
     SESSION_COOKIE,
@@ -28,7 +29,7 @@ from server.db import SessionDep
 from server.runs.events import PING_INTERVAL_S, get_hub
 from server.runs.events import _stream as stream_events
 
-router = APIRouter(include_in_schema=False)
+router = dashboard_router()
 
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
@@ -98,10 +99,16 @@ def signout(request: Request, db: SessionDep, user: CheckedUser) -> Response:
 
 
 @router.get("/dashboard/events")
-async def dashboard_events(request: Request, user: User) -> EventSourceResponse:
-    """`run.updated` for the signed-in account, by session cookie (EventSource cannot send headers)."""
-    last = request.headers.get("Last-Event-ID", "")
-    after_id = int(last) if last.isdigit() else None
+async def dashboard_events(
+    request: Request, user: User, after: Annotated[int | None, Query(ge=0)] = None
+) -> EventSourceResponse:
+    """`run.updated` for the signed-in account, by session cookie (EventSource cannot send headers).
+
+    `after` is the last event id the page was rendered with, so nothing committed between the
+    page and the stream is missed; a reconnecting EventSource's `Last-Event-ID` takes over from it.
+    """
+    last = request.headers.get("Last-Event-ID", "").strip()
+    after_id = int(last) if last.isdigit() else after
     ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
     return EventSourceResponse(
         stream_events(get_hub(request.app), user.account.id, after_id),

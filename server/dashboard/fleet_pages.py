@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
 from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep, utcnow
@@ -16,7 +17,7 @@ from server.devices.models import Device
 from server.errors import AppError
 from server.settings import Settings
 
-router = APIRouter(include_in_schema=False)
+router = dashboard_router()
 
 # A bridge heartbeats every few seconds; a device silent for longer than this is offline.
 ONLINE_WINDOW = timedelta(seconds=60)
@@ -30,7 +31,10 @@ def _devices_page(
     request: Request, db: SessionDep, user: DashboardUser, status_code: int = 200, **extra: object
 ) -> Response:
     settings: Settings = request.app.state.settings
-    server_url = str(request.base_url).rstrip("/") or settings.public_url
+    # The configured public address when one was set (behind a proxy the request's own may be
+    # internal); otherwise the address this browser reached the server by.
+    explicit = "public_url" in settings.model_fields_set
+    server_url = settings.public_url.rstrip("/") if explicit else str(request.base_url).rstrip("/")
     return page(
         request,
         "devices.html",

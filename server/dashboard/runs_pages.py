@@ -8,23 +8,24 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
+from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
 from server.dashboard.session import DashboardUser, User
 from server.db import SessionDep, utcnow
 from server.devices.models import Device
 from server.errors import NotFound
-from server.runs.models import Artifact, Run
+from server.runs.models import Artifact, Run, RunEvent
 from server.runs.service import RunFilters, get_run, list_runs, trace_of
 from server.runs.stats import compute_stats
 from server.workflows.models import Workflow, WorkflowVersion
 
-router = APIRouter(include_in_schema=False)
+router = dashboard_router()
 
 PAGE_SIZE = 25
 CHART_DAYS = 14
@@ -60,15 +61,11 @@ def _names(db: Session, account_id: str) -> tuple[dict[str, str], dict[str, str]
             .where(Workflow.account_id == account_id)
             .order_by(Workflow.name)
         )
-        .tuples()
-        .all()
     )
     devices = dict(
         db.execute(
             select(Device.id, Device.name).where(Device.account_id == account_id).order_by(Device.name)
         )
-        .tuples()
-        .all()
     )
     return workflows, devices
 
@@ -145,6 +142,14 @@ def _stats_context(db: Session, user: DashboardUser) -> dict[str, Any]:
     return {"stats": stats, "stats_days": STATS_DAYS, "chart": bar_chart(raw["perDay"])}
 
 
+def latest_event_id(db: Session, account_id: str) -> int:
+    """The id of the account's newest `run.updated` event: live.js streams from after it."""
+    newest = db.execute(
+        select(func.coalesce(func.max(RunEvent.id), 0)).where(RunEvent.account_id == account_id)
+    ).scalar_one()
+    return int(newest)
+
+
 def _filters(status: str | None, workflowId: str | None, deviceId: str | None) -> PageFilters:  # noqa: N803
     return PageFilters(status=status or None, workflow_id=workflowId or None, device_id=deviceId or None)
 
@@ -160,10 +165,13 @@ def runs_page(
     cursor: str | None = None,
 ) -> Response:
     filters = _filters(status, workflowId, deviceId)
+    # Read before the table: an event committed in between is replayed, never lost.
+    events_after = latest_event_id(db, user.account.id)
     return page(
         request,
         "runs.html",
         user,
+        events_after=events_after,
         statuses=[s.value for s in RunStatus],
         query=filters.query(),
         cursor=cursor,
@@ -215,8 +223,9 @@ def _account_run(db: Session, user: DashboardUser, run_id: str) -> Run:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str, db: SessionDep, user: User) -> Response:
+    events_after = latest_event_id(db, user.account.id)
     run = _account_run(db, user, run_id)
-    return page(request, "run.html", user, **_run_context(db, user, run))
+    return page(request, "run.html", user, events_after=events_after, **_run_context(db, user, run))
 
 
 @router.get("/runs/{run_id}/_body", response_class=HTMLResponse)

@@ -14,7 +14,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import Depends, Form, HTTPException, Request, Response
 from sqlalchemy import delete, select
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from server.accounts.models import Account, ApiToken
 from server.auth import ACCOUNT_TOKEN_PREFIX, hash_token
 from server.dashboard.models import DashboardSession
+from server.dashboard.pages_route import STATE_DB, STATE_USER, SignInRequired, is_script_request
 from server.db import SessionDep, utcnow
 
 SESSION_COOKIE = "pf_session"
@@ -39,6 +39,7 @@ class DashboardUser:
     account: Account
     csrf_token: str
     session_hash: str
+    api_token_id: str
 
 
 def _is_https(request: Request) -> bool:
@@ -107,16 +108,23 @@ def find_user(request: Request, db: Session) -> DashboardUser | None:
     if dashboard_session.expires_at < utcnow() or api_token.revoked_at is not None:
         return None
     return DashboardUser(
-        account=account, csrf_token=dashboard_session.csrf_token, session_hash=dashboard_session.id_hash
+        account=account,
+        csrf_token=dashboard_session.csrf_token,
+        session_hash=dashboard_session.id_hash,
+        api_token_id=api_token.id,
     )
 
 
 def require_user(request: Request, db: SessionDep) -> DashboardUser:
     """The signed-in user; anyone else is sent to the sign-in page (and back afterwards)."""
+    # For DashboardRoute's error pages: roll this session back, show who is signed in.
+    setattr(request.state, STATE_DB, db)
     user = find_user(request, db)
     if user is None:
+        # A fragment's own path is no page to come back to: after signing in, go to the runs.
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise HTTPException(status_code=303, headers={"Location": f"/signin?next={quote(target, safe='')}"})
+        raise SignInRequired("/runs" if is_script_request(request) else target)
+    setattr(request.state, STATE_USER, user)
     return user
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from server.accounts import service as accounts
+from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
 from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep, utcnow
@@ -16,7 +17,7 @@ from server.errors import AppError, ValidationFailed
 from server.runs.export import export_chunks
 from server.settings import Settings
 
-router = APIRouter(include_in_schema=False)
+router = dashboard_router()
 
 
 def _error_text(exc: AppError) -> str:

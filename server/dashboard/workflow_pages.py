@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
 from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep
@@ -18,7 +19,7 @@ from server.workflows import service
 from server.workflows.models import Workflow
 from server.workflows.simulation import simulate
 
-router = APIRouter(include_in_schema=False)
+router = dashboard_router()
 
 
 class FormProblem(Exception):

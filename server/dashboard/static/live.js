@@ -5,6 +5,16 @@
   var live = Array.prototype.slice.call(document.querySelectorAll("[data-live-src]:not([data-live-off])"));
   if (!live.length || !window.EventSource) return;
   var pending = new Map();
+  var dot = document.getElementById("live-dot");
+  // The newest event the page was rendered with: the stream starts right after it, so an event
+  // committed between rendering and connecting is replayed instead of lost.
+  var lastId = document.body.getAttribute("data-events-after") || "";
+  var retryMs = 1000;
+
+  function signedOut() {
+    // The session ended: reloading lands on the sign-in page, which comes back here afterwards.
+    window.location.reload();
+  }
 
   function refresh(el) {
     if (pending.has(el)) return;
@@ -12,7 +22,11 @@
     pending.set(el, setTimeout(function () {
       pending.delete(el);
       fetch(el.getAttribute("data-live-src"), { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
-        .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.text(); })
+        .then(function (r) {
+          if (r.status === 401) { signedOut(); throw new Error("signed out"); }
+          if (!r.ok) throw new Error("HTTP " + r.status);
+          return r.text();
+        })
         .then(function (html) {
           var before = {};
           el.querySelectorAll("tr[data-run-id]").forEach(function (tr) { before[tr.dataset.runId] = tr.dataset.status; });
@@ -25,16 +39,34 @@
     }, 150));
   }
 
-  var dot = document.getElementById("live-dot");
-  var source = new EventSource("/dashboard/events");
-  source.addEventListener("open", function () { if (dot) dot.classList.add("on"); });
-  source.addEventListener("error", function () { if (dot) dot.classList.remove("on"); });
-  source.addEventListener("run.updated", function (message) {
-    var run;
-    try { run = JSON.parse(message.data); } catch (e) { return; }
-    live.forEach(function (el) {
-      var only = el.getAttribute("data-live-run");
-      if (!only || only === run.id) refresh(el);
+  function connect() {
+    var url = "/dashboard/events" + (lastId ? "?after=" + encodeURIComponent(lastId) : "");
+    var source = new EventSource(url);
+    source.addEventListener("open", function () {
+      retryMs = 1000;
+      if (dot) dot.classList.add("on");
     });
-  });
+    source.addEventListener("run.updated", function (message) {
+      var run;
+      if (message.lastEventId) lastId = message.lastEventId;
+      try { run = JSON.parse(message.data); } catch (e) { return; }
+      live.forEach(function (el) {
+        var only = el.getAttribute("data-live-run");
+        if (!only || only === run.id) refresh(el);
+      });
+    });
+    source.addEventListener("error", function () {
+      if (dot) dot.classList.remove("on");
+      // CONNECTING: the browser retries by itself (with Last-Event-ID). CLOSED: it gave up, on an
+      // answer that was not a stream, a 401 when the session ended; find out which, then retry.
+      if (source.readyState !== EventSource.CLOSED) return;
+      fetch(live[0].getAttribute("data-live-src"), { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+        .then(function (r) { if (r.status === 401) signedOut(); })
+        .catch(function () { /* the server is away: retry below */ });
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 30000);
+    });
+  }
+
+  connect();
 })();

@@ -1,0 +1,281 @@
+"""Browser tests: Debian's Chromium, driven by Playwright, against a real uvicorn server.
+
+One server (SQLite in a tmp folder, schema by the migrations at startup) and one headless
+Chromium serve the whole module; each test makes its own account and browser context, so
+the tests do not see each other's runs. Screenshots go to `test-output/screenshots/`.
+Playwright's own browsers are never downloaded: the tests use `/usr/bin/chromium`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.accounts import service as accounts_service
+from server.accounts.models import Plan
+from server.app import create_app
+from server.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO_ROOT / "test-output" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+# A small workflow over the sample shop app; the server validates it on upload.
+WORKFLOW: dict[str, Any] = {
+    "schemaVersion": 1,
+    "name": "Capture order",
+    "targetPackages": ["com.example.shop"],
+    "inputs": {"type": "object", "properties": {"order": {"type": "string"}}},
+    "timeoutS": 60,
+    "start": "open",
+    "nodes": [
+        {"id": "open", "kind": "action.launchApp", "params": {"package": "com.example.shop"}, "next": "new"},
+        {"id": "new", "kind": "action.tapByText", "params": {"text": "New order"}, "next": "check"},
+        {"id": "check", "kind": "action.waitForText", "params": {"text": "Saved", "timeoutMs": 2000}},
+    ],
+}
+STEPS = [(node["id"], node["kind"]) for node in WORKFLOW["nodes"]]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    serial: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    id: str
+    version_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LiveServer:
+    """A phoneflow server on 127.0.0.1, and helpers that talk to its API as outside clients do."""
+
+    base_url: str
+    session_factory: sessionmaker[Session]
+
+    def create_account(self, plan: Plan = Plan.FREE) -> tuple[str, str]:
+        """A new account: (email, account token)."""
+        email = f"browser-{uuid.uuid4().hex[:8]}@example.com"
+        with self.session_factory.begin() as session:
+            _account, token = accounts_service.create_account(session, email, plan)
+        return email, token
+
+    def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.request(method, self.base_url + "/api/v1" + path, headers=headers, timeout=10, **kwargs)
+
+    def pair_with_code(self, code: str, serial: str | None = None) -> Device:
+        """Redeem a pairing code as `phoneflow bridge pair` does."""
+        serial = serial or f"SER{uuid.uuid4().hex[:6].upper()}"
+        answer = self.api(
+            "POST",
+            "/devices/pair",
+            json={"code": code, "serial": serial, "model": "Pixel 7", "androidVersion": "14"},
+        )
+        assert answer.status_code == 201, answer.text
+        body = answer.json()
+        return Device(id=body["deviceId"], serial=serial, token=body["token"])
+
+    def pair_device(self, account_token: str) -> Device:
+        """A device paired through the API: a pairing code, then the pairing."""
+        answer = self.api("POST", "/pairing-codes", account_token)
+        assert answer.status_code == 201, answer.text
+        return self.pair_with_code(answer.json()["code"])
+
+    def create_workflow(self, account_token: str) -> Workflow:
+        answer = self.api(
+            "POST", "/workflows", account_token, json={"name": "Capture order", "definition": WORKFLOW}
+        )
+        assert answer.status_code == 201, answer.text
+        body = answer.json()
+        published = self.api(
+            "POST", f"/workflows/{body['id']}/publish", account_token, json={"versionId": body["versionId"]}
+        )
+        assert published.status_code == 200, published.text
+        return Workflow(id=body["id"], version_id=body["versionId"])
+
+    def report(self, device: Device, run: dict[str, Any]) -> None:
+        """One runs.report of `run`, which the server must store."""
+        answer = self.api("POST", "/runs.report", device.token, json={"runs": [run]})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["runs"][0]["result"] == "stored", answer.text
+
+
+def run_report(
+    run_id: str,
+    workflow: Workflow,
+    *,
+    status: str,
+    steps: int,
+    started: datetime,
+    failed_message: str | None = None,
+) -> dict[str, Any]:
+    """The whole state of a run after `steps` steps of WORKFLOW, as a device reports it."""
+    trace = []
+    for seq in range(1, steps + 1):
+        node_id, kind = STEPS[seq - 1]
+        failed = failed_message is not None and seq == steps
+        trace.append(
+            {
+                "seq": seq,
+                "nodeId": node_id,
+                "kind": kind,
+                "outcome": "failed" if failed else "ok",
+                "message": failed_message if failed else None,
+                "startedAt": iso(started + timedelta(milliseconds=400 * seq)),
+                "durationMs": 120 * seq,
+                "attempts": 2 if failed else 1,
+                "output": {"text": "Order A-17"} if kind == "action.waitForText" and not failed else {},
+            }
+        )
+    body: dict[str, Any] = {
+        "id": run_id,
+        "workflowId": workflow.id,
+        "workflowVersionId": workflow.version_id,
+        "status": status,
+        "trigger": "device",
+        "inputs": {"order": "A-17"},
+        "startedAt": iso(started),
+        "trace": trace,
+    }
+    if status in ("success", "failed"):
+        body.update(
+            endedAt=iso(started + timedelta(milliseconds=400 * (steps + 1))),
+            durationMs=400 * (steps + 1),
+            nSteps=steps,
+            nFailed=1 if status == "failed" else 0,
+            nRetries=1 if status == "failed" else 0,
+        )
+    if status == "failed":
+        body["errorMessage"] = failed_message
+    return body
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The app served by uvicorn in a thread on a free port; migrations run at startup."""
+    folder = tmp_path_factory.mktemp("browser-server")
+    settings = Settings(
+        database_url=f"sqlite:///{folder / 'phoneflow.db'}",
+        run_migrations=True,
+        start_scheduler=False,
+        artifact_dir=folder / "artifacts",
+        log_level="WARNING",
+    )
+    app = create_app(settings)
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(base_url + "/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            raise RuntimeError(f"the test server at {base_url} did not come up within 30 s")
+        time.sleep(0.1)
+    try:
+        yield LiveServer(base_url=base_url, session_factory=app.state.session_factory)
+    finally:
+        # Open event streams would hold a graceful shutdown; the browser is closed by now.
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def _chromium_or_skip() -> Path:
+    if not CHROMIUM.exists() and shutil.which("bash"):
+        # Installs Debian's chromium when run as root; says what to do otherwise.
+        subprocess.run(["bash", str(REPO_ROOT / "scripts" / "system-deps.sh")], check=False, timeout=600)
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"Chromium is not installed at {CHROMIUM} and scripts/system-deps.sh could not install it "
+            "(it needs root): run `apt-get install chromium`"
+        )
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = _chromium_or_skip()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(executable), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
+    """A fresh browser context (no cookies) with one page; downloads allowed."""
+    context = browser.new_context(
+        base_url=live_server.base_url, viewport={"width": 1280, "height": 860}, accept_downloads=True
+    )
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A full-page screenshot at test-output/screenshots/NAME.png, for a person to review."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def sign_in(page: Page, token: str, target: str = "/runs") -> None:
+    """Sign in through the sign-in page (reached by asking for `target`)."""
+    page.goto(target)
+    page.wait_for_url("**/signin?next=*")
+    page.fill("input[name=token]", token)
+    page.click("form[action='/signin'] button[type=submit]")
+    page.wait_for_url(f"**{target}")
