@@ -429,10 +429,11 @@ class U2Rpc:
 
     # --- scrolling -------------------------------------------------------------------------
 
-    async def _scroll_once(self, p: Params, forward: bool, steps: int) -> bool:
+    async def _scroll_once(self, p: Params, forward: bool, steps: int, vertical: bool | None = None) -> bool:
         """One swipe across the scrollable; True when the screen changed (there was more to see)."""
         found = self._must_find(p.selector(0))
-        vertical = p.boolean(1, "isVertical", True)
+        if vertical is None:
+            vertical = p.boolean(1, "isVertical", True)
         before = _fingerprint(self.phone.hierarchy())
         direction = ("up" if forward else "down") if vertical else ("left" if forward else "right")
         self._swipe(*_swipe_within(found.visible, direction, p), steps)
@@ -470,12 +471,15 @@ class U2Rpc:
         return await self._scroll_all(p, True, 5)
 
     async def rpc_scrollTo(self, p: Params) -> bool:
+        """Scroll forward until `params[1]` shows (`[scrollable, target, isVertical]`)."""
         target = p.selector(1)
-        for _ in range(30):  # UiScrollable's default maximum number of swipes
-            if self._find(target) is not None:
-                return True
-            if not await self._scroll_once(p, True, 55):
-                break
+        vertical = p.boolean(2, "isVertical", True)
+        for forward in (True, False):  # below first, then back up above where we started
+            for _ in range(30):  # UiScrollable's default maximum number of swipes
+                if self._find(target) is not None:
+                    return True
+                if not await self._scroll_once(p, forward, 55, vertical):
+                    break
         return self._find(target) is not None
 
     # --- what the emulator does not model --------------------------------------------------

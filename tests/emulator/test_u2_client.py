@@ -175,3 +175,13 @@ def test_two_emulators_at_once_one_client_each(emulator_a: Emulator) -> None:
         assert dev_b.screenshot().size == (1080, 2340)
     finally:
         second.stop()
+
+
+def test_scroll_to_an_item_below_the_fold(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start("com.example.catalogue", stop=True)
+    assert d(scrollable=True).wait(timeout=5)
+    assert not d(text="Item 25").exists
+    assert d(scrollable=True).scroll.to(text="Item 25")
+    d(text="Item 25").click()
+    d.press("back")
+    assert d(scrollable=True).exists

@@ -279,3 +279,19 @@ def test_head_without_body_gets_an_interim_100_continue(u2: ServerOnLoop) -> Non
             answer += sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert answer.endswith(b'"result": "pong"}')
+
+
+def test_scroll_forward_to_end_and_to_a_target(u2: ServerOnLoop) -> None:
+    u2.on_loop(lambda: u2.device.phone.launch("com.example.catalogue"))
+    scrollable = selector(scrollable=True)
+    assert u2.rpc("exist", selector(text="Item 30")) is False
+    assert u2.rpc("scrollTo", scrollable, selector(text="Item 30"), True) is True
+    assert u2.rpc("exist", selector(text="Item 30")) is True
+    assert u2.rpc("scrollToEnd", scrollable, True, 50, 20) is True
+    assert u2.rpc("scrollForward", scrollable, True, 20) is False  # nothing more below
+    assert u2.rpc("scrollBackward", scrollable, True, 20) is True
+    assert u2.rpc("scrollToBeginning", scrollable, True, 50, 20) is True
+    assert u2.rpc("exist", selector(text="Item 1")) is True
+    assert u2.rpc("scrollToEnd", scrollable, True, 50, 20) is True
+    assert u2.rpc("scrollTo", scrollable, selector(text="Item 2"), True) is True  # above: scrolls back
+    assert u2.rpc("scrollTo", scrollable, selector(text="Item 999"), True) is False
