@@ -24,7 +24,7 @@ import httpx
 
 from interpreter.approvals import ApprovalGate, NoApprovals
 from interpreter.clock import Clock, RealClock
-from interpreter.denylist import Denylist, denied_message
+from interpreter.denylist import Denylist
 from interpreter.device import Artifact, Device
 from interpreter.errors import DeviceError
 from interpreter.run_inputs import check_inputs
@@ -275,7 +275,7 @@ class _Run:
                 failure = None
                 params = render(node.params, ctx.scope) if node.has_templates else node.params
                 if node.checks_foreground or (node.kind == "control.if" and "textVisible" in params):
-                    self._check_foreground()
+                    ctx.check_foreground()
                 if node.function is None:
                     raise StepFailure(f"unknown node kind '{node.kind}'", retryable=False)
                 result = node.function(ctx, node.raw, params)
@@ -312,13 +312,6 @@ class _Run:
         output = failure.output
         event = self._event(node, Outcome.FAILED, failure.message, started_at, duration, attempts, output)
         return _StepOutcome(event, failure.edge)
-
-    def _check_foreground(self) -> None:
-        if not self.denylist:
-            return  # nothing to refuse: spare the phone a round trip
-        package = self.device.foreground_package()
-        if package and self.denylist.denies(package):
-            raise StepFailure(denied_message(package), retryable=False)
 
     def _deadline_outcome(
         self, node: _Node, started_at: datetime, started: float, attempts: int

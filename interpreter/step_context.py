@@ -15,7 +15,7 @@ import httpx
 
 from interpreter.approvals import ApprovalGate
 from interpreter.clock import Clock
-from interpreter.denylist import Denylist
+from interpreter.denylist import Denylist, denied_message
 from interpreter.device import Artifact, Device
 from interpreter.trace import RunStatus
 
@@ -101,6 +101,14 @@ class StepContext:
     def check_deadline(self) -> None:
         if self.clock.monotonic() >= self.deadline:
             raise RunDeadlineReached
+
+    def check_foreground(self) -> None:
+        """Refuse (a `StepFailure` with the denylist words) when a denied app is on screen."""
+        if not self.denylist:
+            return  # nothing to refuse: spare the phone a round trip
+        package = self.device.foreground_package()
+        if package and self.denylist.denies(package):
+            raise StepFailure(denied_message(package), retryable=False)
 
     def screen_size(self) -> tuple[int, int]:
         # Asked once per run: on a phone it is a round trip, and it does not change mid-run.

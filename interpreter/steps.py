@@ -68,6 +68,8 @@ def type_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, An
         # Tapping the field focuses it, as a person would before typing.
         element = wait_for(ctx, selector, element_timeout_ms(node, params))
         ctx.device.tap(*element.bounds.center)
+        # The tap may have opened another app: never type into a denied one.
+        ctx.check_foreground()
     ctx.device.input_text(_as_text(params.get("text", "")), clear=bool(params.get("clear", False)))
     return StepResult()
 

@@ -341,3 +341,18 @@ def test_a_cel_error_fails_the_node() -> None:
     result, _ = simulate(workflow(node("a", "control.if", {"expr": "vars.nope == 1"})))
     assert result.status is RunStatus.FAILED
     assert "nope" in (result.error_message or "")
+
+
+def test_type_text_checks_the_foreground_again_after_its_focusing_tap() -> None:
+    definition = workflow(
+        node("open", "action.launchApp", {"package": SHOP}, "sign_in"),
+        node("sign_in", "action.tapByText", {"text": "Sign in"}, "type"),
+        node("type", "action.typeText", {"text": "1234", "selector": {"text": "Pay with Bank"}}),
+    )
+    clock = VirtualClock()
+    phone = CountingPhone(sample_apps(), clock)
+    result, _ = simulate(definition, clock=clock, device=phone, denylist=Denylist(["com.bank.app"]))
+    assert result.status is RunStatus.FAILED
+    assert result.trace[-1].node_id == "type"
+    assert result.error_message == "denied: com.bank.app is on the package denylist"
+    assert phone.foreground_checks == 3  # sign_in, then type before and after its tap
