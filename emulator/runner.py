@@ -150,6 +150,8 @@ class Emulator:
         """Start the device thread; returns at once (use `wait_ready`)."""
         if self._thread is not None:
             return self
+        self._started.clear()
+        self._error = None
         self._thread = threading.Thread(target=self._main, name=f"emulator-{self.console_port}", daemon=True)
         self._thread.start()
         return self

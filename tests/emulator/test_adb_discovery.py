@@ -103,6 +103,9 @@ def test_stopping_makes_it_vanish(make_emulator: MakeEmulator) -> None:
     assert port_free(emu.adb_port)
     assert port_free(emu.console_port)
     assert adb_run("shell", "true", serial=emu.serial).returncode != 0
+    emu.start()  # the same port again, at once: adb finds it again
+    emu.wait_ready(timeout=10)
+    assert wait_for(lambda: devices().get(emu.serial) == "device")
 
 
 def test_two_emulators_at_once_keep_their_own_state(make_emulator: MakeEmulator) -> None:
