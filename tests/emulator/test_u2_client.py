@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -185,3 +186,22 @@ def test_scroll_to_an_item_below_the_fold(d) -> None:  # type: ignore[no-untyped
     d(text="Item 25").click()
     d.press("back")
     assert d(scrollable=True).exists
+
+
+def test_toast_show_and_orientation(d) -> None:  # type: ignore[no-untyped-def]
+    d.toast.show("Hello from the test", 2)
+    assert d.toast.get_message(wait_timeout=1) == "Hello from the test"
+    d.toast.reset()
+    assert d.last_toast is None
+    d.set_orientation("natural")
+    assert d.orientation == "natural"
+
+
+def test_server_stops_with_its_stream_and_restarts(d, emulator_a: Emulator) -> None:  # type: ignore[no-untyped-def]
+    # `d` launched the server (the first connect of this module), so it holds the app_process stream.
+    started = time.monotonic()
+    d.stop_uiautomator()  # closes that stream; the client then polls /ping until it fails
+    assert time.monotonic() - started < 5
+    assert emulator_a.call(lambda device: 9008 not in device.device_ports)
+    assert d.info["displayWidth"] == 1080  # the client relaunches the server on the failed call
+    assert emulator_a.call(lambda device: 9008 in device.device_ports)
