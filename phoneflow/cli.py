@@ -8,9 +8,11 @@ loads uiautomator2.
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import version
+from typing import Any
 
-import click
 import typer
+from typer.core import TyperGroup
 
 # name -> (module, attribute holding a typer.Typer, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
@@ -27,34 +29,43 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(SUBCOMMANDS)
+class LazyGroup(TyperGroup):
+    """A command group whose sub-commands are imported only when one of them runs."""
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(SUBCOMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         spec = SUBCOMMANDS.get(cmd_name)
         if spec is None:
             return None
         module_name, attr, help_text = spec
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if not exc.name or not module_name.startswith(exc.name):
-                raise
-
-            @click.command(cmd_name, help=help_text)
-            def missing() -> None:
-                raise click.ClickException(f"'{cmd_name}' is not built yet in this version of phoneflow.")
-
-            return missing
-        sub_app: typer.Typer = getattr(module, attr)
+        sub_app: typer.Typer = getattr(importlib.import_module(module_name), attr)
         command = typer.main.get_command(sub_app)
         command.name = cmd_name
         command.help = command.help or help_text
+        command.short_help = help_text
         return command
 
 
-@click.group(cls=LazyGroup, help="phoneflow: automation workflows on fleets of Android phones.")
-@click.version_option(package_name="phoneflow")
-def app() -> None:
-    pass
+app = typer.Typer(
+    cls=LazyGroup,
+    help="phoneflow: automation workflows on fleets of Android phones.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"phoneflow {version('phoneflow')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """phoneflow: automation workflows on fleets of Android phones."""
