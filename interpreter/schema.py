@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 WORKFLOW_SCHEMA_PATH = Path(__file__).parent / "schemas" / "workflow.schema.json"
 SCHEMA_VERSION = 1
@@ -34,6 +36,24 @@ def _loaded() -> dict[str, Any]:
 def workflow_schema() -> dict[str, Any]:
     """The workflow JSON Schema as a dict (a fresh copy: callers may change it freely)."""
     return copy.deepcopy(_loaded())
+
+
+@cache
+def _end_anchored(pattern: str) -> re.Pattern[str]:
+    # JSON Schema patterns are ECMA-262, where `$` ends the string; in Python's `re` it also
+    # matches before a final newline, which would let "open\n" pass as a node id.
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _end_anchored(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# The detailed validators read `pattern` as the Rust gate (and the JSON Schema spec) do.
+_DetailedValidator: Any = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]
 
 
 def _with_defs(root: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -54,17 +74,17 @@ def fast_node_validator() -> Any:
 
 
 @cache
-def detailed_top_validator() -> Draft202012Validator:
+def detailed_top_validator() -> Any:
     """The Python validator of the definition with `nodes` items left open (nodes are checked one by one)."""
     top = copy.deepcopy(_loaded())
     top["properties"]["nodes"]["items"] = True
-    return Draft202012Validator(top)
+    return _DetailedValidator(top)
 
 
 @cache
-def detailed_node_validator() -> Draft202012Validator:
+def detailed_node_validator() -> Any:
     """The Python validator of one node, giving every error with its path inside the node."""
-    return Draft202012Validator(_with_defs(_loaded(), {"$ref": "#/$defs/node"}))
+    return _DetailedValidator(_with_defs(_loaded(), {"$ref": "#/$defs/node"}))
 
 
 @cache

@@ -43,6 +43,9 @@ _FIELD_HINTS = {
 }
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # shown escaped (a newline as \n), so messages stay one line
+
+
 def json_type(value: Any) -> str:
     """The JSON type of a Python value, in words."""
     if value is None:
@@ -52,7 +55,7 @@ def json_type(value: Any) -> str:
     if isinstance(value, int):
         return "a whole number"
     if isinstance(value, float):
-        return "a number"
+        return "a decimal number"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, list):
@@ -64,7 +67,7 @@ def json_type(value: Any) -> str:
 
 def short(value: Any, limit: int = 60) -> str:
     """A value written briefly for a message."""
-    text = value if isinstance(value, str) else repr(value)
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], value) if isinstance(value, str) else repr(value)
     text = text if len(text) <= limit else text[: limit - 1] + "…"
     return f"'{text}'" if isinstance(value, str) else text
 
@@ -232,7 +235,7 @@ def _pattern(ctx: _Context) -> Iterator[Problem]:
         yield Problem(
             ctx.pointer,
             f"{short(value)} is not a valid node id",
-            description or "use letters, digits, '_' and '-', starting with a letter",
+            "use letters, digits, '_' and '-', starting with a letter or '_' (at most 64 characters)",
         )
         return
     yield Problem(

@@ -8,15 +8,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner, Result
+import click.testing
+import typer
+import typer.testing
 
 from phoneflow.cli import app
 
 EXAMPLE = Path(__file__).parent / "data" / "capture_order.workflow.json"
 
 
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(app, ["workflow", "validate", *map(str, args)])
+def invoke(args: list[str]) -> Any:
+    """Run the root `phoneflow` command in-process (a typer app or a plain click group)."""
+    if isinstance(app, typer.Typer):
+        return typer.testing.CliRunner().invoke(app, args)
+    return click.testing.CliRunner().invoke(app, args)
+
+
+def run(*args: str | Path) -> Any:
+    return invoke(["workflow", "validate", *map(str, args)])
 
 
 def write(tmp_path: Path, definition: Any, name: str = "wf.json") -> Path:
@@ -124,12 +133,11 @@ def test_json_that_is_not_a_workflow_is_invalid_not_unreadable(tmp_path: Path) -
 
 
 def test_help_and_usage_errors_through_the_root_command() -> None:
-    runner = CliRunner()
-    group_help = runner.invoke(app, ["workflow", "--help"])
+    group_help = invoke(["workflow", "--help"])
     assert group_help.exit_code == 0
     assert "validate" in group_help.output
-    assert runner.invoke(app, ["workflow", "validate", "--help"]).exit_code == 0
-    usage = runner.invoke(app, ["workflow", "validate"])
+    assert invoke(["workflow", "validate", "--help"]).exit_code == 0
+    usage = invoke(["workflow", "validate"])
     assert usage.exit_code == 2
     assert "Missing argument" in usage.output
 

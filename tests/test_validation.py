@@ -155,6 +155,22 @@ def test_selector_needs_at_least_one_key_and_may_combine_them() -> None:
     assert validate(both) == []
 
 
+def test_a_trailing_newline_makes_an_invalid_id_as_in_ecma_regexes() -> None:
+    wf = example()
+    node(wf, "open")["id"] = "open\n"
+    problem = only(validate(wf), "/nodes/0/id")
+    assert problem.message == "'open\\n' is not a valid node id"
+
+
+def test_a_decimal_where_a_whole_number_belongs() -> None:
+    wf = example()
+    node(wf, "new")["retry"]["max"] = 2.5
+    assert (
+        only(validate(wf), "/nodes/1/retry/max").message
+        == "retry.max must be a whole number, not a decimal number"
+    )
+
+
 def test_problems_come_in_document_order() -> None:
     nodes = [
         {"id": f"n{i}", "kind": "action.wait", "params": {"ms": -1}, "next": f"n{i + 1}"} for i in range(12)
