@@ -14,7 +14,6 @@ import typer
 
 from interpreter.denylist import Denylist
 from interpreter.problems import Problem, errors_only
-from interpreter.typer_mount import MountableGroup
 from interpreter.validation import validate
 
 EXIT_VALID = 0
@@ -22,7 +21,6 @@ EXIT_INVALID = 1
 EXIT_UNREADABLE = 2
 
 workflow_app = typer.Typer(
-    cls=MountableGroup,
     help="Validate workflow definitions.",
     no_args_is_help=True,
     add_completion=False,
