@@ -484,16 +484,26 @@ class U2Rpc:
 
     # --- what the emulator does not model --------------------------------------------------
 
-    async def _unsupported(self, p: Params) -> Any:
+    async def _no_multi_touch(self, p: Params) -> Any:
         raise RpcError(
             -32001,
             "java.lang.UnsupportedOperationException",
-            f"{p.method} is not supported by the phoneflow emulator (the app model has no multi-touch "
-            "gestures or child/sibling lookups); select elements directly or use d.xpath(...)",
+            f"{p.method} is not supported by the phoneflow emulator: the app model has no multi-touch "
+            "gestures; use swipe or drag",
         )
 
-    rpc_childByText = rpc_childByDescription = rpc_childByInstance = _unsupported
-    rpc_getChild = rpc_getFromParent = rpc_gesture = rpc_pinchIn = rpc_pinchOut = _unsupported
+    async def _no_handles(self, p: Params) -> Any:
+        raise RpcError(
+            -32001,
+            "java.lang.UnsupportedOperationException",
+            f"{p.method} is not supported by the phoneflow emulator: it returns a handle to an object kept "
+            "in the server, which this server does not keep; use d(...).child(text=...) or "
+            "d(...).sibling(...) selectors, or d.xpath(...)",
+        )
+
+    rpc_gesture = rpc_pinchIn = rpc_pinchOut = _no_multi_touch
+    rpc_childByText = rpc_childByDescription = rpc_childByInstance = _no_handles
+    rpc_getChild = rpc_getFromParent = _no_handles
 
 
 def _obj_info(found: Located) -> dict[str, Any]:

@@ -9,6 +9,11 @@ Semantics follow `androidx.test.uiautomator.UiSelector`, not phoneflow's own mat
 Java regex over the whole value (`re.fullmatch` here), `index` is the position among the parent's
 children, `instance` picks the n-th match in document order. Only nodes with some part on the
 screen count, as uiautomator only sees what is visible to the user.
+
+`d(...).child(...)` and `.sibling(...)` chain further selectors (`childOrSibling` names each
+link): the search is QueryController's — a depth-first walk that, on a match of one link
+(counting that link's own `instance`), goes on with the next link among the matched node's
+descendants (`child`) or its parent's (`sibling`, UiSelector.fromParent).
 """
 
 from __future__ import annotations
@@ -97,51 +102,91 @@ class Located:
 
 
 @dataclass(frozen=True, slots=True)
-class U2Selector:
-    """A parsed selector: a list of per-node tests plus the optional `index` and `instance`."""
+class _Link:
+    """One UiSelector of a chain: its tests, `index`, `instance`, and how it follows the previous link."""
 
     tests: tuple[Callable[[UiNode], bool], ...]
     index: int | None
     instance: int
+    relation: str  # "" for the first link, else "child" or "sibling"
     description: str
-
-    @classmethod
-    def parse(cls, raw: Any) -> U2Selector:
-        """Build from the client's dict. Raises `SelectorError` saying which field is wrong."""
-        if not isinstance(raw, Mapping):
-            raise SelectorError(f"a selector must be a JSON object with a 'mask', got {type(raw).__name__}")
-        mask = raw.get("mask", 0)
-        if not isinstance(mask, int) or isinstance(mask, bool):
-            raise SelectorError(f"selector 'mask' must be an integer, got {mask!r}")
-        if raw.get("childOrSibling") or raw.get("childOrSiblingSelector"):
-            raise SelectorError(
-                "child()/sibling() selectors are not supported by the phoneflow emulator; "
-                "select the element directly (for example by resourceId or text) or use d.xpath(...)"
-            )
-        tests: list[Callable[[UiNode], bool]] = []
-        shown: list[str] = []
-        for name, bit, kind, getter in _STRING_FIELDS:
-            if mask & bit:
-                value = _field(raw, name, str)
-                tests.append(_string_test(name, kind, value, getter))
-                shown.append(f"{name}={value!r}")
-        for name, bit, bool_getter in _BOOL_FIELDS:
-            if mask & bit:
-                wanted = _field(raw, name, bool)
-                tests.append(_bool_test(wanted, bool_getter))
-                shown.append(f"{name}={wanted}")
-        index = _field(raw, "index", int) if mask & _INDEX_BIT else None
-        instance = _field(raw, "instance", int) if mask & _INSTANCE_BIT else 0
-        if index is not None:
-            shown.append(f"index={index}")
-        if mask & _INSTANCE_BIT:
-            shown.append(f"instance={instance}")
-        return cls(tuple(tests), index, instance, "UiSelector[" + ", ".join(shown) + "]")
 
     def matches(self, node: UiNode, index: int) -> bool:
         if self.index is not None and index != self.index:
             return False
         return all(test(node) for test in self.tests)
+
+
+@dataclass(frozen=True, slots=True)
+class U2Selector:
+    """A parsed selector: the first UiSelector and any child/sibling links after it."""
+
+    links: tuple[_Link, ...]
+
+    @property
+    def description(self) -> str:
+        text = self.links[0].description
+        for link in self.links[1:]:
+            text += f".{'childSelector' if link.relation == 'child' else 'fromParent'}({link.description})"
+        return text
+
+    @property
+    def instance(self) -> int:
+        return self.links[-1].instance
+
+    @classmethod
+    def parse(cls, raw: Any) -> U2Selector:
+        """Build from the client's dict. Raises `SelectorError` saying which field is wrong."""
+        first = _parse_link(raw, "")
+        relations = raw.get("childOrSibling") or []
+        subs = raw.get("childOrSiblingSelector") or []
+        if not isinstance(relations, list) or not isinstance(subs, list) or len(relations) != len(subs):
+            raise SelectorError(
+                "selector 'childOrSibling' and 'childOrSiblingSelector' must be lists of the same length"
+            )
+        links = [first]
+        for relation, sub in zip(relations, subs, strict=True):
+            if relation not in ("child", "sibling"):
+                raise SelectorError(f"selector 'childOrSibling' holds {relation!r}; use 'child' or 'sibling'")
+            if isinstance(sub, Mapping) and (sub.get("childOrSibling") or sub.get("childOrSiblingSelector")):
+                raise SelectorError(
+                    "a child or sibling selector cannot itself have children; chain them instead"
+                )
+            links.append(_parse_link(sub, relation))
+        return cls(tuple(links))
+
+    def with_instance(self, instance: int) -> U2Selector:
+        """The same selector with the last link's `instance` set (how the client numbers matches)."""
+        last = self.links[-1]
+        shown = f"{last.description[:-1]}, instance={instance}]"
+        return U2Selector(self.links[:-1] + (_Link(last.tests, last.index, instance, last.relation, shown),))
+
+
+def _parse_link(raw: Any, relation: str) -> _Link:
+    if not isinstance(raw, Mapping):
+        raise SelectorError(f"a selector must be a JSON object with a 'mask', got {type(raw).__name__}")
+    mask = raw.get("mask", 0)
+    if not isinstance(mask, int) or isinstance(mask, bool):
+        raise SelectorError(f"selector 'mask' must be an integer, got {mask!r}")
+    tests: list[Callable[[UiNode], bool]] = []
+    shown: list[str] = []
+    for name, bit, kind, getter in _STRING_FIELDS:
+        if mask & bit:
+            value = _field(raw, name, str)
+            tests.append(_string_test(name, kind, value, getter))
+            shown.append(f"{name}={value!r}")
+    for name, bit, bool_getter in _BOOL_FIELDS:
+        if mask & bit:
+            wanted = _field(raw, name, bool)
+            tests.append(_bool_test(wanted, bool_getter))
+            shown.append(f"{name}={wanted}")
+    index = _field(raw, "index", int) if mask & _INDEX_BIT else None
+    instance = _field(raw, "instance", int) if mask & _INSTANCE_BIT else 0
+    if index is not None:
+        shown.append(f"index={index}")
+    if mask & _INSTANCE_BIT:
+        shown.append(f"instance={instance}")
+    return _Link(tuple(tests), index, instance, relation, "UiSelector[" + ", ".join(shown) + "]")
 
 
 def _field(raw: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -205,17 +250,73 @@ def walk_visible(root: UiNode, width: int, height: int) -> Iterator[Located]:
 
 
 def locate_all(root: UiNode, selector: U2Selector, width: int, height: int) -> list[Located]:
-    """Every visible node the selector matches, ignoring `instance`, in document order."""
-    return [found for found in walk_visible(root, width, height) if selector.matches(found.node, found.index)]
+    """Every visible node the selector matches, in document order (the last link's `instance` ignored)."""
+    if len(selector.links) == 1:
+        first = selector.links[0]
+        return [
+            found for found in walk_visible(root, width, height) if first.matches(found.node, found.index)
+        ]
+    found_all: list[Located] = []
+    seen: set[int] = set()
+    for instance in range(sum(1 for _ in walk_visible(root, width, height))):
+        found = locate(root, selector.with_instance(instance), width, height)
+        if found is None:
+            break
+        if id(found.node) not in seen:
+            seen.add(id(found.node))
+            found_all.append(found)
+    return found_all
+
+
+@dataclass(slots=True)
+class _Parent:
+    node: UiNode
+    parent: _Parent | None
 
 
 def locate(root: UiNode, selector: U2Selector, width: int, height: int) -> Located | None:
-    """The node `selector` designates (its `instance`-th match), or None."""
-    wanted = selector.instance
-    seen = 0
-    for found in walk_visible(root, width, height):
-        if selector.matches(found.node, found.index):
-            if seen == wanted:
+    """The node `selector` designates (counting each link's `instance`), or None."""
+    return _Search(selector.links, Bounds(0, 0, width, height)).run(root)
+
+
+class _Search:
+    """QueryController.findNodeRegularRecursive over `UiNode`s, with one instance counter per link."""
+
+    def __init__(self, links: tuple[_Link, ...], screen: Bounds) -> None:
+        self.links = links
+        self.screen = screen
+        self.counts = [0] * len(links)
+
+    def run(self, root: UiNode) -> Located | None:
+        top = _Parent(root, None)
+        for index, window in enumerate(root.children):
+            found = self._visit(0, window, index, top)
+            if found is not None:
                 return found
-            seen += 1
-    return None
+        return None
+
+    def _take(self, level: int) -> bool:
+        # UiSelector.matchOrUpdateInstance: the instance-th match of this link is the one.
+        if self.counts[level] == self.links[level].instance:
+            return True
+        self.counts[level] += 1
+        return False
+
+    def _visit(self, level: int, node: UiNode, index: int, parent: _Parent) -> Located | None:
+        shown = visible_bounds(node.bounds, self.screen)
+        if shown is None:
+            return None
+        here: _Parent | None = _Parent(node, parent)
+        if self.links[level].matches(node, index) and self._take(level):
+            if level == len(self.links) - 1:
+                return Located(node, index, shown)
+            level += 1
+            if self.links[level].relation == "sibling":
+                here = parent if parent.parent is not None else None  # the hierarchy root has no node
+        if here is None:
+            return None
+        for child_index, child in enumerate(here.node.children):
+            found = self._visit(level, child, child_index, here)
+            if found is not None:
+                return found
+        return None

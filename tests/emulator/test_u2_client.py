@@ -205,3 +205,12 @@ def test_server_stops_with_its_stream_and_restarts(d, emulator_a: Emulator) -> N
     assert emulator_a.call(lambda device: 9008 not in device.device_ports)
     assert d.info["displayWidth"] == 1080  # the client relaunches the server on the failed call
     assert emulator_a.call(lambda device: 9008 in device.device_ports)
+
+
+def test_child_and_sibling_through_the_client(shop) -> None:  # type: ignore[no-untyped-def]
+    shop(text="Sign in").click()
+    orders = shop(resourceId="com.example.shop:id/orders")
+    assert orders.child(className="android.widget.TextView").get_text() == "Order 1003"
+    assert orders.child(className="android.widget.TextView")[2].get_text() == "Order 1001"
+    assert orders.child(className="android.widget.TextView").count == 3
+    assert shop(text="Order 1001").sibling(text="Order 1002").exists

@@ -101,13 +101,31 @@ def test_bad_params_are_32602_naming_the_parameter(u2: ServerOnLoop) -> None:
     assert "regular expression" in info.value.data
 
 
-def test_child_selectors_are_refused_with_a_hint(u2: ServerOnLoop) -> None:
-    sel = selector(text="Shop")
-    sel["childOrSibling"] = ["child"]
-    sel["childOrSiblingSelector"] = [selector(text="x")]
+def _chain(first: dict, *links: tuple[str, dict]) -> dict:  # type: ignore[type-arg]
+    chained = dict(first)
+    chained["childOrSibling"] = [relation for relation, _ in links]
+    chained["childOrSiblingSelector"] = [sub for _, sub in links]
+    return chained
+
+
+def test_child_and_sibling_selectors_search_like_uiautomator(u2: ServerOnLoop) -> None:
+    _launch_shop(u2)
+    u2.rpc("click", selector(text="Sign in"))
+    order_list = selector(resourceId="com.example.shop:id/orders")
+    rows = _chain(order_list, ("child", selector(className="android.widget.TextView")))
+    assert u2.rpc("getText", rows) == "Order 1003"
+    assert u2.rpc("count", rows) == 3
+    second = _chain(order_list, ("child", selector(className="android.widget.TextView", instance=1)))
+    assert u2.rpc("getText", second) == "Order 1002"
+    # fromParent: among the children of the matched node's parent, itself included
+    beside = _chain(selector(text="Order 1001"), ("sibling", selector(textStartsWith="Order 100")))
+    assert u2.rpc("getText", beside) == "Order 1003"
+    not_inside = _chain(selector(text="New order"), ("child", selector(text="Refresh")))
+    assert u2.rpc("exist", not_inside) is False
+    bad = _chain(selector(text="x"), ("cousin", selector(text="y")))
     with pytest.raises(RpcFailure) as info:
-        u2.rpc("exist", sel)
-    assert "xpath" in info.value.data
+        u2.rpc("exist", bad)
+    assert "'child' or 'sibling'" in info.value.data
 
 
 def test_parse_error_is_answered_not_dropped(u2: ServerOnLoop) -> None:
@@ -295,3 +313,13 @@ def test_scroll_forward_to_end_and_to_a_target(u2: ServerOnLoop) -> None:
     assert u2.rpc("scrollToEnd", scrollable, True, 50, 20) is True
     assert u2.rpc("scrollTo", scrollable, selector(text="Item 2"), True) is True  # above: scrolls back
     assert u2.rpc("scrollTo", scrollable, selector(text="Item 999"), True) is False
+
+
+def test_unmodelled_methods_say_what_to_use_instead(u2: ServerOnLoop) -> None:
+    with pytest.raises(RpcFailure) as info:
+        u2.rpc("childByText", selector(text="a"), selector(text="b"), "c")
+    assert info.value.message == "java.lang.UnsupportedOperationException"
+    assert "child(text=...)" in info.value.data
+    with pytest.raises(RpcFailure) as info:
+        u2.rpc("pinchIn", selector(text="a"), 50, 10)
+    assert "swipe or drag" in info.value.data
