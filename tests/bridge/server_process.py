@@ -63,6 +63,7 @@ class ServerProcess:
 
 def start_server(tmp_path: Path, **env: str) -> ServerProcess:
     """Migrate a SQLite file, make an account, start the server on it and wait until it answers."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     db_url = f"sqlite:///{tmp_path / 'server.db'}"
     engine = make_engine(db_url)
     upgrade(engine)
