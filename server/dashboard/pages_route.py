@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.errors import AppError, problems_from_validation
+from server.errors import AppError, NotFound, problems_from_validation
 
 # Set by `session.require_user` on request.state: the request's session and signed-in user.
 STATE_DB = "dashboard_db"
@@ -70,6 +70,11 @@ def _back_link(request: Request) -> str:
 
 def _detail(exc: Exception) -> tuple[int, str, str, dict[str, str]]:
     """(status, title, words for a person, headers) of an error a page raised."""
+    if isinstance(exc, NotFound):
+        # The services' words end with an API hint ("; list them with GET /api/v1/..."): a person
+        # on a page needs the page's version of it.
+        what = exc.message.split("; ", 1)[0]
+        return 404, _TITLES[404], f"{what}: it may have been removed, or the link is from another account", {}
     if isinstance(exc, AppError):
         return exc.status_code, _TITLES.get(exc.status_code, exc.title), exc.message, exc.headers
     if isinstance(exc, RequestValidationError):

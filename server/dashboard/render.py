@@ -37,10 +37,12 @@ def when(moment: datetime | str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def ago(moment: datetime | None) -> str:
+def ago(moment: datetime | str | None) -> str:
     """`just now`, `5 min ago`, `3 h ago`, `2 d ago`; `never` when None."""
     if moment is None:
         return "never"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     seconds = int((utcnow() - moment).total_seconds())
     if seconds < 60:
         return "just now"

@@ -55,19 +55,13 @@ class PageFilters:
 
 
 def _names(db: Session, account_id: str) -> tuple[dict[str, str], dict[str, str]]:
-    workflows = dict(
-        db.execute(
-            select(Workflow.id, Workflow.name)
-            .where(Workflow.account_id == account_id)
-            .order_by(Workflow.name)
-        )
-    )
-    devices = dict(
-        db.execute(
-            select(Device.id, Device.name).where(Device.account_id == account_id).order_by(Device.name)
-        )
-    )
-    return workflows, devices
+    workflow_rows = db.execute(
+        select(Workflow.id, Workflow.name).where(Workflow.account_id == account_id).order_by(Workflow.name)
+    ).all()
+    device_rows = db.execute(
+        select(Device.id, Device.name).where(Device.account_id == account_id).order_by(Device.name)
+    ).all()
+    return {row.id: row.name for row in workflow_rows}, {row.id: row.name for row in device_rows}
 
 
 def _table_context(
@@ -90,7 +84,7 @@ def bar_chart(per_day: list[dict[str, Any]], days: int = CHART_DAYS) -> dict[str
     """An SVG bar per day (success / failed+timeout / other, stacked) for the last `days` days."""
     counts = {row["day"]: row["counts"] for row in per_day}
     today = utcnow().date()
-    width, height, gap = 280, 70, 4
+    width, height, gap = 420, 64, 6
     bar_w = (width - gap * (days - 1)) / days
     series = []
     for offset in range(days - 1, -1, -1):
