@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from server.auth import CurrentAccount
 from server.errors import FieldProblem, ValidationFailed
 from server.runs.models import RunEvent
+from server.runs.sql import reader_engine
 
 POLL_INTERVAL_S = 0.5
 PING_INTERVAL_S = 15.0
@@ -68,7 +69,8 @@ class RunEventHub:
     """Tails `run_events` and fans rows out to subscriptions by account (one per process)."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        self._app_engine = engine
+        self._engine = reader_engine(engine)
         self._subscriptions: dict[str, set[Subscription]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -108,6 +110,8 @@ class RunEventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._engine is not self._app_engine:
+            self._engine.dispose()
 
     async def _ensure_running(self) -> None:
         loop = asyncio.get_running_loop()
@@ -223,6 +227,8 @@ def _parse_last_event_id(value: str | None) -> int | None:
 async def _stream(hub: RunEventHub, account_id: str, after_id: int | None) -> AsyncIterator[ServerSentEvent]:
     subscription = await hub.subscribe(account_id)
     try:
+        # Tells the client the subscription is live: whatever commits from now on reaches it.
+        yield ServerSentEvent(comment="subscribed")
         last = -1
         if after_id is not None:
             # Subscribed first, replayed second: anything committed in between is in both,

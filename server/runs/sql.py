@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, Engine, create_engine, event, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -41,3 +41,24 @@ def day_of(session: Session, column: Any) -> ColumnElement[Any]:
     if dialect_name(session) == "postgresql":
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
     return func.substr(column, 1, 10)
+
+
+def reader_engine(engine: Engine) -> Engine:
+    """An engine for reads that must not queue behind writers (the event tail, SSE replay).
+
+    The app's SQLite engine begins every transaction with BEGIN IMMEDIATE, i.e. takes the
+    write lock even to read. WAL lets plain readers go on beside a writer, so reads of the
+    event log use a second engine on the same file with pysqlite's default (deferred)
+    transactions and `query_only` on. PostgreSQL readers never block: the engine is shared.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    reader = create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(reader, "connect", _query_only)
+    return reader
+
+
+def _query_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only = ON")
+    cursor.close()

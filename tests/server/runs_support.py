@@ -7,7 +7,10 @@ a second machine would.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import queue
 import socket
 import subprocess
 import sys
@@ -112,7 +115,9 @@ def wait_until_up(base_url: str, timeout_s: float = 30.0) -> None:
 def serve_in_thread(app: FastAPI) -> Iterator[str]:
     """Serve `app` with uvicorn on a free port in a thread; yields the base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
@@ -177,3 +182,74 @@ def serve_in_subprocess(db_url: str, *, extra_env: dict[str, str] | None = None)
             process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+class SseReader:
+    """Reads `GET /api/v1/events` on its own event loop in a thread; events land in a queue.
+
+    Async so that `close()` can cancel the read at once (a blocking read cannot be interrupted).
+    """
+
+    def __init__(self, base_url: str, token: str, last_event_id: str | None = None) -> None:
+        self.events: queue.Queue[dict[str, str]] = queue.Queue()
+        self.comments: list[str] = []
+        self.subscribed = threading.Event()
+        self.status_code: int | None = None
+        self._headers = auth_header(token)
+        if last_event_id is not None:
+            self._headers["Last-Event-ID"] = last_event_id
+        self._base_url = base_url
+        self._loop = asyncio.new_event_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._task = self._loop.create_task(self._read())
+        with contextlib.suppress(asyncio.CancelledError):
+            self._loop.run_until_complete(self._task)
+        self._loop.close()
+
+    async def _read(self) -> None:
+        timeout = httpx.Timeout(30, read=None)
+        try:
+            async with (
+                httpx.AsyncClient(base_url=self._base_url, timeout=timeout) as client,
+                client.stream("GET", "/api/v1/events", headers=self._headers) as response,
+            ):
+                self.status_code = response.status_code
+                if response.status_code != 200:
+                    return
+                fields: dict[str, str] = {}
+                async for line in response.aiter_lines():
+                    if line.startswith(":"):
+                        self.comments.append(line[1:].strip())
+                        self.subscribed.set()
+                    elif line == "":
+                        if fields:
+                            self.events.put(fields)
+                            fields = {}
+                    else:
+                        name, _, value = line.partition(":")
+                        fields[name] = value[1:] if value.startswith(" ") else value
+        except httpx.HTTPError:
+            pass  # the server went away
+        finally:
+            self.subscribed.set()
+
+    def wait_subscribed(self, timeout_s: float = 10) -> None:
+        assert self.subscribed.wait(timeout_s), "the event stream did not open"
+        assert self.status_code == 200, f"the event stream answered {self.status_code}"
+
+    def next(self, timeout_s: float = 5) -> dict[str, str]:
+        return self.events.get(timeout=timeout_s)
+
+    def close(self) -> None:
+        if self._task is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(timeout=5)
+
+
+def auth_header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,128 @@
+"""run.updated over SSE through a real uvicorn server: delivery, replay, isolation, after commit."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from server.runs.events import get_hub
+from server.runs.models import Run, RunEvent
+from tests.server.factories import Db, auth, create_account, create_device, create_workflow
+from tests.server.runs_support import SseReader, new_run_id, run_report, serve_in_subprocess, serve_in_thread
+
+
+def _report(base_url: str, token: str, *runs: dict) -> None:
+    response = httpx.post(base_url + "/api/v1/runs.report", json={"runs": list(runs)}, headers=auth(token))
+    assert response.status_code == 200, response.text
+
+
+def test_run_updated_after_report_replay_and_isolation(app: FastAPI, db: Db) -> None:
+    app.state.sse_ping_s = 0.3
+    acc, other = create_account(db), create_account(db)
+    dev, other_dev = create_device(db, acc.id), create_device(db, other.id)
+    wf, other_wf = create_workflow(db, acc.id), create_workflow(db, other.id)
+    rid = new_run_id()
+    with serve_in_thread(app) as base_url:
+        mine, theirs = SseReader(base_url, acc.token), SseReader(base_url, other.token)
+        try:
+            mine.wait_subscribed()
+            theirs.wait_subscribed()
+            _report(base_url, other_dev.token, run_report(new_run_id(), other_wf, steps=1))
+            started = time.monotonic()
+            _report(base_url, dev.token, run_report(rid, wf, steps=2))
+            first = mine.next()
+            assert time.monotonic() - started < 1.0
+            assert first["event"] == "run.updated"
+            payload = json.loads(first["data"])
+            assert payload["id"] == rid
+            assert payload["status"] == "running"
+            assert payload["traceLen"] == 2
+            assert "trace" not in payload
+            # the event exists only for committed data: the run is there as the event says
+            with db.session_factory() as session:
+                assert session.get(Run, rid).trace_len == 2
+
+            _report(base_url, dev.token, run_report(rid, wf, steps=2))  # unchanged: no event
+            _report(base_url, dev.token, run_report(rid, wf, status="success", steps=3))
+            second = mine.next()
+            assert json.loads(second["data"])["status"] == "success"
+            assert int(second["id"]) > int(first["id"])
+
+            # the other account saw only its own run
+            their_event = json.loads(theirs.next()["data"])
+            assert their_event["id"] != rid
+            assert theirs.events.empty()
+            time.sleep(0.5)
+            assert any(comment.startswith("ping") for comment in mine.comments)
+        finally:
+            mine.close()
+            theirs.close()
+
+        # a reconnecting client gets what it missed after its Last-Event-ID, then live events
+        replay = SseReader(base_url, acc.token, last_event_id=first["id"])
+        try:
+            replay.wait_subscribed()
+            replayed = replay.next()
+            assert replayed["id"] == second["id"]
+            assert json.loads(replayed["data"])["status"] == "success"
+            _report(base_url, dev.token, run_report(new_run_id(), wf, steps=1))
+            live = replay.next()
+            assert int(live["id"]) > int(second["id"])
+        finally:
+            replay.close()
+
+        bad = httpx.get(base_url + "/api/v1/events", headers={**auth(acc.token), "Last-Event-ID": "x"})
+        assert bad.status_code == 422
+        assert httpx.get(base_url + "/api/v1/events").status_code == 401
+
+
+def test_uncommitted_events_are_not_sent(app: FastAPI, db: Db) -> None:
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    rid = new_run_id()
+    with serve_in_thread(app) as base_url:
+        _report(base_url, dev.token, run_report(rid, wf, steps=1))
+        with db.session_factory() as session:
+            last_id = session.scalar(select(RunEvent.id).order_by(RunEvent.id.desc()).limit(1))
+        reader = SseReader(base_url, acc.token, last_event_id=str(last_id))
+        try:
+            reader.wait_subscribed()
+            # A transaction that writes an event and has not committed: nobody may see it.
+            session = db.session_factory()
+            session.add(RunEvent(account_id=acc.id, run_id=rid, payload={"id": rid, "status": "bogus"}))
+            session.flush()
+            if db.kind == "postgresql":  # SQLite's one writer would block the reporting below
+                get_hub(app).notify()
+                time.sleep(0.8)
+                assert reader.events.empty()
+            session.rollback()
+            session.close()
+            _report(base_url, dev.token, run_report(rid, wf, steps=2))
+            event = json.loads(reader.next()["data"])
+            assert event["traceLen"] == 2
+            assert event["status"] == "running"
+        finally:
+            reader.close()
+
+
+def test_events_written_by_another_server_process_arrive(app: FastAPI, db: Db) -> None:
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    rid = new_run_id()
+    with serve_in_thread(app) as here, serve_in_subprocess(db.url) as there:
+        reader = SseReader(here, acc.token)
+        try:
+            reader.wait_subscribed()
+            started = time.monotonic()
+            _report(there, dev.token, run_report(rid, wf, steps=1))
+            event = reader.next(timeout_s=5)
+            assert json.loads(event["data"])["id"] == rid
+            assert time.monotonic() - started < 1.5  # the tail polls every 0.5 s
+        finally:
+            reader.close()
