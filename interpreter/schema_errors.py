@@ -37,7 +37,7 @@ _FIELD_HINTS = {
     "id": "give the node an id: letters, digits, '_' and '-', starting with a letter",
     "kind": "give the node a kind: one of " + ", ".join(NODE_KINDS),
     "params": "add params: an object with the kind's parameters",
-    "timeoutS": "a run may last at most 600 s; lower timeoutS",
+    "timeoutS": "timeoutS is the run's time cap in seconds: 1 to 600",
     "max": "retry.max counts extra attempts after the first: 0 to 10",
     "delayMs": "delayMs is the pause between attempts in milliseconds: 0 or more",
 }
@@ -268,10 +268,14 @@ def _bound(ctx: _Context) -> Iterator[Problem]:
         "exclusiveMinimum": "not above",
         "exclusiveMaximum": "not below",
     }[str(keyword)]
+    bound = "at least" if keyword in ("minimum", "exclusiveMinimum") else "at most"
+    hint = f"use a value of {bound} {limit}"
+    if ctx.inner[:1] == ["retry"] or not ctx.in_node and len(ctx.path) == 1:
+        hint = _FIELD_HINTS.get(str(last), hint)  # the hints of top-level and retry fields
     yield Problem(
         ctx.pointer,
         f"{ctx.field} is {value}, {words} {limit}",
-        _FIELD_HINTS.get(str(last), f"use a value within the allowed range ({words.split()[-1]} {limit})"),
+        hint,
     )
 
 

@@ -36,7 +36,7 @@ __all__ = ["Problem", "errors_only", "validate"]
 Path = tuple[str | int, ...]
 Check = Callable[[Any, "Denylist | None"], Iterable[Problem]]
 
-_NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_NODE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _MAX_MESSAGE = 300
 
 
@@ -155,7 +155,7 @@ def check_edges(definition: Any, denylist: Denylist | None) -> Iterator[Problem]
         return
     ids = node_index(definition)
     start = definition.get("start")
-    if isinstance(start, str) and _NODE_ID.match(start) and start not in ids:
+    if isinstance(start, str) and _NODE_ID.fullmatch(start) and start not in ids:
         yield _missing_target(("start",), start, ids, "start names ")
     for position, node in iter_nodes(definition):
         if node.get("kind") == "control.fail":
@@ -167,7 +167,7 @@ def check_edges(definition: Any, denylist: Denylist | None) -> Iterator[Problem]
         elif isinstance(nxt, Mapping):
             targets.extend((("nodes", position, "next", str(key)), value) for key, value in nxt.items())
         for where, target in targets:
-            if isinstance(target, str) and _NODE_ID.match(target) and target not in ids:
+            if isinstance(target, str) and _NODE_ID.fullmatch(target) and target not in ids:
                 yield _missing_target(where, target, ids, "")
 
 
