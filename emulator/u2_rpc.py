@@ -1,36 +1,36 @@
-"""The uiautomator2 server's JSON-RPC: the envelope, parameter checks, and every method.
+"""The uiautomator2 server's JSON-RPC: the envelope, dispatch, and the device-level methods.
 
 Requests are `{"jsonrpc": "2.0", "id": N, "method": M, "params": [...]}` (`{}` for none). Answers
 always carry `result` (null for void methods) or `error`; error messages are the Java exception
 names the client looks for (`...UiObjectNotFoundException` becomes its `UiObjectNotFoundError`).
 
 The methods work on the device's `PhoneState` through the same model code as the simulator.
-Object methods (`objInfo`, `setText`, ...) find nodes with `emulator.u2_selectors`, which follows
-UiSelector's rules. Everything runs on the device's asyncio loop, so the phone is only touched
-from one thread; waits (`waitForExists`) sleep on that loop and poll the phone.
+This module has the device-level ones (info, dump, screenshot, keys, gestures, clipboard, toasts);
+the selector-based ones (`objInfo`, `setText`, scrolling, ...) are in `emulator.u2_objects`, and
+find nodes with `emulator.u2_selectors`, which follows UiSelector's rules. Everything runs on the
+device's asyncio loop, so the phone is only touched from one thread; waits (`waitForExists`)
+sleep on that loop and poll the phone.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
-from emulator.u2_params import NOT_FOUND, Params, RpcError
-from emulator.u2_selectors import Located, SelectorError, U2Selector, locate, locate_all
-from interpreter.appmodel import PhoneState
-from interpreter.hierarchy import Bounds, UiNode, to_android_xml
+from emulator.u2_objects import ObjectMethods, U2Host, swipe_within
+from emulator.u2_params import Params, RpcError
+from emulator.u2_selectors import SelectorError
+from interpreter.hierarchy import UiNode, to_android_xml
 
 __all__ = ["U2Host", "U2Rpc"]
 
 logger = logging.getLogger(__name__)
 
-_POLL_S = 0.05
 _DEFAULT_DENSITY = 420
 
 # Key names uiautomator's pressKey accepts, as PhoneState.press_key names them (None: no effect
@@ -52,24 +52,14 @@ _KEY_CODES: dict[int, str] = {
 _META_SHIFT = 0x1
 
 
-class U2Host(Protocol):
-    """What the server needs from the virtual device (H4a's `VirtualDevice` has these)."""
-
-    @property
-    def phone(self) -> PhoneState: ...
-
-    @property
-    def props(self) -> Mapping[str, str]: ...
-
-
 Handler = Callable[[Params], Awaitable[Any]]
 
 
-class U2Rpc:
+class U2Rpc(ObjectMethods):
     """Dispatches JSON-RPC calls to methods over one device's phone state."""
 
     def __init__(self, device: U2Host) -> None:
-        self._device = device
+        super().__init__(device)
         self.screen_on = True
         self.rotation = 0
         self._touch_down: tuple[float, float, float] | None = None
@@ -77,10 +67,6 @@ class U2Rpc:
         self._methods: dict[str, Handler] = {
             name.removeprefix("rpc_"): getattr(self, name) for name in dir(self) if name.startswith("rpc_")
         }
-
-    @property
-    def phone(self) -> PhoneState:
-        return self._device.phone
 
     @property
     def method_names(self) -> list[str]:
@@ -131,43 +117,6 @@ class U2Rpc:
             ) from exc
 
     # --- helpers ----------------------------------------------------------------------------
-
-    def _size(self) -> tuple[int, int]:
-        return self.phone.width, self.phone.height
-
-    def _find(self, selector: U2Selector) -> Located | None:
-        width, height = self._size()
-        return locate(self.phone.hierarchy(), selector, width, height)
-
-    def _must_find(self, selector: U2Selector) -> Located:
-        found = self._find(selector)
-        if found is None:
-            raise RpcError(
-                NOT_FOUND, "androidx.test.uiautomator.UiObjectNotFoundException", selector.description
-            )
-        return found
-
-    async def _wait_for(self, selector: U2Selector, timeout_ms: int, present: bool) -> bool:
-        deadline = time.monotonic() + max(timeout_ms, 0) / 1000
-        while True:
-            if (self._find(selector) is not None) == present:
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            await asyncio.sleep(min(_POLL_S, left))
-
-    def _tap(self, x: float, y: float) -> None:
-        self.phone.tap(int(x), int(y))
-
-    def _tap_node(self, found: Located) -> None:
-        x, y = found.visible.center
-        self.phone.tap(x, y)
-
-    def _swipe(self, fx: float, fy: float, tx: float, ty: float, steps: int) -> None:
-        # The app model scrolls by distance only; the duration (steps × 5 ms) does not matter to it.
-        del steps
-        self.phone.swipe(fx, fy, tx, ty)
 
     def _key(self, name: str) -> bool:
         if name == "power":
@@ -317,7 +266,7 @@ class U2Rpc:
             found = self._must_find(p.selector(0))
             direction = p.string(1, "direction").lower()
             steps = p.integer(2, "steps", 10)
-            self._swipe(*_swipe_within(found.visible, direction, p), steps)
+            self._swipe(*swipe_within(found.visible, direction, p), steps)
             return True
         fx, fy, tx, ty = (p.number(i, name) for i, name in enumerate(("fromX", "fromY", "toX", "toY")))
         self._swipe(fx, fy, tx, ty, p.integer(4, "steps", 55))
@@ -382,171 +331,6 @@ class U2Rpc:
             raise p.bad(f"key code {code} is not supported by the phoneflow emulator")
         return self._key(name)
 
-    # --- objects ---------------------------------------------------------------------------
-
-    async def rpc_exist(self, p: Params) -> bool:
-        return self._find(p.selector(0)) is not None
-
-    async def rpc_waitForExists(self, p: Params) -> bool:
-        return await self._wait_for(p.selector(0), p.integer(1, "timeout", 0), present=True)
-
-    async def rpc_waitUntilGone(self, p: Params) -> bool:
-        return await self._wait_for(p.selector(0), p.integer(1, "timeout", 0), present=False)
-
-    async def rpc_count(self, p: Params) -> int:
-        width, height = self._size()
-        return len(locate_all(self.phone.hierarchy(), p.selector(0), width, height))
-
-    async def rpc_objInfo(self, p: Params) -> dict[str, Any]:
-        return _obj_info(self._must_find(p.selector(0)))
-
-    async def rpc_objInfoOfAllInstances(self, p: Params) -> list[dict[str, Any]]:
-        width, height = self._size()
-        return [
-            _obj_info(found) for found in locate_all(self.phone.hierarchy(), p.selector(0), width, height)
-        ]
-
-    async def rpc_getText(self, p: Params) -> str:
-        return self._must_find(p.selector(0)).node.text
-
-    async def rpc_setText(self, p: Params) -> bool:
-        found = self._must_find(p.selector(0))
-        text = p.optional_string(1, "text") or ""
-        if not found.node.editable:
-            return False  # ACTION_SET_TEXT fails on a widget that takes no text
-        # Focus without clicking: setting text runs no click handlers on a real phone either.
-        self.phone.set_focus(found.node.bounds)
-        self.phone.clear_text()
-        if text:
-            self.phone.input_text(text)
-        return True
-
-    async def rpc_clearTextField(self, p: Params) -> None:
-        found = self._must_find(p.selector(0))
-        if found.node.editable:
-            self.phone.set_focus(found.node.bounds)
-            self.phone.clear_text()
-
-    # --- scrolling -------------------------------------------------------------------------
-
-    async def _scroll_once(self, p: Params, forward: bool, steps: int, vertical: bool | None = None) -> bool:
-        """One swipe across the scrollable; True when the screen changed (there was more to see)."""
-        found = self._must_find(p.selector(0))
-        if vertical is None:
-            vertical = p.boolean(1, "isVertical", True)
-        before = _fingerprint(self.phone.hierarchy())
-        direction = ("up" if forward else "down") if vertical else ("left" if forward else "right")
-        self._swipe(*_swipe_within(found.visible, direction, p), steps)
-        return _fingerprint(self.phone.hierarchy()) != before
-
-    async def rpc_scrollForward(self, p: Params) -> bool:
-        return await self._scroll_once(p, True, p.integer(2, "steps", 55))
-
-    async def rpc_scrollBackward(self, p: Params) -> bool:
-        return await self._scroll_once(p, False, p.integer(2, "steps", 55))
-
-    async def rpc_flingForward(self, p: Params) -> bool:
-        return await self._scroll_once(p, True, 5)
-
-    async def rpc_flingBackward(self, p: Params) -> bool:
-        return await self._scroll_once(p, False, 5)
-
-    async def _scroll_all(self, p: Params, forward: bool, steps: int) -> bool:
-        max_swipes = p.integer(2, "maxSwipes", 500)
-        for _ in range(max_swipes):
-            if not await self._scroll_once(p, forward, steps):
-                break
-        return True
-
-    async def rpc_scrollToBeginning(self, p: Params) -> bool:
-        return await self._scroll_all(p, False, p.integer(3, "steps", 55))
-
-    async def rpc_scrollToEnd(self, p: Params) -> bool:
-        return await self._scroll_all(p, True, p.integer(3, "steps", 55))
-
-    async def rpc_flingToBeginning(self, p: Params) -> bool:
-        return await self._scroll_all(p, False, 5)
-
-    async def rpc_flingToEnd(self, p: Params) -> bool:
-        return await self._scroll_all(p, True, 5)
-
-    async def rpc_scrollTo(self, p: Params) -> bool:
-        """Scroll forward until `params[1]` shows (`[scrollable, target, isVertical]`)."""
-        target = p.selector(1)
-        vertical = p.boolean(2, "isVertical", True)
-        for forward in (True, False):  # below first, then back up above where we started
-            for _ in range(30):  # UiScrollable's default maximum number of swipes
-                if self._find(target) is not None:
-                    return True
-                if not await self._scroll_once(p, forward, 55, vertical):
-                    break
-        return self._find(target) is not None
-
-    # --- what the emulator does not model --------------------------------------------------
-
-    async def _no_multi_touch(self, p: Params) -> Any:
-        raise RpcError(
-            -32001,
-            "java.lang.UnsupportedOperationException",
-            f"{p.method} is not supported by the phoneflow emulator: the app model has no multi-touch "
-            "gestures; use swipe or drag",
-        )
-
-    async def _no_handles(self, p: Params) -> Any:
-        raise RpcError(
-            -32001,
-            "java.lang.UnsupportedOperationException",
-            f"{p.method} is not supported by the phoneflow emulator: it returns a handle to an object kept "
-            "in the server, which this server does not keep; use d(...).child(text=...) or "
-            "d(...).sibling(...) selectors, or d.xpath(...)",
-        )
-
-    rpc_gesture = rpc_pinchIn = rpc_pinchOut = _no_multi_touch
-    rpc_childByText = rpc_childByDescription = rpc_childByInstance = _no_handles
-    rpc_getChild = rpc_getFromParent = _no_handles
-
-
-def _obj_info(found: Located) -> dict[str, Any]:
-    node = found.node
-    return {
-        "bounds": _bounds_dict(node.bounds),
-        "visibleBounds": _bounds_dict(found.visible),
-        "childCount": len(node.children),
-        "className": node.class_name,
-        "contentDescription": node.content_desc or None,
-        "packageName": node.package,
-        "resourceName": node.resource_id or None,
-        "text": node.text,
-        "checkable": node.checkable,
-        "checked": node.checked,
-        "clickable": node.clickable,
-        "enabled": node.enabled,
-        "focusable": node.clickable or node.editable,
-        "focused": node.focused,
-        "longClickable": False,
-        "scrollable": node.scrollable,
-        "selected": node.selected,
-    }
-
-
-def _bounds_dict(bounds: Bounds) -> dict[str, int]:
-    return {"top": bounds.top, "bottom": bounds.bottom, "left": bounds.left, "right": bounds.right}
-
-
-def _swipe_within(bounds: Bounds, direction: str, p: Params) -> tuple[int, int, int, int]:
-    """A finger path across the middle 80% of `bounds`, moving in `direction`."""
-    cx, cy = bounds.center
-    dx, dy = bounds.width * 2 // 5, bounds.height * 2 // 5
-    paths = {
-        "up": (cx, cy + dy, cx, cy - dy),
-        "down": (cx, cy - dy, cx, cy + dy),
-        "left": (cx + dx, cy, cx - dx, cy),
-        "right": (cx - dx, cy, cx + dx, cy),
-    }
-    if direction not in paths:
-        raise p.bad(f"direction must be one of up, down, left, right, got {direction!r}")
-    return paths[direction]
-
 
 def _keycode_char(code: int, shift: bool) -> str | None:
     if 7 <= code <= 16:  # KEYCODE_0..KEYCODE_9
@@ -571,7 +355,3 @@ def _depth(node: UiNode) -> int:
 def _copy_to_depth(node: UiNode, levels: int) -> UiNode:
     children = [_copy_to_depth(child, levels - 1) for child in node.children] if levels > 0 else []
     return replace(node, children=children)
-
-
-def _fingerprint(root: UiNode) -> tuple[tuple[str, str, Bounds], ...]:
-    return tuple((n.text, n.resource_id, n.bounds) for n in root.walk())
