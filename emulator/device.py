@@ -12,6 +12,7 @@ What other parts of the emulator use (all on the device's asyncio loop, never fr
   (`emulator.u2server.U2Server`) with `port` mapped while the block runs
 - `display_size()` → (1080, 2340), `density` → 420
 - `connected: asyncio.Event` — set while at least one adb transport is connected
+- `reboot()` — drop every transport and start the phone afresh (what `adb reboot` does)
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class VirtualDevice:
         self.serial = f"emulator-{console_port}"
         self.props: dict[str, str] = properties.default_properties(console_port)
         self.fs = FileSystem()
+        self.apps = apps
         self.phone = PhoneState(apps)
         self.system_packages: tuple[str, ...] = SYSTEM_PACKAGES
         self.device_ports: dict[int, int] = {}
@@ -108,6 +110,18 @@ class VirtualDevice:
         if not self.sessions:
             self.connected.clear()
         log.info("%s: adb transport from %s closed", self.serial, session.peer)
+
+    def reboot(self) -> None:
+        """`adb reboot`: every transport drops, apps and in-device servers stop, the files stay.
+
+        The adb server reconnects on its own (it retries the port, and the device announces
+        itself again), so `adb wait-for-device` returns once it is back.
+        """
+        for session in list(self.sessions):
+            session.writer.close()
+        self.phone = PhoneState(self.apps)
+        self._app_pids.clear()
+        self._task_ids.clear()
 
     # -- in-device servers --------------------------------------------------------------------
     def map_port(self, device_port: int, host_port: int) -> None:

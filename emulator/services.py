@@ -5,6 +5,8 @@
     exec:CMD                  raw output, as `adb exec-out` uses
     sync:                     file transfer (`emulator.sync`)
     tcp:PORT                  a byte pipe to a server inside the device (refused when none listens)
+    reboot:                   drop every transport and start the phone afresh
+    root:, unroot:, remount:  answered with why they do not apply
 
 An empty command opens an interactive shell with a small line editor, as `adb shell`
 does on a terminal. Limits: a command's stdin is empty (input sent on a stream with a
@@ -47,8 +49,22 @@ async def open_service(device: VirtualDevice, name: str) -> Handler | None:
         return lambda stream: serve_sync(device.fs, stream)
     if name.startswith("tcp:"):
         return await _open_tcp(device, name)
+    if name.startswith(("root:", "unroot:", "remount:", "reboot:")):
+        return lambda stream: _system(device, name.partition(":")[0], stream)
     log.info("refusing adb service %r", name)
     return None
+
+
+async def _system(device: VirtualDevice, service: str, stream: AdbStream) -> None:
+    if service == "reboot":
+        device.reboot()  # drops this transport too, as a phone going down does
+        return
+    messages = {
+        "root": "adbd cannot run as root in production builds\n",
+        "unroot": "adbd not running as root\n",
+        "remount": "remount is not supported: this virtual device has no system partition\n",
+    }
+    await stream.write(messages[service].encode())
 
 
 async def _shell_v1(device: VirtualDevice, command: str, stream: AdbStream) -> None:

@@ -140,3 +140,14 @@ def test_a_taken_port_is_reported(emulator: Emulator) -> None:
     clash.stop()
     with pytest.raises(EmulatorError, match="even number"):
         Emulator(console_port=5555)
+
+
+def test_reboot_drops_the_transport_and_starts_the_phone_afresh(emulator: Emulator) -> None:
+    serial = emulator.serial
+    adb_run("shell", "monkey -p com.example.shop 1; echo kept > /sdcard/f", serial=serial)
+    assert emulator.call(lambda d: d.phone.foreground_package()) == "com.example.shop"
+    assert adb_run("reboot", serial=serial).returncode == 0
+    assert adb_run("wait-for-device", serial=serial, timeout=20).returncode == 0
+    assert adb_run("shell", "cat /sdcard/f", serial=serial).stdout == "kept\n"
+    assert emulator.call(lambda d: d.phone.running_packages()) == []
+    assert "cannot run as root" in adb_run("root", serial=serial).stdout
