@@ -19,7 +19,7 @@ import io
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Protocol, TypeVar
 
 from PIL import Image, ImageDraw, ImageFont
@@ -43,6 +43,7 @@ _TOAST_FILL = (60, 64, 67)
 _TOOLBAR_FILL = (232, 240, 254)
 
 _TEXT_SIZE = 42  # 16 sp at 420 dpi
+_MIN_TEXT_SIZE = 20  # smaller than this nobody reads it on a phone-sized picture
 _TOAST_ID = "android:id/message"
 _CACHE_SIZE = 8
 
@@ -247,21 +248,43 @@ def _text_in(
     """Draw one line of `text` inside `box`, shrinking then cutting it with … when it does not fit."""
     if not text:
         return
-    text = " ".join(text.split())
-    room_w, room_h = box[2] - box[0] - 32, box[3] - box[1]
-    if room_w <= 0 or room_h <= 8:
+    width, height = box[2] - box[0], box[3] - box[1]
+    pad = min(16, width // 10)
+    fitted = _fit(" ".join(text.split()), width - 2 * pad, height)
+    if fitted is None:
         return
-    size = max(12, min(_TEXT_SIZE, int(room_h * 0.6)))
-    font = _font(size)
-    if draw.textlength(text, font=font) > room_w:
-        while len(text) > 1 and draw.textlength(text + "…", font=font) > room_w:
-            text = text[:-1]
-        text += "…"
-    cy = (box[1] + box[3]) // 2
+    line, size = fitted
+    font, cy = _font(size), (box[1] + box[3]) // 2
     if centered:
-        draw.text(((box[0] + box[2]) // 2, cy), text, fill=fill, font=font, anchor="mm")
+        draw.text(((box[0] + box[2]) // 2, cy), line, fill=fill, font=font, anchor="mm")
     else:
-        draw.text((box[0] + 16, cy), text, fill=fill, font=font, anchor="lm")
+        draw.text((box[0] + pad, cy), line, fill=fill, font=font, anchor="lm")
+
+
+@lru_cache(maxsize=4096)
+def _fit(text: str, room_w: int, room_h: int) -> tuple[str, int] | None:
+    """The line and font size that fit `room_w`×`room_h`: smaller type first, then a cut with ….
+
+    Cached: the same labels are drawn again on every frame of the same screen.
+    """
+    if not text or room_w <= 4 or room_h <= 8:
+        return None
+    size = max(_MIN_TEXT_SIZE, min(_TEXT_SIZE, int(room_h * 0.6)))
+    length = _font(size).getlength(text)
+    if length > room_w and size > _MIN_TEXT_SIZE:
+        size = max(_MIN_TEXT_SIZE, int(size * room_w / length))
+        length = _font(size).getlength(text)
+    if length <= room_w:
+        return text, size
+    font = _font(size)
+    low, high = 0, len(text)  # the longest prefix that fits with the ellipsis
+    while low < high:
+        mid = (low + high + 1) // 2
+        if font.getlength(text[:mid] + "…") <= room_w:
+            low = mid
+        else:
+            high = mid - 1
+    return (text[: max(low, 1)] + "…"), size
 
 
 def _draw_status_bar(draw: ImageDraw.ImageDraw, width: int, clock: str) -> None:
