@@ -49,6 +49,8 @@ class Announcer:
         self.server_port = server_port
         # Set once an adb server accepted an announcement (it will connect to us shortly).
         self.heard = asyncio.Event()
+        # Set once the first announcement was tried, heard or not.
+        self.tried = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -67,4 +69,5 @@ class Announcer:
                 if await announce(self.adb_port, self.server_port):
                     self.heard.set()
                     log.debug("announced host:emulator:%d to the adb server", self.adb_port)
+                self.tried.set()
             await asyncio.sleep(ANNOUNCE_INTERVAL_S)

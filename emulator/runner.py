@@ -169,7 +169,7 @@ class Emulator:
             raise EmulatorError(str(self._error)) from self._error
         service = self._require_service()
         # Only wait for adb when a server answered our announcement; without one the device is ready as is.
-        if self._run(self._heard(service, min(timeout, 0.5)), timeout) and not self._run(
+        if self._run(self._heard(service, timeout), timeout + 1) and not self._run(
             service.wait_adb(timeout), timeout + 1
         ):
             raise EmulatorError(
@@ -179,8 +179,9 @@ class Emulator:
 
     @staticmethod
     async def _heard(service: EmulatorService, timeout: float) -> bool:
+        """Whether an adb server heard the first announcement (or already connected by its own scan)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(service.announcer.heard.wait(), timeout)
+            await asyncio.wait_for(service.announcer.tried.wait(), timeout)
         return service.announcer.heard.is_set() or service.device.connected.is_set()
 
     def stop(self, timeout: float = 5.0) -> None:
