@@ -93,8 +93,11 @@ class ObjectMethods(PhoneMethods):
         return await self._wait_for(p.selector(0), p.integer(1, "timeout", 0), present=False)
 
     async def rpc_count(self, p: Params) -> int:
+        selector = p.selector(0)
+        if selector.links[0].instance_set:  # as AutomatorServiceImpl.count: that one instance or none
+            return 1 if self._find(selector) is not None else 0
         width, height = self._size()
-        return len(locate_all(self.phone.hierarchy(), p.selector(0), width, height))
+        return len(locate_all(self.phone.hierarchy(), selector, width, height))
 
     async def rpc_objInfo(self, p: Params) -> dict[str, Any]:
         return _obj_info(self._must_find(p.selector(0)))

@@ -110,6 +110,7 @@ class _Link:
     instance: int
     relation: str  # "" for the first link, else "child" or "sibling"
     description: str
+    instance_set: bool = False  # the mask names `instance` (count() then answers 0 or 1, as the real server)
 
     def matches(self, node: UiNode, index: int) -> bool:
         if self.index is not None and index != self.index:
@@ -158,8 +159,10 @@ class U2Selector:
     def with_instance(self, instance: int) -> U2Selector:
         """The same selector with the last link's `instance` set (how the client numbers matches)."""
         last = self.links[-1]
-        shown = f"{last.description[:-1]}, instance={instance}]"
-        return U2Selector(self.links[:-1] + (_Link(last.tests, last.index, instance, last.relation, shown),))
+        head = last.description.removesuffix("]").split("instance=")[0].removesuffix(", ")
+        shown = f"{head}{'' if head.endswith('[') else ', '}instance={instance}]"
+        link = _Link(last.tests, last.index, instance, last.relation, shown, instance_set=True)
+        return U2Selector(self.links[:-1] + (link,))
 
 
 def _parse_link(raw: Any, relation: str) -> _Link:
@@ -186,7 +189,10 @@ def _parse_link(raw: Any, relation: str) -> _Link:
         shown.append(f"index={index}")
     if mask & _INSTANCE_BIT:
         shown.append(f"instance={instance}")
-    return _Link(tuple(tests), index, instance, relation, "UiSelector[" + ", ".join(shown) + "]")
+    description = "UiSelector[" + ", ".join(shown) + "]"
+    return _Link(
+        tuple(tests), index, instance, relation, description, instance_set=bool(mask & _INSTANCE_BIT)
+    )
 
 
 def _field(raw: Mapping[str, Any], name: str, kind: type) -> Any:

@@ -183,6 +183,8 @@ def test_selector_semantics(u2: ServerOnLoop) -> None:
     rows = selector(resourceId="com.example.shop:id/order_row")
     assert u2.rpc("count", rows) == 3
     assert u2.rpc("getText", {**rows, "instance": 1, "mask": rows["mask"] | 0x1000000}) == "Order 1002"
+    assert u2.rpc("count", selector(resourceId="com.example.shop:id/order_row", instance=2)) == 1
+    assert u2.rpc("count", selector(resourceId="com.example.shop:id/order_row", instance=5)) == 0
     assert u2.rpc("exist", selector(textContains="rder 100")) is True
     assert u2.rpc("exist", selector(textContains="ORDER")) is False  # case-sensitive, as UiSelector
     assert u2.rpc("exist", selector(textMatches=r"Order \d+")) is True
