@@ -37,7 +37,9 @@ STATIC_TYPES = {".css": "text/css", ".js": "text/javascript"}
 
 def _safe_next(target: str) -> str:
     """Only same-site paths: never redirect a signed-in person to another site."""
-    return target if target.startswith("/") and not target.startswith("//") else "/runs"
+    # Browsers read `/\\host` like `//host`: a backslash is refused along with a second slash.
+    same_site = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if same_site else "/runs"
 
 
 @router.get("/", response_class=RedirectResponse)

@@ -53,6 +53,16 @@ def ago(moment: datetime | str | None) -> str:
     return f"{seconds // 86400} d ago"
 
 
+# Pages hold account data and one-time secrets (a new token, a pairing code): never cached, never
+# framed by another site (clickjacking a "Revoke" button), and no address leaks to other sites.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
 TEMPLATES.env.filters["duration"] = duration
 TEMPLATES.env.filters["when"] = when
 TEMPLATES.env.filters["ago"] = ago
@@ -62,9 +72,11 @@ def page(
     request: Request, name: str, user: DashboardUser | None, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     """Render a full page (or a fragment: names starting with `_`)."""
-    return TEMPLATES.TemplateResponse(
+    response = TEMPLATES.TemplateResponse(
         request,
         name,
         {"user": user, "csrf": user.csrf_token if user else "", "path": request.url.path, **context},
         status_code=status_code,
     )
+    response.headers.update(PAGE_HEADERS)
+    return response

@@ -57,13 +57,16 @@ def test_sign_in_sets_a_httponly_samesite_lax_cookie_and_goes_to_next(client: Te
     assert "samesite=lax" in flags
     assert "path=/" in flags
     assert "secure" not in flags  # plain http here; https requests get Secure
-    assert client.get("/devices").status_code == 200
+    page = client.get("/devices")
+    assert page.status_code == 200
+    assert page.headers["x-frame-options"] == "DENY"  # no clickjacking of the forms
+    assert page.headers["cache-control"] == "no-store"  # pages may show one-time secrets
     assert account.email in client.get("/runs").text
 
 
 def test_sign_in_never_redirects_to_another_site(client: TestClient, db: Db) -> None:
     account = create_account(db)
-    for target in ["//evil.example/x", "https://evil.example/", "evil"]:
+    for target in ["//evil.example/x", "/\\evil.example/x", "https://evil.example/", "evil"]:
         client.cookies.clear()
         answer = client.post(
             "/signin",
