@@ -214,3 +214,15 @@ def test_child_and_sibling_through_the_client(shop) -> None:  # type: ignore[no-
     assert orders.child(className="android.widget.TextView")[2].get_text() == "Order 1001"
     assert orders.child(className="android.widget.TextView").count == 3
     assert shop(text="Order 1001").sibling(text="Order 1002").exists
+
+
+def test_touch_events_long_click_and_drag(shop) -> None:  # type: ignore[no-untyped-def]
+    x, y = shop(text="Sign in").center()
+    shop.touch.down(x, y).up(x, y)  # injectInputEvent down + up at one point is a tap
+    assert shop(text="New order").wait(timeout=5)
+    shop.press("back")
+    shop(text="Sign in").long_click(duration=0.2)  # the app model has no long-press actions: a tap
+    assert shop(text="New order").wait(timeout=5)
+    shop.drag(540, 1500, 540, 900, 0.1)
+    shop.swipe_points([(540, 1500), (540, 1200), (540, 900)], 0.1)
+    assert shop(text="New order").exists
