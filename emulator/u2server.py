@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 import h11
 
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 _MAX_BODY = 16 * 1024 * 1024
 _READ_CHUNK = 65536
+_BACKLOG = 100
 
 
 class U2Server:
@@ -35,14 +37,28 @@ class U2Server:
         self.rpc = U2Rpc(device)
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._starting: asyncio.Future[None] | None = None
         self.port: int | None = None
 
     async def start(self) -> int:
         """Listen on 127.0.0.1 on an ephemeral port and return that port."""
         if self._server is not None and self.port is not None:
             return self.port
-        self._server = await asyncio.start_server(self._serve, host="127.0.0.1", port=0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        # Returns without yielding to the loop, so that the caller maps device port 9008 before
+        # the loop handles anything else: the client pings right after app_process starts, and a
+        # refused first ping costs it 0.5 s. The socket listens at once (connections wait in the
+        # kernel's backlog); asyncio starts accepting them on the next loop iteration.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(_BACKLOG)
+            sock.setblocking(False)
+            self._server = await asyncio.start_server(self._serve, sock=sock, start_serving=False)
+        except BaseException:
+            sock.close()
+            raise
+        self._starting = asyncio.ensure_future(self._server.start_serving())
+        self.port = int(sock.getsockname()[1])
         logger.info("uiautomator2 server listening on 127.0.0.1:%d", self.port)
         return self.port
 
@@ -51,6 +67,10 @@ class U2Server:
         server, self._server = self._server, None
         if server is None:
             return
+        starting, self._starting = self._starting, None
+        if starting is not None:
+            with contextlib.suppress(Exception):
+                await starting
         server.close()
         tasks = list(self._connections)
         for task in tasks:
