@@ -109,7 +109,14 @@ def compact_sqlite(engine: Engine) -> None:
         if mode != 2:
             cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
             cursor.execute("VACUUM")
-        cursor.execute("PRAGMA incremental_vacuum")
+        # Each step of the pragma frees one page, and Python's sqlite3 steps a statement
+        # without result columns only once: repeat it, in one transaction, per free page.
+        free_pages = int(cursor.execute("PRAGMA freelist_count").fetchone()[0])
+        if free_pages:
+            cursor.execute("BEGIN IMMEDIATE")
+            for _ in range(free_pages):
+                cursor.execute("PRAGMA incremental_vacuum(1)")
+            cursor.execute("COMMIT")
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         cursor.close()
     finally:

@@ -1,0 +1,66 @@
+"""GET /api/v1/stats: success rate, durations, last incident, per day, top workflows, per device."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from server.db import utcnow
+from tests.server.factories import Db, auth, create_account, create_device, create_workflow
+from tests.server.runs_support import new_run_id, run_report
+
+
+def test_stats_over_a_period(client: TestClient, db: Db) -> None:
+    acc, other = create_account(db), create_account(db)
+    dev_a = create_device(db, acc.id, name="Pixel A")
+    dev_b = create_device(db, acc.id, name="Pixel B")
+    wf_x, wf_y = create_workflow(db, acc.id, name="X"), create_workflow(db, acc.id, name="Y")
+    now = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
+    if now > utcnow():
+        now -= timedelta(days=1)
+    yesterday, today = now - timedelta(days=1), now
+    plan = [  # (workflow, device, status, steps, when)
+        (wf_x, dev_a, "success", 1, yesterday),
+        (wf_x, dev_a, "success", 3, yesterday),
+        (wf_x, dev_b, "failed", 2, today),
+        (wf_y, dev_b, "success", 1, today),
+        (wf_y, dev_b, "timeout", 5, today + timedelta(minutes=1)),
+        (wf_x, dev_a, "running", 1, today),
+        (wf_x, dev_a, "success", 1, now - timedelta(days=20)),  # outside a 7-day period
+    ]
+    incident = None
+    for wf, dev, status, steps, when in plan:
+        report = run_report(new_run_id(), wf, status=status, steps=steps, started_at=when)
+        if status == "timeout":
+            incident = report["id"]
+        answer = client.post("/api/v1/runs.report", json={"runs": [report]}, headers=auth(dev.token)).json()
+        assert answer["runs"][0]["result"] == "stored"
+
+    stats = client.get("/api/v1/stats?days=7", headers=auth(acc.token)).json()
+    assert stats["totalRuns"] == 6
+    assert stats["finishedRuns"] == 5
+    assert stats["successRate"] == 0.6
+    # durations of finished runs: (steps + 1) s each → 2, 4, 3, 2, 6 s
+    assert stats["averageDurationMs"] == 3400.0
+    assert stats["lastIncident"]["id"] == incident
+    assert stats["lastIncident"]["status"] == "timeout"
+    assert stats["perDay"] == [
+        {"day": yesterday.strftime("%Y-%m-%d"), "counts": {"success": 2}},
+        {
+            "day": today.strftime("%Y-%m-%d"),
+            "counts": {"failed": 1, "running": 1, "success": 1, "timeout": 1},
+        },
+    ]
+    top = stats["topWorkflows"]
+    assert [(w["name"], w["runs"], w["successes"], w["successRate"]) for w in top] == [
+        ("X", 4, 2, round(2 / 3, 4)),
+        ("Y", 2, 1, 0.5),
+    ]
+    assert sorted((d["name"], d["runs"]) for d in stats["perDevice"]) == [("Pixel A", 3), ("Pixel B", 3)]
+
+    empty = client.get("/api/v1/stats?days=7", headers=auth(other.token)).json()
+    assert empty["totalRuns"] == 0
+    assert empty["successRate"] is None
+    assert empty["lastIncident"] is None
+    assert client.get("/api/v1/stats?days=0", headers=auth(acc.token)).status_code == 422
