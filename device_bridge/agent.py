@@ -20,7 +20,7 @@ import httpx
 from device_bridge.driver import U2Device
 from device_bridge.errors import BridgeConfigError, DeviceBusyError, ServerError, ServerRefusedError
 from device_bridge.outbox import Outbox
-from device_bridge.reporting import ProgressReporter, base_fields
+from device_bridge.reporting import ProgressReporter, base_fields, interrupted_report
 from device_bridge.server_api import ClaimedRun, DeviceApi
 from device_bridge.settings import BridgeSettings
 from device_bridge.state import BridgeState, PairedDevice
@@ -219,8 +219,20 @@ class Agent:
         paired = self.state.by_device_id(device_id)
         return Credentials(paired.server_url, paired.token) if paired else None
 
+    def end_interrupted_runs(self) -> int:
+        """Report as failed the runs a previous bridge left in flight here (killed, crashed)."""
+        serving = {p.device_id for p in self.paired}
+        ended = 0
+        for device_id, snapshot in self.outbox.runs_in_flight():
+            if device_id in serving:
+                self.outbox.enqueue(interrupted_report(snapshot), device_id, in_flight=False)
+                log.warning("run %s was left in flight by a stopped bridge: reported failed", snapshot["id"])
+                ended += 1
+        return ended
+
     def start(self) -> None:
-        """Open every device (refused when another bridge holds one) and start the threads."""
+        """Open every device (refused when another bridge holds one), end runs a dead bridge
+        left in flight, and start the threads."""
         devices: list[U2Device] = []
         try:
             for paired in self.paired:
@@ -229,6 +241,8 @@ class Agent:
             for device in devices:
                 device.close()
             raise
+        # Only now that we hold every device's lock: no other bridge is running these runs.
+        self.end_interrupted_runs()
         for paired, device in zip(self.paired, devices, strict=True):
             worker = DeviceWorker(
                 paired,

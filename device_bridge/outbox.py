@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS artifacts (
     created_at    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS artifacts_by_state ON artifacts (state, id);
+CREATE TABLE IF NOT EXISTS runs_in_flight (
+    run_id      TEXT PRIMARY KEY,
+    device_id   TEXT NOT NULL,
+    snapshot    TEXT NOT NULL
+);
 """
 
 
@@ -169,17 +174,28 @@ class Outbox:
 
     # --- reports -----------------------------------------------------------------------
 
-    def enqueue(self, run: dict[str, Any], device_id: str) -> int:
+    def enqueue(self, run: dict[str, Any], device_id: str, *, in_flight: bool | None = None) -> int:
         """Queue a report of `run` (a runs.report run object); returns its sequence number.
 
         A newer report of a run supersedes the pending older ones: the agent only ever
         reports a run further along than before, and the server keeps the furthest state,
         so sending the older ones would only cost time. A row in flight that is superseded
         is simply gone when its answer comes back; the newer row is still pending.
+
+        `in_flight=True` also remembers the run as moving on this device (its latest
+        snapshot), `False` forgets it, in the same transaction: a bridge that died mid-run
+        finds it with `runs_in_flight()` when it starts again, and ends it.
         """
         run_id = str(run["id"])
         body = json.dumps(run, separators=(",", ":"), sort_keys=True)
         with self._write() as db:
+            if in_flight is True:
+                db.execute(
+                    "INSERT OR REPLACE INTO runs_in_flight (run_id, device_id, snapshot) VALUES (?, ?, ?)",
+                    (run_id, device_id, body),
+                )
+            elif in_flight is False:
+                db.execute("DELETE FROM runs_in_flight WHERE run_id = ?", (run_id,))
             cursor = db.execute(
                 "INSERT INTO reports (run_id, device_id, run_status, body, state, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -191,6 +207,14 @@ class Outbox:
                 (run_id, RowState.PENDING.value, seq),
             )
         return seq
+
+    def runs_in_flight(self) -> list[tuple[str, dict[str, Any]]]:
+        """(device id, latest snapshot) of every run a bridge started here and never finished."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT device_id, snapshot FROM runs_in_flight ORDER BY run_id"
+            ).fetchall()
+        return [(str(device_id), json.loads(snapshot)) for device_id, snapshot in rows]
 
     def next_batch(self, limit: int = 100, max_bytes: int | None = None) -> list[QueuedReport]:
         """The oldest pending reports of one device (the device of the oldest one).

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from device_bridge.outbox import Outbox
 from interpreter.engine import RunResult
-from interpreter.trace import RunStatus, TraceEvent
+from interpreter.trace import RunStatus, TraceEvent, iso_utc
 
 # The run fields runs.report accepts that the claim gives and the engine does not know.
 _CLAIM_FIELDS = ("workflowId", "workflowVersionId", "deviceId", "trigger", "inputs")
@@ -76,7 +77,7 @@ class ProgressReporter:
         return {**self.base, "status": self.status.value, "trace": list(self.trace)}
 
     def _flush(self) -> None:
-        self.outbox.enqueue(self.snapshot(), self.device_id)
+        self.outbox.enqueue(self.snapshot(), self.device_id, in_flight=True)
         self._last_sent = time.monotonic()
         self._dirty = False
 
@@ -92,5 +93,28 @@ class ProgressReporter:
         self._ticker.join()
         report = final_report(self.base, result)
         with self._lock:
-            self.outbox.enqueue(report, self.device_id)
+            self.outbox.enqueue(report, self.device_id, in_flight=False)
         return report
+
+
+def interrupted_report(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The final report of a run the bridge was stopped in the middle of (found on restart).
+
+    It ends `failed` with the trace as far as it was reported: the steps after it cannot be
+    known, and running the run again could repeat what the phone already did.
+    """
+    trace = list(snapshot.get("trace", []))
+    now = datetime.now(UTC)
+    report = dict(snapshot)
+    report.update(
+        status=RunStatus.FAILED.value,
+        endedAt=iso_utc(now),
+        errorMessage=(
+            f"the bridge stopped while this run was in flight (after {len(trace)} step(s)); "
+            "it was not finished: trigger it again if it should run"
+        ),
+        nSteps=len(trace),
+        nFailed=sum(1 for event in trace if event.get("outcome") == "failed"),
+        nRetries=sum(max(int(event.get("attempts", 1)) - 1, 0) for event in trace),
+    )
+    return report

@@ -172,3 +172,48 @@ def test_pair_claim_run_report(
         bridge("outbox", state_dir=state_dir), capture_output=True, text=True, timeout=60
     )
     assert "the outbox is empty" in listing.stdout
+
+
+def test_run_left_in_flight_by_a_killed_bridge_ends_failed(
+    server: ServerProcess, sample_emulator: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    state_dir = tmp_path / "bridge"
+    serial = sample_emulator.serial
+    device = server.device(serial)
+    BridgeState(state_dir / "state.db").save_pairing(serial, device.id, device.token, server.url)
+    client = server.client()
+    request.addfinalizer(client.close)
+    nodes: list[dict[str, Any]] = [
+        {"id": f"w{i}", "kind": "action.wait", "params": {"ms": 400}} for i in range(20)
+    ]
+    for here, there in zip(nodes, nodes[1:], strict=False):
+        here["next"] = there["id"]
+    slow = {**STEPPING, "name": "Slow", "nodes": nodes, "start": "w0", "inputs": {"type": "object"}}
+    run_id = trigger(client, publish_workflow(client, slow), device.id)
+    env = {**os.environ, "PHONEFLOW_BRIDGE_CLAIM_INTERVAL_S": "0.2"}
+    command = bridge("run", "--server", server.url, "--serial", serial, state_dir=state_dir)
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            run = client.get(f"/api/v1/runs/{run_id}").json()
+            if run["status"] == "running" and len(run["trace"]) >= 2:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the run never got going: {run}")
+    finally:
+        first.kill()  # SIGKILL: no clean shutdown, the run is left in flight
+        first.wait(10)
+    assert client.get(f"/api/v1/runs/{run_id}").json()["status"] == "running"
+    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        states = wait_for_run(client, run_id, timeout_s=20)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=30)
+    final = states[-1]["run"]
+    assert final["status"] == "failed"
+    assert final["errorMessage"].startswith("the bridge stopped while this run was in flight")
+    assert len(final["trace"]) >= 2
+    assert final["nSteps"] == len(final["trace"])
