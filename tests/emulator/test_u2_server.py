@@ -30,27 +30,27 @@ def _launch_shop(u2: ServerOnLoop) -> None:
     u2.on_loop(lambda: u2.device.phone.launch(SHOP))
 
 
-def _raw_exchange(port: int, chunks: list[bytes], expect_responses: int) -> bytes:
+def _raw_exchange(port: int, chunks: list[bytes], expect_responses: int) -> list[tuple[int, bytes]]:
+    """Send `chunks` one write each, then read `expect_responses` final responses as (status, body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         for chunk in chunks:
             sock.sendall(chunk)
             time.sleep(0.002)
-        received = b""
-        while received.count(b"HTTP/1.1 ") < expect_responses or not _complete(received, expect_responses):
+        buffer, responses = b"", []
+        while len(responses) < expect_responses:
             data = sock.recv(65536)
-            if not data:
-                break
-            received += data
-        return received
-
-
-def _complete(received: bytes, responses: int) -> bool:
-    # Each response body here is small and ends the buffer once all headers announced arrived.
-    parts = received.split(b"\r\n\r\n")
-    if len(parts) < responses + 1:
-        return False
-    length = int(parts[-2].split(b"Content-Length: ")[1].split(b"\r\n")[0])
-    return len(parts[-1]) >= length
+            assert data, f"connection closed after {responses}"
+            buffer += data
+            while b"\r\n\r\n" in buffer:
+                head, rest = buffer.split(b"\r\n\r\n", 1)
+                status = int(head.split(b" ")[1])
+                length = int(head.partition(b"Content-Length: ")[2].split(b"\r\n")[0] or 0)
+                if len(rest) < length:
+                    break
+                buffer = rest[length:]
+                if status >= 200:  # skip interim 1xx answers
+                    responses.append((status, rest[:length]))
+        return responses
 
 
 def test_ping_answers_pong(u2: ServerOnLoop) -> None:
@@ -69,10 +69,10 @@ def test_request_split_across_many_writes_and_keep_alive(u2: ServerOnLoop) -> No
     ping = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
     # one byte per write for the first request, then a second request on the same connection
     chunks = [request[i : i + 1] for i in range(60)] + [request[60:], ping]
-    received = _raw_exchange(u2.port, chunks, expect_responses=2)
-    assert received.count(b"HTTP/1.1 200") == 2
-    assert b'"result": {"width": 1080, "height": 2340}' in received
-    assert received.endswith(b"pong")
+    (first, answer), (second, pong) = _raw_exchange(u2.port, chunks, expect_responses=2)
+    assert first == 200
+    assert json.loads(answer)["result"] == {"width": 1080, "height": 2340}
+    assert (second, pong) == (200, b"pong")
 
 
 def test_void_methods_answer_result_null(u2: ServerOnLoop) -> None:
