@@ -9,20 +9,15 @@ Playwright's own browsers are never downloaded: the tests use `/usr/bin/chromium
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +25,8 @@ from server.accounts import service as accounts_service
 from server.accounts.models import Plan
 from server.app import create_app
 from server.settings import Settings
+from tests.server.test_dashboard_support import run_report as run_report_body
+from tests.server.test_dashboard_support import serve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -57,17 +54,6 @@ WORKFLOW: dict[str, Any] = {
         {"id": "check", "kind": "action.waitForText", "params": {"text": "Saved", "timeoutMs": 2000}},
     ],
 }
-STEPS = [(node["id"], node["kind"]) for node in WORKFLOW["nodes"]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,54 +124,9 @@ class LiveServer:
         assert answer.json()["runs"][0]["result"] == "stored", answer.text
 
 
-def run_report(
-    run_id: str,
-    workflow: Workflow,
-    *,
-    status: str,
-    steps: int,
-    started: datetime,
-    failed_message: str | None = None,
-) -> dict[str, Any]:
-    """The whole state of a run after `steps` steps of WORKFLOW, as a device reports it."""
-    trace = []
-    for seq in range(1, steps + 1):
-        node_id, kind = STEPS[seq - 1]
-        failed = failed_message is not None and seq == steps
-        trace.append(
-            {
-                "seq": seq,
-                "nodeId": node_id,
-                "kind": kind,
-                "outcome": "failed" if failed else "ok",
-                "message": failed_message if failed else None,
-                "startedAt": iso(started + timedelta(milliseconds=400 * seq)),
-                "durationMs": 120 * seq,
-                "attempts": 2 if failed else 1,
-                "output": {"text": "Order A-17"} if kind == "action.waitForText" and not failed else {},
-            }
-        )
-    body: dict[str, Any] = {
-        "id": run_id,
-        "workflowId": workflow.id,
-        "workflowVersionId": workflow.version_id,
-        "status": status,
-        "trigger": "device",
-        "inputs": {"order": "A-17"},
-        "startedAt": iso(started),
-        "trace": trace,
-    }
-    if status in ("success", "failed"):
-        body.update(
-            endedAt=iso(started + timedelta(milliseconds=400 * (steps + 1))),
-            durationMs=400 * (steps + 1),
-            nSteps=steps,
-            nFailed=1 if status == "failed" else 0,
-            nRetries=1 if status == "failed" else 0,
-        )
-    if status == "failed":
-        body["errorMessage"] = failed_message
-    return body
+def run_report(run_id: str, workflow: Workflow, **fields: Any) -> dict[str, Any]:
+    """The whole state of a run of `workflow` so far, as a device reports it (see run_report_body)."""
+    return run_report_body(run_id, workflow.id, workflow.version_id, **fields)
 
 
 @pytest.fixture(scope="module")
@@ -200,30 +141,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         log_level="WARNING",
     )
     app = create_app(settings)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base_url + "/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            raise RuntimeError(f"the test server at {base_url} did not come up within 30 s")
-        time.sleep(0.1)
-    try:
+    # Open event streams would hold a graceful shutdown: the browser fixture closes first.
+    with serve(app) as base_url:
         yield LiveServer(base_url=base_url, session_factory=app.state.session_factory)
-    finally:
-        # Open event streams would hold a graceful shutdown; the browser is closed by now.
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def _chromium_or_skip() -> Path:

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import delete, select
 
-from server.accounts.models import Plan
+from server.accounts.models import Account, Plan
+from server.dashboard.models import DashboardSession
 from tests.browser.conftest import LiveServer, run_report, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -203,3 +205,21 @@ def test_workflows_pages_and_simulate(page: Page, live_server: LiveServer) -> No
     page.goto("/runs/00000000-0000-0000-0000-000000000000")
     expect(page.locator("h1")).to_have_text("Not found")
     screenshot(page, "13-not-found")
+
+
+def test_a_page_whose_session_ends_goes_to_signin_on_its_next_update(
+    page: Page, live_server: LiveServer
+) -> None:
+    email, token = live_server.create_account()
+    device = live_server.pair_device(token)
+    workflow = live_server.create_workflow(token)
+    sign_in(page, token, "/runs")
+    expect(page.locator("#live-dot.on")).to_be_visible()
+    # Signed out elsewhere (another tab, or the session expired): the row is gone on the server.
+    with live_server.session_factory.begin() as session:
+        mine = select(Account.id).where(Account.email == email)
+        session.execute(delete(DashboardSession).where(DashboardSession.account_id.in_(mine)))
+    live_server.report(device, run_report(str(uuid.uuid4()), workflow, status="running", steps=1))
+    # The fragment answers 401; the page reloads into the sign-in form instead of showing it in the table.
+    expect(page).to_have_url(f"{live_server.base_url}/signin?next=%2Fruns")
+    expect(page.locator("#runs-table")).to_have_count(0)

@@ -5,9 +5,17 @@ prove that a refused form changed nothing."""
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
@@ -17,6 +25,8 @@ from tests.server.factories import Db, DeviceFixture, WorkflowFixture, auth
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]*)"')
 # The steps a reported run walks, in order (node id, kind).
 STEPS = [("open", "action.launchApp"), ("new", "action.tapByText"), ("check", "action.waitForText")]
+# When runs start unless told: fixed, so that two reports of one run carry the same trace events.
+STARTED = (datetime.now(UTC) - timedelta(minutes=1)).replace(microsecond=0)
 
 
 def form_csrf(html: str) -> str:
@@ -54,7 +64,7 @@ def run_report(
     failed_message: str | None = None,
 ) -> dict[str, Any]:
     """The whole state of a run after `steps` of STEPS, as a device reports it with runs.report."""
-    started = started or datetime.now(UTC) - timedelta(minutes=1)
+    started = started or STARTED
     trace = []
     for seq in range(1, steps + 1):
         node_id, kind = STEPS[seq - 1]
@@ -96,7 +106,7 @@ def run_report(
 
 
 def report(
-    client: TestClient, device: DeviceFixture, workflow: WorkflowFixture, run_id: str, **fields: Any
+    client: httpx.Client, device: DeviceFixture, workflow: WorkflowFixture, run_id: str, **fields: Any
 ) -> None:
     """One runs.report of a run of `workflow` by `device`, which the server must store."""
     body = run_report(run_id, workflow.id, workflow.version_id, **fields)
@@ -127,3 +137,31 @@ def account_state(db: Db, account_id: str) -> dict[str, Any]:
 def retention_days(db: Db, account_id: str) -> int:
     with db.session_factory() as session:
         return session.scalars(select(Account.run_retention_days).where(Account.id == account_id)).one()
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """`app` served by uvicorn on a free port of 127.0.0.1 in a thread; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                if httpx.get(base_url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"the test server at {base_url} did not come up within 30 s")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
