@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 from u2_harness import RpcFailure, ServerOnLoop, selector
 
+from emulator.u2server import U2Server
 from interpreter.appmodel import AppModel, sample_apps
 
 SHOP = "com.example.shop"
@@ -325,3 +327,23 @@ def test_unmodelled_methods_say_what_to_use_instead(u2: ServerOnLoop) -> None:
     with pytest.raises(RpcFailure) as info:
         u2.rpc("pinchIn", selector(text="a"), 50, 10)
     assert "swipe or drag" in info.value.data
+
+
+def test_start_returns_before_the_loop_runs_anything_else(u2: ServerOnLoop) -> None:
+    """So that the device maps port 9008 before it handles the client's first ping."""
+    fresh = U2Server(u2.device)
+
+    async def start_and_look() -> tuple[int, list[int]]:
+        ran: list[int] = []
+        asyncio.get_running_loop().call_soon(ran.append, 1)
+        port = await fresh.start()
+        return port, list(ran)
+
+    port, ran_meanwhile = u2.run(start_and_look())
+    assert ran_meanwhile == []
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(1000).endswith(b"pong")
+    finally:
+        u2.run(fresh.stop())
