@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -180,3 +184,25 @@ def test_batches_stay_under_the_servers_body_limit(tmp_path: Path) -> None:
     for run_id in run_ids:
         capped.enqueue(make_run(run_id, "success", 30), DEVICE)
     assert len(capped.next_batch(100, max_bytes=one_run * 5 + 10)) == 5
+
+
+def test_outbox_command_lists_pending_and_rejected_with_reasons(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    kept, waiting = str(uuid.uuid4()), str(uuid.uuid4())
+    outbox.enqueue(make_run(kept, "success", 1), DEVICE)
+    with ReportServer(TOKEN) as server:
+        server.store.reject_ids.add(kept)
+        uploader_for(outbox, server.url).upload_all()
+    outbox.enqueue(make_run(waiting, "running", 1), DEVICE)
+    outbox.close()
+    command = [sys.executable, "-m", "device_bridge", "outbox", "--state-dir", str(tmp_path), "--json"]
+    listed = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["runId"]: row for row in json.loads(listed.stdout)}
+    assert rows[kept]["state"] == "rejected"
+    assert rows[kept]["reason"] == "this run is refused by the test"
+    assert rows[waiting]["state"] == "pending"
+    table = subprocess.run(
+        command[:-1], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}
+    )
+    assert "this run is refused by the test" in table.stdout
