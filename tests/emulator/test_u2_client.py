@@ -2,20 +2,18 @@
 
 Nothing here talks to the emulator directly: every call goes client → adb server → the emulator's
 adb transport → `tcp:9008` → the uiautomator2 server, as it would against a phone. These tests use
-console ports 5580/5582 so that they do not meet the adb-side tests' devices.
+console ports 5580/5582 (see conftest.py) so that they do not meet the other suites' devices.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import start_emulator
 
 from emulator.runner import Emulator
 from interpreter.appmodel import sample_apps
@@ -23,28 +21,14 @@ from interpreter.appmodel import sample_apps
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(120)]
 
 SHOP = "com.example.shop"
-ADB = shutil.which("adb") or "/usr/bin/adb"
-PORT_A, PORT_B = 5580, 5582
-
-
-def _adb_env() -> None:
-    if not os.path.exists(ADB):
-        pytest.skip("Debian's adb is not installed; run `make system-deps`")
-    # One adb server for everyone: uiautomator2 would otherwise start adbutils' bundled adb.
-    os.environ["ADBUTILS_ADB_PATH"] = ADB
-    subprocess.run([ADB, "start-server"], check=True, capture_output=True, timeout=30)
+OUR_PORTS = range(5580, 5584, 2)
 
 
 @pytest.fixture(scope="module")
-def emulator_a() -> Iterator[Emulator]:
-    _adb_env()
-    emulator = Emulator(sample_apps(), console_port=PORT_A)
-    emulator.start()
-    try:
-        emulator.wait_ready()
-        yield emulator
-    finally:
-        emulator.stop()
+def emulator_a(adb: str) -> Iterator[Emulator]:
+    emulator = start_emulator(sample_apps(), OUR_PORTS)
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +134,8 @@ def test_sample_workflow_by_hand(shop) -> None:  # type: ignore[no-untyped-def]
 def test_two_emulators_at_once_one_client_each(emulator_a: Emulator) -> None:
     import uiautomator2
 
-    second = Emulator(sample_apps(), console_port=PORT_B)
-    second.start()
+    second = start_emulator(sample_apps(), OUR_PORTS)
     try:
-        second.wait_ready()
 
         def drive(serial: str, order: str) -> tuple[str, str]:
             dev = uiautomator2.connect(serial)
