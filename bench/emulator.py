@@ -1,6 +1,6 @@
 """Benchmark the virtual device through the real clients: Debian's adb and uiautomator2 3.7.1.
 
-    .venv/bin/python bench/emulator.py [--port 5578] [--rounds 50]
+    .venv/bin/python bench/emulator.py [--port 5584] [--rounds 50]
 
 Measures, end to end through the adb server:
 - ready: from `Emulator.start()` to the first successful `uiautomator2.connect` (which pushes
@@ -178,7 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--port", type=int, default=5578, help="even console port (adb port is +1)")
+    parser.add_argument("--port", type=int, default=5584, help="even console port (adb port is +1)")
     parser.add_argument("--rounds", type=int, default=50, help="samples per measure")
     args = parser.parse_args()
     results = run(args.port, args.rounds)
