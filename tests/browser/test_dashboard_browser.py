@@ -81,6 +81,9 @@ def test_sign_in_then_a_reported_run_goes_live_from_running_to_success(
     expect(page.locator("#runs-stats")).to_contain_text("50%")
     assert navigations == []
     screenshot(page, "03-runs")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone's width
+    screenshot(page, "03b-runs-narrow")
+    page.set_viewport_size({"width": 1280, "height": 860})
 
     row.get_by_role("link").click()
     expect(page).to_have_url(f"{live_server.base_url}/runs/{run_id}")
