@@ -97,6 +97,8 @@ class U2Server:
             # `stop()` cancels open connections; a handler that ends cancelled is logged by
             # asyncio's stream server as an error, so end normally instead.
             pass
+        except Exception:  # a bug here must not go unnoticed, nor take the server down
+            logger.exception("uiautomator2 server: connection failed")
         finally:
             self._connections.discard(task)
             writer.close()
