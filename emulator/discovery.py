@@ -40,6 +40,32 @@ async def announce(adb_port: int, server_port: int = ADB_SERVER_PORT) -> bool:
     return True
 
 
+async def server_state(serial: str, server_port: int = ADB_SERVER_PORT) -> str | None:
+    """The state the adb server lists for `serial` (`device`, `offline`, ...); None when not listed."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", server_port), 2.0)
+    except (OSError, TimeoutError):
+        return None
+    try:
+        request = b"host:devices"
+        writer.write(b"%04x" % len(request) + request)
+        await writer.drain()
+        if await reader.readexactly(4) != b"OKAY":
+            return None
+        body = await reader.readexactly(int(await reader.readexactly(4), 16))
+    except (OSError, ValueError, asyncio.IncompleteReadError):
+        return None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    for line in body.decode("utf-8", "replace").splitlines():
+        name, _, state = line.partition("\t")
+        if name == serial:
+            return state
+    return None
+
+
 class Announcer:
     """Announces the device while no adb transport is connected to it."""
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from emulator.console import Console
 from emulator.device import VirtualDevice
-from emulator.discovery import ADB_SERVER_PORT, Announcer
+from emulator.discovery import ADB_SERVER_PORT, Announcer, server_state
 from emulator.transport import AdbSession
 from interpreter.appmodel import AppModel, sample_apps
 from interpreter.errors import PhoneflowError
@@ -116,11 +116,20 @@ class EmulatorService:
         self._servers.clear()
 
     async def wait_adb(self, timeout: float) -> bool:
-        """Wait until an adb transport is connected; False after `timeout` seconds."""
+        """Wait until the adb server lists the device as `device`; False after `timeout` seconds.
+
+        Our side is connected as soon as we answer the server's CNXN; the server marks the
+        device online only once it has read that answer, so ask the server itself.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
             await asyncio.wait_for(self.device.connected.wait(), timeout)
         except TimeoutError:
             return False
+        while await server_state(self.device.serial, self.adb_server_port) != "device":
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.01)
         return True
 
 
@@ -157,7 +166,8 @@ class Emulator:
         return self
 
     def wait_ready(self, timeout: float = 5.0) -> None:
-        """Block until the device listens and, when an adb server runs, that server is connected.
+        """Block until the device listens and, when an adb server runs on `adb_server_port`, that
+        server lists it as `device` (so `adb -s SERIAL ...` and uiautomator2 work at once).
 
         Raises `EmulatorError` when the device could not start or adb did not connect in time.
         """
@@ -179,10 +189,10 @@ class Emulator:
 
     @staticmethod
     async def _heard(service: EmulatorService, timeout: float) -> bool:
-        """Whether an adb server heard the first announcement (or already connected by its own scan)."""
+        """Whether the adb server at `adb_server_port` heard the first announcement."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(service.announcer.tried.wait(), timeout)
-        return service.announcer.heard.is_set() or service.device.connected.is_set()
+        return service.announcer.heard.is_set()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the device: close every adb transport and listener; it vanishes from `adb devices`."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
+import socketserver
 import threading
 import urllib.error
 import urllib.request
@@ -75,6 +75,12 @@ def test_uiautomator_server_lives_as_long_as_its_shell(
     assert ping(port) is None
 
 
+class EchoHandler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
 def test_forward_pipes_bytes_both_ways_with_flow_control(
     emulator: Emulator, forwarded: tuple[int, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,20 +88,10 @@ def test_forward_pipes_bytes_both_ways_with_flow_control(
     monkeypatch.setattr(AdbStream, "BACKLOG_LIMIT", 100_000)
 
     # An echo server standing in for an in-device server on device port 9008.
-    async def start_echo() -> asyncio.Server:
-        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-            writer.close()
-
-        return await asyncio.start_server(echo, "127.0.0.1", 0)
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server = asyncio.run_coroutine_threadsafe(start_echo(), loop).result(10)
-    echo_port = server.sockets[0].getsockname()[1]
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), EchoHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    echo_port = server.server_address[1]
     emulator.call(lambda d: d.map_port(9008, echo_port))
     try:
         port, _ = forwarded
@@ -112,7 +108,5 @@ def test_forward_pipes_bytes_both_ways_with_flow_control(
         assert bytes(received) == payload
     finally:
         emulator.call(lambda d: d.unmap_port(9008))
-        server.close()
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+        server.shutdown()
+        server.server_close()
