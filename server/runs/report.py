@@ -34,7 +34,7 @@ from interpreter.trace import RunStatus, can_move
 from server.db import utcnow
 from server.runs.models import Run, TraceEventRow
 from server.runs.schemas import ReportResult, RunReportIn
-from server.runs.sql import dialect_insert
+from server.runs.sql import dialect_insert, insert_trace_rows
 
 # How often one run is read and judged again when concurrent writers keep moving it; the
 # lifecycle is short (a few statuses, a trace that only grows), so this is never reached
@@ -247,9 +247,12 @@ def _insert_new_runs(
         )
     if not rows:
         return set()
-    insert = dialect_insert(session, Run).values(list(rows.values()))
-    statement = insert.on_conflict_do_nothing(index_elements=["id"]).returning(Run.id)
-    return set(session.execute(statement).scalars())
+    # Core, executemany: the statement compiles once and is cached; rows go as multi-row VALUES.
+    table = Run.__table__
+    statement = (
+        dialect_insert(session, table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+    )
+    return set(session.execute(statement, list(rows.values())).scalars())
 
 
 def _insert_trace_events(
@@ -257,22 +260,17 @@ def _insert_trace_events(
 ) -> None:
     """Insert the events each report adds; a stored `(run_id, seq)` is never overwritten."""
     seen: set[str] = set()
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[str, int, dict[str, Any]]] = []
     for report in reports:
         if report.id in seen:
             continue
         seen.add(report.id)
         skip_below = already.get(report.id, -1)
         rows.extend(
-            {"run_id": report.id, "seq": event.seq, "event": event.stored_form()}
-            for event in report.trace
-            if event.seq > skip_below
+            (report.id, event.seq, event.stored_form()) for event in report.trace if event.seq > skip_below
         )
     if rows:
-        statement = dialect_insert(session, TraceEventRow).on_conflict_do_nothing(
-            index_elements=["run_id", "seq"]
-        )
-        session.execute(statement, rows)
+        insert_trace_rows(session, rows)
 
 
 def _read_stored(session: Session, run_id: str) -> StoredRun:

@@ -16,12 +16,13 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from interpreter.trace import Outcome, RunStatus, iso_utc
+from interpreter.trace import Outcome, RunStatus
+from server.runs.sql import utc_ms
 
 Trigger = Literal["manual", "api", "schedule", "device"]
 ReportResult = Literal["stored", "unchanged", "rejected"]
 # Every time on the wire: ISO-8601 UTC with milliseconds and a `Z`, like trace events.
-UtcTime = Annotated[datetime, PlainSerializer(iso_utc, return_type=str)]
+UtcTime = Annotated[datetime, PlainSerializer(utc_ms, return_type=str)]
 
 MAX_TRACE_EVENTS = 10_000  # the engine stops a run after 10,000 node executions
 
@@ -59,7 +60,7 @@ class TraceEventIn(_In):
             "kind": self.kind,
             "outcome": self.outcome.value,
             "message": self.message,
-            "startedAt": iso_utc(self.started_at),
+            "startedAt": utc_ms(self.started_at),
             "durationMs": self.duration_ms,
             "attempts": self.attempts,
             "output": self.output,

@@ -19,20 +19,20 @@ import jsonschema
 from sqlalchemy import and_, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from interpreter.trace import RunStatus, iso_utc
+from interpreter.trace import RunStatus
 from server.accounts.models import Account
 from server.db import after_commit, new_id, utcnow
 from server.devices.models import Device
 from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from server.runs.models import Run, RunEvent, TraceEventRow
-from server.runs.sql import serialize_run_event_ids
+from server.runs.sql import serialize_run_event_ids, utc_ms
 from server.workflows.models import Workflow, WorkflowVersion
 
 MAX_CLAIM_ATTEMPTS = 20
 
 
 def _time(moment: datetime | None) -> str | None:
-    return None if moment is None else iso_utc(moment)
+    return None if moment is None else utc_ms(moment)
 
 
 def summary_json(run: Run) -> dict[str, Any]:
@@ -54,8 +54,8 @@ def summary_json(run: Run) -> dict[str, Any]:
         "nRetries": run.n_retries,
         "traceLen": run.trace_len,
         "cancelRequested": run.cancel_requested_at is not None,
-        "createdAt": iso_utc(run.created_at),
-        "updatedAt": iso_utc(run.updated_at),
+        "createdAt": utc_ms(run.created_at),
+        "updatedAt": utc_ms(run.updated_at),
     }
 
 
@@ -83,7 +83,7 @@ def record_changes(
     ]
     # Taken last, just before commit, so that the lock is held as briefly as possible.
     serialize_run_event_ids(session)
-    session.execute(insert(RunEvent), rows)
+    session.execute(insert(RunEvent.__table__), rows)  # type: ignore[arg-type]
     if notify is not None:
         after_commit(session, notify)
 

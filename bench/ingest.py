@@ -1,0 +1,476 @@
+"""Benchmark run ingestion and run.updated delivery.
+
+    .venv/bin/python bench/ingest.py [--runs 2000] [--single-runs 400] [--db sqlite,postgresql]
+                                     [--subscribers 100,1000] [--events 30] [--workers 1]
+
+1. `runs.report` throughput: runs with 50 trace events each, sent by 8 concurrent clients in
+   batches of 1 and of 50 to a real uvicorn server process, against the same rows written
+   straight into the same database (SQLAlchemy Core bulk inserts, 8 threads, batches of 50)
+   in the same run. On SQLite (a file) and PostgreSQL (PHONEFLOW_TEST_DATABASE_URL or
+   postgresql://postgres@127.0.0.1:5432/test, a fresh schema dropped afterwards).
+2. `run.updated` latency: N SSE subscribers of one account connected to the server; a report
+   is sent, and the time from the report's answer to each subscriber's receipt of the event
+   is measured (p50, p99 over all subscribers and reports). Negative values would mean the
+   event arrived before the answer (the commit precedes both).
+
+Targets: >= 1,000 runs/s with batches on PostgreSQL; p99 < 100 ms at 1,000 subscribers.
+Prints a table and writes `bench/results/ingest.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from sqlalchemy import insert, text
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from server.accounts import service as accounts_service  # noqa: E402
+from server.accounts.models import Plan  # noqa: E402
+from server.db import make_engine, make_session_factory, normalise_url, utcnow  # noqa: E402
+from server.devices import service as devices_service  # noqa: E402
+from server.migrate import upgrade  # noqa: E402
+from server.runs.models import Run, TraceEventRow  # noqa: E402
+from server.workflows import service as workflows_service  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "ingest.json"
+PG_URL = os.environ.get("PHONEFLOW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+CLIENTS = 8
+EVENTS_PER_RUN = 50
+DEFINITION = {
+    "schemaVersion": 1,
+    "name": "bench",
+    "targetPackages": ["com.example.shop"],
+    "start": "open",
+    "nodes": [{"id": "open", "kind": "action.launchApp", "params": {"package": "com.example.shop"}}],
+}
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def trace(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "seq": seq,
+            "nodeId": f"step{seq}",
+            "kind": "action.tapByText",
+            "outcome": "ok",
+            "message": None,
+            "startedAt": iso(T0 + timedelta(milliseconds=100 * seq)),
+            "durationMs": 84,
+            "attempts": 1,
+            "output": {},
+        }
+        for seq in range(1, n + 1)
+    ]
+
+
+def report(workflow_id: str, version_id: str, steps: int = EVENTS_PER_RUN) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "workflowId": workflow_id,
+        "workflowVersionId": version_id,
+        "status": "success",
+        "trigger": "device",
+        "inputs": {},
+        "startedAt": iso(T0),
+        "endedAt": iso(T0 + timedelta(seconds=6)),
+        "durationMs": 6000,
+        "trace": trace(steps),
+        "nSteps": steps,
+        "nFailed": 0,
+        "nRetries": 0,
+    }
+
+
+# --- databases and servers -----------------------------------------------------------------
+
+
+@contextmanager
+def database(kind: str, workdir: Path) -> Iterator[str]:
+    """A migrated, empty database URL of `kind`."""
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir / 'bench.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_URL, pool_pre_ping=False)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{normalise_url(PG_URL)}?options={quote(f'-csearch_path={schema}')}"
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def seed(url: str) -> dict[str, str]:
+    """An account, a device and a workflow; their ids and tokens."""
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    with factory.begin() as session:
+        account, account_token = accounts_service.create_account(
+            session, f"bench-{uuid.uuid4().hex[:8]}@example.com", Plan.TEAM
+        )
+        facts = devices_service.DeviceFacts(serial="BENCH1", model="Pixel", android_version="14", name=None)
+        device, device_token = devices_service.create_device(session, account.id, facts)
+        workflow, version = workflows_service.create_workflow(session, account.id, "bench", DEFINITION)
+        workflow.published_version_id = version.id
+        ids = {
+            "account_id": account.id,
+            "account_token": account_token,
+            "device_id": device.id,
+            "device_token": device_token,
+            "workflow_id": workflow.id,
+            "version_id": version.id,
+        }
+    engine.dispose()
+    return ids
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def server(url: str, workers: int) -> Iterator[str]:
+    """A uvicorn server process (or `workers` of them) on `url`."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PHONEFLOW_DATABASE_URL": url,
+        "PHONEFLOW_RUN_MIGRATIONS": "false",
+        "PHONEFLOW_START_SCHEDULER": "false",
+        "PHONEFLOW_LOG_LEVEL": "WARNING",
+        "PHONEFLOW_MAX_BODY_BYTES": str(4 * 1024 * 1024),
+    }
+    command = [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
+    command += ["--timeout-graceful-shutdown", "2", "--backlog", "4096"]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the benchmark server did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# --- throughput ----------------------------------------------------------------------------
+
+
+def http_throughput(base: str, ids: dict[str, str], runs: int, batch: int) -> dict[str, Any]:
+    """runs/s of runs.report with `CLIENTS` concurrent clients sending batches of `batch`."""
+    bodies = []
+    for start in range(0, runs, batch):
+        chunk = [report(ids["workflow_id"], ids["version_id"]) for _ in range(min(batch, runs - start))]
+        bodies.append(json.dumps({"runs": chunk}).encode())
+    headers = {"Authorization": f"Bearer {ids['device_token']}", "Content-Type": "application/json"}
+    queue = list(reversed(bodies))
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def client() -> None:
+        with httpx.Client(base_url=base, timeout=120) as http:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    body = queue.pop()
+                response = http.post("/api/v1/runs.report", content=body, headers=headers)
+                if response.status_code != 200 or '"rejected"' in response.text:
+                    errors.append(response.text[:300])
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        for future in [pool.submit(client) for _ in range(CLIENTS)]:
+            future.result()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed reports; first: {errors[0]}")
+    return {
+        "runs": runs,
+        "batch": batch,
+        "seconds": round(elapsed, 3),
+        "runs_per_s": round(runs / elapsed, 1),
+    }
+
+
+def direct_throughput(url: str, ids: dict[str, str], runs: int, batch: int = 50) -> dict[str, Any]:
+    """runs/s of the same rows inserted straight into the database (no HTTP, no checks, no events)."""
+    engine = make_engine(url)
+    now = utcnow()
+    batches = []
+    for start in range(0, runs, batch):
+        run_rows, event_rows = [], []
+        for _ in range(min(batch, runs - start)):
+            body = report(ids["workflow_id"], ids["version_id"])
+            run_rows.append(
+                {
+                    "id": body["id"],
+                    "account_id": ids["account_id"],
+                    "workflow_id": ids["workflow_id"],
+                    "workflow_version_id": ids["version_id"],
+                    "device_id": ids["device_id"],
+                    "status": "success",
+                    "status_rank": 2,
+                    "trigger": "device",
+                    "inputs": {},
+                    "started_at": T0,
+                    "ended_at": T0 + timedelta(seconds=6),
+                    "duration_ms": 6000,
+                    "n_steps": EVENTS_PER_RUN,
+                    "n_failed": 0,
+                    "n_retries": 0,
+                    "trace_len": EVENTS_PER_RUN,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            event_rows.extend({"run_id": body["id"], "seq": e["seq"], "event": e} for e in body["trace"])
+        batches.append((run_rows, event_rows))
+    queue = list(reversed(batches))
+    lock = threading.Lock()
+
+    def writer() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                run_rows, event_rows = queue.pop()
+            with engine.begin() as conn:
+                conn.execute(insert(Run), run_rows)
+                conn.execute(insert(TraceEventRow), event_rows)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        for future in [pool.submit(writer) for _ in range(CLIENTS)]:
+            future.result()
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return {
+        "runs": runs,
+        "batch": batch,
+        "seconds": round(elapsed, 3),
+        "runs_per_s": round(runs / elapsed, 1),
+    }
+
+
+# --- SSE latency ---------------------------------------------------------------------------
+
+
+class Subscriber:
+    """A minimal SSE client on a raw asyncio connection (1,000 of them fit in one loop)."""
+
+    def __init__(self, received: dict[str, list[float]]) -> None:
+        self.received = received
+        self.ready = asyncio.Event()
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def run(self, host: str, port: int, token: str) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        self.writer = writer
+        writer.write(
+            f"GET /api/v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+        await writer.drain()
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass  # status line and headers
+        buffer = b""
+        while True:
+            size_line = await reader.readline()  # chunked transfer encoding
+            if not size_line:
+                return
+            size = int(size_line.strip() or b"0", 16)
+            chunk = await reader.readexactly(size + 2)
+            buffer += chunk[:-2]
+            while b"\r\n\r\n" in buffer or b"\n\n" in buffer:
+                sep = b"\r\n\r\n" if b"\r\n\r\n" in buffer else b"\n\n"
+                message, buffer = buffer.split(sep, 1)
+                now = time.perf_counter()
+                if message.startswith(b":"):
+                    self.ready.set()
+                    continue
+                for line in message.splitlines():
+                    if line.startswith(b"data:"):
+                        run_id = json.loads(line[5:])["id"]
+                        self.received.setdefault(run_id, []).append(now)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def sse_latency(base: str, ids: dict[str, str], subscribers: int, events: int) -> dict[str, Any]:
+    """Latency from the report's answer to receipt of run.updated at each subscriber."""
+    host, port = base.removeprefix("http://").split(":")
+    received: dict[str, list[float]] = {}
+    clients = [Subscriber(received) for _ in range(subscribers)]
+    tasks = []
+    for start in range(0, subscribers, 50):  # connect in waves so the accept queue keeps up
+        for client in clients[start : start + 50]:
+            tasks.append(asyncio.create_task(client.run(host, int(port), ids["account_token"])))
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), 120)
+    latencies: list[float] = []
+    missing = 0
+    headers = {"Authorization": f"Bearer {ids['device_token']}"}
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        for _ in range(events):
+            body = report(ids["workflow_id"], ids["version_id"], steps=5)
+            response = await http.post("/api/v1/runs.report", json={"runs": [body]}, headers=headers)
+            answered = time.perf_counter()
+            assert response.status_code == 200, response.text
+            deadline = answered + 5
+            while len(received.get(body["id"], [])) < subscribers and time.perf_counter() < deadline:
+                await asyncio.sleep(0.002)
+            arrivals = received.get(body["id"], [])
+            missing += subscribers - len(arrivals)
+            latencies.extend((t - answered) * 1000 for t in arrivals)
+            await asyncio.sleep(0.05)
+    for client in clients:
+        client.close()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "subscribers": subscribers,
+        "events": events,
+        "deliveries": len(latencies),
+        "missing": missing,
+        "p50_ms": round(percentile(latencies, 0.5), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "max_ms": round(max(latencies), 2),
+    }
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--runs", type=int, default=2000, help="runs sent in batches of 50 (and written directly)"
+    )
+    parser.add_argument("--single-runs", type=int, default=400, help="runs sent one per request")
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--subscribers", default="100,1000")
+    parser.add_argument("--events", type=int, default=30, help="reports timed per subscriber count")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = {
+        "when": utcnow().isoformat(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "settings": vars(args),
+        "databases": {},
+    }
+    for kind in args.db.split(","):
+        with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
+            ids = seed(url)
+            entry: dict[str, Any] = {}
+            with server(url, args.workers) as base:
+                entry["http_batch_1"] = http_throughput(base, ids, args.single_runs, 1)
+                entry["http_batch_50"] = http_throughput(base, ids, args.runs, 50)
+                entry["direct_batch_50"] = direct_throughput(url, ids, args.runs)
+                entry["sse"] = [
+                    asyncio.run(sse_latency(base, ids, int(n), args.events))
+                    for n in args.subscribers.split(",")
+                ]
+            results["databases"][kind] = entry
+            print(f"{kind}: done", file=sys.stderr)
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print_table(results)
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"\nruns.report throughput ({EVENTS_PER_RUN} trace events a run, {CLIENTS} concurrent clients)")
+    print(f"{'database':<11} {'path':<28} {'runs':>6} {'seconds':>8} {'runs/s':>9}")
+    for kind, entry in results["databases"].items():
+        for key, label in (
+            ("http_batch_1", "runs.report, batch 1"),
+            ("http_batch_50", "runs.report, batch 50"),
+            ("direct_batch_50", "direct insert, batch 50"),
+        ):
+            row = entry[key]
+            print(f"{kind:<11} {label:<28} {row['runs']:>6} {row['seconds']:>8} {row['runs_per_s']:>9}")
+        ratio = entry["http_batch_50"]["runs_per_s"] / entry["direct_batch_50"]["runs_per_s"]
+        print(f"{kind:<11} {'runs.report / direct':<28} {'':>6} {'':>8} {ratio:>9.2f}")
+    print("\nrun.updated latency: report answered -> event received")
+    print(
+        f"{'database':<11} {'subscribers':>11} {'deliveries':>10} {'missing':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+    )
+    for kind, entry in results["databases"].items():
+        for row in entry["sse"]:
+            print(
+                f"{kind:<11} {row['subscribers']:>11} {row['deliveries']:>10} {row['missing']:>8} "
+                f"{row['p50_ms']:>8} {row['p99_ms']:>8} {row['max_ms']:>8}"
+            )
+    print(f"\nwritten to {RESULTS.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
