@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -196,9 +197,10 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
     workflow = db.get(Workflow, run.workflow_id)
     version = db.get(WorkflowVersion, run.workflow_version_id)
     device = db.get(Device, run.device_id) if run.device_id else None
-    artifacts = db.execute(
+    rows = db.execute(
         select(Artifact.name, Artifact.content_type).where(Artifact.run_id == run.id).order_by(Artifact.name)
     ).all()
+    by_step, others = split_artifacts([(row.name, row.content_type) for row in rows])
     return {
         "run": run,
         "trace": trace_of(db, run.id),
@@ -206,8 +208,30 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
         "workflow_name": workflow.name if workflow else run.workflow_id,
         "version_number": version.number if version else "?",
         "device_name": device.name if device else "no device",
-        "artifacts": artifacts,
+        "step_artifacts": by_step,
+        "artifacts": others,
     }
+
+
+# The bridge names the failure context of step SEQ `failure-SEQ-NODE.png` and `...-hierarchy.xml`.
+FAILURE_ARTIFACT = re.compile(r"^failure-(\d+)-")
+
+
+def split_artifacts(
+    artifacts: list[tuple[str, str]],
+) -> tuple[dict[int, list[tuple[str, str]]], list[tuple[str, str]]]:
+    """(name, content type) pairs split into each failed step's context (by seq) and the rest."""
+    by_step: dict[int, list[tuple[str, str]]] = {}
+    others = []
+    for name, content_type in artifacts:
+        match = FAILURE_ARTIFACT.match(name)
+        if match:
+            by_step.setdefault(int(match.group(1)), []).append((name, content_type))
+        else:
+            others.append((name, content_type))
+    for context in by_step.values():
+        context.sort(key=lambda item: (not item[1].startswith("image/"), item[0]))  # the screen first
+    return by_step, others
 
 
 def _account_run(db: Session, user: DashboardUser, run_id: str) -> Run:

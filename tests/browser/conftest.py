@@ -8,6 +8,7 @@ Playwright's own browsers are never downloaded: the tests use `/usr/bin/chromium
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image, ImageDraw
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -117,6 +119,13 @@ class LiveServer:
         assert published.status_code == 200, published.text
         return Workflow(id=body["id"], version_id=body["versionId"])
 
+    def upload_artifact(self, device: Device, run_id: str, name: str, content_type: str, data: bytes) -> None:
+        """Upload a run's artifact as the bridge does after the run's report."""
+        answer = self.api(
+            "POST", f"/runs/{run_id}/artifacts", device.token, files={"file": (name, data, content_type)}
+        )
+        assert answer.status_code == 201, answer.text
+
     def report(self, device: Device, run: dict[str, Any]) -> None:
         """One runs.report of `run`, which the server must store."""
         answer = self.api("POST", "/runs.report", device.token, json={"runs": [run]})
@@ -199,3 +208,15 @@ def sign_in(page: Page, token: str, target: str = "/runs") -> None:
     page.fill("input[name=token]", token)
     page.click("form[action='/signin'] button[type=submit]")
     page.wait_for_url(f"**{target}")
+
+
+def phone_screenshot(text: str) -> bytes:
+    """A small PNG that looks like a phone screen showing `text` (failure context for the detail page)."""
+    image = Image.new("RGB", (270, 585), "#ffffff")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, 270, 56), fill="#3f51b5")
+    draw.text((14, 20), "Shop", fill="#ffffff")
+    draw.text((14, 90), text, fill="#222222")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 
 from server.accounts.models import Account, Plan
 from server.dashboard.models import DashboardSession
-from tests.browser.conftest import LiveServer, run_report, screenshot, sign_in
+from tests.browser.conftest import LiveServer, phone_screenshot, run_report, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -95,9 +95,23 @@ def test_sign_in_then_a_reported_run_goes_live_from_running_to_success(
     expect(page.locator(".banner")).to_contain_text("success")
     screenshot(page, "04-run-detail")
 
+    # The bridge uploads the failed step's screen and window hierarchy after the report.
+    live_server.upload_artifact(
+        device, failed_id, "failure-3-check.png", "image/png", phone_screenshot("Order A-17 (not saved)")
+    )
+    hierarchy = b'<?xml version="1.0"?><hierarchy rotation="0"><node text="Order A-17"/></hierarchy>'
+    live_server.upload_artifact(
+        device, failed_id, "failure-3-check-hierarchy.xml", "application/xml", hierarchy
+    )
     page.goto(f"/runs/{failed_id}")
     expect(page.locator(".banner")).to_contain_text("no element with text 'Saved' on screen")
-    expect(page.locator("ol.timeline li.step.o-failed")).to_contain_text("2 attempts")
+    failed_step = page.locator("ol.timeline li.step.o-failed")
+    expect(failed_step).to_contain_text("2 attempts")
+    expect(failed_step.locator("img.shot")).to_be_visible()
+    assert failed_step.locator("img.shot").evaluate("img => img.naturalWidth") == 270  # the image loaded
+    expect(failed_step.get_by_role("link", name="Window hierarchy")).to_have_attribute(
+        "href", f"/runs/{failed_id}/artifacts/failure-3-check-hierarchy.xml"
+    )
     screenshot(page, "05-run-detail-failed")
 
 

@@ -118,6 +118,16 @@ def test_run_detail_shows_the_timeline_inputs_and_failure(client: TestClient, db
         headers=auth(device.token),
     )
     assert upload.status_code == 201, upload.text
+    for name, content_type in [
+        ("failure-3-check-hierarchy.xml", "application/xml"),
+        ("failure-3-check.png", "image/png"),
+    ]:
+        answer = client.post(
+            f"/api/v1/runs/{run_id}/artifacts",
+            files={"file": (name, b"<hierarchy/>", content_type)},
+            headers=auth(device.token),
+        )
+        assert answer.status_code == 201, answer.text
     sign_in(client, account.token)
 
     page = client.get(f"/runs/{run_id}").text
@@ -126,7 +136,12 @@ def test_run_detail_shows_the_timeline_inputs_and_failure(client: TestClient, db
     assert "2 attempts" in page
     assert "no element &#39;Saved&#39;" in page
     assert "&#34;order&#34;: &#34;A-17&#34;" in page or '"order": "A-17"' in page
-    assert f'src="/runs/{run_id}/artifacts/failure.png"' in page
+    assert f'src="/runs/{run_id}/artifacts/failure.png"' in page  # among the run's other artifacts
+    # The failed step carries its own context: its screen first, then its window hierarchy.
+    failed_step = page[page.index('class="step o-failed"') :]
+    screen = failed_step.index(f'src="/runs/{run_id}/artifacts/failure-3-check.png"')
+    assert screen < failed_step.index(f'href="/runs/{run_id}/artifacts/failure-3-check-hierarchy.xml"')
+    assert "Window hierarchy" in failed_step
     image = client.get(f"/runs/{run_id}/artifacts/failure.png")
     assert image.status_code == 200
     assert image.content.startswith(b"\x89PNG")
