@@ -9,6 +9,7 @@ Output follows Android 14 closely where clients parse it: `package:NAME`, `Physi
 from __future__ import annotations
 
 import asyncio
+import struct
 import zlib
 from dataclasses import replace
 
@@ -248,6 +249,7 @@ async def wm(ctx: CommandContext) -> int:
 
 
 async def screencap(ctx: CommandContext) -> int:
+    """`screencap [-p] [-d ID] [FILE]`: PNG with -p or a `.png` file name, else Android's raw format."""
     from emulator import screen  # the renderer lives with the uiautomator2 server's code
 
     args = ctx.args[1:]
@@ -258,15 +260,22 @@ async def screencap(ctx: CommandContext) -> int:
             return ctx.fail(f"Display Id '{display}' is not valid.")
         del args[index : index + 2]
     files = [a for a in args if not a.startswith("-")]
-    png = screen.render_png(ctx.device.phone)
-    if files:
-        ctx.device.fs.write(normalize(files[0], ctx.cwd), png, make_parents=False)
+    as_png = "-p" in args or (bool(files) and files[0].endswith(".png"))
+    if as_png:
+        data = screen.render_png(ctx.device.phone)
     else:
-        ctx.out(png)
+        # width, height, pixel format 1 (RGBA_8888), color space 1 (sRGB), then the pixels.
+        image = screen.render_image(ctx.device.phone).convert("RGBA")
+        data = struct.pack("<4I", image.width, image.height, 1, 1) + image.tobytes()
+    if files:
+        ctx.device.fs.write(normalize(files[0], ctx.cwd), data)
+    else:
+        ctx.out(data)
     return 0
 
 
 async def uiautomator(ctx: CommandContext) -> int:
+    """`uiautomator dump [--compressed] [FILE]` (default /sdcard/window_dump.xml; /dev/tty prints it)."""
     args = ctx.args[1:]
     if not args or args[0] != "dump":
         ctx.err("Usage: uiautomator <subcommand> [options]\n\nAvailable subcommands:\n\n")
@@ -275,7 +284,10 @@ async def uiautomator(ctx: CommandContext) -> int:
     files = [a for a in args[1:] if not a.startswith("--")]
     path = normalize(files[0] if files else "/sdcard/window_dump.xml", ctx.cwd)
     xml = to_android_xml(ctx.device.phone.hierarchy())
-    ctx.device.fs.write(path, xml.encode("utf-8"))
+    if path in ("/dev/tty", "/dev/stdout"):
+        ctx.out(xml)
+    else:
+        ctx.device.fs.write(path, xml.encode("utf-8"))
     ctx.out(f"UI hierchary dumped to: {path}\n")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import struct
 import subprocess
 
 import adbutils
@@ -146,8 +147,12 @@ def test_screencap_is_a_png_of_the_screen(emulator: Emulator, dev: adbutils.AdbD
     image = Image.open(io.BytesIO(png))
     assert (image.format, image.size) == ("PNG", (1080, 2340))
     assert dev.screenshot().size == (1080, 2340)  # adbutils: SurfaceFlinger display id + screencap -d
-    adb_run("shell", "screencap -p /sdcard/s.png", serial=emulator.serial)
-    assert dev.shell("ls /sdcard/s.png") == "/sdcard/s.png"
+    adb_run("shell", "screencap /sdcard/s.png", serial=emulator.serial)
+    assert dev.sync.read_bytes("/sdcard/s.png")[:4] == b"\x89PNG"
+    raw = dev.shell("screencap", encoding=None)  # Android's raw format: a 16-byte header, then RGBA
+    width, height, pixel_format, _ = struct.unpack("<4I", raw[:16])
+    assert (width, height, pixel_format, len(raw)) == (1080, 2340, 1, 16 + 1080 * 2340 * 4)
+    assert dev.shell("uiautomator dump /dev/tty").startswith("<?xml")
 
 
 def test_shell_without_a_command_reads_a_script_from_stdin(emulator: Emulator) -> None:
