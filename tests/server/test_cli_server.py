@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from phoneflow.cli import app as phoneflow
+from tests.server.factories import Db, auth
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_admin_create_account_prints_the_token_once(db: Db) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        phoneflow, ["admin", "create-account", "Ops@Example.com", "--plan", "pro", "--database-url", db.url]
+    )
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("pf_acc_")
+    again = runner.invoke(phoneflow, ["admin", "create-account", "ops@example.com", "--database-url", db.url])
+    assert again.exit_code == 1
+    assert "already exists" in again.stderr
+    second = runner.invoke(phoneflow, ["admin", "create-token", "ops@example.com", "--database-url", db.url])
+    assert second.exit_code == 0, second.output
+    assert second.stdout.strip().startswith("pf_acc_")
+    assert second.stdout.strip() != token
+    missing = runner.invoke(
+        phoneflow, ["admin", "create-token", "nobody@example.com", "--database-url", db.url]
+    )
+    assert missing.exit_code == 1
+    assert "create-account" in missing.stderr
+
+
+@pytest.fixture
+def served(db: Db, tmp_path: Path) -> Iterator[str]:
+    """`phoneflow serve` as a real process on a free port, on the test database."""
+    port = _free_port()
+    denylist = tmp_path / "deny.txt"
+    denylist.write_text("com.bank.*\n", encoding="utf-8")
+    env = {**os.environ, "PHONEFLOW_START_SCHEDULER": "false"}
+    command = [sys.executable, "-m", "phoneflow", "serve", "--port", str(port), "--database-url", db.url]
+    process = subprocess.Popen(
+        [*command, "--denylist", str(denylist)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"phoneflow serve did not come up:\n{output}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_serve_answers_with_an_admin_made_token(served: str, db: Db) -> None:
+    created = CliRunner().invoke(
+        phoneflow, ["admin", "create-account", "a@example.com", "--database-url", db.url]
+    )
+    token = created.stdout.strip().splitlines()[-1]
+    r = httpx.get(f"{served}/api/v1/account", headers={**auth(token), "X-Request-ID": "cli-test-1"})
+    assert r.status_code == 200
+    assert r.json()["email"] == "a@example.com"
+    assert r.headers["x-request-id"] == "cli-test-1"
+    deny = httpx.get(f"{served}/api/v1/denylist", headers=auth(token)).json()
+    assert deny["globalEntries"] == ["com.bank.*"]
+
+
+def test_serve_refuses_a_bad_denylist_file(tmp_path: Path) -> None:
+    missing = CliRunner().invoke(phoneflow, ["serve", "--denylist", str(tmp_path / "nope.txt")])
+    assert missing.exit_code != 0
+    assert "does not exist" in str(missing.exception) + missing.output
+    bad = tmp_path / "bad.txt"
+    bad.write_text("com bank app\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "phoneflow", "serve", "--denylist", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "not a package name or glob" in result.stderr
