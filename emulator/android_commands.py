@@ -83,9 +83,9 @@ async def pm(ctx: CommandContext) -> int:
     if sub == "list" and args[1:2] in (["packages"], ["package"]):
         options = [a for a in args[2:] if a.startswith("-")]
         needle = next((a for a in args[2:] if not a.startswith("-")), "")
-        packages = list(phone.installed_packages())
+        packages = set(phone.installed_packages())
         if "-3" not in options:
-            packages = [*ctx.device.system_packages, *packages]
+            packages.update(ctx.device.system_packages)
         for package in sorted(p for p in packages if needle in p):
             ctx.out(f"package:{package}\n")
         return 0

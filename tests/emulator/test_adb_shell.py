@@ -81,6 +81,8 @@ def test_files_and_checksums(dev: adbutils.AdbDevice) -> None:
 
 
 def test_packages_and_activities(dev: adbutils.AdbDevice) -> None:
+    everything = dev.shell("pm list packages").splitlines()
+    assert len(everything) == len(set(everything))
     third_party = dev.list_packages(["-3"])
     assert SHOP in third_party
     assert "android" not in third_party
