@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -143,3 +144,44 @@ def test_second_bridge_on_the_same_serial_is_refused(
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert "already served by another bridge" in proc.stderr
+
+
+def test_bridge_exec_prints_the_trace(sample_emulator: Any, tmp_path: Path) -> None:
+    workflow = tmp_path / "sign-in.json"
+    workflow.write_text(json.dumps({
+        "schemaVersion": 1, "name": "sign in", "targetPackages": [SHOP], "start": "open",
+        "inputs": {"type": "object", "properties": {"user": {"type": "string"}}, "required": ["user"]},
+        "nodes": [
+            {"id": "open", "kind": "action.launchApp", "params": {"package": SHOP, "stopFirst": True},
+             "next": "user"},
+            {"id": "user", "kind": "action.typeText",
+             "params": {"text": "{{inputs.user}}", "selector": {"resourceId": f"{SHOP}:id/user"}},
+             "next": "go"},
+            {"id": "go", "kind": "action.tapByText", "params": {"text": "Sign in"}, "next": "orders"},
+            {"id": "orders", "kind": "action.waitForText",
+             "params": {"text": "New order", "timeoutMs": 2000}},
+        ],
+    }))  # fmt: skip
+    command = [
+        sys.executable, "-m", "device_bridge", "exec", str(workflow), "--serial", sample_emulator.serial,
+        "--inputs", '{"user": "carol"}', "--state-dir", str(tmp_path / "state"),
+    ]  # fmt: skip
+    as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=120)
+    assert as_json.returncode == 0, as_json.stderr
+    run = json.loads(as_json.stdout)
+    assert run["status"] == "success"
+    assert [(e["nodeId"], e["outcome"]) for e in run["trace"]] == [
+        ("open", "ok"),
+        ("user", "ok"),
+        ("go", "ok"),
+        ("orders", "ok"),
+    ]
+    table = subprocess.run(
+        [*command, "--inputs", "{}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert table.returncode == 1  # the inputs do not fit the workflow's schema: the run fails at once
+    assert "failed" in table.stdout
