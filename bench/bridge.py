@@ -228,7 +228,7 @@ def bench_upload(backlog: int, state_dir: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--port", type=int, default=5790, help="even console port of the bench emulator")
     args = parser.parse_args(argv)
