@@ -16,10 +16,11 @@ of both keys, as the status bar shows it.
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Protocol, TypeVar
 
 from PIL import Image, ImageDraw, ImageFont
@@ -61,8 +62,22 @@ class ScreenSource(Protocol):
 
 
 _V = TypeVar("_V")
-_frames: OrderedDict[Hashable, Image.Image] = OrderedDict()
-_encoded: OrderedDict[Hashable, bytes] = OrderedDict()
+
+
+class _Caches(threading.local):
+    """Per thread: each emulator runs on its own loop thread, so its caches need no lock."""
+
+    def __init__(self) -> None:
+        self.frames: OrderedDict[Hashable, Image.Image] = OrderedDict()
+        self.encoded: OrderedDict[Hashable, bytes] = OrderedDict()
+        # the most recent (hierarchy object, size, minute) and the fingerprint key made for it
+        self.last_root: UiNode | None = None
+        self.last_extra: tuple[int, int, str] = (0, 0, "")
+        self.last_key: Hashable = None
+        self.fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
+
+
+_caches = _Caches()
 
 
 def render_png(phone: ScreenSource) -> bytes:
@@ -78,20 +93,22 @@ def render_jpeg(phone: ScreenSource, quality: int = 80, scale: float = 1.0) -> b
 def render_image(phone: ScreenSource) -> Image.Image:
     """The screen as a Pillow image (shared from the cache: copy it before drawing on it)."""
     key = _frame_key(phone)
-    frame = _frames.get(key)
+    frames = _caches.frames
+    frame = frames.get(key)
     if frame is None:
         frame = _draw(phone.hierarchy(), phone.width, phone.height, _clock())
-        _remember(_frames, key, frame)
+        _remember(frames, key, frame)
     else:
-        _frames.move_to_end(key)
+        frames.move_to_end(key)
     return frame
 
 
 def _encode(phone: ScreenSource, fmt: str, quality: int, scale: float) -> bytes:
     key = (_frame_key(phone), fmt, quality, scale)
-    data = _encoded.get(key)
+    encoded = _caches.encoded
+    data = encoded.get(key)
     if data is not None:
-        _encoded.move_to_end(key)
+        encoded.move_to_end(key)
         return data
     image = render_image(phone)
     if scale != 1.0:
@@ -104,7 +121,7 @@ def _encode(phone: ScreenSource, fmt: str, quality: int, scale: float) -> bytes:
     else:
         image.save(out, "JPEG", quality=quality)
     data = out.getvalue()
-    _remember(_encoded, key, data)
+    _remember(encoded, key, data)
     return data
 
 
@@ -118,33 +135,30 @@ def _clock() -> str:
     return time.strftime("%H:%M")
 
 
-class _LastKey:
-    """The most recent (hierarchy object, size, minute) and the fingerprint key computed for it."""
-
-    root: UiNode | None = None
-    extra: tuple[int, int, str] = (0, 0, "")
-    key: Hashable = None
-
-
 def _frame_key(phone: ScreenSource) -> Hashable:
     root = phone.hierarchy()
     extra = (phone.width, phone.height, _clock())
-    if root is _LastKey.root and extra == _LastKey.extra:
-        return _LastKey.key
+    caches = _caches
+    if root is caches.last_root and extra == caches.last_extra:
+        return caches.last_key
     nodes = tuple(
         (n.class_name, n.bounds, n.text, n.content_desc, n.resource_id == _TOAST_ID, n.clickable, n.editable,
          n.enabled, n.focused, n.checkable, n.checked, n.password, n.scrollable, len(n.children))
         for n in root.walk()
     )  # fmt: skip
     key = (extra, nodes)
-    _LastKey.root, _LastKey.extra, _LastKey.key = root, extra, key
+    caches.last_root, caches.last_extra, caches.last_key = root, extra, key
     return key
 
 
-@cache
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    # Pillow's bundled scalable font: no system font needed on a fresh machine.
-    return ImageFont.load_default(size=size)
+    # Pillow's bundled scalable font: no system font needed on a fresh machine. One per thread:
+    # FreeType faces are not safe to use from two threads at once (two emulators in one process).
+    fonts = _caches.fonts
+    font = fonts.get(size)
+    if font is None:
+        font = fonts[size] = ImageFont.load_default(size=size)
+    return font
 
 
 def _draw(root: UiNode, width: int, height: int, clock: str) -> Image.Image:

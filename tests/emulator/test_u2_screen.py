@@ -61,3 +61,23 @@ def test_unchanged_screen_is_served_from_the_cache() -> None:
     assert Image.open(io.BytesIO(first)).format == "JPEG"
     smaller = Image.open(io.BytesIO(screen.render_jpeg(phone, 50, 0.25)))
     assert smaller.size == (270, 585)
+
+
+def test_two_phones_rendered_from_two_threads_do_not_mix() -> None:
+    """Each emulator renders on its own loop thread; frames must never cross between devices."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def frames(package: str) -> set[bytes]:
+        phone = PhoneState(sample_apps())
+        phone.launch(package)
+        out = set()
+        for _ in range(5):
+            out.add(screen.render_png(phone))
+            phone.tap(540, 2000)  # nothing there: the screen stays the same
+        return out
+
+    with ThreadPoolExecutor(2) as pool:
+        shop, settings = pool.map(frames, ["com.example.shop", "com.android.settings"])
+    assert len(shop) == 1
+    assert len(settings) == 1
+    assert shop != settings
