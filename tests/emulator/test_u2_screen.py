@@ -78,6 +78,7 @@ def test_two_phones_rendered_from_two_threads_do_not_mix() -> None:
 
     with ThreadPoolExecutor(2) as pool:
         shop, settings = pool.map(frames, ["com.example.shop", "com.android.settings"])
-    assert len(shop) == 1
-    assert len(settings) == 1
-    assert shop != settings
+    # one frame each (two if the status bar's clock turned a minute meanwhile), none shared
+    assert 1 <= len(shop) <= 2
+    assert 1 <= len(settings) <= 2
+    assert not shop & settings
