@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -287,8 +286,8 @@ def direct_throughput(url: str, ids: dict[str, str], runs: int, batch: int = 50)
                     return
                 run_rows, event_rows = queue.pop()
             with engine.begin() as conn:
-                conn.execute(insert(Run), run_rows)
-                conn.execute(insert(TraceEventRow), event_rows)
+                conn.execute(insert(Run.__table__), run_rows)
+                conn.execute(insert(TraceEventRow.__table__), event_rows)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
@@ -461,7 +460,8 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"{kind:<11} {'runs.report / direct':<28} {'':>6} {'':>8} {ratio:>9.2f}")
     print("\nrun.updated latency: report answered -> event received")
     print(
-        f"{'database':<11} {'subscribers':>11} {'deliveries':>10} {'missing':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
+        f"{'database':<11} {'subscribers':>11} {'deliveries':>10} {'missing':>8} "
+        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}"
     )
     for kind, entry in results["databases"].items():
         for row in entry["sse"]:

@@ -6,8 +6,10 @@ to the subscribers of each account:
 
 * after a commit in this process, `notify()` (registered with `after_commit`) wakes the tail
   at once, so the event leaves within milliseconds of the commit — never before it;
-* every `POLL_INTERVAL_S` the tail looks anyway, so events committed by other server
-  processes on the same database arrive too;
+* on PostgreSQL the writing transaction also sends a `NOTIFY` (delivered at commit) that
+  every process's hub `LISTEN`s for, so events committed by other server processes arrive
+  at once too (see pg_notify.py);
+* every `POLL_INTERVAL_S` the tail looks anyway: other processes on SQLite, lost wake-ups;
 * a reconnecting client's `Last-Event-ID` is replayed from the table (sse-starlette keeps no
   history), then the live tail continues without gaps or repeats;
 * one query per wake-up serves every subscriber, however many there are.
@@ -35,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from server.auth import CurrentAccount
 from server.errors import FieldProblem, ValidationFailed
 from server.runs.models import RunEvent
+from server.runs.pg_notify import Listener
 from server.runs.sql import reader_engine
 
 POLL_INTERVAL_S = 0.5
@@ -47,14 +50,20 @@ _log = logging.getLogger("phoneflow.runs.events")
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One event ready to send: its id, account and JSON text (serialised once for all subscribers)."""
+    """One event ready to send: its id, account and SSE frame (encoded once for all subscribers)."""
 
     id: int
     account_id: str
-    data: str
+    frame: bytes
 
 
-_CLOSE = Delivery(-1, "", "")
+def _delivery(event_id: int, account_id: str, payload: Any) -> Delivery:
+    data = json.dumps(payload, separators=(",", ":"))
+    frame = ServerSentEvent(data=data, event="run.updated", id=str(event_id)).encode()
+    return Delivery(event_id, account_id, frame)
+
+
+_CLOSE = Delivery(-1, "", b"")
 
 
 @dataclass(eq=False)
@@ -76,6 +85,7 @@ class RunEventHub:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_id = 0
+        self._listener: Listener | None = None
 
     def notify(self) -> None:
         """Wake the tail now: called after a commit, from any thread."""
@@ -105,6 +115,9 @@ class RunEventHub:
 
     async def close(self) -> None:
         """Stop the tail (at shutdown)."""
+        if self._listener is not None:
+            await run_in_threadpool(self._listener.stop)
+            self._listener = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -121,6 +134,9 @@ class RunEventHub:
         self._wake = asyncio.Event()
         self._last_id = await run_in_threadpool(self._max_id)
         self._task = loop.create_task(self._tail(), name="run-event-tail")
+        if self._listener is None and self._app_engine.dialect.name == "postgresql":
+            self._listener = Listener(self._app_engine, self.notify)
+            self._listener.start()
 
     def _max_id(self) -> int:
         with self._engine.connect() as conn:
@@ -157,7 +173,7 @@ class RunEventHub:
                 subscribers = self._subscriptions.get(account_id)
                 if not subscribers:
                     continue
-                delivery = Delivery(event_id, account_id, json.dumps(payload, separators=(",", ":")))
+                delivery = _delivery(event_id, account_id, payload)
                 for subscription in list(subscribers):
                     try:
                         subscription.queue.put_nowait(delivery)
@@ -178,9 +194,7 @@ class RunEventHub:
                 .order_by(RunEvent.id)
                 .limit(REPLAY_LIMIT)
             )
-            return [
-                Delivery(row.id, account_id, json.dumps(row.payload, separators=(",", ":"))) for row in rows
-            ]
+            return [_delivery(row.id, account_id, row.payload) for row in rows]
 
 
 def get_hub(app: FastAPI) -> RunEventHub:
@@ -224,7 +238,9 @@ def _parse_last_event_id(value: str | None) -> int | None:
     return parsed
 
 
-async def _stream(hub: RunEventHub, account_id: str, after_id: int | None) -> AsyncIterator[ServerSentEvent]:
+async def _stream(
+    hub: RunEventHub, account_id: str, after_id: int | None
+) -> AsyncIterator[ServerSentEvent | bytes]:
     subscription = await hub.subscribe(account_id)
     try:
         # Tells the client the subscription is live: whatever commits from now on reaches it.
@@ -233,17 +249,28 @@ async def _stream(hub: RunEventHub, account_id: str, after_id: int | None) -> As
         if after_id is not None:
             # Subscribed first, replayed second: anything committed in between is in both,
             # and the id check below drops the second copy.
-            for delivery in await run_in_threadpool(hub.replay, subscription.account_id, after_id):
-                last = delivery.id
-                yield ServerSentEvent(data=delivery.data, event="run.updated", id=str(delivery.id))
+            replayed = await run_in_threadpool(hub.replay, subscription.account_id, after_id)
+            if replayed:
+                last = replayed[-1].id
+                yield b"".join(delivery.frame for delivery in replayed)
         while True:
             delivery = await subscription.queue.get()
-            if delivery is _CLOSE:
-                return
-            if delivery.id <= last:
-                continue
-            last = delivery.id
-            yield ServerSentEvent(data=delivery.data, event="run.updated", id=str(delivery.id))
+            # Send what has piled up in one write: under bursts that is most of the cost.
+            frames: list[bytes] = []
+            while True:
+                if delivery is _CLOSE:
+                    if frames:
+                        yield b"".join(frames)
+                    return
+                if delivery.id > last:
+                    last = delivery.id
+                    frames.append(delivery.frame)
+                try:
+                    delivery = subscription.queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+            if frames:
+                yield b"".join(frames)
     finally:
         hub.unsubscribe(subscription)
 

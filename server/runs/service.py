@@ -25,6 +25,7 @@ from server.db import after_commit, new_id, utcnow
 from server.devices.models import Device
 from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from server.runs.models import Run, RunEvent, TraceEventRow
+from server.runs.pg_notify import notify_on_commit
 from server.runs.sql import serialize_run_event_ids, utc_ms
 from server.workflows.models import Workflow, WorkflowVersion
 
@@ -84,6 +85,7 @@ def record_changes(
     # Taken last, just before commit, so that the lock is held as briefly as possible.
     serialize_run_event_ids(session)
     session.execute(insert(RunEvent.__table__), rows)  # type: ignore[arg-type]
+    notify_on_commit(session)  # wakes the hubs of other server processes (PostgreSQL)
     if notify is not None:
         after_commit(session, notify)
 
