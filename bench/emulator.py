@@ -5,8 +5,11 @@
 Measures, end to end through the adb server:
 - ready: from `Emulator.start()` to the first successful `uiautomator2.connect` (which pushes
   and md5-checks u2.jar, launches `app_process` and pings the server);
-- a click round trip (`d.click(x, y)` on a button whose click changes the screen);
-- `dump_hierarchy()` of a 200-widget screen;
+- a click round trip on a button whose click changes the screen, and `dump_hierarchy()` of a
+  200-widget screen, each two ways: over one kept-alive adb `tcp:9008` stream (what the device
+  costs, the number the targets are about) and through the uiautomator2 client (which adds about
+  12 ms per call of its own: adbutils opens a fresh adb connection per call, asks the adb server
+  its version on another one first, and sleeps 10 ms when closing that);
 - a screenshot (`d.screenshot()`, JPEG over JSON-RPC), of a screen just changed (drawn anew)
   and of an unchanged one (from the renderer's cache).
 
@@ -191,6 +194,7 @@ def main() -> None:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews the numbers
         },
         "results": results,
     }
