@@ -60,7 +60,7 @@ def adb_server() -> str:
 
 def start_emulator(apps: object) -> object:
     """Start an `emulator.Emulator` over `apps` (model, path or None) on a free port; wait for adb."""
-    from emulator import Emulator
+    from emulator.runner import Emulator
 
     last: Exception | None = None
     for _ in range(3):  # a port may be taken between the probe and the bind

@@ -150,10 +150,12 @@ def test_kill_nine_during_uploads_loses_and_doubles_nothing(server: ServerProces
 
     made = runs.finished
     with server.db.engine.connect() as conn:
-        stored = dict(
+        stored: dict[str, str] = dict(
             conn.execute(text("SELECT id, status FROM runs WHERE device_id = :d"), {"d": device.id}).all()
         )
-        events = dict(conn.execute(text("SELECT run_id, count(*) FROM trace_events GROUP BY run_id")).all())
+        events: dict[str, int] = dict(
+            conn.execute(text("SELECT run_id, count(*) FROM trace_events GROUP BY run_id")).all()
+        )
     assert len(stored) == len(made), f"server holds {len(stored)} runs, the device made {len(made)}"
     assert stored == made
     with server.client() as client:

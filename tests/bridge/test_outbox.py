@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 def make_run(run_id: str, status: str, n_events: int) -> dict[str, Any]:
-    trace = [
+    trace: list[dict[str, Any]] = [
         {
             "seq": i,
             "nodeId": f"n{i}",
