@@ -17,7 +17,7 @@ import fnmatch
 import logging
 import posixpath
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from emulator.filesystem import FsError, normalize
@@ -433,6 +433,14 @@ class Shell:
         sub = Shell(self.device, env=dict(self.vars))
         sub.cwd = self.cwd
         return await sub.run(script, ctx.stdout, ctx.stderr)
+
+    async def _builtin_exec(self, ctx: CommandContext) -> int:
+        """`exec CMD ...` (as `adb logcat` sends it): run CMD; the shell ends with its status."""
+        if len(ctx.args) == 1:
+            return 0
+        status = await self._call(replace(ctx, args=ctx.args[1:]))
+        await ctx.flush()
+        raise ShellExit(status)
 
     async def _builtin_pwd(self, ctx: CommandContext) -> int:
         ctx.out(self.cwd + "\n")

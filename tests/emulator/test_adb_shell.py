@@ -174,3 +174,8 @@ def test_subshells_and_what_the_device_cannot_do(dev: adbutils.AdbDevice) -> Non
     assert install.returncode == 1
     assert "not APKs" in install.output
     assert dev.shell2("logcat -d").returncode == 0
+
+
+def test_adb_logcat_dumps_and_ends(emulator: Emulator) -> None:
+    result = adb_run("logcat", "-d", serial=emulator.serial)  # `export ...; exec logcat -d`
+    assert (result.returncode, result.stdout) == (0, "--------- beginning of main\n")

@@ -37,6 +37,7 @@ def run(line: str, shell: Shell | None = None) -> tuple[str, str, int]:
         ("echo /data/local/tmp/*.none", "/data/local/tmp/*.none\n"),
         ("cd /data/local; pwd; cd tmp && pwd", "/data/local\n/data/local/tmp\n"),
         ("exit 7; echo never", ""),
+        ("exec echo replaced; echo never", "replaced\n"),
         ("printf '%s-%s\\n' a b", "a-b\n"),
         ("echo -n x; echo y", "xy\n"),
         ("getprop no.such.prop fallback", "fallback\n"),
