@@ -56,7 +56,11 @@ Handler = Callable[[Params], Awaitable[Any]]
 
 
 class U2Rpc(ObjectMethods):
-    """Dispatches JSON-RPC calls to methods over one device's phone state."""
+    """Dispatches JSON-RPC calls to methods over one device's phone state.
+
+    Each `rpc_<name>` coroutine (here and in `ObjectMethods`) answers the JSON-RPC method `<name>`
+    with the parameters and result shapes of the real server (openatx android-uiautomator-server).
+    """
 
     def __init__(self, device: U2Host) -> None:
         super().__init__(device)
@@ -158,6 +162,8 @@ class U2Rpc(ObjectMethods):
         return {"width": width, "height": height}
 
     async def rpc_dumpWindowHierarchy(self, p: Params) -> str:
+        # `compressed` leaves out nodes "not important for accessibility"; every node of the app
+        # model is one a person sees, so the dump is the same either way.
         p.boolean(0, "compressed", False)
         max_depth = p.integer(1, "maxDepth", 50)
         root = _limit_depth(self.phone.hierarchy(), max_depth)
