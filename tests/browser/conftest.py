@@ -187,10 +187,23 @@ def page(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
         base_url=live_server.base_url, viewport={"width": 1280, "height": 860}, accept_downloads=True
     )
     context.set_default_timeout(10_000)
+    page = context.new_page()
+    # Script errors and CSP refusals fail the test: a page can look fine while its script is dead.
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
     try:
-        yield context.new_page()
+        yield page
     finally:
         context.close()
+    assert problems == [], problems
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -158,6 +158,18 @@ def test_pair_a_phone_from_the_devices_page(page: Page, live_server: LiveServer)
     row.get_by_role("button", name="Rename").click()
     expect(row.locator("input[name=name]")).to_have_value("Front desk phone")
 
+    dialogs: list[str] = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+    row.get_by_role("button", name="Revoke").click()
+    expect(row.locator(".badge")).to_have_text("revoked")
+    assert dialogs == ["Revoke Front desk phone? Its token stops working at once."]
+    assert live_server.api("POST", "/devices/me/claim", device.token).status_code == 401
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{live_server.base_url}/signin")
+    page.goto("/devices")
+    expect(page).to_have_url(f"{live_server.base_url}/signin?next=%2Fdevices")
+
 
 def test_retention_above_the_cap_is_refused_and_the_export_downloads(
     page: Page, live_server: LiveServer, tmp_path: Path

@@ -197,6 +197,11 @@ def test_rename_and_revoke_a_device(client: TestClient, db: Db) -> None:
     renamed = client.post(f"/devices/{device.id}/rename", data={"csrf_token": csrf, "name": " Front desk "})
     assert renamed.status_code == 200  # followed the redirect to /devices
     assert 'value="Front desk"' in renamed.text
+    # A name is text, never script: no inline handlers, and the CSP would refuse them anyway.
+    sly = client.post(f"/devices/{device.id}/rename", data={"csrf_token": csrf, "name": "x'); alert(1); ('"})
+    assert "onsubmit" not in sly.text
+    assert 'data-confirm="Revoke x&#39;); alert(1); (&#39;?' in sly.text
+    assert "default-src 'self'" in sly.headers["content-security-policy"]
     revoked = client.post(f"/devices/{device.id}/revoke", data={"csrf_token": csrf})
     assert revoked.status_code == 200
     assert "revoked" in revoked.text

@@ -1,7 +1,13 @@
-// Live updates for the dashboard: one EventSource on run.updated; every element with
+// The dashboard's only script. Live updates: one EventSource on run.updated; every element with
 // data-live-src re-fetches its server-rendered fragment when an event concerns it.
 (function () {
   "use strict";
+  // Forms that need a second thought say so in data-confirm (no inline handlers: the CSP forbids them).
+  document.addEventListener("submit", function (event) {
+    var question = event.target.getAttribute && event.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
   var live = Array.prototype.slice.call(document.querySelectorAll("[data-live-src]:not([data-live-off])"));
   if (!live.length || !window.EventSource) return;
   var pending = new Map();
