@@ -118,7 +118,7 @@ async def pm(ctx: CommandContext) -> int:
 def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, set[str], str]:
     """(package, activity, flags such as -W and -S, intent description) from `am start` options."""
     component: str | None = None
-    action = category = None
+    action = category = data = None
     flags: set[str] = set()
     i = 0
     while i < len(args):
@@ -132,13 +132,17 @@ def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, set[str], 
         elif arg in ("-W", "-S", "-D", "-R") or arg.startswith("--activity"):
             flags.add(arg)
             i += 1
-        elif arg in ("--user", "-e", "--es", "--ei", "--ez", "-d", "-t", "-f") and i + 1 < len(args):
+        elif arg == "-d" and i + 1 < len(args):
+            data, i = args[i + 1], i + 2
+        elif arg in ("--user", "-e", "--es", "--ei", "--ez", "-t", "-f") and i + 1 < len(args):
             i += 3 if arg in ("-e", "--es", "--ei", "--ez") else 2
         else:
             i += 1
     parts = []
     if action:
         parts.append(f"act={action}")
+    if data:
+        parts.append(f"dat={data}")
     if category:
         parts.append(f"cat=[{category}]")
     package = activity = None

@@ -304,18 +304,25 @@ async def grep(ctx: CommandContext) -> int:
 
 
 async def head_tail(ctx: CommandContext) -> int:
+    """`head`/`tail` with `-n N`, `-N` or `-c BYTES`, on a file or stdin."""
     args = ctx.args[1:]
-    count = 10
-    if "-n" in args:
-        index = args.index("-n")
-        count = int(args[index + 1].lstrip("+")) if index + 1 < len(args) else count
-        del args[index : index + 2]
-    elif args and re.fullmatch(r"-\d+", args[0]):
+    count, unit = 10, "n"
+    for flag in ("-n", "-c"):
+        if flag in args:
+            index = args.index(flag)
+            if index + 1 >= len(args) or not args[index + 1].lstrip("+").isdigit():
+                return ctx.fail(f"{flag} needs a number")
+            count, unit = int(args[index + 1].lstrip("+")), flag[1]
+            del args[index : index + 2]
+    if args and re.fullmatch(r"-\d+", args[0]):
         count, args = int(args[0][1:]), args[1:]
     try:
         data = ctx.device.fs.read(normalize(args[0], ctx.cwd)) if args else ctx.stdin
     except FsError as exc:
         return ctx.fail(f"{args[0]}: {exc.strerror}")
+    if unit == "c":
+        ctx.out(data[:count] if ctx.name == "head" else data[len(data) - count :])
+        return 0
     lines = data.splitlines(keepends=True)
     ctx.out(b"".join(lines[:count] if ctx.name == "head" else lines[-count:] if count else []))
     return 0

@@ -40,6 +40,7 @@ def run(line: str, shell: Shell | None = None) -> tuple[str, str, int]:
         ("exec echo replaced; echo never", "replaced\n"),
         ("printf '%s-%s\\n' a b", "a-b\n"),
         ("echo -n x; echo y", "xy\n"),
+        ("echo abcdef | head -c 3; echo; printf '1\\n2\\n3\\n' | tail -n 2", "abc\n2\n3\n"),
         ("getprop no.such.prop fallback", "fallback\n"),
     ],
 )
