@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from server.dashboard import auth_pages, fleet_pages, runs_pages, settings_pages, workflow_pages
+from server.dashboard.pages_route import DashboardRoute
 from server.db import utcnow
 from tests.server.factories import Db, create_account, create_device, create_workflow
 from tests.server.test_dashboard_support import account_state, form_csrf, sign_in
@@ -199,3 +200,10 @@ def test_every_dashboard_post_refuses_a_missing_or_wrong_csrf_token_and_changes_
     assert account_state(db, account.id) == before
     # The same form with the session's token is accepted.
     assert client.post("/settings/retention", data={**form, "csrf_token": good}).status_code == 200
+
+
+def test_every_dashboard_route_answers_errors_as_pages() -> None:
+    # A page route outside DashboardRoute would answer problem+json, or a 500 for SignInRequired.
+    for pages in (auth_pages, runs_pages, fleet_pages, workflow_pages, settings_pages):
+        for route in pages.router.routes:
+            assert isinstance(route, DashboardRoute), f"{route} in {pages.__name__}"
