@@ -151,3 +151,10 @@ def test_reboot_drops_the_transport_and_starts_the_phone_afresh(emulator: Emulat
     assert adb_run("shell", "cat /sdcard/f", serial=serial).stdout == "kept\n"
     assert emulator.call(lambda d: d.phone.running_packages()) == []
     assert "cannot run as root" in adb_run("root", serial=serial).stdout
+
+
+def test_ready_well_under_a_second(make_emulator: MakeEmulator) -> None:
+    started = time.monotonic()
+    emu = make_emulator()  # started, listening, and listed by the adb server as `device`
+    assert time.monotonic() - started < 1.0
+    assert devices().get(emu.serial) == "device"
