@@ -238,9 +238,11 @@ def _parse_last_event_id(value: str | None) -> int | None:
     return parsed
 
 
-async def _stream(
+async def event_stream(
     hub: RunEventHub, account_id: str, after_id: int | None
 ) -> AsyncIterator[ServerSentEvent | bytes]:
+    """The SSE body for one subscriber: a `subscribed` comment, the replay after `after_id`, then live
+    events. Give it to `EventSourceResponse` (the dashboard does too)."""
     subscription = await hub.subscribe(account_id)
     try:
         # Tells the client the subscription is live: whatever commits from now on reaches it.
@@ -275,6 +277,9 @@ async def _stream(
         hub.unsubscribe(subscription)
 
 
+_stream = event_stream  # the name the dashboard imported first
+
+
 @router.get(
     "/events",
     summary="run.updated over server-sent events",
@@ -292,5 +297,5 @@ async def events(
     hub = get_hub(request.app)
     ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
     return EventSourceResponse(
-        _stream(hub, account.id, after_id), ping=ping, headers={"Cache-Control": "no-store"}
+        event_stream(hub, account.id, after_id), ping=ping, headers={"Cache-Control": "no-store"}
     )

@@ -347,3 +347,16 @@ def cancel_run(
                 select(Run).where(Run.id == run_id).execution_options(populate_existing=True)
             ).one()
     raise Conflict(f"run {run_id} kept changing while it was being cancelled; try again")
+
+
+def cancel_requested_run_ids(session: Session, device_id: str) -> list[str]:
+    """Ids of the device's unfinished runs whose cancel was asked (for the bridge's `cancelRunIds`)."""
+    return list(
+        session.scalars(
+            select(Run.id).where(
+                Run.device_id == device_id,
+                Run.status.in_([RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value]),
+                Run.cancel_requested_at.is_not(None),
+            )
+        )
+    )

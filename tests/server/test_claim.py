@@ -116,3 +116,18 @@ def test_exactly_one_of_many_concurrent_claimers_gets_each_run(app: FastAPI, db:
     got = [r for r in results if r is not None]
     assert sorted(got) == sorted(run_ids)  # each run handed out exactly once
     assert results.count(None) == claimers - len(run_ids)
+
+
+def test_cancel_requests_are_listed_for_the_device(client: TestClient, db: Db) -> None:
+    from server.runs.service import cancel_requested_run_ids
+
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    run = _trigger(client, acc.token, wf.id, dev.id).json()
+    client.post("/api/v1/devices/me/claim", headers=auth(dev.token))
+    with db.session_factory() as session:
+        assert cancel_requested_run_ids(session, dev.id) == []
+    client.post(f"/api/v1/runs/{run['id']}/cancel", headers=auth(acc.token))
+    with db.session_factory() as session:
+        assert cancel_requested_run_ids(session, dev.id) == [run["id"]]

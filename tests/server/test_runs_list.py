@@ -99,3 +99,37 @@ def test_bad_list_parameters_are_422(client: TestClient, db: Db) -> None:
         assert response.status_code == 422, params
         assert response.json()["errors"]
     assert client.get("/api/v1/runs/not-a-run", headers=auth(acc.token)).status_code == 404
+
+
+def test_list_queries_use_the_run_indexes(db: Db) -> None:
+    """Every filter is an index range scan in newest-first order (no sort, no table scan)."""
+    if db.kind != "sqlite":
+        return  # PostgreSQL's planner prefers a sequential scan on tiny tables; the indexes are the same
+    from sqlalchemy import and_, select, tuple_
+
+    from server.db import utcnow
+    from server.runs.models import Run
+
+    now = utcnow()
+    filters = {
+        "ix_runs_account_created": [Run.created_at >= now],
+        "ix_runs_account_status_created": [Run.status == "failed"],
+        "ix_runs_account_workflow_created": [Run.workflow_id == "w"],
+        "ix_runs_account_device_created": [Run.device_id == "d"],
+    }
+    with db.engine.connect() as conn:
+        for index, conditions in filters.items():
+            query = (
+                select(Run)
+                .where(
+                    and_(
+                        Run.account_id == "a", *conditions, tuple_(Run.created_at, Run.id) < tuple_(now, "x")
+                    )
+                )
+                .order_by(Run.created_at.desc(), Run.id.desc())
+                .limit(50)
+            )
+            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+            assert index in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
