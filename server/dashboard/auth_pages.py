@@ -26,8 +26,7 @@ from server.dashboard.session import (
     set_cookie,
 )
 from server.db import SessionDep
-from server.runs.events import PING_INTERVAL_S, get_hub
-from server.runs.events import _stream as stream_events
+from server.runs.events import PING_INTERVAL_S, event_stream, get_hub
 
 router = dashboard_router()
 
@@ -113,7 +112,7 @@ async def dashboard_events(
     after_id = int(last) if last.isdigit() else after
     ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
     return EventSourceResponse(
-        stream_events(get_hub(request.app), user.account.id, after_id),
+        event_stream(get_hub(request.app), user.account.id, after_id),
         ping=ping,
         headers={"Cache-Control": "no-store"},
     )
