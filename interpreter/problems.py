@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,9 +58,38 @@ def in_document_order(problems: Iterable[Problem]) -> list[Problem]:
     return sorted(unique, key=lambda p: (_pointer_key(p), p.severity != "error", p.message))
 
 
+# "Did you mean" costs a fuzzy comparison per candidate (tens of ms against thousands of
+# ids), so a definition with thousands of broken references could keep a server busy for
+# minutes. Within `suggestion_budget`, only so many words get suggestions, each against a
+# bounded pool of plausible candidates.
+_SUGGESTIONS_LEFT: ContextVar[int | None] = ContextVar("suggestions_left", default=None)
+_MAX_CANDIDATES = 500
+
+
+@contextmanager
+def suggestion_budget(count: int) -> Iterator[None]:
+    """Within the block, at most `count` words get "did you mean" suggestions."""
+    token = _SUGGESTIONS_LEFT.set(count)
+    try:
+        yield
+    finally:
+        _SUGGESTIONS_LEFT.reset(token)
+
+
 def close_matches(word: str, choices: Iterable[str]) -> list[str]:
     """Up to three choices that look like `word` (for "did you mean" hints)."""
-    return difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+    left = _SUGGESTIONS_LEFT.get()
+    if left is not None:
+        if left <= 0:
+            return []
+        _SUGGESTIONS_LEFT.set(left - 1)
+    pool = [c for c in choices if isinstance(c, str)]
+    if len(pool) > _MAX_CANDIDATES:
+        # a close match differs little in length and almost always starts alike
+        first = word[:1].casefold()
+        alike = [c for c in pool if abs(len(c) - len(word)) <= 3 and c[:1].casefold() == first]
+        pool = alike[:_MAX_CANDIDATES]
+    return difflib.get_close_matches(word, pool, n=3, cutoff=0.6)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

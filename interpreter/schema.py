@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 
 WORKFLOW_SCHEMA_PATH = Path(__file__).parent / "schemas" / "workflow.schema.json"
 SCHEMA_VERSION = 1
+MAX_NODES = 5000  # the schema's nodes.maxItems
 
 
 @cache
@@ -81,10 +82,42 @@ def detailed_top_validator() -> Any:
     return _DetailedValidator(top)
 
 
+def detailed_node_validator(kind: Any = None) -> Any:
+    """The Python validator of one node of `kind`, giving every error with its path inside the node.
+
+    Equivalent to `$defs/node`, but only the branch of the node's own kind is kept and
+    `$ref`s are inlined: a broken node is then checked several times faster, which
+    matters when thousands of them are.
+    """
+    validators_by_kind = _detailed_node_validators()
+    if isinstance(kind, str) and kind in validators_by_kind:
+        return validators_by_kind[kind]
+    return validators_by_kind[None]
+
+
+def _inline_refs(schema: Any, defs: dict[str, Any]) -> Any:
+    """`schema` with every `#/$defs/X` reference replaced by its target (the schema has no cycles)."""
+    if isinstance(schema, dict):
+        ref = schema.get("$ref")
+        rest = {k: _inline_refs(v, defs) for k, v in schema.items() if k != "$ref"}
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return {**_inline_refs(defs[ref.removeprefix("#/$defs/")], defs), **rest}
+        return rest
+    if isinstance(schema, list):
+        return [_inline_refs(item, defs) for item in schema]
+    return schema
+
+
 @cache
-def detailed_node_validator() -> Any:
-    """The Python validator of one node, giving every error with its path inside the node."""
-    return _DetailedValidator(_with_defs(_loaded(), {"$ref": "#/$defs/node"}))
+def _detailed_node_validators() -> dict[str | None, Any]:
+    defs = _loaded()["$defs"]
+    node = defs["node"]
+    base = _inline_refs({k: v for k, v in node.items() if k != "allOf"}, defs)
+    by_kind: dict[str | None, Any] = {None: _DetailedValidator(base)}  # unknown kinds: no branch applies
+    for branch in node["allOf"]:
+        kind = branch["if"]["properties"]["kind"]["const"]
+        by_kind[kind] = _DetailedValidator({"allOf": [base, _inline_refs(branch["then"], defs)]})
+    return by_kind
 
 
 @cache

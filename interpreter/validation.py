@@ -20,9 +20,17 @@ from typing import Any
 
 from interpreter.denylist import Denylist, denied_message
 from interpreter.graph import PACKAGE_PARAM_KINDS, iter_nodes, node_index, reachable
-from interpreter.problems import Problem, did_you_mean, errors_only, in_document_order, pointer
+from interpreter.problems import (
+    Problem,
+    did_you_mean,
+    errors_only,
+    in_document_order,
+    pointer,
+    suggestion_budget,
+)
 from interpreter.reference_checks import check_expressions, check_regexes, check_templates
 from interpreter.schema import (
+    MAX_NODES,
     detailed_node_validator,
     detailed_top_validator,
     fast_node_validator,
@@ -38,13 +46,15 @@ Check = Callable[[Any, "Denylist | None"], Iterable[Problem]]
 
 _NODE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 _MAX_MESSAGE = 300
+_MAX_SUGGESTIONS = 50  # "did you mean" for the first 50 unknown words: enough for a person
 
 
 def validate(definition: Any, denylist: Denylist | None = None) -> list[Problem]:
     """Every problem of `definition` (errors and warnings), in document order. Never raises."""
     problems: list[Problem] = []
-    for check in _CHECKS:
-        problems.extend(_guarded(check, definition, denylist))
+    with suggestion_budget(_MAX_SUGGESTIONS):
+        for check in _CHECKS:
+            problems.extend(_guarded(check, definition, denylist))
     return in_document_order(problems)
 
 
@@ -100,9 +110,12 @@ def check_schema(definition: Any, denylist: Denylist | None) -> Iterator[Problem
         found = True
         yield from translate(error, definition)
     for position, node in _all_nodes(definition):
+        if position >= MAX_NODES:
+            break  # the schema's maxItems error covers the rest; checking them all would only cost time
         if _fast_valid(fast_node_validator(), node):
             continue
-        for error in detailed_node_validator().iter_errors(node):
+        kind = node.get("kind") if isinstance(node, Mapping) else None
+        for error in detailed_node_validator(kind).iter_errors(node):
             found = True
             yield from translate(error, definition, ("nodes", position))
     if gate is False and not found:

@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from interpreter.denylist import Denylist, denied_message
 from interpreter.graph import OUTCOMES_BY_KIND, next_targets, node_index, reachable
-from interpreter.schema import WORKFLOW_SCHEMA_PATH, workflow_schema
+from interpreter.schema import MAX_NODES, WORKFLOW_SCHEMA_PATH, fast_workflow_validator, workflow_schema
 from interpreter.validation import Problem, errors_only, validate
 
 EXAMPLE = Path(__file__).parent / "data" / "capture_order.workflow.json"
@@ -56,6 +56,12 @@ def test_the_schema_file_is_a_valid_draft_2020_12_schema_covering_every_kind() -
     assert schema["$defs"]["node"]["properties"]["kind"]["enum"] == list(OUTCOMES_BY_KIND)
     # every kind has its params described
     assert {f"params.{kind}" for kind in OUTCOMES_BY_KIND} <= set(schema["$defs"])
+
+
+def test_node_limit_matches_the_schema_and_the_fast_gate_accepts_the_samples() -> None:
+    assert workflow_schema()["properties"]["nodes"]["maxItems"] == MAX_NODES
+    # if the Rust gate stopped accepting valid definitions, every validation would take the slow path
+    assert fast_workflow_validator().is_valid(example())
 
 
 def test_workflow_schema_returns_a_copy_callers_may_change() -> None:

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 
 from interpreter.denylist import Denylist
 from interpreter.graph import NODE_KINDS
-from interpreter.schema import workflow_schema
+from interpreter.schema import detailed_node_validator, workflow_schema
 from interpreter.validation import Problem, errors_only, validate
 
 DATA = Path(__file__).parent / "data"
@@ -152,6 +152,15 @@ def mutated_workflows(draw: st.DrawFn) -> Any:
     return workflow
 
 
+FULL_NODE_SCHEMA = Draft202012Validator(
+    {"$schema": FULL_SCHEMA.schema["$schema"], "$defs": FULL_SCHEMA.schema["$defs"], "$ref": "#/$defs/node"}
+)
+
+
+def error_places(errors: Any) -> list[tuple[str, str]]:
+    return sorted((json.dumps(list(e.absolute_path)), str(e.validator)) for e in errors)
+
+
 @FUZZ
 @given(json_values)
 def test_any_json_never_raises(definition: Any) -> None:
@@ -162,3 +171,12 @@ def test_any_json_never_raises(definition: Any) -> None:
 @given(mutated_workflows())
 def test_mutated_workflows_never_raise_and_report_consistently(definition: Any) -> None:
     check_report(definition, validate(definition, DENYLIST))
+
+
+@FUZZ
+@given(mutated_workflows())
+def test_the_per_kind_node_validators_find_what_the_full_schema_finds(definition: Any) -> None:
+    for node in definition.get("nodes", []) if isinstance(definition.get("nodes"), list) else []:
+        kind = node.get("kind") if isinstance(node, dict) else None
+        fast = error_places(detailed_node_validator(kind).iter_errors(node))
+        assert fast == error_places(FULL_NODE_SCHEMA.iter_errors(node)), node
