@@ -529,3 +529,20 @@ def test_a_thousand_nodes_validate_in_under_100_ms() -> None:
         validate(wf, denylist)
         best = min(best, time.perf_counter() - started)
     assert best < 0.100, f"1,000 nodes took {best * 1000:.0f} ms"
+
+
+def test_thousands_of_broken_references_stay_cheap() -> None:
+    # "did you mean" against 1,000 ids for 2,000 missing targets would take half a minute unbounded
+    nodes = [
+        {
+            "id": f"node_{i}",
+            "kind": "action.wait",
+            "params": {"ms": 1},
+            "next": {"ok": f"nod_{i}x", "failed": f"nodx_{i}"},
+        }
+        for i in range(1000)
+    ]
+    started = time.perf_counter()
+    problems = validate(chain(*nodes))
+    assert len(errors_only(problems)) == 2000
+    assert time.perf_counter() - started < 5
