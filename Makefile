@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
+	@bash scripts/system-deps.sh adb
 	$(BIN)/python scripts/demo.py
 
 system-deps:

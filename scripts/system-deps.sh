@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite needs when they are missing:
-# Debian's adb and chromium, and a PostgreSQL server when none answers.
+# Installs the system packages phoneflow needs when they are missing: Debian's adb and
+# chromium, and a PostgreSQL server when none answers. `system-deps.sh adb` asks for adb
+# only (what `make demo` needs); no argument means everything the test suite needs.
 set -uo pipefail
 
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=(adb chromium postgresql)
+wants() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
+
 need=()
-command -v adb >/dev/null 2>&1 || need+=(adb)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+wants adb && { command -v adb >/dev/null 2>&1 || need+=(adb); }
+wants chromium && { command -v chromium >/dev/null 2>&1 || need+=(chromium); }
 
 pg_url="${PHONEFLOW_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 pg_up() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; }
-if ! pg_up && ! command -v pg_ctlcluster >/dev/null 2>&1; then
+if wants postgresql && ! pg_up && ! command -v pg_ctlcluster >/dev/null 2>&1; then
   need+=(postgresql)
 fi
 
@@ -24,7 +29,7 @@ if [ ${#need[@]} -gt 0 ]; then
     || echo "apt-get could not install ${need[*]}: the tests that need them will say so." >&2
 fi
 
-if ! pg_up && [ "$(id -u)" -eq 0 ] && command -v pg_ctlcluster >/dev/null 2>&1; then
+if wants postgresql && ! pg_up && [ "$(id -u)" -eq 0 ] && command -v pg_ctlcluster >/dev/null 2>&1; then
   version=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -1)
   if [ -n "$version" ]; then
     pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
@@ -36,5 +41,5 @@ if ! pg_up && [ "$(id -u)" -eq 0 ] && command -v pg_ctlcluster >/dev/null 2>&1; 
     fi
   fi
 fi
-echo "test database: ${pg_url}"
+wants postgresql && echo "test database: ${pg_url}"
 exit 0
