@@ -77,8 +77,17 @@ class U2Device:
         return self._guard(method, lambda: self._u2.jsonrpc_call(method, list(params) if params else {}))
 
     def close(self) -> None:
-        """Let go of the device (the uiautomator2 server stays up on the phone for the next bridge)."""
-        self._lock.release()
+        """Let go of the device: end the uiautomator2 server this bridge started, then the lock.
+
+        The server's shell stream is what keeps it (and the phone's one UiAutomation client)
+        alive; closing it frees the phone for the next bridge or tool, and closes the socket.
+        """
+        try:
+            self._u2.stop_uiautomator(wait=False)
+        except Exception as exc:  # the phone may be gone already: closing must still free the lock
+            log.debug("stopping the uiautomator2 server on %s: %s", self._serial, exc)
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> U2Device:
         return self
