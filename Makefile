@@ -36,7 +36,11 @@ golden-update: $(STAMP)
 	$(BIN)/python -m tests.golden_update
 
 bench: $(STAMP)
+	@bash scripts/system-deps.sh adb postgresql
 	$(BIN)/python bench/interpreter.py
+	$(BIN)/python bench/emulator.py
+	$(BIN)/python bench/bridge.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
