@@ -12,8 +12,16 @@ from fastapi.templating import Jinja2Templates
 
 from server.dashboard.session import DashboardUser
 from server.db import utcnow
+from server.errors import AppError, ValidationFailed
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def error_text(exc: AppError) -> str:
+    """An error's words for a page: each validation problem with its hint, else the message."""
+    if isinstance(exc, ValidationFailed) and exc.errors:
+        return "; ".join(f"{e.message} — {e.hint}" if e.hint else e.message for e in exc.errors)
+    return exc.message
 
 
 def duration(ms: int | None) -> str:

@@ -10,19 +10,20 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
-from server.dashboard.session import DashboardUser, User
+from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep, utcnow
 from server.devices.models import Device
 from server.errors import NotFound
+from server.runs.events import get_hub
 from server.runs.models import Artifact, Run, RunEvent
-from server.runs.service import RunFilters, get_run, list_runs, trace_of
+from server.runs.service import RunFilters, cancel_run, get_run, list_runs, trace_of
 from server.runs.stats import compute_stats
 from server.workflows.models import Workflow, WorkflowVersion
 
@@ -259,3 +260,10 @@ def run_artifact(run_id: str, name: str, db: SessionDep, user: User) -> Response
     if artifact is None:
         raise NotFound(f"run {run_id} has no artifact named {name!r}")
     return Response(artifact.data, media_type=artifact.content_type)
+
+
+@router.post("/runs/{run_id}/cancel")
+def cancel(request: Request, run_id: str, db: SessionDep, user: CheckedUser) -> Response:
+    """Cancel a run: a queued one ends at once, a running one is stopped by its phone."""
+    cancel_run(db, user.account.id, run_id, get_hub(request.app).notify)
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)

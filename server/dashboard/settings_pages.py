@@ -9,21 +9,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from server.accounts import service as accounts
 from server.dashboard.pages_route import dashboard_router
-from server.dashboard.render import page
+from server.dashboard.render import error_text, page
 from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep, utcnow
 from server.denylist import service as denylist
-from server.errors import AppError, ValidationFailed
+from server.errors import AppError
 from server.runs.export import export_chunks
 from server.settings import Settings
 
 router = dashboard_router()
-
-
-def _error_text(exc: AppError) -> str:
-    if isinstance(exc, ValidationFailed) and exc.errors:
-        return "; ".join(f"{e.message} — {e.hint}" if e.hint else e.message for e in exc.errors)
-    return exc.message
 
 
 def _settings_page(
@@ -62,7 +56,7 @@ def set_retention(
     try:
         accounts.set_run_retention_days(user.account, value)
     except AppError as exc:
-        return _settings_page(request, db, user, exc.status_code, retention_error=_error_text(exc))
+        return _settings_page(request, db, user, exc.status_code, retention_error=error_text(exc))
     return _settings_page(request, db, user, flash=f"Runs are now kept for {value} days.")
 
 
@@ -73,7 +67,7 @@ def add_denylist_entry(
     try:
         denylist.add_entry(db, user.account, pattern)
     except AppError as exc:
-        return _settings_page(request, db, user, exc.status_code, denylist_error=_error_text(exc))
+        return _settings_page(request, db, user, exc.status_code, denylist_error=error_text(exc))
     return RedirectResponse("/settings", status_code=303)
 
 
@@ -82,7 +76,7 @@ def remove_denylist_entry(request: Request, entry_id: str, db: SessionDep, user:
     try:
         denylist.remove_entry(db, user.account, entry_id)
     except AppError as exc:
-        return _settings_page(request, db, user, exc.status_code, denylist_error=_error_text(exc))
+        return _settings_page(request, db, user, exc.status_code, denylist_error=error_text(exc))
     return RedirectResponse("/settings", status_code=303)
 
 

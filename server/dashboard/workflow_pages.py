@@ -10,11 +10,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from server.dashboard.pages_route import dashboard_router
-from server.dashboard.render import page
+from server.dashboard.render import error_text, page
 from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep
 from server.denylist.service import effective_denylist
+from server.devices.service import list_devices
 from server.errors import AppError, ValidationFailed
+from server.runs.events import get_hub
+from server.runs.service import trigger_run
 from server.workflows import service
 from server.workflows.models import Workflow
 from server.workflows.simulation import simulate
@@ -28,6 +31,15 @@ class FormProblem(Exception):
     def __init__(self, problems: list[dict[str, str]]) -> None:
         super().__init__(problems[0]["message"])
         self.problems = problems
+
+
+def _parse_inputs(text: str) -> dict[str, Any]:
+    inputs = _parse_json(text or "{}", "the inputs")
+    if not isinstance(inputs, dict):
+        raise FormProblem(
+            [{"pointer": "", "message": "the inputs must be a JSON object", "hint": 'e.g. {"order": "A-1"}'}]
+        )
+    return inputs
 
 
 def _parse_json(text: str, field: str) -> Any:
@@ -118,6 +130,7 @@ def _detail_page(
     versions = service.list_versions(db, workflow)
     latest = versions[-1]
     extra.setdefault("form_definition", json.dumps(latest.definition, indent=2, ensure_ascii=False))
+    devices = [d for d in list_devices(db, user.account) if d.revoked_at is None]
     return page(
         request,
         "workflow.html",
@@ -125,6 +138,7 @@ def _detail_page(
         status_code,
         workflow=workflow,
         versions=list(reversed(versions)),
+        devices=devices,
         **extra,
     )
 
@@ -178,17 +192,7 @@ def simulate_version(
     workflow = service.get_workflow(db, user.account, workflow_id)
     version = service.get_version(db, workflow, version_id)
     try:
-        parsed_inputs = _parse_json(inputs or "{}", "the inputs")
-        if not isinstance(parsed_inputs, dict):
-            raise FormProblem(
-                [
-                    {
-                        "pointer": "",
-                        "message": "the inputs must be a JSON object",
-                        "hint": 'e.g. {"order": "A-1"}',
-                    }
-                ]
-            )
+        parsed_inputs = _parse_inputs(inputs)
         result = simulate(
             version.definition,
             inputs=parsed_inputs,
@@ -202,6 +206,38 @@ def simulate_version(
         )
     except AppError as exc:
         return _detail_page(
-            request, db, user, workflow, exc.status_code, sim_error=exc.message, form_inputs=inputs
+            request, db, user, workflow, exc.status_code, sim_error=error_text(exc), form_inputs=inputs
         )
     return _detail_page(request, db, user, workflow, simulation=result, form_inputs=inputs)
+
+
+@router.post("/workflows/{workflow_id}/runs", response_class=HTMLResponse)
+def queue_run(
+    request: Request,
+    workflow_id: str,
+    db: SessionDep,
+    user: CheckedUser,
+    device_id: Annotated[str, Form()] = "",
+    inputs: Annotated[str, Form()] = "{}",
+) -> Response:
+    """Queue a run (trigger `manual`) of the published version on one phone, then show it."""
+    workflow = service.get_workflow(db, user.account, workflow_id)
+    try:
+        run = trigger_run(
+            db,
+            user.account,
+            workflow.id,
+            device_id,
+            _parse_inputs(inputs),
+            trigger="manual",
+            notify=get_hub(request.app).notify,
+        )
+    except FormProblem as exc:
+        return _detail_page(
+            request, db, user, workflow, 422, run_error=exc.problems[0]["message"], form_run_inputs=inputs
+        )
+    except AppError as exc:
+        return _detail_page(
+            request, db, user, workflow, exc.status_code, run_error=error_text(exc), form_run_inputs=inputs
+        )
+    return RedirectResponse(f"/runs/{run.id}", status_code=303)

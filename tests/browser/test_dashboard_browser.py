@@ -231,6 +231,17 @@ def test_workflows_pages_and_simulate(page: Page, live_server: LiveServer) -> No
     expect(page.locator(".problems")).to_contain_text("the version was not saved")
     screenshot(page, "12-workflow-problems")
 
+    live_server.pair_device(token)
+    page.reload()
+    page.fill("#run-on-phone input[name=inputs]", '{"order": "A-17"}')
+    page.get_by_role("button", name="Queue the run").click()
+    expect(page.locator(".banner .badge")).to_have_text("queued")
+    expect(page.locator(".banner")).to_contain_text("trigger manual")
+    screenshot(page, "12b-run-queued")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page.locator(".banner .badge")).to_have_text("cancelled")
+
     page.goto("/runs/00000000-0000-0000-0000-000000000000")
     expect(page.locator("h1")).to_have_text("Not found")
     screenshot(page, "13-not-found")

@@ -176,6 +176,7 @@ def test_every_dashboard_post_refuses_a_missing_or_wrong_csrf_token_and_changes_
         "workflow_id": workflow.id,
         "token_id": "any",
         "entry_id": "any",
+        "run_id": "any",
     }
     paths = _post_routes()
     assert "/settings/retention" in paths  # the list is real

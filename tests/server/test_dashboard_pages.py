@@ -338,3 +338,50 @@ def test_settings_denylist_and_tokens(client: TestClient, db: Db) -> None:
     revoked = client.post(f"/settings/tokens/{token_id}/revoke", data={"csrf_token": csrf})
     assert revoked.status_code == 200
     assert client.get("/api/v1/account", headers=auth(new_token)).status_code == 401
+
+
+def test_queue_a_run_on_a_phone_from_the_workflow_page_and_cancel_it(client: TestClient, db: Db) -> None:
+    account = create_account(db)
+    workflow = create_workflow(db, account.id, publish=False)
+    csrf = sign_in(client, account.token)
+    page = client.get(f"/workflows/{workflow.id}").text
+    assert "Publish a version first" in page
+    client.post(
+        f"/workflows/{workflow.id}/publish", data={"csrf_token": csrf, "version_id": workflow.version_id}
+    )
+    assert "No phone is paired yet" in client.get(f"/workflows/{workflow.id}").text
+
+    device = create_device(db, account.id, name="Front desk")
+    revoked = create_device(db, account.id, name="Old phone")
+    client.post(f"/devices/{revoked.id}/revoke", data={"csrf_token": csrf})
+    page = client.get(f"/workflows/{workflow.id}").text
+    assert f'<option value="{device.id}">Front desk</option>' in page
+    assert "Old phone" not in page  # a revoked phone takes no runs
+
+    wrong = client.post(
+        f"/workflows/{workflow.id}/runs",
+        data={"csrf_token": csrf, "device_id": device.id, "inputs": '{"order": 17}'},
+    )
+    assert wrong.status_code == 422
+    assert "17 is not of type &#39;string&#39;" in wrong.text
+    assert 'value="{&#34;order&#34;: 17}"' in wrong.text  # the form keeps what was typed
+
+    queued = client.post(
+        f"/workflows/{workflow.id}/runs",
+        data={"csrf_token": csrf, "device_id": device.id, "inputs": '{"order": "A-1"}'},
+        follow_redirects=False,
+    )
+    assert queued.status_code == 303
+    run_url = queued.headers["location"]
+    run_page = client.get(run_url).text
+    assert "trigger manual" in run_page
+    assert "Cancel run" in run_page
+    claimed = client.post("/api/v1/devices/me/claim", headers=auth(device.token))
+    assert claimed.status_code == 200
+    assert claimed.json()["run"]["inputs"] == {"order": "A-1"}
+
+    cancelled = client.post(run_url + "/cancel", data={"csrf_token": csrf})
+    assert cancelled.status_code == 200
+    assert "Cancel requested" in cancelled.text  # a claimed run is stopped by its phone
+    again = client.post(run_url + "/cancel", data={"csrf_token": csrf})
+    assert again.status_code == 200
