@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.accounts import service as accounts_service
@@ -165,6 +165,10 @@ def _chromium_or_skip() -> Path:
             "(it needs root): run `apt-get install chromium`"
         )
     return CHROMIUM
+
+
+# Generous for a loaded 2-core machine; a live update normally lands in well under a second.
+expect.set_options(timeout=10_000)
 
 
 @pytest.fixture(scope="module")

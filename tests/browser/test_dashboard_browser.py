@@ -51,12 +51,12 @@ def test_sign_in_then_a_reported_run_goes_live_from_running_to_success(
     started = datetime.now(UTC) - timedelta(seconds=5)
     live_server.report(device, run_report(run_id, workflow, status="running", steps=1, started=started))
     row = page.locator(f"#runs-table tr[data-run-id='{run_id}']")
-    expect(row).to_have_attribute("data-status", "running", timeout=5000)
+    expect(row).to_have_attribute("data-status", "running")
     expect(row.locator(".badge")).to_have_text("running")
     screenshot(page, "02-runs-running")
 
     live_server.report(device, run_report(run_id, workflow, status="success", steps=3, started=started))
-    expect(row).to_have_attribute("data-status", "success", timeout=5000)
+    expect(row).to_have_attribute("data-status", "success")
     expect(row.locator(".badge")).to_have_text("success")
     expect(row).to_contain_text("3/3")
     expect(page.locator("#runs-stats")).to_contain_text("100%")  # the overview is live too
