@@ -43,11 +43,13 @@ def _safe_next(target: str) -> str:
 
 @router.get("/", response_class=RedirectResponse)
 def home() -> RedirectResponse:
+    """The dashboard's front page is the runs table."""
     return RedirectResponse("/runs", status_code=303)
 
 
 @router.get("/static/{name}")
 def static_file(name: str) -> FileResponse:
+    """The dashboard's CSS and script (only those two kinds, from this folder)."""
     path = STATIC_DIR / name
     if "/" in name or path.suffix not in STATIC_TYPES or not path.is_file():
         raise HTTPException(404, detail=f"no static file {name!r}")
@@ -65,6 +67,7 @@ def _signin_page(
 
 @router.get("/signin", response_class=HTMLResponse)
 def signin_form(request: Request, db: SessionDep, next: str = "/runs") -> Response:
+    """The sign-in form; a signed-in visitor goes straight on to `next`."""
     if find_user(request, db) is not None:
         return RedirectResponse(_safe_next(next), status_code=303)
     return _signin_page(request, _safe_next(next))
@@ -78,6 +81,7 @@ def signin(
     csrf_token: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/runs",
 ) -> Response:
+    """Open a session for a pasted account token, then go on to `next`."""
     next_url = _safe_next(next)
     if not check_signin_csrf(request, csrf_token):
         return _signin_page(request, next_url, "the sign-in form expired: paste your token again", 403)
@@ -93,6 +97,7 @@ def signin(
 
 @router.post("/signout")
 def signout(request: Request, db: SessionDep, user: CheckedUser) -> Response:
+    """End this session on the server and drop its cookie."""
     close_session(db, user.session_hash)
     response = RedirectResponse("/signin", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")

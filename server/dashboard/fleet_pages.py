@@ -49,11 +49,13 @@ def _devices_page(
 
 @router.get("/devices", response_class=HTMLResponse)
 def devices_page(request: Request, db: SessionDep, user: User) -> Response:
+    """The account's phones: model, Android version, last seen, online, rename and revoke."""
     return _devices_page(request, db, user)
 
 
 @router.post("/devices/pairing-code", response_class=HTMLResponse)
 def new_pairing_code(request: Request, db: SessionDep, user: CheckedUser) -> Response:
+    """A fresh pairing code and the command that redeems it (shown once)."""
     code, expires_at = service.create_pairing_code(db, user.account, request.app.state.settings)
     # Shown on this response only: the code is stored hashed and cannot be shown again.
     return _devices_page(request, db, user, pairing={"code": code, "expires_at": expires_at})
@@ -63,6 +65,7 @@ def new_pairing_code(request: Request, db: SessionDep, user: CheckedUser) -> Res
 def rename(
     request: Request, device_id: str, db: SessionDep, user: CheckedUser, name: Annotated[str, Form()] = ""
 ) -> Response:
+    """Rename one of the account's phones."""
     name = name.strip()
     if not name or len(name) > 200:
         return _devices_page(
@@ -77,6 +80,7 @@ def rename(
 
 @router.post("/devices/{device_id}/revoke")
 def revoke(request: Request, device_id: str, db: SessionDep, user: CheckedUser) -> Response:
+    """Revoke one of the account's phones: its token stops working at once."""
     try:
         service.revoke_device(db, user.account, device_id)
     except AppError as exc:

@@ -119,9 +119,11 @@ class DashboardRoute(APIRoute):
     """An APIRoute whose errors are dashboard pages (see the module docstring)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, wrapped so that its errors become pages."""
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
+            """Run the route; answer the errors a page can raise as pages (or short texts for scripts)."""
             try:
                 return await handler(request)
             except SignInRequired as exc:

@@ -36,17 +36,21 @@ STATS_DAYS = 14
 
 @dataclass(frozen=True, slots=True)
 class PageFilters:
+    """The runs table's filters as the page's query names them (`workflowId`, `deviceId`)."""
+
     status: str | None
     workflow_id: str | None
     device_id: str | None
 
     def to_service(self) -> RunFilters:
+        """The runs service's filters (an unknown status means any)."""
         status = RunStatus(self.status) if self.status in set(RunStatus) else None
         return RunFilters(
             status=status, workflow_id=self.workflow_id or None, device_id=self.device_id or None
         )
 
     def query(self, cursor: str | None = None) -> str:
+        """The page's query string for these filters (and a cursor)."""
         pairs = {
             "status": self.status,
             "workflowId": self.workflow_id,
@@ -160,6 +164,7 @@ def runs_page(
     deviceId: str | None = None,  # noqa: N803
     cursor: str | None = None,
 ) -> Response:
+    """The overview and the runs table, newest first, filtered and paged."""
     filters = _filters(status, workflowId, deviceId)
     # Read before the table: an event committed in between is replayed, never lost.
     events_after = latest_event_id(db, user.account.id)
@@ -185,12 +190,14 @@ def runs_table_fragment(
     workflowId: str | None = None,  # noqa: N803
     deviceId: str | None = None,  # noqa: N803
 ) -> Response:
+    """The runs table alone (first page), which live.js swaps in after an event."""
     filters = _filters(status, workflowId, deviceId)
     return page(request, "_runs_table.html", user, **_table_context(db, user, filters, None))
 
 
 @router.get("/runs/_stats", response_class=HTMLResponse)
 def runs_stats_fragment(request: Request, db: SessionDep, user: User) -> Response:
+    """The overview alone, which live.js swaps in after an event."""
     return page(request, "_stats.html", user, **_stats_context(db, user))
 
 
@@ -242,6 +249,7 @@ def _account_run(db: Session, user: DashboardUser, run_id: str) -> Run:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str, db: SessionDep, user: User) -> Response:
+    """One run: its banner, inputs, summary and step timeline, live while it moves."""
     events_after = latest_event_id(db, user.account.id)
     run = _account_run(db, user, run_id)
     return page(request, "run.html", user, events_after=events_after, **_run_context(db, user, run))
@@ -249,12 +257,14 @@ def run_page(request: Request, run_id: str, db: SessionDep, user: User) -> Respo
 
 @router.get("/runs/{run_id}/_body", response_class=HTMLResponse)
 def run_body_fragment(request: Request, run_id: str, db: SessionDep, user: User) -> Response:
+    """The run page's body alone, which live.js swaps in after an event of this run."""
     run = _account_run(db, user, run_id)
     return page(request, "_run_body.html", user, **_run_context(db, user, run))
 
 
 @router.get("/runs/{run_id}/artifacts/{name}")
 def run_artifact(run_id: str, name: str, db: SessionDep, user: User) -> Response:
+    """One artifact of one of the account's runs (a failure screenshot, a window hierarchy)."""
     run = _account_run(db, user, run_id)
     artifact = db.scalars(select(Artifact).where(Artifact.run_id == run.id, Artifact.name == name)).first()
     if artifact is None:

@@ -36,6 +36,8 @@ class SignInError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class DashboardUser:
+    """The signed-in account of a request, with its session's CSRF token."""
+
     account: Account
     csrf_token: str
     session_hash: str
@@ -47,6 +49,7 @@ def _is_https(request: Request) -> bool:
 
 
 def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
+    """Set a dashboard cookie: HttpOnly, SameSite=Lax, Secure over https."""
     response.set_cookie(
         name, value, max_age=max_age, httponly=True, samesite="lax", secure=_is_https(request), path="/"
     )
@@ -88,6 +91,7 @@ def open_session(db: Session, token: str) -> tuple[str, DashboardSession]:
 
 
 def close_session(db: Session, session_hash: str) -> None:
+    """Delete a session row: its cookie opens nothing any more."""
     db.execute(delete(DashboardSession).where(DashboardSession.id_hash == session_hash))
 
 
@@ -141,6 +145,7 @@ def check_csrf(
 
 
 def check_signin_csrf(request: Request, form_value: str) -> bool:
+    """The sign-in form's double-submit check: the form's token equals its cookie."""
     cookie = request.cookies.get(SIGNIN_CSRF_COOKIE, "")
     return bool(cookie) and bool(form_value) and hmac.compare_digest(cookie, form_value)
 

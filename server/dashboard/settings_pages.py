@@ -38,6 +38,7 @@ def _settings_page(
 
 @router.get("/settings", response_class=HTMLResponse)
 def settings_page(request: Request, db: SessionDep, user: User) -> Response:
+    """Retention, denylist, API tokens and the export."""
     return _settings_page(request, db, user)
 
 
@@ -45,6 +46,7 @@ def settings_page(request: Request, db: SessionDep, user: User) -> Response:
 def set_retention(
     request: Request, db: SessionDep, user: CheckedUser, days: Annotated[str, Form()] = ""
 ) -> Response:
+    """Change how long runs are kept, within the plan's cap."""
     try:
         value = int(days)
         if value < 1:
@@ -64,6 +66,7 @@ def set_retention(
 def add_denylist_entry(
     request: Request, db: SessionDep, user: CheckedUser, pattern: Annotated[str, Form()] = ""
 ) -> Response:
+    """Add a package name or glob to the account's denylist."""
     try:
         denylist.add_entry(db, user.account, pattern)
     except AppError as exc:
@@ -73,6 +76,7 @@ def add_denylist_entry(
 
 @router.post("/settings/denylist/{entry_id}/remove")
 def remove_denylist_entry(request: Request, entry_id: str, db: SessionDep, user: CheckedUser) -> Response:
+    """Remove an entry from the account's denylist."""
     try:
         denylist.remove_entry(db, user.account, entry_id)
     except AppError as exc:
@@ -84,6 +88,7 @@ def remove_denylist_entry(request: Request, entry_id: str, db: SessionDep, user:
 def create_token(
     request: Request, db: SessionDep, user: CheckedUser, name: Annotated[str, Form()] = ""
 ) -> Response:
+    """A new API token, shown once on the page that answers."""
     name = name.strip()
     if not name or len(name) > 200:
         return _settings_page(
@@ -95,6 +100,7 @@ def create_token(
 
 @router.post("/settings/tokens/{token_id}/revoke")
 def revoke_token(request: Request, token_id: str, db: SessionDep, user: CheckedUser) -> Response:
+    """Revoke an API token (the sessions opened with it end too)."""
     try:
         accounts.revoke_token(db, user.account, token_id)
     except AppError as exc:

@@ -80,6 +80,7 @@ def _validated(
 
 @router.get("/workflows", response_class=HTMLResponse)
 def workflows_page(request: Request, db: SessionDep, user: User) -> Response:
+    """The account's workflows and the form for a new one."""
     return _list_page(request, db, user)
 
 
@@ -105,6 +106,7 @@ def create_workflow(
     name: Annotated[str, Form()] = "",
     definition: Annotated[str, Form()] = "",
 ) -> Response:
+    """Validate and save a new workflow with its first version."""
     try:
         if not name.strip():
             raise FormProblem(
@@ -145,6 +147,7 @@ def _detail_page(
 
 @router.get("/workflows/{workflow_id}", response_class=HTMLResponse)
 def workflow_page(request: Request, workflow_id: str, db: SessionDep, user: User) -> Response:
+    """One workflow: versions, publishing, a new version, simulate, run on a phone."""
     return _detail_page(request, db, user, service.get_workflow(db, user.account, workflow_id))
 
 
@@ -156,6 +159,7 @@ def save_version(
     user: CheckedUser,
     definition: Annotated[str, Form()] = "",
 ) -> Response:
+    """Validate and save a new immutable version of a workflow."""
     workflow = service.get_workflow(db, user.account, workflow_id)
     try:
         parsed, warnings = _validated(request, db, user, definition)
@@ -175,6 +179,7 @@ def publish(
     user: CheckedUser,
     version_id: Annotated[str, Form()] = "",
 ) -> Response:
+    """Make one version the one that runs."""
     workflow = service.get_workflow(db, user.account, workflow_id)
     service.publish(db, workflow, version_id)
     return RedirectResponse(f"/workflows/{workflow.id}", status_code=303)
@@ -189,6 +194,7 @@ def simulate_version(
     version_id: Annotated[str, Form()] = "",
     inputs: Annotated[str, Form()] = "{}",
 ) -> Response:
+    """Run a version on the simulator with the given inputs and show its trace."""
     workflow = service.get_workflow(db, user.account, workflow_id)
     version = service.get_version(db, workflow, version_id)
     try:
