@@ -9,7 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import AwareDatetime
 from sqlalchemy import select
@@ -35,7 +36,35 @@ from server.runs.schemas import (
 )
 from server.runs.sql import dialect_insert
 
-router = APIRouter(tags=["runs"])
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """422 for query parameters the operation does not take (a typo must not silently widen a filter)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = _query_names(dependant)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "no query parameters"
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    f"query:{name}", f"unknown query parameter {name!r}", f"this operation takes {takes}"
+                )
+                for name in unknown
+            ]
+        )
+
+
+router = APIRouter(tags=["runs"], dependencies=[Depends(reject_unknown_query)])
 
 
 @router.post("/runs.report", response_model=RunsReportOut, summary="Report runs from a device (idempotent)")

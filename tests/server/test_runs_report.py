@@ -273,7 +273,7 @@ def test_concurrent_retries_across_two_server_processes(db: Db) -> None:
     wf = create_workflow(db, acc.id)
     run_ids = [new_run_id() for _ in range(4)]
     with serve_in_subprocess(db.url) as first, serve_in_subprocess(db.url) as second:
-        results = _hammer([first, second], dev.token, _progressions(wf, run_ids), threads=6, rounds=2)
+        results = _hammer([first, second], dev.token, _progressions(wf, run_ids), threads=6, rounds=1)
     assert "rejected" not in results
     # each run was stored by exactly one first report; the rest only moved it forward
     assert results.count("stored") <= len(run_ids) * 8
