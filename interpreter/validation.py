@@ -83,10 +83,25 @@ def _guarded(check: Check, definition: Any, denylist: Denylist | None) -> list[P
     return found
 
 
+def _encodable(text: str) -> str:
+    # JSON text may hold lone surrogates ("\ud800") that no UTF-8 output can carry: they are
+    # written as escapes, so that printing a problem or sending it as JSON cannot fail
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _clipped(problem: Problem) -> Problem:
-    if len(problem.message) <= _MAX_MESSAGE:
+    """The problem with a message of bounded length, every field safe to write as UTF-8."""
+    message = _encodable(problem.message)
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 1] + "…"
+    fields = (_encodable(problem.pointer), message, _encodable(problem.hint))
+    if fields == (problem.pointer, problem.message, problem.hint):
         return problem
-    return Problem(problem.pointer, problem.message[: _MAX_MESSAGE - 1] + "…", problem.hint, problem.severity)
+    return Problem(*fields, severity=problem.severity)
 
 
 # --- schema -------------------------------------------------------------------------------

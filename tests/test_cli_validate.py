@@ -126,6 +126,14 @@ def test_unreadable_input_exits_2_saying_what_and_where(tmp_path: Path) -> None:
     assert "it is a directory" in directory.stderr
 
 
+def test_lone_surrogates_are_printed_escaped(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"schemaVersion": 1, "name": "x", "start": "\\ud800", "nodes": []}')
+    for extra in ([], ["--json"]):
+        result = run(path, *extra)
+        assert result.exit_code == 1, result.output
+        assert "\\ud800" in result.output
+
+
 def test_json_that_is_not_a_workflow_is_invalid_not_unreadable(tmp_path: Path) -> None:
     result = run(write(tmp_path, "[1, 2]"))
     assert result.exit_code == 1

@@ -481,6 +481,16 @@ def test_deep_nesting_never_raises() -> None:
     assert [p.message for p in errors_only(validate(wf))] == ["the definition is nested too deeply to check"]
 
 
+def test_lone_surrogates_in_the_definition_come_out_escaped() -> None:
+    # json.loads accepts "\ud800"; such a string cannot be written as UTF-8 (a server's JSON, a terminal)
+    wf = chain({"id": "\ud800", "kind": "action.wait", "params": {"ms": 1}, "next": "\udfff"})
+    problems = validate(wf)
+    assert problems
+    for problem in problems:
+        json.dumps(problem.to_json(), ensure_ascii=False).encode("utf-8")
+    assert any("\\ud800" in p.message for p in problems)
+
+
 def test_problem_to_json() -> None:
     problem = Problem("/start", "no node 'x'", "fix it")
     assert problem.to_json() == {
