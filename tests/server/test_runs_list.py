@@ -94,10 +94,20 @@ def test_filters_order_and_cursor(client: TestClient, db: Db) -> None:
 
 def test_bad_list_parameters_are_422(client: TestClient, db: Db) -> None:
     acc = create_account(db)
-    for params in ({"cursor": "nonsense!"}, {"status": "done"}, {"limit": 0}, {"from": "yesterday"}):
+    bad = (
+        {"cursor": "nonsense!"},
+        {"status": "done"},
+        {"limit": 0},
+        {"from": "yesterday"},
+        {"stauts": "failed"},
+    )
+    for params in bad:
         response = client.get("/api/v1/runs", params=params, headers=auth(acc.token))
         assert response.status_code == 422, params
         assert response.json()["errors"]
+    typo = client.get("/api/v1/runs", params={"stauts": "failed"}, headers=auth(acc.token)).json()
+    assert typo["errors"][0]["pointer"] == "query:stauts"
+    assert "status" in typo["errors"][0]["hint"]
     assert client.get("/api/v1/runs/not-a-run", headers=auth(acc.token)).status_code == 404
 
 
