@@ -71,6 +71,7 @@ scalars = (
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12)
     | st.sampled_from(WORDS)
+    | st.just("\ud800 lone surrogate")  # json.loads accepts it; UTF-8 output does not
 )
 keys = st.sampled_from(WORDS) | st.text(max_size=6)
 json_values = st.recursive(
@@ -107,6 +108,7 @@ def check_report(definition: Any, problems: list[Problem]) -> None:
         assert problem.message
         assert problem.hint
         assert "internal error" not in problem.message, problem
+        json.dumps(problem.to_json(), ensure_ascii=False).encode("utf-8")  # printable and sendable
         resolve(definition, problem.pointer)  # every pointer points at something that is there
         # the Rust gate and the detailed validator agree, so its raw fallback words never show
         assert "/api/v1/schemas/workflow.json" not in problem.hint, problem
