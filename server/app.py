@@ -7,13 +7,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from server import migrate
 from server.dashboard.routes import router as dashboard_router
 from server.db import make_engine, make_session_factory
-from server.errors import BodySizeLimitMiddleware, install_error_handlers, problem_responses
+from server.errors import (
+    BodySizeLimitMiddleware,
+    install_error_handlers,
+    problem_responses,
+    reject_unknown_query_params,
+)
 from server.observability import RequestIdMiddleware, configure_logging
 from server.scheduler import build_scheduler
 from server.settings import Settings
@@ -86,7 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so it runs first: every log line of the request, 413s included, carries the id.
     app.add_middleware(RequestIdMiddleware)
 
-    api = APIRouter(prefix=API_PREFIX, responses=COMMON_RESPONSES)
+    api = APIRouter(
+        prefix=API_PREFIX, responses=COMMON_RESPONSES, dependencies=[Depends(reject_unknown_query_params)]
+    )
     for module_name, attr in ROUTERS:
         router = _load_router(module_name, attr)
         if router is not None:

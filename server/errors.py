@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
@@ -273,6 +275,37 @@ async def _unexpected_handler(request: Request, exc: Exception) -> Response:
         "Internal server error",
     )
     return problem_response(error)
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def reject_unknown_query_params(request: Request) -> None:
+    """A request dependency: a query parameter the route does not take is a 422, not silently ignored.
+
+    `?stauts=failed` would otherwise list every run; saying so is kinder.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    allowed = _query_names(route.dependant)
+    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in allowed]
+    if unknown:
+        takes = ", ".join(sorted(allowed)) if allowed else "no query parameters"
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    f"query:{name}",
+                    f"unknown query parameter '{name}'",
+                    f"remove it; this endpoint takes {takes}",
+                )
+                for name in unknown
+            ]
+        )
 
 
 def install_error_handlers(app: FastAPI) -> None:

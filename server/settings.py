@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     denylist_file: Path | None = Field(
         default=None, description="The global package denylist: one name or glob a line, '#' comments."
     )
-    max_body_bytes: int = Field(default=1 * MIB, ge=1024, description="Largest request body accepted.")
+    max_body_bytes: int = Field(
+        default=4 * MIB, ge=1024, description="Largest request body accepted (a full runs.report batch fits)."
+    )
     artifact_max_bytes: int = Field(default=10 * MIB, ge=1024, description="Largest run artifact accepted.")
     artifact_dir: Path = Field(
         default=DEFAULT_DATA_DIR / "artifacts", description="Where artifacts are stored."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from server.accounts.models import Plan
 from server.schemas import ApiModel
@@ -21,7 +21,8 @@ class AccountRead(ApiModel):
 
 
 class AccountUpdate(ApiModel):
-    run_retention_days: int | None = Field(default=None, ge=1, le=100_000)
+    # Strict: `true` is not a number of days.
+    run_retention_days: StrictInt | None = Field(default=None, ge=1, le=100_000)
 
 
 class TokenCreate(ApiModel):

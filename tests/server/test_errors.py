@@ -79,3 +79,18 @@ def test_request_id_is_echoed_or_made(client: TestClient) -> None:
     made = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
     assert made
     assert made != "bad id with spaces"
+
+
+def test_unknown_query_parameters_are_refused(client: TestClient, db: Db) -> None:
+    acc = create_account(db)
+    r = client.get("/api/v1/workflows?stauts=failed", headers=auth(acc.token))
+    assert r.status_code == 422
+    (problem,) = r.json()["errors"]
+    assert problem["pointer"] == "query:stauts"
+    assert "no query parameters" in problem["hint"]
+
+
+def test_a_true_is_not_a_number_of_days(client: TestClient, db: Db) -> None:
+    acc = create_account(db)
+    r = client.patch("/api/v1/account", json={"runRetentionDays": True}, headers=auth(acc.token))
+    assert r.status_code == 422
