@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, select
+
+from server.accounts.models import Account
+from server.app import create_app
+from server.db import after_commit, normalise_url
+from server.settings import Settings
+from tests.server.factories import Db, create_account
+
+
+def test_after_commit_runs_after_commit_and_never_after_rollback(db: Db) -> None:
+    seen: list[str] = []
+    with db.session_factory() as session:
+        session.add(Account(email="a@example.com"))
+        after_commit(session, lambda: seen.append("committed"))
+        assert seen == []
+        session.commit()
+        assert seen == ["committed"]
+        session.add(Account(email="b@example.com"))
+        after_commit(session, lambda: seen.append("rolled back"))
+        session.rollback()
+        session.commit()
+    assert seen == ["committed"]
+    with db.session_factory() as session:
+        assert session.scalars(select(Account.email)).all() == ["a@example.com"]
+
+
+def test_after_commit_sees_committed_data_from_another_connection(db: Db) -> None:
+    found: list[int] = []
+
+    def count_from_elsewhere() -> None:
+        with db.session_factory() as other:
+            found.append(len(other.scalars(select(Account)).all()))
+
+    with db.session_factory() as session:
+        session.add(Account(email="c@example.com"))
+        after_commit(session, count_from_elsewhere)
+        session.commit()
+    assert found == [1]
+
+
+def test_timestamps_come_back_timezone_aware(db: Db) -> None:
+    acc = create_account(db)
+    with db.session_factory() as session:
+        account = session.get(Account, acc.id)
+        assert account is not None
+        assert account.created_at.tzinfo is not None
+        assert account.created_at.utcoffset() is not None
+
+
+def test_urls_are_normalised_to_psycopg3() -> None:
+    assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_plain_database_url_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PHONEFLOW_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'plain.db'}")
+    assert Settings().database_url.endswith("plain.db")
+    monkeypatch.setenv("PHONEFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'prefixed.db'}")
+    assert Settings().database_url.endswith("prefixed.db")
+
+
+def test_the_app_migrates_an_empty_database_and_starts_its_jobs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    app = create_app(Settings(database_url=url, start_scheduler=True))
+    with TestClient(app) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        tables = set(inspect(app.state.engine).get_table_names())
+        assert {"accounts", "devices", "workflows", "workflow_versions", "alembic_version"} <= tables
+        assert app.state.scheduler.running
+        assert app.state.scheduler.get_jobs(), "the retention job was not registered"
