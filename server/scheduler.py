@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.settings import Settings
 
-JOB_MODULES = ("server.runs.retention",)
+JOB_MODULES = ("server.runs.retention", "server.devices.jobs")
 _log = logging.getLogger("phoneflow.scheduler")
 
 

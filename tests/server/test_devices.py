@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from server.app import create_app
+from server.auth import hash_token
 from server.db import utcnow
 from server.devices.models import PairingCode
 from server.settings import Settings
@@ -138,3 +139,25 @@ def test_device_scoping_and_token_kinds(client: TestClient, db: Db) -> None:
     kind = client.post("/api/v1/devices/me/heartbeat", headers=auth(bob.token))
     assert kind.status_code == 401
     assert "device token" in kind.json()["detail"]
+
+
+def test_pruning_drops_old_failures_and_spent_codes(client: TestClient, db: Db, settings: Settings) -> None:
+    from server.devices.jobs import prune_pairing
+    from server.devices.models import PairingFailure
+
+    acc = create_account(db)
+    fresh = _code(client, acc.token)
+    old = _code(client, acc.token)
+    assert client.post("/api/v1/devices/pair", json={"code": "AAAAAAAA", **FACTS}).status_code == 422
+    with db.session_factory.begin() as session:
+        session.add(PairingFailure(key="ip:old", created_at=utcnow() - timedelta(hours=2)))
+        session.execute(
+            update(PairingCode)
+            .where(PairingCode.code_hash == hash_token(old))
+            .values(expires_at=utcnow() - timedelta(days=2))
+        )
+    assert prune_pairing(db.session_factory, settings) == (1, 1)
+    # the recent failure and the live code survive
+    assert client.post("/api/v1/devices/pair", json={"code": fresh, **FACTS}).status_code == 201
+    with db.session_factory() as session:
+        assert [f.key for f in session.query(PairingFailure)] == ["ip:testclient"]
