@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ ReportResult = Literal["stored", "unchanged", "rejected"]
 UtcTime = Annotated[datetime, PlainSerializer(utc_ms, return_type=str)]
 
 MAX_TRACE_EVENTS = 10_000  # the engine stops a run after 10,000 node executions
+_CANONICAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
 class _In(BaseModel):
@@ -47,10 +49,25 @@ class TraceEventIn(_In):
     kind: str = Field(min_length=1, max_length=100)
     outcome: Outcome
     message: str | None = Field(default=None, max_length=10_000)
-    started_at: AwareDatetime
+    started_at: str = Field(max_length=40, description="ISO-8601 with a time zone; stored as UTC with ms")
     duration_ms: int = Field(ge=0)
     attempts: int = Field(ge=0)
     output: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("started_at")
+    @classmethod
+    def _canonical_time(cls, value: str) -> str:
+        # The engine already writes the canonical form; only other forms pay for parsing. The
+        # canonical text is what two reports of one event are compared on.
+        if _CANONICAL_TIME.fullmatch(value):
+            return value
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not an ISO-8601 time like 2026-11-23T10:00:01.250Z") from None
+        if moment.tzinfo is None:
+            raise ValueError(f"'{value}' has no time zone; send UTC with a Z")
+        return utc_ms(moment)
 
     def stored_form(self) -> dict[str, Any]:
         """The canonical JSON kept in the database; two reports of one event compare equal on it."""
@@ -60,7 +77,7 @@ class TraceEventIn(_In):
             "kind": self.kind,
             "outcome": self.outcome.value,
             "message": self.message,
-            "startedAt": utc_ms(self.started_at),
+            "startedAt": self.started_at,
             "durationMs": self.duration_ms,
             "attempts": self.attempts,
             "output": self.output,
