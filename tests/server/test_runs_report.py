@@ -141,6 +141,10 @@ def test_duplicates_inside_one_batch(client: TestClient, db: Db) -> None:
     )
     assert [a["result"] for a in answers] == ["stored", "unchanged", "stored"]
     assert client.get(f"/api/v1/runs/{rid}", headers=auth(acc.token)).json()["traceLen"] == 4
+    # the same instant written another way is the same event
+    other_form = run_report(rid, wf, steps=4)
+    other_form["trace"][0]["startedAt"] = "2026-11-23T11:00:01+01:00"
+    assert _report(client, dev.token, other_form)[0]["result"] == "unchanged"
 
 
 def test_bad_reports_are_4xx_problems(client: TestClient, db: Db) -> None:
