@@ -139,6 +139,9 @@ def after_commit(session: Session, callback: Callable[[], object]) -> None:
 
 
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        # A savepoint was released (begin_nested); the outer transaction has not committed yet.
+        return
     callbacks: list[Callable[[], object]] = session.info.pop(_AFTER_COMMIT_KEY, [])
     for callback in callbacks:
         try:

@@ -77,3 +77,15 @@ def test_the_app_migrates_an_empty_database_and_starts_its_jobs(tmp_path: Path) 
         assert {"accounts", "devices", "workflows", "workflow_versions", "alembic_version"} <= tables
         assert app.state.scheduler.running
         assert app.state.scheduler.get_jobs(), "the retention job was not registered"
+
+
+def test_after_commit_waits_for_the_outer_commit_not_a_savepoint(db: Db) -> None:
+    seen: list[str] = []
+    with db.session_factory() as session:
+        session.add(Account(email="outer@example.com"))
+        after_commit(session, lambda: seen.append("committed"))
+        with session.begin_nested():
+            session.add(Account(email="inner@example.com"))
+        assert seen == []
+        session.commit()
+    assert seen == ["committed"]
