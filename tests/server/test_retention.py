@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from server.accounts.models import Account
 from server.db import utcnow
 from server.runs.models import Artifact, Run, RunEvent, TraceEventRow
-from server.runs.retention import compact_sqlite, purge_expired_runs
+from server.runs.retention import compact_sqlite, purge_expired_runs, run_retention
 from server.scheduler import build_scheduler
 from server.settings import Settings
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
@@ -68,6 +68,8 @@ def test_purge_removes_expired_runs_per_account(client: TestClient, db: Db) -> N
     later = purge_expired_runs(db.session_factory, now=now + timedelta(days=8), batch_size=2)
     assert later.run_events == 8
     assert _count(db, RunEvent) == 0
+    # the scheduled job: nothing is left to remove now, and it runs (and compacts) cleanly
+    assert run_retention(db.session_factory).runs == 0
 
 
 def test_sqlite_file_shrinks_after_purge(client: TestClient, db: Db) -> None:
