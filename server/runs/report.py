@@ -34,7 +34,7 @@ from interpreter.trace import RunStatus, can_move
 from server.db import utcnow
 from server.runs.models import Run, TraceEventRow
 from server.runs.schemas import ReportResult, RunReportIn
-from server.runs.sql import dialect_insert, insert_trace_rows
+from server.runs.sql import insert_runs_if_new, insert_trace_rows
 
 # How often one run is read and judged again when concurrent writers keep moving it; the
 # lifecycle is short (a few statuses, a trace that only grows), so this is never reached
@@ -150,7 +150,9 @@ def ingest_reports(
 
     now = utcnow()
     inserted = _insert_new_runs(session, account_id, device_id, [r for _, r in candidates], now)
-    _insert_trace_events(session, [r for _, r in candidates if r.id in inserted], already={})
+    # Runs this transaction inserted: nobody else can have events for them (a concurrent report
+    # of one waits on our uncommitted row), so their traces go in by the fastest path.
+    _insert_trace_events(session, [r for _, r in candidates if r.id in inserted], already={}, fresh=True)
     changed: list[str] = []
     first_of: set[str] = set()
     for index, report in candidates:
@@ -247,16 +249,11 @@ def _insert_new_runs(
         )
     if not rows:
         return set()
-    # Core, executemany: the statement compiles once and is cached; rows go as multi-row VALUES.
-    table = Run.__table__
-    statement = (
-        dialect_insert(session, table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
-    )
-    return set(session.execute(statement, list(rows.values())).scalars())
+    return insert_runs_if_new(session, list(rows.values()))
 
 
 def _insert_trace_events(
-    session: Session, reports: Sequence[RunReportIn], already: Mapping[str, int]
+    session: Session, reports: Sequence[RunReportIn], already: Mapping[str, int], *, fresh: bool = False
 ) -> None:
     """Insert the events each report adds; a stored `(run_id, seq)` is never overwritten."""
     seen: set[str] = set()
@@ -270,7 +267,7 @@ def _insert_trace_events(
             (report.id, event.seq, event.stored_form()) for event in report.trace if event.seq > skip_below
         )
     if rows:
-        insert_trace_rows(session, rows)
+        insert_trace_rows(session, rows, fresh=fresh)
 
 
 def _read_stored(session: Session, run_id: str) -> StoredRun:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Engine, create_engine, event, func, text
+from sqlalchemy import ColumnElement, Engine, Table, create_engine, event, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from server.runs.models import Run
 
 # Any constant works; it only has to be the same in every server process.
 _RUN_EVENTS_LOCK_KEY = 0x7068_666C_6F77  # "phflow"
@@ -50,14 +52,48 @@ _SQLITE_TRACE_INSERT = text(
 )
 
 
-def insert_trace_rows(session: Session, rows: list[tuple[str, int, dict[str, Any]]]) -> None:
+def insert_runs_if_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """`INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id` for many runs; the ids this call inserted.
+
+    PostgreSQL gets every row in one JSON parameter (`json_populate_recordset`), SQLite a cached
+    Core statement through executemany.
+    """
+    table = cast(Table, Run.__table__)
+    if dialect_name(session) == "postgresql":
+        columns = ", ".join(table.columns.keys())
+        statement = text(
+            f"INSERT INTO runs ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::runs, "
+            "CAST(:rows AS json)) ON CONFLICT (id) DO NOTHING RETURNING id"
+        )
+        document = json.dumps(rows, default=_json_time, separators=(",", ":"))
+        return set(session.execute(statement, {"rows": document}).scalars())
+    insert = sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
+    return set(session.execute(insert, rows).scalars())
+
+
+def _json_time(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def insert_trace_rows(
+    session: Session, rows: list[tuple[str, int, dict[str, Any]]], *, fresh: bool = False
+) -> None:
     """Insert trace events `(run_id, seq, event)` unless `(run_id, seq)` is stored, in few round trips.
 
-    A batch of 50 runs of 50 events is 2,500 rows: PostgreSQL gets them as one JSON document
-    in one statement (one fast `json.dumps`, no per-row binding), SQLite through the driver's
-    executemany; both skip the ORM.
+    A batch of 50 runs of 50 events is 2,500 rows: PostgreSQL gets them by COPY when `fresh`
+    (their runs were inserted by this transaction, so no row can conflict), else as one JSON
+    document in one statement; SQLite through the driver's executemany; all skip the ORM.
     """
     if dialect_name(session) == "postgresql":
+        if fresh:
+            # Rows of runs this transaction inserted cannot conflict: COPY, the fastest way in.
+            driver = session.connection().connection.driver_connection
+            with driver.cursor().copy("COPY trace_events (run_id, seq, event) FROM STDIN") as copy:  # type: ignore[union-attr]
+                for run_id, seq, event in rows:
+                    copy.write_row((run_id, seq, json.dumps(event, separators=(",", ":"))))
+            return
         session.execute(_PG_TRACE_INSERT, {"rows": json.dumps(rows, separators=(",", ":"))})
         return
     for start in range(0, len(rows), _TRACE_CHUNK):
