@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -10,12 +12,18 @@ from server.auth import hash_token, new_account_token
 from server.db import utcnow
 from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
 
 def create_account(
     session: Session, email: str, plan: Plan = Plan.FREE, token_name: str = "first token"
 ) -> tuple[Account, str]:
     """A new account and its first API token (returned in clear, once)."""
     email = email.strip().lower()
+    if not _EMAIL.fullmatch(email):
+        raise ValidationFailed(
+            [FieldProblem("/email", f"'{email}' is not an email address", "write it as name@example.com")]
+        )
     if session.scalars(select(Account).where(Account.email == email)).first() is not None:
         raise Conflict(f"an account with email {email} already exists; use its token or another email")
     account = Account(email=email, plan=plan.value)

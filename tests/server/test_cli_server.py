@@ -40,6 +40,9 @@ def test_admin_create_account_prints_the_token_once(db: Db) -> None:
     assert second.exit_code == 0, second.output
     assert second.stdout.strip().startswith("pf_acc_")
     assert second.stdout.strip() != token
+    not_email = runner.invoke(phoneflow, ["admin", "create-account", "ops", "--database-url", db.url])
+    assert not_email.exit_code == 1
+    assert "not an email address" in not_email.stderr
     missing = runner.invoke(
         phoneflow, ["admin", "create-token", "nobody@example.com", "--database-url", db.url]
     )
