@@ -1,2 +1,16 @@
 """Runs: ingestion of `runs.report`, listing, dispatch (trigger, claim, cancel), `run.updated` over SSE,
-retention, export and stats."""
+retention, export and stats.
+
+    models.py      Run, TraceEventRow (run_id, seq), RunEvent (the SSE id log), Artifact
+    schemas.py     request/response bodies (camelCase, unknown fields refused)
+    report.py      ingest_reports(): the idempotency rules of design.md, enforced in the database
+    service.py     summary_json, record_changes (event + after-commit wake-up), get_run, run_json,
+                   list_runs/RunFilters, trigger_run, claim_run, cancel_run, cancel_requested_run_ids
+    events.py      RunEventHub (one per process), event_stream(), GET /api/v1/events
+    pg_notify.py   NOTIFY at commit / LISTEN per process (PostgreSQL cross-process wake-ups)
+    retention.py   purge_expired_runs, compact_sqlite, register_jobs (APScheduler)
+    export.py      export_chunks(): the streamed JSON array
+    stats.py       compute_stats()
+    sql.py         dialect seams (ON CONFLICT inserts, bulk trace rows, advisory lock, day bucket)
+    endpoints.py   the HTTP operations
+"""
