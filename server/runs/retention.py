@@ -22,6 +22,7 @@ from server.settings import Settings
 
 BATCH_SIZE = 500
 INTERVAL_S = 600
+VACUUM_PAGES_PER_TRANSACTION = 2000
 # Events only serve reconnecting dashboards; they never outlive this, nor their account's window.
 EVENT_LOG_DAYS = 7
 _log = logging.getLogger("phoneflow.runs.retention")
@@ -110,11 +111,12 @@ def compact_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
             cursor.execute("VACUUM")
         # Each step of the pragma frees one page, and Python's sqlite3 steps a statement
-        # without result columns only once: repeat it, in one transaction, per free page.
+        # without result columns only once: repeat it per free page, in bounded transactions
+        # so that reports are not held up behind a long one.
         free_pages = int(cursor.execute("PRAGMA freelist_count").fetchone()[0])
-        if free_pages:
+        for start in range(0, free_pages, VACUUM_PAGES_PER_TRANSACTION):
             cursor.execute("BEGIN IMMEDIATE")
-            for _ in range(free_pages):
+            for _ in range(min(VACUUM_PAGES_PER_TRANSACTION, free_pages - start)):
                 cursor.execute("PRAGMA incremental_vacuum(1)")
             cursor.execute("COMMIT")
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
