@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from server.accounts.models import Account
 from server.db import utcnow
@@ -53,8 +53,16 @@ def test_purge_removes_expired_runs_per_account(client: TestClient, db: Db) -> N
         )
         assert upload.status_code == 201, upload.text
 
-    report = purge_expired_runs(db.session_factory, now=now, batch_size=1)
+    commits: list[int] = []
+    listener = lambda _conn: commits.append(1)  # noqa: E731
+    event.listen(db.engine, "commit", listener)
+    try:
+        report = purge_expired_runs(db.session_factory, now=now, batch_size=1)
+    finally:
+        event.remove(db.engine, "commit", listener)
     assert report.runs == 1 + 2  # 40 days for the 30-day account; 40 and 20 days for the 5-day one
+    # one short transaction per batch of (here) one run, so reports are never held up for long
+    assert len(commits) >= 3
     with db.session_factory() as session:
         left = set(session.scalars(select(Run.id)))
     assert left == {*ids[keep_long.id][1:], *ids[keep_short.id][2:]}
