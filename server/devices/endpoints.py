@@ -16,6 +16,7 @@ from server.devices.schemas import (
     PairRequest,
 )
 from server.errors import AppError, problem_response, problem_responses
+from server.runs.service import cancel_requested_run_ids
 from server.settings import Settings
 
 router = APIRouter(tags=["devices"])
@@ -65,10 +66,14 @@ def pair(body: PairRequest, request: Request, session: SessionDep) -> Paired | R
     response_model=Heartbeat,
     summary="A device says it is alive (updates lastSeenAt)",
 )
-def heartbeat(device: CurrentDevice) -> Heartbeat:
+def heartbeat(device: CurrentDevice, session: SessionDep) -> Heartbeat:
     service.heartbeat(device)
     assert device.last_seen_at is not None
-    return Heartbeat(device_id=device.id, last_seen_at=device.last_seen_at)
+    return Heartbeat(
+        device_id=device.id,
+        last_seen_at=device.last_seen_at,
+        cancel_run_ids=cancel_requested_run_ids(session, device.id),
+    )
 
 
 @router.get("/devices", response_model=list[DeviceRead], summary="The account's devices")

@@ -45,3 +45,5 @@ class DeviceUpdate(ApiModel):
 class Heartbeat(ApiModel):
     device_id: str
     last_seen_at: datetime
+    # The device's running runs that someone asked to cancel: stop each after its current step.
+    cancel_run_ids: list[str] = []

@@ -76,7 +76,13 @@ def report_runs(
         session, account_id=device.account_id, device_id=device.id, reports=body.runs
     )
     service.record_changes(session, device.account_id, changed, get_hub(request.app).notify)
-    return {"runs": [{"id": r.id, "result": r.result, "reason": r.reason} for r in results]}
+    cancelled = set(service.cancel_requested_run_ids(session, device.id, [r.id for r in results]))
+    return {
+        "runs": [
+            {"id": r.id, "result": r.result, "reason": r.reason, "cancelRequested": r.id in cancelled}
+            for r in results
+        ]
+    }
 
 
 @router.get("/runs", response_model=RunPageOut, summary="List runs, newest first")

@@ -139,6 +139,9 @@ class RunReportResultOut(_Out):
     id: str
     result: ReportResult
     reason: str | None = None
+    # Set when someone asked to cancel this (unfinished) run: the device stops it after the
+    # step in flight and reports it `cancelled`. The quickest way a moving run hears of it.
+    cancel_requested: bool = False
 
 
 class RunsReportOut(_Out):

@@ -350,14 +350,21 @@ def cancel_run(
     raise Conflict(f"run {run_id} kept changing while it was being cancelled; try again")
 
 
-def cancel_requested_run_ids(session: Session, device_id: str) -> list[str]:
-    """Ids of the device's unfinished runs whose cancel was asked (for the bridge's `cancelRunIds`)."""
-    return list(
-        session.scalars(
-            select(Run.id).where(
-                Run.device_id == device_id,
-                Run.status.in_([RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value]),
-                Run.cancel_requested_at.is_not(None),
-            )
-        )
+def cancel_requested_run_ids(
+    session: Session, device_id: str, among: Sequence[str] | None = None
+) -> list[str]:
+    """Ids of the device's unfinished runs whose cancel was asked (optionally only `among` these).
+
+    The bridge hears of them in its heartbeat (`cancelRunIds`) and in `runs.report` answers
+    (`cancelRequested`), stops the run after the step in flight and reports it `cancelled`.
+    """
+    query = select(Run.id).where(
+        Run.device_id == device_id,
+        Run.status.in_([RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value]),
+        Run.cancel_requested_at.is_not(None),
     )
+    if among is not None:
+        if not among:
+            return []
+        query = query.where(Run.id.in_(set(among)))
+    return list(session.scalars(query))

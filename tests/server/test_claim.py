@@ -131,3 +131,40 @@ def test_cancel_requests_are_listed_for_the_device(client: TestClient, db: Db) -
     client.post(f"/api/v1/runs/{run['id']}/cancel", headers=auth(acc.token))
     with db.session_factory() as session:
         assert cancel_requested_run_ids(session, dev.id) == [run["id"]]
+
+
+def test_a_device_hears_of_a_cancel_in_its_heartbeat_and_its_report_answers(
+    client: TestClient, db: Db
+) -> None:
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    other = create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    run = _trigger(client, acc.token, wf.id, dev.id).json()
+    client.post("/api/v1/devices/me/claim", headers=auth(dev.token))
+    progress = run_report(run["id"], wf, steps=1, trigger="api")
+
+    def heartbeat(token: str) -> list[str]:
+        answer = client.post("/api/v1/devices/me/heartbeat", json={}, headers=auth(token))
+        assert answer.status_code == 200, answer.text
+        return list(answer.json()["cancelRunIds"])
+
+    first = client.post("/api/v1/runs.report", json={"runs": [progress]}, headers=auth(dev.token)).json()
+    assert first["runs"][0]["cancelRequested"] is False
+    assert heartbeat(dev.token) == []
+
+    client.post(f"/api/v1/runs/{run['id']}/cancel", headers=auth(acc.token))
+    assert heartbeat(dev.token) == [run["id"]]
+    assert heartbeat(other.token) == []  # only the device running it is told
+    again = client.post("/api/v1/runs.report", json={"runs": [progress]}, headers=auth(dev.token)).json()
+    assert again["runs"][0] == {
+        "id": run["id"],
+        "result": "unchanged",
+        "reason": None,
+        "cancelRequested": True,
+    }
+
+    final = run_report(run["id"], wf, status="cancelled", steps=1, trigger="api")
+    ended = client.post("/api/v1/runs.report", json={"runs": [final]}, headers=auth(dev.token)).json()
+    assert ended["runs"][0]["cancelRequested"] is False  # it has ended: nothing more to stop
+    assert heartbeat(dev.token) == []
