@@ -6,13 +6,16 @@ The request's session commits when the operation returns; `run.updated` goes out
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import AwareDatetime
+from fastapi.routing import APIRoute
+from pydantic import AwareDatetime, ValidationError
 from sqlalchemy import select
 
 from interpreter.trace import RunStatus
@@ -67,7 +70,38 @@ def reject_unknown_query(request: Request) -> None:
 router = APIRouter(tags=["runs"], dependencies=[Depends(reject_unknown_query)])
 
 
-@router.post("/runs.report", response_model=RunsReportOut, summary="Report runs from a device (idempotent)")
+class _ReportRequest(Request):
+    """A request whose JSON body is parsed and validated as `RunsReportIn` in one pass.
+
+    FastAPI decodes a JSON body with `json.loads` and then validates the Python objects: for a
+    batch of 50 runs of 50 trace events that is two walks over half a megabyte, most of the
+    server's time. pydantic validates the raw bytes in one walk, and FastAPI's own validation
+    then accepts the finished model as it is (pydantic does not revalidate instances). When the
+    fast path fails, the body goes FastAPI's usual way, so every error is worded as before.
+    """
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                self._json = RunsReportIn.model_validate_json(body)
+            except ValidationError:
+                self._json = json.loads(body)
+        return self._json
+
+
+class _ReportRoute(APIRoute):
+    """The route of `runs.report`: its handler reads the body through `_ReportRequest`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def fast_body_handler(request: Request) -> Response:
+            return await handler(_ReportRequest(request.scope, request.receive, request._send))
+
+        return fast_body_handler
+
+
 def report_runs(
     body: RunsReportIn, request: Request, session: SessionDep, device: CurrentDevice
 ) -> dict[str, Any]:
@@ -83,6 +117,16 @@ def report_runs(
             for r in results
         ]
     }
+
+
+router.add_api_route(
+    "/runs.report",
+    report_runs,
+    methods=["POST"],
+    response_model=RunsReportOut,
+    summary="Report runs from a device (idempotent)",
+    route_class_override=_ReportRoute,
+)
 
 
 @router.get("/runs", response_model=RunPageOut, summary="List runs, newest first")

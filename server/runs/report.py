@@ -257,14 +257,14 @@ def _insert_trace_events(
 ) -> None:
     """Insert the events each report adds; a stored `(run_id, seq)` is never overwritten."""
     seen: set[str] = set()
-    rows: list[tuple[str, int, dict[str, Any]]] = []
+    rows: list[tuple[str, int, str]] = []
     for report in reports:
         if report.id in seen:
             continue
         seen.add(report.id)
         skip_below = already.get(report.id, -1)
         rows.extend(
-            (report.id, event.seq, event.stored_form()) for event in report.trace if event.seq > skip_below
+            (report.id, event.seq, event.stored_json()) for event in report.trace if event.seq > skip_below
         )
     if rows:
         insert_trace_rows(session, rows, fresh=fresh)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticSerializationError
 
 from interpreter.trace import Outcome, RunStatus
 from server.runs.sql import utc_ms
@@ -68,6 +70,14 @@ class TraceEventIn(_In):
         if moment.tzinfo is None:
             raise ValueError(f"'{value}' has no time zone; send UTC with a Z")
         return utc_ms(moment)
+
+    def stored_json(self) -> str:
+        """`stored_form()` as compact JSON text, made by pydantic's serializer (the same keys in the
+        same order, several times faster than `json.dumps` of the dict)."""
+        try:
+            return self.model_dump_json(by_alias=True)
+        except PydanticSerializationError:  # text pydantic cannot encode (a lone surrogate): the slow way
+            return json.dumps(self.stored_form(), separators=(",", ":"))
 
     def stored_form(self) -> dict[str, Any]:
         """The canonical JSON kept in the database; two reports of one event compare equal on it."""
