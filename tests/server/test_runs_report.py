@@ -46,6 +46,7 @@ def test_report_rules_in_sequence(client: TestClient, db: Db) -> None:
         "id": rid,
         "result": "stored",
         "reason": None,
+        "cancelRequested": False,
     }
     assert _report(client, dev.token, run_report(rid, wf, steps=2))[0]["result"] == "unchanged"
     # newer: longer trace with the stored one as prefix; then waiting at the same length; then the end
