@@ -281,7 +281,8 @@ def direct_throughput(url: str, ids: dict[str, str], runs: int, batch: int = 50)
     now = utcnow()
     batches = []
     for start in range(0, runs, batch):
-        run_rows, event_rows = [], []
+        run_rows: list[dict[str, Any]] = []
+        event_rows: list[dict[str, Any]] = []
         for _ in range(min(batch, runs - start)):
             body = report(ids["workflow_id"], ids["version_id"])
             run_rows.append(
@@ -426,8 +427,11 @@ def sse_latency(base: str, ids: dict[str, str], subscribers: int, events: int) -
     stop, results = context.Event(), context.Queue()
     readies = [context.Event() for _ in counts]
     processes = [
+        # Daemons: when the benchmark fails, they end with it instead of keeping it waiting forever.
         context.Process(
-            target=_subscriber_process, args=(base, ids["account_token"], n, ready, stop, results)
+            target=_subscriber_process,
+            args=(base, ids["account_token"], n, ready, stop, results),
+            daemon=True,
         )
         for n, ready in zip(counts, readies, strict=True)
     ]
