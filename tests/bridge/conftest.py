@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_console_port as pick_console_port
 
 os.environ.setdefault("ADBUTILS_ADB_PATH", "/usr/bin/adb")
 
@@ -30,22 +31,9 @@ def adb_missing_reason() -> str | None:
     return None
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_console_port() -> int:
     """An even port P with P and P+1 free (the emulator's console and adb ports)."""
-    for port in PORT_RANGE:
-        if _port_free(port) and _port_free(port + 1):
-            return port
-    raise RuntimeError(f"no free console port in {PORT_RANGE.start}-{PORT_RANGE.stop}")
+    return pick_console_port(PORT_RANGE)
 
 
 @pytest.fixture(scope="session")

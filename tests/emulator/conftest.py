@@ -15,9 +15,7 @@ adb's scan) and 5900–5998 (outside it, found by the announcement only).
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ import pytest
 
 from emulator import Emulator, EmulatorError
 from interpreter.appmodel import AppModel
+from tests.ports import free_console_port as pick_console_port
 
 ADB = os.environ.get("ADBUTILS_ADB_PATH") or shutil.which("adb") or "/usr/bin/adb"
 SCAN_PORTS = range(5554, 5580, 2)
@@ -34,25 +33,9 @@ OUTSIDE_SCAN_PORTS = range(5900, 6000, 2)
 MakeEmulator = Callable[..., Emulator]
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        # As asyncio's servers do: a port whose old connections sit in TIME_WAIT is free to listen on.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_console_port(ports: range = SCAN_PORTS) -> int:
-    """An even port N with N and N+1 free, picked at random so parallel runs rarely collide."""
-    candidates = [p for p in ports if p % 2 == 0]
-    random.shuffle(candidates)
-    for port in candidates:
-        if port_free(port) and port_free(port + 1):
-            return port
-    raise RuntimeError(f"no free console port pair in {ports.start}-{ports.stop}; stop stray emulators")
+    """An even port N with N and N+1 free in `ports` (default: where adb's scan finds emulators)."""
+    return pick_console_port(ports)
 
 
 def adb_run(*args: str, serial: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:

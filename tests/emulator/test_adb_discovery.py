@@ -15,8 +15,8 @@ from tests.emulator.conftest import (
     MakeEmulator,
     adb_run,
     free_console_port,
-    port_free,
 )
+from tests.ports import port_free
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(90)]
 
