@@ -39,7 +39,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
 )
 
 # Every API route may answer these; documenting them keeps clients (and schemathesis) honest.
-COMMON_RESPONSES = problem_responses(400, 401, 404, 413, 422)
+COMMON_RESPONSES = problem_responses(400, 401, 404, 413, 422, 503)
 
 
 def _load_router(module_name: str, attr: str) -> APIRouter | None:
@@ -58,7 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The phoneflow server for `settings` (read from the environment when not given)."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+    )
     session_factory = make_session_factory(engine)
 
     @asynccontextmanager

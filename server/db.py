@@ -98,7 +98,13 @@ def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> No
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`: SQLite with WAL, foreign keys and a busy timeout; PostgreSQL via psycopg 3."""
+    """An engine for `url`: SQLite with WAL, foreign keys and a busy timeout; PostgreSQL via psycopg 3.
+
+    The pool holds 5 connections and opens up to 10 more under load (SQLAlchemy's defaults; pass
+    `pool_size` / `max_overflow` / `pool_timeout` to change them): four server processes then stay
+    well inside PostgreSQL's default max_connections of 100, and a burst waits for the pool
+    instead of being refused by the database.
+    """
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -112,8 +118,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _disable_pysqlite_transactions, insert=True)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", 5)
+    kwargs.setdefault("max_overflow", 10)
     return create_engine(url, **kwargs)
 
 

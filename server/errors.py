@@ -7,7 +7,8 @@
     ├── Conflict                409  the object is in a state that forbids this
     ├── PayloadTooLarge         413  the body is over the configured limit
     ├── ValidationFailed        422  the body is readable but wrong: `errors` lists each problem
-    └── RateLimited             429  too many attempts: wait `retry_after_s`
+    ├── RateLimited             429  too many attempts: wait `retry_after_s`
+    └── Unavailable             503  the database refused or timed out: retry after `Retry-After`
 
 Every error answer is `application/problem+json` with `title`, `status`, `detail`
 and, for validation, `errors: [{pointer, message, hint}]` (RFC 6901 pointers into
@@ -27,6 +28,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -130,6 +132,20 @@ class RateLimited(AppError):
         self.headers = {"Retry-After": str(retry_after_s)}
 
 
+class Unavailable(AppError):
+    status_code = 503
+    title = "Service unavailable"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+# What the database answers when it is down, full (PostgreSQL's max_connections, the pool's
+# own limit) or busy (SQLite's lock, a deadlock or serialisation failure): all pass with time.
+DATABASE_RETRY_AFTER_S = 2
+
+
 class ProblemFieldModel(BaseModel):
     """OpenAPI shape of one validation problem."""
 
@@ -158,6 +174,7 @@ _DEFAULT_DESCRIPTIONS = {
     413: "The body is over the size limit",
     422: "The body or parameters are wrong; `errors` lists each problem",
     429: "Too many attempts; see Retry-After",
+    503: "The database could not serve the request right now; retry after Retry-After",
 }
 
 
@@ -266,6 +283,20 @@ async def _http_exception_handler(_request: Request, exc: Exception) -> Response
     return problem_response(error)
 
 
+async def _database_unavailable_handler(request: Request, exc: Exception) -> Response:
+    # The cause is for the operator (logged with the request id), not for every API client.
+    _log.error("database unavailable on %s %s: %s", request.method, request.url.path, exc, exc_info=exc)
+    error = Unavailable(
+        "the database could not serve this request right now (it is down, busy or out of "
+        f"connections); retry in {DATABASE_RETRY_AFTER_S} s. If it keeps happening, the server's "
+        "log has the cause under this X-Request-ID — e.g. PostgreSQL's max_connections is below "
+        "what the server processes' pools may open (PHONEFLOW_DB_POOL_SIZE + "
+        "PHONEFLOW_DB_MAX_OVERFLOW each)",
+        DATABASE_RETRY_AFTER_S,
+    )
+    return problem_response(error)
+
+
 async def _unexpected_handler(request: Request, exc: Exception) -> Response:
     _log.exception("unhandled error on %s %s", request.method, request.url.path)
     error = AppError(
@@ -313,6 +344,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
+    app.add_exception_handler(sa_exc.OperationalError, _database_unavailable_handler)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_unavailable_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
 
 

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     artifact_dir: Path = Field(
         default=DEFAULT_DATA_DIR / "artifacts", description="Where artifacts are stored."
     )
+    db_pool_size: int = Field(
+        default=5, ge=1, description="Database connections each server process keeps open."
+    )
+    db_max_overflow: int = Field(
+        default=10,
+        ge=0,
+        description=(
+            "Extra connections a process may open under load. Every process (and `phoneflow serve` "
+            "is one) may hold pool size + overflow + 1 (PostgreSQL's event listener): keep the sum over "
+            "all processes below PostgreSQL's max_connections (100 by default)."
+        ),
+    )
+    db_pool_timeout_s: float = Field(
+        default=30,
+        gt=0,
+        description="How long a request waits for a free pooled connection before it is answered 503.",
+    )
     public_url: str = Field(default="http://127.0.0.1:8000", description="How clients reach this server.")
     run_migrations: bool = Field(default=True, description="Upgrade the schema when the app starts.")
     start_scheduler: bool = Field(default=True, description="Run background jobs (retention).")

@@ -1,7 +1,16 @@
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+import logging
+import socket
+from pathlib import Path
 
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import make_url
+
+from server.app import create_app
+from server.settings import Settings
 from tests.server.factories import Db, auth, create_account
 
 PROBLEM = "application/problem+json"
@@ -94,3 +103,57 @@ def test_a_true_is_not_a_number_of_days(client: TestClient, db: Db) -> None:
     acc = create_account(db)
     r = client.patch("/api/v1/account", json={"runRetentionDays": True}, headers=auth(acc.token))
     assert r.status_code == 422
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _assert_database_unavailable(r: httpx.Response) -> None:
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"].startswith(PROBLEM)
+    assert r.headers["retry-after"] == "2"
+    body = r.json()
+    assert body["title"] == "Service unavailable"
+    assert "retry in 2 s" in body["detail"]
+    assert "max_connections" in body["detail"]
+
+
+def test_an_unreachable_database_is_a_503_that_says_retry(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if db_url.startswith("sqlite"):
+        down = f"sqlite:///{tmp_path / 'no-such-folder' / 'phoneflow.db'}"
+    else:
+        down = make_url(db_url).set(port=_closed_port()).render_as_string(hide_password=False)
+    settings = Settings(database_url=down, run_migrations=False, start_scheduler=False)
+    phoneflow_log = logging.getLogger("phoneflow")  # does not propagate: listen on it directly
+    phoneflow_log.addHandler(caplog.handler)
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            r = client.get("/api/v1/workflows", headers=auth("pf_acc_whatever"))
+            health = client.get("/healthz")
+    finally:
+        phoneflow_log.removeHandler(caplog.handler)
+    _assert_database_unavailable(r)
+    _assert_database_unavailable(health)
+    # The cause is in the operator's log, not in the answer.
+    logged = [rec for rec in caplog.records if rec.getMessage().startswith("database unavailable")]
+    assert logged
+    assert logged[0].exc_info is not None
+    assert "OperationalError" not in r.text
+    assert make_url(down).database not in r.text
+
+
+def test_a_full_pool_is_a_503_after_the_pool_timeout(db: Db, settings: Settings) -> None:
+    acc = create_account(db)
+    small = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout_s": 0.2})
+    app = create_app(small)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/api/v1/workflows", headers=auth(acc.token)).status_code == 200
+        with app.state.engine.connect():  # the pool's only connection, held
+            r = client.get("/api/v1/workflows", headers=auth(acc.token))
+        _assert_database_unavailable(r)
+        assert client.get("/api/v1/workflows", headers=auth(acc.token)).status_code == 200
