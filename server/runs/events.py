@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Request
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.exc import DBAPIError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Send
@@ -124,6 +125,9 @@ class RunEventHub:
         self._task: asyncio.Task[None] | None = None
         self._last_id = 0
         self._listener: Listener | None = None
+        # The tail's own connection, kept between reads and in autocommit: a read is then one
+        # round trip (no pool checkout and ping, no BEGIN and ROLLBACK), every process, every event.
+        self._tail_connection: Connection | None = None
 
     def notify(self) -> None:
         """Wake the tail now: called after a commit, from any thread."""
@@ -161,6 +165,7 @@ class RunEventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self._close_tail_connection()
         if self._engine is not self._app_engine:
             self._engine.dispose()
 
@@ -181,14 +186,25 @@ class RunEventHub:
             return int(conn.execute(select(func.coalesce(func.max(RunEvent.id), 0))).scalar_one())
 
     def _fetch_after(self, last_id: int) -> list[tuple[int, str, Any]]:
-        with self._engine.connect() as conn:
-            rows = conn.execute(
+        if self._tail_connection is None:
+            self._tail_connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            rows = self._tail_connection.execute(
                 select(RunEvent.id, RunEvent.account_id, RunEvent.payload)
                 .where(RunEvent.id > last_id)
                 .order_by(RunEvent.id)
                 .limit(FETCH_BATCH)
             )
             return [(row.id, row.account_id, row.payload) for row in rows]
+        except DBAPIError:
+            self._close_tail_connection()  # the next read connects afresh
+            raise
+
+    def _close_tail_connection(self) -> None:
+        connection, self._tail_connection = self._tail_connection, None
+        if connection is not None:
+            with contextlib.suppress(DBAPIError):
+                connection.close()
 
     async def _tail(self) -> None:
         assert self._wake is not None
