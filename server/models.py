@@ -12,6 +12,7 @@ from server.accounts.models import Account, ApiToken
 from server.db import Base
 from server.denylist.models import DenylistEntry
 from server.devices.models import Device, PairingCode, PairingFailure
+from server.schedules.models import Schedule
 from server.workflows.models import Workflow, WorkflowVersion
 
 # The runs domain is built alongside; load its models when present.
@@ -26,6 +27,7 @@ __all__ = [
     "Device",
     "PairingCode",
     "PairingFailure",
+    "Schedule",
     "Workflow",
     "WorkflowVersion",
 ]
