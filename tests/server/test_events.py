@@ -7,7 +7,7 @@ import time
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from server.runs.events import get_hub
 from server.runs.models import Run, RunEvent
@@ -124,5 +124,35 @@ def test_events_written_by_another_server_process_arrive(app: FastAPI, db: Db) -
             event = reader.next(timeout_s=5)
             assert json.loads(event["data"])["id"] == rid
             assert time.monotonic() - started < 1.5  # the tail polls every 0.5 s
+        finally:
+            reader.close()
+
+
+def test_the_tail_reconnects_when_its_database_connection_dies(app: FastAPI, db: Db) -> None:
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    with serve_in_thread(app) as base_url:
+        reader = SseReader(base_url, acc.token)
+        try:
+            reader.wait_subscribed()
+            first = new_run_id()
+            _report(base_url, dev.token, run_report(first, wf, steps=1))
+            assert json.loads(reader.next(timeout_s=5)["data"])["id"] == first
+            tail = get_hub(app)._tail_connection
+            assert tail is not None, "the tail keeps its connection between reads"
+            raw = tail.connection.dbapi_connection
+            assert raw is not None
+            if db.kind == "postgresql":  # as when PostgreSQL restarts or an admin kills the session
+                with db.engine.connect() as conn:
+                    conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": raw.info.backend_pid})
+            else:
+                raw.close()
+            second = new_run_id()
+            _report(base_url, dev.token, run_report(second, wf, steps=1))
+            # The first read fails on the dead connection; the next (the tail polls every 0.5 s)
+            # connects afresh and delivers what was committed meanwhile: nothing is lost.
+            assert json.loads(reader.next(timeout_s=5)["data"])["id"] == second
+            assert get_hub(app)._tail_connection is not tail
         finally:
             reader.close()
