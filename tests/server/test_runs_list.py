@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
+from interpreter.trace import RunStatus
+from server.runs.models import Run
+from server.runs.service import RunFilters, encode_cursor, list_runs
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import T0, iso, new_run_id, run_report
 
@@ -111,35 +115,46 @@ def test_bad_list_parameters_are_422(client: TestClient, db: Db) -> None:
     assert client.get("/api/v1/runs/not-a-run", headers=auth(acc.token)).status_code == 404
 
 
+def _captured_list_query(db: Db, filters: RunFilters, cursor: str | None) -> tuple[str, Any]:
+    """The SELECT that `list_runs` sends to the database, with its parameters."""
+    sent: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        with db.session_factory() as session:
+            list_runs(session, "a", filters, cursor, 50)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert len(sent) == 1, sent
+    return sent[0]
+
+
 def test_list_queries_use_the_run_indexes(db: Db) -> None:
-    """Every filter is an index range scan in newest-first order (no sort, no table scan)."""
-    if db.kind != "sqlite":
-        return  # PostgreSQL's planner prefers a sequential scan on tiny tables; the indexes are the same
-    from sqlalchemy import and_, select, tuple_
-
-    from server.db import utcnow
-    from server.runs.models import Run
-
-    now = utcnow()
-    filters = {
-        "ix_runs_account_created": [Run.created_at >= now],
-        "ix_runs_account_status_created": [Run.status == "failed"],
-        "ix_runs_account_workflow_created": [Run.workflow_id == "w"],
-        "ix_runs_account_device_created": [Run.device_id == "d"],
+    """Every filter of the real list query is an index range scan in newest-first order: no sort,
+    no table scan (what keeps a page fast at a million runs)."""
+    now = datetime.now(UTC)
+    cursor = encode_cursor(Run(created_at=now, id="x"))
+    cases = {
+        "ix_runs_account_created": RunFilters(since=now - timedelta(days=1)),
+        "ix_runs_account_status_created": RunFilters(status=RunStatus.FAILED),
+        "ix_runs_account_workflow_created": RunFilters(workflow_id="w"),
+        "ix_runs_account_device_created": RunFilters(device_id="d"),
     }
-    with db.engine.connect() as conn:
-        for index, conditions in filters.items():
-            query = (
-                select(Run)
-                .where(
-                    and_(
-                        Run.account_id == "a", *conditions, tuple_(Run.created_at, Run.id) < tuple_(now, "x")
-                    )
-                )
-                .order_by(Run.created_at.desc(), Run.id.desc())
-                .limit(50)
-            )
-            compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
-            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    for index, filters in cases.items():
+        statement, parameters = _captured_list_query(db, filters, cursor)
+        with db.engine.connect() as conn:
+            if db.kind == "postgresql":
+                # The tables are tiny here, where a sequential scan is cheapest; forbid it so that
+                # the plan shows what the planner does once there are many rows.
+                conn.exec_driver_sql("SET enable_seqscan = off")
+                plan = " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+                assert "Sort" not in plan, plan
+            else:
+                rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+                plan = " ".join(str(row[-1]) for row in rows)
+                assert "TEMP B-TREE" not in plan, plan
             assert index in plan, plan
-            assert "TEMP B-TREE" not in plan, plan
