@@ -36,6 +36,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("server.devices.endpoints", "router"),
     ("server.runs.endpoints", "router"),
     ("server.runs.events", "router"),
+    ("server.approvals.endpoints", "router"),
 )
 
 # Every API route may answer these; documenting them keeps clients (and schemathesis) honest.

@@ -9,13 +9,14 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from server.accounts import service
 from server.accounts.models import Account, Plan
 from server.db import make_engine, make_session_factory
 from server.errors import AppError
-from server.migrate import upgrade
+from server.migrate import SchemaTooNew, upgrade
 from server.settings import Settings
 
 serve_app = typer.Typer(add_completion=False, help="Run the phoneflow server.")
@@ -78,7 +79,19 @@ def _transaction(database_url: str | None) -> Iterator[Session]:
     """A session on the (upgraded) database, committed when the block ends without error."""
     engine = make_engine(_settings(database_url).database_url)
     try:
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except SchemaTooNew as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except OperationalError as exc:
+            where = engine.url.render_as_string(hide_password=True)
+            typer.echo(
+                f"error: cannot use the database at {where}: {exc.orig}. Check --database-url "
+                "(or PHONEFLOW_DATABASE_URL / DATABASE_URL) and that the database is running.",
+                err=True,
+            )
+            raise typer.Exit(1) from None
         with make_session_factory(engine).begin() as session:
             yield session
     finally:

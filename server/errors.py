@@ -3,6 +3,7 @@
     AppError(message, status_code, title)        any refusal the caller can act on
     ├── BadRequest              400  the request cannot be read (malformed JSON, bad header)
     ├── Unauthorized            401  no token, unknown token, revoked token: get a token
+    ├── Forbidden               403  the caller is known but may not do this (e.g. not a named approver)
     ├── NotFound                404  no such object *in the caller's account*
     ├── Conflict                409  the object is in a state that forbids this
     ├── PayloadTooLarge         413  the body is over the configured limit
@@ -87,6 +88,11 @@ class Unauthorized(AppError):
         self.headers = {"WWW-Authenticate": "Bearer"}
 
 
+class Forbidden(AppError):
+    status_code = 403
+    title = "Forbidden"
+
+
 class NotFound(AppError):
     status_code = 404
     title = "Not found"
@@ -168,6 +174,7 @@ class ProblemModel(BaseModel):
 _DEFAULT_DESCRIPTIONS = {
     400: "The request cannot be read (malformed JSON)",
     401: "No token, or an unknown or revoked one",
+    403: "The caller may not do this",
     404: "No such object in the caller's account",
     409: "The object's state forbids this",
     410: "Gone (expired)",

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
 
 from server.db import make_engine
 
@@ -21,6 +23,22 @@ def alembic_config() -> Config:
     return config
 
 
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer phoneflow than this one."""
+
+
+def _refuse_unknown_revisions(connection: Connection, config: Config) -> None:
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    unknown = sorted(set(MigrationContext.configure(connection).get_current_heads()) - known)
+    if unknown:
+        url = connection.engine.url.render_as_string(hide_password=True)
+        raise SchemaTooNew(
+            f"the database at {url} is at schema revision {', '.join(unknown)}, which this phoneflow "
+            "does not know: a newer phoneflow upgraded it. Run that newer version (or point "
+            "DATABASE_URL at another database); an older one must not write to it."
+        )
+
+
 def upgrade(engine_or_url: Engine | str, revision: str = "heads") -> None:
     """Bring the database to `revision` (default: the newest)."""
     engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
@@ -31,6 +49,7 @@ def upgrade(engine_or_url: Engine | str, revision: str = "heads") -> None:
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7238001)")
             config = alembic_config()
             config.attributes["connection"] = connection
+            _refuse_unknown_revisions(connection, config)
             command.upgrade(config, revision)
     finally:
         if isinstance(engine_or_url, str):

@@ -18,6 +18,7 @@ from server.workflows.models import Workflow, WorkflowVersion
 # The runs domain is built alongside; load its models when present.
 with contextlib.suppress(ModuleNotFoundError):
     importlib.import_module("server.runs.models")
+    importlib.import_module("server.approvals.models")
 
 __all__ = [
     "Account",

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.accounts.models import Account
+from server.approvals.models import Approval
 from server.db import utcnow
 from server.runs.models import Artifact, Run, RunEvent, TraceEventRow
 from server.settings import Settings
@@ -49,6 +50,7 @@ def _delete_runs_batch(session: Session, account_id: str, cutoff: datetime, batc
         # Children first: SQLite only cascades with foreign keys on, and explicit is cheaper to reason about.
         session.execute(delete(TraceEventRow).where(TraceEventRow.run_id.in_(ids)))
         session.execute(delete(Artifact).where(Artifact.run_id.in_(ids)))
+        session.execute(delete(Approval).where(Approval.run_id.in_(ids)))
         session.execute(delete(Run).where(Run.id.in_(ids)))
     return len(ids)
 

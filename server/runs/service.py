@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
 from server.accounts.models import Account
+from server.approvals.service import cancel_pending as cancel_pending_approvals
 from server.db import after_commit, new_id, utcnow
 from server.devices.models import Device
 from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
@@ -343,6 +344,8 @@ def cancel_run(
             .execution_options(synchronize_session=False)
         )
         if changed.rowcount == 1:  # type: ignore[attr-defined]
+            # design.md: a pending approval of a cancelled run is rejected with the reason "cancelled".
+            cancel_pending_approvals(session, run_id, now)
             record_changes(session, account_id, [run_id], notify)
             return session.scalars(
                 select(Run).where(Run.id == run_id).execution_options(populate_existing=True)

@@ -10,9 +10,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from phoneflow.cli import app as phoneflow
+from server.app import create_app
+from server.db import make_engine
+from server.migrate import SchemaTooNew, upgrade
+from server.settings import Settings
 from tests.server.factories import Db, auth
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,3 +122,32 @@ def test_serve_refuses_a_bad_denylist_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "not a package name or glob" in result.stderr
+
+
+def test_a_database_from_a_newer_phoneflow_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'phoneflow.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    command = ["admin", "create-account", "a@example.com", "--database-url", url]
+    result = CliRunner().invoke(phoneflow, command)
+    assert result.exit_code == 1
+    assert "schema revision 9999_future" in result.stderr
+    assert "newer phoneflow" in result.stderr
+    assert "Traceback" not in result.output
+    # The server refuses to start on it too, with the same words.
+    settings = Settings(database_url=url, start_scheduler=False, artifact_dir=tmp_path / "artifacts")
+    with pytest.raises(SchemaTooNew, match="9999_future"), TestClient(create_app(settings)):
+        pass
+
+
+def test_an_unusable_database_url_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-folder' / 'phoneflow.db'}"
+    command = ["admin", "create-account", "a@example.com", "--database-url", url]
+    result = CliRunner().invoke(phoneflow, command)
+    assert result.exit_code == 1
+    assert "cannot use the database" in result.stderr
+    assert "--database-url" in result.stderr
+    assert "Traceback" not in result.output
