@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from interpreter.trace import TERMINAL_STATUSES, RunStatus
@@ -25,22 +26,48 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def compute_stats(session: Session, account_id: str, days: int) -> dict[str, Any]:
-    """The account's run statistics over the last `days` days (runs by creation time)."""
-    since = utcnow() - timedelta(days=days)
-    in_period = (Run.account_id == account_id, Run.created_at >= since)
-    terminal = [status.value for status in TERMINAL_STATUSES]
+    """The account's run statistics over the last `days` days (runs by creation time).
 
-    by_status = dict(
-        session.execute(select(Run.status, func.count()).where(*in_period).group_by(Run.status)).all()
-    )
+    One pass over the period's runs (grouped by day, status, workflow and device: at most a few
+    thousand groups) feeds every figure; the rest is summed here. Five separate aggregates made
+    the page take over a second at a million runs on SQLite (bench/list_runs.py).
+    """
+    since = utcnow() - timedelta(days=days)
+    terminal = {status.value for status in TERMINAL_STATUSES}
+    day = day_of(session, Run.created_at)
+    groups = session.execute(
+        select(
+            day,
+            Run.status,
+            Run.workflow_id,
+            Run.device_id,
+            func.count(),
+            func.count(Run.duration_ms),
+            func.sum(Run.duration_ms),
+        )
+        .where(Run.account_id == account_id, Run.created_at >= since)
+        .group_by(day, Run.status, Run.workflow_id, Run.device_id)
+    ).all()
+
+    by_status: Counter[str] = Counter()
+    per_day: dict[str, Counter[str]] = {}
+    per_workflow: dict[str, list[int]] = {}  # id -> [runs, successes, finished]
+    per_device: Counter[str] = Counter()
+    durations, duration_total = 0, 0
+    for day_value, status, workflow_id, device_id, count, timed, duration_sum in groups:
+        by_status[status] += count
+        per_day.setdefault(str(day_value), Counter())[status] += count
+        figures = per_workflow.setdefault(workflow_id, [0, 0, 0])
+        figures[0] += count
+        if status == RunStatus.SUCCESS.value:
+            figures[1] += count
+        if status in terminal:
+            figures[2] += count
+            durations += timed
+            duration_total += int(duration_sum or 0)
+        per_device[device_id] += count
     total = sum(by_status.values())
     finished = sum(count for status, count in by_status.items() if status in terminal)
-    successes = by_status.get(RunStatus.SUCCESS.value, 0)
-    average = session.execute(
-        select(func.avg(Run.duration_ms)).where(
-            *in_period, Run.status.in_(terminal), Run.duration_ms.is_not(None)
-        )
-    ).scalar_one()
 
     incident = session.scalars(
         select(Run)
@@ -49,51 +76,37 @@ def compute_stats(session: Session, account_id: str, days: int) -> dict[str, Any
         .limit(1)
     ).first()
 
-    day = day_of(session, Run.created_at)
-    per_day: dict[str, dict[str, int]] = {}
-    for day_value, status, count in session.execute(
-        select(day, Run.status, func.count()).where(*in_period).group_by(day, Run.status).order_by(day)
-    ):
-        per_day.setdefault(str(day_value), {})[status] = count
-
-    success_count = func.sum(case((Run.status == RunStatus.SUCCESS.value, 1), else_=0))
-    finished_count = func.sum(case((Run.status.in_(terminal), 1), else_=0))
-    workflows = session.execute(
-        select(Run.workflow_id, Workflow.name, func.count(), success_count, finished_count)
-        .join(Workflow, Workflow.id == Run.workflow_id)
-        .where(*in_period)
-        .group_by(Run.workflow_id, Workflow.name)
-        .order_by(func.count().desc(), Run.workflow_id)
-        .limit(TOP_WORKFLOWS)
-    ).all()
-
-    devices = session.execute(
-        select(Run.device_id, Device.name, func.count())
-        .outerjoin(Device, Device.id == Run.device_id)
-        .where(*in_period)
-        .group_by(Run.device_id, Device.name)
-        .order_by(func.count().desc(), Run.device_id)
-    ).all()
-
+    top = sorted(per_workflow.items(), key=lambda item: (-item[1][0], item[0]))[:TOP_WORKFLOWS]
+    workflow_names = _names(session, Workflow, [workflow_id for workflow_id, _ in top])
+    device_names = _names(session, Device, list(per_device))
     return {
         "days": days,
         "totalRuns": total,
         "finishedRuns": finished,
-        "successRate": _rate(successes, finished),
-        "averageDurationMs": None if average is None else round(float(average), 1),
+        "successRate": _rate(by_status[RunStatus.SUCCESS.value], finished),
+        "averageDurationMs": None if durations == 0 else round(duration_total / durations, 1),
         "lastIncident": None if incident is None else summary_json(incident),
-        "perDay": [{"day": d, "counts": counts} for d, counts in sorted(per_day.items())],
+        "perDay": [{"day": d, "counts": dict(counts)} for d, counts in sorted(per_day.items())],
         "topWorkflows": [
             {
                 "workflowId": workflow_id,
-                "name": name,
+                "name": workflow_names.get(workflow_id),
                 "runs": runs,
-                "successes": int(ok or 0),
-                "successRate": _rate(int(ok or 0), int(done or 0)),
+                "successes": successes,
+                "successRate": _rate(successes, done),
             }
-            for workflow_id, name, runs, ok, done in workflows
+            for workflow_id, (runs, successes, done) in top
         ],
         "perDevice": [
-            {"deviceId": device_id, "name": name, "runs": runs} for device_id, name, runs in devices
+            {"deviceId": device_id, "name": device_names.get(device_id), "runs": runs}
+            for device_id, runs in sorted(per_device.items(), key=lambda item: (-item[1], item[0]))
         ],
     }
+
+
+def _names(session: Session, model: type[Workflow] | type[Device], ids: list[str]) -> dict[str, str | None]:
+    """The names of the given workflows or devices, by id."""
+    if not ids:
+        return {}
+    rows = session.execute(select(model.id, model.name).where(model.id.in_(ids)))
+    return {row.id: row.name for row in rows}
