@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from device_bridge.approvals import ServerApprovals
 from device_bridge.driver import U2Device
 from device_bridge.errors import BridgeConfigError, DeviceBusyError, ServerError, ServerRefusedError
 from device_bridge.outbox import Outbox
@@ -143,6 +144,16 @@ class DeviceWorker:
             reporter.on_event(event)
             context.on_event(event)
 
+        def should_cancel() -> bool:
+            return claimed.run_id in self._cancel_ids or self.stop.is_set()
+
+        # Approval nodes wait for people, who answer through the server (dashboard or API).
+        approvals = ServerApprovals(
+            self.api,
+            should_cancel=should_cancel,
+            poll_interval_s=self.settings.approval_poll_interval_s,
+            backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
+        )
         log.info("device %s: running %s", self.paired.serial, claimed.run_id)
         result = run_workflow(
             claimed.definition,
@@ -152,7 +163,8 @@ class DeviceWorker:
             denylist=self.denylist,
             on_event=on_event,
             on_status=reporter.on_status,
-            should_cancel=lambda: claimed.run_id in self._cancel_ids or self.stop.is_set(),
+            should_cancel=should_cancel,
+            approvals=approvals,
         )
         reporter.finish(result)
         for index, artifact in enumerate(result.artifacts, start=1):

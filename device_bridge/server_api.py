@@ -1,4 +1,4 @@
-"""The device side of the server's HTTP surface: pair, heartbeat, claim.
+"""The device side of the server's HTTP surface: pair, heartbeat, claim, approvals.
 
 `runs.report` and artifact uploads go through the outbox and `uploader`, never from here.
 """
@@ -16,6 +16,7 @@ from device_bridge.uploader import problem_detail
 PAIR_PATH = "/api/v1/devices/pair"
 CLAIM_PATH = "/api/v1/devices/me/claim"
 HEARTBEAT_PATH = "/api/v1/devices/me/heartbeat"
+APPROVALS_PATH = "/api/v1/devices/me/approvals"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +95,43 @@ class DeviceApi:
             return None
         body = response.json()
         return ClaimedRun(run=dict(body["run"]), definition=dict(body["definition"]))
+
+    def request_approval(
+        self,
+        *,
+        run_id: str,
+        node_id: str,
+        visit: int,
+        message: str,
+        approvers: list[str],
+        timeout_s: float,
+    ) -> dict[str, Any]:
+        """Ask people to approve (idempotent by run, node and visit): the approval, with its id and status."""
+        body = {
+            "runId": run_id,
+            "nodeId": node_id,
+            "visit": visit,
+            "message": message,
+            "approvers": approvers,
+            "timeoutS": timeout_s,
+        }
+        response = _call(
+            self.client,
+            "POST",
+            self.server_url + APPROVALS_PATH,
+            "approval request",
+            headers=self._headers,
+            json=body,
+        )
+        return dict(response.json())
+
+    def approval(self, approval_id: str) -> dict[str, Any]:
+        """One approval of this device's runs, with its current status."""
+        response = _call(
+            self.client,
+            "GET",
+            f"{self.server_url}{APPROVALS_PATH}/{approval_id}",
+            "approval poll",
+            headers=self._headers,
+        )
+        return dict(response.json())

@@ -37,6 +37,8 @@ class BridgeSettings(BaseSettings):
     backoff_base_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     http_timeout_s: float = Field(default=10.0, gt=0)
+    # How often a run waiting at an approval node asks the server whether someone answered.
+    approval_poll_interval_s: float = Field(default=1.0, gt=0)
     # The server's artifact size limit is its own; this one keeps a dump from filling the outbox.
     max_artifact_bytes: int = Field(default=5_000_000, gt=0)
     # The engine's own denylist check on the phone (the server checks workflows too).

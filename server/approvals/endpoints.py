@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from server.approvals import service
@@ -16,6 +16,8 @@ from server.approvals.schemas import ApprovalOut, ApprovalRequestIn, DecisionIn
 from server.auth import CurrentAccount, CurrentDevice
 from server.db import SessionDep
 from server.errors import problem_responses
+from server.runs.events import get_hub
+from server.runs.service import record_changes
 
 router = APIRouter(tags=["approvals"])
 
@@ -29,7 +31,9 @@ router = APIRouter(tags=["approvals"])
         200: {"model": ApprovalOut, "description": "The same request again: the approval made before"}
     },
 )
-def request_approval(body: ApprovalRequestIn, session: SessionDep, device: CurrentDevice) -> Any:
+def request_approval(
+    body: ApprovalRequestIn, request: Request, session: SessionDep, device: CurrentDevice
+) -> Any:
     """A pending approval of `(runId, nodeId, visit)`, expiring `timeoutS` from now; sent again,
     the same approval (200). A run whose cancel was asked gets its approval `cancelled` at once."""
     approval, created = service.request_approval(
@@ -42,6 +46,9 @@ def request_approval(body: ApprovalRequestIn, session: SessionDep, device: Curre
         approvers=body.approvers,
         timeout_s=body.timeout_s,
     )
+    if created:
+        # Not a change of the run, but open dashboards of it refresh and show the question.
+        record_changes(session, approval.account_id, [approval.run_id], get_hub(request.app).notify)
     out = ApprovalOut.model_validate(service.approval_json(approval))
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
 
@@ -85,10 +92,12 @@ def read_approval(approval_id: str, session: SessionDep, account: CurrentAccount
     ),
 )
 def decide(
-    approval_id: str, body: DecisionIn, session: SessionDep, account: CurrentAccount
+    approval_id: str, body: DecisionIn, request: Request, session: SessionDep, account: CurrentAccount
 ) -> dict[str, Any]:
     """Records the answer and who gave it (the account's email); the device hears it when it polls."""
     approval = service.decide(
         session, account, approval_id, approve=body.decision == "approve", note=body.note
     )
+    # Open dashboards of the run refresh (the buttons go); sent only after the commit.
+    record_changes(session, account.id, [approval.run_id], get_hub(request.app).notify)
     return service.approval_json(approval)

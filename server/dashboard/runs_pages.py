@@ -6,24 +6,25 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
+from server.approvals import service as approvals
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
 from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep, utcnow
 from server.devices.models import Device
-from server.errors import NotFound
+from server.errors import NotFound, ValidationFailed
 from server.runs.events import get_hub
 from server.runs.models import Artifact, Run, RunEvent
-from server.runs.service import RunFilters, cancel_run, get_run, list_runs, trace_of
+from server.runs.service import RunFilters, cancel_run, get_run, list_runs, record_changes, trace_of
 from server.runs.stats import compute_stats
 from server.workflows.models import Workflow, WorkflowVersion
 
@@ -178,6 +179,7 @@ def runs_page(
         cursor=cursor,
         **_table_context(db, user, filters, cursor),
         **_stats_context(db, user),
+        pending_approvals=approvals.count_pending(db, user.account.id),
     )
 
 
@@ -218,6 +220,10 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
         "device_name": device.name if device else "no device",
         "step_artifacts": by_step,
         "artifacts": others,
+        "approvals": [
+            (approval, approvals.may_answer(approval, user.account))
+            for approval in approvals.pending_for_runs(db, user.account.id, [run.id])
+        ],
     }
 
 
@@ -276,4 +282,26 @@ def run_artifact(run_id: str, name: str, db: SessionDep, user: User) -> Response
 def cancel(request: Request, run_id: str, db: SessionDep, user: CheckedUser) -> Response:
     """Cancel a run: a queued one ends at once, a running one is stopped by its phone."""
     cancel_run(db, user.account.id, run_id, get_hub(request.app).notify)
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+
+@router.post("/runs/{run_id}/approval")
+def answer_approval(
+    request: Request,
+    run_id: str,
+    db: SessionDep,
+    user: CheckedUser,
+    approval_id: Annotated[str, Form()] = "",
+    decision: Annotated[str, Form()] = "",
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    """Approve or reject the run's pending approval (as the signed-in account)."""
+    run = _account_run(db, user, run_id)
+    approval = approvals.get_approval(db, user.account.id, approval_id)
+    if approval.run_id != run.id:
+        raise NotFound(f"run {run_id} has no approval {approval_id}")
+    if decision not in ("approve", "reject"):
+        raise ValidationFailed([], f"the decision must be approve or reject, not {decision!r}")
+    approvals.decide(db, user.account, approval.id, approve=decision == "approve", note=note.strip() or None)
+    record_changes(db, user.account.id, [run.id], get_hub(request.app).notify)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)

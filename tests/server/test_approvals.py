@@ -23,6 +23,7 @@ from tests.server.factories import (
     create_workflow,
 )
 from tests.server.runs_support import run_report
+from tests.server.test_dashboard_support import sign_in
 
 
 def _claimed_run(client: TestClient, db: Db, acc: AccountFixture, dev: DeviceFixture) -> str:
@@ -275,3 +276,45 @@ def test_retention_removes_approvals_with_their_runs(client: TestClient, db: Db)
     assert report.runs == 1
     with db.session_factory() as session:
         assert list(session.scalars(select(Approval.id))) == [kept["id"]]
+
+
+def test_the_run_page_shows_the_question_and_answers_it(client: TestClient, db: Db) -> None:
+    acc = create_account(db, email="erin@example.com")
+    dev = create_device(db, acc.id)
+    run_id = _claimed_run(client, db, acc, dev)
+    approval = _ask(client, dev, run_id).json()
+    restricted = _ask(client, dev, run_id, nodeId="boss", approvers=["boss@example.com"]).json()
+    csrf = sign_in(client, acc.token)
+
+    runs = client.get("/runs")
+    assert "2 approvals waiting for an answer" in runs.text
+    page = client.get(f"/runs/{run_id}")
+    assert page.status_code == 200
+    assert "Ship order A-1?" in page.text
+    assert page.text.count('value="approve"') == 1  # only the approval this account may answer
+    assert "Only boss@example.com may answer; you are signed in as erin@example.com" in page.text
+
+    refused = client.post(
+        f"/runs/{run_id}/approval",
+        data={"csrf_token": csrf, "approval_id": restricted["id"], "decision": "approve"},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 403
+    assert "only boss@example.com may answer" in refused.text
+
+    answered = client.post(
+        f"/runs/{run_id}/approval",
+        data={"csrf_token": csrf, "approval_id": approval["id"], "decision": "approve", "note": "ok"},
+        follow_redirects=False,
+    )
+    assert answered.status_code == 303
+    body = client.get(f"/api/v1/approvals/{approval['id']}", headers=auth(acc.token)).json()
+    assert (body["status"], body["decidedBy"], body["note"]) == ("approved", "erin@example.com", "ok")
+    again = client.post(
+        f"/runs/{run_id}/approval",
+        data={"csrf_token": csrf, "approval_id": approval["id"], "decision": "reject"},
+        follow_redirects=False,
+    )
+    assert again.status_code == 409
+    assert "already approved by erin@example.com" in again.text
+    assert 'value="approve"' not in client.get(f"/runs/{run_id}").text
