@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/bridge.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/list_runs.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
