@@ -36,6 +36,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("server.devices.endpoints", "router"),
     ("server.runs.endpoints", "router"),
     ("server.runs.events", "router"),
+    ("server.schedules.endpoints", "router"),
     ("server.approvals.endpoints", "router"),
 )
 

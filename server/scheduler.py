@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.settings import Settings
 
-JOB_MODULES = ("server.runs.retention", "server.devices.jobs")
+JOB_MODULES = ("server.runs.retention", "server.devices.jobs", "server.schedules.jobs")
 _log = logging.getLogger("phoneflow.scheduler")
 
 

@@ -63,7 +63,10 @@ class Settings(BaseSettings):
     )
     public_url: str = Field(default="http://127.0.0.1:8000", description="How clients reach this server.")
     run_migrations: bool = Field(default=True, description="Upgrade the schema when the app starts.")
-    start_scheduler: bool = Field(default=True, description="Run background jobs (retention).")
+    start_scheduler: bool = Field(default=True, description="Run background jobs (retention, schedules).")
+    schedule_poll_s: float = Field(
+        default=5, gt=0, le=60, description="How often due cron schedules are looked for (seconds)."
+    )
     log_level: str = Field(default="INFO")
     pairing_code_ttl_s: int = Field(default=600, ge=10, description="How long a pairing code lives.")
     pairing_max_failures: int = Field(

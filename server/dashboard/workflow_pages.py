@@ -15,9 +15,10 @@ from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep
 from server.denylist.service import effective_denylist
 from server.devices.service import list_devices
-from server.errors import AppError, ValidationFailed
+from server.errors import AppError, NotFound, ValidationFailed
 from server.runs.events import get_hub
 from server.runs.service import trigger_run
+from server.schedules import service as schedules
 from server.workflows import service
 from server.workflows.models import Workflow
 from server.workflows.simulation import simulate
@@ -132,7 +133,8 @@ def _detail_page(
     versions = service.list_versions(db, workflow)
     latest = versions[-1]
     extra.setdefault("form_definition", json.dumps(latest.definition, indent=2, ensure_ascii=False))
-    devices = [d for d in list_devices(db, user.account) if d.revoked_at is None]
+    every_device = list_devices(db, user.account)
+    devices = [d for d in every_device if d.revoked_at is None]
     return page(
         request,
         "workflow.html",
@@ -141,6 +143,8 @@ def _detail_page(
         workflow=workflow,
         versions=list(reversed(versions)),
         devices=devices,
+        device_names={d.id: d.name for d in every_device},
+        schedules=schedules.list_schedules(db, user.account.id, workflow.id),
         **extra,
     )
 
@@ -247,3 +251,83 @@ def queue_run(
             request, db, user, workflow, exc.status_code, run_error=error_text(exc), form_run_inputs=inputs
         )
     return RedirectResponse(f"/runs/{run.id}", status_code=303)
+
+
+@router.post("/workflows/{workflow_id}/schedules", response_class=HTMLResponse)
+def add_schedule(
+    request: Request,
+    workflow_id: str,
+    db: SessionDep,
+    user: CheckedUser,
+    device_id: Annotated[str, Form()] = "",
+    cron: Annotated[str, Form()] = "",
+    timezone: Annotated[str, Form()] = "UTC",
+    inputs: Annotated[str, Form()] = "{}",
+) -> Response:
+    """Schedule runs of the published version on one phone (cron), then show the workflow."""
+    workflow = service.get_workflow(db, user.account, workflow_id)
+    form = {"form_cron": cron, "form_timezone": timezone, "form_schedule_inputs": inputs}
+    try:
+        schedules.create_schedule(
+            db,
+            user.account,
+            workflow.id,
+            device_id=device_id,
+            cron=cron.strip(),
+            timezone=timezone.strip() or "UTC",
+            inputs=_parse_inputs(inputs),
+        )
+    except FormProblem as exc:
+        return _detail_page(
+            request, db, user, workflow, 422, schedule_error=exc.problems[0]["message"], **form
+        )
+    except AppError as exc:
+        return _detail_page(
+            request, db, user, workflow, exc.status_code, schedule_error=error_text(exc), **form
+        )
+    return RedirectResponse(f"/workflows/{workflow.id}#schedules", status_code=303)
+
+
+def _set_enabled(
+    request: Request, db: Session, user: DashboardUser, workflow_id: str, schedule_id: str, enabled: bool
+) -> Response:
+    workflow = service.get_workflow(db, user.account, workflow_id)
+    schedule = schedules.get_schedule(db, user.account.id, schedule_id)
+    if schedule.workflow_id != workflow.id:
+        raise NotFound(f"no schedule {schedule_id} on this workflow")
+    try:
+        schedules.update_schedule(
+            db, user.account.id, schedule.id, schedules.ScheduleChanges(enabled=enabled)
+        )
+    except AppError as exc:
+        return _detail_page(request, db, user, workflow, exc.status_code, schedule_error=error_text(exc))
+    return RedirectResponse(f"/workflows/{workflow.id}#schedules", status_code=303)
+
+
+@router.post("/workflows/{workflow_id}/schedules/{schedule_id}/enable", response_class=HTMLResponse)
+def enable_schedule(
+    request: Request, workflow_id: str, schedule_id: str, db: SessionDep, user: CheckedUser
+) -> Response:
+    """Switch a schedule on (refused, with the reason, when it could not run now)."""
+    return _set_enabled(request, db, user, workflow_id, schedule_id, True)
+
+
+@router.post("/workflows/{workflow_id}/schedules/{schedule_id}/disable", response_class=HTMLResponse)
+def disable_schedule(
+    request: Request, workflow_id: str, schedule_id: str, db: SessionDep, user: CheckedUser
+) -> Response:
+    """Switch a schedule off: it keeps its settings and fires no more until enabled."""
+    return _set_enabled(request, db, user, workflow_id, schedule_id, False)
+
+
+@router.post("/workflows/{workflow_id}/schedules/{schedule_id}/delete")
+def delete_schedule(
+    request: Request, workflow_id: str, schedule_id: str, db: SessionDep, user: CheckedUser
+) -> Response:
+    """Remove a schedule (the runs it made stay)."""
+    workflow = service.get_workflow(db, user.account, workflow_id)
+    schedule = schedules.get_schedule(db, user.account.id, schedule_id)
+    if schedule.workflow_id != workflow.id:
+        raise NotFound(f"no schedule {schedule_id} on this workflow")
+    schedules.delete_schedule(db, user.account.id, schedule.id)
+    return RedirectResponse(f"/workflows/{workflow.id}#schedules", status_code=303)

@@ -177,6 +177,7 @@ def test_every_dashboard_post_refuses_a_missing_or_wrong_csrf_token_and_changes_
         "token_id": "any",
         "entry_id": "any",
         "run_id": "any",
+        "schedule_id": "any",
     }
     paths = _post_routes()
     assert "/settings/retention" in paths  # the list is real

@@ -126,6 +126,7 @@ def account_state(db: Db, account_id: str) -> dict[str, Any]:
         "versions": "SELECT id FROM workflow_versions WHERE account_id = :a ORDER BY id",
         "pairing": "SELECT id FROM pairing_codes WHERE account_id = :a ORDER BY id",
         "sessions": "SELECT id_hash FROM dashboard_sessions WHERE account_id = :a ORDER BY id_hash",
+        "schedules": "SELECT id, cron, enabled, device_id FROM schedules WHERE account_id = :a ORDER BY id",
     }
     with db.engine.connect() as conn:
         return {
