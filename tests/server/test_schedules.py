@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, event, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.accounts.models import Account
+from server.app import create_app
 from server.db import utcnow
 from server.errors import ValidationFailed
 from server.runs.models import Run, RunEvent
@@ -472,3 +474,27 @@ def test_the_dispatch_job_is_registered_with_its_poll_interval(settings: Setting
     assert job is not None
     assert job.trigger.interval == timedelta(seconds=2.5)
     assert job.func is service.dispatch_due_schedules
+
+
+def test_the_running_server_dispatches_a_due_schedule(settings: Settings, db: Db) -> None:
+    account = create_account(db)
+    device = create_device(db, account.id)
+    workflow = create_workflow(db, account.id)
+    schedule_id = _schedule(db, workflow, device, now=utcnow() - timedelta(hours=1))  # long due
+    app = create_app(settings.model_copy(update={"start_scheduler": True, "schedule_poll_s": 0.05}))
+    dispatched = threading.Event()
+
+    def on_job(job_event: Any) -> None:
+        if job_event.job_id == "schedules.dispatch" and _runs(db):
+            dispatched.set()
+
+    with TestClient(app) as client:
+        app.state.scheduler.add_listener(on_job, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        assert dispatched.wait(timeout=30), "the scheduler's dispatch job queued no run"
+        shown = client.get(f"/api/v1/schedules/{schedule_id}", headers=auth(account.token)).json()
+    [run] = _runs(db)
+    assert (run.trigger, run.status) == ("schedule", "queued")
+    assert shown["lastFiredAt"] is not None
+    assert datetime.fromisoformat(shown["nextFireAt"].replace("Z", "+00:00")) > utcnow() - timedelta(
+        seconds=1
+    )
