@@ -3,7 +3,9 @@ retention above the cap, the JSON export. Each page is screenshot for review."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,6 +134,32 @@ def test_run_detail_follows_a_running_run_live(page: Page, live_server: LiveServ
     expect(page.locator(".banner .badge")).to_have_text("success")
     expect(page.locator("ol.timeline li.step")).to_have_count(3)
     assert page.evaluate("window.__noReload") == 1
+
+
+def test_a_busy_fleet_refreshes_the_table_at_once_and_the_stats_at_most_every_5_s(
+    page: Page, live_server: LiveServer
+) -> None:
+    _email, token = live_server.create_account()
+    device = live_server.pair_device(token)
+    workflow = live_server.create_workflow(token)
+    sign_in(page, token)
+    expect(page.locator("#live-dot.on")).to_be_visible()
+    fetched: list[tuple[float, str]] = []
+    page.on("request", lambda request: fetched.append((time.monotonic(), request.url)))
+    started = datetime.now(UTC)
+    run_ids = [str(uuid.uuid4()) for _ in range(8)]
+    for run_id in run_ids:  # a couple of seconds of a fleet reporting runs
+        live_server.report(device, run_report(run_id, workflow, status="success", steps=3, started=started))
+        page.wait_for_timeout(250)
+    expect(page.locator(f"#runs-table tr[data-run-id='{run_ids[-1]}']")).to_be_visible()
+    # The last events are not lost: the stats catch up (today's bar counts all 8 runs) ...
+    expect(page.locator("#runs-stats svg")).to_contain_text(": 8 runs", timeout=15_000)
+    tables = [at for at, url in fetched if "/runs/_table" in url]
+    stats = [at for at, url in fetched if "/runs/_stats" in url]
+    assert len(tables) >= 2, fetched  # the table follows the events
+    # ... but the stats were fetched no more than once per 5 s, not once per event.
+    assert 2 <= len(stats) < len(run_ids), fetched
+    assert all(later - earlier >= 4.8 for earlier, later in itertools.pairwise(stats)), stats
 
 
 def test_pair_a_phone_from_the_devices_page(page: Page, live_server: LiveServer) -> None:

@@ -22,11 +22,18 @@
     window.location.reload();
   }
 
+  var fetchedAt = new Map();
+
   function refresh(el) {
     if (pending.has(el)) return;
-    // Coalesce bursts of events (a running run reports every second) into one fetch.
+    // Coalesce bursts of events (a running run reports every second) into one fetch; a fragment
+    // with data-live-every (ms) is fetched at most that often (the stats cost a query over the
+    // whole period, and a busy fleet sends events all the time).
+    var every = parseInt(el.getAttribute("data-live-every"), 10) || 0;
+    var wait = Math.max(150, every - (Date.now() - (fetchedAt.get(el) || 0)));
     pending.set(el, setTimeout(function () {
       pending.delete(el);
+      fetchedAt.set(el, Date.now());
       fetch(el.getAttribute("data-live-src"), { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
         .then(function (r) {
           if (r.status === 401) { signedOut(); throw new Error("signed out"); }
@@ -42,7 +49,7 @@
           });
         })
         .catch(function () { /* the next event retries */ });
-    }, 150));
+    }, wait));
   }
 
   function connect() {
