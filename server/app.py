@@ -21,7 +21,7 @@ from server.errors import (
     reject_unknown_query_params,
 )
 from server.observability import RequestIdMiddleware, configure_logging
-from server.scheduler import build_scheduler
+from server.scheduler import build_scheduler, stop_scheduler
 from server.settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             if scheduler is not None:
-                scheduler.shutdown(wait=False)
+                await run_in_threadpool(stop_scheduler, scheduler)
             engine.dispose()
 
     app = FastAPI(

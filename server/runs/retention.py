@@ -8,6 +8,7 @@ file system (`incremental_vacuum`, WAL checkpoint), so the file does not grow wi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from server.accounts.models import Account
 from server.approvals.models import Approval
 from server.db import utcnow
 from server.runs.models import Artifact, Run, RunEvent, TraceEventRow
+from server.scheduler import stopping
 from server.settings import Settings
 
 BATCH_SIZE = 500
@@ -70,9 +72,17 @@ def _delete_events_batch(session: Session, account_id: str, cutoff: datetime, ba
 
 
 def purge_expired_runs(
-    session_factory: sessionmaker[Session], *, now: datetime | None = None, batch_size: int = BATCH_SIZE
+    session_factory: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> PurgeReport:
-    """Delete every account's expired runs (with trace events and artifacts) and old run events."""
+    """Delete every account's expired runs (with trace events and artifacts) and old run events.
+
+    Between batches it stops when `should_stop()` says so (the server shuts down); the next
+    pass goes on where this one ended.
+    """
     now = now or utcnow()
     with session_factory() as session:
         accounts = session.execute(select(Account.id, Account.run_retention_days)).all()
@@ -81,13 +91,13 @@ def purge_expired_runs(
     for account_id, days in accounts:
         run_cutoff = now - timedelta(days=days)
         event_cutoff = now - timedelta(days=min(days, EVENT_LOG_DAYS))
-        while True:
+        while not should_stop():
             with session_factory.begin() as session:
                 removed = _delete_runs_batch(session, account_id, run_cutoff, batch_size)
             runs += removed
             if removed < batch_size:
                 break
-        while True:
+        while not should_stop():
             with session_factory.begin() as session:
                 removed = _delete_events_batch(session, account_id, event_cutoff, batch_size)
             events += removed
@@ -127,11 +137,13 @@ def compact_sqlite(engine: Engine) -> None:
         raw.close()
 
 
-def run_retention(session_factory: sessionmaker[Session]) -> PurgeReport:
+def run_retention(
+    session_factory: sessionmaker[Session], should_stop: Callable[[], bool] = lambda: False
+) -> PurgeReport:
     """One retention pass: purge, then compact (the scheduled job)."""
-    report = purge_expired_runs(session_factory)
+    report = purge_expired_runs(session_factory, should_stop=should_stop)
     bind = session_factory.kw.get("bind")
-    if isinstance(bind, Engine):
+    if isinstance(bind, Engine) and not should_stop():
         compact_sqlite(bind)
     if report.runs or report.run_events:
         _log.info("retention removed %d runs and %d run events", report.runs, report.run_events)
@@ -146,7 +158,7 @@ def register_jobs(
         run_retention,
         "interval",
         seconds=INTERVAL_S,
-        args=[session_factory],
+        args=[session_factory, stopping(scheduler)],
         id="runs.retention",
         next_run_time=utcnow() + timedelta(seconds=30),
         replace_existing=True,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select, update
 
 from server.accounts.models import Account
+from server.app import create_app
 from server.db import utcnow
 from server.runs.models import Artifact, Run, RunEvent, TraceEventRow
 from server.runs.retention import compact_sqlite, purge_expired_runs, run_retention
@@ -103,3 +106,48 @@ def test_sqlite_file_shrinks_after_purge(client: TestClient, db: Db) -> None:
 def test_retention_job_is_registered(settings: Settings, db: Db) -> None:
     scheduler = build_scheduler(settings, db.session_factory)
     assert scheduler.get_job("runs.retention") is not None
+
+
+def _expired_runs(client: TestClient, db: Db, count: int) -> None:
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
+    started = utcnow() - timedelta(days=60)
+    reports = [
+        run_report(new_run_id(), wf, status="success", steps=1, started_at=started) for _ in range(count)
+    ]
+    answer = client.post("/api/v1/runs.report", json={"runs": reports}, headers=auth(dev.token))
+    assert [a["result"] for a in answer.json()["runs"]] == ["stored"] * count
+
+
+def test_a_purge_stops_between_batches_when_the_server_shuts_down(client: TestClient, db: Db) -> None:
+    _expired_runs(client, db, 5)
+    batches: list[int] = []
+    listener = lambda _conn: batches.append(1)  # noqa: E731
+    event.listen(db.engine, "commit", listener)
+    try:
+        report = purge_expired_runs(db.session_factory, batch_size=2, should_stop=lambda: len(batches) >= 1)
+    finally:
+        event.remove(db.engine, "commit", listener)
+    assert report.runs == 2  # one batch, then it stopped
+    assert _count(db, Run) == 3
+    assert purge_expired_runs(db.session_factory, batch_size=2).runs == 3  # the next pass goes on
+
+
+def test_shutdown_waits_for_a_running_job_before_closing_the_database(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"start_scheduler": True}))
+    started, finished = threading.Event(), threading.Event()
+
+    def job_holding_a_connection() -> None:
+        with app.state.engine.connect() as conn:
+            started.set()
+            time.sleep(0.5)
+            conn.execute(select(func.count()).select_from(Run))
+        finished.set()
+
+    with TestClient(app):
+        app.state.scheduler.add_job(job_holding_a_connection)
+        assert started.wait(10)
+    # The lifespan ended only after the job did: its connection went back to the pool before the
+    # engine was disposed, instead of being left open for the garbage collector.
+    assert finished.is_set()
+    assert app.state.engine.pool.checkedout() == 0
