@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,26 @@ def trigger(
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+ENDED = ("success", "failed", "cancelled", "timeout")
+
+
+def poll_run(
+    client: httpx.Client,
+    run_id: str,
+    until: Callable[[dict[str, Any]], bool],
+    *,
+    deadline: float,
+    what: str,
+    meanwhile: Callable[[dict[str, Any]], bool] = lambda _run: True,
+) -> dict[str, Any]:
+    """The run (with its trace) once `until(run)` holds; fails saying `what` did not happen by
+    `deadline` (time.monotonic), or as soon as `meanwhile(run)` does not hold while waiting."""
+    run: dict[str, Any] = client.get(f"/api/v1/runs/{run_id}").json()
+    while not until(run):
+        assert meanwhile(run), run
+        assert time.monotonic() < deadline, f"{what}: {run}"
+        time.sleep(0.1)
+        run = client.get(f"/api/v1/runs/{run_id}").json()
+    return run

@@ -21,7 +21,15 @@ from device_bridge.server_api import DeviceApi
 from device_bridge.state import BridgeState
 from interpreter.approvals import ApprovalDecision, ApprovalResponse
 from interpreter.clock import RealClock
-from tests.bridge.server_process import ServerProcess, free_port, publish_workflow, start_server, trigger
+from tests.bridge.server_process import (
+    ENDED,
+    ServerProcess,
+    free_port,
+    poll_run,
+    publish_workflow,
+    start_server,
+    trigger,
+)
 from tests.server.factories import DeviceFixture
 
 SHOP = "com.example.shop"
@@ -222,22 +230,23 @@ def test_a_run_on_the_phone_waits_for_approval_and_goes_on_when_approved(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        run = client.get(f"/api/v1/runs/{run_id}").json()
-        while run["status"] != "waiting_for_approval":
-            assert run["status"] in ("queued", "running"), run
-            assert time.monotonic() < deadline, f"the run never waited for approval: {run}"
-            time.sleep(0.1)
-            run = client.get(f"/api/v1/runs/{run_id}").json()
+        run = poll_run(
+            client,
+            run_id,
+            lambda run: run["status"] == "waiting_for_approval",
+            deadline=deadline,
+            what="the run never waited for approval",
+            meanwhile=lambda run: run["status"] in ("queued", "running"),
+        )
         pending = client.get("/api/v1/approvals", params={"status": "pending", "runId": run_id}).json()
         assert [(a["nodeId"], a["message"]) for a in pending] == [("ask", "Ship order A-1?")]
         decided = client.post(
             f"/api/v1/approvals/{pending[0]['id']}/decision", json={"decision": "approve", "note": "ship it"}
         )
         assert decided.status_code == 200, decided.text
-        while run["status"] not in ("success", "failed", "cancelled", "timeout"):
-            assert time.monotonic() < deadline, f"the run did not end: {run}"
-            time.sleep(0.1)
-            run = client.get(f"/api/v1/runs/{run_id}").json()
+        run = poll_run(
+            client, run_id, lambda run: run["status"] in ENDED, deadline=deadline, what="the run did not end"
+        )
     finally:
         agent.terminate()
         _, err = agent.communicate(timeout=30)

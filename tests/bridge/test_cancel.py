@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from device_bridge.state import BridgeState
-from tests.bridge.server_process import ServerProcess, publish_workflow, start_server, trigger
+from tests.bridge.server_process import (
+    ENDED,
+    ServerProcess,
+    poll_run,
+    publish_workflow,
+    start_server,
+    trigger,
+)
 
 pytestmark = pytest.mark.emulator
 
@@ -63,17 +70,18 @@ def test_cancel_reaches_the_phone_and_the_run_ends_cancelled(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
-        run = client.get(f"/api/v1/runs/{run_id}").json()
-        while not (run["status"] == "running" and len(run["trace"]) >= 3):
-            assert time.monotonic() < deadline, f"the run did not start moving: {run}"
-            time.sleep(0.1)
-            run = client.get(f"/api/v1/runs/{run_id}").json()
+        run = poll_run(
+            client,
+            run_id,
+            lambda run: run["status"] == "running" and len(run["trace"]) >= 3,
+            deadline=deadline,
+            what="the run did not start moving",
+        )
         asked = client.post(f"/api/v1/runs/{run_id}/cancel").json()
         assert asked["cancelRequested"] is True
-        while run["status"] not in ("success", "failed", "cancelled", "timeout"):
-            assert time.monotonic() < deadline, f"the run did not end: {run}"
-            time.sleep(0.1)
-            run = client.get(f"/api/v1/runs/{run_id}").json()
+        run = poll_run(
+            client, run_id, lambda run: run["status"] in ENDED, deadline=deadline, what="the run did not end"
+        )
     finally:
         agent.terminate()
         _, err = agent.communicate(timeout=30)
