@@ -23,7 +23,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -32,6 +31,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from machine_info import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -190,12 +191,8 @@ def main() -> None:
     report = {
         "benchmark": "emulator",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine skews the numbers
-        },
+        # other work on the machine skews the numbers
+        "machine": {**machine_info(), "load_average_1m": round(os.getloadavg()[0], 2)},
         "results": results,
     }
     RESULTS.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from machine_info import machine_info
 from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -504,11 +504,7 @@ def main() -> None:
 
     results: dict[str, Any] = {
         "when": utcnow().isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(),
         "settings": vars(args),
         "databases": {},
     }

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import sys
 import tempfile
@@ -30,6 +28,7 @@ from typing import Any
 
 import httpx
 from ingest import REPO, database, percentile, seed, server, write_direct
+from machine_info import machine_info
 from sqlalchemy import text
 
 from server.db import make_engine, make_session_factory, utcnow
@@ -193,11 +192,7 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, Any] = {
         "when": utcnow().isoformat(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(),
         "settings": vars(args),
         "target_p99_ms": TARGET_P99_MS,
         "databases": {},

@@ -11,8 +11,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
-from fastapi.dependencies.models import Dependant
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, ValidationError
@@ -39,35 +38,8 @@ from server.runs.schemas import (
 )
 from server.runs.sql import dialect_insert
 
-
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {param.alias for param in dependant.query_params}
-    for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return names
-
-
-def reject_unknown_query(request: Request) -> None:
-    """422 for query parameters the operation does not take (a typo must not silently widen a filter)."""
-    route = request.scope.get("route")
-    dependant = getattr(route, "dependant", None)
-    if dependant is None:
-        return
-    allowed = _query_names(dependant)
-    unknown = sorted(set(request.query_params) - allowed)
-    if unknown:
-        takes = ", ".join(sorted(allowed)) or "no query parameters"
-        raise ValidationFailed(
-            [
-                FieldProblem(
-                    f"query:{name}", f"unknown query parameter {name!r}", f"this operation takes {takes}"
-                )
-                for name in unknown
-            ]
-        )
-
-
-router = APIRouter(tags=["runs"], dependencies=[Depends(reject_unknown_query)])
+# Unknown query parameters are refused for every API route (server.errors.reject_unknown_query_params).
+router = APIRouter(tags=["runs"])
 
 
 class _ReportRequest(Request):

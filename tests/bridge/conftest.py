@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bridge.server_process import ServerProcess, start_server
 from tests.ports import free_console_port as pick_console_port
 
 os.environ.setdefault("ADBUTILS_ADB_PATH", "/usr/bin/adb")
@@ -72,3 +73,13 @@ def sample_emulator(adb_server: str) -> Iterator[object]:
         yield emu
     finally:
         emu.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A phoneflow server process on a SQLite file, with an account, for a test module."""
+    process = start_server(tmp_path_factory.mktemp("server"))
+    try:
+        yield process
+    finally:
+        process.stop()

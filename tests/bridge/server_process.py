@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from device_bridge.state import BridgeState
 from server.db import make_engine, make_session_factory
 from server.migrate import upgrade
 from tests.server.factories import AccountFixture, Db, DeviceFixture, create_account, create_device
@@ -143,3 +144,21 @@ def poll_run(
         time.sleep(0.1)
         run = client.get(f"/api/v1/runs/{run_id}").json()
     return run
+
+
+def pair_in_state_dir(server: ServerProcess, serial: str, state_dir: Path) -> DeviceFixture:
+    """A device of the server's account for `serial`, saved as paired in the bridge's `state_dir`."""
+    device = server.device(serial)
+    BridgeState(state_dir / "state.db").save_pairing(serial, device.id, device.token, server.url)
+    return device
+
+
+def start_agent(server: ServerProcess, serial: str, state_dir: Path, **env: str) -> subprocess.Popen[str]:
+    """`python -m device_bridge run` serving `serial` from `state_dir` (claiming every 0.2 s, more
+    settings in `env`); its stderr is kept for the test's failure message."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "device_bridge", "run", "--server", server.url, "--serial", serial,
+         "--state-dir", str(state_dir)],
+        env={**os.environ, "PHONEFLOW_BRIDGE_CLAIM_INTERVAL_S": "0.2", **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip

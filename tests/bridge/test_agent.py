@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from device_bridge.state import BridgeState
-from tests.bridge.server_process import ServerProcess, publish_workflow, start_server, trigger
+from tests.bridge.server_process import ServerProcess, pair_in_state_dir, poll_run, publish_workflow, trigger
 
 pytestmark = pytest.mark.emulator
 
@@ -62,15 +61,6 @@ FAILING: dict[str, Any] = {
         {"id": "archive", "kind": "action.tapByText", "params": {"text": "Archive", "timeoutMs": 300}},
     ],
 }
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = start_server(tmp_path_factory.mktemp("server"))
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def bridge(*args: str, state_dir: Path, **popen: Any) -> list[str]:
@@ -179,8 +169,7 @@ def test_run_left_in_flight_by_a_killed_bridge_ends_failed(
 ) -> None:
     state_dir = tmp_path / "bridge"
     serial = sample_emulator.serial
-    device = server.device(serial)
-    BridgeState(state_dir / "state.db").save_pairing(serial, device.id, device.token, server.url)
+    device = pair_in_state_dir(server, serial, state_dir)
     client = server.client()
     request.addfinalizer(client.close)
     nodes: list[dict[str, Any]] = [
@@ -194,14 +183,13 @@ def test_run_left_in_flight_by_a_killed_bridge_ends_failed(
     command = bridge("run", "--server", server.url, "--serial", serial, state_dir=state_dir)
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            run = client.get(f"/api/v1/runs/{run_id}").json()
-            if run["status"] == "running" and len(run["trace"]) >= 2:
-                break
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"the run never got going: {run}")
+        poll_run(
+            client,
+            run_id,
+            lambda run: run["status"] == "running" and len(run["trace"]) >= 2,
+            deadline=time.monotonic() + 30,
+            what="the run never got going",
+        )
     finally:
         first.kill()  # SIGKILL: no clean shutdown, the run is left in flight
         first.wait(10)

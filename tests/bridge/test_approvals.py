@@ -3,9 +3,6 @@ emulator that waits at an approval node until someone approves it through the ac
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,16 +15,16 @@ import pytest
 
 from device_bridge.approvals import ServerApprovals
 from device_bridge.server_api import DeviceApi
-from device_bridge.state import BridgeState
 from interpreter.approvals import ApprovalDecision, ApprovalResponse
 from interpreter.clock import RealClock
 from tests.bridge.server_process import (
     ENDED,
     ServerProcess,
     free_port,
+    pair_in_state_dir,
     poll_run,
     publish_workflow,
-    start_server,
+    start_agent,
     trigger,
 )
 from tests.server.factories import DeviceFixture
@@ -49,15 +46,6 @@ APPROVAL_WORKFLOW: dict[str, Any] = {
         {"id": "stop", "kind": "control.fail", "params": {"message": "not approved"}},
     ],
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = start_server(tmp_path_factory.mktemp("server"))
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -214,20 +202,10 @@ def test_a_run_on_the_phone_waits_for_approval_and_goes_on_when_approved(
 ) -> None:
     state_dir = tmp_path / "bridge"
     serial = sample_emulator.serial
-    device = server.device(serial)
-    BridgeState(state_dir / "state.db").save_pairing(serial, device.id, device.token, server.url)
+    device = pair_in_state_dir(server, serial, state_dir)
     client = server.client()
     run_id = trigger(client, workflow_id, device.id)
-    env = {
-        **os.environ,
-        "PHONEFLOW_BRIDGE_CLAIM_INTERVAL_S": "0.2",
-        "PHONEFLOW_BRIDGE_APPROVAL_POLL_INTERVAL_S": "0.1",
-    }
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "device_bridge", "run", "--server", server.url, "--serial", serial,
-         "--state-dir", str(state_dir)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    agent = start_agent(server, serial, state_dir, PHONEFLOW_BRIDGE_APPROVAL_POLL_INTERVAL_S="0.1")
     try:
         deadline = time.monotonic() + 60
         run = poll_run(

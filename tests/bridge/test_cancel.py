@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from device_bridge.state import BridgeState
 from tests.bridge.server_process import (
     ENDED,
     ServerProcess,
+    pair_in_state_dir,
     poll_run,
     publish_workflow,
-    start_server,
+    start_agent,
     trigger,
 )
 
@@ -26,15 +22,6 @@ pytestmark = pytest.mark.emulator
 
 STEPS = 30
 STEP_MS = 300
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = start_server(tmp_path_factory.mktemp("server"))
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def slow_workflow() -> dict[str, Any]:
@@ -58,16 +45,10 @@ def test_cancel_reaches_the_phone_and_the_run_ends_cancelled(
 ) -> None:
     state_dir = tmp_path / "bridge"
     serial = sample_emulator.serial
-    device = server.device(serial)
-    BridgeState(state_dir / "state.db").save_pairing(serial, device.id, device.token, server.url)
+    device = pair_in_state_dir(server, serial, state_dir)
     client = server.client()
     run_id = trigger(client, publish_workflow(client, slow_workflow()), device.id)
-    env = {**os.environ, "PHONEFLOW_BRIDGE_CLAIM_INTERVAL_S": "0.2"}
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "device_bridge", "run", "--server", server.url, "--serial", serial,
-         "--state-dir", str(state_dir)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    agent = start_agent(server, serial, state_dir)
     try:
         deadline = time.monotonic() + 30
         run = poll_run(
