@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import REPO, database, percentile, seed, server, write_direct
+from ingest import DEFINITION, REPO, database, percentile, seed, server, write_direct
 from machine_info import machine_info
 from sqlalchemy import text
 
@@ -42,13 +42,6 @@ CURSOR_PAGES = 20
 INSERT_CHUNK = 20_000
 # A fleet's mix: mostly success, some failures and timeouts, a few cancelled and still running.
 STATUSES = [("success", 5, 80), ("failed", 5, 10), ("timeout", 5, 3), ("cancelled", 5, 2), ("running", 1, 5)]
-DEFINITION = {
-    "schemaVersion": 1,
-    "name": "bench",
-    "targetPackages": ["com.example.shop"],
-    "start": "open",
-    "nodes": [{"id": "open", "kind": "action.launchApp", "params": {"package": "com.example.shop"}}],
-}
 
 
 def add_fleet(url: str, ids: dict[str, str]) -> tuple[list[tuple[str, str]], list[str]]:
