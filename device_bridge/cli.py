@@ -147,7 +147,7 @@ def exec_command(
     ] = None,
     scenario: Annotated[Path | None, typer.Option("--scenario", help="How approvals are answered.")] = None,
     denylist: Annotated[Path | None, typer.Option("--denylist", help="Package denylist file.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run as design.md's JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
     state_dir: StateDir = None,
 ) -> None:
     """Run FILE once on the phone SERIAL, without a server, and print its trace."""

@@ -75,7 +75,7 @@ def load_definition(path: Path) -> Any:
 
 
 def load_denylist(path: Path) -> Denylist:
-    """The denylist file of design.md (one name or glob a line, `#` comments), naming a bad line."""
+    """The denylist file (one name or glob a line, `#` comments), naming a bad line."""
     text = _read_text(path, "denylist file")
     for number, line in enumerate(text.splitlines(), start=1):
         try:

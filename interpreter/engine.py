@@ -2,7 +2,7 @@
 
     result = run_workflow(definition, device, inputs={"order": "A-1"}, clock=VirtualClock())
 
-Rules (design.md): start at `start`; after a node, follow the edge of its outcome
+Rules (docs/workflow-format.md): start at `start`; after a node, follow the edge of its outcome
 (`next` as a string is the ok/true/approved path; as a map, `ok`/`failed`,
 `true`/`false`, `approved`/`rejected`); no way onward ends the run `success`, unless
 the node failed, which ends it `failed` with the node's message. Before the first step
@@ -57,7 +57,7 @@ class RunResult:
     artifacts: list[Artifact] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The run fields of design.md (the engine knows no workflow, device or trigger ids)."""
+        """The run fields of docs/workflow-format.md (the engine knows no workflow, device or trigger ids)."""
         data: dict[str, Any] = {"id": self.run_id, "status": self.status.value}
         if self.inputs is not None:
             data["inputs"] = self.inputs

@@ -1,4 +1,4 @@
-"""The element matcher both drivers share (design.md, "Element matching").
+"""The element matcher both drivers share (docs/workflow-format.md, "Element matching").
 
 It works on a `UiNode` tree, whether the simulator's model built it or it was parsed
 from the XML a phone dumped, so a selector means the same thing everywhere:

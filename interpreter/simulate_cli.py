@@ -49,7 +49,7 @@ def simulate(
     denylist: Annotated[
         Path | None, typer.Option("--denylist", help="Package denylist: one name or glob a line.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run as design.md's JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
 ) -> None:
     """Run FILE on a simulated phone (virtual time: waits cost nothing) and print the trace."""
     out = Console(soft_wrap=True)

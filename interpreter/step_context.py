@@ -21,7 +21,7 @@ from interpreter.trace import RunStatus
 
 # How often an element wait looks at the screen again (clock seconds).
 POLL_INTERVAL_S = 0.1
-# The element wait of design.md when neither the params nor the node set `timeoutMs`.
+# The default element wait (docs/workflow-format.md) when neither the params nor the node set `timeoutMs`.
 DEFAULT_ELEMENT_TIMEOUT_MS = 5000
 DEFAULT_HTTP_TIMEOUT_MS = 10000
 

@@ -1,6 +1,6 @@
 """The server's configuration: one pydantic-settings object, `PHONEFLOW_` environment prefix.
 
-`DATABASE_URL` (without the prefix) is honoured as well, as design.md promises; the
+`DATABASE_URL` (without the prefix) is honoured as well; the
 prefixed `PHONEFLOW_DATABASE_URL` wins when both are set.
 """
 

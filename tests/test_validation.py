@@ -19,7 +19,7 @@ EXAMPLE = Path(__file__).parent / "data" / "capture_order.workflow.json"
 
 
 def example() -> dict[str, Any]:
-    """A fresh copy of the valid sample workflow (design.md's example)."""
+    """A fresh copy of the valid sample workflow (the example of docs/workflow-format.md)."""
     return json.loads(EXAMPLE.read_text())
 
 

@@ -17,7 +17,7 @@ class Plan(StrEnum):
     TEAM = "team"
 
 
-# Days of runs an account may keep, by plan (design.md "Defaults").
+# Days of runs an account may keep, by plan: free 30, pro 180, team 365.
 RETENTION_CAP_DAYS: dict[Plan, int] = {Plan.FREE: 30, Plan.PRO: 180, Plan.TEAM: 365}
 # How far back a JSON export may reach, by plan.
 EXPORT_WINDOW_DAYS: dict[Plan, int] = {Plan.FREE: 30, Plan.PRO: 90, Plan.TEAM: 90}

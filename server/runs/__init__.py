@@ -3,7 +3,7 @@ retention, export and stats.
 
     models.py      Run, TraceEventRow (run_id, seq), RunEvent (the SSE id log), Artifact
     schemas.py     request/response bodies (camelCase, unknown fields refused)
-    report.py      ingest_reports(): the idempotency rules of design.md, enforced in the database
+    report.py      ingest_reports(): the idempotency rules of docs/http-api.md, enforced in the database
     service.py     summary_json, record_changes (event + after-commit wake-up), get_run, run_json,
                    list_runs/RunFilters, trigger_run, claim_run, cancel_run, cancel_requested_run_ids
     events.py      RunEventHub (one per process), event_stream(), GET /api/v1/events

@@ -1,6 +1,6 @@
 """`runs.report` ingestion: idempotent under any number of concurrent, out-of-order retries.
 
-The rules of design.md, and where each is enforced:
+The rules of docs/http-api.md ("runs.report"), and where each is enforced:
 
 * unknown id → stored. `INSERT ... ON CONFLICT (id) DO NOTHING`: of any number of concurrent
   first reports (in any number of server processes) exactly one inserts; the others see a

@@ -1,4 +1,4 @@
-"""Request and response bodies of the runs API, in the camelCase of design.md."""
+"""Request and response bodies of the runs API, in camelCase (docs/http-api.md)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class _Out(BaseModel):
 
 
 class TraceEventIn(_In):
-    """One trace event as the engine writes it (design.md, "Trace event")."""
+    """One trace event as the engine writes it (docs/workflow-format.md, "Trace event")."""
 
     seq: int = Field(ge=0)
     node_id: str = Field(min_length=1, max_length=200)

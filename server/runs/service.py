@@ -344,7 +344,7 @@ def cancel_run(
             .execution_options(synchronize_session=False)
         )
         if changed.rowcount == 1:  # type: ignore[attr-defined]
-            # design.md: a pending approval of a cancelled run is rejected with the reason "cancelled".
+            # A pending approval of a cancelled run is rejected with the reason "cancelled".
             cancel_pending_approvals(session, run_id, now)
             record_changes(session, account_id, [run_id], notify)
             return session.scalars(

@@ -79,7 +79,7 @@ class SimulateRequest(ApiModel):
 
 
 class SimulationResult(ApiModel):
-    """A run of the simulator, in design.md's run shape (without device and trigger)."""
+    """A run of the simulator, in the run shape of docs/workflow-format.md (without device and trigger)."""
 
     id: str
     workflow_id: str

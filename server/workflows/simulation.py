@@ -64,7 +64,7 @@ def simulate(
     denylist: Denylist,
     live_http: bool = False,
 ) -> dict[str, Any]:
-    """The run's JSON (design.md's run fields the engine knows) after simulating `definition`."""
+    """The run's JSON (the run fields the engine knows) after simulating `definition`."""
     model = load_apps(apps)
     approvals = load_scenario(scenario)
     clock = VirtualClock()

@@ -1,4 +1,4 @@
-"""A small real HTTP server speaking design.md's `runs.report` contract, for the outbox tests.
+"""A small real HTTP server speaking the `runs.report` contract (docs/http-api.md), for the outbox tests.
 
 It exists so the outbox and uploader can be tested over real sockets without the whole
 phoneflow server; the end-to-end tests (agent, kill) use the real server process.

@@ -23,7 +23,7 @@ from server.accounts.models import Plan
 from server.devices import service as devices_service
 from server.workflows import service as workflows_service
 
-# A small valid workflow over the sample shop app (design.md's example, shortened).
+# A small valid workflow over the sample shop app (the example of docs/workflow-format.md, shortened).
 SAMPLE_DEFINITION: dict[str, Any] = {
     "schemaVersion": 1,
     "name": "Open the shop",

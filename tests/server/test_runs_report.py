@@ -1,4 +1,4 @@
-"""runs.report: every idempotency rule of design.md, and concurrency across threads and processes."""
+"""runs.report: every idempotency rule of docs/http-api.md, and concurrency across threads and processes."""
 
 from __future__ import annotations
 
