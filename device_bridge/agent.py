@@ -1,10 +1,11 @@
 """The agent: serves paired devices for a server (`phoneflow bridge run`).
 
 One worker thread per device: it says it is alive (heartbeat), claims the device's queued
-runs one at a time, runs each with the engine on a `U2Device`, and reports progress and
-the result through the outbox. One uploader thread empties the outbox. When a step fails,
-the worker keeps a screenshot and the window hierarchy of that moment as the run's
-artifacts (failure context); they are uploaded after the run's report.
+runs one at a time, runs each with the engine on the phone's driver (`devices.open_device`:
+uiautomator2 or Appium), and reports progress and the result through the outbox. One
+uploader thread empties the outbox. When a step fails, the worker keeps a screenshot and the
+window hierarchy of that moment as the run's artifacts (failure context); they are uploaded
+after the run's report.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 
 from device_bridge.approvals import ServerApprovals
-from device_bridge.driver import U2Device
+from device_bridge.devices import BridgeDevice, open_device
 from device_bridge.errors import BridgeConfigError, DeviceBusyError, ServerError, ServerRefusedError
 from device_bridge.outbox import Outbox
 from device_bridge.reporting import ProgressReporter, base_fields, interrupted_report
@@ -33,7 +34,7 @@ from interpreter.trace import Outcome, TraceEvent
 
 log = logging.getLogger(__name__)
 
-DeviceOpener = Callable[[str], U2Device]
+DeviceOpener = Callable[[str], BridgeDevice]
 
 
 def load_denylist(settings: BridgeSettings) -> Denylist:
@@ -48,7 +49,9 @@ def load_denylist(settings: BridgeSettings) -> Denylist:
 class FailureContext:
     """Keeps a screenshot and the window hierarchy when a step fails (on the engine's thread)."""
 
-    def __init__(self, device: U2Device, outbox: Outbox, run_id: str, device_id: str, max_bytes: int) -> None:
+    def __init__(
+        self, device: BridgeDevice, outbox: Outbox, run_id: str, device_id: str, max_bytes: int
+    ) -> None:
         self.device = device
         self.outbox = outbox
         self.run_id = run_id
@@ -81,7 +84,7 @@ class DeviceWorker:
     def __init__(
         self,
         paired: PairedDevice,
-        device: U2Device,
+        device: BridgeDevice,
         outbox: Outbox,
         settings: BridgeSettings,
         stop: threading.Event,
@@ -206,7 +209,7 @@ class Agent:
                     "pair them with this server, or leave --server out to use the one they were paired with"
                 )
         self.paired = paired
-        self.opener = opener or (lambda serial: U2Device(serial, lock_dir=settings.lock_dir))
+        self.opener = opener or (lambda serial: open_device(serial, settings))
         self.outbox = Outbox(settings.outbox_db)
         self.stop = threading.Event()
         self.cancel_ids: set[str] = set()
@@ -245,7 +248,7 @@ class Agent:
     def start(self) -> None:
         """Open every device (refused when another bridge holds one), end runs a dead bridge
         left in flight, and start the threads."""
-        devices: list[U2Device] = []
+        devices: list[BridgeDevice] = []
         try:
             for paired in self.paired:
                 devices.append(self.opener(paired.serial))

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -23,7 +24,9 @@ from device_bridge.errors import BridgeError
 from device_bridge.settings import BridgeSettings
 
 bridge_app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Run workflows on phones through uiautomator2."
+    add_completion=False,
+    no_args_is_help=True,
+    help="Run workflows on phones through uiautomator2 or an Appium server.",
 )
 
 EXIT_SUCCESS = 0
@@ -37,6 +40,30 @@ StateDir = Annotated[
     ),
 ]
 
+Driver = Annotated[
+    str | None,
+    typer.Option(
+        "--driver",
+        help="How to drive the phones: uiautomator2 (this machine's adb; the default) or appium "
+        "(PHONEFLOW_BRIDGE_DRIVER).",
+    ),
+]
+AppiumUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--appium-url",
+        help="The Appium server for --driver appium (PHONEFLOW_BRIDGE_APPIUM_URL; default http://127.0.0.1:4723).",
+    ),
+]
+AppiumCapabilities = Annotated[
+    str | None,
+    typer.Option(
+        "--appium-capabilities",
+        help="JSON object (text or a file) added to the Appium session's capabilities, e.g. a device "
+        "cloud's options (PHONEFLOW_BRIDGE_APPIUM_CAPABILITIES).",
+    ),
+]
+
 _err = Console(stderr=True, soft_wrap=True)
 _OUTCOME_STYLES = {"ok": "green", "skipped": "yellow", "failed": "bold red"}
 
@@ -45,9 +72,39 @@ def _settings(state_dir: Path | None, **overrides: Any) -> BridgeSettings:
     values = {k: v for k, v in overrides.items() if v is not None}
     if state_dir is not None:
         values["state_dir"] = state_dir
-    settings = BridgeSettings(**values)
+    try:
+        settings = BridgeSettings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise _fail(
+            f"the bridge settings cannot be used ({problems}): fix the option or PHONEFLOW_BRIDGE_ variable"
+        ) from None
     settings.ensure_state_dir()
     return settings
+
+
+def _driver_options(driver: str | None, appium_url: str | None, capabilities: str | None) -> dict[str, Any]:
+    """The driver settings the command line gives (None: leave the environment's or the default)."""
+    if driver is not None and driver not in ("uiautomator2", "appium"):
+        raise _fail(f"--driver {driver!r} is not a driver: use uiautomator2 or appium")
+    parsed: dict[str, Any] | None = None
+    if capabilities is not None:
+        source = Path(capabilities)
+        try:
+            text = source.read_text(encoding="utf-8") if source.is_file() else capabilities
+            value = json.loads(text)
+        except (OSError, ValueError) as exc:
+            raise _fail(
+                f"--appium-capabilities is neither a JSON object nor a readable JSON file: {exc}"
+            ) from None
+        if not isinstance(value, dict):
+            raise _fail(
+                '--appium-capabilities must be a JSON object, e.g. \'{"appium:deviceName": "Pixel 8"}\''
+            )
+        parsed = value
+    return {"driver": driver, "appium_url": appium_url, "appium_capabilities": parsed}
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
@@ -106,12 +163,16 @@ def run_command(
     ] = None,
     state_dir: StateDir = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each claim, run and upload.")] = False,
+    driver: Driver = None,
+    appium_url: AppiumUrl = None,
+    appium_capabilities: AppiumCapabilities = None,
 ) -> None:
     """Serve paired devices: heartbeat, claim queued runs, run them, report them. Ctrl-C stops."""
     from device_bridge.agent import Agent
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(message)s")
-    settings = _settings(state_dir, server_url=server)
+    options = _driver_options(driver, appium_url, appium_capabilities)
+    settings = _settings(state_dir, server_url=server, **options)
     try:
         agent = Agent(settings, serial or [])
         agent.start()
@@ -149,9 +210,12 @@ def exec_command(
     denylist: Annotated[Path | None, typer.Option("--denylist", help="Package denylist file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
     state_dir: StateDir = None,
+    driver: Driver = None,
+    appium_url: AppiumUrl = None,
+    appium_capabilities: AppiumCapabilities = None,
 ) -> None:
     """Run FILE once on the phone SERIAL, without a server, and print its trace."""
-    from device_bridge.driver import U2Device
+    from device_bridge.devices import open_device
     from interpreter.engine import run_workflow
     from interpreter.errors import WorkflowError
     from interpreter.problems import errors_only
@@ -159,7 +223,7 @@ def exec_command(
     from interpreter.trace import RunStatus
     from interpreter.validation import validate
 
-    settings = _settings(state_dir)
+    settings = _settings(state_dir, **_driver_options(driver, appium_url, appium_capabilities))
     try:
         definition = load_json_file(file, "workflow")
         run_inputs = parse_inputs(inputs)
@@ -173,11 +237,13 @@ def exec_command(
     if errors_only(problems):
         raise _fail("the workflow is not valid: fix the errors above and run again")
     try:
-        device = U2Device(serial, lock_dir=settings.lock_dir)
+        device = open_device(serial, settings)
     except BridgeError as exc:
         raise _fail(str(exc)) from None
-    with device:
+    try:
         result = run_workflow(definition, device, inputs=run_inputs, denylist=denied, approvals=gate)
+    finally:
+        device.close()
     out = Console(soft_wrap=True)
     if as_json:
         out.out(json.dumps(result.to_json(), indent=2, ensure_ascii=False), highlight=False)

@@ -5,6 +5,7 @@
     ├── NotPairedError               pair the device first (`phoneflow bridge pair`)
     ├── DeviceBusyError              stop the other bridge that serves this serial
     ├── DeviceUnavailableError       connect / restart the phone (adb or the u2 server failed)
+    │   └── AppiumSessionError       start / fix the Appium server (unreachable, session refused)
     └── ServerError                  the server did not answer as the contract says
         ├── ServerUnreachableError   retry later (network down, 5xx): the outbox keeps the reports
         └── ServerRefusedError       fix the request or the credentials (4xx: bad code, revoked token)
@@ -48,6 +49,10 @@ class DeviceBusyError(BridgeError):
 
 class DeviceUnavailableError(BridgeError, DeviceError):
     """adb or the uiautomator2 server failed; the run cannot go on on this device."""
+
+
+class AppiumSessionError(DeviceUnavailableError):
+    """The Appium server could not be reached, or refused to open a session on the phone."""
 
 
 class ServerError(BridgeError):

@@ -7,6 +7,7 @@ passed by the command line, which wins.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,11 @@ class BridgeSettings(BaseSettings):
     max_artifact_bytes: int = Field(default=5_000_000, gt=0)
     # The engine's own denylist check on the phone (the server checks workflows too).
     denylist_file: Path | None = None
+    # How the engine drives phones: uiautomator2 over this machine's adb, or an Appium server.
+    driver: Literal["uiautomator2", "appium"] = "uiautomator2"
+    appium_url: str = "http://127.0.0.1:4723"
+    # Added to (or overriding) the Appium session's capabilities, e.g. a device cloud's options (JSON).
+    appium_capabilities: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def state_db(self) -> Path:

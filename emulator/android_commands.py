@@ -15,6 +15,8 @@ from dataclasses import replace
 
 from emulator import properties
 from emulator.filesystem import normalize
+from emulator.instrumentation import instrument
+from emulator.package_commands import dumpsys_package, dumpsys_services, pm, short_component
 from emulator.shell_io import Command, CommandContext
 from interpreter.appmodel import LAUNCHER_PACKAGE
 from interpreter.hierarchy import to_android_xml
@@ -43,11 +45,7 @@ def key_name(arg: str) -> str:
     return _KEY_ALIASES.get(name, name)
 
 
-def _short(package: str, activity: str) -> str:
-    """Android's short component form: `pkg/.Act` when the class lies in the package."""
-    if activity.startswith(package + "."):
-        return f"{package}/{activity[len(package) :]}"
-    return f"{package}/{activity}"
+_short = short_component
 
 
 def _hash(text: str) -> str:
@@ -76,45 +74,6 @@ async def setprop(ctx: CommandContext) -> int:
 
 
 # -- packages and activities ----------------------------------------------------------------------
-async def pm(ctx: CommandContext) -> int:
-    args = ctx.args[1:]
-    phone = ctx.device.phone
-    sub = args[0] if args else ""
-    if sub == "list" and args[1:2] in (["packages"], ["package"]):
-        options = [a for a in args[2:] if a.startswith("-")]
-        needle = next((a for a in args[2:] if not a.startswith("-")), "")
-        packages = set(phone.installed_packages())
-        if "-3" not in options:
-            packages.update(ctx.device.system_packages)
-        for package in sorted(p for p in packages if needle in p):
-            ctx.out(f"package:{package}\n")
-        return 0
-    if sub == "path" and len(args) == 2:
-        if not phone.is_installed(args[1]):
-            return 1
-        ctx.out(f"package:/data/app/~~{_hash(args[1])}==/{args[1]}-1/base.apk\n")
-        return 0
-    if sub == "clear" and len(args) >= 2:
-        package = args[-1]
-        if not phone.is_installed(package):
-            ctx.out("Failed\n")
-            return 1
-        phone.stop(package)
-        ctx.out("Success\n")
-        return 0
-    if sub in ("grant", "revoke") and len(args) >= 3:
-        return 0
-    if sub in ("install", "install-create", "install-write", "install-commit"):
-        ctx.out("Failure [INSTALL_FAILED_INVALID_APK: this virtual device runs app models, not APKs]\n")
-        return 1
-    if sub == "uninstall":
-        ctx.out("Failure [DELETE_FAILED_INTERNAL_ERROR]\n")
-        return 1
-    ctx.err(f"Unknown command: {' '.join(args) or '(none)'}\n")
-    ctx.err("Usage: pm list packages [-3] | pm path PKG | pm clear PKG\n")
-    return 1
-
-
 def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, set[str], str]:
     """(package, activity, flags such as -W and -S, intent description) from `am start` options."""
     component: str | None = None
@@ -158,19 +117,28 @@ async def am(ctx: CommandContext) -> int:
     args = ctx.args[1:]
     phone = ctx.device.phone
     if args[:1] == ["force-stop"] and len(args) >= 2:
-        phone.stop(args[-1])
+        ctx.device.stop_package(args[-1])
         return 0
+    if args[:1] == ["instrument"]:
+        return await instrument(ctx, args[1:])
     if args[:1] in (["start"], ["start-activity"]):
         package, activity, flags, intent = _parse_am_start(args[1:])
         ctx.out(f"Starting: {intent}\n")
         if package is None:
             ctx.err(f"Error: Activity not started, unable to resolve {intent}\n")
             return 1
-        if not phone.is_installed(package):
+        if not ctx.device.is_installed(package):
             ctx.err(f"Error type 3\nError: Activity class {{{package}/{activity}}} does not exist.\n")
             return 1
         if "-S" in flags:
-            phone.stop(package)
+            ctx.device.stop_package(package)
+        if not phone.is_installed(package):
+            # A package installed from an APK: its process starts, with nothing of it to show.
+            ctx.device.start_apk_process(package)
+            if "-W" in flags:
+                ctx.out(f"Status: ok\nLaunchState: COLD\nActivity: {_short(package, activity or '')}\n")
+                ctx.out("TotalTime: 150\nWaitTime: 152\nComplete\n")
+            return 0
         cold = package not in phone.running_packages()
         # The model has one task per app: any activity of it brings the app to the front.
         phone.launch(package)
@@ -195,10 +163,19 @@ async def monkey(ctx: CommandContext) -> int:
         ctx.out(f'data="{package}"\n')
     if "-c" in args and args.index("-c") + 1 < len(args):
         ctx.out(f'data="{args[args.index("-c") + 1]}"\n')
-    if package is None or package == LAUNCHER_PACKAGE or not ctx.device.phone.is_installed(package):
+    apk = ctx.device.apks.get(package or "")
+    launchable = apk is not None and apk.launchable_activity is not None
+    if (
+        package is None
+        or package == LAUNCHER_PACKAGE
+        or not (ctx.device.phone.is_installed(package) or launchable)
+    ):
         ctx.out("** No activities found to run, monkey aborted.\n")
         return 252
-    ctx.device.phone.launch(package)
+    if apk is not None:
+        ctx.device.start_apk_process(package)
+    else:
+        ctx.device.phone.launch(package)
     ctx.out(
         "Events injected: 1\n## Network stats: elapsed time=12ms (0ms mobile, 0ms wifi, 12ms not connected)\n"
     )
@@ -313,7 +290,11 @@ async def dumpsys(ctx: CommandContext) -> int:
         ctx.out(f"  mCurrentFocus={window}\n  mFocusedApp={record}\n")
     elif service == "activity":
         sub = args[1] if len(args) > 1 else "activities"
-        if sub == "top":
+        if sub == "services":
+            dumpsys_services(ctx, args[2] if len(args) > 2 else None)
+        elif sub == "processes":
+            _dumpsys_processes(ctx)
+        elif sub == "top":
             pid = ctx.device.app_pid(package)
             ctx.out(f"TASK {package} id={ctx.device.task_id(package)} userId=0\n")
             ctx.out(f"  ACTIVITY {_short(package, activity)} {_hash(activity + 'a')} pid={pid}\n")
@@ -335,10 +316,8 @@ async def dumpsys(ctx: CommandContext) -> int:
         )
     elif service == "SurfaceFlinger":
         ctx.out(f'Display {DISPLAY_ID} (HWC display 0): port=0 pnpId=GGL displayName="EMU_display_0"\n')
-    elif service == "package" and len(args) > 1 and phone.is_installed(args[1]):
-        ctx.out(f"Packages:\n  Package [{args[1]}] ({_hash(args[1])}):\n")
-        ctx.out("    versionCode=1 minSdk=24 targetSdk=34\n")
-        ctx.out("    versionName=1.0\n    pkgFlags=[ HAS_CODE ALLOW_CLEAR_USER_DATA ]\n")
+    elif service == "package" and len(args) > 1:
+        dumpsys_package(ctx, args[1])
     elif service == "battery":
         ctx.out("Current Battery Service state:\n  AC powered: true\n  USB powered: false\n")
         ctx.out("  Wireless powered: false\n  Max charging current: 0\n  Max charging voltage: 0\n")
@@ -351,6 +330,22 @@ async def dumpsys(ctx: CommandContext) -> int:
         ctx.out(f"  mCurMethodId={IME_ID}\n  mInputShown=false\n")
     # Other services print nothing here, as a service without a dump would.
     return 0
+
+
+def _dumpsys_processes(ctx: CommandContext) -> None:
+    """`dumpsys activity processes`: the app processes, as `ProcessRecord{hash PID:NAME/u0aN}` records."""
+    ctx.out("ACTIVITY MANAGER RUNNING PROCESSES (dumpsys activity processes)\n  All known processes:\n")
+    apps = [(user, pid, name) for user, pid, _, name in ctx.device.processes() if user.startswith("u0_a")]
+
+    def record(user: str, pid: int, name: str) -> str:
+        return f"ProcessRecord{{{_hash(name + str(pid))} {pid}:{name}/{user.replace('_', '')}}}"
+
+    for user, pid, name in apps:
+        uid = 10000 + int(user.removeprefix("u0_a"))
+        ctx.out(f"  *APP* UID {uid} {record(user, pid, name)}\n    user #0 uid={uid}\n")
+    ctx.out("  PID mappings:\n")
+    for user, pid, name in sorted(apps, key=lambda row: row[1]):
+        ctx.out(f"    PID #{pid}: {record(user, pid, name)}\n")
 
 
 async def ps(ctx: CommandContext) -> int:
@@ -438,11 +433,25 @@ async def cmd(ctx: CommandContext) -> int:
         return await am(replace(ctx, args=["am", *ctx.args[2:]]))
     if sub == ["window"]:
         return await wm(replace(ctx, args=["wm", *ctx.args[2:]]))
+    if sub == ["notification"] and ctx.args[2:3] in (["allow_listener"], ["disallow_listener"]):
+        return 0
     ctx.err(f"cmd: Can't find service: {ctx.args[1] if len(ctx.args) > 1 else ''}\n")
     return 20
 
 
+async def appops(ctx: CommandContext) -> int:
+    """`appops set PKG OP MODE` (accepted; the app model has no permissions to enforce) and `appops get`."""
+    if ctx.args[1:2] == ["set"] and len(ctx.args) >= 5:
+        return 0 if ctx.device.is_installed(ctx.args[2]) else ctx.fail(f"Unknown package: {ctx.args[2]}")
+    if ctx.args[1:2] == ["get"] and len(ctx.args) >= 3:
+        ctx.out("No operations.\n")
+        return 0
+    ctx.err("usage: appops set PACKAGE OP MODE | appops get PACKAGE\n")
+    return 1
+
+
 COMMANDS: dict[str, Command] = {
+    "appops": appops,
     "getprop": getprop,
     "setprop": setprop,
     "pm": pm,

@@ -6,6 +6,9 @@ What other parts of the emulator use (all on the device's asyncio loop, never fr
 - `phone: PhoneState` — the running app model (foreground app, hierarchy, taps, text, keys, toasts, clipboard)
 - `props: dict[str, str]` — the `getprop` set (`ro.build.version.sdk` = "34", `ro.product.model`, ...)
 - `fs: FileSystem` — the in-memory filesystem (`/data/local/tmp`, `/sdcard`)
+- `apks: dict[str, ApkInfo]` — packages installed from APKs (`adb install`): recorded from their
+  manifests, they have no screens; `install_apk`, `uninstall_apk`, `is_installed`, `start_apk_process`
+- `instruments: dict[str, Instrumented]` — running `am instrument` processes by target package
 - `device_ports: dict[int, int]` — device TCP port → host port of the in-device server behind it;
   `map_port`/`unmap_port` change it, and the adb `tcp:PORT` service pipes to it
 - `u2_server(port)` — an async context manager that runs the uiautomator2 server
@@ -24,6 +27,7 @@ from collections.abc import AsyncIterator
 
 from emulator import properties
 from emulator.android_commands import IME_ID
+from emulator.apk import ApkInfo, read_apk
 from emulator.filesystem import FileSystem
 from emulator.transport import AdbSession, Handler
 from interpreter.appmodel import LAUNCHER_PACKAGE, AppModel, PhoneState
@@ -86,6 +90,10 @@ class VirtualDevice:
         self._app_pids: dict[str, int] = {}
         self._task_ids: dict[str, int] = {}
         self._u2_pids: dict[int, int] = {}
+        self.apks: dict[str, ApkInfo] = {}
+        self._apk_pids: dict[str, int] = {}
+        self.instruments: dict[str, Instrumented] = {}
+        self.background_tasks: set[asyncio.Task[None]] = set()
 
     # -- the adb side ----------------------------------------------------------------------
     def banner(self) -> bytes:
@@ -120,8 +128,49 @@ class VirtualDevice:
         for session in list(self.sessions):
             session.writer.close()
         self.phone = PhoneState(self.apps)
+        for instrumented in self.instruments.values():
+            instrumented.stop()
+        self._apk_pids.clear()
         self._app_pids.clear()
         self._task_ids.clear()
+
+    # -- packages installed from APKs ---------------------------------------------------------
+    def is_installed(self, package: str) -> bool:
+        """An app of the model, a package installed from an APK, or a system package."""
+        return self.phone.is_installed(package) or package in self.apks or package in self.system_packages
+
+    def install_apk(self, data: bytes, source: str) -> ApkInfo:
+        """Record the APK's package as installed (replacing an older record). Raises `ApkError`."""
+        info = read_apk(data, source)
+        if self.phone.is_installed(info.package) or info.package in self.system_packages:
+            raise ApkReplaceError(info.package)
+        self.stop_package(info.package)
+        self.apks[info.package] = info
+        return info
+
+    def uninstall_apk(self, package: str) -> bool:
+        if package not in self.apks:
+            return False
+        self.stop_package(package)
+        del self.apks[package]
+        return True
+
+    def start_apk_process(self, package: str) -> None:
+        """An APK package was started (`am start`, `monkey`): it runs in the background, off screen."""
+        if package not in self._apk_pids:
+            self._apk_pids[package] = self.allocate_pid()
+
+    def apk_pid(self, package: str) -> int | None:
+        """The pid of a running APK package, or None when it is not running."""
+        return self._apk_pids.get(package)
+
+    def stop_package(self, package: str) -> None:
+        """`am force-stop`: the app of the model, the APK's process, and instrumentations of or on it."""
+        self.phone.stop(package)
+        self._apk_pids.pop(package, None)
+        for instrumented in list(self.instruments.values()):
+            if package in (instrumented.package, instrumented.target):
+                instrumented.stop()
 
     # -- in-device servers --------------------------------------------------------------------
     def map_port(self, device_port: int, host_port: int) -> None:
@@ -176,4 +225,32 @@ class VirtualDevice:
         for index, package in enumerate(self.phone.running_packages()):
             rows.append((f"u0_a{180 + index}", self.app_pid(package), 301, package))
         rows.extend(("shell", pid, 402, "app_process") for pid in self._u2_pids.values())
+        for index, (package, pid) in enumerate(self._apk_pids.items()):
+            rows.append((f"u0_a{300 + index}", pid, 301, package))
+        for index, instrumented in enumerate(self.instruments.values()):
+            rows.append((f"u0_a{400 + index}", instrumented.pid, 301, instrumented.target))
         return rows
+
+
+class ApkReplaceError(ValueError):
+    """An APK would replace an app of the model or a system package."""
+
+    def __init__(self, package: str) -> None:
+        super().__init__(
+            f"{package} is an app of this virtual device's app model (or a system package); "
+            "an APK cannot replace it"
+        )
+        self.package = package
+
+
+class Instrumented:
+    """A running `am instrument`: its test package, the package it instruments, its pid, a stop switch."""
+
+    def __init__(self, package: str, target: str, pid: int) -> None:
+        self.package = package
+        self.target = target
+        self.pid = pid
+        self.stopped = asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopped.set()

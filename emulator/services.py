@@ -10,7 +10,8 @@
 
 An empty command opens an interactive shell with a small line editor, as `adb shell`
 does on a terminal. Limits: a command's stdin is empty (input sent on a stream with a
-command is not read), and `&` does not put a command in the background. Anything
+command is read only by the commands that stream it, `cmd package install -S SIZE`),
+and `&` does not put a command in the background. Anything
 else is refused with CLSE(0, hid), which adb reports as a closed connection.
 """
 
@@ -68,7 +69,8 @@ async def _system(device: VirtualDevice, service: str, stream: AdbStream) -> Non
 
 
 async def _shell_v1(device: VirtualDevice, command: str, stream: AdbStream) -> None:
-    shell = Shell(device)
+    # What the host streams after the command is the command's own input (`exec:cmd package install -S N`).
+    shell = Shell(device, read_input=stream.read_exactly)
     sink = StreamSink(stream)
     if command.strip():
         await shell.run(command, sink, sink)

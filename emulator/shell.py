@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from emulator.filesystem import FsError, normalize
-from emulator.shell_io import CommandContext, NullSink, Sink
+from emulator.shell_io import CommandContext, InputReader, NullSink, Sink
 
 if TYPE_CHECKING:
     from emulator.device import VirtualDevice
@@ -231,8 +231,11 @@ def parse(text: str) -> list[AndOr]:
 class Shell:
     """One shell process: its variables, working folder and last exit status."""
 
-    def __init__(self, device: VirtualDevice, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, device: VirtualDevice, env: dict[str, str] | None = None, read_input: InputReader | None = None
+    ) -> None:
         self.device = device
+        self.read_input = read_input
         self.vars: dict[str, str] = {
             "PATH": "/product/bin:/apex/com.android.runtime/bin:/system/bin:/system/xbin:/vendor/bin",
             "HOME": "/",
@@ -278,12 +281,15 @@ class Shell:
         for index, command in enumerate(pipeline):
             last = index == len(pipeline) - 1
             sink = stdout if last else Sink()
-            status = await self._run_simple(command, sink, stderr, data)
+            status = await self._run_simple(command, sink, stderr, data, streamed=index == 0)
             if not last:
                 data = sink.getvalue()
         return status
 
-    async def _run_simple(self, command: SimpleCommand, stdout: Sink, stderr: Sink, stdin: bytes) -> int:
+    async def _run_simple(
+        self, command: SimpleCommand, stdout: Sink, stderr: Sink, stdin: bytes, streamed: bool = False
+    ) -> int:
+        """Run one command; `streamed`: it is first in its pipeline, so the stream's input is its own."""
         assigned = {name: self.expand(value) for name, value in command.assignments}
         args: list[str] = []
         for word in command.words:
@@ -314,6 +320,7 @@ class Shell:
                     err = sink
                 else:
                     out = sink
+        redirected_in = any(redirect.op == "<" for redirect in command.redirects)
         ctx = CommandContext(
             device=self.device,
             args=args,
@@ -322,6 +329,7 @@ class Shell:
             stdout=out,
             stderr=err,
             cwd=self.cwd,
+            read_input=self.read_input if streamed and not redirected_in else None,
         )
         status = await self._call(ctx)
         for path, append, sink in files:

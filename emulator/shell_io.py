@@ -72,6 +72,10 @@ def v2_packet(packet_id: int, data: bytes) -> bytes:
     return bytes([packet_id]) + len(data).to_bytes(4, "little") + data
 
 
+InputReader = Callable[[int], Awaitable[bytes]]
+"""Reads exactly n bytes the host streams to the command; raises `EOFError` if it stops first."""
+
+
 @dataclass
 class CommandContext:
     """One run of one simple command."""
@@ -83,6 +87,9 @@ class CommandContext:
     stdout: Sink
     stderr: Sink
     cwd: str = "/"
+    # The stream's own input, for a command that reads what the host streams to it
+    # (`cmd package install -S SIZE`); None when there is none (v2 shells, pipes, `<`).
+    read_input: InputReader | None = None
 
     @property
     def name(self) -> str:

@@ -110,15 +110,21 @@ def _truth(value: str | None) -> bool:
     return value == "true"
 
 
-def from_android_xml(xml_text: str) -> UiNode:
-    """Parse a uiautomator hierarchy dump into a `UiNode` tree under a synthetic root.
+def _is_node(el: ET.Element) -> bool:
+    """A widget: `<node class=...>` in uiautomator's dump, `<android.widget.X class=...>` in Appium's."""
+    return el.tag == "node" or "class" in el.attrib
 
-    The root is a `hierarchy` node covering the whole screen; its children are the
-    top-level windows of the dump.
+
+def from_android_xml(xml_text: str) -> UiNode:
+    """Parse a window hierarchy into a `UiNode` tree under a synthetic root.
+
+    Both shapes phones give are read: uiautomator's dump (`<node class="...">`) and the page
+    source of Appium's UiAutomator2 server (each element named by its class). The root is a
+    `hierarchy` node covering the whole screen; its children are the top-level windows.
     """
     root_el = ET.fromstring(xml_text.encode("utf-8") if isinstance(xml_text, str) else xml_text)
     root = UiNode(class_name="hierarchy", bounds=Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT))
-    root.children = [_node_from_element(el) for el in root_el if el.tag == "node"]
+    root.children = [_node_from_element(el) for el in root_el if _is_node(el)]
     return root
 
 
@@ -142,7 +148,7 @@ def _node_from_element(el: ET.Element) -> UiNode:
         password=_truth(el.get("password")),
         selected=_truth(el.get("selected")),
     )
-    node.children = [_node_from_element(child) for child in el if child.tag == "node"]
+    node.children = [_node_from_element(child) for child in el if _is_node(child)]
     return node
 
 

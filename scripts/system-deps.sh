@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system packages phoneflow needs when they are missing: Debian's adb and
-# chromium, and a PostgreSQL server when none answers. `system-deps.sh adb` asks for adb
-# only (what `make demo` needs); no argument means everything the test suite needs.
+# chromium, a PostgreSQL server when none answers, and node/npm with the Appium server and
+# its UiAutomator2 driver (tests/appium, from its package-lock.json). `system-deps.sh adb`
+# asks for adb only (what `make demo` needs); no argument means everything the suite needs.
 set -uo pipefail
 
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(adb chromium postgresql)
+[ ${#wanted[@]} -gt 0 ] || wanted=(adb chromium postgresql appium)
 wants() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
 
 need=()
 wants adb && { command -v adb >/dev/null 2>&1 || need+=(adb); }
 wants chromium && { command -v chromium >/dev/null 2>&1 || need+=(chromium); }
+wants appium && { command -v npm >/dev/null 2>&1 || need+=(nodejs npm); }
 
 pg_url="${PHONEFLOW_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 pg_up() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; }
@@ -38,6 +40,24 @@ if wants postgresql && ! pg_up && [ "$(id -u)" -eq 0 ] && command -v pg_ctlclust
     if pg_up; then
       su postgres -c "psql -h 127.0.0.1 -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\"" 2>/dev/null | grep -q 1 \
         || su postgres -c "createdb test" >/dev/null 2>&1 || true
+    fi
+  fi
+fi
+# Appium 3.8.0 + appium-uiautomator2-driver 8.7.0 into tests/appium/node_modules (APPIUM_HOME), once per
+# lock file: the stamp holds the lock's checksum, so an unchanged lock costs nothing; npm's own cache
+# (~/.npm) makes a reinstall on a fresh clone quick.
+if wants appium && command -v npm >/dev/null 2>&1; then
+  appium_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/appium"
+  stamp="$appium_dir/node_modules/.phoneflow-lock.sha256"
+  lock_sum=$(sha256sum "$appium_dir/package-lock.json" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+    echo "installing the Appium server for the tests (npm ci in tests/appium)"
+    start=$(date +%s)
+    if (cd "$appium_dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null); then
+      echo "$lock_sum" > "$stamp"
+      echo "Appium installed in $(( $(date +%s) - start )) s"
+    else
+      echo "npm ci in tests/appium failed: the Appium tests will say so." >&2
     fi
   fi
 fi

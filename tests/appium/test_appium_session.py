@@ -1,0 +1,97 @@
+"""A real Appium 3 server with the UiAutomator2 driver runs an ordinary client session on the virtual device.
+
+Everything goes over the real protocols: the Python Appium client speaks W3C WebDriver to the
+Appium server, which installs its APKs with adb, starts the in-device server with
+`am instrument`, forwards to it and proxies the commands.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from appium import webdriver
+from appium.options.common.base import AppiumOptions
+from appium.webdriver.common.appiumby import AppiumBy
+from PIL import Image
+from selenium.common.exceptions import InvalidSelectorException, NoSuchElementException
+
+from device_bridge.appium_driver import session_capabilities
+from tests.appium.conftest import start_emulator
+
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def driver(appium_url: str) -> Iterator[webdriver.Remote]:
+    emu: Any = start_emulator()
+    options = AppiumOptions()
+    options.load_capabilities(session_capabilities(emu.serial))
+    session = webdriver.Remote(appium_url, options=options)
+    try:
+        yield session
+    finally:
+        session.quit()
+        emu.stop()
+
+
+def test_session_reports_the_device(driver: webdriver.Remote) -> None:
+    caps = driver.capabilities
+    assert caps["deviceApiLevel"] == 34
+    assert caps["deviceScreenSize"] == "1080x2340"
+    assert driver.get_window_size() == {"width": 1080, "height": 2340}
+    assert driver.is_app_installed("com.example.shop")
+    assert not driver.is_app_installed("com.example.nothing")
+
+
+def test_finds_types_clicks_and_reads(driver: webdriver.Remote) -> None:
+    driver.terminate_app("com.example.shop")
+    driver.activate_app("com.example.shop")
+    assert driver.current_package == "com.example.shop"
+    assert driver.current_activity == ".LoginActivity"
+    source = driver.page_source
+    assert "<android.widget.Button" in source
+    assert 'resource-id="com.example.shop:id/sign_in"' in source
+    user = driver.find_element(AppiumBy.ACCESSIBILITY_ID, "User")
+    user.send_keys("ada")
+    assert user.text == "ada"
+    user.clear()
+    assert user.text == ""
+    by_id = driver.find_element(AppiumBy.ID, "sign_in")  # a bare id gets the app's package
+    assert by_id.get_attribute("resource-id") == "com.example.shop:id/sign_in"
+    assert by_id.rect["width"] > 0
+    assert by_id.is_displayed()
+    driver.find_element(AppiumBy.ANDROID_UIAUTOMATOR, 'new UiSelector().text("Sign in")').click()
+    assert driver.find_element(AppiumBy.XPATH, "//android.widget.Button[@text='New order']").is_enabled()
+    assert driver.current_activity == ".OrdersActivity"
+    driver.back()
+    assert driver.current_activity == ".LoginActivity"
+
+
+def test_missing_elements_and_bad_selectors_are_w3c_errors(driver: webdriver.Remote) -> None:
+    with pytest.raises(NoSuchElementException):
+        driver.find_element(AppiumBy.ACCESSIBILITY_ID, "no such thing")
+    assert driver.find_elements(AppiumBy.CLASS_NAME, "android.widget.NoSuchWidget") == []
+    with pytest.raises(InvalidSelectorException):
+        driver.find_element(AppiumBy.XPATH, "//*[")
+
+
+def test_keys_swipes_and_screenshots(driver: webdriver.Remote) -> None:
+    driver.activate_app("com.example.catalogue")
+    first = driver.find_element(AppiumBy.ANDROID_UIAUTOMATOR, 'new UiSelector().text("Item 1")')
+    assert first.is_displayed()
+    driver.swipe(540, 1800, 540, 600, 300)  # W3C touch actions
+    with pytest.raises(NoSuchElementException):
+        driver.find_element(AppiumBy.ANDROID_UIAUTOMATOR, 'new UiSelector().text("Item 1")')
+    scroll = "new UiScrollable(new UiSelector().scrollable(true))"
+    far = driver.find_element(
+        AppiumBy.ANDROID_UIAUTOMATOR, f'{scroll}.scrollIntoView(new UiSelector().text("Item 55"))'
+    )
+    assert far.text == "Item 55"
+    image = Image.open(io.BytesIO(base64.b64decode(driver.get_screenshot_as_base64())))
+    assert image.size == (1080, 2340)
+    driver.press_keycode(3)  # HOME
+    assert driver.current_package == "com.google.android.apps.nexuslauncher"
