@@ -68,15 +68,20 @@ def _direction(request: Request) -> str:
 
 
 def _stroke(area: Bounds, direction: str, percent: float) -> tuple[int, int, int, int]:
-    """A finger path across `percent` of the area, moving in `direction` (the content moves that way)."""
+    """A finger path across `percent` of the area, moving in `direction`, kept inside the area."""
     cx, cy = area.center
     dx, dy = int(area.width * percent / 2), int(area.height * percent / 2)
-    return {
+    x1, y1, x2, y2 = {
         "up": (cx, cy + dy, cx, cy - dy),
         "down": (cx, cy - dy, cx, cy + dy),
         "left": (cx + dx, cy, cx - dx, cy),
         "right": (cx - dx, cy, cx + dx, cy),
     }[direction]
+
+    def inside(x: int, y: int) -> tuple[int, int]:
+        return min(max(x, area.left), area.right - 1), min(max(y, area.top), area.bottom - 1)
+
+    return (*inside(x1, y1), *inside(x2, y2))
 
 
 def device_routes(device: VirtualDevice) -> list[tuple[str, str, Handler]]:

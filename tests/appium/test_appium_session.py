@@ -17,7 +17,9 @@ from appium import webdriver
 from appium.options.common.base import AppiumOptions
 from appium.webdriver.common.appiumby import AppiumBy
 from PIL import Image
-from selenium.common.exceptions import InvalidSelectorException, NoSuchElementException
+from selenium.common.exceptions import InvalidSelectorException, NoSuchElementException, WebDriverException
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
 
 from device_bridge.appium_driver import session_capabilities
 from tests.appium.conftest import start_emulator
@@ -95,3 +97,49 @@ def test_keys_swipes_and_screenshots(driver: webdriver.Remote) -> None:
     assert image.size == (1080, 2340)
     driver.press_keycode(3)  # HOME
     assert driver.current_package == "com.google.android.apps.nexuslauncher"
+
+
+def test_gestures_through_mobile_commands(driver: webdriver.Remote) -> None:
+    driver.terminate_app("com.example.catalogue")
+    driver.activate_app("com.example.catalogue")
+    items = driver.find_element(AppiumBy.ID, "list")
+    assert driver.execute_script(
+        "mobile: scrollGesture", {"elementId": items.id, "direction": "down", "percent": 1.0}
+    )
+    with pytest.raises(NoSuchElementException):
+        driver.find_element(AppiumBy.ANDROID_UIAUTOMATOR, 'new UiSelector().text("Item 1")')
+    driver.execute_script(
+        "mobile: swipeGesture", {"elementId": items.id, "direction": "down", "percent": 1.0}
+    )
+    driver.execute_script(
+        "mobile: swipeGesture", {"elementId": items.id, "direction": "down", "percent": 1.0}
+    )
+    first = driver.find_element(AppiumBy.ANDROID_UIAUTOMATOR, 'new UiSelector().text("Item 1")')
+    driver.execute_script("mobile: clickGesture", {"elementId": first.id})
+    assert driver.current_activity == ".DetailActivity"
+    assert driver.find_element(AppiumBy.ID, "name").text == "Item 1"
+    with pytest.raises(WebDriverException, match="multi-touch"):
+        driver.execute_script("mobile: pinchOpenGesture", {"elementId": items.id, "percent": 0.5})
+
+
+def test_key_actions_type_into_the_focused_field(driver: webdriver.Remote) -> None:
+    driver.terminate_app("com.example.shop")
+    driver.activate_app("com.example.shop")
+    user = driver.find_element(AppiumBy.ACCESSIBILITY_ID, "User")
+    user.click()  # focus
+    ActionChains(driver).send_keys("bob").perform()  # W3C key actions
+    assert user.text == "bob"
+    ActionChains(driver).send_keys(Keys.BACKSPACE).perform()
+    assert user.text == "bo"
+    assert driver.switch_to.active_element.get_attribute("resource-id") == "com.example.shop:id/user"
+
+
+def test_settings_orientation_and_device_facts(driver: webdriver.Remote) -> None:
+    driver.update_settings({"waitForIdleTimeout": 50})
+    assert driver.get_settings()["waitForIdleTimeout"] == 50
+    assert driver.orientation == "PORTRAIT"
+    info = driver.execute_script("mobile: deviceInfo")
+    assert info["apiVersion"] == "34"
+    assert info["realDisplaySize"] == "1080x2340"
+    with pytest.raises(WebDriverException, match="portrait only"):
+        driver.orientation = "LANDSCAPE"
