@@ -170,9 +170,14 @@ def test_shell_without_a_command_reads_a_script_from_stdin(emulator: Emulator) -
 
 def test_subshells_and_what_the_device_cannot_do(dev: adbutils.AdbDevice) -> None:
     assert dev.shell2("sh -c 'echo a; exit 2'; echo $?").output == "a\n2\n"
+    missing = dev.shell2("pm install /data/local/tmp/app.apk")
+    assert missing.returncode == 1
+    assert "INSTALL_FAILED_INVALID_URI" in missing.output
+    dev.shell2("echo not-a-zip > /data/local/tmp/app.apk")
     install = dev.shell2("pm install /data/local/tmp/app.apk")
     assert install.returncode == 1
-    assert "not APKs" in install.output
+    assert "INSTALL_PARSE_FAILED_NOT_APK" in install.output
+    assert "is not an APK" in install.output
     assert dev.shell2("logcat -d").returncode == 0
 
 
