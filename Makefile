@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest golden-update bench system-deps clean
+.PHONY: demo test lint typecheck pytest golden-update bench system-deps clean builder
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+# The builder (builder/, TypeScript): `npm ci` from the lock file when it changes, one Vite build
+# into server/dashboard/static/builder/ (git-ignored) when a source changes.
+BUILDER_MODULES := builder/node_modules/.installed
+BUILDER_BUILT := server/dashboard/static/builder/.vite/manifest.json
+BUILDER_SOURCES := $(shell find builder/src -type f 2>/dev/null) builder/vite.config.ts builder/tsconfig.json
+
+$(BUILDER_MODULES): builder/package.json builder/package-lock.json
+	@bash scripts/system-deps.sh node
+	cd builder && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(BUILDER_MODULES)
+
+$(BUILDER_BUILT): $(BUILDER_MODULES) $(wildcard $(BUILDER_SOURCES))
+	cd builder && npm run --silent build
+
+builder: $(BUILDER_BUILT)
+
+demo: $(STAMP) builder
 	@bash scripts/system-deps.sh adb
 	$(BIN)/python scripts/demo.py
 
@@ -27,7 +43,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-deps
+pytest: $(STAMP) system-deps builder
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -44,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/list_runs.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache builder/node_modules server/dashboard/static/builder

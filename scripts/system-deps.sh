@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Installs the system packages phoneflow needs when they are missing: Debian's adb and
-# chromium, a PostgreSQL server when none answers, and node/npm with the Appium server and
-# its UiAutomator2 driver (tests/appium, from its package-lock.json). `system-deps.sh adb`
+# chromium, a PostgreSQL server when none answers, node/npm (to build the builder, 20.19 or
+# newer) with the Appium server and its UiAutomator2 driver (tests/appium, from its
+# package-lock.json). `system-deps.sh adb`
 # asks for adb only (what `make demo` needs); no argument means everything the suite needs.
 set -uo pipefail
 
 wanted=("$@")
-[ ${#wanted[@]} -gt 0 ] || wanted=(adb chromium postgresql appium)
+[ ${#wanted[@]} -gt 0 ] || wanted=(adb chromium node postgresql appium)
 wants() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
 
 need=()
 wants adb && { command -v adb >/dev/null 2>&1 || need+=(adb); }
 wants chromium && { command -v chromium >/dev/null 2>&1 || need+=(chromium); }
 wants appium && { command -v npm >/dev/null 2>&1 || need+=(nodejs npm); }
+wants node && { command -v node >/dev/null 2>&1 || need+=(nodejs); }
+wants node && { command -v npm >/dev/null 2>&1 || need+=(npm); }
 
 pg_url="${PHONEFLOW_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}"
 pg_up() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432; }
@@ -59,6 +62,13 @@ if wants appium && command -v npm >/dev/null 2>&1; then
     else
       echo "npm ci in tests/appium failed: the Appium tests will say so." >&2
     fi
+  fi
+fi
+if wants node && command -v node >/dev/null 2>&1; then
+  # Vite 7 needs Node.js 20.19 or newer (Debian 12's own nodejs is 18).
+  if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+    echo "the builder needs Node.js 20.19 or newer, and $(node --version) is installed: install a newer nodejs (e.g. from Debian 13 or NodeSource)." >&2
+    exit 1
   fi
 fi
 wants postgresql && echo "test database: ${pg_url}"

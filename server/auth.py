@@ -2,26 +2,36 @@
 
 Account tokens start `pf_acc_`, device tokens `pf_dev_`; both are random
 (`secrets.token_urlsafe`), shown once, and stored as sha256 hashes only.
+
+The account endpoints also take the dashboard's session cookie, so that the builder (a
+script on a dashboard page) calls the same `/api/v1` as any client. A request that
+authenticates by the cookie must carry the session's CSRF token in `X-CSRF-Token`: a
+page of another site can make the browser send the cookie, but not that header.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from server.accounts.models import Account, ApiToken
+from server.dashboard.models import DashboardSession
 from server.db import SessionDep, utcnow
 from server.devices.models import Device
-from server.errors import Unauthorized
+from server.errors import Forbidden, Unauthorized
 
 ACCOUNT_TOKEN_PREFIX = "pf_acc_"
 DEVICE_TOKEN_PREFIX = "pf_dev_"
+# The dashboard's session cookie, and the header that carries its CSRF token to the API.
+SESSION_COOKIE = "pf_session"
+CSRF_HEADER = "X-CSRF-Token"
 # Writing last_used_at on every request would make every read a write; once a minute is enough.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -57,11 +67,35 @@ def _bearer_token(credentials: HTTPAuthorizationCredentials | None, how_to: str)
     return credentials.credentials.strip()
 
 
+def _session_account(session: SessionDep, cookie: str, csrf_token: str) -> Account:
+    """The account of a dashboard session cookie, checked with the CSRF header."""
+    row = session.execute(
+        select(DashboardSession, Account, ApiToken)
+        .join(Account, Account.id == DashboardSession.account_id)
+        .join(ApiToken, ApiToken.id == DashboardSession.api_token_id)
+        .where(DashboardSession.id_hash == hash_token(cookie))
+    ).first()
+    if row is None or row[0].expires_at < utcnow() or row[2].revoked_at is not None:
+        raise Unauthorized(f"the dashboard session has ended: sign in again, or {HOW_TO_GET_ACCOUNT_TOKEN}")
+    if not csrf_token or not hmac.compare_digest(csrf_token, row[0].csrf_token):
+        raise Forbidden(
+            f"a request signed in by the dashboard's cookie must send the page's CSRF token in the "
+            f"{CSRF_HEADER} header (reload the page if it is stale); scripts send a token instead: "
+            f"{HOW_TO_GET_ACCOUNT_TOKEN}"
+        )
+    account: Account = row[1]
+    return account
+
+
 def current_account(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Account:
-    """The account whose token authorises this request; 401 otherwise."""
+    """The account whose token (or dashboard session) authorises this request; 401 otherwise."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if credentials is None and cookie:
+        return _session_account(session, cookie, request.headers.get(CSRF_HEADER, ""))
     token = _bearer_token(credentials, HOW_TO_GET_ACCOUNT_TOKEN)
     if token.startswith(DEVICE_TOKEN_PREFIX):
         raise Unauthorized(

@@ -10,10 +10,10 @@ from fastapi import Form, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse
 
+from server.auth import SESSION_COOKIE
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
 from server.dashboard.session import (
-    SESSION_COOKIE,
     SESSION_TTL,
     SIGNIN_CSRF_COOKIE,
     CheckedUser,

@@ -20,12 +20,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from server.accounts.models import Account, ApiToken
-from server.auth import ACCOUNT_TOKEN_PREFIX, hash_token
+from server.auth import ACCOUNT_TOKEN_PREFIX, SESSION_COOKIE, hash_token
 from server.dashboard.models import DashboardSession
 from server.dashboard.pages_route import STATE_DB, STATE_USER, SignInRequired, is_script_request
 from server.db import SessionDep, utcnow
 
-SESSION_COOKIE = "pf_session"
 SIGNIN_CSRF_COOKIE = "pf_signin_csrf"
 SESSION_TTL = timedelta(days=7)
 

@@ -18,6 +18,8 @@ from server.workflows.schemas import (
     PublishRequest,
     SimulateRequest,
     SimulationResult,
+    ValidateRequest,
+    ValidationReport,
     VersionCreate,
     VersionCreated,
     VersionRead,
@@ -78,6 +80,18 @@ def create_workflow(
     )
     workflow, version = service.create_workflow(session, account.id, body.name, body.definition, warnings)
     return WorkflowCreated(id=workflow.id, version_id=version.id, number=version.number, warnings=warnings)
+
+
+@router.post(
+    "/workflows/validate",
+    response_model=ValidationReport,
+    summary="Validate a draft definition with the account's denylist; nothing is saved",
+)
+def validate_draft(
+    body: ValidateRequest, request: Request, account: CurrentAccount, session: SessionDep
+) -> ValidationReport:
+    denylist = effective_denylist(session, account.id, _settings(request))
+    return ValidationReport.model_validate(service.draft_problems(body.definition, denylist))
 
 
 @router.get("/workflows", response_model=list[WorkflowRead], summary="The account's workflows")

@@ -28,6 +28,23 @@ class WorkflowCreated(ApiModel):
     warnings: list[dict[str, Any]]
 
 
+class ValidateRequest(ApiModel):
+    definition: Any = Field(description="A draft workflow definition; nothing is saved.")
+
+
+class DraftProblem(ApiModel):
+    pointer: str = Field(description="A JSON pointer into the definition ('' is the whole definition).")
+    message: str
+    hint: str
+
+
+class ValidationReport(ApiModel):
+    """Every problem of a draft: `errors` refuse a save, `warnings` do not. Both empty: valid."""
+
+    errors: list[DraftProblem]
+    warnings: list[DraftProblem]
+
+
 class VersionCreate(ApiModel):
     definition: dict[str, Any]
 

@@ -35,6 +35,17 @@ def validate_definition(definition: Any, denylist: Denylist) -> list[dict[str, A
     return [p.to_json() for p in problems]
 
 
+def draft_problems(definition: Any, denylist: Denylist) -> dict[str, list[dict[str, str]]]:
+    """Every problem of a draft, split into `errors` and `warnings` (pointers into the definition)."""
+    from interpreter.validation import validate
+
+    report: dict[str, list[dict[str, str]]] = {"errors": [], "warnings": []}
+    for problem in validate(definition, denylist):
+        found = {"pointer": problem.pointer, "message": problem.message, "hint": problem.hint}
+        report["errors" if problem.severity == "error" else "warnings"].append(found)
+    return report
+
+
 def create_workflow(
     session: Session,
     account_id: str,
