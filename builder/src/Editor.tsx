@@ -167,7 +167,14 @@ export function Editor({ schema, initial, saved: initialSaved, readOnly }: Edito
   };
 
   const published = saved.versionId !== null && saved.publishedVersionId === saved.versionId;
-  const savedWords = saved.number === null ? "Not saved yet" : dirty ? `Changed since version ${saved.number}` : `Version ${saved.number}${published ? " · published" : ""}`;
+  const savedWords =
+    saved.number === null
+      ? "Not saved yet"
+      : saved.definition === null
+        ? `Draft from version ${saved.number}: saving makes a new version`
+        : dirty
+          ? `Changed since version ${saved.number}`
+          : `Version ${saved.number}${published ? " · published" : ""}`;
 
   return (
     <div className={`builder ${readOnly ? "read-only" : ""}`}>

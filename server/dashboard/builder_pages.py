@@ -1,4 +1,5 @@
-"""The builder's pages: a new workflow, a draft of an existing one, a version read-only.
+"""The builder's pages: a new workflow, a draft of an existing one, a version read-only, and
+the comparison of two versions.
 
 Each page is server-rendered around one element that the builder island mounts on; the
 island then talks to `/api/v1` with the page's session cookie and CSRF token, the same API
@@ -70,6 +71,30 @@ def view_version(request: Request, workflow_id: str, version_id: str, db: Sessio
     mount = {"mode": "view", "workflow-id": workflow.id, "version-id": version.id}
     return _builder_page(
         request, user, f"{workflow.name} v{version.number}", mount, f"/workflows/{workflow.id}"
+    )
+
+
+@router.get("/workflows/{workflow_id}/diff", response_class=HTMLResponse)
+def compare_versions(
+    request: Request,
+    workflow_id: str,
+    db: SessionDep,
+    user: User,
+    from_version: str = "",
+    to_version: str = "",
+) -> Response:
+    """What changed from one version to another: nodes added, removed, and changed field by field."""
+    workflow = service.get_workflow(db, user.account, workflow_id)
+    before = service.get_version(db, workflow, from_version)
+    after = service.get_version(db, workflow, to_version)
+    return page(
+        request,
+        "version_diff.html",
+        user,
+        workflow=workflow,
+        before=before,
+        after=after,
+        diff=service.diff_versions(before, after),
     )
 
 

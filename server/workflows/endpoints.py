@@ -22,6 +22,7 @@ from server.workflows.schemas import (
     ValidationReport,
     VersionCreate,
     VersionCreated,
+    VersionDiff,
     VersionRead,
     WorkflowCreate,
     WorkflowCreated,
@@ -132,6 +133,24 @@ def read_version(
 ) -> VersionRead:
     workflow = service.get_workflow(session, account, workflow_id)
     return _version_read(service.get_version(session, workflow, version_id))
+
+
+@router.get(
+    "/workflows/{workflow_id}/versions/{version_id}/diff/{other_version_id}",
+    response_model=VersionDiff,
+    response_model_exclude_unset=True,
+    summary="What changed from one version to another (nodes added, removed, changed per field)",
+)
+def diff_versions(
+    workflow_id: str, version_id: str, other_version_id: str, account: CurrentAccount, session: SessionDep
+) -> VersionDiff:
+    workflow = service.get_workflow(session, account, workflow_id)
+    return VersionDiff.model_validate(
+        service.diff_versions(
+            service.get_version(session, workflow, version_id),
+            service.get_version(session, workflow, other_version_id),
+        )
+    )
 
 
 @router.post(

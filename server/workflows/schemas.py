@@ -114,3 +114,40 @@ class SimulationResult(ApiModel):
     http_simulated: bool = Field(
         description="True when action.http steps got a canned 200 instead of a real call."
     )
+
+
+class VersionRef(ApiModel):
+    id: str
+    number: int
+
+
+class FieldChange(ApiModel):
+    pointer: str = Field(description="Where, inside the node (or the workflow): e.g. /params/text.")
+    change: str = Field(description="added, removed or changed.")
+    before: Any = Field(default=None, description="The old value (absent when added).")
+    after: Any = Field(default=None, description="The new value (absent when removed).")
+
+
+class NodeRef(ApiModel):
+    id: str
+    kind: Any
+
+
+class NodeChange(NodeRef):
+    fields: list[FieldChange]
+
+
+class NodeChanges(ApiModel):
+    added: list[NodeRef]
+    removed: list[NodeRef]
+    changed: list[NodeChange]
+
+
+class VersionDiff(ApiModel):
+    """What changed from one version to another: the workflow's fields, and nodes matched by id."""
+
+    workflow_id: str
+    from_version: VersionRef = Field(serialization_alias="from")
+    to_version: VersionRef = Field(serialization_alias="to")
+    workflow: list[FieldChange]
+    nodes: NodeChanges

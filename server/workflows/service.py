@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from interpreter.denylist import Denylist
+from interpreter.version_diff import diff_definitions
 from server.accounts.models import Account
 from server.db import utcnow
 from server.errors import FieldProblem, NotFound, ValidationFailed
@@ -151,3 +152,13 @@ def publish(session: Session, workflow: Workflow, version_id: str) -> WorkflowVe
     workflow.published_version_id = version.id
     workflow.updated_at = utcnow()
     return version
+
+
+def diff_versions(before: WorkflowVersion, after: WorkflowVersion) -> dict[str, Any]:
+    """What changed from `before` to `after` (see interpreter.version_diff), naming both versions."""
+    return {
+        "workflowId": after.workflow_id,
+        "fromVersion": {"id": before.id, "number": before.number},
+        "toVersion": {"id": after.id, "number": after.number},
+        **diff_definitions(before.definition, after.definition),
+    }
