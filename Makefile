@@ -51,13 +51,15 @@ test: lint typecheck pytest
 golden-update: $(STAMP)
 	$(BIN)/python -m tests.golden_update
 
-bench: $(STAMP)
+bench: $(STAMP) builder
 	@bash scripts/system-deps.sh adb postgresql
 	$(BIN)/python bench/interpreter.py
 	$(BIN)/python bench/emulator.py
 	$(BIN)/python bench/bridge.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/list_runs.py
+	$(BIN)/python bench/validate_draft.py
+	$(BIN)/python bench/builder_first_paint.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache builder/node_modules server/dashboard/static/builder

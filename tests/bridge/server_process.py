@@ -24,6 +24,8 @@ from server.db import make_engine, make_session_factory
 from server.migrate import upgrade
 from tests.server.factories import AccountFixture, Db, DeviceFixture, create_account, create_device
 
+STARTUP_DEADLINE_S = 120
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -89,7 +91,8 @@ def start_server(tmp_path: Path, **env: str) -> ServerProcess:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=child_env, stdout=log, stderr=subprocess.STDOUT)
     server = ServerProcess(f"http://127.0.0.1:{port}", db, account, process, log_path)
-    deadline = time.monotonic() + 30
+    # A cold start imports the whole server: seconds alone, far more on a shared, busy machine.
+    deadline = time.monotonic() + STARTUP_DEADLINE_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log()}")
@@ -100,7 +103,7 @@ def start_server(tmp_path: Path, **env: str) -> ServerProcess:
             pass
         time.sleep(0.2)
     server.stop()
-    raise RuntimeError(f"the server did not answer within 30 s:\n{server.log()}")
+    raise RuntimeError(f"the server did not answer within {STARTUP_DEADLINE_S} s:\n{server.log()}")
 
 
 def publish_workflow(client: httpx.Client, definition: dict[str, Any]) -> str:

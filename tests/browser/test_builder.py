@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.browser.builder_support import (
     SIX_STEP_DEFINITION,
@@ -18,7 +18,7 @@ from tests.browser.builder_support import (
     select_step,
     wait_checked,
 )
-from tests.browser.conftest import LiveServer, screenshot, sign_in
+from tests.browser.conftest import SCREENSHOTS, LiveServer, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -161,3 +161,35 @@ def test_an_old_version_is_read_only_compared_and_a_draft_starts_from_it(
     versions = live_server.api("GET", f"/workflows/{created['id']}/versions", token).json()
     assert [v["number"] for v in versions] == [1, 2, 3]
     assert versions[2]["definition"] == first
+
+
+def test_at_phone_width_the_builder_fits_and_works_by_keyboard(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    _email, token = live_server.create_account()
+    context = browser.new_context(base_url=live_server.base_url, viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        sign_in(page, token, "/workflows/new")
+        expect(page.locator(".palette-item").first).to_be_visible()
+        # Keyboard only: focus the palette's launchApp, press Enter, type the package.
+        page.locator(".palette-item[data-kind='action.launchApp']").focus()
+        page.keyboard.press("Enter")
+        expect(node(page, "launch_app")).to_be_visible()
+        field(page, "Package").focus()
+        page.keyboard.type("com.example.shop")
+        wait_checked(page)
+        expect(page.locator(".check-state")).to_have_text("valid")
+        # Nothing wider than the phone; every control of the builder has a label.
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than the phone"
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('.builder input, .builder select, .builder textarea')]
+                .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+                .map((el) => el.outerHTML.slice(0, 80))"""
+        )
+        assert unlabelled == []
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "builder-phone-width.png"), full_page=True)
+    finally:
+        context.close()
