@@ -1,11 +1,17 @@
 """The agent: serves paired devices for a server (`phoneflow bridge run`).
 
-One worker thread per device: it says it is alive (heartbeat), claims the device's queued
-runs one at a time, runs each with the engine on the phone's driver (`devices.open_device`:
-uiautomator2 or Appium), and reports progress and the result through the outbox. One
-uploader thread empties the outbox. When a step fails, the worker keeps a screenshot and the
-window hierarchy of that moment as the run's artifacts (failure context); they are uploaded
-after the run's report.
+One worker thread per device claims the device's queued runs one at a time, runs each with
+the engine on the phone's driver (`devices.open_device`:
+uiautomator2 or Appium) under the server's package denylist and step gate
+(`run_control.py`), and reports progress and the result through the outbox. One uploader
+thread empties the outbox. A supervisor thread sends each device's heartbeat (with the
+bridge's health), applies what the answers say (cancels, a new denylist version), and
+restarts, with backoff, a worker or uploader thread that died.
+
+Nothing a phone shows may stop a worker: an exception inside a run ends that run `failed`
+with a message and the `bridge-error.json` artifact (`crash.py`), and the worker goes on.
+When a step fails, the worker keeps a screenshot and the window hierarchy of that moment as
+the run's artifacts (failure context); they are uploaded after the run's report.
 """
 
 from __future__ import annotations
@@ -14,30 +20,40 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from device_bridge.approvals import ServerApprovals
+from device_bridge.crash import crash_artifact, crash_message
 from device_bridge.devices import BridgeDevice, open_device
 from device_bridge.errors import BridgeConfigError, DeviceBusyError, ServerError, ServerRefusedError
 from device_bridge.outbox import Outbox
-from device_bridge.reporting import ProgressReporter, base_fields, interrupted_report
+from device_bridge.reporting import ProgressReporter, base_fields, ended_report, interrupted_report
+from device_bridge.run_control import LiveDenylist, ServerRunControl
 from device_bridge.server_api import ClaimedRun, DeviceApi
 from device_bridge.settings import BridgeSettings
 from device_bridge.state import BridgeState, PairedDevice
+from device_bridge.supervisor import Supervisor, ThreadSlot
 from device_bridge.uploader import Backoff, Credentials, Uploader
 from interpreter.denylist import Denylist
 from interpreter.device import Artifact
 from interpreter.engine import RunResult, run_workflow
+from interpreter.errors import DeviceError
 from interpreter.trace import Outcome, TraceEvent
 
 log = logging.getLogger(__name__)
 
 DeviceOpener = Callable[[str], BridgeDevice]
+# How often the supervisor looks at the threads (and whether a heartbeat is due).
+SUPERVISE_TICK_S = 0.25
+# How often a worker whose phone stopped answering looks for it again.
+DEVICE_PROBE_INTERVAL_S = 2.0
 
 
 def load_denylist(settings: BridgeSettings) -> Denylist:
+    """The bridge's local additions to the server's denylist (`PHONEFLOW_BRIDGE_DENYLIST_FILE`)."""
     if settings.denylist_file is None:
         return Denylist()
     try:
@@ -65,7 +81,7 @@ class FailureContext:
         stem = f"failure-{event.seq}-{event.node_id}"
         try:
             shot = self.device.screenshot()
-            xml = self.device.hierarchy_xml().encode("utf-8")
+            xml = self.device.hierarchy_xml().encode("utf-8", errors="backslashreplace")
         except Exception as exc:  # the device may be why the step failed: the report matters more
             log.warning("run %s: no failure context for step %s: %s", self.run_id, event.seq, exc)
             return
@@ -90,7 +106,7 @@ class DeviceWorker:
         stop: threading.Event,
         *,
         client: httpx.Client | None = None,
-        denylist: Denylist | None = None,
+        denylist: LiveDenylist | None = None,
         cancel_ids: set[str] | None = None,
     ) -> None:
         self.paired = paired
@@ -98,19 +114,24 @@ class DeviceWorker:
         self.outbox = outbox
         self.settings = settings
         self.stop = stop
-        self.denylist = denylist or Denylist()
+        # The server's effective list (it comes with every claimed run) plus the local file's.
+        self.denylist = denylist if denylist is not None else LiveDenylist()
         self.client = client or httpx.Client(timeout=settings.http_timeout_s)
         self.api = DeviceApi(self.client, paired.server_url, paired.token)
         self.backoff = Backoff(settings.backoff_base_s, settings.backoff_max_s)
         self.runs_done = 0
-        # Runs the server asked to cancel (from heartbeats and runs.report answers).
+        # Runs the server asked to cancel (from heartbeats, gates and runs.report answers).
         self._cancel_ids: set[str] = cancel_ids if cancel_ids is not None else set()
-        self._next_heartbeat = 0.0
+        # Why the phone cannot take runs now (None when it can); the worker then waits for it.
+        self.device_problem: str | None = None
+        self._next_device_probe = 0.0
 
     def serve(self) -> None:
         while not self.stop.is_set():
+            if self.device_problem is not None and not self._device_back():
+                self.stop.wait(self.settings.claim_interval_s)
+                continue
             try:
-                self._heartbeat_if_due()
                 claimed = self.api.claim()
             except ServerError as exc:
                 delay = self.backoff.next_delay()
@@ -125,19 +146,54 @@ class DeviceWorker:
                 continue
             self.execute(claimed)
 
-    def _heartbeat_if_due(self) -> None:
+    def _device_back(self) -> bool:
+        """Whether the phone answers again (asked at most every few seconds while it does not)."""
         now = time.monotonic()
-        if now < self._next_heartbeat:
-            return
-        answer = self.api.heartbeat()
-        self._next_heartbeat = now + self.settings.heartbeat_interval_s
-        for run_id in answer.get("cancelRunIds", []) or []:
-            self._cancel_ids.add(str(run_id))
+        if now < self._next_device_probe:
+            return False
+        self._next_device_probe = now + DEVICE_PROBE_INTERVAL_S
+        try:
+            self.device.ping()
+        except DeviceError as exc:
+            self.device_problem = str(exc)
+            return False
+        log.warning("device %s answers again: claiming its runs", self.paired.serial)
+        self.device_problem = None
+        return True
 
-    def execute(self, claimed: ClaimedRun) -> RunResult:
-        """Run one claimed run to its end and queue its reports (and failure context)."""
+    def _check_device_after(self, result: RunResult | None) -> None:
+        """After a run that did not succeed, see whether the phone is still there."""
+        if result is not None and result.status.value == "success":
+            return
+        try:
+            self.device.ping()
+        except DeviceError as exc:
+            self.device_problem = str(exc)
+            self._next_device_probe = time.monotonic() + DEVICE_PROBE_INTERVAL_S
+            log.error(
+                "device %s does not answer (%s): no run is claimed for it until it does",
+                self.paired.serial,
+                exc,
+            )
+
+    def execute(self, claimed: ClaimedRun) -> RunResult | None:
+        """Run one claimed run to its end and queue its reports (and failure context).
+
+        Returns None when the run could not be run as the engine runs it (no denylist from the
+        server, or an exception inside the run): it was then reported `failed` with what to do.
+        """
         device_id = self.paired.device_id
         base = base_fields(claimed.run, device_id)
+        if claimed.denylist is None:
+            message = (
+                "not started: the server sent no package denylist with this run, so the bridge cannot "
+                "know which apps it must refuse; update the server (it must send the denylist with "
+                "every claimed run) and trigger the run again"
+            )
+            self.outbox.enqueue(ended_report(base, [], message), device_id, in_flight=False)
+            log.error("device %s: run %s %s", self.paired.serial, claimed.run_id, message)
+            return None
+        self.denylist.apply(claimed.denylist)
         reporter = ProgressReporter(self.outbox, device_id, base, self.settings.progress_interval_s)
         context = FailureContext(
             self.device, self.outbox, claimed.run_id, device_id, self.settings.max_artifact_bytes
@@ -157,18 +213,32 @@ class DeviceWorker:
             poll_interval_s=self.settings.approval_poll_interval_s,
             backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
         )
-        log.info("device %s: running %s", self.paired.serial, claimed.run_id)
-        result = run_workflow(
-            claimed.definition,
-            self.device,
-            inputs=claimed.run.get("inputs") or {},
-            run_id=claimed.run_id,
-            denylist=self.denylist,
-            on_event=on_event,
-            on_status=reporter.on_status,
-            should_cancel=should_cancel,
-            approvals=approvals,
+        control = ServerRunControl(
+            self.api,
+            claimed.run_id,
+            self.denylist,
+            cancelled=should_cancel,
+            timeout_s=self.settings.gate_timeout_s,
+            backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
         )
+        log.info("device %s: running %s", self.paired.serial, claimed.run_id)
+        started_at = datetime.now(UTC)
+        try:
+            result = run_workflow(
+                claimed.definition,
+                self.device,
+                inputs=claimed.run.get("inputs") or {},
+                run_id=claimed.run_id,
+                denylist=self.denylist,
+                on_event=on_event,
+                on_status=reporter.on_status,
+                control=control,
+                approvals=approvals,
+            )
+        except Exception as exc:  # nothing inside a run may stop the worker: the run ends failed
+            self._crashed(claimed, reporter, exc, started_at)
+            self._check_device_after(None)
+            return None
         reporter.finish(result)
         for index, artifact in enumerate(result.artifacts, start=1):
             name = (
@@ -182,7 +252,27 @@ class DeviceWorker:
                 )
         self.runs_done += 1
         log.info("device %s: run %s ended %s", self.paired.serial, claimed.run_id, result.status.value)
+        self._check_device_after(result)
         return result
+
+    def _crashed(
+        self, claimed: ClaimedRun, reporter: ProgressReporter, exc: Exception, started_at: datetime
+    ) -> None:
+        steps_done = len(reporter.trace)
+        log.exception(
+            "device %s: run %s broke after %d step(s)", self.paired.serial, claimed.run_id, steps_done
+        )
+        try:
+            dump: Any = self.device.hierarchy_xml()
+        except Exception as dump_error:  # the phone may be what broke
+            dump = f"no window hierarchy could be read: {type(dump_error).__name__}: {dump_error}"
+        artifact = crash_artifact(
+            exc, run_id=claimed.run_id, serial=self.paired.serial, dump=dump, steps_done=steps_done
+        )
+        reporter.fail(crash_message(exc, steps_done), started_at)
+        if len(artifact.data) <= self.settings.max_artifact_bytes:
+            self.outbox.add_artifact(claimed.run_id, self.paired.device_id, artifact)
+        self.runs_done += 1
 
 
 class Agent:
@@ -224,7 +314,9 @@ class Agent:
         )
         self.denylist = load_denylist(settings)
         self.workers: list[DeviceWorker] = []
-        self._threads: list[threading.Thread] = []
+        self.supervisor = Supervisor(self.stop, settings.backoff_base_s, settings.backoff_max_s)
+        self._slots: dict[str, ThreadSlot] = {}
+        self._supervisor_thread: threading.Thread | None = None
 
     def _on_answer(self, run_id: str, answer: dict[str, Any]) -> None:
         if answer.get("cancelRequested"):
@@ -247,7 +339,7 @@ class Agent:
 
     def start(self) -> None:
         """Open every device (refused when another bridge holds one), end runs a dead bridge
-        left in flight, and start the threads."""
+        left in flight, and start the threads (workers, uploader, and their supervisor)."""
         devices: list[BridgeDevice] = []
         try:
             for paired in self.paired:
@@ -265,18 +357,73 @@ class Agent:
                 self.outbox,
                 self.settings,
                 self.stop,
-                denylist=self.denylist,
+                denylist=LiveDenylist(self.denylist),
                 cancel_ids=self.cancel_ids,
             )
             self.workers.append(worker)
-            self._threads.append(
-                threading.Thread(target=worker.serve, name=f"device-{paired.serial}", daemon=True)
-            )
-        self._threads.append(
-            threading.Thread(target=self.uploader.run, args=(self.stop,), name="uploader", daemon=True)
-        )
-        for thread in self._threads:
-            thread.start()
+            self._slots[paired.device_id] = self.supervisor.add(f"device-{paired.serial}", worker.serve)
+        self.supervisor.add("uploader", lambda: self.uploader.run(self.stop))
+        self.supervisor.start_all()
+        self._supervisor_thread = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        self._supervisor_thread.start()
+
+    def _supervise(self) -> None:
+        """Restart dead threads; send each device's heartbeat when it is due and apply its answer."""
+        client = httpx.Client(timeout=self.settings.http_timeout_s)
+        apis = {
+            w.paired.device_id: DeviceApi(client, w.paired.server_url, w.paired.token) for w in self.workers
+        }
+        due = dict.fromkeys(apis, 0.0)
+        try:
+            while True:
+                try:
+                    self.supervisor.check()
+                    for worker in self.workers:
+                        device_id = worker.paired.device_id
+                        if time.monotonic() >= due[device_id]:
+                            due[device_id] = time.monotonic() + self.settings.heartbeat_interval_s
+                            self._heartbeat(worker, apis[device_id])
+                except Exception:  # the supervisor must outlive whatever it meets
+                    log.exception("the bridge's supervisor met an error; it goes on")
+                if self.stop.wait(SUPERVISE_TICK_S):
+                    return
+        finally:
+            client.close()
+
+    def health(self, worker: DeviceWorker) -> dict[str, Any]:
+        """What the heartbeat tells the server about the bridge's side of one device."""
+        slot = self._slots[worker.paired.device_id]
+        uploader = self.supervisor.slots[-1].health()
+        state = "serving"
+        if not slot.alive:
+            state = "restarting"
+        elif worker.device_problem is not None:
+            state = "waiting for the device"
+        return {
+            "worker": state,
+            "workerRestarts": slot.restarts,
+            "lastWorkerError": slot.health()["lastError"],
+            "lastWorkerErrorAt": slot.health()["lastErrorAt"],
+            "deviceProblem": worker.device_problem,
+            "uploaderRestarts": uploader["restarts"],
+        }
+
+    def _heartbeat(self, worker: DeviceWorker, api: DeviceApi) -> None:
+        try:
+            answer = api.heartbeat({"bridge": self.health(worker)})
+        except ServerError as exc:
+            log.warning("device %s: heartbeat: %s", worker.paired.serial, exc)
+            return
+        for run_id in answer.get("cancelRunIds", []) or []:
+            self.cancel_ids.add(str(run_id))
+        version = answer.get("denylistVersion")
+        if isinstance(version, str) and version != worker.denylist.version:
+            try:
+                worker.denylist.apply(api.config())
+            except ServerError as exc:
+                log.warning(
+                    "device %s: the denylist changed but could not be fetched: %s", worker.paired.serial, exc
+                )
 
     def shutdown(self, drain_s: float = 5.0) -> dict[str, Any]:
         """Stop claiming, let runs in flight end (between steps), try to send what is queued.
@@ -284,8 +431,9 @@ class Agent:
         Returns the final `status()`.
         """
         self.stop.set()
-        for thread in self._threads:
-            thread.join()
+        if self._supervisor_thread is not None:
+            self._supervisor_thread.join()
+        self.supervisor.join()
         deadline = time.monotonic() + drain_s
         while time.monotonic() < deadline and self.outbox.count():
             try:

@@ -190,6 +190,9 @@ class AppiumDevice:
             return None
         return str(package) if package else None
 
+    def ping(self) -> None:
+        self._guard("window size", self._driver.get_window_size)
+
     def hierarchy_xml(self) -> str:
         """The page source (kept as failure context)."""
         return str(self._guard("page source", lambda: self._driver.page_source) or "")

@@ -27,6 +27,10 @@ class BridgeDevice(Device, Protocol):
         """End the driver's session on the phone and free the serial's lock."""
         ...
 
+    def ping(self) -> None:
+        """One cheap round trip to the phone; a `DeviceError` when it does not answer."""
+        ...
+
 
 def open_device(serial: str, settings: BridgeSettings) -> BridgeDevice:
     """Connect to `serial` with the driver the settings name. Raises the driver's `BridgeError`s."""

@@ -140,6 +140,10 @@ class U2Device:
         package = current.get("package")
         return str(package) if package else None
 
+    def ping(self) -> None:
+        """One cheap round trip to the phone; `DeviceUnavailableError` when it does not answer."""
+        self._rpc("deviceInfo")
+
     def hierarchy(self) -> UiNode:
         # The dump RPC itself rather than dump_hierarchy(), which sleeps and retries three
         # times on an empty screen: the engine does its own polling with its own timeouts.

@@ -96,6 +96,16 @@ class ProgressReporter:
             self.outbox.enqueue(report, self.device_id, in_flight=False)
         return report
 
+    def fail(self, message: str, started_at: datetime | None = None) -> dict[str, Any]:
+        """Stop the ticker and queue a final `failed` report with the trace so far; returns it."""
+        self._stop.set()
+        if self._ticker is not threading.current_thread():
+            self._ticker.join()
+        with self._lock:
+            report = ended_report(self.base, self.trace, message, started_at)
+            self.outbox.enqueue(report, self.device_id, in_flight=False)
+        return report
+
 
 def interrupted_report(snapshot: dict[str, Any]) -> dict[str, Any]:
     """The final report of a run the bridge was stopped in the middle of (found on restart).
@@ -113,6 +123,28 @@ def interrupted_report(snapshot: dict[str, Any]) -> dict[str, Any]:
             f"the bridge stopped while this run was in flight (after {len(trace)} step(s)); "
             "it was not finished: trigger it again if it should run"
         ),
+        nSteps=len(trace),
+        nFailed=sum(1 for event in trace if event.get("outcome") == "failed"),
+        nRetries=sum(max(int(event.get("attempts", 1)) - 1, 0) for event in trace),
+    )
+    return report
+
+
+def ended_report(
+    base: dict[str, Any], trace: list[dict[str, Any]], message: str, started_at: datetime | None = None
+) -> dict[str, Any]:
+    """A final `failed` report made by the bridge itself (the engine could not end the run):
+    the trace as far as it got, and `message` saying what happened and what to do."""
+    now = datetime.now(UTC)
+    started = started_at or now
+    report = dict(base)
+    report.update(
+        status=RunStatus.FAILED.value,
+        startedAt=iso_utc(started),
+        endedAt=iso_utc(now),
+        durationMs=max(int((now - started).total_seconds() * 1000), 0),
+        trace=list(trace),
+        errorMessage=message,
         nSteps=len(trace),
         nFailed=sum(1 for event in trace if event.get("outcome") == "failed"),
         nRetries=sum(max(int(event.get("attempts", 1)) - 1, 0) for event in trace),

@@ -1,4 +1,4 @@
-"""The device side of the server's HTTP surface: pair, heartbeat, claim, approvals.
+"""The device side of the server's HTTP surface: pair, heartbeat, claim, config, step gate, approvals.
 
 `runs.report` and artifact uploads go through the outbox and `uploader`, never from here.
 """
@@ -10,13 +10,38 @@ from typing import Any
 
 import httpx
 
-from device_bridge.errors import ServerRefusedError, ServerUnreachableError
+from device_bridge.errors import ServerError, ServerRefusedError, ServerUnreachableError
 from device_bridge.uploader import problem_detail
 
 PAIR_PATH = "/api/v1/devices/pair"
 CLAIM_PATH = "/api/v1/devices/me/claim"
 HEARTBEAT_PATH = "/api/v1/devices/me/heartbeat"
 APPROVALS_PATH = "/api/v1/devices/me/approvals"
+CONFIG_PATH = "/api/v1/devices/me/config"
+GATE_PATH = "/api/v1/devices/me/runs/{run_id}/gate"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerDenylist:
+    """The account's effective package denylist as the server sent it, with its version."""
+
+    version: str
+    patterns: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> ServerDenylist:
+        """Read `{"version", "patterns"}`; a `ServerError` naming `where` when it is not that."""
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("version"), str)
+            or not isinstance(data.get("patterns"), list)
+            or not all(isinstance(p, str) for p in data["patterns"])
+        ):
+            raise ServerError(
+                f"{where}: the server sent no usable package denylist ({{version, patterns}}); "
+                "it may be older than this bridge: update the server"
+            )
+        return cls(data["version"], tuple(data["patterns"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +56,8 @@ class ClaimedRun:
 
     run: dict[str, Any]
     definition: dict[str, Any]
+    # None when the server sent none (an older server): such a run must not start.
+    denylist: ServerDenylist | None = None
 
     @property
     def run_id(self) -> str:
@@ -77,9 +104,14 @@ class DeviceApi:
         self.server_url = server_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
 
-    def heartbeat(self) -> dict[str, Any]:
+    def heartbeat(self, health: dict[str, Any] | None = None) -> dict[str, Any]:
         response = _call(
-            self.client, "POST", self.server_url + HEARTBEAT_PATH, "heartbeat", headers=self._headers, json={}
+            self.client,
+            "POST",
+            self.server_url + HEARTBEAT_PATH,
+            "heartbeat",
+            headers=self._headers,
+            json=health or {},
         )
         if response.status_code == 204 or not response.content:
             return {}
@@ -94,7 +126,29 @@ class DeviceApi:
         if response.status_code == 204:
             return None
         body = response.json()
-        return ClaimedRun(run=dict(body["run"]), definition=dict(body["definition"]))
+        try:
+            denylist: ServerDenylist | None = ServerDenylist.from_json(body.get("denylist"), "claim")
+        except ServerError:
+            denylist = None
+        return ClaimedRun(run=dict(body["run"]), definition=dict(body["definition"]), denylist=denylist)
+
+    def config(self) -> ServerDenylist:
+        """What this device must enforce now: the account's effective denylist and its version."""
+        response = _call(self.client, "GET", self.server_url + CONFIG_PATH, "config", headers=self._headers)
+        return ServerDenylist.from_json(response.json().get("denylist"), "config")
+
+    def gate(self, run_id: str, timeout_s: float) -> dict[str, Any]:
+        """The step gate of one run: `{"status", "cancelRequested", "denylistVersion"}` (short timeout)."""
+        response = _call(
+            self.client,
+            "POST",
+            self.server_url + GATE_PATH.format(run_id=run_id),
+            "step gate",
+            headers=self._headers,
+            timeout=timeout_s,
+        )
+        body = response.json()
+        return body if isinstance(body, dict) else {}
 
     def request_approval(
         self,

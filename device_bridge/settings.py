@@ -42,7 +42,10 @@ class BridgeSettings(BaseSettings):
     approval_poll_interval_s: float = Field(default=1.0, gt=0)
     # The server's artifact size limit is its own; this one keeps a dump from filling the outbox.
     max_artifact_bytes: int = Field(default=5_000_000, gt=0)
-    # The engine's own denylist check on the phone (the server checks workflows too).
+    # How long the step gate (asked before every step of a served run) may take before the
+    # step starts anyway (offline: a cancel then takes effect when it is heard).
+    gate_timeout_s: float = Field(default=2.0, gt=0)
+    # Local additions to the server's package denylist: it can only add to the server's list.
     denylist_file: Path | None = None
     # How the engine drives phones: uiautomator2 over this machine's adb, or an Appium server.
     driver: Literal["uiautomator2", "appium"] = "uiautomator2"

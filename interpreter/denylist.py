@@ -6,8 +6,20 @@ import fnmatch
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 _VALID_ENTRY = re.compile(r"^[A-Za-z0-9_.*?\[\]-]+$")
+
+
+class PackageRules(Protocol):
+    """What the engine asks of a denylist: a `Denylist`, or a live one whose entries may change
+    between steps (the bridge's, which follows the server's list while a run moves)."""
+
+    def match(self, package: str) -> str | None: ...
+
+    def denies(self, package: str) -> bool: ...
+
+    def __len__(self) -> int: ...
 
 
 class Denylist:

@@ -8,8 +8,10 @@ Rules (docs/workflow-format.md): start at `start`; after a node, follow the edge
 the node failed, which ends it `failed` with the node's message. Before the first step
 the run's inputs are checked against the workflow's `inputs` schema. The run stops
 after 10,000 node executions (`failed`) or at its time cap `timeoutS` (`timeout`,
-checked between steps and inside every wait); a cancel request is honoured between
-steps (`cancelled`). Step functions live in `interpreter.steps`.
+checked between steps and inside every wait). Before every step the engine takes the
+step's start time and then asks its `RunControl` (`interpreter.control`) whether the step
+may start: CANCEL ends the run `cancelled` before that step, so no step starts after a
+cancel was decided. Step functions live in `interpreter.steps`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import httpx
 
 from interpreter.approvals import ApprovalGate, NoApprovals
 from interpreter.clock import Clock, RealClock
-from interpreter.denylist import Denylist
+from interpreter.control import ALWAYS_GO, CancelWhen, RunControl, RunHalted, StepDecision
+from interpreter.denylist import Denylist, PackageRules
 from interpreter.device import Artifact, Device
 from interpreter.errors import DeviceError
 from interpreter.run_inputs import check_inputs
@@ -116,11 +119,12 @@ def run_workflow(
     inputs: Mapping[str, Any] | None = None,
     run_id: str | None = None,
     clock: Clock | None = None,
-    denylist: Denylist | None = None,
+    denylist: PackageRules | None = None,
     approvals: ApprovalGate | None = None,
     http: httpx.Client | None = None,
     on_event: Callable[[TraceEvent], None] | None = None,
     on_status: Callable[[RunStatus], None] | None = None,
+    control: RunControl | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Run `definition` on `device` to the end and return the run with its trace.
@@ -128,19 +132,24 @@ def run_workflow(
     Never raises for what a workflow or a device does: those end in the trace and the
     run's status. `on_event` sees each trace event as it is written, `on_status` each
     status change (running, waiting_for_approval, running, ..., the final status).
+    `control.before_step` is asked before every step; `should_cancel` is a shorthand for a
+    control that cancels once it returns true (both may be given: it is asked first).
     """
+    run_control = control or ALWAYS_GO
+    if should_cancel is not None:
+        run_control = CancelWhen(should_cancel, run_control)
     run = _Run(
         definition,
         device,
         inputs=dict(inputs) if inputs is not None else None,
         run_id=run_id or str(uuid.uuid4()),
         clock=clock or RealClock(),
-        denylist=denylist or Denylist(),
+        denylist=denylist if denylist is not None else Denylist(),
         approvals=approvals or NoApprovals(),
         http=http,
         on_event=on_event,
         on_status=on_status,
-        should_cancel=should_cancel,
+        control=run_control,
     )
     return run.execute()
 
@@ -156,12 +165,12 @@ class _Run:
         inputs: dict[str, Any] | None,
         run_id: str,
         clock: Clock,
-        denylist: Denylist,
+        denylist: PackageRules,
         approvals: ApprovalGate,
         http: httpx.Client | None,
         on_event: Callable[[TraceEvent], None] | None,
         on_status: Callable[[RunStatus], None] | None,
-        should_cancel: Callable[[], bool] | None,
+        control: RunControl,
     ) -> None:
         self.definition = definition
         self.device = device
@@ -173,7 +182,7 @@ class _Run:
         self.http = http
         self.on_event = on_event
         self.on_status = on_status
-        self.should_cancel = should_cancel
+        self.control = control
         self.trace: list[TraceEvent] = []
         self.time_limit_s = _time_limit(definition.get("timeoutS"))
 
@@ -232,8 +241,6 @@ class _Run:
         came_from = "start"
         executions = 0
         while current is not None:
-            if self.should_cancel is not None and self.should_cancel():
-                return RunStatus.CANCELLED, None
             if self.clock.monotonic() >= ctx.deadline:
                 return RunStatus.TIMEOUT, self._time_limit_message()
             node = nodes.get(current)
@@ -246,14 +253,21 @@ class _Run:
                     "a loop probably never exits; check its condition"
                 )
             executions += 1
-            step = self._run_node(ctx, node)
+            # The start is taken before the control is asked, so that no step that starts
+            # after a CANCEL was decided can exist (the bridge's control asks the server).
+            started_at, started = self.clock.now(), self.clock.monotonic()
+            try:
+                decision = self.control.before_step(node.id, len(self.trace) + 1)
+            except RunHalted as halted:
+                return RunStatus.FAILED, halted.message
+            if decision is StepDecision.CANCEL:
+                return RunStatus.CANCELLED, None
+            step = self._run_node(ctx, node, started_at, started)
             self.trace.append(step.event)
             if self.on_event is not None:
                 self.on_event(step.event)
             if step.deadline_reached:
                 return RunStatus.TIMEOUT, self._time_limit_message()
-            if self.should_cancel is not None and self.should_cancel():
-                return RunStatus.CANCELLED, None
             following = node.follow(step.edge)
             if following is None and step.event.outcome is Outcome.FAILED:
                 return RunStatus.FAILED, step.event.message
@@ -261,10 +275,8 @@ class _Run:
             current = following
         return RunStatus.SUCCESS, None
 
-    def _run_node(self, ctx: StepContext, node: _Node) -> _StepOutcome:
+    def _run_node(self, ctx: StepContext, node: _Node, started_at: datetime, started: float) -> _StepOutcome:
         clock = self.clock
-        started_at = clock.now()
-        started = clock.monotonic()
         if not node.enabled:
             event = self._event(node, Outcome.SKIPPED, "skipped: the node is disabled", started_at, 0, 0, {})
             return _StepOutcome(event, "ok")

@@ -15,7 +15,7 @@ import httpx
 
 from interpreter.approvals import ApprovalGate
 from interpreter.clock import Clock
-from interpreter.denylist import Denylist, denied_message
+from interpreter.denylist import PackageRules, denied_message
 from interpreter.device import Artifact, Device
 from interpreter.trace import RunStatus
 
@@ -69,7 +69,7 @@ class StepContext:
 
     device: Device
     clock: Clock
-    denylist: Denylist
+    denylist: PackageRules
     approvals: ApprovalGate
     run_id: str
     scope: dict[str, Any]

@@ -234,6 +234,14 @@ def _package_fields(definition: Any) -> Iterator[tuple[Path, str]]:
                 yield ("nodes", position, "params", "package"), package
 
 
+def denied_packages(definition: Any, denylist: Denylist) -> Iterator[tuple[str, str, str]]:
+    """`(pointer, package, entry)` for every literal package field that `denylist` denies."""
+    for where, package in _package_fields(definition):
+        entry = denylist.match(package) if "{{" not in package else None
+        if entry is not None:
+            yield pointer(where), package, entry
+
+
 def check_packages(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
     """Package fields are literal names, and none is on the denylist."""
     for where, package in _package_fields(definition):

@@ -6,16 +6,56 @@ prefixed `PHONEFLOW_DATABASE_URL` wins when both are set.
 
 from __future__ import annotations
 
-from functools import cached_property
+import logging
+import threading
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interpreter.denylist import Denylist
 
 DEFAULT_DATA_DIR = Path(".phoneflow")
 MIB = 1024 * 1024
+_log = logging.getLogger("phoneflow.server")
+
+
+class _DenylistFile:
+    """The global denylist file, read again whenever it changes (its mtime or size).
+
+    A file that cannot be read at start is an error (the server does not start); one that
+    becomes unreadable later keeps the last list that could be read, and each failed read
+    is logged, so an edit with a mistake in it does not lift every refusal at once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._key: tuple[int, int] | None = None
+        self._list: Denylist | None = None
+
+    def read(self) -> Denylist:
+        with self._lock:
+            try:
+                stat = self.path.stat()
+                key = (stat.st_mtime_ns, stat.st_size)
+                if key != self._key or self._list is None:
+                    self._list = Denylist.from_file(self.path)
+                    self._key = key
+            except (OSError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+                if self._list is None:
+                    raise ValueError(
+                        f"cannot read the denylist file {self.path}: {reason}; "
+                        "fix PHONEFLOW_DENYLIST_FILE or create the file"
+                    ) from exc
+                _log.error(
+                    "the denylist file %s cannot be read (%s): the last list read (%d entries) stays",
+                    self.path,
+                    reason,
+                    len(self._list),
+                )
+            return self._list
 
 
 def default_database_url() -> str:
@@ -80,15 +120,13 @@ class Settings(BaseSettings):
         description="Let simulated action.http steps make real requests (off: they get a canned 200).",
     )
 
-    @cached_property
+    _denylist_reader: _DenylistFile | None = PrivateAttr(default=None)
+
+    @property
     def global_denylist(self) -> Denylist:
-        """The denylist from `denylist_file` (empty when none is configured)."""
+        """The denylist from `denylist_file` (empty when none is configured), as the file reads now."""
         if self.denylist_file is None:
             return Denylist()
-        try:
-            return Denylist.from_file(self.denylist_file)
-        except OSError as exc:
-            raise ValueError(
-                f"cannot read the denylist file {self.denylist_file}: {exc.strerror}; "
-                "fix PHONEFLOW_DENYLIST_FILE or create the file"
-            ) from exc
+        if self._denylist_reader is None or self._denylist_reader.path != self.denylist_file:
+            self._denylist_reader = _DenylistFile(self.denylist_file)
+        return self._denylist_reader.read()

@@ -41,6 +41,8 @@ class GoldenCase:
     inputs: dict[str, Any] = field(default_factory=dict)
     scenario: dict[str, Any] | None = None
     denylist: Denylist = field(default_factory=Denylist)
+    # Entries the server path adds to the account (POST /api/v1/denylist) before it runs the case.
+    account_denylist: Denylist = field(default_factory=Denylist)
     expected: dict[str, Any] | None = None
 
     @property
@@ -59,7 +61,7 @@ def case_paths(root: Path = GOLDEN_DIR) -> list[Path]:
 def load_case(path: Path) -> GoldenCase:
     """Read a case folder; `trace.json` may be missing (before `make golden-update`)."""
     inputs_file, scenario_file, trace_file = path / "inputs.json", path / "scenario.json", path / "trace.json"
-    denylist_file = path / "denylist.txt"
+    denylist_file, account_file = path / "denylist.txt", path / "account-denylist.txt"
     return GoldenCase(
         name=path.name,
         path=path,
@@ -68,12 +70,16 @@ def load_case(path: Path) -> GoldenCase:
         inputs=load_json_file(inputs_file, "inputs") if inputs_file.exists() else {},
         scenario=load_json_file(scenario_file, "scenario") if scenario_file.exists() else None,
         denylist=load_denylist(denylist_file if denylist_file.exists() else None),
+        account_denylist=load_denylist(account_file if account_file.exists() else None),
         expected=load_json_file(trace_file, "trace") if trace_file.exists() else None,
     )
 
 
 def run_case(case: GoldenCase, device: Device, clock: Clock, http_base: str | None = None) -> RunResult:
-    """Run the case's workflow on `device` as the golden rules say (fixed run id, scenario, denylist)."""
+    """Run the case's workflow on `device` as the golden rules say (fixed run id, scenario, denylist).
+
+    Without a server, the account's entries are simply added to the case's denylist: the
+    effective list is the same one the server path gives the engine."""
     inputs = dict(case.inputs)
     if http_base is not None:
         inputs["httpBase"] = http_base
@@ -83,7 +89,7 @@ def run_case(case: GoldenCase, device: Device, clock: Clock, http_base: str | No
         inputs=inputs,
         run_id=GOLDEN_RUN_ID,
         clock=clock,
-        denylist=case.denylist,
+        denylist=case.denylist + case.account_denylist,
         approvals=ScenarioApprovals.from_json(case.scenario, source=str(case.path / "scenario.json")),
     )
 

@@ -239,6 +239,7 @@ def queue_run(
             workflow.id,
             device_id,
             _parse_inputs(inputs),
+            global_denylist=request.app.state.settings.global_denylist,
             trigger="manual",
             notify=get_hub(request.app).notify,
         )

@@ -6,16 +6,20 @@ from fastapi import APIRouter, Request, Response, status
 
 from server.auth import CurrentAccount, CurrentDevice
 from server.db import SessionDep
+from server.denylist.service import effective_entries
 from server.devices import service
 from server.devices.schemas import (
+    DeviceConfig,
     DeviceRead,
     DeviceUpdate,
+    GateOut,
     Heartbeat,
     Paired,
     PairingCodeCreated,
     PairRequest,
 )
 from server.errors import AppError, problem_response, problem_responses
+from server.runs.gate import gate
 from server.runs.service import cancel_requested_run_ids
 from server.settings import Settings
 
@@ -66,14 +70,37 @@ def pair(body: PairRequest, request: Request, session: SessionDep) -> Paired | R
     response_model=Heartbeat,
     summary="A device says it is alive (updates lastSeenAt)",
 )
-def heartbeat(device: CurrentDevice, session: SessionDep) -> Heartbeat:
+def heartbeat(request: Request, device: CurrentDevice, session: SessionDep) -> Heartbeat:
     service.heartbeat(device)
     assert device.last_seen_at is not None
+    effective = effective_entries(session, device.account_id, _settings(request).global_denylist)
     return Heartbeat(
         device_id=device.id,
         last_seen_at=device.last_seen_at,
         cancel_run_ids=cancel_requested_run_ids(session, device.id),
+        denylist_version=effective.version,
     )
+
+
+@router.get(
+    "/devices/me/config",
+    response_model=DeviceConfig,
+    summary="What the bridge must enforce: the effective package denylist (global + account) and its version",
+)
+def device_config(request: Request, device: CurrentDevice, session: SessionDep) -> DeviceConfig:
+    effective = effective_entries(session, device.account_id, _settings(request).global_denylist)
+    return DeviceConfig.model_validate({"denylist": effective.to_json()})
+
+
+@router.post(
+    "/devices/me/runs/{run_id}/gate",
+    response_model=GateOut,
+    summary="Asked by the bridge before every step: was a cancel accepted, which denylist is in force",
+    responses=problem_responses(404, c404="Not a run of this device"),
+)
+def step_gate(run_id: str, request: Request, device: CurrentDevice, session: SessionDep) -> GateOut:
+    answer = gate(session, device, run_id, _settings(request).global_denylist)
+    return GateOut.model_validate(answer.to_json())
 
 
 @router.get("/devices", response_model=list[DeviceRead], summary="The account's devices")

@@ -47,3 +47,21 @@ class Heartbeat(ApiModel):
     last_seen_at: datetime
     # The device's running runs that someone asked to cancel: stop each after its current step.
     cancel_run_ids: list[str] = []
+    denylist_version: str = Field(
+        description="The effective denylist's version: fetch GET /api/v1/devices/me/config when it changes."
+    )
+
+
+class DenylistOut(ApiModel):
+    version: str = Field(description="Changes whenever the global list or the account's entries change.")
+    patterns: list[str] = Field(description="Package names and globs, sorted.")
+
+
+class DeviceConfig(ApiModel):
+    denylist: DenylistOut
+
+
+class GateOut(ApiModel):
+    status: str = Field(description="The run's status on the server.")
+    cancel_requested: bool = Field(description="A cancel was accepted: start no further step.")
+    denylist_version: str

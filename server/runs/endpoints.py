@@ -20,7 +20,8 @@ from sqlalchemy import select
 from interpreter.trace import RunStatus
 from server.auth import CurrentAccount, CurrentDevice
 from server.db import SessionDep
-from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed
+from server.denylist.service import effective_entries
+from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.runs import export as export_module
 from server.runs import report, service, stats
 from server.runs.events import get_hub
@@ -171,14 +172,24 @@ def get_run(run_id: str, session: SessionDep, account: CurrentAccount) -> dict[s
     response_model=RunSummaryOut,
     status_code=201,
     summary="Queue a run of the published version on a device",
-    responses={409: {"description": "The workflow has no published version, or the device is revoked"}},
+    responses=problem_responses(
+        409,
+        c409="The workflow has no published version, the device is revoked, or the version names a "
+        "package the denylist now denies (`errors` points at each package field)",
+    ),
 )
 def trigger_run(
     workflow_id: str, body: TriggerRunIn, request: Request, session: SessionDep, account: CurrentAccount
 ) -> dict[str, Any]:
     """A `queued` run (trigger `api`) of the workflow's published version for `deviceId`."""
     run = service.trigger_run(
-        session, account, workflow_id, body.device_id, body.inputs, notify=get_hub(request.app).notify
+        session,
+        account,
+        workflow_id,
+        body.device_id,
+        body.inputs,
+        global_denylist=request.app.state.settings.global_denylist,
+        notify=get_hub(request.app).notify,
     )
     return service.summary_json(run)
 
@@ -198,12 +209,17 @@ def cancel_run(run_id: str, request: Request, session: SessionDep, account: Curr
 )
 def claim_run(request: Request, session: SessionDep, device: CurrentDevice) -> Any:
     """The oldest queued run of the calling device, now `running` and handed to this caller only, with
-    the definition of its workflow version; 204 when there is none."""
-    claimed = service.claim_run(session, device, get_hub(request.app).notify)
+    the definition of its workflow version and the account's effective package denylist
+    (`{"version", "patterns"}`) that the run must obey; 204 when there is none. A queued run whose
+    version names a package the denylist now denies ends `failed` instead of being handed out."""
+    effective = effective_entries(session, device.account_id, request.app.state.settings.global_denylist)
+    claimed = service.claim_run(session, device, effective, get_hub(request.app).notify)
     if claimed is None:
         return Response(status_code=204)
     run, definition = claimed
-    return JSONResponse({"run": service.summary_json(run), "definition": definition})
+    return JSONResponse(
+        {"run": service.summary_json(run), "definition": definition, "denylist": effective.to_json()}
+    )
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut], summary="A run's artifacts")

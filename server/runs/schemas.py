@@ -202,10 +202,13 @@ class TriggerRunIn(_In):
 
 
 class ClaimedRunOut(_Out):
-    """A claimed run and the definition of the workflow version it runs."""
+    """A claimed run, the definition of the workflow version it runs, and the denylist it obeys."""
 
     run: RunSummaryOut
     definition: dict[str, Any]
+    denylist: dict[str, Any] = Field(
+        description='The effective package denylist: {"version": ..., "patterns": [...]}'
+    )
 
 
 class ArtifactOut(_Out):

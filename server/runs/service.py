@@ -19,10 +19,17 @@ import jsonschema
 from sqlalchemy import Row, and_, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from interpreter.denylist import Denylist
 from interpreter.trace import RunStatus
 from server.accounts.models import Account
 from server.approvals.service import cancel_pending as cancel_pending_approvals
 from server.db import after_commit, new_id, utcnow
+from server.denylist.service import (
+    DeniedPackages,
+    EffectiveDenylist,
+    check_version_allowed,
+    effective_entries,
+)
 from server.devices.models import Device
 from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from server.runs.models import Run, RunEvent, TraceEventRow
@@ -228,6 +235,20 @@ def _check_inputs(definition: dict[str, Any], inputs: dict[str, Any]) -> None:
         )
 
 
+def describe_version(workflow: Workflow, version: WorkflowVersion) -> str:
+    """How refusals name a stored version: "the published version 3 of workflow 'Shop' (id)"."""
+    return f"the published version {version.number} of workflow '{workflow.name}' ({workflow.id})"
+
+
+def check_denylist(
+    session: Session, account_id: str, workflow: Workflow, version: WorkflowVersion, global_denylist: Denylist
+) -> None:
+    """409 `DeniedPackages` when the version names a package the account's denylist denies now
+    (an entry added after the version was saved)."""
+    effective = effective_entries(session, account_id, global_denylist)
+    check_version_allowed(version.definition, effective, what=describe_version(workflow, version))
+
+
 def trigger_run(
     session: Session,
     account: Account,
@@ -235,11 +256,15 @@ def trigger_run(
     device_id: str,
     inputs: dict[str, Any],
     *,
+    global_denylist: Denylist,
     trigger: str = "api",
     notify: Callable[[], object] | None = None,
 ) -> Run:
-    """A new `queued` run of the workflow's published version on one of the account's devices."""
-    _, version = _published_version(session, account.id, workflow_id)
+    """A new `queued` run of the workflow's published version on one of the account's devices.
+
+    Refused (409) when the version names a package denied since it was saved: `global_denylist`
+    plus the account's entries are checked now."""
+    workflow, version = _published_version(session, account.id, workflow_id)
     device = session.scalars(
         select(Device).where(Device.id == device_id, Device.account_id == account.id)
     ).first()
@@ -248,6 +273,7 @@ def trigger_run(
     if device.revoked_at is not None:
         raise Conflict(f"device {device_id} was revoked and takes no runs; pair a device again")
     _check_inputs(version.definition, inputs)
+    check_denylist(session, account.id, workflow, version, global_denylist)
     now = utcnow()
     run = Run(
         id=new_id(),
@@ -270,42 +296,84 @@ def trigger_run(
 
 
 def claim_run(
-    session: Session, device: Device, notify: Callable[[], object] | None = None
+    session: Session,
+    device: Device,
+    denylist: EffectiveDenylist,
+    notify: Callable[[], object] | None = None,
 ) -> tuple[Run, dict[str, Any]] | None:
     """Hand the oldest queued run of `device` to this caller only, moving it to `running`.
 
     The conditional UPDATE (`WHERE status = 'queued'`) decides between concurrent claimers in
     the database: exactly one sees its row change; the others look for the next queued run.
+    A queued run whose version names a package that `denylist` (the account's effective list)
+    now denies is not handed out: it ends `failed` with what to do, and the next one is looked at.
     """
+    refused_versions: dict[str, str | None] = {}
     for _ in range(MAX_CLAIM_ATTEMPTS):
-        candidate = session.scalars(
-            select(Run.id)
+        candidate = session.execute(
+            select(Run.id, Run.workflow_version_id)
             .where(Run.device_id == device.id, Run.status == RunStatus.QUEUED.value)
             .order_by(Run.created_at, Run.id)
             .limit(1)
         ).first()
         if candidate is None:
             return None
+        run_id, version_id = candidate
+        if version_id not in refused_versions:
+            refused_versions[version_id] = _denylist_refusal(session, version_id, denylist)
+        refusal = refused_versions[version_id]
         now = utcnow()
+        if refusal is not None:
+            values: dict[str, Any] = {
+                "status": RunStatus.FAILED.value,
+                "status_rank": RunStatus.FAILED.rank,
+                "ended_at": now,
+                "error_message": refusal,
+                "n_steps": 0,
+                "n_failed": 0,
+                "n_retries": 0,
+            }
+        else:
+            values = {
+                "status": RunStatus.RUNNING.value,
+                "status_rank": RunStatus.RUNNING.rank,
+                "claimed_at": now,
+                "started_at": now,
+            }
         claimed = session.execute(
             update(Run)
-            .where(Run.id == candidate, Run.status == RunStatus.QUEUED.value)
-            .values(
-                status=RunStatus.RUNNING.value,
-                status_rank=RunStatus.RUNNING.rank,
-                claimed_at=now,
-                started_at=now,
-                updated_at=now,
-            )
+            .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value)
+            .values(**values, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            record_changes(session, device.account_id, [candidate], notify)
-            run = session.get(Run, candidate)
-            assert run is not None
-            version = session.get(WorkflowVersion, run.workflow_version_id)
-            assert version is not None
-            return run, version.definition
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        record_changes(session, device.account_id, [run_id], notify)
+        if refusal is not None:
+            continue
+        run = session.get(Run, run_id)
+        assert run is not None
+        version = session.get(WorkflowVersion, run.workflow_version_id)
+        assert version is not None
+        return run, version.definition
+    return None
+
+
+def _denylist_refusal(session: Session, version_id: str, denylist: EffectiveDenylist) -> str | None:
+    """Why a run of this version may not start under `denylist` (the failed run's message), or None."""
+    version = session.get(WorkflowVersion, version_id)
+    workflow = session.get(Workflow, version.workflow_id) if version is not None else None
+    if version is None or workflow is None:
+        return None
+    try:
+        check_version_allowed(
+            version.definition,
+            denylist,
+            what=f"version {version.number} of workflow '{workflow.name}' ({workflow.id})",
+            prefix="not started: ",
+        )
+    except DeniedPackages as refusal:
+        return refusal.message
     return None
 
 

@@ -23,6 +23,7 @@ def register_jobs(
         "interval",
         seconds=settings.schedule_poll_s,
         args=[session_factory],
+        kwargs={"global_denylist": lambda: settings.global_denylist},
         id="schedules.dispatch",
         replace_existing=True,
     )

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from interpreter.denylist import Denylist
 from server.accounts.models import Account
 from server.db import utcnow
 from server.devices.models import Device
@@ -225,6 +226,7 @@ def _fire(
     seen: datetime,
     now: datetime,
     notify: Callable[[], object] | None,
+    global_denylist: Denylist,
 ) -> str:
     """One due schedule: advance it (only if nobody else did) and make its run. Returns the outcome."""
     schedule = session.get(Schedule, schedule_id, populate_existing=True)
@@ -264,6 +266,7 @@ def _fire(
             schedule.workflow_id,
             schedule.device_id,
             schedule.inputs,
+            global_denylist=global_denylist,
             trigger="schedule",
             notify=notify,
         )
@@ -290,8 +293,12 @@ def dispatch_due_schedules(
     now: datetime | None = None,
     notify: Callable[[], object] | None = None,
     batch_size: int = DISPATCH_BATCH,
+    global_denylist: Callable[[], Denylist] = Denylist,
 ) -> DispatchReport:
     """Fire every enabled schedule whose `next_fire_at` has come: one queued run per schedule.
+
+    A run is refused as `trigger_run` refuses it, the package denylist included (the server's
+    global list as `global_denylist()` gives it now, plus the account's entries).
 
     Slots missed while no server ran are coalesced: one run, then the next slot after `now`.
     Each schedule is its own transaction (advance + run + `run.updated` event, or advance +
@@ -307,10 +314,11 @@ def dispatch_due_schedules(
         ).all()
         session.rollback()
     counts = {"fired": 0, "failed": 0, "skipped": 0}
+    denied = global_denylist() if due else Denylist()
     for schedule_id, seen in due:
         try:
             with session_factory.begin() as session:
-                outcome = _fire(session, schedule_id, seen, now, notify)
+                outcome = _fire(session, schedule_id, seen, now, notify, denied)
         except Exception:  # one schedule's surprise must not stop the others
             _log.exception("schedule %s could not be dispatched", schedule_id)
             outcome = "failed"
