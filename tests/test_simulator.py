@@ -334,7 +334,7 @@ def test_screenshot_is_a_json_artifact_describing_the_screen() -> None:
     assert body["texts"] == ["Settings", "Wi-Fi", "Bluetooth", "Display", "About phone"]
 
 
-def test_a_hundred_steps_are_fast() -> None:
+def test_a_hundred_steps_stay_cheap() -> None:
     device = SimulatedDevice(sample_apps(), VirtualClock())
     steps = [tap_by_text_selector(t) for t in ("New order", "Save")]
     device.launch_app(SHOP)
@@ -344,8 +344,9 @@ def test_a_hundred_steps_are_fast() -> None:
         node = find(device.hierarchy(), steps[step % 2])
         device.tap(*node.bounds.center)
     elapsed = time.perf_counter() - started
-    # The budget is 20 ms for a whole 100-node simulation; leave room for a busy machine.
-    assert elapsed < 0.1, f"100 hierarchy+match+tap steps took {elapsed * 1000:.1f} ms"
+    # The speed target (20 ms for a 100-node simulation) is measured by bench/interpreter.py;
+    # this only guards against a step that grows costly (e.g. re-laying out the whole model).
+    assert elapsed < 2.0, f"100 hierarchy+match+tap steps took {elapsed * 1000:.1f} ms"
 
 
 def test_the_example_workflow_captures_an_order_on_the_simulator() -> None:
