@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from device_bridge.approvals import ServerApprovals
-from device_bridge.crash import crash_artifact, crash_message
+from device_bridge.crash import crash_artifact, crash_message, hierarchy_artifact
 from device_bridge.devices import BridgeDevice, open_device
 from device_bridge.errors import BridgeConfigError, DeviceBusyError, ServerError, ServerRefusedError
 from device_bridge.outbox import Outbox
@@ -79,19 +79,21 @@ class FailureContext:
         if event.outcome is not Outcome.FAILED:
             return
         stem = f"failure-{event.seq}-{event.node_id}"
+        # Each part on its own: the device may be why the step failed (the report matters more).
         try:
             shot = self.device.screenshot()
-            xml = self.device.hierarchy_xml().encode("utf-8", errors="backslashreplace")
-        except Exception as exc:  # the device may be why the step failed: the report matters more
-            log.warning("run %s: no failure context for step %s: %s", self.run_id, event.seq, exc)
-            return
-        for artifact in (
-            Artifact(f"{stem}.png", shot.content_type, shot.data),
-            Artifact(f"{stem}-hierarchy.xml", "application/xml", xml),
-        ):
-            if len(artifact.data) <= self.max_bytes:
-                self.outbox.add_artifact(self.run_id, self.device_id, artifact)
-                self.kept.append(artifact.name)
+            self._keep(Artifact(f"{stem}.png", shot.content_type, shot.data))
+        except Exception as exc:
+            log.warning("run %s: no screenshot for failed step %s: %s", self.run_id, event.seq, exc)
+        try:
+            self._keep(hierarchy_artifact(stem, self.device.hierarchy_xml()))
+        except Exception as exc:
+            log.warning("run %s: no hierarchy for failed step %s: %s", self.run_id, event.seq, exc)
+
+    def _keep(self, artifact: Artifact) -> None:
+        if len(artifact.data) <= self.max_bytes:
+            self.outbox.add_artifact(self.run_id, self.device_id, artifact)
+            self.kept.append(artifact.name)
 
 
 class DeviceWorker:

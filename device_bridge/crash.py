@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from interpreter.device import Artifact
+from interpreter.hierarchy import HierarchyError, from_android_xml
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +52,17 @@ def crash_artifact(exc: BaseException, *, run_id: str, serial: str, dump: Any, s
     }
     data = json.dumps(body, ensure_ascii=True, indent=1).encode("ascii")
     return Artifact(ARTIFACT_NAME, "application/json", data)
+
+
+def hierarchy_artifact(stem: str, dump: str) -> Artifact:
+    """The raw window hierarchy as the phone sent it: `<stem>-hierarchy.xml` when it is XML the
+    bridge can read, else `<stem>-hierarchy.json` holding the text and why it cannot be read."""
+    try:
+        from_android_xml(dump)
+    except HierarchyError as exc:
+        body = {"readable": False, "why": str(exc), "hierarchy": dump[:MAX_DUMP_CHARS]}
+        data = json.dumps(body, ensure_ascii=True, indent=1).encode("ascii")
+        return Artifact(f"{stem}-hierarchy.json", "application/json", data)
+    return Artifact(
+        f"{stem}-hierarchy.xml", "application/xml", dump.encode("utf-8", errors="backslashreplace")
+    )

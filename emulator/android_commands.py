@@ -264,7 +264,8 @@ async def uiautomator(ctx: CommandContext) -> int:
         return 1
     files = [a for a in args[1:] if not a.startswith("--")]
     path = normalize(files[0] if files else "/sdcard/window_dump.xml", ctx.cwd)
-    xml = to_android_xml(ctx.device.phone.hierarchy())
+    fault = ctx.device.faults.dump
+    xml = fault if fault is not None else to_android_xml(ctx.device.phone.hierarchy())
     if path in ("/dev/tty", "/dev/stdout"):
         ctx.out(xml)
     else:

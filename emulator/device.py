@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from emulator import properties
 from emulator.android_commands import IME_ID
 from emulator.apk import ApkInfo, read_apk
+from emulator.faults import Faults
 from emulator.filesystem import FileSystem
 from emulator.transport import AdbSession, Handler
 from interpreter.appmodel import LAUNCHER_PACKAGE, AppModel, PhoneState
@@ -69,6 +70,7 @@ class VirtualDevice:
         self.fs = FileSystem()
         self.apps = apps
         self.phone = PhoneState(apps)
+        self.faults = Faults()
         self.system_packages: tuple[str, ...] = SYSTEM_PACKAGES
         self.device_ports: dict[int, int] = {}
         self.settings: dict[str, dict[str, str]] = {

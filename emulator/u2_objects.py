@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from emulator.faults import Faults
 from emulator.u2_params import NOT_FOUND, Params, RpcError
 from emulator.u2_selectors import Located, U2Selector, locate, locate_all
 from interpreter.appmodel import PhoneState
@@ -30,6 +31,9 @@ class U2Host(Protocol):
 
     @property
     def props(self) -> Mapping[str, str]: ...
+
+    @property
+    def faults(self) -> Faults: ...
 
 
 class PhoneMethods:

@@ -166,6 +166,8 @@ class U2Rpc(ObjectMethods):
         # model is one a person sees, so the dump is the same either way.
         p.boolean(0, "compressed", False)
         max_depth = p.integer(1, "maxDepth", 50)
+        if self._device.faults.dump is not None:
+            return self._device.faults.dump
         root = _limit_depth(self.phone.hierarchy(), max_depth)
         return to_android_xml(root, rotation=self.rotation)
 
@@ -176,6 +178,8 @@ class U2Rpc(ObjectMethods):
             raise p.bad(f"scale must be in (0, 1], got {scale}")
         if not 0 <= quality <= 100:
             raise p.bad(f"quality must be 0..100, got {quality}")
+        if self._device.faults.screenshot is not None:
+            return base64.b64encode(self._device.faults.screenshot).decode("ascii")
         # Imported here: Pillow takes tens of milliseconds to import, and the server must answer its
         # first /ping right after app_process starts it (the client waits 0.5 s after a miss).
         from emulator import screen

@@ -8,9 +8,12 @@ cannot disagree about what a selector means.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from interpreter.errors import DeviceError
 
 SCREEN_WIDTH = 1080
 SCREEN_HEIGHT = 2340
@@ -115,16 +118,82 @@ def _is_node(el: ET.Element) -> bool:
     return el.tag == "node" or "class" in el.attrib
 
 
-def from_android_xml(xml_text: str) -> UiNode:
+class HierarchyError(DeviceError):
+    """The window hierarchy a device sent cannot be read (not XML, or widgets without usable bounds)."""
+
+
+# XML 1.0 forbids these characters, raw or as character references; phones put them in on-screen
+# text all the same (a control character in a label, half a surrogate pair from a cut string).
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_CHAR_REF = re.compile(r"&#(x[0-9a-fA-F]+|[0-9]+);")
+# Each forbidden character is carried through the XML parser as this private-use character and
+# four hex digits (the character itself too, so that a genuine one comes back unchanged).
+_MARK = "\ue000"
+_MARKED = re.compile(_MARK + "([0-9a-f]{4})")
+
+
+def _forbidden(code: int) -> bool:
+    return code < 0x110000 and _FORBIDDEN.match(chr(code)) is not None
+
+
+def _mark(code: int) -> str:
+    return f"{_MARK}{code:04x}"
+
+
+def _escape_forbidden(text: str) -> str | None:
+    """`text` with every forbidden character (raw or referenced) marked, or None when it has none."""
+    has_raw = _MARK in text or _FORBIDDEN.search(text) is not None
+    has_refs = "&#" in text and any(_forbidden(_ref_code(m)) for m in _CHAR_REF.finditer(text))
+    if not has_raw and not has_refs:
+        return None
+    text = text.replace(_MARK, _mark(ord(_MARK)))
+    text = _FORBIDDEN.sub(lambda m: _mark(ord(m.group())), text)
+    return _CHAR_REF.sub(lambda m: _mark(code) if _forbidden(code := _ref_code(m)) else m.group(), text)
+
+
+def _ref_code(match: re.Match[str]) -> int:
+    digits = match.group(1)
+    return int(digits[1:], 16) if digits[0] == "x" else int(digits)
+
+
+def _unmark(value: str) -> str:
+    return _MARKED.sub(lambda m: chr(int(m.group(1), 16)), value) if _MARK in value else value
+
+
+def from_android_xml(xml_text: str | bytes) -> UiNode:
     """Parse a window hierarchy into a `UiNode` tree under a synthetic root.
 
     Both shapes phones give are read: uiautomator's dump (`<node class="...">`) and the page
     source of Appium's UiAutomator2 server (each element named by its class). The root is a
     `hierarchy` node covering the whole screen; its children are the top-level windows.
+
+    Characters XML 1.0 forbids (control characters, lone surrogates, U+FFFE/U+FFFF), raw or
+    as character references, are read as the phone meant them: they reach the widgets' text
+    unchanged, as the simulator's model has them. A dump that is not XML at all, or a widget
+    whose bounds cannot be read, raises `HierarchyError` saying what came instead.
     """
-    root_el = ET.fromstring(xml_text.encode("utf-8") if isinstance(xml_text, str) else xml_text)
-    root = UiNode(class_name="hierarchy", bounds=Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT))
-    root.children = [_node_from_element(el) for el in root_el if _is_node(el)]
+    text = xml_text.decode("utf-8", errors="replace") if isinstance(xml_text, bytes) else str(xml_text)
+    marked = _escape_forbidden(text)
+    try:
+        root_el = ET.fromstring((text if marked is None else marked).encode("utf-8"))
+        if marked is not None:
+            for el in root_el.iter():
+                for name, value in el.attrib.items():
+                    if _MARK in value:
+                        el.attrib[name] = _unmark(value)
+        root = UiNode(class_name="hierarchy", bounds=Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT))
+        root.children = [_node_from_element(el) for el in root_el if _is_node(el)]
+    except ET.ParseError as exc:
+        raise HierarchyError(
+            f"the window hierarchy the phone sent is not XML ({exc}); it begins {text[:80]!r}. The phone "
+            "may be busy or its automation service broken: try again, and restart the phone's "
+            "automation (or the phone) if it goes on"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise HierarchyError(
+            f"the window hierarchy the phone sent has a widget that cannot be read ({exc}): "
+            "try again, and restart the phone's automation (or the phone) if it goes on"
+        ) from None
     return root
 
 
@@ -169,6 +238,7 @@ def _esc(value: str) -> str:
         .replace('"', "&quot;")
         .replace("\n", "&#10;")
         .replace("\r", "&#13;")
+        .replace("\t", "&#9;")
     )
 
 

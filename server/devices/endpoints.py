@@ -14,6 +14,7 @@ from server.devices.schemas import (
     DeviceUpdate,
     GateOut,
     Heartbeat,
+    HeartbeatIn,
     Paired,
     PairingCodeCreated,
     PairRequest,
@@ -70,8 +71,12 @@ def pair(body: PairRequest, request: Request, session: SessionDep) -> Paired | R
     response_model=Heartbeat,
     summary="A device says it is alive (updates lastSeenAt)",
 )
-def heartbeat(request: Request, device: CurrentDevice, session: SessionDep) -> Heartbeat:
+def heartbeat(
+    request: Request, device: CurrentDevice, session: SessionDep, body: HeartbeatIn | None = None
+) -> Heartbeat:
     service.heartbeat(device)
+    if body is not None and body.bridge is not None:
+        device.bridge_health = body.bridge.model_dump(by_alias=True)
     assert device.last_seen_at is not None
     effective = effective_entries(session, device.account_id, _settings(request).global_denylist)
     return Heartbeat(

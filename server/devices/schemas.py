@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from server.schemas import ApiModel
 
@@ -27,6 +29,28 @@ class Paired(ApiModel):
     token: str = Field(description="The device token (pf_dev_…): shown once, stored only as a hash.")
 
 
+class BridgeHealth(BaseModel):
+    """What a bridge says of its side of a device (unknown fields from newer bridges are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+
+    worker: str = Field(
+        max_length=100,
+        description="serving, waiting for the device (it stopped answering), or restarting (the thread died)",
+    )
+    worker_restarts: int = Field(default=0, ge=0, le=1_000_000_000)
+    last_worker_error: str | None = Field(default=None, max_length=4000)
+    last_worker_error_at: str | None = Field(default=None, max_length=64)
+    device_problem: str | None = Field(default=None, max_length=4000)
+    uploader_restarts: int = Field(default=0, ge=0, le=1_000_000_000)
+
+
+class HeartbeatIn(ApiModel):
+    bridge: BridgeHealth | None = Field(
+        default=None, description="The bridge's health, shown with the device."
+    )
+
+
 class DeviceRead(ApiModel):
     id: str
     name: str
@@ -36,6 +60,9 @@ class DeviceRead(ApiModel):
     created_at: datetime
     last_seen_at: datetime | None
     revoked_at: datetime | None
+    bridge_health: dict[str, Any] | None = Field(
+        default=None, description="What the device's bridge said of itself in its last heartbeat."
+    )
 
 
 class DeviceUpdate(ApiModel):

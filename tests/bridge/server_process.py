@@ -156,12 +156,15 @@ def pair_in_state_dir(server: ServerProcess, serial: str, state_dir: Path) -> De
     return device
 
 
-def start_agent(server: ServerProcess, serial: str, state_dir: Path, **env: str) -> subprocess.Popen[str]:
-    """`python -m device_bridge run` serving `serial` from `state_dir` (claiming every 0.2 s, more
-    settings in `env`); its stderr is kept for the test's failure message."""
+def start_agent(
+    server: ServerProcess, serial: str | list[str], state_dir: Path, **env: str
+) -> subprocess.Popen[str]:
+    """`python -m device_bridge run` serving `serial` (or several) from `state_dir` (claiming every
+    0.2 s, more settings in `env`); its stderr is kept for the test's failure message."""
+    serials = [serial] if isinstance(serial, str) else serial
     return subprocess.Popen(
-        [sys.executable, "-m", "device_bridge", "run", "--server", server.url, "--serial", serial,
-         "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "device_bridge", "run", "--server", server.url,
+         *(part for one in serials for part in ("--serial", one)), "--state-dir", str(state_dir)],
         env={**os.environ, "PHONEFLOW_BRIDGE_CLAIM_INTERVAL_S": "0.2", **env},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -13,6 +13,7 @@ from server.db import utcnow
 from server.devices.models import PairingCode
 from server.settings import Settings
 from tests.server.factories import Db, auth, create_account, create_device
+from tests.server.test_dashboard_support import sign_in
 
 FACTS = {"serial": "R58M123", "model": "Pixel 7", "androidVersion": "14"}
 
@@ -161,3 +162,38 @@ def test_pruning_drops_old_failures_and_spent_codes(client: TestClient, db: Db, 
     assert client.post("/api/v1/devices/pair", json={"code": fresh, **FACTS}).status_code == 201
     with db.session_factory() as session:
         assert [f.key for f in session.query(PairingFailure)] == ["ip:testclient"]
+
+
+def test_the_bridge_health_of_a_heartbeat_shows_with_the_device(client: TestClient, db: Db) -> None:
+    account = create_account(db)
+    device = create_device(db, account.id, name="Front desk")
+    health = {
+        "worker": "waiting for the device",
+        "workerRestarts": 2,
+        "lastWorkerError": "ValueError: the claim answer was not JSON",
+        "lastWorkerErrorAt": "2026-11-29T10:00:00.000Z",
+        "deviceProblem": "deviceInfo failed on device emulator-5554: ConnectionError",
+        "uploaderRestarts": 0,
+        "fromANewerBridge": True,
+    }
+    beat = client.post("/api/v1/devices/me/heartbeat", json={"bridge": health}, headers=auth(device.token))
+    assert beat.status_code == 200, beat.text
+    shown = client.get(f"/api/v1/devices/{device.id}", headers=auth(account.token)).json()["bridgeHealth"]
+    assert shown == {key: value for key, value in health.items() if key != "fromANewerBridge"}
+    # An old bridge's empty heartbeat keeps working and leaves the last health as it was.
+    assert client.post("/api/v1/devices/me/heartbeat", json={}, headers=auth(device.token)).status_code == 200
+    assert client.post("/api/v1/devices/me/heartbeat", headers=auth(device.token)).status_code == 200
+    bad = client.post(
+        "/api/v1/devices/me/heartbeat",
+        json={"bridge": {"worker": "serving", "workerRestarts": -1}},
+        headers=auth(device.token),
+    )
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["pointer"] == "/bridge/workerRestarts"
+
+    sign_in(client, account.token)
+    page = client.get("/devices").text
+    row = page.split(f'data-device-id="{device.id}"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-bridge-health="waiting for the device"' in row
+    assert "worker restarted 2×" in row
+    assert "deviceInfo failed on device emulator-5554" in row
