@@ -31,7 +31,7 @@ builder: $(BUILDER_BUILT)
 
 demo: $(STAMP) builder
 	@bash scripts/system-deps.sh adb
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 system-deps:
 	@bash scripts/system-deps.sh

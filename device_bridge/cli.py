@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -149,7 +150,10 @@ def pair_command(
         raise _fail(str(exc)) from None
     BridgeState(settings.state_db).save_pairing(serial, pairing.device_id, pairing.token, server)
     typer.echo(f"paired {serial} ({model}, Android {release}) with {server} as device {pairing.device_id}")
-    typer.echo(f"serve it with: phoneflow bridge run --server {server} --serial {serial}")
+    follow_up = f"phoneflow bridge run --server {server} --serial {serial}"
+    if state_dir is not None:
+        follow_up += f" --state-dir {shlex.quote(str(state_dir))}"
+    typer.echo(f"serve it with: {follow_up}")
 
 
 @bridge_app.command("run")

@@ -13,7 +13,7 @@ from emulator.runner import EmulatorError, EmulatorService, check_console_port, 
 from interpreter.appmodel import AppModel
 from interpreter.errors import AppModelError
 
-emulator_app = typer.Typer(help="Run the virtual Android device.", no_args_is_help=True)
+emulator_app = typer.Typer(help="Run the virtual Android device.", no_args_is_help=True, add_completion=False)
 
 
 @emulator_app.callback()

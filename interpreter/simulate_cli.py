@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from interpreter.appmodel import AppModel
+from interpreter.appmodel import AppModel, sample_apps_path
 from interpreter.clock import VirtualClock
 from interpreter.engine import RunResult, run_workflow
 from interpreter.errors import AppModelError, WorkflowError
@@ -37,8 +37,13 @@ _STATUS_STYLES = {RunStatus.SUCCESS: "bold green", RunStatus.TIMEOUT: "bold yell
 def simulate(
     file: Annotated[Path, typer.Argument(help="The workflow definition (JSON).", show_default=False)],
     apps: Annotated[
-        Path, typer.Option("--apps", help="The app model the simulated phone starts with (JSON).")
-    ],
+        Path | None,
+        typer.Option(
+            "--apps",
+            help="The app model the simulated phone starts with (JSON; default: the sample apps).",
+            show_default=False,
+        ),
+    ] = None,
     inputs: Annotated[
         str | None,
         typer.Option("--inputs", help='Run inputs: JSON text such as \'{"order": "A-1"}\' or a file.'),
@@ -56,6 +61,9 @@ def simulate(
     err = Console(stderr=True, soft_wrap=True)
     try:
         definition = load_json_file(file, "workflow")
+        if apps is None:
+            apps = sample_apps_path()
+            err.print(f"apps: the sample apps ({apps}); --apps FILE for your own", highlight=False)
         model = _load_apps(apps)
         run_inputs = parse_inputs(inputs)
         gate = load_scenario(scenario)

@@ -8,11 +8,12 @@ loads uiautomator2.
 from __future__ import annotations
 
 import importlib
+from difflib import get_close_matches
 from importlib.metadata import version
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 # name -> (module, attribute holding a typer.Typer, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
@@ -23,10 +24,22 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "Run a workflow on the simulator and print its trace.",
     ),
     "serve": ("server.cli", "serve_app", "Run the phoneflow server."),
-    "admin": ("server.cli", "admin_app", "Administer accounts and tokens."),
+    "admin": ("server.cli", "admin_app", "Accounts, API tokens and pairing codes, in the database."),
     "emulator": ("emulator.cli", "emulator_app", "Run the virtual Android device."),
     "bridge": ("device_bridge.cli", "bridge_app", "Run workflows on phones through uiautomator2."),
 }
+
+
+def _without_flag_placeholder(self: TyperOption, ctx: Any) -> str | None:
+    """Typer shows flags as taking a value (`--json <bool>`), which reads as if `--json true` were
+    wanted: a flag shows no value placeholder, every other option keeps typer's."""
+    if self.is_flag and self.metavar is None:
+        return None
+    return _typer_display_type_rich(self, ctx)
+
+
+_typer_display_type_rich = TyperOption.display_type_rich
+TyperOption.display_type_rich = _without_flag_placeholder  # type: ignore[method-assign]
 
 
 class LazyGroup(TyperGroup):
@@ -47,12 +60,21 @@ class LazyGroup(TyperGroup):
         command.short_help = help_text
         return command
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        # The sub-commands are not loaded, so typer's own suggestion (over self.commands) sees none.
+        if args and args[0] not in SUBCOMMANDS and not args[0].startswith("-"):
+            matches = get_close_matches(args[0], list(SUBCOMMANDS), n=3, cutoff=0.6)
+            if matches:
+                suggestions = " or ".join(f"'{m}'" for m in matches)
+                ctx.fail(f"No such command '{args[0]}'. Did you mean {suggestions}?")
+        return super().resolve_command(ctx, args)
+
 
 app = typer.Typer(
     cls=LazyGroup,
     help="phoneflow: automation workflows on fleets of Android phones.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
 )
 
 

@@ -9,10 +9,15 @@
 7. prints where to look (the dashboard) and stays up until Ctrl-C, then cleans up.
 
 Every step says what it does; a failure says which step and what to do.
+
+Ports: the server takes the first free one of 8000, 8001, 8080, 8765 and the virtual phone the
+first free console port from 5554, unless `--port` / `PHONEFLOW_DEMO_PORT` and `--emulator-port`
+/ `PHONEFLOW_DEMO_EMULATOR_PORT` choose them (`make demo DEMO_ARGS="--port 9000"` works too).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -54,7 +59,14 @@ def port_free(port: int) -> bool:
         return True
 
 
-def pick_server_port() -> int:
+def pick_server_port(chosen: int | None) -> int:
+    if chosen is not None:
+        if not port_free(chosen):
+            raise DemoError(
+                f"port {chosen} is already in use: stop what listens there, or choose another "
+                "with --port / PHONEFLOW_DEMO_PORT"
+            )
+        return chosen
     for port in (8000, 8001, 8080, 8765):
         if port_free(port):
             return port
@@ -63,8 +75,19 @@ def pick_server_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pick_console_port() -> int:
+def pick_console_port(chosen: int | None) -> int:
     # The adb server finds emulators on odd ports 5555..5585 (console port + 1).
+    if chosen is not None:
+        if chosen % 2 or not 5554 <= chosen <= 5584:
+            raise DemoError(
+                f"emulator port {chosen} is not one adb looks at: give an even port from 5554 to 5584"
+            )
+        if not (port_free(chosen) and port_free(chosen + 1)):
+            raise DemoError(
+                f"emulator ports {chosen}/{chosen + 1} are in use: choose another even port with "
+                "--emulator-port / PHONEFLOW_DEMO_EMULATOR_PORT"
+            )
+        return chosen
     for console in range(5554, 5586, 2):
         if port_free(console) and port_free(console + 1):
             return console
@@ -157,13 +180,13 @@ def demo_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def run_demo(work: Path, procs: Processes) -> None:
+def run_demo(work: Path, procs: Processes, options: argparse.Namespace) -> None:
+    port = pick_server_port(options.port)
+    console = pick_console_port(options.emulator_port)
     adb = adb_path()
     env = {**os.environ, "ADBUTILS_ADB_PATH": adb, "PYTHONUNBUFFERED": "1"}
     db_url = f"sqlite:///{work / 'phoneflow.db'}"
-    port = pick_server_port()
     server_url = f"http://127.0.0.1:{port}"
-    console = pick_console_port()
     serial = f"emulator-{console}"
 
     say(f"starting the server on {server_url} (SQLite: {work / 'phoneflow.db'})")
@@ -283,11 +306,40 @@ def run_demo(work: Path, procs: Processes) -> None:
         time.sleep(1)
 
 
-def main() -> int:
+def env_port(name: str) -> int | None:
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"demo failed: {name}={value!r} is not a port number") from None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="phoneflow end to end on this machine.")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=env_port("PHONEFLOW_DEMO_PORT"),
+        help="the server's port (PHONEFLOW_DEMO_PORT; default: the first free of 8000, 8001, 8080, 8765)",
+    )
+    parser.add_argument(
+        "--emulator-port",
+        type=int,
+        default=env_port("PHONEFLOW_DEMO_EMULATOR_PORT"),
+        help="the virtual phone's even console port, 5554-5584 (PHONEFLOW_DEMO_EMULATOR_PORT; "
+        "default: the first free)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
     with demo_dir() as work:
         procs = Processes(work)
         try:
-            run_demo(work, procs)
+            run_demo(work, procs, options)
         except KeyboardInterrupt:
             print("\nstopping the bridge, the emulator and the server …")
         except DemoError as exc:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from server import migrate
@@ -114,7 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await run_in_threadpool(stop_scheduler, scheduler)
             engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc from a packaged copy of Swagger UI and ReDoc: they work without internet.
+    app = FastAPIOffline(
         title="phoneflow",
         version="1.0.0",
         summary="Automation workflows on fleets of Android phones.",

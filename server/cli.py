@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from uvicorn import Config, Server
 
 from server.accounts import service
 from server.accounts.models import Account, Plan
-from server.db import make_engine, make_session_factory
-from server.errors import AppError
-from server.migrate import SchemaTooNew, upgrade
+from server.cli_checks import DatabaseState, StartError, bind_socket, open_engine, prepare_database, shown_url
+from server.db import make_session_factory, utcnow
+from server.errors import AppError, Conflict
 from server.settings import Settings
 
 serve_app = typer.Typer(add_completion=False, help="Run the phoneflow server.")
@@ -26,7 +27,10 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="SQLAlchemy URL (default: $PHONEFLOW_DATABASE_URL, $DATABASE_URL, ./.phoneflow/phoneflow.db).",
+        help=(
+            "SQLAlchemy URL (default: $PHONEFLOW_DATABASE_URL, $DATABASE_URL, else phoneflow.db in "
+            "$PHONEFLOW_DATA_DIR or ~/.local/share/phoneflow: the same for every command)."
+        ),
     ),
 ]
 
@@ -57,7 +61,7 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the API with uvicorn; the database schema is upgraded at start."""
+    """Serve the API and the dashboard with uvicorn; the database schema is upgraded at start."""
     import uvicorn
 
     from server.app import create_app
@@ -68,34 +72,96 @@ def serve(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    app = create_app(settings)
-    typer.echo(f"phoneflow serving on http://{host}:{port} (OpenAPI at /openapi.json)", err=True)
+    try:
+        engine = open_engine(settings.database_url)
+        try:
+            database = prepare_database(engine)
+        finally:
+            engine.dispose()
+        sock = bind_socket(host, port)
+    except StartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    base = f"http://{_browsable(host)}:{port}"
     # Our middleware writes the access log as JSON lines; uvicorn's own would repeat it.
-    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)
+    config = uvicorn.Config(create_app(settings), access_log=False, log_config=None)
+    server = _AnnouncingServer(config, lambda: _announce(base, database))
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+
+
+class _AnnouncingServer(Server):
+    """uvicorn's server, saying where to go once it really serves (not before a failed start)."""
+
+    def __init__(self, config: Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            self._on_started()
+
+
+def _browsable(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _announce(base: str, database: DatabaseState) -> None:
+    accounts = f"{database.accounts} account{'s' if database.accounts != 1 else ''}"
+    lines = [
+        f"phoneflow serving on {base}",
+        f"  dashboard  {base}/   (sign in with an account's API token)",
+        f"  API docs   {base}/docs",
+        f"  database   {database.url} ({accounts})",
+    ]
+    if database.accounts == 0:
+        lines.append("next: phoneflow admin create-account you@example.com   (prints the API token)")
+    else:
+        lines.append("next: phoneflow admin create-token EMAIL   (a new API token for an account)")
+    typer.echo("\n".join(lines), err=True)
 
 
 @contextmanager
 def _transaction(database_url: str | None) -> Iterator[Session]:
-    """A session on the (upgraded) database, committed when the block ends without error."""
-    engine = make_engine(_settings(database_url).database_url)
+    """A session on the (upgraded) database, committed when the block ends without error.
+
+    Says on stderr which database it uses; a database it cannot use stops the command with
+    one line saying what to do."""
+    try:
+        engine = open_engine(_settings(database_url).database_url)
+    except StartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     try:
         try:
-            upgrade(engine)
-        except SchemaTooNew as exc:
+            prepare_database(engine)
+        except StartError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-        except OperationalError as exc:
-            where = engine.url.render_as_string(hide_password=True)
-            typer.echo(
-                f"error: cannot use the database at {where}: {exc.orig}. Check --database-url "
-                "(or PHONEFLOW_DATABASE_URL / DATABASE_URL) and that the database is running.",
-                err=True,
-            )
-            raise typer.Exit(1) from None
+        typer.echo(f"database: {shown_url(engine)}", err=True)
         with make_session_factory(engine).begin() as session:
             yield session
     finally:
         engine.dispose()
+
+
+def _account(session: Session, email: str) -> Account:
+    account = session.scalars(select(Account).where(Account.email == email.strip().lower())).first()
+    if account is None:
+        typer.echo(
+            f"error: no account with email {email} in this database; create it with "
+            f"`phoneflow admin create-account {email}` (or give the server's --database-url)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    return account
 
 
 @admin_app.command("create-account")
@@ -109,6 +175,13 @@ def create_account(
         with _transaction(database_url) as session:
             account, token = service.create_account(session, email, plan)
             account_id, account_email = account.id, account.email
+    except Conflict:
+        typer.echo(
+            f"error: an account with email {email.strip().lower()} already exists in this database; "
+            f"make a new API token for it with: phoneflow admin create-token {email.strip().lower()}",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     except AppError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
@@ -125,12 +198,30 @@ def create_token(
 ) -> None:
     """Print a new API token for an existing account (shown this once)."""
     with _transaction(database_url) as session:
-        account = session.scalars(select(Account).where(Account.email == email.strip().lower())).first()
-        if account is None:
-            typer.echo(
-                f"error: no account with email {email}; create it with `phoneflow admin create-account`",
-                err=True,
-            )
-            raise typer.Exit(1)
-        _, token = service.create_token(session, account, name)
+        _, token = service.create_token(session, _account(session, email), name)
+    typer.echo("A new API token follows, shown this once: store it now.", err=True)
     typer.echo(token)
+
+
+@admin_app.command("pairing-code")
+def pairing_code(
+    email: Annotated[str, typer.Argument(help="The email of the account the phone joins.")],
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="The server URL the bridge reaches (shown in the next step)."),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Print a one-time pairing code for the account (the bridge redeems it with `bridge pair`)."""
+    from server.devices.service import create_pairing_code
+
+    settings = _settings(database_url)
+    with _transaction(database_url) as session:
+        code, expires_at = create_pairing_code(session, _account(session, email), settings)
+    url = server or settings.public_url
+    minutes = max(1, round((expires_at - utcnow()).total_seconds() / 60))
+    typer.echo(
+        f"A one-time pairing code follows; it expires in {minutes} min ({expires_at:%H:%M} UTC).", err=True
+    )
+    typer.echo(f"next: phoneflow bridge pair --server {url} --code {code} --serial SERIAL", err=True)
+    typer.echo(code)

@@ -2,20 +2,25 @@
 
 `DATABASE_URL` (without the prefix) is honoured as well; the
 prefixed `PHONEFLOW_DATABASE_URL` wins when both are set.
+
+Every command that opens the database without a URL (`serve`, `admin ...`) uses the same
+default wherever it is run from: `phoneflow.db` in the data folder, `$PHONEFLOW_DATA_DIR`
+or the user's data folder (`~/.local/share/phoneflow` on Linux).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
+import platformdirs
 from pydantic import AliasChoices, Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interpreter.denylist import Denylist
 
-DEFAULT_DATA_DIR = Path(".phoneflow")
 MIB = 1024 * 1024
 _log = logging.getLogger("phoneflow.server")
 
@@ -58,10 +63,21 @@ class _DenylistFile:
             return self._list
 
 
+def data_dir() -> Path:
+    """Where the server keeps its default database and artifacts: `$PHONEFLOW_DATA_DIR`, else the
+    user's data folder (`~/.local/share/phoneflow` on Linux). The same for every command and every
+    working directory, so that `admin create-account` and `serve` find one database."""
+    configured = os.environ.get("PHONEFLOW_DATA_DIR")
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return Path(platformdirs.user_data_dir("phoneflow", appauthor=False))
+
+
 def default_database_url() -> str:
-    """The embedded default: a SQLite file under `./.phoneflow/`, its folder created."""
-    DEFAULT_DATA_DIR.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(DEFAULT_DATA_DIR / 'phoneflow.db').resolve()}"
+    """The embedded default: `phoneflow.db` in `data_dir()`, its folder created."""
+    folder = data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'phoneflow.db'}"
 
 
 class Settings(BaseSettings):
@@ -82,7 +98,7 @@ class Settings(BaseSettings):
     )
     artifact_max_bytes: int = Field(default=10 * MIB, ge=1024, description="Largest run artifact accepted.")
     artifact_dir: Path = Field(
-        default=DEFAULT_DATA_DIR / "artifacts", description="Where artifacts are stored."
+        default_factory=lambda: data_dir() / "artifacts", description="Where artifacts are stored."
     )
     db_pool_size: int = Field(
         default=5, ge=1, description="Database connections each server process keeps open."

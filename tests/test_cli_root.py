@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from phoneflow.cli import SUBCOMMANDS
 
@@ -45,3 +47,53 @@ def test_usage_errors_exit_2_with_a_message() -> None:
     assert missing.returncode == 2
     assert "Missing argument" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def _every_command(group: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The path of every command and group under the root, loading each part."""
+    import typer.main
+
+    found = [path]
+    ctx = typer.Context(group)
+    for name in group.list_commands(ctx):
+        sub = group.get_command(ctx, name)
+        if hasattr(sub, "list_commands"):
+            found += _every_command(sub, (*path, name))
+        else:
+            found.append((*path, name))
+    return found
+
+
+def test_flags_show_no_value_placeholder_anywhere() -> None:
+    import typer.main
+
+    from phoneflow.cli import app
+
+    root = typer.main.get_command(app)
+    paths = _every_command(root)
+    assert ("bridge", "exec") in paths
+    runner = CliRunner()
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.stdout, (path, result.stdout)
+    help_line = next(
+        line for line in run("workflow", "validate", "--help").stdout.splitlines() if "--json" in line
+    )
+    assert help_line.split("--json", 1)[1].strip().startswith("Print")
+
+
+def test_completion_is_offered_at_the_root_only() -> None:
+    assert "--install-completion" in run("--help").stdout
+    assert "--install-completion" not in run("emulator", "--help").stdout
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("simulat", "simulate"), ("brige", "bridge"), ("admn", "admin")])
+def test_a_mistyped_command_gets_a_suggestion(typo: str, meant: str) -> None:
+    result = run(typo)
+    assert result.returncode == 2
+    assert f"No such command '{typo}'. Did you mean '{meant}'" in " ".join(
+        result.stderr.replace("│", " ").split()
+    )
+    nested = run("bridge", "exe")
+    assert "Did you mean 'exec'?" in nested.stderr

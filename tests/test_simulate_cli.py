@@ -141,3 +141,10 @@ def test_inputs_that_do_not_fit_fail_the_run(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "inputs do not match the workflow's inputs schema at /order" in result.stdout
+
+
+def test_without_apps_the_sample_apps_are_used_and_said() -> None:
+    result = invoke(str(GOLDEN / "plain_success" / "workflow.json"), "--inputs", '{"order": "Z-1"}')
+    assert result.exit_code == 0, result.output
+    assert f"apps: the sample apps ({APPS}); --apps FILE for your own" in result.stderr
+    assert "success · 6 steps" in result.stdout

@@ -7,6 +7,7 @@ triggers runs through the server's API and watches them through it only.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -98,6 +99,11 @@ def test_pair_claim_run_report(
     assert paired.returncode == 0, paired.stderr
     device_id = BridgeState(state_dir / "state.db").device(serial).device_id
     assert f"as device {device_id}" in paired.stdout
+    # the follow-up it prints is the command that serves the phone, --state-dir included
+    follow_up = paired.stdout.split("serve it with: ", 1)[1].strip()
+    assert f"--state-dir {state_dir}" in follow_up
+    run_args = shlex.split(follow_up)
+    assert run_args[:3] == ["phoneflow", "bridge", "run"]
     assert client.get(f"/api/v1/devices/{device_id}").json()["serial"] == serial
     # a code is single use: pairing again with it is refused with the server's words
     again = subprocess.run(
@@ -115,7 +121,7 @@ def test_pair_claim_run_report(
         "PHONEFLOW_BRIDGE_HEARTBEAT_INTERVAL_S": "1",
     }
     agent = subprocess.Popen(
-        bridge("run", "--server", server.url, "--serial", serial, state_dir=state_dir),
+        [sys.executable, "-m", "phoneflow", *run_args[1:]],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
