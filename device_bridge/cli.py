@@ -1,7 +1,8 @@
 """`phoneflow bridge ...`: pair a phone, serve paired phones, run one workflow, inspect the outbox.
 
-Exit codes: 0 done (for `exec`: the run succeeded), 1 the run did not succeed, 2 the input
+Exit codes: 0 done (for `exec`: every run succeeded), 1 a run did not succeed, 2 the input
 or the setup could not be used (bad file, device busy or unreachable, not paired, server refused).
+`exec` lives in `exec_cli.py`, the shared options in `cli_options.py`.
 """
 
 from __future__ import annotations
@@ -11,106 +12,31 @@ import logging
 import shlex
 import signal
 import threading
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
+from device_bridge.cli_options import (
+    EXIT_RUN_FAILED,
+    AppiumCapabilities,
+    AppiumUrl,
+    Driver,
+    StateDir,
+    _driver_options,
+    _fail,
+    _settings,
+)
 from device_bridge.errors import BridgeError
-from device_bridge.settings import BridgeSettings
+from device_bridge.exec_cli import exec_command
 
 bridge_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Run workflows on phones through uiautomator2 or an Appium server.",
 )
-
-EXIT_SUCCESS = 0
-EXIT_RUN_FAILED = 1
-EXIT_BAD_INPUT = 2
-
-StateDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--state-dir", help="Where the bridge keeps pairings and its outbox (PHONEFLOW_BRIDGE_STATE_DIR)."
-    ),
-]
-
-Driver = Annotated[
-    str | None,
-    typer.Option(
-        "--driver",
-        help="How to drive the phones: uiautomator2 (this machine's adb; the default) or appium "
-        "(PHONEFLOW_BRIDGE_DRIVER).",
-    ),
-]
-AppiumUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--appium-url",
-        help="The Appium server for --driver appium (PHONEFLOW_BRIDGE_APPIUM_URL; default http://127.0.0.1:4723).",
-    ),
-]
-AppiumCapabilities = Annotated[
-    str | None,
-    typer.Option(
-        "--appium-capabilities",
-        help="JSON object (text or a file) added to the Appium session's capabilities, e.g. a device "
-        "cloud's options (PHONEFLOW_BRIDGE_APPIUM_CAPABILITIES).",
-    ),
-]
-
-_err = Console(stderr=True, soft_wrap=True)
-_OUTCOME_STYLES = {"ok": "green", "skipped": "yellow", "failed": "bold red"}
-
-
-def _settings(state_dir: Path | None, **overrides: Any) -> BridgeSettings:
-    values = {k: v for k, v in overrides.items() if v is not None}
-    if state_dir is not None:
-        values["state_dir"] = state_dir
-    try:
-        settings = BridgeSettings(**values)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise _fail(
-            f"the bridge settings cannot be used ({problems}): fix the option or PHONEFLOW_BRIDGE_ variable"
-        ) from None
-    settings.ensure_state_dir()
-    return settings
-
-
-def _driver_options(driver: str | None, appium_url: str | None, capabilities: str | None) -> dict[str, Any]:
-    """The driver settings the command line gives (None: leave the environment's or the default)."""
-    if driver is not None and driver not in ("uiautomator2", "appium"):
-        raise _fail(f"--driver {driver!r} is not a driver: use uiautomator2 or appium")
-    parsed: dict[str, Any] | None = None
-    if capabilities is not None:
-        source = Path(capabilities)
-        try:
-            text = source.read_text(encoding="utf-8") if source.is_file() else capabilities
-            value = json.loads(text)
-        except (OSError, ValueError) as exc:
-            raise _fail(
-                f"--appium-capabilities is neither a JSON object nor a readable JSON file: {exc}"
-            ) from None
-        if not isinstance(value, dict):
-            raise _fail(
-                '--appium-capabilities must be a JSON object, e.g. \'{"appium:deviceName": "Pixel 8"}\''
-            )
-        parsed = value
-    return {"driver": driver, "appium_url": appium_url, "appium_capabilities": parsed}
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    _err.print(Text.assemble(("error: ", "bold red"), message))
-    return typer.Exit(code)
 
 
 def _device_facts(serial: str) -> tuple[str, str]:
@@ -202,82 +128,7 @@ def run_command(
     )
 
 
-@bridge_app.command("exec")
-def exec_command(
-    file: Annotated[Path, typer.Argument(help="The workflow definition (JSON).", show_default=False)],
-    serial: Annotated[str, typer.Option("--serial", help="The adb serial of the phone.")],
-    inputs: Annotated[
-        str | None,
-        typer.Option("--inputs", help='Run inputs: JSON text such as \'{"order": "A-1"}\' or a file.'),
-    ] = None,
-    scenario: Annotated[Path | None, typer.Option("--scenario", help="How approvals are answered.")] = None,
-    denylist: Annotated[Path | None, typer.Option("--denylist", help="Package denylist file.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
-    state_dir: StateDir = None,
-    driver: Driver = None,
-    appium_url: AppiumUrl = None,
-    appium_capabilities: AppiumCapabilities = None,
-) -> None:
-    """Run FILE once on the phone SERIAL, without a server, and print its trace."""
-    from device_bridge.devices import open_device
-    from interpreter.engine import run_workflow
-    from interpreter.errors import WorkflowError
-    from interpreter.problems import errors_only
-    from interpreter.scenario import load_denylist, load_json_file, load_scenario, parse_inputs
-    from interpreter.trace import RunStatus
-    from interpreter.validation import validate
-
-    settings = _settings(state_dir, **_driver_options(driver, appium_url, appium_capabilities))
-    try:
-        definition = load_json_file(file, "workflow")
-        run_inputs = parse_inputs(inputs)
-        gate = load_scenario(scenario)
-        denied = load_denylist(denylist)
-    except WorkflowError as exc:
-        raise _fail(str(exc)) from None
-    problems = validate(definition, denied)
-    for problem in problems:
-        _err.print(f"{problem.severity} {problem.pointer or '/'}: {problem.message}", highlight=False)
-    if errors_only(problems):
-        raise _fail("the workflow is not valid: fix the errors above and run again")
-    try:
-        device = open_device(serial, settings)
-    except BridgeError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        result = run_workflow(definition, device, inputs=run_inputs, denylist=denied, approvals=gate)
-    finally:
-        device.close()
-    out = Console(soft_wrap=True)
-    if as_json:
-        out.out(json.dumps(result.to_json(), indent=2, ensure_ascii=False), highlight=False)
-    else:
-        _print_trace(out, f"run of {definition.get('name')!r} on {serial}", result)
-    raise typer.Exit(EXIT_SUCCESS if result.status is RunStatus.SUCCESS else EXIT_RUN_FAILED)
-
-
-def _print_trace(out: Console, title: str, result: Any) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in ("#", "node", "kind", "outcome", "tries", "ms", "message / output"):
-        table.add_column(column, overflow="fold" if column.startswith("message") else "ellipsis")
-    for event in result.trace:
-        detail = event.message or (json.dumps(event.output, ensure_ascii=False) if event.output else "")
-        outcome = Text(event.outcome.value, style=_OUTCOME_STYLES.get(event.outcome.value, ""))
-        table.add_row(
-            str(event.seq),
-            event.node_id,
-            event.kind,
-            outcome,
-            str(event.attempts),
-            str(event.duration_ms),
-            detail,
-        )
-    out.print(table)
-    summary = f"{result.status.value} · {result.n_steps} steps · {result.n_failed} failed"
-    summary += f" · {result.n_retries} retries · {result.duration_ms} ms"
-    if result.error_message:
-        summary += f" · {result.error_message}"
-    out.print(summary, highlight=False)
+bridge_app.command("exec")(exec_command)
 
 
 @bridge_app.command("outbox")

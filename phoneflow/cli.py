@@ -21,12 +21,27 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "simulate": (
         "interpreter.simulate_cli",
         "simulate_app",
-        "Run a workflow on the simulator and print its trace.",
+        "Run a workflow (or a folder of them) on the simulator and print the trace.",
     ),
     "serve": ("server.cli", "serve_app", "Run the phoneflow server."),
     "admin": ("server.cli", "admin_app", "Accounts, API tokens and pairing codes, in the database."),
     "emulator": ("emulator.cli", "emulator_app", "Run the virtual Android device."),
     "bridge": ("device_bridge.cli", "bridge_app", "Run workflows on phones through uiautomator2."),
+    "login": ("client.login_cli", "login_app", "Sign the CLI in to a server (a token kept per profile)."),
+    "logout": ("client.login_cli", "logout_app", "Forget a profile's server and token."),
+    "workflows": (
+        "client.workflows_cli",
+        "workflows_app",
+        "Workflows on the server: list, push, publish, diff.",
+    ),
+    "runs": ("client.runs_cli", "runs_app", "Runs: list, show, watch, trigger, retry, cancel, export."),
+    "devices": ("client.devices_cli", "devices_app", "Paired phones: list, pair-code, rename, revoke."),
+    "approvals": (
+        "client.approvals_cli",
+        "approvals_app",
+        "Approvals waiting for people: list, approve, reject.",
+    ),
+    "schedules": ("client.schedules_cli", "schedules_app", "Cron schedules of workflows."),
 }
 
 

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ PHONEFLOW = str(BIN / "phoneflow")
 WORKFLOW = ROOT / "examples" / "capture_order.json"
 INPUTS = ROOT / "examples" / "capture_order.inputs.json"
 TERMINAL = {"success", "failed", "cancelled", "timeout"}
+DEMO_PROFILE = "demo"
+DEMO_EMAIL = "demo@example.com"
 
 
 class DemoError(Exception):
@@ -100,6 +102,10 @@ class Processes:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.cleanups: list[Callable[[], object]] = []
+
+    def on_stop(self, cleanup: Callable[[], object]) -> None:
+        self.cleanups.append(cleanup)
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
@@ -114,6 +120,8 @@ class Processes:
                 raise DemoError(f"the {name} stopped unexpectedly (exit {proc.returncode}):\n{tail}")
 
     def stop_all(self) -> None:
+        for cleanup in reversed(self.cleanups):
+            cleanup()
         for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -193,12 +201,12 @@ def run_demo(work: Path, procs: Processes, options: argparse.Namespace) -> None:
     server_env = {**env, "PHONEFLOW_DATABASE_URL": db_url, "PHONEFLOW_ARTIFACT_DIR": str(work / "artifacts")}
     procs.start("server", [PHONEFLOW, "serve", "--port", str(port), "--database-url", db_url], server_env)
     wait_until(
-        "the server answering /healthz", lambda: httpx.get(server_url + "/healthz").is_success, 30, procs
+        "the server answering /healthz", lambda: httpx.get(server_url + "/healthz").is_success, 90, procs
     )
 
     say("creating the demo account")
     created = subprocess.run(
-        [PHONEFLOW, "admin", "create-account", "demo@example.com", "--database-url", db_url],
+        [PHONEFLOW, "admin", "create-account", DEMO_EMAIL, "--database-url", db_url],
         capture_output=True,
         text=True,
         env=server_env,
@@ -293,14 +301,31 @@ def run_demo(work: Path, procs: Processes, options: argparse.Namespace) -> None:
             raise DemoError(f"the run did not finish within 120 s; see the logs in {procs.log_dir}")
         print_trace(run)
 
+    say(f"signing the phoneflow CLI in to the demo server (profile {DEMO_PROFILE!r})")
+    login = subprocess.run(
+        [PHONEFLOW, "login", "--server", server_url, "--with-token", "--profile", DEMO_PROFILE],
+        input=token, capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    if login.returncode != 0:
+        raise DemoError(f"signing the CLI in failed: {login.stderr.strip()}")
+    procs.on_stop(
+        lambda: subprocess.run(
+            [PHONEFLOW, "logout", "--profile", DEMO_PROFILE], env=env, capture_output=True, check=False
+        )
+    )
+
     say("phoneflow is up. Look around:")
     print(f"    dashboard      {server_url}/   (sign in with the token below)")
     print(f"    API token      {token}")
     print(f"    this run       {server_url}/runs/{run['id']}")
     print(f"    API docs       {server_url}/docs")
+    print(f"    the CLI        export PHONEFLOW_PROFILE={DEMO_PROFILE}   (signed in as {DEMO_EMAIL}), then:")
+    print(f"                   phoneflow runs list · phoneflow runs show {run['id']}")
+    print(f"                   phoneflow runs trigger {definition['name']!r} --device {serial} "
+          f"--inputs '{{\"order\": \"A-1002\"}}' --watch")  # fmt: skip
     print(f"    the phone      adb -s {serial} shell dumpsys window | grep mCurrentFocus")
     print(f"    logs           {procs.log_dir}")
-    print("\n    Ctrl-C stops everything and removes the demo's files.\n", flush=True)
+    print("\n    Ctrl-C stops everything, signs the CLI out and removes the demo's files.\n", flush=True)
     while True:
         procs.check()
         time.sleep(1)

@@ -84,7 +84,9 @@ def serve(
         raise typer.Exit(1) from None
     base = f"http://{_browsable(host)}:{port}"
     # Our middleware writes the access log as JSON lines; uvicorn's own would repeat it.
-    config = uvicorn.Config(create_app(settings), access_log=False, log_config=None)
+    # The schema was brought up to date just above: the app need not do it a second time.
+    app = create_app(settings.model_copy(update={"run_migrations": False}))
+    config = uvicorn.Config(app, access_log=False, log_config=None)
     server = _AnnouncingServer(config, lambda: _announce(base, database))
     try:
         server.run(sockets=[sock])
@@ -125,6 +127,7 @@ def _announce(base: str, database: DatabaseState) -> None:
         lines.append("next: phoneflow admin create-account you@example.com   (prints the API token)")
     else:
         lines.append("next: phoneflow admin create-token EMAIL   (a new API token for an account)")
+    lines.append(f"      phoneflow login --server {base}   (then: phoneflow workflows list, runs list, ...)")
     typer.echo("\n".join(lines), err=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -71,6 +72,12 @@ def test_demo_runs_the_sample_workflow_on_the_virtual_phone_and_cleans_up() -> N
             lines.append(line)
             if "Ctrl-C stops everything" in line or time.monotonic() > deadline:
                 break
+        # what the summary offers next: the CLI, signed in to the demo server
+        listed = subprocess.run(
+            [sys.executable, "-m", "phoneflow", "runs", "list", "--json"],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, "PHONEFLOW_PROFILE": "demo"},
+        )  # fmt: skip
         proc.send_signal(signal.SIGINT)
         lines.append(proc.stdout.read())
         proc.wait(timeout=60)
@@ -86,5 +93,13 @@ def test_demo_runs_the_sample_workflow_on_the_virtual_phone_and_cleans_up() -> N
         assert f" {step} " in output, output
     assert f"dashboard      http://127.0.0.1:{port}/" in output
     assert proc.returncode == 0, output
+    assert listed.returncode == 0, listed.stderr
+    assert [run["status"] for run in json.loads(listed.stdout)] == ["success"]
+    assert "export PHONEFLOW_PROFILE=demo" in output
+    signed_out = subprocess.run(
+        [sys.executable, "-m", "phoneflow", "runs", "list", "--profile", "demo"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert signed_out.returncode == 5, "the demo left its CLI profile behind"
     after = set((ROOT / ".phoneflow").glob("demo-*"))
     assert after <= before, f"the demo left {sorted(after - before)} behind"

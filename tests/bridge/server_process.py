@@ -65,10 +65,11 @@ class ServerProcess:
         self.db.engine.dispose()
 
 
-def start_server(tmp_path: Path, **env: str) -> ServerProcess:
-    """Migrate a SQLite file, make an account, start the server on it and wait until it answers."""
+def start_server(tmp_path: Path, db_url: str | None = None, **env: str) -> ServerProcess:
+    """Make an account, start the server on `db_url` (default: a SQLite file in tmp_path, migrated
+    here) and wait until it answers."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    db_url = f"sqlite:///{tmp_path / 'server.db'}"
+    db_url = db_url or f"sqlite:///{tmp_path / 'server.db'}"
     engine = make_engine(db_url)
     upgrade(engine)
     db = Db(url=db_url, kind=engine.dialect.name, engine=engine, session_factory=make_session_factory(engine))

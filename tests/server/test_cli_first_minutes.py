@@ -96,11 +96,12 @@ def test_admin_and_serve_use_one_default_database_from_any_folder(
     serve_default: tuple[Served, dict[str, str]], tmp_path: Path
 ) -> None:
     served, env = serve_default
-    banner = served.wait_for("next: ")
+    banner = served.wait_for("phoneflow login --server")
     database = tmp_path / "data" / "phoneflow.db"
     assert f"database   sqlite:///{database} (0 accounts)" in banner
     assert f"dashboard  {served.url}/" in banner
     assert "next: phoneflow admin create-account you@example.com" in banner
+    assert f"phoneflow login --server {served.url}" in banner
 
     elsewhere = tmp_path / "another-folder"
     elsewhere.mkdir()

@@ -1,0 +1,207 @@
+"""`phoneflow runs ...` against a real server; `runs watch` follows a run that a device reports live."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.bridge.server_process import ServerProcess
+from tests.client.conftest import Cli
+from tests.junit_schema import assert_valid_junit
+from tests.server.factories import DeviceFixture, auth
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "capture_order.json"
+INPUTS = '{"order": "A-7"}'
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+def _published(cli: Cli) -> str:
+    pushed = cli("workflows", "push", str(EXAMPLE), "--publish", "--json")
+    assert pushed.exit_code == 0, pushed.output
+    return str(json.loads(pushed.stdout)["workflowId"])
+
+
+def test_trigger_list_show_cancel_export_retry(cli: Cli, served: ServerProcess, tmp_path: Path) -> None:
+    device = served.device("emulator-5554")
+    workflow_id = _published(cli)
+    triggered = cli("runs", "trigger", "Capture order", "--device", "emulator-5554", "--inputs", INPUTS)
+    assert triggered.exit_code == 0, triggered.output
+    run_id = triggered.stdout.strip()
+    assert f"phoneflow runs watch {run_id}" in triggered.stderr
+
+    listed = json.loads(cli("runs", "list", "--workflow", workflow_id, "--json").stdout)
+    assert [(r["id"], r["status"], r["inputs"]) for r in listed] == [(run_id, "queued", {"order": "A-7"})]
+    table = cli("runs", "list", "--device", device.id)
+    assert run_id in table.stdout
+    assert "Capture order" in table.stdout
+    assert cli("runs", "list", "--status", "success", "--json").stdout.strip() == "[]"
+    shown = cli("runs", "show", run_id, "--json")
+    assert shown.exit_code == 0
+    assert json.loads(shown.stdout)["trace"] == []
+
+    cancelled = cli("runs", "cancel", run_id)
+    assert cancelled.exit_code == 0, cancelled.output
+    assert f"run {run_id} cancelled" in cancelled.stdout
+    assert cli("runs", "show", run_id).exit_code == 3  # how the run ended
+
+    exported = tmp_path / "runs.json"
+    assert cli("runs", "export", "--days", "7", "--output", str(exported)).exit_code == 0
+    assert [r["id"] for r in json.loads(exported.read_text())] == [run_id]
+    too_far = cli("runs", "export", "--days", "365")
+    assert too_far.exit_code == 7
+    assert "exports at most 30 days" in too_far.stderr
+
+    retry = cli("runs", "retry", run_id)
+    assert retry.exit_code == 8
+    assert "does not offer retrying runs yet" in retry.stderr
+    assert "phoneflow runs trigger" in retry.stderr
+
+    missing = cli("runs", "show", "00000000-0000-4000-8000-000000000000")
+    assert missing.exit_code == 6
+    bad_inputs = cli("runs", "trigger", workflow_id, "--device", device.id, "--inputs", '{"order": ')
+    assert bad_inputs.exit_code == 2
+    assert "--inputs is not JSON" in bad_inputs.stderr
+    refused = cli("runs", "trigger", workflow_id, "--device", device.id, "--inputs", '{"order": ""}')
+    assert refused.exit_code == 7
+    assert "/order" in refused.stderr
+
+
+class Watcher:
+    """`phoneflow runs watch` as a process; its output read line by line as it comes."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "phoneflow", *args],
+            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not any(text in line for line in self.lines):
+            assert self.process.poll() is None or self._reader.is_alive(), (text, self.lines, self.stderr())
+            assert time.monotonic() < deadline, f"never printed {text!r}: {self.lines} {self.stderr()}"
+            time.sleep(0.05)
+
+    def stderr(self) -> str:
+        return self.errors
+
+    errors = ""
+
+    def finish(self) -> int:
+        """Its exit code, once it ended (killed after 60 s); its pipes closed."""
+        try:
+            code = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(10)
+        self._reader.join(10)
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        self.errors = self.process.stderr.read()
+        self.process.stdout.close()
+        self.process.stderr.close()
+        return code
+
+
+@pytest.fixture
+def watcher_env(cli: Cli) -> dict[str, str]:
+    return {k: v for k, v in cli.env.items() if v is not None}
+
+
+def _event(seq: int, node: str, kind: str, outcome: str = "ok", message: str | None = None) -> dict[str, Any]:
+    return {"seq": seq, "nodeId": node, "kind": kind, "outcome": outcome, "message": message,
+            "startedAt": f"2026-11-23T10:00:0{seq}.000Z", "durationMs": 100 * seq, "attempts": 1,
+            "output": {}}  # fmt: skip
+
+
+def _report(served: ServerProcess, device: DeviceFixture, run: dict[str, Any], **fields: Any) -> None:
+    body = {"id": run["id"], "workflowId": run["workflowId"], "workflowVersionId": run["workflowVersionId"],
+            "deviceId": device.id, "trigger": "api", "inputs": run["inputs"],
+            "startedAt": "2026-11-23T10:00:00.000Z", **fields}  # fmt: skip
+    answer = httpx.post(f"{served.url}/api/v1/runs.report", headers=auth(device.token), json={"runs": [body]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["runs"][0]["result"] == "stored", answer.text
+
+
+@pytest.mark.parametrize("ending", ["success", "failed"])
+def test_watch_follows_a_run_live_and_exits_with_how_it_ended(
+    cli: Cli, served: ServerProcess, watcher_env: dict[str, str], ending: str, tmp_path: Path
+) -> None:
+    device = served.device("emulator-5554")
+    workflow_id = _published(cli)
+    run_id = cli("runs", "trigger", workflow_id, "--device", device.id, "--inputs", INPUTS).stdout.strip()
+    report, folder = tmp_path / "junit.xml", tmp_path / "artifacts"
+    watcher = Watcher(
+        ["runs", "watch", run_id, "--junit", str(report), "--artifacts", str(folder)], watcher_env
+    )
+    try:
+        watcher.wait_for(f"run {run_id}: queued")
+        run = httpx.post(f"{served.url}/api/v1/devices/me/claim", headers=auth(device.token)).json()["run"]
+        watcher.wait_for(f"run {run_id}: running")
+        trace = [_event(1, "open", "action.launchApp")]
+        _report(served, device, run, status="running", trace=trace)
+        watcher.wait_for("step 1 open (action.launchApp) ok 100 ms")
+        uploaded = httpx.post(
+            f"{served.url}/api/v1/runs/{run_id}/artifacts", headers=auth(device.token),
+            files={"file": ("screen.png", PNG, "image/png")}, data={"name": "screenshot-1.png"},
+        )  # fmt: skip
+        assert uploaded.status_code == 201, uploaded.text
+        trace.append(_event(2, "user", "action.typeText"))
+        _report(served, device, run, status="running", trace=trace)
+        watcher.wait_for("step 2 user (action.typeText) ok 200 ms")
+        outcome = "ok" if ending == "success" else "failed"
+        trace.append(
+            _event(3, "sign_in", "action.tapByText", outcome, None if outcome == "ok" else "no 'Sign in'")
+        )
+        _report(
+            served, device, run, status=ending, trace=trace, endedAt="2026-11-23T10:00:04.000Z",
+            durationMs=4000, nSteps=3, nFailed=0 if ending == "success" else 1, nRetries=0,
+            errorMessage=None if ending == "success" else "no 'Sign in' on the screen",
+        )  # fmt: skip
+    finally:
+        code = watcher.finish()
+    assert code == (0 if ending == "success" else 1), (watcher.lines, watcher.stderr())
+    assert watcher.lines[-1].startswith(f"run {run_id}: {ending} · 3 steps")
+    steps = [line.split(" (")[0] for line in watcher.lines if line.startswith("step ")]
+    assert steps == ["step 1 open", "step 2 user", "step 3 sign_in"]
+    suite = assert_valid_junit(report).find("testsuite")
+    assert suite is not None
+    assert suite.get("name") == f"Capture order on Pixel 7 ({device.serial})"  # the device's name
+    assert suite.get("failures") == ("0" if ending == "success" else "2")
+    assert (folder / "screenshot-1.png").read_bytes() == PNG
+    assert json.loads((folder / "run.json").read_text())["status"] == ending
+
+
+def test_watch_of_a_cancelled_run_and_json(
+    cli: Cli, served: ServerProcess, watcher_env: dict[str, str]
+) -> None:
+    device = served.device("emulator-5554")
+    workflow_id = _published(cli)
+    run_id = cli("runs", "trigger", workflow_id, "--device", device.id, "--inputs", INPUTS).stdout.strip()
+    watcher = Watcher(["runs", "watch", run_id, "--json"], watcher_env)
+    time.sleep(0.5)  # whether the watcher is connected yet or not, it must see the end
+    assert cli("runs", "cancel", run_id).exit_code == 0
+    assert watcher.finish() == 3
+    assert json.loads("\n".join(watcher.lines))["status"] == "cancelled"
+    timed = cli(
+        "runs", "trigger", workflow_id, "--device", device.id, "--inputs", INPUTS, "--watch", "--timeout", "1"
+    )
+    assert timed.exit_code == 4
+    assert "still queued after the --timeout" in timed.stderr
