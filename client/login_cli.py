@@ -9,9 +9,9 @@ import typer
 
 from client import profiles
 from client.api import Api
-from client.common import Profile, failing
+from client.common import AsJson, Profile, failing
 from client.exit_codes import CliError, Exit
-from client.output import err, out
+from client.output import err, out, print_json
 
 login_app = typer.Typer(add_completion=False, help="Sign the CLI in to a server (a token kept per profile).")
 logout_app = typer.Typer(add_completion=False, help="Forget a profile's server and token.")
@@ -28,6 +28,7 @@ def login(
         bool, typer.Option("--with-token", help="Read the token from standard input.")
     ] = False,
     profile: Profile = None,
+    as_json: AsJson = False,
 ) -> None:
     """Check an API token against SERVER and keep both in the profile (a file only you can read)."""
     name = profiles.profile_name(profile)
@@ -37,6 +38,9 @@ def login(
         with Api(target) as api:
             account = api.get("/account")
         path = profiles.save(name, target.server, secret)
+    if as_json:
+        print_json({"server": target.server, "profile": name, "email": account["email"], "file": str(path)})
+        return
     out.print(f"signed in to {target.server} as {account['email']} (profile {name!r})")
     err.print(f"the token is kept in {path} (readable by you only)")
     hint = "" if name == profiles.DEFAULT_PROFILE else f" --profile {name}"

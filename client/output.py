@@ -62,7 +62,9 @@ def duration(ms: int | None) -> str:
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
     grid = Table(title=title, title_justify="left")
     for column in columns:
-        grid.add_column(column, overflow="fold", no_wrap=column in ("id", "run"))
+        # ids stay whole (to copy); other columns wrap, but never inside their header's words
+        whole = column in ("id", "run")
+        grid.add_column(column, overflow="fold", no_wrap=whole, min_width=None if whole else len(column))
     for row in rows:
         grid.add_row(*row)
     return grid

@@ -47,6 +47,10 @@ def test_login_keeps_the_token_private_and_every_command_uses_it(cli: Cli, tmp_p
     assert other.exit_code == 5
     assert "--profile staging" in other.stderr
 
+    again = cli("login", "--server", server.url, "--token", server.account.token, "--profile", "ci", "--json")
+    assert json.loads(again.stdout) == {
+        "server": server.url, "profile": "ci", "email": server.account.email, "file": str(path),
+    }  # fmt: skip
     assert cli("logout", env=SIGNED_OUT).exit_code == 0
     assert cli("workflows", "list", env=SIGNED_OUT).exit_code == 5
     unreachable = cli("runs", "list", env={"PHONEFLOW_SERVER": "http://127.0.0.1:9"})
