@@ -26,7 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("server.cli", "serve_app", "Run the phoneflow server."),
     "admin": ("server.cli", "admin_app", "Accounts, API tokens and pairing codes, in the database."),
     "emulator": ("emulator.cli", "emulator_app", "Run the virtual Android device."),
-    "bridge": ("device_bridge.cli", "bridge_app", "Run workflows on phones through uiautomator2."),
+    "bridge": ("device_bridge.cli", "bridge_app", "Run workflows on phones through uiautomator2 or Appium."),
     "login": ("client.login_cli", "login_app", "Sign the CLI in to a server (a token kept per profile)."),
     "logout": ("client.login_cli", "logout_app", "Forget a profile's server and token."),
     "workflows": (
