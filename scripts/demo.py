@@ -188,6 +188,20 @@ def demo_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _lost_port_race(emulator: subprocess.Popen[bytes], procs: Processes, *, chosen: bool, last: bool) -> bool:
+    """True when the emulator stopped at once because its ports were taken meanwhile (and it was
+    dropped from the children, to start again on other ports)."""
+    try:
+        emulator.wait(3)
+    except subprocess.TimeoutExpired:
+        return False  # still running: it has its ports
+    log = (procs.log_dir / "emulator.log").read_text(errors="replace")
+    if "already in use" not in log or chosen or last:
+        return False  # procs.check() reports it with its log
+    procs.children = [(name, proc) for name, proc in procs.children if proc is not emulator]
+    return True
+
+
 def run_demo(work: Path, procs: Processes, options: argparse.Namespace) -> None:
     port = pick_server_port(options.port)
     console = pick_console_port(options.emulator_port)
@@ -216,9 +230,15 @@ def run_demo(work: Path, procs: Processes, options: argparse.Namespace) -> None:
         raise DemoError(f"creating the demo account failed: {created.stderr.strip()}")
     token = created.stdout.strip().splitlines()[-1]
 
-    say(f"starting the virtual Android device {serial} with the sample apps")
     subprocess.run([adb, "start-server"], env=env, check=False, capture_output=True)
-    procs.start("emulator", [PHONEFLOW, "emulator", "start", "--port", str(console)], env)
+    for attempt in range(3):
+        say(f"starting the virtual Android device {serial} with the sample apps")
+        emulator = procs.start("emulator", [PHONEFLOW, "emulator", "start", "--port", str(console)], env)
+        if not _lost_port_race(emulator, procs, chosen=options.emulator_port is not None, last=attempt == 2):
+            break
+        # another emulator took the ports between the probe and the start: take the next free pair
+        console = pick_console_port(None)
+        serial = f"emulator-{console}"
 
     def device_online() -> bool:
         out = subprocess.run([adb, "devices"], env=env, capture_output=True, text=True, check=False).stdout
