@@ -29,10 +29,11 @@ from typing import Any
 import httpx
 from ingest import DEFINITION, REPO, database, percentile, seed, server, write_direct
 from machine_info import machine_info
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from server.db import make_engine, make_session_factory, utcnow
 from server.devices import service as devices_service
+from server.runs.models import RunInputValue, input_values
 from server.workflows import service as workflows_service
 
 RESULTS = REPO / "bench" / "results" / "list_runs.json"
@@ -65,8 +66,12 @@ def add_fleet(url: str, ids: dict[str, str]) -> tuple[list[tuple[str, str]], lis
     return workflows, devices
 
 
-def fill(url: str, account_id: str, workflows: list[tuple[str, str]], devices: list[str], runs: int) -> float:
-    """`runs` runs written straight into the database; seconds it took (ANALYZE included)."""
+def fill(
+    url: str, account_id: str, workflows: list[tuple[str, str]], devices: list[str], runs: int
+) -> tuple[float, str]:
+    """`runs` runs written straight into the database: seconds it took (ANALYZE included), and the id
+    of one run in the middle (to search for). One in 200 was triggered through the API, one in 100
+    has the input value `vip-…`."""
     rng = random.Random(7)
     names = [name for name, _, _ in STATUSES]
     weights = [weight for _, _, weight in STATUSES]
@@ -91,8 +96,8 @@ def fill(url: str, account_id: str, workflows: list[tuple[str, str]], devices: l
                     "device_id": rng.choice(devices),
                     "status": status,
                     "status_rank": ranks[status],
-                    "trigger": "device",
-                    "inputs": {},
+                    "trigger": "api" if index % 200 == 7 else "device",
+                    "inputs": {"order": f"{'vip' if index % 100 == 3 else 'std'}-{index}", "qty": index % 9},
                     "started_at": created,
                     "ended_at": created + timedelta(seconds=6) if ended else None,
                     "duration_ms": 6000 if ended else None,
@@ -107,13 +112,25 @@ def fill(url: str, account_id: str, workflows: list[tuple[str, str]], devices: l
             )
         with engine.begin() as conn:
             write_direct(conn, rows, [])
+            conn.execute(
+                insert(RunInputValue),
+                [
+                    {"run_id": row["id"], "value": value, "account_id": account_id}
+                    for row in rows
+                    for value in input_values(row["inputs"])
+                ],
+            )
         done = min(runs, start + INSERT_CHUNK)
         print(f"\r  {done:,} / {runs:,} runs written", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))
+        middle = conn.execute(
+            text("SELECT id FROM runs WHERE account_id = :a ORDER BY created_at LIMIT 1 OFFSET :n"),
+            {"a": account_id, "n": runs // 2},
+        ).scalar_one()
     engine.dispose()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, str(middle)
 
 
 def timed_get(http: httpx.Client, path: str, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
@@ -138,7 +155,7 @@ def summary(label: str, samples: list[float], rows: int) -> dict[str, Any]:
 
 
 def measure(
-    base: str, token: str, workflows: list[tuple[str, str]], devices: list[str], repeat: int
+    base: str, token: str, workflows: list[tuple[str, str]], devices: list[str], repeat: int, search_id: str
 ) -> list[dict[str, Any]]:
     now = utcnow()
     week = {"from": (now - timedelta(days=37)).isoformat(), "to": (now - timedelta(days=30)).isoformat()}
@@ -150,6 +167,13 @@ def measure(
         ("deviceId", {"deviceId": devices[5]}),
         ("a week a month ago", week),
         ("status=timeout + workflowId", {"status": "timeout", "workflowId": workflows[7][0]}),
+        ("sort=-startedAt (the dashboard's)", {"sort": "-startedAt"}),
+        ("sort=-startedAt + status=failed", {"sort": "-startedAt", "status": "failed"}),
+        ("sort=-startedAt, a week a month ago", {"sort": "-startedAt", **week}),
+        ("sort=-durationMs", {"sort": "-durationMs"}),
+        ("trigger=api (0.5%)", {"trigger": "api"}),
+        ("q=an input value (1%)", {"q": "vip"}),
+        ("q=the start of a run id", {"q": search_id[:8]}),
     ]
     rows: list[dict[str, Any]] = []
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
@@ -195,9 +219,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
             ids = seed(url)
             workflows, devices = add_fleet(url, ids)
-            fill_s = fill(url, ids["account_id"], workflows, devices, args.runs)
+            fill_s, search_id = fill(url, ids["account_id"], workflows, devices, args.runs)
             with server(url, 1) as base:
-                rows = measure(base, ids["account_token"], workflows, devices, args.repeat)
+                rows = measure(base, ids["account_token"], workflows, devices, args.repeat, search_id)
             results["databases"][kind] = {"runs": args.runs, "fill_s": round(fill_s, 1), "queries": rows}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

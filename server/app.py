@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from server import migrate
+from server import metrics, migrate
 from server.dashboard.routes import router as dashboard_router
 from server.db import make_engine, make_session_factory
 from server.errors import (
@@ -24,6 +24,7 @@ from server.errors import (
 from server.observability import RequestIdMiddleware, configure_logging
 from server.scheduler import build_scheduler, stop_scheduler
 from server.settings import Settings
+from server.webhooks.events import PUBLIC_URL_KEY
 
 API_PREFIX = "/api/v1"
 _log = logging.getLogger("phoneflow.server")
@@ -39,6 +40,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("server.runs.events", "router"),
     ("server.schedules.endpoints", "router"),
     ("server.approvals.endpoints", "router"),
+    ("server.webhooks.endpoints", "router"),
 )
 
 # Every API route may answer these; documenting them keeps clients (and schemathesis) honest.
@@ -98,6 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pool_timeout=settings.db_pool_timeout_s,
     )
     session_factory = make_session_factory(engine)
+    # What code below a session needs of the settings (webhook payloads link to the dashboard).
+    session_factory.configure(info={PUBLIC_URL_KEY: settings.public_url})
+    pool_capacity = settings.db_pool_size + settings.db_max_overflow
+    metrics.watch_pool(engine, pool_capacity)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if scheduler is not None:
                 await run_in_threadpool(stop_scheduler, scheduler)
             engine.dispose()
+            metrics.forget_pool(pool_capacity)
+            metrics.process_exited()
 
     # /docs and /redoc from a packaged copy of Swagger UI and ReDoc: they work without internet.
     app = FastAPIOffline(
@@ -140,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if router is not None:
             api.include_router(router)
     app.include_router(api)
+    # Prometheus metrics at `/metrics` (a token or a setting opens it: server/metrics.py).
+    app.include_router(metrics.router)
     # The web dashboard at `/`: server-rendered pages for a signed-in account.
     app.include_router(dashboard_router)
 

@@ -19,6 +19,7 @@ from server.workflows.models import Workflow, WorkflowVersion
 with contextlib.suppress(ModuleNotFoundError):
     importlib.import_module("server.runs.models")
     importlib.import_module("server.approvals.models")
+    importlib.import_module("server.webhooks.models")
 
 __all__ = [
     "Account",

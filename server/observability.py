@@ -17,6 +17,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.metrics import observe_request
+
 REQUEST_ID_HEADER = "X-Request-ID"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "phoneflow_request_id", default=None
@@ -74,11 +76,16 @@ class RequestIdMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
+        streaming = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, streaming
             if message["type"] == "http.response.start":
                 status = message["status"]
+                streaming = any(
+                    k.lower() == b"content-type" and v.startswith(b"text/event-stream")
+                    for k, v in message.get("headers", [])
+                )
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message = {**message, "headers": headers}
@@ -87,6 +94,9 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            observe_request(scope["method"], getattr(route, "path", None), scope["path"], elapsed, streaming)
             _access_log.info(
                 "%s %s %s",
                 scope["method"],
@@ -96,7 +106,7 @@ class RequestIdMiddleware:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "durationMs": round((time.perf_counter() - started) * 1000, 1),
+                    "durationMs": round(elapsed * 1000, 1),
                 },
             )
             request_id_var.reset(token)

@@ -19,7 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.settings import Settings
 
-JOB_MODULES = ("server.runs.retention", "server.devices.jobs", "server.schedules.jobs")
+JOB_MODULES = (
+    "server.runs.retention",
+    "server.devices.jobs",
+    "server.schedules.jobs",
+    "server.webhooks.jobs",
+)
 _log = logging.getLogger("phoneflow.scheduler")
 
 

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 import platformdirs
-from pydantic import AliasChoices, Field, PrivateAttr
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interpreter.denylist import Denylist
@@ -119,7 +119,9 @@ class Settings(BaseSettings):
     )
     public_url: str = Field(default="http://127.0.0.1:8000", description="How clients reach this server.")
     run_migrations: bool = Field(default=True, description="Upgrade the schema when the app starts.")
-    start_scheduler: bool = Field(default=True, description="Run background jobs (retention, schedules).")
+    start_scheduler: bool = Field(
+        default=True, description="Run background jobs (retention, schedules, webhook deliveries)."
+    )
     schedule_poll_s: float = Field(
         default=5, gt=0, le=60, description="How often due cron schedules are looked for (seconds)."
     )
@@ -131,6 +133,39 @@ class Settings(BaseSettings):
         description="Wrong pairing codes allowed per source IP (and per account) per window.",
     )
     pairing_failure_window_s: int = Field(default=600, ge=1)
+    webhook_poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="How often due webhook deliveries are looked for (seconds)."
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="How long a webhook endpoint may take to answer."
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Attempts of a webhook delivery before it is given up (failed)."
+    )
+    webhook_retry_base_s: float = Field(
+        default=10.0, gt=0, description="The wait after a first failed attempt; it doubles with each failure."
+    )
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0, description="The longest wait between attempts.")
+    webhook_concurrency: int = Field(
+        default=4, ge=1, le=32, description="Webhook requests one server process makes at once."
+    )
+    webhook_allow_private_targets: bool = Field(
+        default=True,
+        description=(
+            "Let webhooks reach loopback, private and link-local addresses (a server inside your network). "
+            "Turn off on a server whose accounts you do not all trust."
+        ),
+    )
+    device_offline_after_s: float = Field(
+        default=300, ge=1, description="A device silent this long is offline (the device.offline webhook)."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="The bearer token /metrics asks of scrapers (none, and not public: /metrics is off).",
+    )
+    metrics_public: bool = Field(
+        default=False, description="Serve /metrics to anyone, without a token (a private network only)."
+    )
     simulate_live_http: bool = Field(
         default=False,
         description="Let simulated action.http steps make real requests (off: they get a canned 200).",

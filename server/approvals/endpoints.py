@@ -18,6 +18,7 @@ from server.db import SessionDep
 from server.errors import problem_responses
 from server.runs.events import get_hub
 from server.runs.service import record_changes
+from server.webhooks.events import approval_waiting
 
 router = APIRouter(tags=["approvals"])
 
@@ -49,6 +50,8 @@ def request_approval(
     if created:
         # Not a change of the run, but open dashboards of it refresh and show the question.
         record_changes(session, approval.account_id, [approval.run_id], get_hub(request.app).notify)
+        if approval.status == ApprovalStatus.PENDING.value:
+            approval_waiting(session, approval)  # webhooks, in this transaction
     out = ApprovalOut.model_validate(service.approval_json(approval))
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Annotated, Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, get_args
 from urllib.parse import urlencode
 
-from fastapi import Form, Request
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -21,44 +21,114 @@ from server.dashboard.render import page
 from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep, utcnow
 from server.devices.models import Device
-from server.errors import NotFound, ValidationFailed
+from server.errors import FieldProblem, NotFound, ValidationFailed
 from server.runs.events import get_hub
+from server.runs.export import ExportFormat, export_response, export_window_start
+from server.runs.listing import RunFilters, RunSort, list_runs
 from server.runs.models import Artifact, Run, RunEvent
-from server.runs.service import RunFilters, cancel_run, get_run, list_runs, record_changes, trace_of
+from server.runs.schemas import Trigger
+from server.runs.service import cancel_run, get_run, record_changes, trace_of
 from server.runs.stats import compute_stats
 from server.workflows.models import Workflow, WorkflowVersion
 
 router = dashboard_router()
 
 PAGE_SIZE = 25
+PAGE_SORT = RunSort.STARTED_DESC
+TRIGGERS: tuple[str, ...] = get_args(Trigger)
+SORT_LABELS = {
+    RunSort.STARTED_DESC.value: "newest first",
+    RunSort.STARTED.value: "oldest first",
+    RunSort.DURATION_DESC.value: "longest first",
+    RunSort.DURATION.value: "shortest first",
+}
 CHART_DAYS = 14
 STATS_DAYS = 14
 
 
 @dataclass(frozen=True, slots=True)
 class PageFilters:
-    """The runs table's filters as the page's query names them (`workflowId`, `deviceId`)."""
+    """The runs table's filters and order as the page's query names them (as the API does, except
+    that `from`/`to` are days, `YYYY-MM-DD`, both included)."""
 
-    status: str | None
-    workflow_id: str | None
-    device_id: str | None
+    status: str | None = None
+    workflow_id: str | None = None
+    device_id: str | None = None
+    trigger: str | None = None
+    q: str | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    sort: str | None = None
+
+    @property
+    def run_sort(self) -> RunSort:
+        """The order (the page's default: newest start first)."""
+        return RunSort(self.sort) if self.sort in set(RunSort) else PAGE_SORT
 
     def to_service(self) -> RunFilters:
-        """The runs service's filters (an unknown status means any)."""
+        """The runs service's filters (an unknown status or trigger means any); 422 for a bad day."""
         status = RunStatus(self.status) if self.status in set(RunStatus) else None
+        trigger = self.trigger if self.trigger in TRIGGERS else None
+        since = _day(self.date_from, "from")
+        until = _day(self.date_to, "to")
         return RunFilters(
-            status=status, workflow_id=self.workflow_id or None, device_id=self.device_id or None
+            status=status,
+            workflow_id=self.workflow_id or None,
+            device_id=self.device_id or None,
+            since=since,
+            until=None if until is None else until + timedelta(days=1),
+            trigger=trigger,
+            search=self.q or None,
         )
 
-    def query(self, cursor: str | None = None) -> str:
-        """The page's query string for these filters (and a cursor)."""
+    @property
+    def filtered(self) -> bool:
+        return any(
+            (
+                self.status,
+                self.workflow_id,
+                self.device_id,
+                self.trigger,
+                self.q,
+                self.date_from,
+                self.date_to,
+            )
+        )
+
+    def query(self, cursor: str | None = None, **changes: str | None) -> str:
+        """The page's query string for these filters (and a cursor), with `changes` applied."""
         pairs = {
             "status": self.status,
             "workflowId": self.workflow_id,
             "deviceId": self.device_id,
+            "trigger": self.trigger,
+            "q": self.q,
+            "from": self.date_from,
+            "to": self.date_to,
+            "sort": self.sort,
             "cursor": cursor,
+            **changes,
         }
         return urlencode({k: v for k, v in pairs.items() if v})
+
+    def sort_query(self, key: str) -> str:
+        """The query that sorts by `key` (largest first, or smallest first when it already is)."""
+        current = self.run_sort
+        wanted = f"-{key}" if not (current.key_name == key and current.descending) else key
+        return self.query(sort=wanted)
+
+
+def _day(text: str | None, name: str) -> datetime | None:
+    """Midnight UTC of a `YYYY-MM-DD` day; 422 (an error page) when it is not one."""
+    if not text:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
+    except ValueError:
+        raise ValidationFailed(
+            [FieldProblem(f"query:{name}", f"'{text}' is not a day", "pick a day like 2026-11-23")],
+            message=f"'{text}' is not a day: pick one like 2026-11-23",
+        ) from None
 
 
 def _names(db: Session, account_id: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -74,14 +144,17 @@ def _names(db: Session, account_id: str) -> tuple[dict[str, str], dict[str, str]
 def _table_context(
     db: Session, user: DashboardUser, filters: PageFilters, cursor: str | None
 ) -> dict[str, Any]:
-    runs, next_cursor = list_runs(db, user.account.id, filters.to_service(), cursor, PAGE_SIZE)
+    runs, next_cursor = list_runs(
+        db, user.account.id, filters.to_service(), cursor, PAGE_SIZE, filters.run_sort
+    )
     workflow_names, device_names = _names(db, user.account.id)
     return {
         "runs": runs,
         "next_cursor": next_cursor,
         "next_query": filters.query(next_cursor),
         "filters": filters,
-        "filtered": any((filters.status, filters.workflow_id, filters.device_id)),
+        "sort": filters.run_sort,
+        "filtered": filters.filtered,
         "workflow_names": workflow_names,
         "device_names": device_names,
     }
@@ -151,22 +224,37 @@ def latest_event_id(db: Session, account_id: str) -> int:
     return int(newest)
 
 
-def _filters(status: str | None, workflowId: str | None, deviceId: str | None) -> PageFilters:  # noqa: N803
-    return PageFilters(status=status or None, workflow_id=workflowId or None, device_id=deviceId or None)
+def _filters(
+    status: str | None = None,
+    workflowId: str | None = None,  # noqa: N803 - the API's query names
+    deviceId: str | None = None,  # noqa: N803
+    trigger: str | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+    sort: str | None = None,
+) -> PageFilters:
+    """The page's filters from its query (blank fields mean any)."""
+    return PageFilters(
+        status=status or None,
+        workflow_id=workflowId or None,
+        device_id=deviceId or None,
+        trigger=trigger or None,
+        q=(q or "").strip() or None,
+        date_from=date_from or None,
+        date_to=date_to or None,
+        sort=sort or None,
+    )
+
+
+Filters = Annotated[PageFilters, Depends(_filters)]
 
 
 @router.get("/runs", response_class=HTMLResponse)
 def runs_page(
-    request: Request,
-    db: SessionDep,
-    user: User,
-    status: str | None = None,
-    workflowId: str | None = None,  # noqa: N803 - the API's query names
-    deviceId: str | None = None,  # noqa: N803
-    cursor: str | None = None,
+    request: Request, db: SessionDep, user: User, filters: Filters, cursor: str | None = None
 ) -> Response:
-    """The overview and the runs table, newest first, filtered and paged."""
-    filters = _filters(status, workflowId, deviceId)
+    """The overview and the runs table, newest start first (or as sorted), filtered and paged."""
     # Read before the table: an event committed in between is replayed, never lost.
     events_after = latest_event_id(db, user.account.id)
     return page(
@@ -175,6 +263,8 @@ def runs_page(
         user,
         events_after=events_after,
         statuses=[s.value for s in RunStatus],
+        triggers=TRIGGERS,
+        sorts=SORT_LABELS,
         query=filters.query(),
         cursor=cursor,
         **_table_context(db, user, filters, cursor),
@@ -184,16 +274,8 @@ def runs_page(
 
 
 @router.get("/runs/_table", response_class=HTMLResponse)
-def runs_table_fragment(
-    request: Request,
-    db: SessionDep,
-    user: User,
-    status: str | None = None,
-    workflowId: str | None = None,  # noqa: N803
-    deviceId: str | None = None,  # noqa: N803
-) -> Response:
+def runs_table_fragment(request: Request, db: SessionDep, user: User, filters: Filters) -> Response:
     """The runs table alone (first page), which live.js swaps in after an event."""
-    filters = _filters(status, workflowId, deviceId)
     return page(request, "_runs_table.html", user, **_table_context(db, user, filters, None))
 
 
@@ -201,6 +283,29 @@ def runs_table_fragment(
 def runs_stats_fragment(request: Request, db: SessionDep, user: User) -> Response:
     """The overview alone, which live.js swaps in after an event."""
     return page(request, "_stats.html", user, **_stats_context(db, user))
+
+
+@router.get("/runs/export")
+def export_runs(
+    request: Request,
+    user: User,
+    filters: Filters,
+    format: str = "json",  # noqa: A002 - the query's name
+) -> Response:
+    """The runs the page shows (its filters and order), as JSON with traces or as CSV, within the
+    plan's export window."""
+    if format not in set(ExportFormat):
+        raise ValidationFailed([], f"the export format must be json or csv, not {format!r}")
+    service_filters = filters.to_service()
+    since = export_window_start(user.account, None, service_filters)
+    return export_response(
+        request,
+        user.account.id,
+        service_filters.narrowed(since),
+        filters.run_sort,
+        ExportFormat(format),
+        None,
+    )
 
 
 def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from server.accounts import service as accounts
 from server.dashboard.pages_route import dashboard_router
@@ -14,7 +15,8 @@ from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep, utcnow
 from server.denylist import service as denylist
 from server.errors import AppError
-from server.runs.export import export_chunks
+from server.runs.export import EXPORT_SORT, ExportFormat, export_response
+from server.runs.listing import RunFilters
 from server.settings import Settings
 
 router = dashboard_router()
@@ -124,9 +126,7 @@ def export(request: Request, user: User, days: int | None = None) -> Response:
             f"choose 1 to {window}",
             back="/settings",
         )
-    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
-    return StreamingResponse(
-        export_chunks(request.app.state.session_factory, user.account.id, days),
-        media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="phoneflow-runs-{stamp}.json"'},
+    since = utcnow() - timedelta(days=days)
+    return export_response(
+        request, user.account.id, RunFilters(since=since), EXPORT_SORT, ExportFormat.JSON, None
     )

@@ -5,11 +5,12 @@ retention, export and stats.
     schemas.py     request/response bodies (camelCase, unknown fields refused)
     report.py      ingest_reports(): the idempotency rules of docs/http-api.md, enforced in the database
     service.py     summary_json, record_changes (event + after-commit wake-up), get_run, run_json,
-                   list_runs/RunFilters, trigger_run, claim_run, cancel_run, cancel_requested_run_ids
+                   trigger_run, claim_run, cancel_run, cancel_requested_run_ids
+    listing.py     list_runs, RunFilters, RunSort, keyset cursors (shared by the list, export, dashboard)
     events.py      RunEventHub (one per process), event_stream(), GET /api/v1/events
     pg_notify.py   NOTIFY at commit / LISTEN per process (PostgreSQL cross-process wake-ups)
     retention.py   purge_expired_runs, compact_sqlite, register_jobs (APScheduler)
-    export.py      export_chunks(): the streamed JSON array
+    export.py      export_chunks(): the streamed JSON array or CSV, with the list's filters
     stats.py       compute_stats()
     sql.py         dialect seams (ON CONFLICT inserts, bulk trace rows, advisory lock, day bucket)
     endpoints.py   the HTTP operations

@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, ValidationError
@@ -19,12 +19,15 @@ from sqlalchemy import select
 
 from interpreter.trace import RunStatus
 from server.auth import CurrentAccount, CurrentDevice
-from server.db import SessionDep
+from server.db import SessionDep, after_commit
 from server.denylist.service import effective_entries
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
+from server.metrics import count_reported
 from server.runs import export as export_module
-from server.runs import report, service, stats
+from server.runs import listing, report, service, stats
 from server.runs.events import get_hub
+from server.runs.hooks import runs_ended
+from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
 from server.runs.models import Artifact, Run
 from server.runs.schemas import (
     ArtifactOut,
@@ -35,6 +38,7 @@ from server.runs.schemas import (
     RunsReportOut,
     RunSummaryOut,
     StatsOut,
+    Trigger,
     TriggerRunIn,
 )
 from server.runs.sql import dialect_insert
@@ -83,6 +87,9 @@ def report_runs(
         session, account_id=device.account_id, device_id=device.id, reports=body.runs
     )
     service.record_changes(session, device.account_id, changed, get_hub(request.app).notify)
+    stored = set(changed)
+    runs_ended(session, device.account_id, [r.id for r in body.runs if r.id in stored and r.status.terminal])
+    after_commit(session, lambda: count_reported([r.result for r in results]))
     cancelled = set(service.cancel_requested_run_ids(session, device.id, [r.id for r in results]))
     return {
         "runs": [
@@ -102,53 +109,79 @@ router.add_api_route(
 )
 
 
-@router.get("/runs", response_model=RunPageOut, summary="List runs, newest first")
-def list_runs(
-    session: SessionDep,
-    account: CurrentAccount,
+def run_filters(
     status: RunStatus | None = None,
     workflow_id: Annotated[str | None, Query(alias="workflowId", max_length=36)] = None,
     device_id: Annotated[str | None, Query(alias="deviceId", max_length=36)] = None,
-    since: Annotated[
-        AwareDatetime | None, Query(alias="from", description="created at or after (ISO-8601)")
+    trigger: Annotated[Trigger | None, Query(description="how the run was started")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="a run id (whole, or its first 4+ characters) or text inside one of the input values",
+        ),
     ] = None,
-    until: Annotated[AwareDatetime | None, Query(alias="to", description="created before (ISO-8601)")] = None,
+    since: Annotated[
+        AwareDatetime | None,
+        Query(
+            alias="from", description="at or after (ISO-8601): the start under sort=startedAt, else creation"
+        ),
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(alias="to", description="before (ISO-8601), the same time as `from`")
+    ] = None,
+) -> RunFilters:
+    """The filters the list and the export share, from the query."""
+    return RunFilters(status, workflow_id, device_id, since, until, trigger, q)
+
+
+Filters = Annotated[RunFilters, Depends(run_filters)]
+
+
+@router.get("/runs", response_model=RunPageOut, summary="List runs, newest first unless sorted otherwise")
+def list_runs(
+    session: SessionDep,
+    account: CurrentAccount,
+    filters: Filters,
+    sort: Annotated[
+        RunSort,
+        Query(description="createdAt, startedAt or durationMs; a leading '-' for largest first"),
+    ] = DEFAULT_SORT,
     cursor: Annotated[
         str | None, Query(max_length=500, description="nextCursor of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """A page of the account's runs (no traces), filtered; follow `nextCursor` for more."""
-    filters = service.RunFilters(status, workflow_id, device_id, since, until)
-    runs, next_cursor = service.list_runs(session, account.id, filters, cursor, limit)
+    """A page of the account's runs (no traces), filtered and sorted; follow `nextCursor` for more."""
+    runs, next_cursor = listing.list_runs(session, account.id, filters, cursor, limit, sort)
     return {"runs": [service.summary_json(run) for run in runs], "nextCursor": next_cursor}
 
 
-@router.get("/runs/export", summary="Export runs with traces as one JSON array (streamed)")
+@router.get(
+    "/runs/export",
+    summary="Export runs as one JSON array with traces, or as CSV (streamed)",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/json": {}, "text/csv": {}}, "description": "The runs, oldest first"}
+    },
+)
 def export_runs(
     request: Request,
     account: CurrentAccount,
-    days: Annotated[int, Query(ge=1, le=3650, description="how many days back")] = 30,
+    filters: Filters,
+    days: Annotated[int | None, Query(ge=1, le=3650, description="how many days back")] = None,
+    sort: Annotated[RunSort, Query(description="as for GET /runs")] = export_module.EXPORT_SORT,
+    format: Annotated[  # noqa: A002 - the query's name
+        export_module.ExportFormat, Query(description="json (with traces) or csv (one line a run)")
+    ] = export_module.ExportFormat.JSON,
 ) -> StreamingResponse:
-    """The account's runs of the last `days` days with their traces, oldest first, as a JSON array.
+    """The account's runs with the list's filters, oldest first, as a JSON array with traces or as CSV.
 
-    The window is capped by plan (free 30 days, pro and team 90)."""
-    window = account.export_window_days
-    if days > window:
-        raise ValidationFailed(
-            [
-                FieldProblem(
-                    "query:days",
-                    f"the {account.plan} plan exports at most {window} days; {days} asked",
-                    f"ask for days={window} or fewer",
-                )
-            ]
-        )
-    chunks = export_module.export_chunks(request.app.state.session_factory, account.id, days)
-    return StreamingResponse(
-        chunks,
-        media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="phoneflow-runs-{days}d.json"'},
+    How far back is capped by plan (free 30 days, pro and team 90): `days` (default the plan's
+    window) and `from` must stay inside it."""
+    since = export_module.export_window_start(account, days, filters)
+    return export_module.export_response(
+        request, account.id, filters.narrowed(since), sort, format, days or None
     )
 
 

@@ -39,6 +39,7 @@ from starlette.types import Message, Send
 
 from server.auth import CurrentAccount
 from server.errors import FieldProblem, ValidationFailed
+from server.metrics import SSE_SUBSCRIBERS
 from server.runs.models import RunEvent
 from server.runs.pg_notify import Listener
 from server.runs.sql import reader_engine
@@ -142,12 +143,14 @@ class RunEventHub:
         await self._ensure_running()
         subscription = Subscription(account_id)
         self._subscriptions.setdefault(account_id, set()).add(subscription)
+        SSE_SUBSCRIBERS.inc()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscriptions.get(subscription.account_id)
-        if subscribers is not None:
+        if subscribers is not None and subscription in subscribers:
             subscribers.discard(subscription)
+            SSE_SUBSCRIBERS.dec()
             if not subscribers:
                 del self._subscriptions[subscription.account_id]
 

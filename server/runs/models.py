@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -20,7 +21,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
+    func,
+    literal_column,
+    text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, utcnow
@@ -67,9 +73,90 @@ class Run(Base):
         Index("ix_runs_account_status_created", "account_id", "status", "created_at", "id"),
         Index("ix_runs_account_workflow_created", "account_id", "workflow_id", "created_at", "id"),
         Index("ix_runs_account_device_created", "account_id", "device_id", "created_at", "id"),
+        Index("ix_runs_account_trigger_created", "account_id", "trigger", "created_at", "id"),
         # Claiming: the oldest queued run of one device.
         Index("ix_runs_device_status_created", "device_id", "status", "created_at"),
     )
+
+
+# The other orders of the runs list (server/runs/listing.py), as expression indexes: the query
+# must repeat each expression exactly for the database to use its index.
+def start_key() -> ColumnElement[datetime]:
+    """When a run started, or was made while it has not started: the dashboard's "Started"."""
+    return func.coalesce(Run.started_at, Run.created_at)
+
+
+Index("ix_runs_account_start", Run.account_id, start_key(), Run.id)
+
+
+def duration_key() -> ColumnElement[int]:
+    """How long a run took; -1 (the shortest) while it has not ended. A literal -1, not a bound
+    parameter: the query's expression must be the index's."""
+    return func.coalesce(Run.duration_ms, literal_column("-1"))
+
+
+Index("ix_runs_account_duration", Run.account_id, duration_key(), Run.id)
+
+# Runs not finished yet, by status: a partial index (a few rows however many runs there are) for the
+# queue's depth and age on /metrics. A query uses it only when its WHERE repeats `ACTIVE_CONDITION`
+# with the values inline (`active_run()`), not as bound parameters.
+ACTIVE_RUN_STATUSES = ("queued", "running", "waiting_for_approval")
+ACTIVE_CONDITION = "status IN ('queued', 'running', 'waiting_for_approval')"
+
+
+def active_run() -> ColumnElement[bool]:
+    """`ACTIVE_CONDITION` for a query, its values rendered inline."""
+    return Run.status.in_(bindparam("active_statuses", list(ACTIVE_RUN_STATUSES), literal_execute=True))
+
+
+Index(
+    "ix_runs_active_status_created",
+    Run.status,
+    Run.created_at,
+    sqlite_where=text(ACTIVE_CONDITION),
+    postgresql_where=text(ACTIVE_CONDITION),
+)
+
+
+# Compared byte by byte on both databases: a prefix is then an index range (server/runs/sql.py).
+SearchText = String(200).with_variant(postgresql.VARCHAR(200, collation="C"), "postgresql")
+
+
+class RunInputValue(Base):
+    """A run's top-level input value, lowercased (the first 200 characters): what the runs list's
+    search looks values up in, an index range instead of reading every run's inputs."""
+
+    __tablename__ = "run_input_values"
+
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    value: Mapped[str] = mapped_column(SearchText, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(36))
+
+    __table_args__ = (Index("ix_run_input_values_account_value", "account_id", "value"),)
+
+
+def input_values(inputs: dict[str, Any]) -> list[str]:
+    """The searchable forms of a run's top-level input values: text as it is, numbers and booleans as
+    JSON writes them; lowercased, cut at 200 characters, each once. Nested values are not kept."""
+    values: list[str] = []
+    for value in inputs.values():
+        if isinstance(value, str):
+            text_value = value
+        elif isinstance(value, bool):
+            text_value = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text_value = str(value)
+        else:
+            continue
+        folded = text_value.strip().lower()[:SEARCH_VALUE_CHARS]
+        if folded and folded not in values:
+            values.append(folded)
+    return values
+
+
+SEARCH_VALUE_CHARS = 200
 
 
 class TraceEventRow(Base):

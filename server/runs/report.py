@@ -34,7 +34,7 @@ from interpreter.trace import RunStatus, can_move
 from server.db import utcnow
 from server.runs.models import Run, TraceEventRow
 from server.runs.schemas import ReportResult, RunReportIn
-from server.runs.sql import insert_runs_if_new, insert_trace_rows
+from server.runs.sql import insert_input_values, insert_runs_if_new, insert_trace_rows
 
 # How often one run is read and judged again when concurrent writers keep moving it; the
 # lifecycle is short (a few statuses, a trace that only grows), so this is never reached
@@ -249,7 +249,11 @@ def _insert_new_runs(
         )
     if not rows:
         return set()
-    return insert_runs_if_new(session, list(rows.values()))
+    inserted = insert_runs_if_new(session, list(rows.values()))
+    insert_input_values(
+        session, account_id, [(run_id, rows[run_id]["inputs"]) for run_id in sorted(inserted)]
+    )
+    return inserted
 
 
 def _insert_trace_events(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.accounts.models import Account
 from server.approvals.models import Approval
 from server.db import utcnow
-from server.runs.models import Artifact, Run, RunEvent, TraceEventRow
+from server.runs.models import Artifact, Run, RunEvent, RunInputValue, TraceEventRow
 from server.scheduler import stopping
 from server.settings import Settings
 
@@ -53,6 +53,7 @@ def _delete_runs_batch(session: Session, account_id: str, cutoff: datetime, batc
         session.execute(delete(TraceEventRow).where(TraceEventRow.run_id.in_(ids)))
         session.execute(delete(Artifact).where(Artifact.run_id.in_(ids)))
         session.execute(delete(Approval).where(Approval.run_id.in_(ids)))
+        session.execute(delete(RunInputValue).where(RunInputValue.run_id.in_(ids)))
         session.execute(delete(Run).where(Run.id.in_(ids)))
     return len(ids)
 

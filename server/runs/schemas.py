@@ -22,7 +22,7 @@ from pydantic_core import PydanticSerializationError
 from interpreter.trace import Outcome, RunStatus
 from server.runs.sql import utc_ms
 
-Trigger = Literal["manual", "api", "schedule", "device"]
+Trigger = Literal["manual", "api", "schedule", "device", "webhook"]
 ReportResult = Literal["stored", "unchanged", "rejected"]
 # Every time on the wire: ISO-8601 UTC with milliseconds and a `Z`, like trace events.
 UtcTime = Annotated[datetime, PlainSerializer(utc_ms, return_type=str)]

@@ -7,16 +7,12 @@ that `run.updated` is published exactly for committed changes.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import jsonschema
-from sqlalchemy import Row, and_, insert, select, tuple_, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.orm import Session
 
 from interpreter.denylist import Denylist
@@ -32,9 +28,10 @@ from server.denylist.service import (
 )
 from server.devices.models import Device
 from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from server.runs.hooks import runs_ended
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import notify_on_commit
-from server.runs.sql import serialize_run_event_ids, utc_ms
+from server.runs.sql import insert_input_values, serialize_run_event_ids, utc_ms
 from server.workflows.models import Workflow, WorkflowVersion
 
 MAX_CLAIM_ATTEMPTS = 20
@@ -119,78 +116,6 @@ def trace_of(session: Session, run_id: str) -> list[dict[str, Any]]:
 def run_json(session: Session, run: Run) -> dict[str, Any]:
     """A run with its trace, as JSON."""
     return {**summary_json(run), "trace": trace_of(session, run.id)}
-
-
-@dataclass(frozen=True, slots=True)
-class RunFilters:
-    """The filters of `GET /api/v1/runs`; `None` means "any"."""
-
-    status: RunStatus | None = None
-    workflow_id: str | None = None
-    device_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def encode_cursor(run: Run) -> str:
-    """An opaque cursor pointing just after `run` in newest-first order."""
-    raw = json.dumps([iso_utc_us(run.created_at), run.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def iso_utc_us(moment: datetime) -> str:
-    """ISO-8601 with microseconds: a cursor must not lose precision, or pages would overlap."""
-    return moment.isoformat()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The position a cursor from `encode_cursor` points at; 422 when it is not one."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, run_id = json.loads(raw)
-        moment = datetime.fromisoformat(created)
-        if moment.tzinfo is None or not isinstance(run_id, str):
-            raise ValueError("bad cursor")
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(
-            [
-                FieldProblem(
-                    "query:cursor", "not a cursor this server made", "pass nextCursor from the previous page"
-                )
-            ]
-        ) from exc
-    return moment, run_id
-
-
-def list_runs(
-    session: Session, account_id: str, filters: RunFilters, cursor: str | None, limit: int
-) -> tuple[list[Run], str | None]:
-    """One page of the account's runs, newest first, and the cursor of the next page (or None)."""
-    conditions = [Run.account_id == account_id]
-    if filters.status is not None:
-        conditions.append(Run.status == filters.status.value)
-    if filters.workflow_id is not None:
-        conditions.append(Run.workflow_id == filters.workflow_id)
-    if filters.device_id is not None:
-        conditions.append(Run.device_id == filters.device_id)
-    if filters.since is not None:
-        conditions.append(Run.created_at >= filters.since)
-    if filters.until is not None:
-        conditions.append(Run.created_at < filters.until)
-    if cursor is not None:
-        created, run_id = decode_cursor(cursor)
-        conditions.append(tuple_(Run.created_at, Run.id) < tuple_(created, run_id))
-    runs = list(
-        session.scalars(
-            select(Run)
-            .where(and_(*conditions))
-            .order_by(Run.created_at.desc(), Run.id.desc())
-            .limit(limit + 1)
-        )
-    )
-    if len(runs) > limit:
-        return runs[:limit], encode_cursor(runs[limit - 1])
-    return runs, None
 
 
 def _published_version(
@@ -291,6 +216,7 @@ def trigger_run(
     )
     session.add(run)
     session.flush()
+    insert_input_values(session, account.id, [(run.id, inputs)])
     record_changes(session, account.id, [run.id], notify)
     return run
 
@@ -415,6 +341,8 @@ def cancel_run(
             # A pending approval of a cancelled run is rejected with the reason "cancelled".
             cancel_pending_approvals(session, run_id, now)
             record_changes(session, account_id, [run_id], notify)
+            if status is RunStatus.QUEUED:
+                runs_ended(session, account_id, [run_id])
             return session.scalars(
                 select(Run).where(Run.id == run_id).execution_options(populate_existing=True)
             ).one()

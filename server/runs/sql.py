@@ -6,11 +6,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Engine, Table, create_engine, event, func, text
+from sqlalchemy import ColumnElement, Engine, Table, create_engine, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from server.runs.models import Run
+from server.runs.models import SEARCH_VALUE_CHARS, Run, RunInputValue, input_values
 
 # Any constant works; it only has to be the same in every server process.
 _RUN_EVENTS_LOCK_KEY = 0x7068_666C_6F77  # "phflow"
@@ -66,6 +66,17 @@ def insert_runs_if_new(session: Session, rows: list[dict[str, Any]]) -> set[str]
         return set(session.execute(statement, {"rows": document}).scalars())
     insert = sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
     return set(session.execute(insert, rows).scalars())
+
+
+def insert_input_values(session: Session, account_id: str, runs: list[tuple[str, dict[str, Any]]]) -> None:
+    """Index the input values of runs just inserted, `(run id, inputs)` each, for the list's search."""
+    rows = [
+        {"run_id": run_id, "value": value, "account_id": account_id}
+        for run_id, inputs in runs
+        for value in input_values(inputs)
+    ]
+    if rows:
+        session.execute(dialect_insert(session, RunInputValue).on_conflict_do_nothing(), rows)
 
 
 def _json_time(value: object) -> str:
@@ -125,6 +136,25 @@ def day_of(session: Session, column: Any) -> ColumnElement[Any]:
     if dialect_name(session) == "postgresql":
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
     return func.substr(column, 1, 10)
+
+
+def escape_like(value: str) -> str:
+    """`value` for a LIKE pattern with `\\` as the escape character: its `%` and `_` match themselves."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def input_value_starts_with(account_id: str, needle: str) -> ColumnElement[bool]:
+    """Runs of the account one of whose input values starts with `needle`, ignoring case: a range of
+    the `run_input_values` index, however many runs there are. The values compare byte by byte
+    (PostgreSQL's "C" collation, SQLite's BINARY), so the range holds exactly the values that
+    start with the text."""
+    prefix = needle.strip().lower()[:SEARCH_VALUE_CHARS]
+    matching = select(RunInputValue.run_id).where(
+        RunInputValue.account_id == account_id,
+        RunInputValue.value >= prefix,
+        RunInputValue.value < prefix + "\U0010ffff",
+    )
+    return Run.id.in_(matching)
 
 
 def reader_engine(engine: Engine) -> Engine:

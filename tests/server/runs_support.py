@@ -31,6 +31,7 @@ from tests.server.factories import WorkflowFixture
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
+SUBPROCESS_START_S = 120.0
 
 
 def iso(moment: datetime) -> str:
@@ -98,7 +99,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(base_url: str, timeout_s: float = 30.0) -> None:
+def wait_until_up(
+    base_url: str, timeout_s: float = 30.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Until `/healthz` answers; a server process that exits meanwhile ends the wait at once."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -106,6 +110,8 @@ def wait_until_up(base_url: str, timeout_s: float = 30.0) -> None:
                 return
         except httpx.HTTPError:
             pass
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server at {base_url} exited with {process.returncode} while starting")
         if time.monotonic() > deadline:
             raise RuntimeError(f"the server at {base_url} did not come up within {timeout_s} s")
         time.sleep(0.1)
@@ -165,7 +171,8 @@ def serve_in_subprocess(db_url: str, *, extra_env: dict[str, str] | None = None)
     base_url = f"http://127.0.0.1:{port}"
     try:
         try:
-            wait_until_up(base_url)
+            # A cold start imports the whole app: on a loaded 2-core machine that took over 30 s.
+            wait_until_up(base_url, SUBPROCESS_START_S, process)
         except RuntimeError:
             process.kill()
             _, err = process.communicate(timeout=10)

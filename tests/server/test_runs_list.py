@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from interpreter.trace import RunStatus
+from server.runs.listing import RunFilters, RunSort, encode_cursor, list_runs
 from server.runs.models import Run
-from server.runs.service import RunFilters, encode_cursor, list_runs
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import T0, iso, new_run_id, run_report
 
@@ -115,7 +115,9 @@ def test_bad_list_parameters_are_422(client: TestClient, db: Db) -> None:
     assert client.get("/api/v1/runs/not-a-run", headers=auth(acc.token)).status_code == 404
 
 
-def _captured_list_query(db: Db, filters: RunFilters, cursor: str | None) -> tuple[str, Any]:
+def _captured_list_query(
+    db: Db, filters: RunFilters, cursor: str | None, sort: RunSort = RunSort.CREATED_DESC
+) -> tuple[str, Any]:
     """The SELECT that `list_runs` sends to the database, with its parameters."""
     sent: list[tuple[str, Any]] = []
 
@@ -126,7 +128,7 @@ def _captured_list_query(db: Db, filters: RunFilters, cursor: str | None) -> tup
     event.listen(db.engine, "before_cursor_execute", capture)
     try:
         with db.session_factory() as session:
-            list_runs(session, "a", filters, cursor, 50)
+            list_runs(session, "a", filters, cursor, 50, sort)
     finally:
         event.remove(db.engine, "before_cursor_execute", capture)
     assert len(sent) == 1, sent
@@ -137,15 +139,19 @@ def test_list_queries_use_the_run_indexes(db: Db) -> None:
     """Every filter of the real list query is an index range scan in newest-first order: no sort,
     no table scan (what keeps a page fast at a million runs)."""
     now = datetime.now(UTC)
-    cursor = encode_cursor(Run(created_at=now, id="x"))
+    run = Run(created_at=now, started_at=now, duration_ms=10, id="x")
+    day = RunFilters(since=now - timedelta(days=1))
     cases = {
-        "ix_runs_account_created": RunFilters(since=now - timedelta(days=1)),
-        "ix_runs_account_status_created": RunFilters(status=RunStatus.FAILED),
-        "ix_runs_account_workflow_created": RunFilters(workflow_id="w"),
-        "ix_runs_account_device_created": RunFilters(device_id="d"),
+        "ix_runs_account_created": (day, RunSort.CREATED_DESC),
+        "ix_runs_account_status_created": (RunFilters(status=RunStatus.FAILED), RunSort.CREATED_DESC),
+        "ix_runs_account_workflow_created": (RunFilters(workflow_id="w"), RunSort.CREATED_DESC),
+        "ix_runs_account_device_created": (RunFilters(device_id="d"), RunSort.CREATED_DESC),
+        "ix_runs_account_trigger_created": (RunFilters(trigger="webhook"), RunSort.CREATED_DESC),
+        "ix_runs_account_start": (day, RunSort.STARTED_DESC),
+        "ix_runs_account_duration": (RunFilters(), RunSort.DURATION),
     }
-    for index, filters in cases.items():
-        statement, parameters = _captured_list_query(db, filters, cursor)
+    for index, (filters, sort) in cases.items():
+        statement, parameters = _captured_list_query(db, filters, encode_cursor(run, sort), sort)
         with db.engine.connect() as conn:
             if db.kind == "postgresql":
                 # The tables are tiny here, where a sequential scan is cheapest; forbid it so that
