@@ -41,6 +41,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("server.schedules.endpoints", "router"),
     ("server.approvals.endpoints", "router"),
     ("server.webhooks.endpoints", "router"),
+    ("server.hooks.endpoints", "router"),
 )
 
 # Every API route may answer these; documenting them keeps clients (and schemathesis) honest.

@@ -20,6 +20,7 @@ with contextlib.suppress(ModuleNotFoundError):
     importlib.import_module("server.runs.models")
     importlib.import_module("server.approvals.models")
     importlib.import_module("server.webhooks.models")
+    importlib.import_module("server.hooks.models")
 
 __all__ = [
     "Account",

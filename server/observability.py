@@ -61,6 +61,14 @@ def configure_logging(level: str = "INFO") -> None:
         logger.propagate = False
 
 
+# An incoming hook's URL is its only secret: the access log keeps its first characters only.
+_HOOK_PATH = re.compile(r"^(/api/v1/hooks/pf_hook_.{4}).*$")
+
+
+def _loggable(path: str) -> str:
+    return _HOOK_PATH.sub(r"\1…", path)
+
+
 class RequestIdMiddleware:
     """Takes or makes the request id, echoes it, and writes one access log line a request."""
 
@@ -97,14 +105,15 @@ class RequestIdMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             observe_request(scope["method"], getattr(route, "path", None), scope["path"], elapsed, streaming)
+            path = _loggable(scope["path"])
             _access_log.info(
                 "%s %s %s",
                 scope["method"],
-                scope["path"],
+                path,
                 status,
                 extra={
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": path,
                     "status": status,
                     "durationMs": round(elapsed * 1000, 1),
                 },

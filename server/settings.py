@@ -159,6 +159,12 @@ class Settings(BaseSettings):
     device_offline_after_s: float = Field(
         default=300, ge=1, description="A device silent this long is offline (the device.offline webhook)."
     )
+    hook_rate_per_minute: int = Field(
+        default=60,
+        ge=1,
+        le=6000,
+        description="Calls a minute an incoming hook takes unless it says otherwise.",
+    )
     metrics_token: SecretStr | None = Field(
         default=None,
         description="The bearer token /metrics asks of scrapers (none, and not public: /metrics is off).",

@@ -241,6 +241,7 @@ def queue_run(
             _parse_inputs(inputs),
             global_denylist=request.app.state.settings.global_denylist,
             trigger="manual",
+            triggered_by=user.account.email,
             notify=get_hub(request.app).notify,
         )
     except FormProblem as exc:

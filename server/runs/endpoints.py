@@ -26,7 +26,7 @@ from server.metrics import count_reported
 from server.runs import export as export_module
 from server.runs import listing, report, service, stats
 from server.runs.events import get_hub
-from server.runs.hooks import runs_ended
+from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
 from server.runs.models import Artifact, Run
 from server.runs.schemas import (
@@ -222,6 +222,7 @@ def trigger_run(
         body.device_id,
         body.inputs,
         global_denylist=request.app.state.settings.global_denylist,
+        triggered_by=account.email,
         notify=get_hub(request.app).notify,
     )
     return service.summary_json(run)

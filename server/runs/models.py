@@ -52,6 +52,9 @@ class Run(Base):
     # conditional UPDATE of runs.report compares, so a status never moves backwards.
     status_rank: Mapped[int] = mapped_column(Integer)
     trigger: Mapped[str] = mapped_column(String(16))
+    # Who or what asked for the run: a person's email, `schedule:<id>`, `hook:<name>`; null for runs
+    # a device made.
+    triggered_by: Mapped[str | None] = mapped_column(String(320), default=None)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]

@@ -167,6 +167,10 @@ class RunSummaryOut(_Out):
     device_id: str | None
     status: RunStatus
     trigger: Trigger
+    triggered_by: str | None = Field(
+        default=None,
+        description="Who or what asked: an email, schedule:<id>, hook:<name>; null from a device",
+    )
     inputs: dict[str, Any]
     started_at: UtcTime | None
     ended_at: UtcTime | None

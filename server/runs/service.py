@@ -28,7 +28,7 @@ from server.denylist.service import (
 )
 from server.devices.models import Device
 from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
-from server.runs.hooks import runs_ended
+from server.runs.lifecycle import runs_ended
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import notify_on_commit
 from server.runs.sql import insert_input_values, serialize_run_event_ids, utc_ms
@@ -51,6 +51,7 @@ def summary_json(run: Run | Row[Any]) -> dict[str, Any]:
         "deviceId": run.device_id,
         "status": run.status,
         "trigger": run.trigger,
+        "triggeredBy": run.triggered_by,
         "inputs": run.inputs,
         "startedAt": _time(run.started_at),
         "endedAt": _time(run.ended_at),
@@ -141,7 +142,7 @@ def _published_version(
     return workflow, version
 
 
-def _check_inputs(definition: dict[str, Any], inputs: dict[str, Any]) -> None:
+def _check_inputs(definition: dict[str, Any], inputs: dict[str, Any], pointer: str = "/inputs") -> None:
     schema = definition.get("inputs")
     if not isinstance(schema, dict):
         return
@@ -151,7 +152,7 @@ def _check_inputs(definition: dict[str, Any], inputs: dict[str, Any]) -> None:
         raise ValidationFailed(
             [
                 FieldProblem(
-                    "/inputs" + "".join(f"/{part}" for part in error.absolute_path),
+                    pointer + "".join(f"/{part}" for part in error.absolute_path),
                     error.message,
                     "give inputs that match the workflow's `inputs` schema",
                 )
@@ -183,12 +184,16 @@ def trigger_run(
     *,
     global_denylist: Denylist,
     trigger: str = "api",
+    triggered_by: str | None = None,
     notify: Callable[[], object] | None = None,
+    inputs_pointer: str = "/inputs",
 ) -> Run:
     """A new `queued` run of the workflow's published version on one of the account's devices.
 
     Refused (409) when the version names a package denied since it was saved: `global_denylist`
-    plus the account's entries are checked now."""
+    plus the account's entries are checked now. `triggered_by` names who or what asked (a
+    person's email, a schedule, a hook); a refusal of the inputs points into the body at
+    `inputs_pointer` (the hooks' body is the inputs: "")."""
     workflow, version = _published_version(session, account.id, workflow_id)
     device = session.scalars(
         select(Device).where(Device.id == device_id, Device.account_id == account.id)
@@ -197,7 +202,7 @@ def trigger_run(
         raise NotFound(f"no device {device_id} in this account; list devices with GET /api/v1/devices")
     if device.revoked_at is not None:
         raise Conflict(f"device {device_id} was revoked and takes no runs; pair a device again")
-    _check_inputs(version.definition, inputs)
+    _check_inputs(version.definition, inputs, inputs_pointer)
     check_denylist(session, account.id, workflow, version, global_denylist)
     now = utcnow()
     run = Run(
@@ -209,6 +214,7 @@ def trigger_run(
         status=RunStatus.QUEUED.value,
         status_rank=RunStatus.QUEUED.rank,
         trigger=trigger,
+        triggered_by=triggered_by,
         inputs=inputs,
         trace_len=0,
         created_at=now,

@@ -268,6 +268,7 @@ def _fire(
             schedule.inputs,
             global_denylist=global_denylist,
             trigger="schedule",
+            triggered_by=f"schedule:{schedule.id}",
             notify=notify,
         )
     except AppError as exc:

@@ -1,6 +1,6 @@
 """The events webhooks tell of, and where each is enqueued.
 
-* `run.finished` / `run.failed`: a listener of `server.runs.hooks` — in the transaction that ends
+* `run.finished` / `run.failed`: a listener of `server.runs.lifecycle` — in the transaction that ends
   the run (a report storing its final status, a cancel of a queued run);
 * `approval.waiting`: `approval_waiting()`, called by the approvals API when a run asks;
 * `device.offline`: `notice_offline_devices()`, a job that looks for paired devices silent for
@@ -26,7 +26,7 @@ from server.approvals.models import Approval
 from server.approvals.service import approval_json
 from server.db import utcnow
 from server.devices.models import Device
-from server.runs.hooks import on_runs_ended
+from server.runs.lifecycle import on_runs_ended
 from server.runs.models import Run
 from server.runs.service import summary_json
 from server.runs.sql import dialect_insert, utc_ms
