@@ -65,7 +65,9 @@ def is_script_request(request: Request) -> bool:
 def _back_link(request: Request) -> str:
     # The section the failed request belongs to: `/devices/ID/revoke` → `/devices`.
     section = request.url.path.strip("/").split("/", 1)[0]
-    return f"/{section}" if section in ("runs", "devices", "workflows", "settings") else "/runs"
+    return (
+        f"/{section}" if section in ("runs", "devices", "workflows", "integrations", "settings") else "/runs"
+    )
 
 
 def _detail(exc: Exception) -> tuple[int, str, str, dict[str, str]]:
