@@ -4,14 +4,15 @@ When a run reaches a `control.approval` node, the gate asks the server
 (`POST /api/v1/devices/me/approvals`, idempotent by run, node and visit, so it is sent again
 while the server cannot be reached) and then polls the approval
 (`GET /api/v1/devices/me/approvals/{id}`) until someone answers, the node's timeout passes on
-the engine's clock, or the run is cancelled (locally, or on the server: a cancelled run's
-approval reads `cancelled`). One gate serves one run; it counts the visits of each node, so a
+the engine's clock (`timeoutS` 0: never), or the run is cancelled (locally, or on the server: a
+cancelled run's approval reads `cancelled`). One gate serves one run; it counts the visits of each node, so a
 node in a loop asks again instead of reading its earlier answer.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -56,7 +57,8 @@ class ServerApprovals:
         timeout_s: float,
         clock: Clock,
     ) -> ApprovalResponse:
-        deadline = clock.monotonic() + timeout_s
+        # timeoutS 0: no time limit (the server keeps the approval pending until someone answers).
+        deadline = clock.monotonic() + timeout_s if timeout_s > 0 else math.inf
         self.visits[node_id] += 1
         visit = self.visits[node_id]
         approval = self._ask(run_id, node_id, visit, message, approvers, timeout_s, clock, deadline)
@@ -143,13 +145,15 @@ class ServerApprovals:
 def _answer(approval: dict[str, Any]) -> ApprovalResponse | None:
     """The engine's answer for an approval the server has decided; None while it is pending."""
     status = approval.get("status")
+    # Where the person answered (dashboard, api); a server that does not say: "server".
+    via = approval.get("decidedVia") or VIA
     if status == "approved":
         return ApprovalResponse(
-            ApprovalDecision.APPROVED, approval.get("decidedBy"), approval.get("note"), VIA
+            ApprovalDecision.APPROVED, approval.get("decidedBy"), approval.get("note"), via
         )
     if status == "rejected":
         return ApprovalResponse(
-            ApprovalDecision.REJECTED, approval.get("decidedBy"), approval.get("note"), VIA
+            ApprovalDecision.REJECTED, approval.get("decidedBy"), approval.get("note"), via
         )
     if status == "cancelled":
         return ApprovalResponse(ApprovalDecision.REJECTED, note=CANCELLED_NOTE, via=VIA)

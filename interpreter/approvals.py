@@ -7,6 +7,8 @@ and lets every request time out.
 
 A gate must answer within `timeout_s` of the clock it is given (or say `timed_out`),
 and answer `rejected` with the note "cancelled" when the run is cancelled meanwhile.
+`timeout_s` 0 means no time limit: a gate that knows nobody will ever answer (a simulation
+without a scripted answer) raises `NoAnswerComing` instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -18,6 +20,17 @@ from typing import Any, Protocol
 
 from interpreter.clock import Clock
 from interpreter.errors import WorkflowError
+
+
+class NoAnswerComing(Exception):
+    """An approval without a time limit that nobody is going to answer (in a simulation)."""
+
+
+def _never_answered(node_id: str) -> NoAnswerComing:
+    return NoAnswerComing(
+        f"approval '{node_id}' waits without a time limit (timeoutS 0) and nothing answers it here: "
+        "give it an answer in the scenario, or a timeoutS"
+    )
 
 
 class ApprovalDecision(StrEnum):
@@ -62,6 +75,8 @@ class NoApprovals:
         timeout_s: float,
         clock: Clock,
     ) -> ApprovalResponse:
+        if timeout_s == 0:
+            raise _never_answered(node_id)
         clock.sleep(timeout_s)
         return ApprovalResponse(ApprovalDecision.TIMED_OUT)
 
@@ -93,7 +108,8 @@ class ScenarioApprovals:
 
     An answer comes `afterS` seconds of clock time after the request (default 0); when
     that is later than the node's timeout, or the node is not listed, or the decision is
-    `timeout`, the request waits the whole timeout and times out.
+    `timeout`, the request waits the whole timeout and times out. A node without a time limit
+    (`timeoutS` 0) waits as long as `afterS` says; unanswered, it is `NoAnswerComing`.
     """
 
     def __init__(self, answers: Mapping[str, ScriptedAnswer] | None = None) -> None:
@@ -125,7 +141,10 @@ class ScenarioApprovals:
         clock: Clock,
     ) -> ApprovalResponse:
         answer = self.answers.get(node_id)
-        if answer is None or answer.decision is ApprovalDecision.TIMED_OUT or answer.after_s > timeout_s:
+        unanswered = answer is None or answer.decision is ApprovalDecision.TIMED_OUT
+        if timeout_s == 0 and unanswered:
+            raise _never_answered(node_id)
+        if answer is None or unanswered or (timeout_s and answer.after_s > timeout_s):
             clock.sleep(timeout_s)
             return ApprovalResponse(ApprovalDecision.TIMED_OUT)
         clock.sleep(answer.after_s)

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from interpreter.approvals import ApprovalDecision
+from interpreter.approvals import ApprovalDecision, NoAnswerComing
 from interpreter.condition_scope import scope_for
 from interpreter.denylist import denied_message
 from interpreter.elements import compile_selector, element_timeout_ms, find_now, text_selector, wait_for
 from interpreter.errors import AppNotInstalledError
 from interpreter.expressions import ExpressionError, evaluate
 from interpreter.http_step import run_http
-from interpreter.step_context import RunDeadlineReached, StepContext, StepFailure, StepResult
+from interpreter.step_context import StepContext, StepFailure, StepResult
 from interpreter.trace import RunStatus
 
 StepFunction = Callable[[StepContext, Mapping[str, Any], Mapping[str, Any]], StepResult]
@@ -160,33 +160,41 @@ def branch(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any])
 
 
 def approval(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
-    """Ask the approval gate and wait; approved → `ok`, rejected or timed out → `failed`, edge `rejected`."""
+    """Ask the approval gate and wait; approved → `ok`, rejected or timed out → `failed`, edge `rejected`.
+
+    `timeoutS` 0 waits without a time limit. Waiting is not running time: the run's time cap moves
+    on by as long as the wait took.
+    """
     timeout_s = float(params.get("timeoutS", 60))
-    # A person gets at most the time the run has left.
-    allowed_s = max(min(timeout_s, ctx.remaining_s()), 0.0)
     ctx.set_status(RunStatus.WAITING_FOR_APPROVAL)
+    waited_from = ctx.clock.monotonic()
     try:
         response = ctx.approvals.request(
             run_id=ctx.run_id,
             node_id=str(node["id"]),
             message=_as_text(params.get("message", "")),
             approvers=[str(a) for a in params.get("approvers") or []],
-            timeout_s=allowed_s,
+            timeout_s=timeout_s,
             clock=ctx.clock,
         )
+    except NoAnswerComing as exc:
+        raise StepFailure(str(exc), retryable=False) from None
     finally:
+        ctx.deadline += ctx.clock.monotonic() - waited_from
         ctx.set_status(RunStatus.RUNNING)
-    if response.decision is ApprovalDecision.TIMED_OUT:
-        if allowed_s < timeout_s:
-            raise RunDeadlineReached  # the run's cap, not the node's timeout, ended the wait
-        raise StepFailure(
-            f"no answer to the approval within {timeout_s:g} s", retryable=False, edge="rejected"
-        )
     output = {
         "respondedBy": response.responded_by,
         "responseNote": response.note,
         "respondedVia": response.via,
     }
+    if response.decision is ApprovalDecision.TIMED_OUT:
+        # The outputs are there (null) so that templates on the rejected path resolve.
+        raise StepFailure(
+            f"no answer to the approval within {timeout_s:g} s",
+            retryable=False,
+            edge="rejected",
+            output=dict.fromkeys(output),
+        )
     if response.decision is ApprovalDecision.APPROVED:
         return StepResult(output, edge="approved")
     who = f" by {response.responded_by}" if response.responded_by else ""

@@ -72,8 +72,7 @@ def resolve(path: str, scope: Mapping[str, Any]) -> Any:
             current = current[int(part)]
         else:
             raise TemplateError(path, f"template '{{{{{path}}}}}' does not resolve")
-    if current is None:
-        raise TemplateError(path, f"template '{{{{{path}}}}}' does not resolve (the value is null)")
+    # A null is a value (an approval that timed out has no note): it renders as the JSON word.
     return current
 
 

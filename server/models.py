@@ -21,6 +21,7 @@ with contextlib.suppress(ModuleNotFoundError):
     importlib.import_module("server.approvals.models")
     importlib.import_module("server.webhooks.models")
     importlib.import_module("server.hooks.models")
+    importlib.import_module("server.notifications.models")
 
 __all__ = [
     "Account",

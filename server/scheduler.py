@@ -24,6 +24,7 @@ JOB_MODULES = (
     "server.devices.jobs",
     "server.schedules.jobs",
     "server.webhooks.jobs",
+    "server.notifications.mailer",
 )
 _log = logging.getLogger("phoneflow.scheduler")
 

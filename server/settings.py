@@ -159,6 +159,17 @@ class Settings(BaseSettings):
     device_offline_after_s: float = Field(
         default=300, ge=1, description="A device silent this long is offline (the device.offline webhook)."
     )
+    smtp_host: str | None = Field(
+        default=None, description="The SMTP server approvers are e-mailed through; none: no approval e-mails."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = Field(default=None, description="Log in with this user (and smtp_password).")
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field(default="phoneflow@localhost", description="The From address of approval e-mails.")
+    smtp_starttls: bool = Field(default=True, description="Upgrade the connection with STARTTLS.")
+    smtp_ssl: bool = Field(default=False, description="Connect with TLS from the start (port 465).")
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    smtp_poll_s: float = Field(default=2.0, gt=0, le=60, description="How often due e-mails are looked for.")
     hook_rate_per_minute: int = Field(
         default=60,
         ge=1,

@@ -65,16 +65,60 @@ def test_an_answer_later_than_the_timeout_is_a_timeout() -> None:
 def test_without_a_gate_every_approval_times_out() -> None:
     result, clock = run(approval_workflow(timeout_s=5))
     assert result.trace[0].message == "no answer to the approval within 5 s"
-    assert result.trace[0].output == {}
-    # the rejected edge is taken for a timeout too
-    assert result.error_message == "template '{{nodes.ask.output.responseNote}}' does not resolve"
+    # The outputs are there, null, so that a template on the rejected path resolves.
+    assert result.trace[0].output == {"respondedBy": None, "responseNote": None, "respondedVia": None}
+    assert [e.node_id for e in result.trace] == ["ask", "no"]  # the rejected edge, for a timeout too
+    assert result.error_message == "refused: null"
     assert clock.monotonic() == 5
 
 
-def test_the_run_cap_cuts_an_approval_wait_short() -> None:
-    result, clock = run(approval_workflow(timeout_s=600, run_timeout_s=10), approvals=NoApprovals())
-    assert result.status is RunStatus.TIMEOUT
+def test_waiting_is_not_running_time() -> None:
+    """A 10 s run waits 600 s for its approval (the wait does not count), then still has its 10 s."""
+    gate = ScenarioApprovals.from_json(
+        {"approvals": {"ask": {"decision": "approved", "by": "ann", "afterS": 590}}}
+    )
+    definition = approval_workflow(timeout_s=600, run_timeout_s=10)
+    definition["nodes"][1] = {"id": "yes", "kind": "action.wait", "params": {"ms": 9000}}
+    result, clock = run(definition, approvals=gate)
+    assert result.status is RunStatus.SUCCESS
+    assert clock.monotonic() == 599
+    over = approval_workflow(timeout_s=600, run_timeout_s=10)
+    over["nodes"][1] = {"id": "yes", "kind": "action.wait", "params": {"ms": 11000}}
+    result, clock = run(
+        over, approvals=ScenarioApprovals.from_json({"approvals": {"ask": {"decision": "approved"}}})
+    )
+    assert result.status is RunStatus.TIMEOUT  # running time alone passed the cap
     assert clock.monotonic() == 10
+
+
+def test_timeout_0_waits_without_a_time_limit() -> None:
+    late = ScenarioApprovals.from_json(
+        {"approvals": {"ask": {"decision": "approved", "by": "ann", "afterS": 86400 * 3}}}
+    )
+    result, clock = run(approval_workflow(timeout_s=0, run_timeout_s=5), approvals=late)
+    assert result.status is RunStatus.SUCCESS
+    assert result.trace[0].output == {"respondedBy": "ann", "responseNote": None, "respondedVia": "scenario"}
+    assert clock.monotonic() == 86400 * 3
+    asked: list[float] = []
+
+    class RecordingGate:
+        def request(self, *, timeout_s: float, **_: Any) -> ApprovalResponse:
+            asked.append(timeout_s)
+            return ApprovalResponse(ApprovalDecision.REJECTED, "bob", "no", "dashboard")
+
+    run(approval_workflow(timeout_s=0), approvals=RecordingGate())
+    assert asked == [0]  # the gate is told: no limit
+
+
+@pytest.mark.parametrize("gate", [NoApprovals(), ScenarioApprovals.from_json({"approvals": {}})])
+def test_a_simulated_approval_nobody_answers_without_a_limit_fails_instead_of_hanging(gate: Any) -> None:
+    result, clock = run(approval_workflow(timeout_s=0), approvals=gate)
+    assert result.status is RunStatus.FAILED
+    assert result.trace[0].message == (
+        "approval 'ask' waits without a time limit (timeoutS 0) and nothing answers it here: "
+        "give it an answer in the scenario, or a timeoutS"
+    )
+    assert clock.monotonic() == 0
 
 
 def test_the_gate_gets_the_rendered_message_and_approvers() -> None:

@@ -125,7 +125,6 @@ def test_unbalanced_braces_stay_text() -> None:
     ("text", "path", "words"),
     [
         ("{{inputs.missing}}", "inputs.missing", "does not resolve"),
-        ("order {{inputs.none}}", "inputs.none", "the value is null"),
         ("{{inputs.items.9}}", "inputs.items.9", "does not resolve"),
         ("{{inputs.s.0}}", "inputs.s.0", "does not resolve"),
         ("{{nodes.ghost.output.text}}", "nodes.ghost.output.text", "does not resolve"),
@@ -138,6 +137,11 @@ def test_a_path_that_does_not_resolve_fails_naming_it(text: str, path: str, word
     assert caught.value.path == path
     assert words in caught.value.reason
     assert path in str(caught.value)
+
+
+def test_a_null_value_renders_as_null() -> None:
+    assert render("order {{inputs.none}}", SCOPE) == "order null"  # the JSON word, never an empty string
+    assert render({"note": "{{inputs.none}}"}, SCOPE) == {"note": None}  # a whole value stays null
 
 
 def test_resolve_reads_lists_by_index() -> None:

@@ -16,6 +16,7 @@ from server.approvals.schemas import ApprovalOut, ApprovalRequestIn, DecisionIn
 from server.auth import CurrentAccount, CurrentDevice
 from server.db import SessionDep
 from server.errors import problem_responses
+from server.notifications.service import enqueue_approval_emails
 from server.runs.events import get_hub
 from server.runs.service import record_changes
 from server.webhooks.events import approval_waiting
@@ -51,7 +52,9 @@ def request_approval(
         # Not a change of the run, but open dashboards of it refresh and show the question.
         record_changes(session, approval.account_id, [approval.run_id], get_hub(request.app).notify)
         if approval.status == ApprovalStatus.PENDING.value:
-            approval_waiting(session, approval)  # webhooks, in this transaction
+            # Approvers are told (webhooks, e-mails), queued in this transaction: once per approval.
+            approval_waiting(session, approval)
+            enqueue_approval_emails(session, request.app.state.settings, approval)
     out = ApprovalOut.model_validate(service.approval_json(approval))
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if created else 200)
 

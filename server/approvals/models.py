@@ -38,9 +38,12 @@ class Approval(Base):
     approvers: Mapped[list[str]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16), default=ApprovalStatus.PENDING.value)
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
+    # None: the node's timeoutS was 0, it waits until someone answers (or the run is cancelled).
+    expires_at: Mapped[datetime | None]
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
     decided_by: Mapped[str | None] = mapped_column(String(320), default=None)
+    # Where the answer was given: `dashboard` (the run's page) or `api`.
+    decided_via: Mapped[str | None] = mapped_column(String(16), default=None)
     note: Mapped[str | None] = mapped_column(Text, default=None)
 
     __table_args__ = (

@@ -33,7 +33,11 @@ class ApprovalRequestIn(_In):
         max_length=100,
         description="Emails of who may answer; empty: anyone of the account.",
     )
-    timeout_s: float = Field(ge=0, le=86_400, description="Seconds until the approval times out.")
+    timeout_s: float = Field(
+        ge=0,
+        le=86_400,
+        description="Seconds until the approval times out; 0: it waits until someone answers.",
+    )
 
 
 class DecisionIn(_In):
@@ -52,7 +56,8 @@ class ApprovalOut(_Out):
         description="pending, approved, rejected, timed_out (past expiresAt unanswered) or cancelled"
     )
     requested_at: UtcTime
-    expires_at: UtcTime
+    expires_at: UtcTime | None = Field(description="null: no time limit (the node's timeoutS was 0)")
     decided_at: UtcTime | None
     decided_by: str | None
+    decided_via: str | None = Field(default=None, description="dashboard or api")
     note: str | None

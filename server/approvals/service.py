@@ -2,7 +2,8 @@
 
 Nothing here commits: the request's session owns the transaction. An approval past its
 `expires_at` that nobody answered reads as `timed_out` (computed on read; written down the
-next time something tries to decide it), so no background job is needed.
+next time something tries to decide it), so no background job is needed. An approval without
+`expires_at` (the node's `timeoutS` 0) stays pending until it is answered or its run cancelled.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ CANCELLED_NOTE = "cancelled"
 def effective_status(approval: Approval, now: datetime | None = None) -> ApprovalStatus:
     """The status as callers see it: a pending approval past `expires_at` has timed out."""
     status = ApprovalStatus(approval.status)
-    if status is ApprovalStatus.PENDING and (now or utcnow()) >= approval.expires_at:
+    expires = approval.expires_at
+    if status is ApprovalStatus.PENDING and expires is not None and (now or utcnow()) >= expires:
         return ApprovalStatus.TIMED_OUT
     return status
 
@@ -49,14 +51,20 @@ def approval_json(approval: Approval, now: datetime | None = None) -> dict[str, 
         "expiresAt": approval.expires_at,
         "decidedAt": approval.expires_at if timed_out_now else approval.decided_at,
         "decidedBy": approval.decided_by,
+        "decidedVia": approval.decided_via,
         "note": approval.note,
     }
+
+
+def _unexpired(now: datetime) -> ColumnElement[bool]:
+    """Not past its time limit (or without one)."""
+    return or_(Approval.expires_at.is_(None), Approval.expires_at > now)
 
 
 def _status_filter(status: ApprovalStatus, now: datetime) -> ColumnElement[bool]:
     pending = Approval.status == ApprovalStatus.PENDING.value
     if status is ApprovalStatus.PENDING:
-        return and_(pending, Approval.expires_at > now)
+        return and_(pending, _unexpired(now))
     if status is ApprovalStatus.TIMED_OUT:
         return or_(
             Approval.status == ApprovalStatus.TIMED_OUT.value, and_(pending, Approval.expires_at <= now)
@@ -101,7 +109,7 @@ def request_approval(
         "approvers": approvers,
         "status": ApprovalStatus.CANCELLED.value if ended else ApprovalStatus.PENDING.value,
         "requested_at": now,
-        "expires_at": now + timedelta(seconds=timeout_s),
+        "expires_at": now + timedelta(seconds=timeout_s) if timeout_s > 0 else None,
         "decided_at": now if ended else None,
         "note": CANCELLED_NOTE if ended else None,
     }
@@ -198,7 +206,7 @@ def _not_pending(approval: Approval, now: datetime) -> Conflict:
             f"{name} was already {status.value} by {approval.decided_by or 'someone'} at {when}; "
             "an approval is answered once"
         )
-    if status is ApprovalStatus.TIMED_OUT:
+    if status is ApprovalStatus.TIMED_OUT and approval.expires_at is not None:
         return Conflict(
             f"{name} timed out at {utc_ms(approval.expires_at)}: nobody answered in time, and the run "
             "went on along its 'rejected' path"
@@ -215,9 +223,16 @@ def may_answer(approval: Approval, account: Account) -> bool:
 
 
 def decide(
-    session: Session, account: Account, approval_id: str, *, approve: bool, note: str | None
+    session: Session,
+    account: Account,
+    approval_id: str,
+    *,
+    approve: bool,
+    note: str | None,
+    via: str = "api",
 ) -> Approval:
-    """Approve or reject a pending approval as `account` (its email is recorded as who answered).
+    """Approve or reject a pending approval as `account` (its email is recorded as who answered, and
+    `via` where: `dashboard` or `api`).
 
     409 when it is no longer pending (saying why); 403 when the approval names its approvers
     and this account is not one of them.
@@ -237,9 +252,9 @@ def decide(
         .where(
             Approval.id == approval.id,
             Approval.status == ApprovalStatus.PENDING.value,
-            Approval.expires_at > now,
+            _unexpired(now),
         )
-        .values(status=status.value, decided_at=now, decided_by=account.email, note=note)
+        .values(status=status.value, decided_at=now, decided_by=account.email, decided_via=via, note=note)
         .execution_options(synchronize_session=False)
     )
     fresh = session.scalars(
@@ -258,7 +273,7 @@ def cancel_pending(session: Session, run_id: str, now: datetime | None = None) -
         .where(
             Approval.run_id == run_id,
             Approval.status == ApprovalStatus.PENDING.value,
-            Approval.expires_at > now,  # one that already timed out stays timed out
+            _unexpired(now),  # one that already timed out stays timed out
         )
         .values(status=ApprovalStatus.CANCELLED.value, decided_at=now, note=CANCELLED_NOTE)
         .execution_options(synchronize_session=False)

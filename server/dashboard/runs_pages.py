@@ -285,6 +285,14 @@ def runs_stats_fragment(request: Request, db: SessionDep, user: User) -> Respons
     return page(request, "_stats.html", user, **_stats_context(db, user))
 
 
+@router.get("/runs/_approvals", response_class=HTMLResponse)
+def approvals_fragment(request: Request, db: SessionDep, user: User) -> Response:
+    """How many approvals wait for an answer, which live.js refreshes after an event."""
+    return page(
+        request, "_approvals_count.html", user, pending_approvals=approvals.count_pending(db, user.account.id)
+    )
+
+
 @router.get("/runs/export")
 def export_runs(
     request: Request,
@@ -407,6 +415,13 @@ def answer_approval(
         raise NotFound(f"run {run_id} has no approval {approval_id}")
     if decision not in ("approve", "reject"):
         raise ValidationFailed([], f"the decision must be approve or reject, not {decision!r}")
-    approvals.decide(db, user.account, approval.id, approve=decision == "approve", note=note.strip() or None)
+    approvals.decide(
+        db,
+        user.account,
+        approval.id,
+        approve=decision == "approve",
+        note=note.strip() or None,
+        via="dashboard",
+    )
     record_changes(db, user.account.id, [run.id], get_hub(request.app).notify)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)

@@ -128,8 +128,9 @@ def test_an_approval_given_through_the_server_lets_the_run_go_on(
         f"/api/v1/approvals/{approval['id']}/decision", json={"decision": "approve", "note": "go"}
     )
     assert decided.status_code == 200, decided.text
+    # Answered through the API: the run's trace says so (respondedVia).
     assert answer.result(timeout=15) == ApprovalResponse(
-        ApprovalDecision.APPROVED, server.account.email, "go", "server"
+        ApprovalDecision.APPROVED, server.account.email, "go", "api"
     )
 
     # the same node reached again (a loop) asks again: visit 2, a new approval
@@ -149,7 +150,7 @@ def test_a_rejection_is_rejected_with_who_and_why(
         f"/api/v1/approvals/{approval['id']}/decision", json={"decision": "reject", "note": "not today"}
     )
     assert answer.result(timeout=15) == ApprovalResponse(
-        ApprovalDecision.REJECTED, server.account.email, "not today", "server"
+        ApprovalDecision.REJECTED, server.account.email, "not today", "api"
     )
 
 
@@ -161,6 +162,20 @@ def test_nobody_answers_and_the_approval_times_out(claimed: Claimed, pool: Threa
     assert clock.monotonic() - started >= 0.5
     listed = claimed.account.get("/api/v1/approvals", params={"runId": claimed.run_id}).json()
     assert [a["status"] for a in listed] == ["timed_out"]
+
+
+def test_timeout_0_waits_past_any_limit_until_someone_answers(
+    server: ServerProcess, claimed: Claimed, pool: ThreadPoolExecutor
+) -> None:
+    answer = claimed.ask(pool, _gate(claimed), timeout_s=0)
+    approval = claimed.pending()
+    assert approval["expiresAt"] is None
+    time.sleep(POLL_S * 3)  # several polls: still waiting, not timed out
+    assert not answer.done()
+    claimed.account.post(f"/api/v1/approvals/{approval['id']}/decision", json={"decision": "approve"})
+    assert answer.result(timeout=15) == ApprovalResponse(
+        ApprovalDecision.APPROVED, server.account.email, None, "api"
+    )
 
 
 def test_cancelling_the_run_on_the_server_rejects_the_approval(
@@ -238,5 +253,5 @@ def test_a_run_on_the_phone_waits_for_approval_and_goes_on_when_approved(
     assert run["trace"][1]["output"] == {
         "respondedBy": server.account.email,
         "responseNote": "ship it",
-        "respondedVia": "server",
+        "respondedVia": "api",
     }

@@ -181,7 +181,14 @@ def test_an_unanswered_approval_times_out(client: TestClient, db: Db) -> None:
     acc = create_account(db)
     dev = create_device(db, acc.id)
     run_id = _claimed_run(client, db, acc, dev)
-    approval = _ask(client, dev, run_id, timeoutS=0).json()  # expires the moment it is asked
+    asked = _ask(client, dev, run_id, timeoutS=5).json()
+    with db.session_factory.begin() as session:  # its five seconds have passed
+        session.execute(
+            update(Approval)
+            .where(Approval.id == asked["id"])
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    approval = client.get(f"/api/v1/approvals/{asked['id']}", headers=auth(acc.token)).json()
     assert approval["status"] == "timed_out"
     assert approval["decidedAt"] == approval["expiresAt"]
 
@@ -288,6 +295,8 @@ def test_the_run_page_shows_the_question_and_answers_it(client: TestClient, db: 
 
     runs = client.get("/runs")
     assert "2 approvals waiting for an answer" in runs.text
+    assert 'data-live-src="/runs/_approvals"' in runs.text  # refreshed live as approvals come and go
+    assert "2 approvals waiting for an answer" in client.get("/runs/_approvals").text
     page = client.get(f"/runs/{run_id}")
     assert page.status_code == 200
     assert "Ship order A-1?" in page.text
@@ -310,6 +319,7 @@ def test_the_run_page_shows_the_question_and_answers_it(client: TestClient, db: 
     assert answered.status_code == 303
     body = client.get(f"/api/v1/approvals/{approval['id']}", headers=auth(acc.token)).json()
     assert (body["status"], body["decidedBy"], body["note"]) == ("approved", "erin@example.com", "ok")
+    assert body["decidedVia"] == "dashboard"  # the device reports it as respondedVia
     again = client.post(
         f"/runs/{run_id}/approval",
         data={"csrf_token": csrf, "approval_id": approval["id"], "decision": "reject"},
@@ -318,3 +328,31 @@ def test_the_run_page_shows_the_question_and_answers_it(client: TestClient, db: 
     assert again.status_code == 409
     assert "already approved by erin@example.com" in again.text
     assert 'value="approve"' not in client.get(f"/runs/{run_id}").text
+    assert "1 approval waiting for an answer" in client.get("/runs/_approvals").text
+
+
+def test_timeout_0_waits_without_a_time_limit(client: TestClient, db: Db) -> None:
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    run_id = _claimed_run(client, db, acc, dev)
+    approval = _ask(client, dev, run_id, timeoutS=0).json()
+    assert (approval["status"], approval["expiresAt"]) == ("pending", None)
+    with db.session_factory.begin() as session:  # asked long ago: still waiting
+        session.execute(
+            update(Approval)
+            .where(Approval.id == approval["id"])
+            .values(requested_at=utcnow() - timedelta(days=30))
+        )
+    listed = client.get("/api/v1/approvals?status=pending", headers=auth(acc.token)).json()
+    assert [a["id"] for a in listed] == [approval["id"]]
+    assert client.get("/api/v1/approvals?status=timed_out", headers=auth(acc.token)).json() == []
+    answered = _decide(client, acc.token, approval["id"], "reject", note="not this one")
+    assert answered.status_code == 200, answered.text
+    assert (answered.json()["status"], answered.json()["decidedVia"]) == ("rejected", "api")
+    polled = client.get(f"/api/v1/devices/me/approvals/{approval['id']}", headers=auth(dev.token)).json()
+    assert (polled["status"], polled["note"], polled["decidedVia"]) == ("rejected", "not this one", "api")
+
+    unlimited = _ask(client, dev, run_id, nodeId="again", timeoutS=0).json()
+    client.post(f"/api/v1/runs/{run_id}/cancel", headers=auth(acc.token))
+    cancelled = client.get(f"/api/v1/approvals/{unlimited['id']}", headers=auth(acc.token)).json()
+    assert (cancelled["status"], cancelled["note"]) == ("cancelled", "cancelled")
