@@ -16,6 +16,14 @@ from server.dashboard import (
 
 router = APIRouter(include_in_schema=False)
 # The builder's pages come before the workflow pages: `/workflows/new` is not a workflow id.
-_PAGES = (auth_pages, runs_pages, fleet_pages, builder_pages, workflow_pages, integrations_pages, settings_pages)
+_PAGES = (
+    auth_pages,
+    runs_pages,
+    fleet_pages,
+    builder_pages,
+    workflow_pages,
+    integrations_pages,
+    settings_pages,
+)
 for _pages in _PAGES:
     router.include_router(_pages.router)
