@@ -45,6 +45,9 @@ _TITLES = {
 }
 
 
+SECTIONS = ("runs", "analytics", "devices", "workflows", "integrations", "settings")
+
+
 class SignInRequired(Exception):
     """Nobody is signed in (or the session ended): go to the sign-in page, then back to `target`."""
 
@@ -66,7 +69,9 @@ def _back_link(request: Request) -> str:
     # The section the failed request belongs to: `/devices/ID/revoke` → `/devices`.
     section = request.url.path.strip("/").split("/", 1)[0]
     return (
-        f"/{section}" if section in ("runs", "devices", "workflows", "integrations", "settings") else "/runs"
+        f"/{section}"
+        if section in ("runs", "analytics", "devices", "workflows", "integrations", "settings")
+        else "/runs"
     )
 
 

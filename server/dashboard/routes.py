@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from server.dashboard import (
+    analytics_pages,
     auth_pages,
     builder_pages,
     fleet_pages,
@@ -19,6 +20,7 @@ router = APIRouter(include_in_schema=False)
 _PAGES = (
     auth_pages,
     runs_pages,
+    analytics_pages,
     fleet_pages,
     builder_pages,
     workflow_pages,

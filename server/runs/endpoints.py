@@ -29,6 +29,7 @@ from server.runs.events import get_hub
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
 from server.runs.models import Artifact, Run
+from server.runs.rollup import record_step_failures
 from server.runs.schemas import (
     ArtifactOut,
     ClaimedRunOut,
@@ -88,7 +89,11 @@ def report_runs(
     )
     service.record_changes(session, device.account_id, changed, get_hub(request.app).notify)
     stored = set(changed)
-    runs_ended(session, device.account_id, [r.id for r in body.runs if r.id in stored and r.status.terminal])
+    ended = {
+        r.id: r for r in reversed(body.runs) if r.id in stored and r.status.terminal
+    }  # the first of each
+    runs_ended(session, device.account_id, list(ended))
+    record_step_failures(session, device.account_id, ended.values())
     after_commit(session, lambda: count_reported([r.result for r in results]))
     cancelled = set(service.cancel_requested_run_ids(session, device.id, [r.id for r in results]))
     return {

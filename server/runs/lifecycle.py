@@ -2,7 +2,8 @@
 
 `runs_ended(session, account_id, run_ids)` is called, inside the transaction that ends them, for
 runs that have just reached a final status (a `runs.report` that stored a final status, a cancel
-of a queued run). A final status never changes, so each run ends once. Listeners (webhooks
+of a queued run). A final status never changes, so each run ends once: it is added to the
+analytics' daily rollup here. Listeners (webhooks
 enqueue their deliveries) run in the same transaction: what they write commits with the end of
 the run or not at all. `phoneflow_runs_finished_total` counts after the commit.
 """
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from server.db import after_commit
 from server.metrics import FINISHED_RUNS
 from server.runs.models import Run
+from server.runs.rollup import count_ended
 
 RunsEndedListener = Callable[[Session, str, Sequence[Row[Any]]], None]
 _listeners: list[RunsEndedListener] = []
@@ -35,8 +37,10 @@ def runs_ended(session: Session, account_id: str, run_ids: Sequence[str]) -> Non
     if not run_ids:
         return
     session.flush()
-    runs = session.execute(select(Run.__table__).where(Run.__table__.c.id.in_(list(run_ids)))).all()
+    unique_ids = list(dict.fromkeys(run_ids))
+    runs = session.execute(select(Run.__table__).where(Run.__table__.c.id.in_(unique_ids))).all()
     statuses = [run.status for run in runs]
+    count_ended(session, account_id, runs)
     for listener in _listeners:
         listener(session, account_id, runs)
     after_commit(session, lambda: _count(statuses))

@@ -162,6 +162,43 @@ def input_values(inputs: dict[str, Any]) -> list[str]:
 SEARCH_VALUE_CHARS = 200
 
 
+class RunDailyStat(Base):
+    """Ended runs per account, UTC day of creation and final status, counted twice: by workflow
+    (`dimension` 'workflow', `key` its id) and by device (`dimension` 'device', `key` its id or '').
+    What the analytics sum instead of reading every run (server/runs/rollup.py); the rows grow
+    with days × (workflows + devices), not with runs."""
+
+    __tablename__ = "run_daily_stats"
+
+    account_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    key: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status: Mapped[str] = mapped_column(String(32), primary_key=True)
+    runs: Mapped[int] = mapped_column(Integer)
+    timed: Mapped[int] = mapped_column(Integer)
+    duration_sum: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunStepFailure(Base):
+    """A failed step of an ended run: which node, of what kind, why, when."""
+
+    __tablename__ = "run_step_failures"
+
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(36))
+    workflow_id: Mapped[str] = mapped_column(String(36))
+    node_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(100))
+    message: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_run_step_failures_account_at", "account_id", "at"),)
+
+
 class TraceEventRow(Base):
     """One trace event of a run, stored as the design's JSON; `(run_id, seq)` is the key."""
 

@@ -19,7 +19,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.accounts.models import Account
 from server.approvals.models import Approval
 from server.db import utcnow
-from server.runs.models import Artifact, Run, RunEvent, RunInputValue, TraceEventRow
+from server.runs.models import (
+    Artifact,
+    Run,
+    RunDailyStat,
+    RunEvent,
+    RunInputValue,
+    RunStepFailure,
+    TraceEventRow,
+)
 from server.scheduler import stopping
 from server.settings import Settings
 
@@ -54,6 +62,7 @@ def _delete_runs_batch(session: Session, account_id: str, cutoff: datetime, batc
         session.execute(delete(Artifact).where(Artifact.run_id.in_(ids)))
         session.execute(delete(Approval).where(Approval.run_id.in_(ids)))
         session.execute(delete(RunInputValue).where(RunInputValue.run_id.in_(ids)))
+        session.execute(delete(RunStepFailure).where(RunStepFailure.run_id.in_(ids)))
         session.execute(delete(Run).where(Run.id.in_(ids)))
     return len(ids)
 
@@ -98,6 +107,13 @@ def purge_expired_runs(
             runs += removed
             if removed < batch_size:
                 break
+        with session_factory.begin() as session:
+            # The rollup's days whose runs are all gone (the cutoff's own day keeps its row).
+            session.execute(
+                delete(RunDailyStat).where(
+                    RunDailyStat.account_id == account_id, RunDailyStat.day < run_cutoff.date().isoformat()
+                )
+            )
         while not should_stop():
             with session_factory.begin() as session:
                 removed = _delete_events_batch(session, account_id, event_cutoff, batch_size)

@@ -230,6 +230,8 @@ class StatusCountOut(_Out):
 class DayStatsOut(_Out):
     day: str
     counts: dict[str, int]
+    success_rate: float | None = Field(description="successes / ended runs of the day")
+    average_duration_ms: float | None = Field(description="of the day's ended runs")
 
 
 class WorkflowStatsOut(_Out):
@@ -237,19 +239,35 @@ class WorkflowStatsOut(_Out):
     name: str | None
     runs: int
     successes: int
+    failures: int = Field(description="failed or timed out")
     success_rate: float | None
+    average_duration_ms: float | None
 
 
 class DeviceStatsOut(_Out):
     device_id: str | None
     name: str | None
     runs: int
+    busy_ms: int = Field(description="the summed durations of its ended runs in the period")
+    utilisation: float = Field(description="busyMs / the period's length (0–1)")
+
+
+class FailingStepOut(_Out):
+    workflow_id: str
+    workflow_name: str | None
+    node_id: str
+    kind: str
+    failures: int
+    last_at: str
+    last_message: str | None
 
 
 class StatsOut(_Out):
-    """`GET /api/v1/stats?days=N`."""
+    """`GET /api/v1/stats?days=N`: the last N calendar days (UTC), today included."""
 
     days: int
+    from_: str = Field(alias="from", description="the period's first day, YYYY-MM-DD")
+    to: str = Field(description="its last day (today)")
     total_runs: int
     finished_runs: int
     success_rate: float | None
@@ -258,3 +276,4 @@ class StatsOut(_Out):
     per_day: list[DayStatsOut]
     top_workflows: list[WorkflowStatsOut]
     per_device: list[DeviceStatsOut]
+    failing_steps: list[FailingStepOut] = Field(description="the steps that failed most in ended runs")

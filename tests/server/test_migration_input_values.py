@@ -1,4 +1,5 @@
-"""Migration 0006 indexes the input values of the runs already stored, as new runs are indexed."""
+"""Migrations that index what is already stored: 0006 the input values of runs (as new runs are
+indexed), 0011 the analytics' daily rollup of ended runs and their failed steps."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, insert, text
 
 from server.db import make_engine, make_session_factory, utcnow
 from server.migrate import upgrade
-from server.runs.models import Run, input_values
+from server.runs.models import Run, TraceEventRow, input_values
 from tests.server.conftest import PG_URL, _with_search_path, postgres_unreachable_reason
 from tests.server.factories import Db, create_account, create_workflow
 
@@ -55,15 +56,18 @@ def test_existing_runs_inputs_are_indexed_like_new_ones(empty_engine: Engine) ->
     workflow = create_workflow(db, account.id)
     run_id = str(uuid.uuid4())
     now = utcnow()
-    with db.session_factory.begin() as session:  # a run stored before the index existed
-        session.add(
-            Run(
+    with (
+        db.session_factory.begin() as session
+    ):  # a run stored before the index existed (Core: 0005's columns)
+        session.execute(
+            insert(Run.__table__).values(
                 id=run_id,
                 account_id=account.id,
                 workflow_id=workflow.id,
                 workflow_version_id=workflow.version_id,
-                status="success",
+                status="failed",
                 status_rank=2,
+                duration_ms=4200,
                 trigger="device",
                 inputs=INPUTS,
                 trace_len=0,
@@ -71,6 +75,24 @@ def test_existing_runs_inputs_are_indexed_like_new_ones(empty_engine: Engine) ->
                 updated_at=now,
             )
         )
+        for seq, outcome in ((1, "ok"), (2, "failed")):
+            session.execute(
+                insert(TraceEventRow.__table__).values(
+                    run_id=run_id,
+                    seq=seq,
+                    event={
+                        "seq": seq,
+                        "nodeId": "open" if seq == 1 else "pay",
+                        "kind": "action.tapByText",
+                        "outcome": outcome,
+                        "message": "no element with text 'Pay' on screen" if outcome == "failed" else None,
+                        "startedAt": f"2026-11-23T10:00:0{seq}.250Z",
+                        "durationMs": 80,
+                        "attempts": 1,
+                        "output": {},
+                    },
+                )
+            )
     upgrade(empty_engine)
     with empty_engine.connect() as conn:
         stored = set(
@@ -79,3 +101,25 @@ def test_existing_runs_inputs_are_indexed_like_new_ones(empty_engine: Engine) ->
             ).scalars()
         )
     assert stored == set(input_values(INPUTS)) == {"a-17", "3", "true", "2.5"}
+    with empty_engine.connect() as conn:
+        rollup = conn.execute(
+            text(
+                "SELECT dimension, day, status, runs, timed, duration_sum FROM run_daily_stats "
+                "ORDER BY dimension"
+            )
+        ).all()
+        failures = conn.execute(
+            text("SELECT run_id, seq, node_id, kind, message, at FROM run_step_failures")
+        ).all()
+    assert [tuple(row) for row in rollup] == [
+        ("device", now.date().isoformat(), "failed", 1, 1, 4200),
+        ("workflow", now.date().isoformat(), "failed", 1, 1, 4200),
+    ]
+    assert len(failures) == 1
+    assert (failures[0].run_id, failures[0].seq, failures[0].node_id, failures[0].message) == (
+        run_id,
+        2,
+        "pay",
+        "no element with text 'Pay' on screen",
+    )
+    assert str(failures[0].at).startswith("2026-11-23 10:00:02")

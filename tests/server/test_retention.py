@@ -14,7 +14,7 @@ from sqlalchemy import event, func, select, update
 from server.accounts.models import Account
 from server.app import create_app
 from server.db import utcnow
-from server.runs.models import Artifact, Run, RunEvent, TraceEventRow
+from server.runs.models import Artifact, Run, RunDailyStat, RunEvent, TraceEventRow
 from server.runs.retention import compact_sqlite, purge_expired_runs, run_retention
 from server.scheduler import build_scheduler
 from server.settings import Settings
@@ -64,6 +64,15 @@ def test_purge_removes_expired_runs_per_account(client: TestClient, db: Db) -> N
     finally:
         event.remove(db.engine, "commit", listener)
     assert report.runs == 1 + 2  # 40 days for the 30-day account; 40 and 20 days for the 5-day one
+    with db.session_factory() as session:  # the analytics' rollup forgets the days that are gone
+        rollup_days = {
+            (row.account_id, row.day)
+            for row in session.execute(select(RunDailyStat.account_id, RunDailyStat.day))
+        }
+    assert rollup_days == {
+        *((keep_long.id, (now - timedelta(days=age)).date().isoformat()) for age in (20, 3, 0)),
+        *((keep_short.id, (now - timedelta(days=age)).date().isoformat()) for age in (3, 0)),
+    }
     # one short transaction per batch of (here) one run, so reports are never held up for long
     assert len(commits) >= 3
     with db.session_factory() as session:

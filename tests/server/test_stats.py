@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from server.db import utcnow
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
-from tests.server.runs_support import new_run_id, run_report
+from tests.server.runs_support import new_run_id, run_report, trace_event
 
 
 def test_stats_over_a_period(client: TestClient, db: Db) -> None:
@@ -46,21 +46,62 @@ def test_stats_over_a_period(client: TestClient, db: Db) -> None:
     assert stats["lastIncident"]["id"] == incident
     assert stats["lastIncident"]["status"] == "timeout"
     assert stats["perDay"] == [
-        {"day": yesterday.strftime("%Y-%m-%d"), "counts": {"success": 2}},
+        {
+            "day": yesterday.strftime("%Y-%m-%d"),
+            "counts": {"success": 2},
+            "successRate": 1.0,
+            "averageDurationMs": 3000.0,  # 2 s and 4 s
+        },
         {
             "day": today.strftime("%Y-%m-%d"),
             "counts": {"failed": 1, "running": 1, "success": 1, "timeout": 1},
+            "successRate": round(1 / 3, 4),
+            "averageDurationMs": round(11000 / 3, 1),  # 3 s, 2 s and 6 s
         },
     ]
+    assert (stats["from"], stats["to"]) == (
+        (utcnow() - timedelta(days=6)).strftime("%Y-%m-%d"),
+        utcnow().strftime("%Y-%m-%d"),
+    )
     top = stats["topWorkflows"]
-    assert [(w["name"], w["runs"], w["successes"], w["successRate"]) for w in top] == [
-        ("X", 4, 2, round(2 / 3, 4)),
-        ("Y", 2, 1, 0.5),
+    assert [(w["name"], w["runs"], w["successes"], w["failures"], w["successRate"]) for w in top] == [
+        ("X", 4, 2, 1, round(2 / 3, 4)),
+        ("Y", 2, 1, 1, 0.5),
     ]
-    assert sorted((d["name"], d["runs"]) for d in stats["perDevice"]) == [("Pixel A", 3), ("Pixel B", 3)]
+    assert top[0]["averageDurationMs"] == 3000.0  # 2, 4 and 3 s
+    devices = sorted((d["name"], d["runs"], d["busyMs"], d["utilisation"]) for d in stats["perDevice"])
+    week_ms = 7 * 86_400_000
+    assert devices == [
+        ("Pixel A", 3, 6000, round(6000 / week_ms, 4)),
+        ("Pixel B", 3, 11000, round(11000 / week_ms, 4)),
+    ]
+    assert stats["failingSteps"] == []  # no step failed in these traces
 
     empty = client.get("/api/v1/stats?days=7", headers=auth(other.token)).json()
     assert empty["totalRuns"] == 0
     assert empty["successRate"] is None
     assert empty["lastIncident"] is None
     assert client.get("/api/v1/stats?days=0", headers=auth(acc.token)).status_code == 422
+
+
+def test_the_steps_that_fail_most(client: TestClient, db: Db) -> None:
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    wf_x, wf_y = create_workflow(db, acc.id, name="X"), create_workflow(db, acc.id, name="Y")
+    failures = [  # (workflow, failing node, message, the run's status)
+        (wf_x, "pay", "no element with text 'Pay' on screen", "failed"),
+        (wf_x, "pay", "no element with text 'Pay' on screen (again)", "failed"),
+        (wf_y, "login", "app not installed: com.example.shop", "failed"),
+        (wf_x, "pay", "never counted: the run has not ended", "running"),
+    ]
+    for wf, node, message, status in failures:
+        trace = [trace_event(1), trace_event(2, node=node, outcome="failed", message=message)]
+        report = run_report(new_run_id(), wf, status=status, steps=2, trace=trace)
+        answer = client.post("/api/v1/runs.report", json={"runs": [report]}, headers=auth(dev.token)).json()
+        assert answer["runs"][0]["result"] == "stored"
+    steps = client.get("/api/v1/stats?days=7", headers=auth(acc.token)).json()["failingSteps"]
+    assert [(s["workflowName"], s["nodeId"], s["kind"], s["failures"]) for s in steps] == [
+        ("X", "pay", "action.tapByText", 2),
+        ("Y", "login", "action.tapByText", 1),
+    ]
+    assert steps[0]["lastMessage"] == "no element with text 'Pay' on screen (again)"
