@@ -248,6 +248,13 @@ def _pattern(ctx: _Context) -> Iterator[Problem]:
 def _bound(ctx: _Context) -> Iterator[Problem]:
     keyword, limit, value = ctx.error.validator, ctx.keyword_value, ctx.error.instance
     last = ctx.path[-1] if ctx.path else ""
+    if keyword == "maximum" and last == "timeoutS" and "params" in ctx.path:
+        yield Problem(
+            ctx.pointer,
+            f"{ctx.field} is {value}: an approval waits at most {limit} s",
+            f"set timeoutS to {limit} or less, or to 0 to wait without a time limit",
+        )
+        return
     if keyword == "maximum" and last == "timeoutS":
         yield Problem(
             ctx.pointer,

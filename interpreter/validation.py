@@ -309,23 +309,6 @@ def check_inputs(definition: Any, denylist: Denylist | None) -> Iterator[Problem
         )
 
 
-def check_approval_timeouts(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
-    """Approvals that would outlast the run's own time cap (warning)."""
-    timeout = definition.get("timeoutS", 600) if isinstance(definition, Mapping) else 600
-    if not isinstance(timeout, int) or isinstance(timeout, bool):
-        return
-    for position, node in iter_nodes(definition):
-        params = node.get("params")
-        wait = params.get("timeoutS") if isinstance(params, Mapping) else None
-        if node.get("kind") == "control.approval" and isinstance(wait, int) and wait > timeout:
-            yield Problem(
-                pointer(["nodes", position, "params", "timeoutS"]),
-                f"the approval waits {wait} s, but the run times out after {timeout} s",
-                "lower the approval's timeoutS or raise the workflow's timeoutS",
-                "warning",
-            )
-
-
 _CHECKS: tuple[Check, ...] = (
     check_schema,
     check_ids,
@@ -337,5 +320,4 @@ _CHECKS: tuple[Check, ...] = (
     check_packages,
     check_target_packages,
     check_inputs,
-    check_approval_timeouts,
 )

@@ -142,6 +142,23 @@ def test_limits_timeout_and_retry() -> None:
     assert validate(wf) == []
 
 
+def test_an_approval_waits_0_to_86400_s() -> None:
+    wf = {
+        "schemaVersion": 1,
+        "name": "ask",
+        "start": "ask",
+        "nodes": [{"id": "ask", "kind": "control.approval", "params": {"message": "ok?", "timeoutS": 86401}}],
+    }
+    problem = only(validate(wf), "/nodes/0/params/timeoutS")
+    assert "an approval waits at most 86400 s" in problem.message
+    assert "0 to wait without a time limit" in (problem.hint or "")
+    for seconds in (0, 1, 86400):
+        wf["nodes"][0]["params"]["timeoutS"] = seconds
+        assert validate(wf) == [], seconds
+    wf["nodes"][0]["params"]["timeoutS"] = -1
+    assert validate(wf) != []
+
+
 def test_control_if_takes_exactly_one_of_text_visible_and_expr() -> None:
     both = chain({"id": "c", "kind": "control.if", "params": {"textVisible": "Saved", "expr": "true"}})
     neither = chain({"id": "c", "kind": "control.if", "params": {}})
@@ -423,12 +440,12 @@ def test_inputs_must_be_a_valid_json_schema_of_an_object() -> None:
     assert "a run's inputs are an object" in only(validate(wf), "/inputs/type").message
 
 
-def test_approval_longer_than_the_run_is_a_warning() -> None:
+def test_an_approval_may_wait_longer_than_the_run_may_run() -> None:
+    """Waiting is not running time: an approval longer than the run's cap is fine (no warning)."""
     wf = chain(
         {"id": "ask", "kind": "control.approval", "params": {"message": "Go?", "timeoutS": 500}}, timeoutS=60
     )
-    problem = only(validate(wf), "/nodes/0/params/timeoutS")
-    assert problem.severity == "warning"
+    assert validate(wf) == []
 
 
 # --- robustness and speed -----------------------------------------------------------------------
