@@ -1,5 +1,5 @@
-"""Migrations that index what is already stored: 0006 the input values of runs (as new runs are
-indexed), 0011 the analytics' daily rollup of ended runs and their failed steps."""
+"""Migrations that index what is already stored: 0007 the input values of runs (as new runs are
+indexed), 0012 the analytics' daily rollup of ended runs and their failed steps."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
 
 
 def test_existing_runs_inputs_are_indexed_like_new_ones(empty_engine: Engine) -> None:
-    upgrade(empty_engine, "0005_approvals")
+    upgrade(empty_engine, "0006_device_bridge_health")
     db = Db(
         url=str(empty_engine.url),
         kind=empty_engine.dialect.name,

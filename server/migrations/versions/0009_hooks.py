@@ -1,8 +1,8 @@
 """Incoming hooks (a secret URL per workflow that queues runs), their calls (for the rate limit), and who
 asked for a run (`runs.triggered_by`).
 
-Revision ID: 0008_hooks
-Revises: 0007_webhooks
+Revision ID: 0009_hooks
+Revises: 0008_webhooks
 Create Date: 2026-11-24
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_hooks"
-down_revision = "0007_webhooks"
+revision = "0009_hooks"
+down_revision = "0008_webhooks"
 branch_labels = None
 depends_on = None
 

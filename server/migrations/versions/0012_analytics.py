@@ -1,8 +1,8 @@
 """Analytics: the daily rollup of ended runs and the failed steps of ended runs, filled from the runs
 already stored.
 
-Revision ID: 0011_analytics
-Revises: 0010_approval_emails
+Revision ID: 0012_analytics
+Revises: 0011_approval_emails
 Create Date: 2026-11-24
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_analytics"
-down_revision = "0010_approval_emails"
+revision = "0012_analytics"
+down_revision = "0011_approval_emails"
 branch_labels = None
 depends_on = None
 

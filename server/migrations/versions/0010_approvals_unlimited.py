@@ -1,8 +1,8 @@
 """Approvals without a time limit (`expires_at` null, the node's timeoutS 0) and where an answer was
 given (`decided_via`: dashboard or api).
 
-Revision ID: 0009_approvals_unlimited
-Revises: 0008_hooks
+Revision ID: 0010_approvals_unlimited
+Revises: 0009_hooks
 Create Date: 2026-11-24
 """
 
@@ -13,8 +13,8 @@ import warnings
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_approvals_unlimited"
-down_revision = "0008_hooks"
+revision = "0010_approvals_unlimited"
+down_revision = "0009_hooks"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """Runs indexes: the list's orders by start and by duration, its trigger filter, its search in input
 values (run_input_values), and unfinished runs (a partial index for /metrics' queue depth and age).
 
-Revision ID: 0006_runs_indexes
-Revises: 0005_approvals
+Revision ID: 0007_runs_indexes
+Revises: 0006_device_bridge_health
 Create Date: 2026-11-24
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0006_runs_indexes"
-down_revision = "0005_approvals"
+revision = "0007_runs_indexes"
+down_revision = "0006_device_bridge_health"
 branch_labels = None
 depends_on = None
 

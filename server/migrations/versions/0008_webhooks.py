@@ -1,7 +1,7 @@
 """Outgoing webhooks: endpoints, deliveries (the outbox and its log), attempts, offline-device notices.
 
-Revision ID: 0007_webhooks
-Revises: 0006_runs_indexes
+Revision ID: 0008_webhooks
+Revises: 0007_runs_indexes
 Create Date: 2026-11-24
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_webhooks"
-down_revision = "0006_runs_indexes"
+revision = "0008_webhooks"
+down_revision = "0007_runs_indexes"
 branch_labels = None
 depends_on = None
 

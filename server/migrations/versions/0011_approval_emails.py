@@ -1,7 +1,7 @@
 """The approval e-mail outbox.
 
-Revision ID: 0010_approval_emails
-Revises: 0009_approvals_unlimited
+Revision ID: 0011_approval_emails
+Revises: 0010_approvals_unlimited
 Create Date: 2026-11-24
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_approval_emails"
-down_revision = "0009_approvals_unlimited"
+revision = "0011_approval_emails"
+down_revision = "0010_approvals_unlimited"
 branch_labels = None
 depends_on = None
 
