@@ -201,7 +201,36 @@ class AppiumDevice:
         xml = self.hierarchy_xml()
         if not xml:
             raise DeviceUnavailableError(f"device {self._serial} returned no page source")
-        return from_android_xml(xml)
+        root = from_android_xml(xml)
+        self._restore_replaced_characters(root)
+        return root
+
+    def _restore_replaced_characters(self, root: UiNode) -> None:
+        """Give back the characters the server's page source replaced with `?`.
+
+        Appium's UiAutomator2 server writes each character XML 1.0 forbids (control characters
+        real apps do show) as `?`, while an element's own `text` and `content-desc` attributes
+        are what the phone shows. The elements whose text holds a `?` are fetched again, in
+        document order, so the matcher sees the same text as on the other drivers. When the
+        screen changed in between (another count of elements), the page source is kept as is.
+        """
+        marked = [node for node in root.walk() if "?" in node.text or "?" in node.content_desc]
+        if not marked:
+            return
+        xpath = "//*[contains(@text,'?') or contains(@content-desc,'?')]"
+        elements = self._guard("find elements by xpath", lambda: self._driver.find_elements("xpath", xpath))
+        if len(elements) != len(marked):
+            log.debug("screen of %s changed while reading replaced characters; kept as given", self._serial)
+            return
+        for node, element in zip(marked, elements, strict=True):
+            if "?" in node.text:
+                node.text = self._attribute(element, "text")
+            if "?" in node.content_desc:
+                node.content_desc = self._attribute(element, "content-desc")
+
+    def _attribute(self, element: WebElement, name: str) -> str:
+        value = self._guard(f"read {name}", lambda: element.get_attribute(name))
+        return str(value or "")
 
     def _touch(self, points: list[tuple[int, int]], duration_ms: int) -> None:
         """One finger down at the first point, through the others, up at the last (W3C actions)."""

@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Engine, event, func, select
 
 from interpreter.trace import RunStatus
 from server.db import utcnow
-from server.errors import NotFound, Unauthorized
+from server.errors import NotFound, Unauthorized, problem_responses
 from server.runs.models import ACTIVE_RUN_STATUSES, Run, active_run
 from server.schedules.models import Schedule
 from server.settings import Settings
@@ -246,7 +246,10 @@ def _check_access(request: Request) -> None:
     "/metrics",
     summary="Prometheus metrics (text format)",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "The metrics"}},
+    responses={
+        200: {"content": {CONTENT_TYPE: {}}, "description": "The metrics"},
+        **problem_responses(401, 404, c401="Wrong or missing metrics token", c404="Metrics are off"),
+    },
 )
 def metrics(request: Request) -> Response:
     """Runs by status, queue depth and age, scheduler lag, report latency, SSE subscribers, pool use."""
