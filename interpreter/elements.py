@@ -70,7 +70,10 @@ def compile_selector(selector: Any) -> matcher.Selector:
 
 def find_now(ctx: StepContext, selector: matcher.Selector) -> UiNode | None:
     """The element on screen right now, or None (no waiting)."""
-    return matcher.find(ctx.device.hierarchy(), selector)
+    found = matcher.find(ctx.device.hierarchy(), selector)
+    if found is not None:
+        ctx.acted_on = found
+    return found
 
 
 def wait_for(
@@ -87,6 +90,7 @@ def wait_for(
     while True:
         found = matcher.find(ctx.device.hierarchy(), selector)
         if found is not None:
+            ctx.acted_on = found
             return found
         now = clock.monotonic()
         if now >= ends_at:

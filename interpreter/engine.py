@@ -30,6 +30,7 @@ from interpreter.control import ALWAYS_GO, CancelWhen, RunControl, RunHalted, St
 from interpreter.denylist import Denylist, PackageRules
 from interpreter.device import Artifact, Device
 from interpreter.errors import DeviceError
+from interpreter.observe import StepEnded, StepObserver, StepStarted
 from interpreter.run_inputs import check_inputs
 from interpreter.step_context import RunDeadlineReached, StepContext, StepFailure
 from interpreter.steps import STEP_FUNCTIONS, UI_KINDS, StepFunction
@@ -126,6 +127,7 @@ def run_workflow(
     on_status: Callable[[RunStatus], None] | None = None,
     control: RunControl | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    observer: StepObserver | None = None,
 ) -> RunResult:
     """Run `definition` on `device` to the end and return the run with its trace.
 
@@ -134,6 +136,7 @@ def run_workflow(
     status change (running, waiting_for_approval, running, ..., the final status).
     `control.before_step` is asked before every step; `should_cancel` is a shorthand for a
     control that cancels once it returns true (both may be given: it is asked first).
+    `observer` sees every step start and end (`interpreter.observe`).
     """
     run_control = control or ALWAYS_GO
     if should_cancel is not None:
@@ -150,6 +153,7 @@ def run_workflow(
         on_event=on_event,
         on_status=on_status,
         control=run_control,
+        observer=observer,
     )
     return run.execute()
 
@@ -171,6 +175,7 @@ class _Run:
         on_event: Callable[[TraceEvent], None] | None,
         on_status: Callable[[RunStatus], None] | None,
         control: RunControl,
+        observer: StepObserver | None = None,
     ) -> None:
         self.definition = definition
         self.device = device
@@ -183,6 +188,7 @@ class _Run:
         self.on_event = on_event
         self.on_status = on_status
         self.control = control
+        self.observer = observer
         self.trace: list[TraceEvent] = []
         self.time_limit_s = _time_limit(definition.get("timeoutS"))
 
@@ -262,10 +268,16 @@ class _Run:
                 return RunStatus.FAILED, halted.message
             if decision is StepDecision.CANCEL:
                 return RunStatus.CANCELLED, None
+            ctx.acted_on = None
+            if self.observer is not None:
+                seq, ui = len(self.trace) + 1, node.checks_foreground
+                self.observer.step_started(StepStarted(seq, node.id, node.kind, started_at, ui))
             step = self._run_node(ctx, node, started_at, started)
             self.trace.append(step.event)
             if self.on_event is not None:
                 self.on_event(step.event)
+            if self.observer is not None:
+                self.observer.step_ended(StepEnded(step.event, ctx.acted_on, node.checks_foreground))
             if step.deadline_reached:
                 return RunStatus.TIMEOUT, self._time_limit_message()
             following = node.follow(step.edge)

@@ -17,6 +17,7 @@ from interpreter.approvals import ApprovalGate
 from interpreter.clock import Clock
 from interpreter.denylist import PackageRules, denied_message
 from interpreter.device import Artifact, Device
+from interpreter.hierarchy import UiNode
 from interpreter.trace import RunStatus
 
 # How often an element wait looks at the screen again (clock seconds).
@@ -79,6 +80,9 @@ class StepContext:
     http_client: httpx.Client | None = None
     owns_http_client: bool = False
     artifacts: list[Artifact] = field(default_factory=list)
+    # The element the step in progress last found on screen (what observers outline); the engine
+    # clears it before each step.
+    acted_on: UiNode | None = None
     _screen_size: tuple[int, int] | None = None
 
     @property
