@@ -84,7 +84,7 @@ def test_check_path_says_what_is_wrong(path: str, words: str) -> None:
     assert words in reason
 
 
-def test_template_roots_are_the_five_of_design_md() -> None:
+def test_template_roots_are_the_five_of_the_workflow_format() -> None:
     assert set(TEMPLATE_ROOTS) == {"inputs", "vars", "nodes", "run", "device"}
 
 
