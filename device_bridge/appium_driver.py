@@ -29,10 +29,10 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from device_bridge.device_lock import SerialLock
 from device_bridge.errors import AppiumSessionError, DeviceUnavailableError
-from device_bridge.keys import keycode
 from interpreter.device import Artifact
-from interpreter.errors import AppNotInstalledError
+from interpreter.errors import AppNotInstalledError, AppNotLaunchableError
 from interpreter.hierarchy import UiNode, from_android_xml
+from interpreter.keys import keycode
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +133,15 @@ class AppiumDevice:
         try:
             return call()
         except (WebDriverException, urllib3.exceptions.HTTPError, OSError) as exc:
-            detail = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()
-            raise DeviceUnavailableError(
-                f"{what} failed on device {self._serial} through the Appium server at {self._url}: "
-                f"{type(exc).__name__}: {detail[0] if detail else ''} (check that the server is up and that "
-                "the phone is connected and unlocked)"
-            ) from exc
+            raise self._unavailable(what, exc) from exc
+
+    def _unavailable(self, what: str, exc: BaseException) -> DeviceUnavailableError:
+        detail = (getattr(exc, "msg", None) or str(exc)).strip().splitlines()
+        return DeviceUnavailableError(
+            f"{what} failed on device {self._serial} through the Appium server at {self._url}: "
+            f"{type(exc).__name__}: {detail[0] if detail else ''} (check that the server is up and that "
+            "the phone is connected and unlocked)"
+        )
 
     def close(self) -> None:
         """End the Appium session (the server stops its helper on the phone), then free the lock."""
@@ -177,7 +180,14 @@ class AppiumDevice:
             raise AppNotInstalledError(package)
         if stop_first:
             self.stop_app(package)
-        self._guard(f"start {package}", lambda: self._driver.activate_app(package))
+        try:
+            self._driver.activate_app(package)
+        except WebDriverException as exc:
+            # The server resolves the launcher activity first (`cmd package resolve-activity`); the home
+            # screen's own package and system packages have none, and then nothing was started.
+            if "resolve the launchable activity" in (exc.msg or str(exc)):
+                raise AppNotLaunchableError(package) from exc
+            raise self._unavailable(f"start {package}", exc) from exc
 
     def stop_app(self, package: str) -> None:
         self._guard(f"stop {package}", lambda: self._driver.terminate_app(package))

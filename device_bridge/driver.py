@@ -27,17 +27,13 @@ from PIL import Image
 from device_bridge.device_lock import SerialLock
 from device_bridge.errors import DeviceUnavailableError
 from interpreter.device import Artifact
-from interpreter.errors import AppNotInstalledError
+from interpreter.errors import AppNotInstalledError, AppNotLaunchableError
 from interpreter.hierarchy import UiNode, from_android_xml
+from interpreter.keys import keycode
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# uiautomator's pressKey knows these names; `tab` and `space` have no name there, only a code.
-_KEY_NAMES = frozenset({"back", "home", "enter", "menu", "recent", "delete", "search"})
-_KEY_CODES = {"tab": 61, "space": 62}
-DEVICE_KEYS = tuple(sorted(_KEY_NAMES | set(_KEY_CODES)))
 
 # The depth uiautomator2's own dump_hierarchy() asks for.
 _DUMP_MAX_DEPTH = 50
@@ -125,8 +121,12 @@ class U2Device:
                 raise AppNotInstalledError(package)
         if stop_first:
             self.stop_app(package)
-        # `monkey` starts the launcher activity without our knowing its name.
-        self._guard(f"start {package}", lambda: self._u2.app_start(package, use_monkey=True))
+        # `monkey` starts the launcher activity without our knowing its name; it says when there is none
+        # (the home screen's own package, a system package), and then nothing was started.
+        monkey = ["monkey", "-p", package, "-c", "android.intent.category.LAUNCHER", "1"]
+        started = self._guard(f"start {package}", lambda: self._u2.shell(monkey))
+        if "No activities found" in started.output or "monkey aborted" in started.output:
+            raise AppNotLaunchableError(package)
 
     def stop_app(self, package: str) -> None:
         self._guard(f"stop {package}", lambda: self._u2.app_stop(package))
@@ -173,13 +173,8 @@ class U2Device:
         self._rpc("pasteClipboard")
 
     def press_key(self, key: str) -> None:
-        name = key.lower()
-        if name in _KEY_NAMES:
-            self._rpc("pressKey", name)
-        elif name in _KEY_CODES:
-            self._rpc("pressKeyCode", _KEY_CODES[name])
-        else:
-            raise ValueError(f"unknown key {key!r}: use one of {', '.join(DEVICE_KEYS)}")
+        # By code, for every key: uiautomator's pressKey names cover only some of them.
+        self._rpc("pressKeyCode", keycode(key))
 
     def swipe(self, x1: int, y1: int, x2: int, y2: int, duration_ms: int = 250) -> None:
         self._guard("swipe", lambda: self._u2.swipe(x1, y1, x2, y2, duration=max(duration_ms, 10) / 1000))

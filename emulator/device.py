@@ -31,20 +31,11 @@ from emulator.apk import ApkInfo, read_apk
 from emulator.faults import Faults
 from emulator.filesystem import FileSystem
 from emulator.transport import AdbSession, Handler
-from interpreter.appmodel import LAUNCHER_PACKAGE, AppModel, PhoneState
+from interpreter.appmodel import LAUNCHER_PACKAGE, SYSTEM_PACKAGES, AppModel, PhoneState
 
 log = logging.getLogger(__name__)
 
 FEATURES = ("shell_v2", "cmd")
-# Packages every Android 14 image has, listed by `pm list packages` (without -3).
-SYSTEM_PACKAGES = (
-    "android",
-    "com.android.settings",
-    "com.android.shell",
-    "com.android.systemui",
-    "com.google.android.inputmethod.latin",
-    LAUNCHER_PACKAGE,
-)
 _SYSTEM_PROCESSES = (
     ("root", 1, 0, "init"),
     ("root", 2, 0, "[kthreadd]"),

@@ -202,7 +202,9 @@ def _uninstall(ctx: CommandContext, package: str) -> int:
 def _resolve_activity(ctx: CommandContext, args: list[str]) -> int:
     options, operands = _options(args, {"-c", "-a", "--user", "-n", "-d", "-t"})
     package = operands[-1] if operands else ""
-    activity = launchable_activity(ctx, package) if ctx.device.is_installed(package) else None
+    # The launcher's activity answers HOME, not MAIN/LAUNCHER: as monkey, nothing resolves for it.
+    launchable = ctx.device.is_installed(package) and package != LAUNCHER_PACKAGE
+    activity = launchable_activity(ctx, package) if launchable else None
     if activity is None:
         ctx.out("No activity found\n")
         return 0

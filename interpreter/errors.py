@@ -4,7 +4,9 @@
     ├── WorkflowError            fix the workflow (it does not load or is not valid)
     ├── AppModelError            fix the app model JSON
     └── DeviceError              fix or reconnect the device; the run cannot go on
-        └── AppNotInstalledError     install the app (the engine turns it into a step failure)
+        ├── AppNotInstalledError     install the app (the engine turns it into a step failure)
+        └── AppNotLaunchableError    installed, but it has no launcher activity (the home screen,
+                                     a system package): launch another package
 
 Step failures (no element, HTTP 503, denied package) are not exceptions that leave
 the engine: they become trace events with a message.
@@ -32,4 +34,12 @@ class DeviceError(PhoneflowError):
 class AppNotInstalledError(DeviceError):
     def __init__(self, package: str) -> None:
         super().__init__(f"app not installed: {package}")
+        self.package = package
+
+
+class AppNotLaunchableError(DeviceError):
+    """The package is installed but has no launcher activity, so nothing can be started."""
+
+    def __init__(self, package: str) -> None:
+        super().__init__(f"app has no launcher activity: {package}")
         self.package = package

@@ -176,6 +176,20 @@ def find(root: UiNode, selector: Selector) -> UiNode | None:
     return matches[selector.index] if selector.index < len(matches) else None
 
 
+# Android's text fields: EditText and its subclasses (AutoCompleteTextView and friends end in
+# "TextView", so they are named). A dump has no "editable" attribute: the class is what both
+# drivers and the simulator agree on.
+_EDITABLE_CLASSES = ("AutoCompleteTextView", "MultiAutoCompleteTextView", "SearchView$SearchAutoComplete")
+
+
+def is_editable(node: UiNode) -> bool:
+    """Whether typing into the node (or a text field inside it, as a wrapper holds one) can work."""
+    return any(
+        n.class_name.endswith("EditText") or n.class_name.rsplit(".", 1)[-1] in _EDITABLE_CLASSES
+        for n in node.walk()
+    )
+
+
 def visible_nodes(root: UiNode) -> list[UiNode]:
     """Every node below `root` that lies wholly on the screen, top to bottom, then left to right."""
     width, height = _screen_of(root)

@@ -2,18 +2,20 @@
 
 The phone's time is the run's clock (`clock.monotonic`), so with a `VirtualClock` the
 engine's waits make delayed widgets appear and toasts expire without any real waiting.
-Like every driver it does mechanics only: it raises `AppNotInstalledError` and nothing
-else of its own, and writes no trace messages.
+Like every driver it does mechanics only: it raises `AppNotInstalledError`,
+`AppNotLaunchableError` and nothing else of its own, and writes no trace messages.
 """
 
 from __future__ import annotations
 
 import json
 
-from interpreter.appmodel import AppModel, PhoneState
+from interpreter.appmodel import SYSTEM_PACKAGES, AppModel, PhoneState
 from interpreter.clock import Clock
 from interpreter.device import Artifact
+from interpreter.errors import AppNotLaunchableError
 from interpreter.hierarchy import UiNode
+from interpreter.keys import keycode
 from interpreter.matcher import visible_texts
 
 
@@ -37,7 +39,13 @@ class SimulatedDevice:
         return (self.state.width, self.state.height)
 
     def launch_app(self, package: str, stop_first: bool = False) -> None:
-        """Bring the app to the front (cold start after `stop_first`); `AppNotInstalledError` if unknown."""
+        """Bring the app to the front (cold start after `stop_first`).
+
+        `AppNotInstalledError` for a package the phone does not have; `AppNotLaunchableError` for
+        the launcher and the system packages (`SYSTEM_PACKAGES`), which have no launcher activity.
+        """
+        if not self.state.model.has(package) and package in SYSTEM_PACKAGES:
+            raise AppNotLaunchableError(package)
         if stop_first and self.state.is_installed(package):
             self.state.stop(package)
         self.state.launch(package)
@@ -60,6 +68,7 @@ class SimulatedDevice:
         self.state.input_text(text)
 
     def press_key(self, key: str) -> None:
+        keycode(key)  # an unknown key fails here as on every driver
         self.state.press_key(key)
 
     def swipe(self, x1: int, y1: int, x2: int, y2: int, duration_ms: int = 250) -> None:

@@ -14,11 +14,19 @@ from typing import Any
 from interpreter.approvals import ApprovalDecision, NoAnswerComing
 from interpreter.condition_scope import scope_for
 from interpreter.denylist import denied_message
-from interpreter.elements import compile_selector, element_timeout_ms, find_now, text_selector, wait_for
-from interpreter.errors import AppNotInstalledError
+from interpreter.elements import (
+    compile_selector,
+    describe,
+    element_timeout_ms,
+    find_now,
+    text_selector,
+    wait_for,
+)
+from interpreter.errors import AppNotInstalledError, AppNotLaunchableError
 from interpreter.expressions import ExpressionError, evaluate
 from interpreter.http_step import run_http
-from interpreter.step_context import StepContext, StepFailure, StepResult
+from interpreter.matcher import is_editable
+from interpreter.step_context import POLL_INTERVAL_S, StepContext, StepFailure, StepResult
 from interpreter.trace import RunStatus
 
 StepFunction = Callable[[StepContext, Mapping[str, Any], Mapping[str, Any]], StepResult]
@@ -26,10 +34,17 @@ StepFunction = Callable[[StepContext, Mapping[str, Any], Mapping[str, Any]], Ste
 # After a swipe the screen scrolls on; on a phone the next look at it waits for that.
 SWIPE_SETTLE_S = 0.2
 SWIPE_DURATION_MS = 250
+# How long a launched app has to come to the front before `launchApp` fails.
+LAUNCH_WAIT_S = 5.0
 
 
 def launch_app(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
-    """Refuse a denied package, then bring the app to the front (`app not installed: X` when missing)."""
+    """Refuse a denied package, launch it, and make sure it is the app in front.
+
+    Fails saying which: not installed, installed without a launcher activity (the home screen,
+    a system package), or launched but another package still (or again) in front after
+    `LAUNCH_WAIT_S` of the run's clock.
+    """
     package = str(params["package"])
     if ctx.denylist.denies(package):
         raise StepFailure(denied_message(package), retryable=False)
@@ -37,7 +52,31 @@ def launch_app(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, A
         ctx.device.launch_app(package, stop_first=bool(params.get("stopFirst", False)))
     except AppNotInstalledError as exc:
         raise StepFailure(f"app not installed: {exc.package}") from exc
+    except AppNotLaunchableError as exc:
+        raise StepFailure(
+            f"{exc.package} is installed but has no launcher activity, so it cannot be launched (the home "
+            "screen and system packages have none): launch an app, or press the home key "
+            "(action.pressKey home) to show the home screen",
+            retryable=False,
+        ) from exc
+    _wait_in_front(ctx, package)
     return StepResult()
+
+
+def _wait_in_front(ctx: StepContext, package: str) -> None:
+    """Poll the foreground app until it is `package` (a phone draws a launched app a moment later)."""
+    ends_at = ctx.clock.monotonic() + LAUNCH_WAIT_S
+    while True:
+        in_front = ctx.device.foreground_package()
+        if in_front is None or in_front == package:
+            return
+        now = ctx.clock.monotonic()
+        if now >= ends_at:
+            raise StepFailure(
+                f"{package} was launched, but {in_front} is in front after {LAUNCH_WAIT_S:g} s: the app "
+                "may have closed at once (crashed) or opened another app"
+            )
+        ctx.sleep(min(POLL_INTERVAL_S, ends_at - now))
 
 
 def stop_app(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
@@ -67,6 +106,14 @@ def type_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, An
     if selector is not None:
         # Tapping the field focuses it, as a person would before typing.
         element = wait_for(ctx, selector, element_timeout_ms(node, params))
+        if not is_editable(element):
+            # Typing now would go to whatever field had focus before: refuse instead.
+            raise StepFailure(
+                f"the element with {describe(selector)} is a {element.class_name.rsplit('.', 1)[-1]}, not an "
+                "editable field, so nothing was typed: point the selector at the text field itself "
+                "(an EditText; its resourceId is the surest)",
+                retryable=False,
+            )
         ctx.device.tap(*element.bounds.center)
         # The tap may have opened another app: never type into a denied one.
         ctx.check_foreground()

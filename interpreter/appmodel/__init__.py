@@ -8,6 +8,7 @@ from interpreter.appmodel.layout import ScreenView, Window, layout_home, layout_
 from interpreter.appmodel.model import (
     LAUNCHER_ACTIVITY,
     LAUNCHER_PACKAGE,
+    SYSTEM_PACKAGES,
     AppModel,
     AppSpec,
     ScreenSpec,
@@ -21,6 +22,7 @@ from interpreter.appmodel.phone import TOAST_SECONDS, PhoneState
 __all__ = [
     "LAUNCHER_ACTIVITY",
     "LAUNCHER_PACKAGE",
+    "SYSTEM_PACKAGES",
     "TOAST_SECONDS",
     "AppModel",
     "AppSpec",

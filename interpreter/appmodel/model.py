@@ -23,6 +23,16 @@ from interpreter.errors import AppModelError
 
 LAUNCHER_PACKAGE = "com.google.android.apps.nexuslauncher"
 LAUNCHER_ACTIVITY = "com.google.android.apps.nexuslauncher.NexusLauncherActivity"
+# Packages every phone has besides the model's apps (as an Android 14 image lists them), none with a
+# launcher activity: launching one fails, on the simulator as on the virtual device.
+SYSTEM_PACKAGES = (
+    "android",
+    "com.android.settings",
+    "com.android.shell",
+    "com.android.systemui",
+    "com.google.android.inputmethod.latin",
+    LAUNCHER_PACKAGE,
+)
 SAMPLE_APPS_FILE = Path(__file__).resolve().parent.parent / "sample_apps" / "sample_apps.json"
 
 # --- actions -----------------------------------------------------------------------------
