@@ -231,7 +231,7 @@ async def wm(ctx: CommandContext) -> int:
 
 async def screencap(ctx: CommandContext) -> int:
     """`screencap [-p] [-d ID] [FILE]`: PNG with -p or a `.png` file name, else Android's raw format."""
-    from emulator import screen  # the renderer lives with the uiautomator2 server's code
+    from interpreter.appmodel import screen  # imported here: Pillow takes a while to import
 
     args = ctx.args[1:]
     if "-d" in args:

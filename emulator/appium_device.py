@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING, Any
 
-from emulator import properties, screen
+from emulator import properties
 from emulator.android_commands import KEY_CODES
 from emulator.appium_actions import perform_actions
 from emulator.appium_elements import element_id, resolve, set_text
 from emulator.appium_server import AppiumError, Handler, Request
 from emulator.appium_source import page_source
 from emulator.u2_selectors import walk_visible
+from interpreter.appmodel import screen
 from interpreter.appmodel.layout import STATUS_BAR_HEIGHT
 from interpreter.hierarchy import Bounds
 

@@ -19,11 +19,11 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from emulator import screen
 from emulator.appium_server import ELEMENT_KEY, LEGACY_ELEMENT_KEY, AppiumError, Handler, Request, Session
 from emulator.appium_source import find_by_xpath
 from emulator.appium_uiselector import ScrollIntoView, parse_uiautomator
 from emulator.u2_selectors import Located, SelectorError, locate, locate_all, walk_visible
+from interpreter.appmodel import screen
 from interpreter.hierarchy import Bounds, UiNode
 
 if TYPE_CHECKING:

@@ -182,7 +182,7 @@ class U2Rpc(ObjectMethods):
             return base64.b64encode(self._device.faults.screenshot).decode("ascii")
         # Imported here: Pillow takes tens of milliseconds to import, and the server must answer its
         # first /ping right after app_process starts it (the client waits 0.5 s after a miss).
-        from emulator import screen
+        from interpreter.appmodel import screen
 
         return base64.b64encode(screen.render_jpeg(self.phone, quality, scale)).decode("ascii")
 

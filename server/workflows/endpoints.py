@@ -15,6 +15,8 @@ from server.settings import Settings
 from server.workflows import service
 from server.workflows.models import Workflow, WorkflowVersion
 from server.workflows.schemas import (
+    DraftSimulateRequest,
+    DraftSimulationResult,
     PublishRequest,
     SimulateRequest,
     SimulationResult,
@@ -30,7 +32,7 @@ from server.workflows.schemas import (
     WorkflowRead,
     WorkflowUpdate,
 )
-from server.workflows.simulation import simulate
+from server.workflows.simulation import ScreenOptions, simulate
 
 router = APIRouter(tags=["workflows"])
 
@@ -93,6 +95,32 @@ def validate_draft(
 ) -> ValidationReport:
     denylist = effective_denylist(session, account.id, _settings(request))
     return ValidationReport.model_validate(service.draft_problems(body.definition, denylist))
+
+
+@router.post(
+    "/simulate",
+    response_model=DraftSimulationResult,
+    summary="Run a draft on the simulator (nothing saved): the trace and the phone's screens per step",
+    responses=problem_responses(422),
+)
+def simulate_draft(
+    body: DraftSimulateRequest, request: Request, account: CurrentAccount, session: SessionDep
+) -> DraftSimulationResult:
+    settings = _settings(request)
+    denylist = effective_denylist(session, account.id, settings)
+    warnings = service.validate_definition(body.definition, denylist)
+    screens = ScreenOptions(body.screen_width, body.screen_format) if body.screens else None
+    result = simulate(
+        body.definition,
+        inputs=body.inputs,
+        apps=body.apps,
+        scenario=body.scenario,
+        denylist=denylist,
+        live_http=settings.simulate_live_http,
+        screens=screens,
+    )
+    shown = [{"pointer": w["pointer"], "message": w["message"], "hint": w["hint"]} for w in warnings]
+    return DraftSimulationResult.model_validate({**result, "warnings": shown})
 
 
 @router.get("/workflows", response_model=list[WorkflowRead], summary="The account's workflows")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -113,6 +113,75 @@ class SimulationResult(ApiModel):
     n_retries: int
     http_simulated: bool = Field(
         description="True when action.http steps got a canned 200 instead of a real call."
+    )
+
+
+class DraftSimulateRequest(ApiModel):
+    definition: dict[str, Any] = Field(description="A draft workflow definition; nothing is saved.")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="The run's inputs.")
+    apps: dict[str, Any] | None = Field(
+        default=None, description="An app model (docs/app-model.md); default: the sample apps."
+    )
+    scenario: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            'How approvals are answered: {"approvals": {"NODE_ID": {"decision": "approved" | "rejected" | '
+            '"timeout", "by"?, "note"?}}}; an approval not listed times out.'
+        ),
+    )
+    screens: bool = Field(default=True, description="Draw the phone's screen before and after every step.")
+    screen_width: int = Field(default=360, ge=90, le=1080, description="Width of each picture in pixels.")
+    screen_format: Literal["png", "webp"] = Field(default="png", description="The pictures' format.")
+
+
+class ActedOnBounds(ApiModel):
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+
+class ActedOn(ApiModel):
+    screen: str = Field(description="The id (in `images`) of the screen the element was found on.")
+    bounds: ActedOnBounds = Field(description="The element's bounds in the phone's pixels (`screenSize`).")
+
+
+class ScreenPicture(ApiModel):
+    uri: str = Field(description="The picture as a data: URI (PNG or WebP).")
+    width: int
+    height: int
+    bytes: int = Field(description="The encoded picture's size.")
+
+
+class ScreenSize(ApiModel):
+    width: int
+    height: int
+
+
+class DraftSimulationResult(ApiModel):
+    """A draft run on the simulator; each trace event with `screens` {before, after, actedOn} when asked."""
+
+    id: str
+    status: str
+    inputs: dict[str, Any] | None = None
+    started_at: str
+    ended_at: str
+    duration_ms: int
+    trace: list[dict[str, Any]]
+    error_message: str | None
+    n_steps: int
+    n_failed: int
+    n_retries: int
+    http_simulated: bool = Field(
+        description="True when action.http steps got a canned 200 instead of a real call."
+    )
+    warnings: list[DraftProblem] = Field(description="The validator's warnings about the draft.")
+    screen_size: ScreenSize | None = None
+    images: dict[str, ScreenPicture] = Field(
+        default_factory=dict, description="Each distinct screen once, by id (a hash of what it shows)."
+    )
+    images_truncated: bool = Field(
+        default=False, description="True when the run showed too many distinct screens to draw them all."
     )
 
 

@@ -6,8 +6,7 @@ import io
 
 from PIL import Image
 
-from emulator import screen
-from interpreter.appmodel import PhoneState, sample_apps
+from interpreter.appmodel import PhoneState, sample_apps, screen
 
 
 def _shop() -> PhoneState:

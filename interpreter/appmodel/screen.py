@@ -1,5 +1,8 @@
-"""Screenshots of the virtual device, drawn from the window hierarchy with Pillow.
+"""Screens of the app model, drawn from the window hierarchy with Pillow.
 
+One renderer for every picture of a modelled phone: the virtual device's screenshots
+(`emulator/`: `screencap`, uiautomator2's and Appium's screenshot calls) and the simulator's
+screens in the builder (`interpreter.screen_recorder`, the server's `POST /api/v1/simulate`).
 Not pixels of a real app: a wireframe a person can read. Every visible widget is drawn at its
 bounds with its text: buttons as filled boxes, editable fields with an underline (blue when
 focused), check boxes as squares, scrollables and images as outlines; the status bar and the
@@ -10,7 +13,8 @@ Drawing a 1080×2340 frame and encoding it costs tens of milliseconds, while cli
 screenshots of a screen that mostly did not change; so frames and encoded images are cached:
 first by the identity of the hierarchy `PhoneState` returns (it keeps the same tree until the
 state changes), then by a cheap fingerprint of the drawn attributes; the clock's minute is part
-of both keys, as the status bar shows it.
+of both keys, as the status bar shows it. `draw_screen` draws at a `scale` directly (the same
+shapes, sizes scaled), which costs a fraction of a full frame when only a small picture is wanted.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import io
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from functools import lru_cache
 from typing import Protocol, TypeVar
 
@@ -28,7 +32,7 @@ from PIL import Image, ImageDraw, ImageFont
 from interpreter.appmodel.layout import NAV_BAR_HEIGHT, STATUS_BAR_HEIGHT
 from interpreter.hierarchy import Bounds, UiNode
 
-__all__ = ["ScreenSource", "render_image", "render_jpeg", "render_png"]
+__all__ = ["ScreenSource", "draw_screen", "fingerprint", "render_image", "render_jpeg", "render_png"]
 
 _BACKGROUND = (250, 250, 250)
 _STATUS_BAR = (32, 33, 36)
@@ -141,14 +145,18 @@ def _frame_key(phone: ScreenSource) -> Hashable:
     caches = _caches
     if root is caches.last_root and extra == caches.last_extra:
         return caches.last_key
-    nodes = tuple(
+    key = (extra, fingerprint(root))
+    caches.last_root, caches.last_extra, caches.last_key = root, extra, key
+    return key
+
+
+def fingerprint(root: UiNode) -> tuple[tuple[object, ...], ...]:
+    """What the drawing depends on, node by node: two hierarchies with equal fingerprints look alike."""
+    return tuple(
         (n.class_name, n.bounds, n.text, n.content_desc, n.resource_id == _TOAST_ID, n.clickable, n.editable,
          n.enabled, n.focused, n.checkable, n.checked, n.password, n.scrollable, len(n.children))
         for n in root.walk()
     )  # fmt: skip
-    key = (extra, nodes)
-    caches.last_root, caches.last_extra, caches.last_key = root, extra, key
-    return key
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -161,9 +169,18 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return font
 
 
-def _draw(root: UiNode, width: int, height: int, clock: str) -> Image.Image:
-    image = Image.new("RGB", (width, height), _BACKGROUND)
-    draw = ImageDraw.Draw(image)
+def draw_screen(root: UiNode, width: int, height: int, clock: str, scale: float = 1.0) -> Image.Image:
+    """A new picture of the screen `root` describes on a `width`×`height` phone, `clock` in its status bar.
+
+    `scale` (0–1] draws the same picture smaller: every shape, line and letter scaled.
+    """
+    return _draw(root, width, height, clock, scale)
+
+
+def _draw(root: UiNode, width: int, height: int, clock: str, scale: float = 1.0) -> Image.Image:
+    size = (width, height) if scale == 1.0 else (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = Image.new("RGB", size, _BACKGROUND)
+    draw = _Pen(image, scale)
     screen = Bounds(0, 0, width, height)
     toasts: list[UiNode] = []
     for window in root.children:
@@ -180,6 +197,57 @@ def _draw(root: UiNode, width: int, height: int, clock: str) -> Image.Image:
     return image
 
 
+_Box = tuple[int, int, int, int]
+_Colour = tuple[int, int, int] | str
+
+
+class _Pen:
+    """Pillow's drawing calls in the phone's pixels, drawn at `scale` (1: exactly the same calls)."""
+
+    def __init__(self, image: Image.Image, scale: float) -> None:
+        self.draw = ImageDraw.Draw(image)
+        self.scale = scale
+
+    def _at(self, values: Sequence[int]) -> tuple[int, ...]:
+        s = self.scale
+        return tuple(values) if s == 1.0 else tuple(round(v * s) for v in values)
+
+    def _len(self, value: int) -> int:
+        return value if self.scale == 1.0 else max(1, round(value * self.scale))
+
+    def rectangle(
+        self, box: _Box, fill: _Colour | None = None, outline: _Colour | None = None, width: int = 1
+    ) -> None:
+        self.draw.rectangle(self._at(box), fill=fill, outline=outline, width=self._len(width))
+
+    def rounded_rectangle(
+        self,
+        box: _Box,
+        radius: int,
+        fill: _Colour | None = None,
+        outline: _Colour | None = None,
+        width: int = 1,
+    ) -> None:
+        scaled_radius = radius if self.scale == 1.0 else round(radius * self.scale)
+        self.draw.rounded_rectangle(
+            self._at(box), radius=scaled_radius, fill=fill, outline=outline, width=self._len(width)
+        )
+
+    def line(self, xy: _Box, fill: _Colour, width: int) -> None:
+        self.draw.line(self._at(xy), fill=fill, width=self._len(width))
+
+    def ellipse(self, box: _Box, outline: _Colour, width: int) -> None:
+        self.draw.ellipse(self._at(box), outline=outline, width=self._len(width))
+
+    def polygon(self, points: Sequence[tuple[int, int]], outline: _Colour, width: int) -> None:
+        scaled = [(p[0], p[1]) for p in (self._at(point) for point in points)]
+        self.draw.polygon(scaled, outline=outline, width=self._len(width))
+
+    def text(self, xy: tuple[int, int], text: str, fill: _Colour, size: int, anchor: str) -> None:
+        x, y = self._at(xy)
+        self.draw.text((x, y), text, fill=fill, font=_font(self._len(size)), anchor=anchor)
+
+
 def _overlaps(bounds: Bounds, screen: Bounds) -> bool:
     return (
         bounds.right > screen.left
@@ -189,7 +257,7 @@ def _overlaps(bounds: Bounds, screen: Bounds) -> bool:
     )
 
 
-def _draw_node(draw: ImageDraw.ImageDraw, node: UiNode) -> None:
+def _draw_node(draw: _Pen, node: UiNode) -> None:
     b = node.bounds
     box = (b.left, b.top, b.right - 1, b.bottom - 1)
     label = node.text or node.content_desc
@@ -226,7 +294,7 @@ def _is_toolbar(node: UiNode) -> bool:
     )
 
 
-def _draw_editable(draw: ImageDraw.ImageDraw, node: UiNode, box: tuple[int, int, int, int]) -> None:
+def _draw_editable(draw: _Pen, node: UiNode, box: tuple[int, int, int, int]) -> None:
     colour = _ACCENT if node.focused else _MUTED
     thickness = 5 if node.focused else 3
     draw.line((box[0], box[3] - thickness, box[2], box[3] - thickness), fill=colour, width=thickness)
@@ -237,9 +305,7 @@ def _draw_editable(draw: ImageDraw.ImageDraw, node: UiNode, box: tuple[int, int,
         _text_in(draw, node.content_desc, box, _MUTED, centered=False)
 
 
-def _draw_checkable(
-    draw: ImageDraw.ImageDraw, node: UiNode, box: tuple[int, int, int, int], label: str
-) -> None:
+def _draw_checkable(draw: _Pen, node: UiNode, box: tuple[int, int, int, int], label: str) -> None:
     side = min(48, box[3] - box[1] - 8)
     top = (box[1] + box[3] - side) // 2
     square = (box[0] + 12, top, box[0] + 12 + side, top + side)
@@ -253,7 +319,7 @@ def _draw_checkable(
 
 
 def _text_in(
-    draw: ImageDraw.ImageDraw,
+    draw: _Pen,
     text: str,
     box: tuple[int, int, int, int],
     fill: tuple[int, int, int],
@@ -268,11 +334,11 @@ def _text_in(
     if fitted is None:
         return
     line, size = fitted
-    font, cy = _font(size), (box[1] + box[3]) // 2
+    cy = (box[1] + box[3]) // 2
     if centered:
-        draw.text(((box[0] + box[2]) // 2, cy), line, fill=fill, font=font, anchor="mm")
+        draw.text(((box[0] + box[2]) // 2, cy), line, fill=fill, size=size, anchor="mm")
     else:
-        draw.text((box[0] + pad, cy), line, fill=fill, font=font, anchor="lm")
+        draw.text((box[0] + pad, cy), line, fill=fill, size=size, anchor="lm")
 
 
 @lru_cache(maxsize=4096)
@@ -301,10 +367,9 @@ def _fit(text: str, room_w: int, room_h: int) -> tuple[str, int] | None:
     return (text[: max(low, 1)] + "…"), size
 
 
-def _draw_status_bar(draw: ImageDraw.ImageDraw, width: int, clock: str) -> None:
+def _draw_status_bar(draw: _Pen, width: int, clock: str) -> None:
     draw.rectangle((0, 0, width, STATUS_BAR_HEIGHT), fill=_STATUS_BAR)
-    font = _font(38)
-    draw.text((48, STATUS_BAR_HEIGHT // 2), clock, fill=_STATUS_TEXT, font=font, anchor="lm")
+    draw.text((48, STATUS_BAR_HEIGHT // 2), clock, fill=_STATUS_TEXT, size=38, anchor="lm")
     # A battery outline on the right, so the bar reads as a phone's at a glance.
     right, mid = width - 48, STATUS_BAR_HEIGHT // 2
     draw.rectangle((right - 56, mid - 14, right - 6, mid + 14), outline=_STATUS_TEXT, width=3)
@@ -312,7 +377,7 @@ def _draw_status_bar(draw: ImageDraw.ImageDraw, width: int, clock: str) -> None:
     draw.rectangle((right - 50, mid - 8, right - 20, mid + 8), fill=_STATUS_TEXT)
 
 
-def _draw_nav_bar(draw: ImageDraw.ImageDraw, width: int, height: int) -> None:
+def _draw_nav_bar(draw: _Pen, width: int, height: int) -> None:
     top = height - NAV_BAR_HEIGHT
     draw.rectangle((0, top, width, height), fill=_STATUS_BAR)
     mid = top + NAV_BAR_HEIGHT // 2
@@ -325,7 +390,7 @@ def _draw_nav_bar(draw: ImageDraw.ImageDraw, width: int, height: int) -> None:
     draw.rectangle((rx - 20, mid - 20, rx + 20, mid + 20), outline=_STATUS_TEXT, width=4)
 
 
-def _draw_toast(draw: ImageDraw.ImageDraw, toast: UiNode) -> None:
+def _draw_toast(draw: _Pen, toast: UiNode) -> None:
     b = toast.bounds
     draw.rounded_rectangle((b.left, b.top, b.right - 1, b.bottom - 1), radius=b.height // 2, fill=_TOAST_FILL)
     _text_in(draw, toast.text, (b.left, b.top, b.right - 1, b.bottom - 1), _STATUS_TEXT, centered=True)
