@@ -10,6 +10,7 @@ from server.dashboard import (
     builder_pages,
     fleet_pages,
     integrations_pages,
+    run_control_pages,
     runs_pages,
     settings_pages,
     workflow_pages,
@@ -20,6 +21,7 @@ router = APIRouter(include_in_schema=False)
 _PAGES = (
     auth_pages,
     runs_pages,
+    run_control_pages,
     analytics_pages,
     fleet_pages,
     builder_pages,

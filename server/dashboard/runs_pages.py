@@ -27,7 +27,7 @@ from server.runs.export import ExportFormat, export_response, export_window_star
 from server.runs.listing import RunFilters, RunSort, list_runs
 from server.runs.models import Artifact, Run, RunEvent
 from server.runs.schemas import Trigger
-from server.runs.service import cancel_run, get_run, record_changes, trace_of
+from server.runs.service import cancel_run, get_run, record_changes, retried_by, trace_of
 from server.runs.stats import compute_stats
 from server.workflows.models import Workflow, WorkflowVersion
 
@@ -326,6 +326,7 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
     by_step, others = split_artifacts([(row.name, row.content_type) for row in rows])
     return {
         "run": run,
+        "retried_by": retried_by(db, run.id),
         "trace": trace_of(db, run.id),
         "inputs_json": json.dumps(run.inputs or {}, indent=2, ensure_ascii=False),
         "workflow_name": workflow.name if workflow else run.workflow_id,

@@ -1,4 +1,4 @@
-"""The runs API: `runs.report`, list and read, trigger, claim, cancel, export, artifacts, stats.
+"""The runs API: `runs.report`, list and read, trigger, claim, cancel, retry, export, artifacts, stats.
 
 Thin: each path operation checks who is calling, calls the service and shapes the answer.
 The request's session commits when the operation returns; `run.updated` goes out after.
@@ -24,7 +24,7 @@ from server.denylist.service import effective_entries
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.metrics import count_reported
 from server.runs import export as export_module
-from server.runs import listing, report, service, stats
+from server.runs import listing, report, retries, service, stats
 from server.runs.events import get_hub
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
@@ -237,6 +237,30 @@ def trigger_run(
 def cancel_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
     """A queued run ends `cancelled` now; a running one gets `cancelRequested` and its device stops it."""
     run = service.cancel_run(session, account.id, run_id, get_hub(request.app).notify)
+    return service.summary_json(run)
+
+
+@router.post(
+    "/runs/{run_id}/retry",
+    response_model=RunSummaryOut,
+    status_code=201,
+    summary="Run a finished run again",
+    responses=problem_responses(
+        409,
+        c409="The run has not ended, its device is gone or revoked, or its version names a package the "
+        "denylist now denies",
+    ),
+)
+def retry_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+    """A new `queued` run (trigger `retry`, `retryOf` this run) of the same version, device and inputs."""
+    run = retries.retry_run(
+        session,
+        account.id,
+        run_id,
+        global_denylist=request.app.state.settings.global_denylist,
+        triggered_by=account.email,
+        notify=get_hub(request.app).notify,
+    )
     return service.summary_json(run)
 
 

@@ -66,6 +66,11 @@ class Run(Base):
     trace_len: Mapped[int] = mapped_column(Integer, default=0)
     claimed_at: Mapped[datetime | None]
     cancel_requested_at: Mapped[datetime | None]
+    # Retries: the run this one runs again (null for a first run), which attempt it is (1 for a
+    # first run), and the moment before which no device may claim it (an automatic retry's backoff).
+    retry_of: Mapped[str | None] = mapped_column(String(36), default=None)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    not_before: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -79,6 +84,8 @@ class Run(Base):
         Index("ix_runs_account_trigger_created", "account_id", "trigger", "created_at", "id"),
         # Claiming: the oldest queued run of one device.
         Index("ix_runs_device_status_created", "device_id", "status", "created_at"),
+        # The runs that run a run again ("retried by").
+        Index("ix_runs_retry_of", "retry_of"),
     )
 
 

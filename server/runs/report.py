@@ -244,6 +244,7 @@ def _insert_new_runs(
                 "updated_at": now,
                 "claimed_at": None,
                 "cancel_requested_at": None,
+                "attempt": 1,
                 **_row_values(report),
             },
         )

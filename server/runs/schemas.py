@@ -22,7 +22,7 @@ from pydantic_core import PydanticSerializationError
 from interpreter.trace import Outcome, RunStatus
 from server.runs.sql import utc_ms
 
-Trigger = Literal["manual", "api", "schedule", "device", "webhook"]
+Trigger = Literal["manual", "api", "schedule", "device", "webhook", "retry"]
 ReportResult = Literal["stored", "unchanged", "rejected"]
 # Every time on the wire: ISO-8601 UTC with milliseconds and a `Z`, like trace events.
 UtcTime = Annotated[datetime, PlainSerializer(utc_ms, return_type=str)]
@@ -181,6 +181,11 @@ class RunSummaryOut(_Out):
     n_retries: int | None
     trace_len: int
     cancel_requested: bool
+    retry_of: str | None = Field(default=None, description="The run this one runs again (trigger retry)")
+    attempt: int = Field(default=1, description="1 for a first run, one more for each retry")
+    not_before: UtcTime | None = Field(
+        default=None, description="An automatic retry is not claimed before this moment (its backoff)"
+    )
     created_at: UtcTime
     updated_at: UtcTime
 
@@ -188,6 +193,7 @@ class RunSummaryOut(_Out):
 class RunOut(RunSummaryOut):
     """One run with its trace."""
 
+    retried_by: list[str] = Field(default_factory=list, description="The runs that run this one again")
     trace: list[dict[str, Any]]
 
 

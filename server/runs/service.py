@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import jsonschema
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from interpreter.denylist import Denylist
@@ -62,6 +62,9 @@ def summary_json(run: Run | Row[Any]) -> dict[str, Any]:
         "nRetries": run.n_retries,
         "traceLen": run.trace_len,
         "cancelRequested": run.cancel_requested_at is not None,
+        "retryOf": run.retry_of,
+        "attempt": run.attempt,
+        "notBefore": _time(run.not_before),
         "createdAt": utc_ms(run.created_at),
         "updatedAt": utc_ms(run.updated_at),
     }
@@ -114,9 +117,16 @@ def trace_of(session: Session, run_id: str) -> list[dict[str, Any]]:
     )
 
 
+def retried_by(session: Session, run_id: str) -> list[str]:
+    """Ids of the runs that run `run_id` again (its retries), oldest first."""
+    return list(
+        session.scalars(select(Run.id).where(Run.retry_of == run_id).order_by(Run.created_at, Run.id))
+    )
+
+
 def run_json(session: Session, run: Run) -> dict[str, Any]:
-    """A run with its trace, as JSON."""
-    return {**summary_json(run), "trace": trace_of(session, run.id)}
+    """A run with its trace and the ids of its retries, as JSON."""
+    return {**summary_json(run), "retriedBy": retried_by(session, run.id), "trace": trace_of(session, run.id)}
 
 
 def _published_version(
@@ -244,7 +254,11 @@ def claim_run(
     for _ in range(MAX_CLAIM_ATTEMPTS):
         candidate = session.execute(
             select(Run.id, Run.workflow_version_id)
-            .where(Run.device_id == device.id, Run.status == RunStatus.QUEUED.value)
+            .where(
+                Run.device_id == device.id,
+                Run.status == RunStatus.QUEUED.value,
+                or_(Run.not_before.is_(None), Run.not_before <= utcnow()),
+            )
             .order_by(Run.created_at, Run.id)
             .limit(1)
         ).first()

@@ -133,12 +133,20 @@ def read_workflow(workflow_id: str, account: CurrentAccount, session: SessionDep
     return _detail(session, service.get_workflow(session, account, workflow_id))
 
 
-@router.patch("/workflows/{workflow_id}", response_model=WorkflowDetail, summary="Rename a workflow")
+@router.patch(
+    "/workflows/{workflow_id}",
+    response_model=WorkflowDetail,
+    summary="Rename a workflow, or set its automatic retry",
+)
 def update_workflow(
     workflow_id: str, body: WorkflowUpdate, account: CurrentAccount, session: SessionDep
 ) -> WorkflowDetail:
     workflow = service.get_workflow(session, account, workflow_id)
-    workflow.name = body.name
+    if body.name is not None:
+        workflow.name = body.name
+    if body.auto_retry is not None:
+        workflow.auto_retry_max = body.auto_retry.max
+        workflow.auto_retry_backoff_s = body.auto_retry.backoff_s
     session.flush()
     return _detail(session, workflow)
 

@@ -25,6 +25,15 @@ class Workflow(Base):
     # that the version belongs to this workflow.
     published_version_id: Mapped[str | None] = mapped_column(String(36), default=None)
     latest_version_number: Mapped[int] = mapped_column(default=0)
+    # Automatic retry of runs that end failed or timeout: up to `auto_retry_max` new runs, the
+    # n-th queued `auto_retry_backoff_s * 2**(n-1)` seconds after the failure (0: none).
+    auto_retry_max: Mapped[int] = mapped_column(default=0, server_default="0")
+    auto_retry_backoff_s: Mapped[int] = mapped_column(default=30, server_default="30")
+
+    @property
+    def auto_retry(self) -> dict[str, int]:
+        """The automatic retry as the API shows it."""
+        return {"max": self.auto_retry_max, "backoff_s": self.auto_retry_backoff_s}
 
 
 class WorkflowVersion(Base):

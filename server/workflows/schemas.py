@@ -17,8 +17,19 @@ class WorkflowCreate(ApiModel):
     )
 
 
+class AutoRetry(ApiModel):
+    """Runs of the workflow that end `failed` or `timeout` are queued again, up to `max` times, the
+    n-th retry `backoffS × 2^(n-1)` seconds after the failure (trigger `retry`, same device and inputs)."""
+
+    max: int = Field(default=0, ge=0, le=10, description="retries after a failure; 0: none")
+    backoff_s: int = Field(default=30, ge=0, le=86400, description="the wait before the first retry")
+
+
 class WorkflowUpdate(ApiModel):
-    name: str = Field(min_length=1, max_length=200)
+    """What changes: the name, the automatic retry, or both."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    auto_retry: AutoRetry | None = None
 
 
 class WorkflowCreated(ApiModel):
@@ -72,6 +83,7 @@ class WorkflowRead(ApiModel):
     updated_at: datetime
     published_version_id: str | None
     latest_version_number: int
+    auto_retry: AutoRetry
 
 
 class WorkflowDetail(WorkflowRead):

@@ -61,9 +61,16 @@ def test_trigger_list_show_cancel_export_retry(cli: Cli, served: ServerProcess, 
     assert "exports at most 30 days" in too_far.stderr
 
     retry = cli("runs", "retry", run_id)
-    assert retry.exit_code == 8
-    assert "does not offer retrying runs yet" in retry.stderr
-    assert "phoneflow runs trigger" in retry.stderr
+    assert retry.exit_code == 0, retry.output
+    retry_id = retry.stdout.strip()
+    again = json.loads(cli("runs", "show", retry_id, "--json").stdout)
+    assert (again["status"], again["trigger"], again["retryOf"]) == ("queued", "retry", run_id)
+    assert (again["deviceId"], again["inputs"]) == (device.id, {"order": "A-7"})
+    assert json.loads(cli("runs", "show", run_id, "--json").stdout)["retriedBy"] == [retry_id]
+    not_ended = cli("runs", "retry", retry_id)
+    assert not_ended.exit_code == 7
+    assert "has not ended (queued)" in not_ended.stderr
+    assert cli("runs", "cancel", retry_id).exit_code == 0
 
     missing = cli("runs", "show", "00000000-0000-4000-8000-000000000000")
     assert missing.exit_code == 6

@@ -1,0 +1,28 @@
+"""The run page's controls besides cancel: Re-run (a new run of the same version, device and inputs)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse, Response
+
+from server.dashboard.pages_route import dashboard_router
+from server.dashboard.session import CheckedUser
+from server.db import SessionDep
+from server.runs.events import get_hub
+from server.runs.retries import retry_run
+
+router = dashboard_router()
+
+
+@router.post("/runs/{run_id}/retry")
+def rerun(request: Request, run_id: str, db: SessionDep, user: CheckedUser) -> Response:
+    """Queue the run again (trigger `retry`) and show the new run."""
+    run = retry_run(
+        db,
+        user.account.id,
+        run_id,
+        global_denylist=request.app.state.settings.global_denylist,
+        triggered_by=user.account.email,
+        notify=get_hub(request.app).notify,
+    )
+    return RedirectResponse(f"/runs/{run.id}", status_code=303)
