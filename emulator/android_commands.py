@@ -2,8 +2,9 @@
 screencap, uiautomator, ime, settings, getprop/setprop and app_process (the uiautomator2 server).
 
 Output follows Android 14 closely where clients parse it: `package:NAME`, `Physical size: WxH`,
-`mCurrentFocus=Window{hash u0 PKG/ACT}`, `orientation=N`, `Display N (HWC display 0)`, and
-`ps` lines with at least nine fields, the pid second and the name last.
+`mCurrentFocus=Window{hash u0 PKG/ACT}` (in `dumpsys window displays`: `emulator.window_dumps`),
+`orientation=N`, `Display N (HWC display 0)`, `ps` lines with at least nine fields, the pid
+second and the name last, and `pidof`, `ifconfig`, `ip addr`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from emulator.filesystem import normalize
 from emulator.instrumentation import instrument
 from emulator.package_commands import dumpsys_package, dumpsys_services, pm, short_component
 from emulator.shell_io import Command, CommandContext
+from emulator.window_dumps import dumpsys_activity_state, dumpsys_window
 from interpreter.appmodel import LAUNCHER_PACKAGE
 from interpreter.hierarchy import to_android_xml
 
@@ -279,30 +281,16 @@ async def dumpsys(ctx: CommandContext) -> int:
     args = ctx.args[1:]
     service = args[0] if args else ""
     phone = ctx.device.phone
-    package = phone.foreground_package()
-    activity = phone.foreground_activity()
-    task = ctx.device.task_id(package)
-    record = f"ActivityRecord{{{_hash(activity + 'r')} u0 {_short(package, activity)} t{task}}}"
     if service == "window":
-        window = f"Window{{{_hash(activity)} u0 {package}/{activity}}}"
-        ctx.out("WINDOW MANAGER WINDOWS (dumpsys window windows)\n")
-        ctx.out(f"  Window #0 {window}:\n    mDisplayId=0 rootTaskId={ctx.device.task_id(package)}\n")
-        ctx.out("    mAttrs={(0,0)(fillxfill) sim={adjust=resize} ty=BASE_APPLICATION}\n\n")
-        ctx.out(f"  mCurrentFocus={window}\n  mFocusedApp={record}\n")
+        dumpsys_window(ctx, args[1] if len(args) > 1 else "")
     elif service == "activity":
         sub = args[1] if len(args) > 1 else "activities"
         if sub == "services":
             dumpsys_services(ctx, args[2] if len(args) > 2 else None)
         elif sub == "processes":
             _dumpsys_processes(ctx)
-        elif sub == "top":
-            pid = ctx.device.app_pid(package)
-            ctx.out(f"TASK {package} id={ctx.device.task_id(package)} userId=0\n")
-            ctx.out(f"  ACTIVITY {_short(package, activity)} {_hash(activity + 'a')} pid={pid}\n")
         else:
-            ctx.out("ACTIVITY MANAGER ACTIVITIES (dumpsys activity activities)\n")
-            ctx.out(f"  topResumedActivity={record}\n  ResumedActivity: {record}\n")
-            ctx.out(f"  mResumedActivity: {record}\n  mFocusedApp={record}\n")
+            dumpsys_activity_state(ctx, sub)
     elif service == "display":
         width, height = phone.width, phone.height
         ctx.out("DISPLAY MANAGER (dumpsys display)\n")
@@ -355,6 +343,70 @@ async def ps(ctx: CommandContext) -> int:
         ctx.out(
             f"{user:<10} {pid:>7} {ppid:>5} {14000000 + pid * 37:>10} {90000 + pid % 9000:>6} 0 0 S {name}\n"
         )
+    return 0
+
+
+async def pidof(ctx: CommandContext) -> int:
+    """`pidof [-s] NAME...`: the pids of processes with these names, newest first; status 1 when none."""
+    single = "-s" in ctx.args[1:]
+    names = [a for a in ctx.args[1:] if not a.startswith("-")]
+    found: list[int] = []
+    for name in names:
+        pids = sorted((pid for _, pid, _, process in ctx.device.processes() if process == name), reverse=True)
+        found.extend(pids[:1] if single else pids)
+    if not found:
+        return 1
+    ctx.out(" ".join(str(pid) for pid in found) + "\n")
+    return 0
+
+
+# The virtual device's Wi-Fi: an emulator's usual user-mode network.
+WLAN_IP, WLAN_PREFIX, WLAN_BROADCAST, WLAN_MAC = "10.0.2.16", 24, "10.0.2.255", "02:15:b2:00:00:00"
+
+
+async def ifconfig(ctx: CommandContext) -> int:
+    """`ifconfig [IFACE]` as toybox prints it: `wlan0` (the device's address) and `lo`."""
+    wanted = ctx.args[1] if len(ctx.args) > 1 else None
+    interfaces = {
+        "wlan0": (
+            f"wlan0     Link encap:Ethernet  HWaddr {WLAN_MAC}\n"
+            f"          inet addr:{WLAN_IP}  Bcast:{WLAN_BROADCAST}  Mask:255.255.255.0 \n"
+            "          UP BROADCAST RUNNING MULTICAST  MTU:1500  Metric:1\n\n"
+        ),
+        "lo": (
+            "lo        Link encap:Local Loopback \n"
+            "          inet addr:127.0.0.1  Mask:255.0.0.0 \n"
+            "          UP LOOPBACK RUNNING  MTU:65536  Metric:1\n\n"
+        ),
+    }
+    if wanted is not None and wanted not in interfaces:
+        return ctx.fail(f"{wanted}: No such device")
+    ctx.out("".join(text for name, text in interfaces.items() if wanted in (None, name)))
+    return 0
+
+
+async def ip(ctx: CommandContext) -> int:
+    """`ip addr [show [dev] IFACE]` / `ip -4 addr`: the loopback and wlan0 addresses."""
+    args = [a for a in ctx.args[1:] if not a.startswith("-")]
+    if not args or args[0] not in ("a", "addr", "address"):
+        ctx.err("Usage: ip addr [show [dev] IFACE]\n")
+        return 1
+    rest = [a for a in args[1:] if a not in ("show", "dev")]
+    wanted = rest[0] if rest else None
+    interfaces = {
+        "lo": "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n"
+        "    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
+        "    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n",
+        "wlan0": "3: wlan0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc mq state UP group default "
+        "qlen 1000\n"
+        f"    link/ether {WLAN_MAC} brd ff:ff:ff:ff:ff:ff\n"
+        f"    inet {WLAN_IP}/{WLAN_PREFIX} brd {WLAN_BROADCAST} scope global wlan0\n"
+        "       valid_lft forever preferred_lft forever\n",
+    }
+    if wanted is not None and wanted not in interfaces:
+        ctx.err(f'Device "{wanted}" does not exist.\n')
+        return 1
+    ctx.out("".join(text for name, text in interfaces.items() if wanted in (None, name)))
     return 0
 
 
@@ -465,6 +517,9 @@ COMMANDS: dict[str, Command] = {
     "dumpsys": dumpsys,
     "ps": ps,
     "ime": ime,
+    "pidof": pidof,
+    "ifconfig": ifconfig,
+    "ip": ip,
     "settings": settings,
     "app_process": app_process,
     "logcat": logcat,

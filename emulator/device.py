@@ -77,6 +77,8 @@ class VirtualDevice:
             },
         }
         self.density = properties.DENSITY
+        self.screen_on = True  # `input keyevent POWER|SLEEP|WAKEUP`, the u2 server's wakeUp/sleep
+        self.rotation = 0  # 0..3, as `dumpsys display` and the hierarchy report it
         self.sessions: set[AdbSession] = set()
         self.connected = asyncio.Event()
         self._next_pid = 4000
@@ -160,6 +162,7 @@ class VirtualDevice:
     def stop_package(self, package: str) -> None:
         """`am force-stop`: the app of the model, the APK's process, and instrumentations of or on it."""
         self.phone.stop(package)
+        self._app_pids.pop(package, None)  # its next start is a new process
         self._apk_pids.pop(package, None)
         for instrumented in list(self.instruments.values()):
             if package in (instrumented.package, instrumented.target):
@@ -208,6 +211,15 @@ class VirtualDevice:
             self._app_pids[package] = self.allocate_pid()
         return self._app_pids[package]
 
+    def app_uid(self, package: str) -> int:
+        """The app's uid (10000 + N, shown as `u0_aN`): fixed per package, as an install gives it."""
+        if package == LAUNCHER_PACKAGE:
+            return 10135
+        if package in self.apks:
+            return 10300 + list(self.apks).index(package)
+        packages = self.phone.installed_packages()
+        return 10180 + (packages.index(package) if package in packages else len(packages))
+
     def task_id(self, package: str) -> int:
         return self._task_ids.setdefault(package, 11 + len(self._task_ids))
 
@@ -215,11 +227,11 @@ class VirtualDevice:
         """(user, pid, ppid, name) for `ps -A`: system processes, the launcher, running apps, servers."""
         rows = list(_SYSTEM_PROCESSES)
         rows.append(("u0_a135", self.app_pid(LAUNCHER_PACKAGE), 301, LAUNCHER_PACKAGE))
-        for index, package in enumerate(self.phone.running_packages()):
-            rows.append((f"u0_a{180 + index}", self.app_pid(package), 301, package))
+        for package in self.phone.running_packages():
+            rows.append((f"u0_a{self.app_uid(package) - 10000}", self.app_pid(package), 301, package))
         rows.extend(("shell", pid, 402, "app_process") for pid in self._u2_pids.values())
-        for index, (package, pid) in enumerate(self._apk_pids.items()):
-            rows.append((f"u0_a{300 + index}", pid, 301, package))
+        for package, pid in self._apk_pids.items():
+            rows.append((f"u0_a{self.app_uid(package) - 10000}", pid, 301, package))
         for index, instrumented in enumerate(self.instruments.values()):
             rows.append((f"u0_a{400 + index}", instrumented.pid, 301, instrumented.target))
         return rows

@@ -1,6 +1,7 @@
 """A small POSIX-like `sh` for the virtual device: enough for what adb clients send.
 
-Supported: words with '…', "…" and backslash quoting; `$?`, `$$`, `$VAR`, `${VAR}`;
+Supported: words with '…', "…" and backslash quoting; `$?`, `$$`, `$VAR`, `${VAR}`,
+`$((EXPR))` arithmetic (`emulator.shell_arith`);
 `VAR=value cmd` and bare `VAR=value`; `;`, `&&`, `||`, `|`, newlines, `#` comments;
 redirections `>`, `>>`, `<`, `2>`, `2>&1`, `>&2` (to the device filesystem or
 `/dev/null`); `*`/`?` globs in the last path component. Not supported (the shell
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from emulator.filesystem import FsError, normalize
+from emulator.shell_arith import ArithError, arith_end, evaluate
 from emulator.shell_io import CommandContext, InputReader, NullSink, Sink
 
 if TYPE_CHECKING:
@@ -132,6 +134,13 @@ def tokenize(text: str) -> list[Word | Op]:
             if i + 1 < n and text[i + 1] != "\n":
                 word.add(text[i + 1], _SINGLE)
             i += 2
+        elif text.startswith("$((", i):
+            end = arith_end(text, i)
+            if end < 0:
+                raise ShellSyntaxError("unterminated $((")
+            word = word or Word()
+            word.add(text[i:end], _UNQUOTED)
+            i = end
         elif c in ";&|<>":
             fd = None
             if c in "<>" and word is not None and word.plain is not None and word.plain.isdigit():
@@ -143,7 +152,7 @@ def tokenize(text: str) -> list[Word | Op]:
         else:
             word = word or Word()
             start = i
-            while i < n and text[i] not in " \t\r\n'\"\\;&|<>":
+            while i < n and text[i] not in " \t\r\n'\"\\;&|<>" and not text.startswith("$((", i):
                 i += 1
             word.add(text[start:i], _UNQUOTED)
     end_word()
@@ -290,10 +299,14 @@ class Shell:
         self, command: SimpleCommand, stdout: Sink, stderr: Sink, stdin: bytes, streamed: bool = False
     ) -> int:
         """Run one command; `streamed`: it is first in its pipeline, so the stream's input is its own."""
-        assigned = {name: self.expand(value) for name, value in command.assignments}
-        args: list[str] = []
-        for word in command.words:
-            args.extend(self.expand_glob(word))
+        try:
+            assigned = {name: self.expand(value) for name, value in command.assignments}
+            args: list[str] = []
+            for word in command.words:
+                args.extend(self.expand_glob(word))
+        except ArithError as exc:
+            stderr.write(f"{SH}: {exc}\n".encode())
+            return 1
         if not args:
             self.vars.update(assigned)
             return 0
@@ -386,7 +399,21 @@ class Shell:
                 return SH
             return self.vars.get(name, "")
 
-        return _VAR.sub(value, text)
+        parts: list[str] = []
+        i = 0
+        while (start := text.find("$((", i)) >= 0:
+            end = arith_end(text, start)
+            if end < 0:
+                raise ArithError(f"{text[start:]}: missing '))'")
+            parts.append(_VAR.sub(value, text[i:start]))
+            expression = _VAR.sub(value, text[start + 3 : end - 2])
+            try:
+                parts.append(str(evaluate(expression, self.vars)))
+            except ArithError as exc:
+                raise ArithError(f"{expression.strip()}: {exc}") from exc
+            i = end
+        parts.append(_VAR.sub(value, text[i:]))
+        return "".join(parts)
 
     def expand_glob(self, word: Word) -> list[str]:
         """The word expanded; an unquoted `*`/`?` in the last component lists matching files."""

@@ -93,8 +93,9 @@ def test_packages_and_activities(dev: adbutils.AdbDevice) -> None:
     monkey = dev.shell2(f"monkey -p {SHOP} -c android.intent.category.LAUNCHER 1")
     assert monkey.returncode == 0
     assert "Events injected: 1" in monkey.output
-    current = dev.app_current()  # parses `dumpsys window windows`
-    assert (current.package, current.activity) == (SHOP, "com.example.shop.LoginActivity")
+    current = dev.app_current()  # Android 14: `dumpsys activity activities`, then `dumpsys activity top`
+    assert (current.package, current.activity) == (SHOP, ".LoginActivity")
+    assert current.pid > 0
     assert "mResumedActivity: ActivityRecord{" in dev.shell("dumpsys activity activities")
     assert re.search(rf"ACTIVITY {SHOP}/\.LoginActivity \w+ pid=\d+", dev.shell("dumpsys activity top"))
 

@@ -42,6 +42,8 @@ def run(line: str, shell: Shell | None = None) -> tuple[str, str, int]:
         ("echo -n x; echo y", "xy\n"),
         ("echo abcdef | head -c 3; echo; printf '1\\n2\\n3\\n' | tail -n 2", "abc\n2\n3\n"),
         ("getprop no.such.prop fallback", "fallback\n"),
+        ("X=5; echo $((X * 2 + 1)) $(( (1 + 2) << 1 )) $((~0)) $((!0)) $((7 % -3))", "11 6 -1 1 1\n"),
+        ("echo \"n=$((010 + 0x1f))\" '$((1))'", "n=39 $((1))\n"),
     ],
 )
 def test_language(line: str, stdout: str) -> None:
@@ -79,3 +81,12 @@ def test_variables_persist_within_one_shell_only() -> None:
     assert run("echo $GREETING", shell)[0] == "hi\n"
     assert run("sh -c 'GREETING=inner; echo $GREETING'; echo $GREETING", shell)[0] == "inner\nhi\n"
     assert run("echo $GREETING")[0] == "\n"
+
+
+def test_arithmetic_errors_stop_the_command_and_say_why() -> None:
+    out, err, status = run("echo $((1 / 0)); echo $((2 +)); echo $((N = 1)); echo next")
+    assert out == "next\n"
+    assert "1 / 0: divide by zero" in err
+    assert "2 +: missing operand" in err
+    assert "not supported" in err
+    assert status == 0

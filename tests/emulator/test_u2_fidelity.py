@@ -1,0 +1,97 @@
+"""What uiautomator2's own device tests (`mobile_tests/`, written for a real phone) expect of a phone,
+asked of the virtual device through the real adb server and the unmodified uiautomator2 3.7.1 client.
+
+Each test is one fidelity gap found by running those tests against the virtual device: the
+foreground app as Android 14 reports it, pids, the device shell, ...
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from conftest import start_emulator
+
+from emulator.runner import Emulator
+from interpreter.appmodel import sample_apps
+
+pytestmark = [pytest.mark.emulator, pytest.mark.timeout(120)]
+
+SHOP = "com.example.shop"
+
+
+@pytest.fixture(scope="module")
+def emulator(adb: str) -> Iterator[Emulator]:
+    emu = start_emulator(sample_apps())
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="module")
+def d(emulator: Emulator):  # type: ignore[no-untyped-def]
+    import uiautomator2
+
+    device = uiautomator2.connect(emulator.serial)
+    yield device
+    device.stop_uiautomator()
+
+
+# --- the app in front, as Android 14 reports it (issue item 5) ---------------------------------
+
+
+def test_app_current_has_the_short_activity_and_the_apps_pid(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start(SHOP, stop=True)
+    current = d.app_current()
+    assert current["package"] == SHOP
+    assert current["activity"] == ".LoginActivity"
+    pid = current["pid"]
+    assert pid > 0
+    assert d.wait_activity(".LoginActivity", timeout=3)
+    # The same pid in ps, pidof and the client's own lookup, and it stays while the app runs.
+    assert d._pidof_app(SHOP) == pid
+    assert d.shell(f"pidof {SHOP}").output.split() == [str(pid)]
+    d(text="Sign in").click()
+    assert d.wait_activity(".OrdersActivity", timeout=3)
+    assert d.app_current()["pid"] == pid
+    # A new process after a stop and a start.
+    d.app_start(SHOP, stop=True)
+    assert d.app_current()["pid"] not in (0, pid)
+
+
+def test_dumpsys_window_prints_focus_where_android_14_does(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start(SHOP, stop=True)
+    windows = d.shell("dumpsys window windows").output
+    assert "Window{" in windows
+    assert f"{SHOP}/{SHOP}.LoginActivity}}" in windows
+    assert "mCurrentFocus" not in windows  # gone from this section since Android 13
+    displays = d.shell("dumpsys window displays").output
+    assert re.search(rf"mCurrentFocus=Window{{\w+ u0 {SHOP}/{SHOP}\.LoginActivity}}", displays)
+    assert re.search(rf"mFocusedApp=ActivityRecord{{\w+ u0 {SHOP}/\.LoginActivity t\d+}}", displays)
+
+
+def test_pidof(d) -> None:  # type: ignore[no-untyped-def]
+    assert d.shell("pidof surfaceflinger").output.strip() == "339"
+    missing = d.shell("pidof com.not.running")
+    assert (missing.output, missing.exit_code) == ("", 1)
+
+
+# --- the device shell and network (issue item 9) ------------------------------------------------
+
+
+def test_wlan_ip(d) -> None:  # type: ignore[no-untyped-def]
+    assert d.wlan_ip == "10.0.2.16"
+    assert "inet 10.0.2.16/24" in d.shell("ip addr show dev wlan0").output
+
+
+@pytest.mark.parametrize(
+    ("line", "output"),
+    [
+        ("echo $((1 + 2 * 3))", "7"),
+        ("N=7; echo $(( (N + 1) / 3 )) $((N % 4)) $((-7 / 2))", "2 3 -3"),
+        ('echo "$((0x10 << 2)) $((3 > 2 && 1 == 1)) $((5 ? 10 : 20))"', "64 1 10"),
+        ("echo $((1 / 0)); echo after", "after"),
+    ],
+)
+def test_shell_arithmetic(d, line: str, output: str) -> None:  # type: ignore[no-untyped-def]
+    assert d.shell(line).output.strip().splitlines()[-1] == output
