@@ -205,7 +205,7 @@ async def input_(ctx: CommandContext) -> int:
         elif sub == "keyevent" and rest:
             for arg in rest:
                 if not arg.startswith("--"):
-                    phone.press_key(key_name(arg))
+                    ctx.device.press_key(key_name(arg))
         else:
             ctx.err(f"Error: Unknown command: {' '.join(args) or '(none)'}\n")
             ctx.err(
@@ -313,8 +313,10 @@ async def dumpsys(ctx: CommandContext) -> int:
         ctx.out("  Charge counter: 10000\n  status: 2\n  health: 2\n  present: true\n  level: 100\n")
         ctx.out("  scale: 100\n  voltage: 5000\n  temperature: 250\n  technology: Li-ion\n")
     elif service == "power":
-        ctx.out("POWER MANAGER (dumpsys power)\n  mWakefulness=Awake\n  mHoldingDisplaySuspendBlocker=true\n")
-        ctx.out("Display Power: state=ON\n")
+        on = ctx.device.screen_on
+        ctx.out(f"POWER MANAGER (dumpsys power)\n  mWakefulness={'Awake' if on else 'Asleep'}\n")
+        ctx.out(f"  mHoldingDisplaySuspendBlocker={'true' if on else 'false'}\n")
+        ctx.out(f"Display Power: state={'ON' if on else 'OFF'}\n")
     elif service == "input_method":
         ctx.out(f"  mCurMethodId={IME_ID}\n  mInputShown=false\n")
     # Other services print nothing here, as a service without a dump would.

@@ -32,7 +32,7 @@ _DIRECTIONS = ("up", "down", "left", "right")
 
 def press_keycode(device: VirtualDevice, code: int) -> None:
     """An Android key code on the phone: the keys the app model acts on act, others do nothing."""
-    device.phone.press_key(KEY_CODES.get(code, f"keycode_{code}"))
+    device.press_key(KEY_CODES.get(code, f"keycode_{code}"))
 
 
 def _point(value: Any, name: str) -> tuple[float, float]:

@@ -14,6 +14,8 @@ What other parts of the emulator use (all on the device's asyncio loop, never fr
 - `u2_server(port)` — an async context manager that runs the uiautomator2 server
   (`emulator.u2server.U2Server`) with `port` mapped while the block runs
 - `display_size()` → (1080, 2340), `density` → 420
+- `screen_on`, `press_key(name)` — the power state that `input keyevent POWER|SLEEP|WAKEUP`,
+  the uiautomator2 server's `wakeUp`/`sleep`, `dumpsys power` and `deviceInfo.screenOn` share
 - `connected: asyncio.Event` — set while at least one adb transport is connected
 - `reboot()` — drop every transport and start the phone afresh (what `adb reboot` does)
 """
@@ -191,6 +193,17 @@ class VirtualDevice:
             self.unmap_port(device_port, host_port)
             self._u2_pids.pop(device_port, None)
             await server.stop()
+
+    # -- device state shared by the shell, the in-device servers and `dumpsys` ----------------
+    def press_key(self, name: str) -> None:
+        """A key press by its `PhoneState` name: `power`, `sleep` and `wakeup` switch the screen,
+        other keys go to the app in front."""
+        if name == "power":
+            self.screen_on = not self.screen_on
+        elif name in ("sleep", "wakeup"):
+            self.screen_on = name == "wakeup"
+        else:
+            self.phone.press_key(name)
 
     # -- what the shell reports ----------------------------------------------------------------
     def display_size(self) -> tuple[int, int]:

@@ -35,6 +35,10 @@ class U2Host(Protocol):
     @property
     def faults(self) -> Faults: ...
 
+    screen_on: bool
+
+    def press_key(self, name: str) -> None: ...
+
 
 class PhoneMethods:
     """The device's phone and the mechanics every method shares."""

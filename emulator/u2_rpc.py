@@ -50,6 +50,8 @@ _KEY_CODES: dict[int, str] = {
     223: "sleep", 224: "wakeup",
 }  # fmt: skip
 _META_SHIFT = 0x1
+# The package of the real server's app: its toasts (`makeToast`) carry it.
+U2_SERVER_PACKAGE = "com.github.uiautomator"
 
 
 Handler = Callable[[Params], Awaitable[Any]]
@@ -64,10 +66,8 @@ class U2Rpc(ObjectMethods):
 
     def __init__(self, device: U2Host) -> None:
         super().__init__(device)
-        self.screen_on = True
         self.rotation = 0
         self._touch_down: tuple[float, float, float] | None = None
-        self._made_toast: tuple[str, float] | None = None
         self._methods: dict[str, Handler] = {
             name.removeprefix("rpc_"): getattr(self, name) for name in dir(self) if name.startswith("rpc_")
         }
@@ -123,15 +123,9 @@ class U2Rpc(ObjectMethods):
     # --- helpers ----------------------------------------------------------------------------
 
     def _key(self, name: str) -> bool:
-        if name == "power":
-            self.screen_on = not self.screen_on
-            return True
-        if name in ("wakeup", "sleep"):
-            self.screen_on = name == "wakeup"
-            return True
-        phone_key = _KEY_NAMES.get(name)
+        phone_key = name if name in ("wakeup", "sleep") else _KEY_NAMES.get(name)
         if phone_key is not None:
-            self.phone.press_key(phone_key)
+            self._device.press_key(phone_key)
         return True
 
     # --- device ----------------------------------------------------------------------------
@@ -153,7 +147,7 @@ class U2Rpc(ObjectMethods):
             "displaySizeDpY": round(height * 160 / density),
             "productName": props.get("ro.product.name", "sdk_gphone64_x86_64"),
             "naturalOrientation": True,
-            "screenOn": self.screen_on,
+            "screenOn": self._device.screen_on,
             "sdkInt": sdk,
         }
 
@@ -200,16 +194,18 @@ class U2Rpc(ObjectMethods):
         p.boolean(0, "freeze", True)
 
     async def rpc_wakeUp(self, p: Params) -> None:
-        self.screen_on = True
+        self._device.screen_on = True
 
     async def rpc_sleep(self, p: Params) -> None:
-        self.screen_on = False
+        self._device.screen_on = False
 
     async def rpc_openNotification(self, p: Params) -> bool:
-        return False  # the app model has no notification shade
+        self.phone.open_shade(quick_settings=False)
+        return True
 
     async def rpc_openQuickSettings(self, p: Params) -> bool:
-        return False
+        self.phone.open_shade(quick_settings=True)
+        return True
 
     async def rpc_getLastTraversedText(self, p: Params) -> None:
         return None
@@ -220,21 +216,16 @@ class U2Rpc(ObjectMethods):
     # --- toasts and clipboard --------------------------------------------------------------
 
     async def rpc_getLastToast(self, p: Params) -> str | None:
-        made = self._made_toast
-        if made is not None and time.monotonic() < made[1]:
-            return made[0]
         return self.phone.last_toast()
 
     async def rpc_clearLastToast(self, p: Params) -> None:
-        self._made_toast = None
         self.phone.clear_toast()
 
     async def rpc_makeToast(self, p: Params) -> bool:
-        # A toast the test itself shows; the app model has no way to put it on screen, so it
-        # only comes back through getLastToast, for its duration.
+        # A toast the test itself shows: drawn as the server app's toast, for its duration.
         text = p.string(0, "text")
-        duration_ms = p.integer(1, "duration", 1000)
-        self._made_toast = (text, time.monotonic() + duration_ms / 1000)
+        duration_ms = p.number(1, "duration", 1000)
+        self.phone.show_toast(text, U2_SERVER_PACKAGE, duration_ms / 1000)
         return True
 
     async def rpc_setClipboard(self, p: Params) -> None:

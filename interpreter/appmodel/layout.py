@@ -267,3 +267,54 @@ def toast_node(text: str, package: str) -> UiNode:
         resource_id="android:id/message",
         package=package,
     )
+
+
+SYSTEMUI_PACKAGE = "com.android.systemui"
+# The quick settings tiles of the shade: (label, state); the notification shade shows the first row.
+_TILES = (
+    ("Internet", "On"), ("Bluetooth", "Off"), ("Do Not Disturb", "Off"), ("Flashlight", "Off"),
+    ("Auto-rotate", "Off"), ("Battery Saver", "Off"), ("Airplane mode", "Off"), ("Screen record", "Off"),
+)  # fmt: skip
+_TILE_HEIGHT = 180
+SHADE_TILES_ROW = 4
+
+
+def shade_node(quick_settings: bool) -> UiNode:
+    """The notification shade (`quick_settings`: pulled down fully) as System UI's window over the app.
+
+    Tiles are TextViews whose content-desc is `LABEL, STATE`; the notification shade shows one row of
+    tiles and "No notifications", the quick settings all tiles.
+    """
+    root = UiNode(
+        WINDOW_CLASS,
+        Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT),
+        resource_id=f"{SYSTEMUI_PACKAGE}:id/notification_panel",
+        package=SYSTEMUI_PACKAGE,
+    )
+    tiles = _TILES if quick_settings else _TILES[:SHADE_TILES_ROW]
+    width = (SCREEN_WIDTH - 2 * MARGIN) // SHADE_TILES_ROW
+    for index, (label, state) in enumerate(tiles):
+        row, column = divmod(index, SHADE_TILES_ROW)
+        left, top = MARGIN + column * width, CONTENT_TOP + GAP + row * (_TILE_HEIGHT + GAP)
+        root.children.append(
+            UiNode(
+                "android.widget.TextView",
+                Bounds(left, top, left + width - GAP, top + _TILE_HEIGHT),
+                text=label,
+                content_desc=f"{label}, {state}",
+                resource_id=f"{SYSTEMUI_PACKAGE}:id/tile_label",
+                package=SYSTEMUI_PACKAGE,
+            )
+        )
+    if not quick_settings:
+        top = CONTENT_TOP + 2 * GAP + _TILE_HEIGHT
+        root.children.append(
+            UiNode(
+                "android.widget.TextView",
+                Bounds(MARGIN, top, SCREEN_WIDTH - MARGIN, top + _HEIGHT_BY_CLASS["TextView"]),
+                text="No notifications",
+                resource_id=f"{SYSTEMUI_PACKAGE}:id/no_notifications",
+                package=SYSTEMUI_PACKAGE,
+            )
+        )
+    return root

@@ -21,7 +21,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from interpreter.appmodel.layout import ScreenView, Window, layout_home, layout_screen, toast_node
+from interpreter.appmodel.layout import (
+    ScreenView,
+    Window,
+    layout_home,
+    layout_screen,
+    shade_node,
+    toast_node,
+)
 from interpreter.appmodel.model import (
     LAUNCHER_ACTIVITY,
     LAUNCHER_PACKAGE,
@@ -104,6 +111,7 @@ class PhoneState:
         self._foreground = LAUNCHER_PACKAGE
         self._focus: tuple[_Entry, str] | None = None
         self._toast: _Toast | None = None
+        self._shade: str | None = None  # "notifications" | "quick_settings" while the shade is down
         self._version = 0
         self._cache_key: tuple[int, float] = (-1, 0.0)  # (version, valid until)
         self._cache: tuple[UiNode, Window] | None = None
@@ -196,6 +204,8 @@ class PhoneState:
             window = layout_screen(run.app.package, entry.screen, view)
         root = UiNode("hierarchy", Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT))
         root.children.append(window.root)
+        if self._shade is not None:
+            root.children.append(shade_node(self._shade == "quick_settings"))
         toast = self._toast
         if toast is not None and now < toast.until:
             root.children.append(toast_node(toast.text, toast.package))
@@ -237,6 +247,8 @@ class PhoneState:
 
     def tap(self, x: float, y: float) -> None:
         """Tap the top-most clickable or editable widget under the point: focus an editable, run onClick."""
+        if self._shade is not None:
+            return  # the shade covers the app; its tiles do nothing here
         _, window = self._layout()
         target = window.target_at(x, y)
         if target is None:
@@ -289,7 +301,14 @@ class PhoneState:
             self._changed()
 
     def press_key(self, key: str) -> None:
-        """`back`, `home`, `delete` (backspace) and `space` act; `enter` and every other key do nothing."""
+        """`back`, `home`, `delete` (backspace) and `space` act; `enter` and every other key do nothing.
+
+        While the notification shade is down, `back` and `home` close it.
+        """
+        if self._shade is not None and key in ("back", "home"):
+            self.close_shade()
+            if key == "back":
+                return
         if key == "home":
             self._go_home()
         elif key == "back":
@@ -306,7 +325,14 @@ class PhoneState:
                 self._changed()
 
     def swipe(self, x1: float, y1: float, x2: float, y2: float) -> None:
-        """Scroll the scrollable container under the start point; a swipe up moves its content up."""
+        """Scroll the scrollable container under the start point; a swipe up moves its content up.
+
+        A swipe up on the notification shade closes it.
+        """
+        if self._shade is not None:
+            if y2 < y1:
+                self.close_shade()
+            return
         run = self._runs.get(self._foreground)
         if run is None:
             return
@@ -321,7 +347,28 @@ class PhoneState:
             state.scroll[scroller.widget_id] = after
             self._changed()
 
+    # --- system UI ---------------------------------------------------------------------------
+
+    def open_shade(self, quick_settings: bool = False) -> None:
+        """Pull the notification shade down over the app (`quick_settings`: all the way)."""
+        self._shade = "quick_settings" if quick_settings else "notifications"
+        self._changed()
+
+    def close_shade(self) -> None:
+        if self._shade is not None:
+            self._shade = None
+            self._changed()
+
+    @property
+    def shade_open(self) -> bool:
+        return self._shade is not None
+
     # --- toasts ----------------------------------------------------------------------------
+
+    def show_toast(self, text: str, package: str, seconds: float = TOAST_SECONDS) -> None:
+        """Show a toast of `package` for `seconds` (an app's own `Toast.makeText`)."""
+        self._toast = _Toast(text, package, self.now() + seconds)
+        self._changed()
 
     def last_toast(self) -> str | None:
         """The toast on screen now, if any."""

@@ -95,3 +95,45 @@ def test_wlan_ip(d) -> None:  # type: ignore[no-untyped-def]
 )
 def test_shell_arithmetic(d, line: str, output: str) -> None:  # type: ignore[no-untyped-def]
     assert d.shell(line).output.strip().splitlines()[-1] == output
+
+
+# --- device state (issue item 9) ----------------------------------------------------------------
+
+
+def test_screen_off_and_unlock_share_one_power_state(d) -> None:  # type: ignore[no-untyped-def]
+    d.screen_off()
+    assert d.info["screenOn"] is False
+    assert d.adb_device.is_screen_on() is False  # `dumpsys power`
+    d.unlock()  # `input keyevent POWER` when deviceInfo says the screen is off, then a swipe
+    assert d.info["screenOn"] is True
+    assert d.adb_device.is_screen_on() is True
+    d.shell("input keyevent SLEEP")
+    assert d.info["screenOn"] is False
+    d.press("power")
+    assert "mWakefulness=Awake" in d.shell("dumpsys power").output
+    d.screen_on()
+    assert d.info["screenOn"] is True
+
+
+def test_notification_shade_and_quick_settings(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start(SHOP, stop=True)
+    assert d.open_notification() is True
+    assert d(text="No notifications").wait(timeout=3)
+    assert d(description="Internet, On", packageName="com.android.systemui").exists
+    d.press("back")
+    assert d(text="No notifications").wait_gone(timeout=3)
+    assert d(text="Sign in").exists
+    d.open_quick_settings()
+    assert d(text="Airplane mode").wait(timeout=3)
+    d.press("home")
+    assert not d(text="Airplane mode").exists
+    assert d.app_current()["package"] != SHOP
+
+
+def test_toast_show_is_drawn(d) -> None:  # type: ignore[no-untyped-def]
+    d.toast.show("Hello from the test", 2)
+    assert d(text="Hello from the test").wait(timeout=3)
+    assert d.xpath('//*[@text="Hello from the test"]').info["packageName"] == "com.github.uiautomator"
+    assert d.last_toast == "Hello from the test"
+    d.clear_toast()
+    assert d.last_toast is None
