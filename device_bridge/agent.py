@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from device_bridge.approvals import ServerApprovals
+from device_bridge.commands import CommandWorker
 from device_bridge.crash import crash_artifact, crash_message, hierarchy_artifact
 from device_bridge.devices import BridgeDevice, open_device
 from device_bridge.errors import BridgeConfigError, DeviceBusyError, ServerError, ServerRefusedError
@@ -127,6 +128,8 @@ class DeviceWorker:
         # Why the phone cannot take runs now (None when it can); the worker then waits for it.
         self.device_problem: str | None = None
         self._next_device_probe = 0.0
+        # Held while a run runs: the screen inspector's clicks are refused meanwhile.
+        self.run_lock = threading.Lock()
 
     def serve(self) -> None:
         while not self.stop.is_set():
@@ -146,7 +149,8 @@ class DeviceWorker:
             if claimed is None:
                 self.stop.wait(self.settings.claim_interval_s)
                 continue
-            self.execute(claimed)
+            with self.run_lock:
+                self.execute(claimed)
 
     def _device_back(self) -> bool:
         """Whether the phone answers again (asked at most every few seconds while it does not)."""
@@ -317,6 +321,9 @@ class Agent:
         self.denylist = load_denylist(settings)
         self.workers: list[DeviceWorker] = []
         self.supervisor = Supervisor(self.stop, settings.backoff_base_s, settings.backoff_max_s)
+        # The screen inspector's command threads: apart, because a long poll may hold one for
+        # `command_wait_s`, and shutting down does not wait for that (daemon threads).
+        self.commands = Supervisor(self.stop, settings.backoff_base_s, settings.backoff_max_s)
         self._slots: dict[str, ThreadSlot] = {}
         self._supervisor_thread: threading.Thread | None = None
 
@@ -364,8 +371,20 @@ class Agent:
             )
             self.workers.append(worker)
             self._slots[paired.device_id] = self.supervisor.add(f"device-{paired.serial}", worker.serve)
+            commands = CommandWorker(
+                DeviceApi(httpx.Client(), paired.server_url, paired.token),
+                device,
+                self.stop,
+                run_lock=worker.run_lock,
+                wait_s=self.settings.command_wait_s,
+                settle_s=self.settings.click_settle_s,
+                backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
+                serial=paired.serial,
+            )
+            self.commands.add(f"commands-{paired.serial}", commands.serve)
         self.supervisor.add("uploader", lambda: self.uploader.run(self.stop))
         self.supervisor.start_all()
+        self.commands.start_all()
         self._supervisor_thread = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self._supervisor_thread.start()
 
@@ -380,6 +399,7 @@ class Agent:
             while True:
                 try:
                     self.supervisor.check()
+                    self.commands.check()
                     for worker in self.workers:
                         device_id = worker.paired.device_id
                         if time.monotonic() >= due[device_id]:
@@ -436,6 +456,7 @@ class Agent:
         if self._supervisor_thread is not None:
             self._supervisor_thread.join()
         self.supervisor.join()
+        self.commands.join(timeout=1.0)
         deadline = time.monotonic() + drain_s
         while time.monotonic() < deadline and self.outbox.count():
             try:

@@ -140,6 +140,16 @@ class U2Device:
         package = current.get("package")
         return str(package) if package else None
 
+    def foreground_activity(self) -> str | None:
+        """The activity in front (for the screen inspector's recording), or None when unknown."""
+        try:
+            current = self._u2.app_current()
+        except (u2.exceptions.BaseException, adbutils.AdbError, requests.RequestException, OSError) as exc:
+            log.debug("foreground activity of %s unknown: %s", self._serial, exc)
+            return None
+        activity = current.get("activity")
+        return str(activity) if activity else None
+
     def ping(self) -> None:
         """One cheap round trip to the phone; `DeviceUnavailableError` when it does not answer."""
         self._rpc("deviceInfo")

@@ -19,6 +19,7 @@ HEARTBEAT_PATH = "/api/v1/devices/me/heartbeat"
 APPROVALS_PATH = "/api/v1/devices/me/approvals"
 CONFIG_PATH = "/api/v1/devices/me/config"
 GATE_PATH = "/api/v1/devices/me/runs/{run_id}/gate"
+COMMANDS_PATH = "/api/v1/devices/me/commands"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,32 @@ class DeviceApi:
         except ServerError:
             denylist = None
         return ClaimedRun(run=dict(body["run"]), definition=dict(body["definition"]), denylist=denylist)
+
+    def commands(self, wait_s: float) -> list[dict[str, Any]]:
+        """Commands for this device (now taken by us); the server holds the call up to `wait_s`."""
+        response = _call(
+            self.client,
+            "GET",
+            self.server_url + COMMANDS_PATH,
+            "commands",
+            headers=self._headers,
+            params={"wait": wait_s},
+            timeout=wait_s + 15,
+        )
+        found = response.json().get("commands")
+        return [dict(c) for c in found] if isinstance(found, list) else []
+
+    def command_result(self, command_id: str, body: dict[str, Any]) -> None:
+        """Answer one command: `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`."""
+        _call(
+            self.client,
+            "POST",
+            f"{self.server_url}{COMMANDS_PATH}/{command_id}/result",
+            "command answer",
+            headers=self._headers,
+            json=body,
+            timeout=30,
+        )
 
     def config(self) -> ServerDenylist:
         """What this device must enforce now: the account's effective denylist and its version."""

@@ -45,6 +45,10 @@ class BridgeSettings(BaseSettings):
     # How long the step gate (asked before every step of a served run) may take before the
     # step starts anyway (offline: a cancel then takes effect when it is heard).
     gate_timeout_s: float = Field(default=2.0, gt=0)
+    # The server holds each ask for commands (the screen inspector's) this long when there is none.
+    command_wait_s: float = Field(default=20.0, gt=0, le=30)
+    # After an inspector's click: how long the screen may take to settle before it is read.
+    click_settle_s: float = Field(default=2.0, ge=0, le=10)
     # Local additions to the server's package denylist: it can only add to the server's list.
     denylist_file: Path | None = None
     # How the engine drives phones: uiautomator2 over this machine's adb, or an Appium server.

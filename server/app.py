@@ -35,6 +35,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("server.accounts.endpoints", "router"),
     ("server.workflows.endpoints", "router"),
     ("server.denylist.endpoints", "router"),
+    ("server.devices.command_endpoints", "router"),
     ("server.devices.endpoints", "router"),
     ("server.runs.endpoints", "router"),
     ("server.runs.events", "router"),

@@ -11,7 +11,7 @@ import importlib
 from server.accounts.models import Account, ApiToken
 from server.db import Base
 from server.denylist.models import DenylistEntry
-from server.devices.models import Device, PairingCode, PairingFailure
+from server.devices.models import Device, DeviceCommand, PairingCode, PairingFailure
 from server.schedules.models import Schedule
 from server.workflows.models import Workflow, WorkflowVersion
 
@@ -29,6 +29,7 @@ __all__ = [
     "Base",
     "DenylistEntry",
     "Device",
+    "DeviceCommand",
     "PairingCode",
     "PairingFailure",
     "Schedule",

@@ -159,6 +159,29 @@ class Settings(BaseSettings):
     device_offline_after_s: float = Field(
         default=300, ge=1, description="A device silent this long is offline (the device.offline webhook)."
     )
+    bridge_command_timeout_s: float = Field(
+        default=30,
+        gt=0,
+        le=600,
+        description="How long a command to a device's bridge (inspect, click) may take before it expires.",
+    )
+    bridge_listening_within_s: float = Field(
+        default=45,
+        gt=0,
+        description=(
+            "A bridge that has not asked for commands this long is not running: commands for its device are "
+            "refused at once (its long polls last at most 30 s)."
+        ),
+    )
+    command_poll_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=10,
+        description=(
+            "How often a waiting long poll looks into the database for a command or an answer that another "
+            "server process took (within one process it is woken at once)."
+        ),
+    )
     smtp_host: str | None = Field(
         default=None, description="The SMTP server approvers are e-mailed through; none: no approval e-mails."
     )

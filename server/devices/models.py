@@ -29,6 +29,9 @@ class Device(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     # What the device's bridge said of itself in its last heartbeat (worker state, restarts, errors).
     bridge_health: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # When the device's bridge last asked for commands (GET /devices/me/commands): a bridge that has
+    # not asked for a while is not listening, and commands for it are refused at once.
+    commands_polled_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class PairingCode(Base):
@@ -61,3 +64,28 @@ class PairingFailure(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeviceCommand(Base):
+    """Something a person asked a device's bridge to do now (inspect the screen, click), and its answer.
+
+    Kept in the database, not in a process, so that any server process may take the request, any
+    other may hand it to the bridge's long poll, and a third may answer the person waiting for it.
+    """
+
+    __tablename__ = "device_commands"
+    __table_args__ = (Index(None, "device_id", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(String(36), ForeignKey("accounts.id", ondelete="CASCADE"))
+    device_id: Mapped[str] = mapped_column(String(36), ForeignKey("devices.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # pending -> taken -> done | failed; pending or taken -> expired (nobody answered in time).
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(String(4000), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    taken_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,0 +1,123 @@
+"""What the screen inspector shows of a window hierarchy: every element, and the selectors that find it.
+
+For each element the candidates are built from what it shows (resource id, text, description,
+class, and two-field combinations), and each is run through the shared matcher
+(`interpreter.matcher.find_all`) over the same hierarchy, so the count a person sees is what a
+step with that selector meets on the phone. A selector that matches several elements gets the
+`index` that picks this one in the matcher's order. Unique selectors come first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from interpreter import matcher
+from interpreter.hierarchy import UiNode
+
+# The fields a candidate selector may use, in the order a person would rather read them.
+_FIELDS = ("resourceId", "text", "description", "className")
+
+
+@dataclass(frozen=True, slots=True)
+class SelectorCandidate:
+    selector: dict[str, Any]
+    matches: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"selector": self.selector, "matches": self.matches, "unique": self.matches == 1}
+
+
+def _values(node: UiNode) -> dict[str, str]:
+    found: dict[str, str] = {}
+    if node.resource_id:
+        found["resourceId"] = node.resource_id
+    if node.text.strip():
+        found["text"] = node.text.strip()
+    if node.content_desc.strip():
+        found["description"] = node.content_desc.strip()
+    if node.class_name:
+        found["className"] = node.class_name.rsplit(".", 1)[-1]
+    return found
+
+
+class _Counter:
+    """`find_all` over one hierarchy, once per distinct selector."""
+
+    def __init__(self, root: UiNode) -> None:
+        self.root = root
+        self._cache: dict[tuple[tuple[str, str], ...], list[UiNode]] = {}
+
+    def matches(self, fields: dict[str, str]) -> list[UiNode]:
+        key = tuple(sorted(fields.items()))
+        found = self._cache.get(key)
+        if found is None:
+            found = matcher.find_all(self.root, matcher.Selector.from_dict(fields))
+            self._cache[key] = found
+        return found
+
+
+def selectors_for(node: UiNode, counter: _Counter) -> list[SelectorCandidate]:
+    """The selectors that find `node` (with `index` when it is not the first match), unique first."""
+    values = _values(node)
+    combos: list[dict[str, str]] = [{name: values[name]} for name in _FIELDS if name in values]
+    names = [name for name in _FIELDS if name in values and name != "className"]
+    combos += [{a: values[a], b: values[b]} for i, a in enumerate(names) for b in names[i + 1 :]]
+    if "className" in values and names:
+        combos.append({names[0]: values[names[0]], "className": values["className"]})
+    found: list[SelectorCandidate] = []
+    seen: set[tuple[tuple[str, Any], ...]] = set()
+    for fields in combos:
+        matches = counter.matches(fields)
+        position = next((i for i, match in enumerate(matches) if match is node), None)
+        if position is None:
+            continue  # not visible, or the field means something else to the matcher
+        selector: dict[str, Any] = dict(fields)
+        if position:
+            selector["index"] = position
+        key = tuple(sorted(selector.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        found.append(SelectorCandidate(selector, len(matches)))
+    # Unique first; then fewer matches; then fewer fields (shorter to read), in the order made.
+    order = {id(c): i for i, c in enumerate(found)}
+    found.sort(key=lambda c: (c.matches != 1, c.matches, len(c.selector), order[id(c)]))
+    return found
+
+
+def inspect_hierarchy(root: UiNode) -> dict[str, Any]:
+    """Every element below `root` (document order, `id` = its position) with its attributes,
+    its parent's id, and its selectors; the screen's size."""
+    counter = _Counter(root)
+    width, height = root.bounds.right, root.bounds.bottom
+    elements: list[dict[str, Any]] = []
+    stack: list[tuple[UiNode, int | None, int]] = [(child, None, 0) for child in reversed(root.children)]
+    while stack:
+        node, parent, depth = stack.pop()
+        element_id = len(elements)
+        b = node.bounds
+        elements.append(
+            {
+                "id": element_id,
+                "parent": parent,
+                "depth": depth,
+                "className": node.class_name,
+                "text": node.text,
+                "resourceId": node.resource_id,
+                "contentDesc": node.content_desc,
+                "package": node.package,
+                "bounds": [b.left, b.top, b.right, b.bottom],
+                "visible": b.on_screen(width, height),
+                "clickable": node.clickable,
+                "editable": node.editable,
+                "scrollable": node.scrollable,
+                "enabled": node.enabled,
+                "checked": node.checked,
+                "selected": node.selected,
+                "password": node.password,
+                "selectors": [c.to_json() for c in selectors_for(node, counter)],
+            }
+        )
+        stack.extend((child, element_id, depth + 1) for child in reversed(node.children))
+    return {"screen": {"width": width, "height": height}, "elements": elements}
