@@ -43,7 +43,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_device_commands"),
     )
     op.create_index(
-        "ix_device_commands_device_id_status_created_at", "device_commands", ["device_id", "status", "created_at"]
+        "ix_device_commands_device_id_status_created_at",
+        "device_commands",
+        ["device_id", "status", "created_at"],
     )
 
 
