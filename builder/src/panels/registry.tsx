@@ -9,6 +9,7 @@ import type { ReactNode } from "react";
 
 import type { WorkflowSchema } from "../model/schema";
 import type { Definition, Problem } from "../types";
+import { InspectPanel } from "./InspectPanel";
 import { ProblemsPanel } from "./ProblemsPanel";
 
 export interface EditorContext {
@@ -47,4 +48,5 @@ export const DOCK_PANELS: DockPanel[] = [
     badge: (ctx) => (ctx.problems.length ? ctx.problems.length : null),
     render: (props) => <ProblemsPanel {...props} />,
   },
+  { id: "inspect", title: "Inspect", render: (props) => <InspectPanel {...props} /> },
 ];
