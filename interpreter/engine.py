@@ -327,6 +327,10 @@ class _Run:
                     return self._deadline_outcome(node, started_at, started, attempts)
                 continue
             break
+        if failure.edge == "failed" and clock.monotonic() >= ctx.deadline:
+            # One rule where a step's own limit and the run's cap meet: a step that fails at or
+            # after the cap was ended by the cap (whichever check happened to come first).
+            return self._deadline_outcome(node, started_at, started, attempts)
         duration = _ms(clock.monotonic() - started)
         if failure.not_found and node.optional:
             ctx.scope["nodes"][node.id] = {"output": {}, "outcome": Outcome.SKIPPED.value}

@@ -7,6 +7,7 @@ recorded against a local test server on a random port stays comparable.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,9 +47,12 @@ def run_http(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any
             request_kwargs["content"] = body.encode("utf-8")
         else:
             request_kwargs["json"] = body
+    # The request takes real time on every clock: the run's clock counts it (a simulation too).
+    real_start, clock_start = time.monotonic(), ctx.clock.monotonic()
     try:
         response = ctx.http().request(method, url, **request_kwargs)
     except httpx.TimeoutException as exc:
+        ctx.catch_up(time.monotonic() - real_start, clock_start)
         if timeout_s < wanted_s:
             raise RunDeadlineReached from exc  # the run's cap, not the step's timeout, cut it short
         raise StepFailure(f"HTTP request to {host} timed out after {timeout_ms} ms") from exc
@@ -56,6 +60,7 @@ def run_http(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any
         raise StepFailure(f"HTTP request to {host} failed: cannot connect ({_reason(exc)})") from exc
     except httpx.HTTPError as exc:
         raise StepFailure(f"HTTP request to {host} failed: {_reason(exc)}") from exc
+    ctx.catch_up(time.monotonic() - real_start, clock_start)
     if not 200 <= response.status_code < 300:
         raise StepFailure(f"HTTP {response.status_code} from {host}")
     return StepResult({"status": response.status_code, "body": _body(response)})

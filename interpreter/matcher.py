@@ -3,11 +3,17 @@
 It works on a `UiNode` tree, whether the simulator's model built it or it was parsed
 from the XML a phone dumped, so a selector means the same thing everywhere:
 
-- `text` (and `tapByText` `exact`): equal after trimming, case-sensitive, against the
-  node's `text`, then its `content-desc`;
+- whitespace, once for all: `text`, `textContains` and `description` compare texts with
+  whitespace made plain (`plain_text`): leading and trailing whitespace dropped, and every
+  run of whitespace inside (spaces, tabs, line breaks, no-break spaces) read as one space,
+  so a tab on screen matches a space in the selector whether a dump kept it or turned it
+  into a space; `textMatches` sees the text as the phone shows it (write `\\s` for any
+  whitespace), and so does `readText`;
+- `text` (and `tapByText` `exact`): equal, case-sensitive, against the node's `text`, then
+  its `content-desc`;
 - `textContains` (`contains`): case-insensitive substring of `text` or `content-desc`;
 - `textMatches` (`regex`): `re.fullmatch` against `text` or `content-desc`;
-- `resourceId`: equal; `description`: equal to `content-desc` after trimming;
+- `resourceId`: equal; `description`: equal to `content-desc`;
 - `className`: equal, or equal to the part after the last dot when the selector has no dot;
 - several fields in one selector must all hold;
 - only nodes whose bounds lie wholly on the screen count (the screen is the bounds of
@@ -103,21 +109,29 @@ class Selector:
             return False
         if self.class_name is not None and not _class_matches(node.class_name, self.class_name):
             return False
-        if self.description is not None and node.content_desc.strip() != self.description.strip():
+        if self.description is not None and plain_text(node.content_desc) != plain_text(self.description):
             return False
         if self.text is not None:
-            wanted = self.text.strip()
-            if node.text.strip() != wanted and node.content_desc.strip() != wanted:
+            wanted = plain_text(self.text)
+            if plain_text(node.text) != wanted and plain_text(node.content_desc) != wanted:
                 return False
         if self.text_contains is not None:
-            needle = self.text_contains.casefold()
-            if needle not in node.text.casefold() and needle not in node.content_desc.casefold():
+            needle = plain_text(self.text_contains).casefold()
+            text, desc = plain_text(node.text).casefold(), plain_text(node.content_desc).casefold()
+            if needle not in text and needle not in desc:
                 return False
         if self._pattern is not None:
             pattern = self._pattern
             if pattern.fullmatch(node.text) is None and pattern.fullmatch(node.content_desc) is None:
                 return False
         return True
+
+
+def plain_text(text: str) -> str:
+    """`text` as the matcher compares it: trimmed, each run of whitespace inside one space."""
+    if not text or (text.isprintable() and "  " not in text and text == text.strip()):
+        return text  # the common case, kept cheap: this runs on every node at every poll
+    return " ".join(text.split())
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:

@@ -9,10 +9,12 @@ Like every driver it does mechanics only: it raises `AppNotInstalledError`,
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from interpreter.appmodel import SYSTEM_PACKAGES, AppModel, PhoneState
-from interpreter.clock import Clock
+from interpreter.clock import Clock, VirtualClock
 from interpreter.device import Artifact
+from interpreter.device_costs import DEVICE_COSTS_MS
 from interpreter.errors import AppNotLaunchableError
 from interpreter.hierarchy import UiNode
 from interpreter.keys import keycode
@@ -22,7 +24,13 @@ from interpreter.matcher import visible_texts
 class SimulatedDevice:
     """A phone that exists only as a `PhoneState`; implements `interpreter.device.Device`."""
 
-    def __init__(self, model_or_state: AppModel | PhoneState, clock: Clock, serial: str = "sim-1") -> None:
+    def __init__(
+        self,
+        model_or_state: AppModel | PhoneState,
+        clock: Clock,
+        serial: str = "sim-1",
+        costs_ms: Mapping[str, int] | None = None,
+    ) -> None:
         if isinstance(model_or_state, PhoneState):
             self.state = model_or_state
         else:
@@ -30,6 +38,16 @@ class SimulatedDevice:
         self.clock = clock
         self._serial = serial
         self._screenshots = 0
+        # On a virtual clock each call costs what it costs a phone (`interpreter.device_costs`); a
+        # real clock already runs on its own.
+        if costs_ms is None:
+            costs_ms = DEVICE_COSTS_MS if isinstance(clock, VirtualClock) else {}
+        self._costs_s = {name: ms / 1000.0 for name, ms in costs_ms.items()}
+
+    def _spend(self, call: str) -> None:
+        cost = self._costs_s.get(call)
+        if cost:
+            self.clock.sleep(cost)
 
     @property
     def serial(self) -> str:
@@ -44,6 +62,7 @@ class SimulatedDevice:
         `AppNotInstalledError` for a package the phone does not have; `AppNotLaunchableError` for
         the launcher and the system packages (`SYSTEM_PACKAGES`), which have no launcher activity.
         """
+        self._spend("launch")
         if not self.state.model.has(package) and package in SYSTEM_PACKAGES:
             raise AppNotLaunchableError(package)
         if stop_first and self.state.is_installed(package):
@@ -51,31 +70,39 @@ class SimulatedDevice:
         self.state.launch(package)
 
     def stop_app(self, package: str) -> None:
+        self._spend("stop")
         self.state.stop(package)
 
     def foreground_package(self) -> str | None:
+        self._spend("foreground")
         return self.state.foreground_package()
 
     def hierarchy(self) -> UiNode:
+        self._spend("hierarchy")
         return self.state.hierarchy()
 
     def tap(self, x: int, y: int) -> None:
+        self._spend("tap")
         self.state.tap(x, y)
 
     def input_text(self, text: str, clear: bool = False) -> None:
+        self._spend("input_text")
         if clear:
             self.state.clear_text()
         self.state.input_text(text)
 
     def press_key(self, key: str) -> None:
         keycode(key)  # an unknown key fails here as on every driver
+        self._spend("press_key")
         self.state.press_key(key)
 
     def swipe(self, x1: int, y1: int, x2: int, y2: int, duration_ms: int = 250) -> None:
+        self._spend("swipe")
         self.state.swipe(x1, y1, x2, y2)
 
     def screenshot(self) -> Artifact:
         """A JSON description of the screen (no pixels: the interpreter renders nothing)."""
+        self._spend("screenshot")
         self._screenshots += 1
         description = {
             "serial": self._serial,

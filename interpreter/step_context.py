@@ -102,6 +102,16 @@ class StepContext:
             raise RunDeadlineReached
         self.clock.sleep(seconds)
 
+    def catch_up(self, real_s: float, since: float) -> None:
+        """Let the run's clock count at least `real_s`, the real time a call took since clock time `since`.
+
+        A `VirtualClock` does not move while an HTTP request really waits on the network; a real
+        clock already has, and then this does nothing. Past the time cap: `RunDeadlineReached`.
+        """
+        behind = real_s - (self.clock.monotonic() - since)
+        if behind > 0:
+            self.sleep(behind)
+
     def check_deadline(self) -> None:
         if self.clock.monotonic() >= self.deadline:
             raise RunDeadlineReached

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -129,7 +130,7 @@ def difference(case: GoldenCase, actual: dict[str, Any]) -> str | None:
 
 
 class _GoldenHandler(BaseHTTPRequestHandler):
-    """The test server's routes: /ok, /text, /echo (the JSON body back), /status/NNN."""
+    """The test server's routes: /ok, /text, /echo (the JSON body back), /delay/MS, /redirect, /status/NNN."""
 
     def do_GET(self) -> None:
         self._answer()
@@ -151,6 +152,14 @@ class _GoldenHandler(BaseHTTPRequestHandler):
         elif path == "/echo":
             echoed = json.loads(body) if body else None
             self._send(200, "application/json", json.dumps({"method": self.command, "json": echoed}).encode())
+        elif path.startswith("/delay/") and path[len("/delay/") :].isdigit():
+            time.sleep(int(path[len("/delay/") :]) / 1000)
+            self._send(200, "application/json", b'{"ok": true}')
+        elif path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif path.startswith("/status/") and path[len("/status/") :].isdigit():
             self._send(int(path[len("/status/") :]), "text/plain; charset=utf-8", b"status as asked")
         else:

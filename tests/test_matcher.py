@@ -171,3 +171,28 @@ def test_the_hierarchy_root_gives_the_screen_size() -> None:
     assert texts(find_all(root, Selector(text="Low"))) == ["Low"]
     assert find_all(window, Selector(text="Low")) == []  # no hierarchy root: a 1080x2340 screen
     assert visible_texts(root) == ["Low"]
+
+
+def _labels(*texts: str) -> UiNode:
+    root = UiNode("hierarchy", Bounds(0, 0, 1080, 2340))
+    root.children = [
+        UiNode("android.widget.TextView", Bounds(0, 100 * i, 500, 100 * i + 80), text=text)
+        for i, text in enumerate(texts, start=1)
+    ]
+    return root
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_whitespace_is_compared_plain_whether_a_dump_kept_it_or_not(raw: bool) -> None:
+    """A tab or line break matches a space, whether the dump escaped it or wrote it raw (read as a space)."""
+    model = _labels("Tab\tButton", "two\nlines", "no\u00a0break", "two  spaces")
+    xml = to_android_xml(model)
+    if raw:
+        xml = xml.replace("&#9;", "\t").replace("&#10;", "\n")
+    root = from_android_xml(xml)
+    for wanted in ("Tab Button", "Tab\tButton", "two lines", "no break", "two spaces", " two   spaces "):
+        assert find(root, Selector(text=wanted)) is not None, wanted
+    assert find(root, Selector(text_contains="TAB BUTTON")) is not None
+    assert find(root, Selector(text="TabButton")) is None
+    assert find(root, Selector(text_matches=r"Tab\sButton")) is not None
+    assert texts(find_all(root, Selector(text="two lines"))) == ["two lines" if raw else "two\nlines"]

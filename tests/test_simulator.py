@@ -11,6 +11,7 @@ import pytest
 from interpreter.appmodel import LAUNCHER_PACKAGE, AppModel, PhoneState, sample_apps
 from interpreter.clock import VirtualClock
 from interpreter.device import Device
+from interpreter.device_costs import DEVICE_COSTS_MS
 from interpreter.errors import AppNotInstalledError
 from interpreter.matcher import Selector, find, tap_by_text_selector, visible_texts
 from interpreter.simulator import SimulatedDevice
@@ -307,6 +308,24 @@ def test_simulated_device_is_a_device_on_the_virtual_clock() -> None:
     with pytest.raises(AppNotInstalledError):
         device.launch_app("com.example.missing", stop_first=True)
     device.stop_app("com.example.missing")
+
+
+def test_device_calls_cost_their_modelled_time_on_a_virtual_clock() -> None:
+    clock = VirtualClock()
+    device = SimulatedDevice(sample_apps(), clock)
+    device.launch_app(SHOP)
+    device.hierarchy()
+    device.tap(1, 1)
+    device.press_key("back")
+    costs = DEVICE_COSTS_MS
+    spent = costs["launch"] + costs["hierarchy"] + costs["tap"] + costs["press_key"]
+    assert spent > 0
+    assert clock.monotonic() == pytest.approx(spent / 1000)
+    free_clock = VirtualClock()
+    free = SimulatedDevice(sample_apps(), free_clock, costs_ms={})
+    free.launch_app(SHOP)
+    free.hierarchy()
+    assert free_clock.monotonic() == 0
 
 
 def test_simulated_device_types_with_clear_and_swipes() -> None:
