@@ -59,6 +59,7 @@ bench: $(STAMP) builder
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/list_runs.py
 	$(BIN)/python bench/validate_draft.py
+	$(BIN)/python bench/simulate_screens.py
 	$(BIN)/python bench/builder_first_paint.py
 
 clean:

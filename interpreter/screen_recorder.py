@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 ImageFormat = Literal["png", "webp"]
 MEDIA_TYPES: dict[str, str] = {"png": "image/png", "webp": "image/webp"}
 DEFAULT_WIDTH = 360
-# A wireframe needs few colours: a 32-colour palette keeps text readable at a fraction of the bytes.
-_PNG_COLOURS = 32
 _WEBP_QUALITY = 70
 # A loop that changes the screen on every pass would draw thousands: past this many distinct
 # screens, new ones are not drawn and their steps name no picture (None).
@@ -145,11 +143,15 @@ def _holds(root: UiNode, node: UiNode) -> bool:
 
 
 def _encode(image: Image, image_format: ImageFormat) -> bytes:
-    from PIL.Image import Quantize
+    from PIL.Image import Dither
+
+    from interpreter.appmodel import screen
 
     out = io.BytesIO()
     if image_format == "webp":
         image.save(out, "WEBP", quality=_WEBP_QUALITY, method=0)
     else:
-        image.quantize(_PNG_COLOURS, method=Quantize.FASTOCTREE).save(out, "PNG", compress_level=6)
+        # The renderer's own colours and their blends: a small palette PNG, far cheaper than an
+        # adaptive quantizer, and level 1 compresses a wireframe nearly as well as level 6.
+        image.quantize(palette=screen.palette(), dither=Dither.NONE).save(out, "PNG", compress_level=1)
     return out.getvalue()

@@ -5,7 +5,14 @@ import { useState, type KeyboardEvent } from "react";
 import { DOCK_PANELS, type EditorContext } from "./registry";
 
 export function Dock({ ctx }: { ctx: EditorContext }) {
-  const [active, setActive] = useState(DOCK_PANELS[0].id);
+  const [active, setActiveId] = useState(DOCK_PANELS[0].id);
+  // Panels shown at least once: they stay mounted (hidden when another is shown), so a panel
+  // keeps its state (a simulation's result, say); one never opened costs nothing.
+  const [opened, setOpened] = useState<ReadonlySet<string>>(() => new Set([DOCK_PANELS[0].id]));
+  const setActive = (id: string) => {
+    setActiveId(id);
+    if (!opened.has(id)) setOpened(new Set([...opened, id]));
+  };
   const panel = DOCK_PANELS.find((p) => p.id === active) ?? DOCK_PANELS[0];
   const move = (event: KeyboardEvent, index: number) => {
     const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
@@ -37,9 +44,11 @@ export function Dock({ ctx }: { ctx: EditorContext }) {
           );
         })}
       </div>
-      <div role="tabpanel" id={`dock-panel-${panel.id}`} aria-labelledby={`dock-tab-${panel.id}`} className="dock-body">
-        {panel.render({ ctx })}
-      </div>
+      {DOCK_PANELS.map((p) => (
+        <div key={p.id} role="tabpanel" id={`dock-panel-${p.id}`} aria-labelledby={`dock-tab-${p.id}`} className="dock-body" hidden={p.id !== panel.id}>
+          {opened.has(p.id) && p.render({ ctx })}
+        </div>
+      ))}
     </section>
   );
 }

@@ -11,6 +11,7 @@ import type { WorkflowSchema } from "../model/schema";
 import type { Definition, Problem } from "../types";
 import { InspectPanel } from "./InspectPanel";
 import { ProblemsPanel } from "./ProblemsPanel";
+import { SimulatePanel } from "./SimulatePanel";
 
 export interface EditorContext {
   schema: WorkflowSchema;
@@ -48,5 +49,6 @@ export const DOCK_PANELS: DockPanel[] = [
     badge: (ctx) => (ctx.problems.length ? ctx.problems.length : null),
     render: (props) => <ProblemsPanel {...props} />,
   },
+  { id: "simulate", title: "Simulate", render: (props) => <SimulatePanel {...props} /> },
   { id: "inspect", title: "Inspect", render: (props) => <InspectPanel {...props} /> },
 ];
