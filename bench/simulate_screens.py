@@ -10,7 +10,9 @@ Drafts: order capture (taps, typing, toasts, waits, reads, conditions: the scree
 almost every step, so this is the many-pictures case) and a chain of reads and conditions on
 one screen (few pictures); each with PNG (the default) and WebP pictures, and without screens
 for comparison. The same simulation in process splits the time: the run alone, and the run
-with the screen recorder.
+with the screen recorder. On a shared machine wall time says more about the neighbours than
+about the code, so the server process's CPU time per answer (from /proc) and the load average
+are written next to it.
 
 Prints a table and writes `bench/results/simulate_screens.json`. Target: the whole answer for
 a 100-node draft with screens as the builder asks for them (360 px PNG, the default) in under
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -50,10 +53,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def in_process_ms(definition: dict[str, Any], screens: ScreenOptions | None, rounds: int) -> float:
-    times = []
+def in_process_ms(
+    definition: dict[str, Any], screens: ScreenOptions | None, rounds: int
+) -> tuple[float, float]:
+    """Median wall and CPU milliseconds of one simulation in this process."""
+    wall, cpu = [], []
     for _ in range(rounds):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         simulate(
             definition,
             inputs={"order": "A-1"},
@@ -62,8 +68,18 @@ def in_process_ms(definition: dict[str, Any], screens: ScreenOptions | None, rou
             denylist=Denylist(),
             screens=screens,
         )
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds a process has used (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -89,11 +105,16 @@ def main() -> int:
                         answer = first.json()
                         assert answer["status"] == "success", answer["errorMessage"]
                         http_ms = []
+                        cpu_before = process_cpu_s(server.process.pid)
                         for _ in range(args.rounds):
                             started = time.perf_counter()
                             reply = client.post("/api/v1/simulate", json=body)
                             http_ms.append((time.perf_counter() - started) * 1000)
                             assert reply.status_code == 200
+                        cpu_after = process_cpu_s(server.process.pid)
+                        server_cpu_ms = None
+                        if cpu_before is not None and cpu_after is not None:
+                            server_cpu_ms = round((cpu_after - cpu_before) * 1000 / args.rounds, 1)
                         rows.append(
                             {
                                 "draft": draft_name,
@@ -105,20 +126,36 @@ def main() -> int:
                                 "answerBytes": len(reply.content),
                                 "httpMedianMs": round(statistics.median(http_ms), 1),
                                 "httpP95Ms": round(percentile(http_ms, 0.95), 1),
+                                "serverCpuMs": server_cpu_ms,
                             }
                         )
         finally:
             server.stop()
     local_rounds = max(3, args.rounds // 4)
-    split = {
-        name: {
-            "runAloneMs": round(in_process_ms(draft, None, local_rounds), 1),
-            "runWithScreensMs": round(in_process_ms(draft, ScreenOptions(360, "png"), local_rounds), 1),
+    split: dict[str, dict[str, float]] = {}
+    for name, draft in drafts.items():
+        alone_wall, alone_cpu = in_process_ms(draft, None, local_rounds)
+        screens_wall, screens_cpu = in_process_ms(draft, ScreenOptions(360, "png"), local_rounds)
+        split[name] = {
+            "runAloneMs": round(alone_wall, 1),
+            "runAloneCpuMs": round(alone_cpu, 1),
+            "runWithScreensMs": round(screens_wall, 1),
+            "runWithScreensCpuMs": round(screens_cpu, 1),
         }
-        for name, draft in drafts.items()
-    }
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     table = Table(title=f"POST /api/v1/simulate, 100-node drafts ({args.rounds} calls each, kept connection)")
-    for column in ("draft", "pictures", "events", "screens", "pictures' bytes", "answer", "median", "p95"):
+    columns = (
+        "draft",
+        "pictures",
+        "events",
+        "screens",
+        "pictures' bytes",
+        "answer",
+        "median",
+        "p95",
+        "server CPU",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column in ("draft", "pictures") else "right")
     for row in rows:
         table.add_row(
@@ -130,13 +167,20 @@ def main() -> int:
             f"{row['answerBytes'] / 1024:.0f} KiB",
             f"{row['httpMedianMs']:.0f} ms",
             f"{row['httpP95Ms']:.0f} ms",
+            "?" if row["serverCpuMs"] is None else f"{row['serverCpuMs']:.0f} ms",
         )
     console = Console(width=120)
     console.print(table)
     for name, times in split.items():
         print(
-            f"in process, {name}: the run alone {times['runAloneMs']:.0f} ms, "
-            f"with 360 px PNG screens {times['runWithScreensMs']:.0f} ms"
+            f"in process, {name}: the run alone {times['runAloneMs']:.0f} ms "
+            f"(CPU {times['runAloneCpuMs']:.0f} ms), with 360 px PNG screens "
+            f"{times['runWithScreensMs']:.0f} ms (CPU {times['runWithScreensCpuMs']:.0f} ms)"
+        )
+    cpus = os.cpu_count() or 1
+    if load is not None:
+        print(
+            f"load average {load:.1f} on {cpus} CPUs: above {cpus} the wall times include waiting for a CPU"
         )
     with_screens = [r for r in rows if r["pictures"] == "png 360 px"]
     worst = max(r["httpMedianMs"] for r in with_screens)
@@ -152,6 +196,7 @@ def main() -> int:
                 "machine": machine_info(),
                 "rounds": args.rounds,
                 "targetMs": TARGET_MS,
+                "loadAverage": load,
                 "results": rows,
                 "inProcess": split,
             },
