@@ -152,6 +152,18 @@ def test_simulate_a_draft_step_through_its_screens_and_answer_the_approval(
     panel.get_by_role("button", name="Simulate").click()
     expect(panel.locator("[data-step-message]")).to_have_text("no answer to the approval within 60 s")
 
+    # At phone width the panel stacks: the form, the steps, then both screens, none wider than the page.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for role in ("before", "after"):
+        picture = panel.locator(f"[data-screen={role}] img")
+        picture.scroll_into_view_if_needed()
+        shown = picture.bounding_box()
+        assert shown is not None
+        assert shown["x"] >= 0
+        assert shown["x"] + shown["width"] <= 390
+    screenshot(page, "builder-simulate-phone")
+    page.set_viewport_size({"width": 1280, "height": 860})
+
     # A change to the draft makes the result stale until simulated again; nothing was saved.
     page.get_by_label("Selected step").select_option("stop")
     page.locator("form.node-form").get_by_label("Message", exact=True).fill("stopped")
