@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import zlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from emulator import properties
 from emulator.filesystem import normalize
@@ -76,10 +76,20 @@ async def setprop(ctx: CommandContext) -> int:
 
 
 # -- packages and activities ----------------------------------------------------------------------
-def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, set[str], str]:
-    """(package, activity, flags such as -W and -S, intent description) from `am start` options."""
+@dataclass(frozen=True)
+class _Intent:
+    """What `am start` was asked: a component and/or an action with data, and `am`'s own flags."""
+
+    package: str | None  # from -n, or -p
+    activity: str | None  # fully qualified, from -n
+    data: str | None
+    flags: frozenset[str]
+    description: str  # `Intent { act=... dat=... cmp=... }`
+
+
+def _parse_am_start(args: list[str]) -> _Intent:
     component: str | None = None
-    action = category = data = None
+    action = category = data = target = None
     flags: set[str] = set()
     i = 0
     while i < len(args):
@@ -90,6 +100,8 @@ def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, set[str], 
             action, i = args[i + 1], i + 2
         elif arg == "-c" and i + 1 < len(args):
             category, i = args[i + 1], i + 2
+        elif arg == "-p" and i + 1 < len(args):
+            target, i = args[i + 1], i + 2
         elif arg in ("-W", "-S", "-D", "-R") or arg.startswith("--activity"):
             flags.add(arg)
             i += 1
@@ -106,49 +118,74 @@ def _parse_am_start(args: list[str]) -> tuple[str | None, str | None, set[str], 
         parts.append(f"dat={data}")
     if category:
         parts.append(f"cat=[{category}]")
-    package = activity = None
+    package, activity = target, None
     if component:
         package, _, activity = component.partition("/")
         if activity.startswith("."):
             activity = package + activity
         parts.append(f"cmp={_short(package, activity) if activity else package}")
-    return package, activity or None, flags, "Intent { " + " ".join(parts) + " }"
+    elif target:
+        parts.append(f"pkg={target}")
+    description = "Intent { " + " ".join(parts) + " }"
+    return _Intent(package, activity or None, data, frozenset(flags), description)
+
+
+def _launched(ctx: CommandContext, intent: _Intent, package: str, cold: bool) -> int:
+    if "-W" in intent.flags:
+        shown = _short(package, ctx.device.phone.foreground_activity())
+        ctx.out(f"Status: ok\nLaunchState: {'COLD' if cold else 'WARM'}\nActivity: {shown}\n")
+        ctx.out("TotalTime: 212\nWaitTime: 215\nComplete\n")
+    return 0
+
+
+async def _am_start(ctx: CommandContext, args: list[str]) -> int:
+    intent = _parse_am_start(args)
+    phone = ctx.device.phone
+    package, activity = intent.package, intent.activity
+    ctx.out(f"Starting: {intent.description}\n")
+    if intent.data is not None and activity is None:
+        # A VIEW intent: the app model's deep links decide which app and screen open it.
+        if "-S" in intent.flags and package is not None:
+            ctx.device.stop_package(package)
+        running = set(phone.running_packages())
+        opened = phone.open_url(intent.data, package)
+        if opened is None:
+            ctx.err(f"Error: Activity not started, unable to resolve {intent.description}\n")
+            return 1
+        return _launched(ctx, intent, opened, opened not in running)
+    if package is None:
+        ctx.err(f"Error: Activity not started, unable to resolve {intent.description}\n")
+        return 1
+    if not ctx.device.is_installed(package):
+        ctx.err(f"Error type 3\nError: Activity class {{{package}/{activity}}} does not exist.\n")
+        return 1
+    if "-S" in intent.flags:
+        ctx.device.stop_package(package)
+    if not phone.is_installed(package):
+        # A package installed from an APK: its process starts, with nothing of it to show.
+        ctx.device.start_apk_process(package)
+        if "-W" in intent.flags:
+            ctx.out(f"Status: ok\nLaunchState: COLD\nActivity: {_short(package, activity or '')}\n")
+            ctx.out("TotalTime: 150\nWaitTime: 152\nComplete\n")
+        return 0
+    cold = package not in phone.running_packages()
+    if activity is None or package == LAUNCHER_PACKAGE:
+        phone.launch(package)
+    elif not phone.start_activity(package, activity):
+        ctx.err(f"Error type 3\nError: Activity class {{{_short(package, activity)}}} does not exist.\n")
+        return 1
+    return _launched(ctx, intent, package, cold)
 
 
 async def am(ctx: CommandContext) -> int:
     args = ctx.args[1:]
-    phone = ctx.device.phone
     if args[:1] == ["force-stop"] and len(args) >= 2:
         ctx.device.stop_package(args[-1])
         return 0
     if args[:1] == ["instrument"]:
         return await instrument(ctx, args[1:])
     if args[:1] in (["start"], ["start-activity"]):
-        package, activity, flags, intent = _parse_am_start(args[1:])
-        ctx.out(f"Starting: {intent}\n")
-        if package is None:
-            ctx.err(f"Error: Activity not started, unable to resolve {intent}\n")
-            return 1
-        if not ctx.device.is_installed(package):
-            ctx.err(f"Error type 3\nError: Activity class {{{package}/{activity}}} does not exist.\n")
-            return 1
-        if "-S" in flags:
-            ctx.device.stop_package(package)
-        if not phone.is_installed(package):
-            # A package installed from an APK: its process starts, with nothing of it to show.
-            ctx.device.start_apk_process(package)
-            if "-W" in flags:
-                ctx.out(f"Status: ok\nLaunchState: COLD\nActivity: {_short(package, activity or '')}\n")
-                ctx.out("TotalTime: 150\nWaitTime: 152\nComplete\n")
-            return 0
-        cold = package not in phone.running_packages()
-        # The model has one task per app: any activity of it brings the app to the front.
-        phone.launch(package)
-        if "-W" in flags:
-            shown = _short(package, phone.foreground_activity())
-            ctx.out(f"Status: ok\nLaunchState: {'COLD' if cold else 'WARM'}\nActivity: {shown}\n")
-            ctx.out("TotalTime: 212\nWaitTime: 215\nComplete\n")
-        return 0
+        return await _am_start(ctx, args[1:])
     if args[:1] == ["broadcast"]:
         ctx.out("Broadcasting: Intent { }\nBroadcast completed: result=0\n")
         return 0

@@ -388,3 +388,49 @@ def test_horizontal_rows_and_a_nested_list_stay_inside_their_parents() -> None:
     assert inner.bounds.height == 720
     assert 0 < len(inner.children) < 20
     assert not any(n.text == "Too tall" for n in window.root.walk())  # does not fit: left out
+
+
+def test_deep_links_and_menus_check_their_references() -> None:
+    data = tiny_model()
+    data["apps"][0]["deepLinks"] = [{"url": "tiny://next", "screen": "nowhere"}]
+    assert "/apps/0/deepLinks/0/screen: no screen 'nowhere' in com.example.tiny" in error_of(data)
+    data["apps"][0]["deepLinks"] = [{"url": "no scheme", "screen": "home"}]
+    assert "/apps/0/deepLinks/0/url" in error_of(data)
+    data = tiny_model()
+    data["apps"][0]["screens"][0]["menu"] = [
+        {"id": "a", "text": "A", "onClick": [{"goTo": "next_page"}]},
+        {"id": "b", "text": "B", "onClick": [{"goTo": "elsewhere"}]},
+    ]
+    assert "/apps/0/screens/0/menu/1/onClick/0/goTo: no screen 'elsewhere'" in error_of(data)
+    data["apps"][0]["screens"][0]["menu"][1] = {"id": "a", "text": "Again"}
+    assert "/apps/0/screens/0/menu/1/id: menu item id 'a' is used twice" in error_of(data)
+    data["apps"][0]["screens"][0]["menu"][1] = {"id": "b", "text": "B", "onClick": [{"openApp": "com.x.y"}]}
+    assert "/apps/0/screens/0/menu/1/onClick/0/openApp: com.x.y is not an app" in error_of(data)
+
+
+def test_activities_deep_links_and_the_menu_on_a_running_phone() -> None:
+    data = tiny_model()
+    app = data["apps"][0]
+    app["deepLinks"] = [{"url": "tiny://", "screen": "home"}, {"url": "tiny://next", "screen": "next_page"}]
+    app["screens"][0]["menu"] = [{"id": "more", "text": "More", "onClick": [{"goTo": "next_page"}]}]
+    phone = PhoneState(AppModel.from_dict(data))
+    assert phone.start_activity("com.example.tiny", ".NextPageActivity")
+    assert phone.current_screen() == "next_page"
+    phone.press_key("back")  # the activity was started alone: back leaves the app
+    assert phone.foreground_package() == LAUNCHER_PACKAGE
+    assert not phone.start_activity("com.example.tiny", ".Nope")
+    assert phone.open_url("tiny://start") == "com.example.tiny"
+    assert phone.current_screen() == "home"
+    assert phone.open_url("tiny://next/7") == "com.example.tiny"  # the longest prefix wins
+    assert phone.current_screen() == "next_page"
+    assert phone.open_url("tiny://next", package="com.other") is None
+    assert phone.open_url("https://example.com") is None
+    phone.press_key("back")
+    assert phone.current_screen() == "home"  # the screen under the one the link opened
+    phone.press_key("menu")
+    texts = [n.text for n in phone.hierarchy().walk()]
+    assert "More" in texts
+    (more,) = [n for n in phone.hierarchy().walk() if n.text == "More"]
+    phone.tap(*more.bounds.center)
+    assert phone.current_screen() == "next_page"
+    assert "More" not in [n.text for n in phone.hierarchy().walk()]

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
-from interpreter.appmodel.model import LAUNCHER_PACKAGE, AppSpec, ScreenSpec, WidgetSpec
+from interpreter.appmodel.model import LAUNCHER_PACKAGE, AppSpec, MenuItem, ScreenSpec, WidgetSpec
 from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, Bounds, UiNode
 
 STATUS_BAR_HEIGHT = 84
@@ -318,3 +318,42 @@ def shade_node(quick_settings: bool) -> UiNode:
             )
         )
     return root
+
+
+MENU_WIDTH = 588
+MENU_ITEM_HEIGHT = 132
+
+
+def menu_node(package: str, items: Sequence[MenuItem]) -> tuple[UiNode, list[Target]]:
+    """A screen's options menu as a popup window at the top right: a ListView of item titles.
+
+    Each target's `widget_id` is the menu item's id.
+    """
+    left, top = SCREEN_WIDTH - MARGIN // 2 - MENU_WIDTH, CONTENT_TOP + GAP // 2
+    bounds = Bounds(left, top, left + MENU_WIDTH, top + MENU_ITEM_HEIGHT * len(items))
+    popup = UiNode(WINDOW_CLASS, bounds, package=package)
+    listing = UiNode("android.widget.ListView", bounds, package=package)
+    popup.children.append(listing)
+    targets: list[Target] = []
+    for index, item in enumerate(items):
+        item_top = top + index * MENU_ITEM_HEIGHT
+        item_bounds = Bounds(left, item_top, left + MENU_WIDTH, item_top + MENU_ITEM_HEIGHT)
+        row = UiNode("android.widget.LinearLayout", item_bounds, package=package, clickable=True)
+        title_bounds = _inset(item_bounds, GAP)
+        row.children.append(
+            UiNode(
+                "android.widget.TextView",
+                Bounds(
+                    title_bounds.left + MARGIN - GAP,
+                    title_bounds.top,
+                    title_bounds.right,
+                    title_bounds.bottom,
+                ),
+                text=item.text,
+                resource_id="android:id/title",
+                package=package,
+            )
+        )
+        listing.children.append(row)
+        targets.append(Target(item_bounds, item.id, clickable=True, editable=False))
+    return popup, targets

@@ -118,12 +118,30 @@ class WidgetSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MenuItem:
+    """An item of a screen's options menu (the menu key opens it)."""
+
+    id: str
+    text: str
+    on_click: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeepLink:
+    """A VIEW intent whose URL starts with `url` opens `screen`."""
+
+    url: str
+    screen: str
+
+
+@dataclass(frozen=True, slots=True)
 class ScreenSpec:
     id: str
     activity: str
     title: str | None
     widgets: tuple[WidgetSpec, ...]
     by_id: Mapping[str, WidgetSpec] = field(compare=False, repr=False)
+    menu: tuple[MenuItem, ...] = ()
 
     def widget(self, widget_id: str) -> WidgetSpec:
         return self.by_id[widget_id]
@@ -136,9 +154,20 @@ class AppSpec:
     start_screen: str
     launch_activity: str
     screens: Mapping[str, ScreenSpec] = field(compare=False)
+    deep_links: tuple[DeepLink, ...] = ()
 
     def screen(self, screen_id: str) -> ScreenSpec:
         return self.screens[screen_id]
+
+    def screen_of_activity(self, activity: str) -> ScreenSpec | None:
+        """The first screen shown by this activity (fully qualified, or `.Name`), or None."""
+        qualified = _qualify(self.package, activity)
+        return next((s for s in self.screens.values() if s.activity == qualified), None)
+
+    def deep_link(self, url: str) -> DeepLink | None:
+        """The deep link with the longest URL prefix of `url`, or None."""
+        matches = [link for link in self.deep_links if url.startswith(link.url)]
+        return max(matches, key=lambda link: len(link.url), default=None)
 
 
 class AppModel:
@@ -301,9 +330,19 @@ def _parse_app(raw: dict[str, Any], pointer: str) -> tuple[AppSpec, dict[str, di
         )
     for screen_id, screen in screens.items():
         _check_references(screens, screen, pointers[screen_id])
+    links: list[DeepLink] = []
+    for index, raw_link in enumerate(raw.get("deepLinks", [])):
+        if raw_link["screen"] not in screens:
+            raise _error(
+                f"{pointer}/deepLinks/{index}/screen",
+                f"no screen {raw_link['screen']!r} in {package}",
+                f"use one of {sorted(screens)}",
+            )
+        links.append(DeepLink(raw_link["url"], raw_link["screen"]))
     launch = raw.get("launchActivity")
     launch_activity = _qualify(package, launch) if launch else screens[start].activity
-    return AppSpec(package, raw["label"], start, launch_activity, MappingProxyType(screens)), pointers
+    app = AppSpec(package, raw["label"], start, launch_activity, MappingProxyType(screens), tuple(links))
+    return app, pointers
 
 
 def _qualify(package: str, activity: str) -> str:
@@ -323,12 +362,22 @@ def _parse_screen(package: str, raw: dict[str, Any], pointer: str) -> tuple[Scre
         widgets.extend(_parse_widgets(raw_widget, f"{pointer}/widgets/{index}", pointers))
     by_id = MappingProxyType({widget.id: widget for top in widgets for widget in top.walk()})
     activity = raw.get("activity")
+    menu: list[MenuItem] = []
+    pointers["#menu"] = f"{pointer}/menu"  # '#' is never in a widget id
+    for index, raw_item in enumerate(raw.get("menu", [])):
+        if any(item.id == raw_item["id"] for item in menu):
+            raise _error(
+                f"{pointer}/menu/{index}/id", f"menu item id {raw_item['id']!r} is used twice", "rename one"
+            )
+        actions = tuple(_parse_action(a) for a in raw_item.get("onClick", []))
+        menu.append(MenuItem(raw_item["id"], raw_item["text"], actions))
     spec = ScreenSpec(
         id=raw["id"],
         activity=_qualify(package, activity) if activity else _default_activity(package, raw["id"]),
         title=raw.get("title"),
         widgets=tuple(widgets),
         by_id=by_id,
+        menu=tuple(menu),
     )
     return spec, pointers
 
@@ -436,6 +485,9 @@ def _check_references(
             )
         for index, action in enumerate(widget.on_click):
             _check_action(screens, screen, action, f"{where}/onClick/{index}")
+    for item_index, item in enumerate(screen.menu):
+        for index, action in enumerate(item.on_click):
+            _check_action(screens, screen, action, f"{pointers['#menu']}/{item_index}/onClick/{index}")
 
 
 def _check_action(
@@ -476,6 +528,14 @@ def _check_open_app_targets(app: AppSpec, installed: set[str], pointers: dict[st
                 if isinstance(action, OpenApp) and action.package not in installed:
                     raise _error(
                         f"{pointers[screen.id][widget.id]}/onClick/{index}/openApp",
+                        f"{action.package} is not an app of this model",
+                        "add the app or fix the package name",
+                    )
+        for item_index, item in enumerate(screen.menu):
+            for index, action in enumerate(item.on_click):
+                if isinstance(action, OpenApp) and action.package not in installed:
+                    raise _error(
+                        f"{pointers[screen.id]['#menu']}/{item_index}/onClick/{index}/openApp",
                         f"{action.package} is not an app of this model",
                         "add the app or fix the package name",
                     )

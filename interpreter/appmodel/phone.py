@@ -12,7 +12,10 @@ Rules worth knowing:
   when it was last revealed by `back`;
 - typed text, tap counts, shown/hidden widgets and scroll offsets live per screen while
   the app runs; `stop` forgets them;
-- a toast is in the hierarchy for 3.5 s of `now()` time.
+- a toast is in the hierarchy for 3.5 s of `now()` time;
+- the menu key opens the screen's options menu (a popup over the app) when it has one; a tap
+  on an item runs its actions, any other tap, a swipe, `back` or `menu` closes it;
+- `start_activity` and `open_url` (deep links) open a screen on top of the app's back stack.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from interpreter.appmodel.layout import (
     Window,
     layout_home,
     layout_screen,
+    menu_node,
     shade_node,
     toast_node,
 )
@@ -36,6 +40,7 @@ from interpreter.appmodel.model import (
     AppModel,
     AppSpec,
     Back,
+    DeepLink,
     GoTo,
     Home,
     OpenApp,
@@ -112,6 +117,7 @@ class PhoneState:
         self._focus: tuple[_Entry, str] | None = None
         self._toast: _Toast | None = None
         self._shade: str | None = None  # "notifications" | "quick_settings" while the shade is down
+        self._menu: _Entry | None = None  # the screen whose options menu is open
         self._version = 0
         self._cache_key: tuple[int, float] = (-1, 0.0)  # (version, valid until)
         self._cache: tuple[UiNode, Window] | None = None
@@ -151,12 +157,58 @@ class PhoneState:
         run.opened_from = opened_from if opened_from != package else run.opened_from
         self._runs[package] = run
         self._foreground = package
+        self._menu = None
+        self._changed()
+
+    def start_activity(self, package: str, activity: str) -> bool:
+        """`am start -n PKG/ACTIVITY`: the launcher activity launches the app (as `launch` does);
+        another screen's activity opens that screen on top of the app's back stack (alone on a
+        cold start). False when no screen of the app has that activity."""
+        if not self.model.has(package):
+            raise AppNotInstalledError(package)
+        app = self.model.app(package)
+        qualified = package + activity if activity.startswith(".") else activity
+        if qualified == app.launch_activity:
+            self.launch(package)
+            return True
+        screen = app.screen_of_activity(qualified)
+        if screen is None:
+            return False
+        self._open_screen(app, screen)
+        return True
+
+    def open_url(self, url: str, package: str | None = None) -> str | None:
+        """A VIEW intent for `url` (only to `package` when given): the app whose deep link has the
+        longest matching prefix opens the link's screen on top of its back stack. The package
+        that opened it, or None when no app of the model handles the URL."""
+        best: tuple[AppSpec, DeepLink] | None = None
+        for app in self.model.apps:
+            link = app.deep_link(url) if package in (None, app.package) else None
+            if link is not None and (best is None or len(link.url) > len(best[1].url)):
+                best = (app, link)
+        if best is None:
+            return None
+        app, link = best
+        self._open_screen(app, app.screen(link.screen))
+        return app.package
+
+    def _open_screen(self, app: AppSpec, screen: ScreenSpec) -> None:
+        run = self._runs.pop(app.package, None)
+        if run is None:
+            run = _AppRun(app, [_Entry(screen, self.now())])
+        else:
+            run.stack.append(_Entry(screen, self.now()))
+        self._runs[app.package] = run
+        self._foreground = app.package
+        self._menu = None
+        self.close_shade()
         self._changed()
 
     def stop(self, package: str) -> None:
         """Force-stop: forget the app's back stack and state; home if it was in front."""
         if self._runs.pop(package, None) is None:
             return
+        self._menu = None
         if self._foreground == package:
             self._foreground = LAUNCHER_PACKAGE
         self._changed()
@@ -204,6 +256,8 @@ class PhoneState:
             window = layout_screen(run.app.package, entry.screen, view)
         root = UiNode("hierarchy", Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT))
         root.children.append(window.root)
+        if run is not None and self._menu is run.stack[-1]:
+            root.children.append(menu_node(run.app.package, self._menu.screen.menu)[0])
         if self._shade is not None:
             root.children.append(shade_node(self._shade == "quick_settings"))
         toast = self._toast
@@ -249,6 +303,9 @@ class PhoneState:
         """Tap the top-most clickable or editable widget under the point: focus an editable, run onClick."""
         if self._shade is not None:
             return  # the shade covers the app; its tiles do nothing here
+        if self._menu is not None:
+            self._tap_menu(x, y)
+            return
         _, window = self._layout()
         target = window.target_at(x, y)
         if target is None:
@@ -265,6 +322,19 @@ class PhoneState:
             state.taps[target.widget_id] = state.taps.get(target.widget_id, 0) + 1
             for action in entry.screen.widget(target.widget_id).on_click:
                 self._run_action(run, entry.screen, action)
+        self._changed()
+
+    def _tap_menu(self, x: float, y: float) -> None:
+        """A tap while the options menu is open: an item runs its actions; anywhere else closes it."""
+        entry, self._menu = self._menu, None
+        run = self._runs.get(self._foreground)
+        if entry is not None and run is not None and entry is run.stack[-1]:
+            for target in menu_node(run.app.package, entry.screen.menu)[1]:
+                if target.bounds.contains(x, y):
+                    item = next(i for i in entry.screen.menu if i.id == target.widget_id)
+                    for action in item.on_click:
+                        self._run_action(run, entry.screen, action)
+                    break
         self._changed()
 
     def set_focus(self, node_bounds: Bounds) -> None:
@@ -309,7 +379,17 @@ class PhoneState:
             self.close_shade()
             if key == "back":
                 return
-        if key == "home":
+        if self._menu is not None and key in ("back", "home", "menu"):
+            self._menu = None
+            self._changed()
+            if key != "home":
+                return
+        if key == "menu":
+            run = self._runs.get(self._foreground)
+            if run is not None and run.stack[-1].screen.menu:
+                self._menu = run.stack[-1]
+                self._changed()
+        elif key == "home":
             self._go_home()
         elif key == "back":
             run = self._runs.get(self._foreground)
@@ -332,6 +412,10 @@ class PhoneState:
         if self._shade is not None:
             if y2 < y1:
                 self.close_shade()
+            return
+        if self._menu is not None:  # a touch outside the popup closes it
+            self._menu = None
+            self._changed()
             return
         run = self._runs.get(self._foreground)
         if run is None:
@@ -405,6 +489,7 @@ class PhoneState:
         self._changed()
 
     def _back(self, run: _AppRun) -> None:
+        self._menu = None
         if len(run.stack) > 1:
             run.stack.pop()
         elif self._foreground == run.app.package:
@@ -419,5 +504,6 @@ class PhoneState:
         self._changed()
 
     def _go_home(self) -> None:
+        self._menu = None
         self._foreground = LAUNCHER_PACKAGE
         self._changed()

@@ -137,3 +137,61 @@ def test_toast_show_is_drawn(d) -> None:  # type: ignore[no-untyped-def]
     assert d.last_toast == "Hello from the test"
     d.clear_toast()
     assert d.last_toast is None
+
+
+# --- activities and deep links (issue item 8) ---------------------------------------------------
+
+
+def test_app_start_opens_the_named_activity(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start(SHOP, ".OrdersActivity", stop=True)  # am start -a MAIN -c LAUNCHER -n SHOP/.OrdersActivity
+    assert d.wait_activity(".OrdersActivity", timeout=3)
+    assert d(text="Refresh").exists
+    started = d.shell(f"am start -W -n {SHOP}/.NewOrderActivity")
+    assert "Activity: com.example.shop/.NewOrderActivity" in started.output
+    assert d.app_current()["activity"] == ".NewOrderActivity"
+    d.press("back")  # the activity was put on top of the app's task
+    assert d.wait_activity(".OrdersActivity", timeout=3)
+    # The launcher activity brings a running app to the front where it was.
+    launcher = "-a android.intent.action.MAIN -c android.intent.category.LAUNCHER"
+    d.shell(f"am start -n {SHOP}/.LoginActivity {launcher}")
+    assert d.app_current()["activity"] == ".OrdersActivity"
+    missing = d.shell(f"am start -n {SHOP}/.NoSuchActivity")
+    assert missing.exit_code == 1
+    assert "does not exist" in missing.output
+
+
+def test_open_url_follows_the_app_models_deep_links(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_stop(SHOP)
+    d.press("home")
+    d.open_url("shop://orders/new?item=42")  # the longest matching prefix wins
+    assert d.wait_activity(".NewOrderActivity", timeout=3)
+    d.open_url("https://shop.example.com/orders")
+    assert d.wait_activity(".OrdersActivity", timeout=3)
+    d.adb_device.open_browser("shop.example.com/orders")  # adbutils: https:// in front
+    assert d.app_current()["activity"] == ".OrdersActivity"
+    unknown = d.shell("am start -a android.intent.action.VIEW -d nothing://here")
+    assert unknown.exit_code == 1
+    assert "unable to resolve Intent { act=android.intent.action.VIEW dat=nothing://here }" in unknown.output
+    assert d.app_current()["activity"] == ".OrdersActivity"
+
+
+# --- the options menu (issue item 9) ------------------------------------------------------------
+
+
+def test_menu_key_opens_the_screens_options_menu(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start(SHOP, ".OrdersActivity", stop=True)
+    assert not d(text="Help").exists
+    d.press("menu")
+    assert d(text="Help", resourceId="android:id/title").wait(timeout=3)
+    d(text="Help").click()
+    assert d.toast.get_message(wait_timeout=3) == "Orders are synced every hour"
+    assert not d(text="Help").exists  # choosing an item closes the menu
+    d.press("menu")
+    d.press("back")  # back closes the menu and stays on the screen
+    assert not d(text="Help").exists
+    assert d.app_current()["activity"] == ".OrdersActivity"
+    d.shell("input keyevent KEYCODE_MENU")
+    d(text="New order", resourceId="android:id/title").click()
+    assert d.wait_activity(".NewOrderActivity", timeout=3)
+    d.press("menu")  # a screen without a menu: nothing opens
+    assert not d(resourceId="android:id/title").exists
