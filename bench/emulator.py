@@ -11,7 +11,11 @@ Measures, end to end through the adb server:
   12 ms per call of its own: adbutils opens a fresh adb connection per call, asks the adb server
   its version on another one first, and sleeps 10 ms when closing that);
 - a screenshot (`d.screenshot()`, JPEG over JSON-RPC), of a screen just changed (drawn anew)
-  and of an unchanged one (from the renderer's cache).
+  and of an unchanged one (from the renderer's cache);
+- the same click and page source through a real Appium 3 server with its UiAutomator2 driver
+  (`tests/appium/node_modules`, installed by `make system-deps`; skipped, saying why, without
+  it): the session's start, `mobile: clickGesture` at a point, a found element's `click()`, and
+  `driver.page_source` — each a client → Appium server → device round trip.
 
 Prints a table and writes `bench/results/emulator.json`. Targets: ready < 1 s, click < 10 ms,
 hierarchy < 20 ms.
@@ -163,9 +167,65 @@ def run(port: int, rounds: int) -> list[dict[str, Any]]:
         results.append(_row("screenshot, changed screen (1080×2340 JPEG)", fresh, None))
         results.append(_row("screenshot, unchanged screen (cached)", _timed(d.screenshot, rounds), None))
         stream.conn.close()
+        results.extend(appium_rows(emulator.serial, centres, rounds))
         return results
     finally:
         emulator.stop()
+
+
+def appium_rows(serial: str, centres: list[tuple[int, int]], rounds: int) -> list[dict[str, Any]]:
+    """Click and page-source round trips through a real Appium server (none when it is not installed)."""
+    import tempfile
+
+    from appium import webdriver
+    from appium.options.common.base import AppiumOptions
+    from appium.webdriver.common.appiumby import AppiumBy
+
+    from device_bridge.appium_driver import session_capabilities
+    from tests.appium.conftest import (
+        APPIUM_DIR,
+        android_home,
+        appium_missing_reason,
+        start_appium,
+        stop_appium,
+    )
+
+    reason = appium_missing_reason()
+    if reason:
+        print(f"Appium rows skipped: {reason}", file=sys.stderr)
+        return []
+    with tempfile.TemporaryDirectory(prefix="bench-appium-") as folder:
+        root = Path(folder)
+        process, url = start_appium(android_home(root), APPIUM_DIR, root / "appium.log")
+        try:
+            options = AppiumOptions()
+            options.load_capabilities(session_capabilities(serial))
+            started = time.perf_counter()
+            driver = webdriver.Remote(url, options=options)
+            session_ms = (time.perf_counter() - started) * 1000
+            try:
+                position = iter(range(10**9))
+
+                def click_gesture() -> None:
+                    x, y = centres[next(position) % len(centres)]
+                    driver.execute_script("mobile: clickGesture", {"x": x, "y": y})
+
+                button = driver.find_element(AppiumBy.ID, f"{PACKAGE}:id/cell_0_0")
+                nodes = driver.page_source.count("<android.")
+                return [
+                    _row("Appium: session start (new session → ready)", [session_ms], None),
+                    _row("Appium: click, mobile: clickGesture (x, y)", _timed(click_gesture, rounds), None),
+                    _row("Appium: click, element.click()", _timed(button.click, rounds), None),
+                    _row(
+                        f"Appium: page source ({nodes} elements)",
+                        _timed(lambda: driver.page_source, rounds),
+                        None,
+                    ),
+                ]
+            finally:
+                driver.quit()
+        finally:
+            stop_appium(process)
 
 
 def print_table(results: list[dict[str, Any]]) -> None:

@@ -233,9 +233,10 @@ async def input_(ctx: CommandContext) -> int:
             phone.tap(float(rest[0]), float(rest[1]))
         elif sub in ("swipe", "draganddrop") and len(rest) in (4, 5):
             x1, y1, x2, y2 = (float(v) for v in rest[:4])
-            if len(rest) == 5:
-                await asyncio.sleep(min(float(rest[4]), 2000) / 1000)
-            phone.swipe(x1, y1, x2, y2)
+            # Android's default is 300 ms; the speed decides the fling (`interpreter.appmodel.gestures`).
+            duration_ms = float(rest[4]) if len(rest) == 5 else 300.0
+            await asyncio.sleep(min(duration_ms, 10_000) / 1000)
+            phone.swipe(x1, y1, x2, y2, max(duration_ms, 1.0))
         elif sub == "text" and rest:
             # Android's `input text` turns %s into spaces.
             phone.input_text(" ".join(rest).replace("%s", " "))

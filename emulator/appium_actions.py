@@ -42,6 +42,7 @@ class _Pointer:
     x: float = 0.0
     y: float = 0.0
     down_at: tuple[float, float] | None = None
+    moved_ms: float = 0.0  # the durations of its moves since it went down
 
 
 def _number(item: dict[str, Any], key: str, default: float | None = None) -> float:
@@ -88,13 +89,16 @@ async def perform_actions(device: VirtualDevice, request: Request) -> None:
                         cx, cy = resolve(device, request.current, ident).visible.center
                         x, y = cx + x, cy + y
                     pointer.x, pointer.y = x, y
-                    pause = max(pause, _number(item, "duration", 0) / 1000 if "duration" in item else 0)
+                    moved_ms = _number(item, "duration", 0) if "duration" in item else 0
+                    pointer.moved_ms += moved_ms
+                    pause = max(pause, moved_ms / 1000)
                 elif kind == "pointerDown":
                     if any(p.down_at is not None for p in pointers.values() if p is not pointer):
                         raise AppiumError.unsupported(
                             "several pointers down at once (multi-touch)", "use one finger at a time"
                         )
                     pointer.down_at = (pointer.x, pointer.y)
+                    pointer.moved_ms = 0.0
                 elif kind == "pointerUp":
                     if pointer.down_at is None:
                         continue
@@ -102,7 +106,8 @@ async def perform_actions(device: VirtualDevice, request: Request) -> None:
                     if math.hypot(pointer.x - x1, pointer.y - y1) <= _TOUCH_SLOP:
                         phone.tap(x1, y1)
                     else:
-                        phone.swipe(x1, y1, pointer.x, pointer.y)
+                        # Its speed decides the fling; moves without a duration give none.
+                        phone.swipe(x1, y1, pointer.x, pointer.y, pointer.moved_ms or None)
                 elif kind != "pointerCancel":
                     raise AppiumError.invalid_argument(f"unknown pointer action type {kind!r}")
             elif source.get("type") not in ("none", "wheel"):

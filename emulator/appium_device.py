@@ -9,6 +9,7 @@ multi-touch, so pinches and several simultaneous pointers are refused with a mes
 from __future__ import annotations
 
 import base64
+import math
 from typing import TYPE_CHECKING, Any
 
 from emulator import properties
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["device_routes", "press_keycode"]
 
 _DIRECTIONS = ("up", "down", "left", "right")
+_FLING_SPEED = 7500  # px/s: the fling gesture's default speed
 
 
 def press_keycode(device: VirtualDevice, code: int) -> None:
@@ -226,7 +228,9 @@ def device_routes(device: VirtualDevice) -> list[tuple[str, str, Handler]]:
     async def gesture_fling(request: Request) -> Any:
         opposite = {"up": "down", "down": "up", "left": "right", "right": "left"}[_direction(request)]
         before = device.phone.hierarchy()
-        device.phone.swipe(*_stroke(_area(request, device), opposite, 0.8))
+        x1, y1, x2, y2 = _stroke(_area(request, device), opposite, 0.8)
+        speed = float(request.body.get("speed") or _FLING_SPEED)  # px/s
+        device.phone.swipe(x1, y1, x2, y2, 1000 * math.hypot(x2 - x1, y2 - y1) / max(speed, 1.0))
         return device.phone.hierarchy() is not before
 
     async def gesture_drag(request: Request) -> Any:

@@ -33,6 +33,7 @@ __all__ = ["Element", "element_id", "element_routes", "find", "remember", "resol
 
 STRATEGIES = ("id", "xpath", "accessibility id", "class name", "-android uiautomator")
 _MAX_SCROLLS = 30  # UiScrollable's default number of swipes
+_SCROLL_SWIPE_MS = 55 * 5  # its swipes: 55 steps of 5 ms
 
 
 @dataclass
@@ -111,10 +112,11 @@ def _scroll_into_view(device: VirtualDevice, scroll: ScrollIntoView) -> list[Loc
             cx, cy = container.visible.center
             dx, dy = container.visible.width * 2 // 5, container.visible.height * 2 // 5
             sign = 1 if forward else -1
+            # UiScrollable swipes in 55 steps of 5 ms.
             if scroll.vertical:
-                phone.swipe(cx, cy + sign * dy, cx, cy - sign * dy)
+                phone.swipe(cx, cy + sign * dy, cx, cy - sign * dy, _SCROLL_SWIPE_MS)
             else:
-                phone.swipe(cx + sign * dx, cy, cx - sign * dx, cy)
+                phone.swipe(cx + sign * dx, cy, cx - sign * dx, cy, _SCROLL_SWIPE_MS)
             if phone.hierarchy() is before:  # nothing moved: the end of the list
                 break
     target = locate(phone.hierarchy(), scroll.target, width, height)

@@ -21,6 +21,7 @@ from interpreter.hierarchy import Bounds, UiNode
 __all__ = ["ObjectMethods", "PhoneMethods", "U2Host"]
 
 _POLL_S = 0.05
+STEP_MS = 5  # uiautomator throttles each step of a swipe to 5 ms
 
 
 class U2Host(Protocol):
@@ -82,10 +83,13 @@ class PhoneMethods:
         x, y = found.visible.center
         self.phone.tap(x, y)
 
-    def _swipe(self, fx: float, fy: float, tx: float, ty: float, steps: int) -> None:
-        # The app model scrolls by distance only; the duration (steps × 5 ms) does not matter to it.
-        del steps
-        self.phone.swipe(fx, fy, tx, ty)
+    async def _swipe(self, fx: float, fy: float, tx: float, ty: float, steps: int, wait: bool = True) -> None:
+        """uiautomator's swipe: `steps` moves of 5 ms each, so it takes steps × 5 ms (`wait`), and the
+        list flings by that speed (`interpreter.appmodel.gestures`)."""
+        duration_ms = max(steps, 1) * STEP_MS
+        if wait:
+            await asyncio.sleep(duration_ms / 1000)
+        self.phone.swipe(fx, fy, tx, ty, duration_ms)
 
 
 class ObjectMethods(PhoneMethods):
@@ -146,7 +150,7 @@ class ObjectMethods(PhoneMethods):
             vertical = p.boolean(1, "isVertical", True)
         before = _fingerprint(self.phone.hierarchy())
         direction = ("up" if forward else "down") if vertical else ("left" if forward else "right")
-        self._swipe(*swipe_within(found.visible, direction, p), steps)
+        await self._swipe(*swipe_within(found.visible, direction, p), steps)
         return _fingerprint(self.phone.hierarchy()) != before
 
     async def rpc_scrollForward(self, p: Params) -> bool:

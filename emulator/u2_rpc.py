@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from emulator.u2_objects import ObjectMethods, U2Host, swipe_within
+from emulator.u2_objects import STEP_MS, ObjectMethods, U2Host, swipe_within
 from emulator.u2_params import Params, RpcError
 from emulator.u2_selectors import SelectorError
 from interpreter.hierarchy import UiNode, to_android_xml
@@ -267,15 +267,15 @@ class U2Rpc(ObjectMethods):
             found = self._must_find(p.selector(0))
             direction = p.string(1, "direction").lower()
             steps = p.integer(2, "steps", 10)
-            self._swipe(*swipe_within(found.visible, direction, p), steps)
+            await self._swipe(*swipe_within(found.visible, direction, p), steps)
             return True
         fx, fy, tx, ty = (p.number(i, name) for i, name in enumerate(("fromX", "fromY", "toX", "toY")))
-        self._swipe(fx, fy, tx, ty, p.integer(4, "steps", 55))
+        await self._swipe(fx, fy, tx, ty, p.integer(4, "steps", 55))
         return True
 
     async def rpc_drag(self, p: Params) -> bool:
         sx, sy, ex, ey = (p.number(i, name) for i, name in enumerate(("startX", "startY", "endX", "endY")))
-        self._swipe(sx, sy, ex, ey, p.integer(4, "steps", 55))
+        await self._swipe(sx, sy, ex, ey, p.integer(4, "steps", 55))
         return True
 
     async def rpc_swipePoints(self, p: Params) -> bool:
@@ -283,7 +283,7 @@ class U2Rpc(ObjectMethods):
         if len(points) < 4 or len(points) % 2:
             raise p.bad(f"points must be x,y pairs (at least two points), got {len(points)} numbers")
         steps = p.integer(1, "segmentSteps", 10)
-        self._swipe(points[0], points[1], points[-2], points[-1], steps * (len(points) // 2 - 1))
+        await self._swipe(points[0], points[1], points[-2], points[-1], steps * (len(points) // 2 - 1))
         return True
 
     async def rpc_dragTo(self, p: Params) -> bool:
@@ -296,7 +296,7 @@ class U2Rpc(ObjectMethods):
         else:
             tx, ty = int(p.number(1, "x")), int(p.number(2, "y"))
             steps = p.integer(3, "steps", 100)
-        self._swipe(fx, fy, tx, ty, steps)
+        await self._swipe(fx, fy, tx, ty, steps)
         return True
 
     async def rpc_injectInputEvent(self, p: Params) -> bool:
@@ -311,7 +311,10 @@ class U2Rpc(ObjectMethods):
             if abs(x - sx) < 10 and abs(y - sy) < 10:
                 self._tap(x, y)
             else:
-                self._swipe(sx, sy, x, y, int((time.monotonic() - started) * 200))
+                # The finger already took its time between the two events.
+                await self._swipe(
+                    sx, sy, x, y, int((time.monotonic() - started) * 1000 / STEP_MS), wait=False
+                )
         return True
 
     async def rpc_pressKey(self, p: Params) -> bool:

@@ -12,8 +12,10 @@ renders the same tree) agree to the pixel:
   24 px padding; `orientation: horizontal` splits the width evenly;
 - a scrollable widget without a `height` fills the space its later siblings leave.
   Its children stack without gaps or padding, shifted up by the scroll offset; a child
-  is in the tree only when it lies wholly inside the viewport (partly visible items are
-  left out, like items off the viewport), so every node in the tree is wholly visible;
+  cut by the viewport's edge is in the tree with the bounds of what shows of it (as
+  uiautomator dumps visible bounds), its own children outside the viewport left out, and
+  children wholly outside the viewport are not in the tree; a list whose children all fit
+  is `scrollable` false (Android reports only lists that can scroll);
 - a widget that does not fit inside its parent (or below the toolbar) is left out.
 
 Hidden widgets take no space (Android's `GONE`).
@@ -155,11 +157,21 @@ def layout_screen(package: str, screen: ScreenSpec, view: ScreenView) -> Window:
     return window
 
 
-def _place(package: str, widget: WidgetSpec, bounds: Bounds, view: ScreenView, window: Window) -> UiNode:
+def _place(
+    package: str,
+    widget: WidgetSpec,
+    bounds: Bounds,
+    view: ScreenView,
+    window: Window,
+    clip: Bounds | None = None,
+) -> UiNode:
+    """The widget's node at `bounds`; inside a list, `clip` is the list's viewport: the node shows
+    (and is tapped) only where it lies inside it, and children outside it are left out."""
+    shown_bounds = bounds if clip is None else _intersect(bounds, clip)
     text = view.texts.get(widget.id, widget.text)
     node = UiNode(
         widget.class_name,
-        bounds,
+        shown_bounds,
         text="\u2022" * len(text) if widget.password else text,
         resource_id=widget.resource_id,
         content_desc=widget.content_desc,
@@ -171,20 +183,21 @@ def _place(package: str, widget: WidgetSpec, bounds: Bounds, view: ScreenView, w
         password=widget.password,
     )
     if widget.clickable or widget.editable:
-        window.targets.append(Target(bounds, widget.id, widget.clickable, widget.editable))
+        window.targets.append(Target(shown_bounds, widget.id, widget.clickable, widget.editable))
     shown = [c for c in widget.children if c.id not in view.hidden]
     if not shown:
+        node.scrollable = False  # nothing in it to scroll
         return node
     if widget.scrollable:
-        _place_scrolled(package, widget, shown, bounds, view, window, node)
+        _place_scrolled(package, widget, shown, bounds, view, window, node, clip)
     elif widget.horizontal:
         inner = _inset(bounds, PADDING)
         width = (inner.width - GAP * (len(shown) - 1)) // len(shown)
         for index, child in enumerate(shown):
             left = inner.left + index * (width + GAP)
             child_bounds = Bounds(left, inner.top, left + width, inner.top + natural_height(child, view))
-            if child_bounds.bottom <= inner.bottom:
-                node.children.append(_place(package, child, child_bounds, view, window))
+            if child_bounds.bottom <= inner.bottom and _overlaps(child_bounds, clip):
+                node.children.append(_place(package, child, child_bounds, view, window, clip))
     else:
         inner = _inset(bounds, PADDING)
         y = inner.top
@@ -192,7 +205,8 @@ def _place(package: str, widget: WidgetSpec, bounds: Bounds, view: ScreenView, w
             child_bounds = Bounds(inner.left, y, inner.right, y + natural_height(child, view))
             if child_bounds.bottom > inner.bottom:
                 break
-            node.children.append(_place(package, child, child_bounds, view, window))
+            if _overlaps(child_bounds, clip):
+                node.children.append(_place(package, child, child_bounds, view, window, clip))
             y = child_bounds.bottom + GAP
     return node
 
@@ -205,21 +219,42 @@ def _place_scrolled(
     view: ScreenView,
     window: Window,
     node: UiNode,
+    clip: Bounds | None = None,
 ) -> None:
     heights = [natural_height(c, view) for c in shown]
+    # What shows of the list: its viewport, cut by an outer list's when it lies in one.
+    seen = viewport if clip is None else _intersect(viewport, clip)
     max_scroll = max(0, sum(heights) - viewport.height)
+    # A list whose items all fit does not scroll, and says so (`scrollable` false), as Android's do.
+    node.scrollable = max_scroll > 0
     # Registered before the children so that an inner list wins `scroller_at`.
-    window.scrollers.append(Scroller(viewport, widget.id, max_scroll))
+    window.scrollers.append(Scroller(seen, widget.id, max_scroll))
     offset = min(max(view.scroll.get(widget.id, 0), 0), max_scroll)
     y = viewport.top - offset
     for child, height in zip(shown, heights, strict=True):
         top, y = y, y + height
-        if top < viewport.top:
+        if y <= seen.top:
             continue
-        if y > viewport.bottom:
+        if top >= seen.bottom:
             break
         child_bounds = Bounds(viewport.left, top, viewport.right, y)
-        node.children.append(_place(package, child, child_bounds, view, window))
+        # A row cut by the viewport's edge is in the tree with the bounds of what shows of it.
+        node.children.append(_place(package, child, child_bounds, view, window, seen))
+
+
+def _intersect(a: Bounds, b: Bounds) -> Bounds:
+    return Bounds(max(a.left, b.left), max(a.top, b.top), min(a.right, b.right), min(a.bottom, b.bottom))
+
+
+def _overlaps(bounds: Bounds, clip: Bounds | None) -> bool:
+    if clip is None:
+        return True
+    return (
+        bounds.left < clip.right
+        and clip.left < bounds.right
+        and bounds.top < clip.bottom
+        and clip.top < bounds.bottom
+    )
 
 
 def _inset(bounds: Bounds, by: int) -> Bounds:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from interpreter.appmodel.gestures import scroll_distance
 from interpreter.appmodel.layout import (
     ScreenView,
     Window,
@@ -404,8 +405,10 @@ class PhoneState:
                 state.texts[widget.id] = state.texts.get(widget.id, widget.text)[:-1]
                 self._changed()
 
-    def swipe(self, x1: float, y1: float, x2: float, y2: float) -> None:
-        """Scroll the scrollable container under the start point; a swipe up moves its content up.
+    def swipe(self, x1: float, y1: float, x2: float, y2: float, duration_ms: float | None = None) -> None:
+        """Scroll the scrollable container under the start point; a swipe up moves its content up,
+        by the drag past the touch slop plus the fling a swipe of this speed gives
+        (`interpreter.appmodel.gestures`; no fling without a duration).
 
         A swipe up on the notification shade closes it.
         """
@@ -426,7 +429,7 @@ class PhoneState:
             return
         state = run.state(run.stack[-1].screen.id)
         before = state.scroll.get(scroller.widget_id, 0)
-        after = min(max(before + round(y1 - y2), 0), scroller.max_scroll)
+        after = min(max(before + scroll_distance(y1 - y2, duration_ms), 0), scroller.max_scroll)
         if after != before:
             state.scroll[scroller.widget_id] = after
             self._changed()

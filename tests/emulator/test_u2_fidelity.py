@@ -8,6 +8,7 @@ foreground app as Android 14 reports it, pids, the device shell, ...
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -195,3 +196,74 @@ def test_menu_key_opens_the_screens_options_menu(d) -> None:  # type: ignore[no-
     assert d.wait_activity(".NewOrderActivity", timeout=3)
     d.press("menu")  # a screen without a menu: nothing opens
     assert not d(resourceId="android:id/title").exists
+
+
+# --- gestures take time, and fling (issue item 7) -----------------------------------------------
+
+CATALOGUE = "com.example.catalogue"
+
+
+def _first_item(d) -> int:  # type: ignore[no-untyped-def]
+    """The number of the top-most list row on screen."""
+    texts = [e.text for e in d.xpath("//*[starts-with(@text, 'Item ')]").all()]
+    items = [int(t.removeprefix("Item ")) for t in texts]
+    return min(items) if items else 0
+
+
+def _scrolled_by(d, **swipe) -> int:  # type: ignore[no-untyped-def]
+    d.app_start(CATALOGUE, stop=True)
+    assert d(text="Item 1").wait(timeout=3)
+    d.swipe(540, 1800, 540, 900, **swipe)
+    return _first_item(d)
+
+
+def test_a_swipe_takes_its_duration(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start(CATALOGUE, stop=True)
+    started = time.monotonic()
+    d.swipe(540, 1800, 540, 1500, duration=1)  # 200 steps of 5 ms
+    assert time.monotonic() - started >= 0.9
+
+
+def test_a_fast_swipe_flings_further_than_a_slow_one(d) -> None:  # type: ignore[no-untyped-def]
+    slow = _scrolled_by(d, duration=1.0)
+    fast = _scrolled_by(d, steps=10)  # 50 ms
+    assert 1 < slow < fast
+    # A move inside the touch slop scrolls nothing.
+    d.app_start(CATALOGUE, stop=True)
+    d.swipe(540, 1800, 540, 1785, duration=0.5)
+    assert _first_item(d) == 1
+    # adb's `input swipe` with a duration, too.
+    d.app_start(CATALOGUE, stop=True)
+    d.shell("input swipe 540 1800 540 900 1000")
+    assert _first_item(d) == slow
+
+
+# --- what the hierarchy shows of a list (issue item 6) ------------------------------------------
+
+
+def test_a_half_visible_row_is_dumped_with_its_visible_bounds(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start(CATALOGUE, stop=True)
+    listing = d(scrollable=True)
+    assert listing.wait(timeout=3)
+    bottom = listing.info["visibleBounds"]["bottom"]
+    cut = d(text="Item 16")  # its row runs 6 px past the list's bottom edge
+    assert cut.exists
+    bounds = cut.info["bounds"]
+    assert bounds["bottom"] == bottom
+    assert bounds["bottom"] - bounds["top"] < 120  # a full row is 120 px
+    assert d.xpath('//*[@text="Item 16"]').exists
+    assert not d(text="Item 17").exists  # wholly below the list
+    d.swipe(540, 1800, 540, 1200, duration=1)
+    top = d(scrollable=True).info["visibleBounds"]["top"]
+    rows = [e.info for e in d.xpath("//*[starts-with(@text, 'Item ')]").all()]
+    first = min(rows, key=lambda info: info["bounds"]["top"])
+    assert first["bounds"]["top"] == top  # the row cut at the top edge is there too
+    cut.click()  # a half-visible row is tapped where it shows
+
+
+def test_a_list_that_fits_is_not_scrollable(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start("com.android.settings", stop=True)
+    assert d(text="Wi-Fi").wait(timeout=3)
+    assert not d(scrollable=True).exists  # its four entries fit on the screen
+    d.app_start(CATALOGUE, stop=True)
+    assert d(scrollable=True).wait(timeout=3)
