@@ -1,4 +1,4 @@
-// The builder island: one entry (src/main.tsx), built into the server's static folder.
+// The builder island (src/main.tsx) and the run page's screen overlay (src/overlay.tsx), built into the server's static folder.
 // The server reads the manifest to find the hashed entry files (server/dashboard/builder_assets.py).
 import react from "@vitejs/plugin-react";
 import { defineConfig } from "vite";
@@ -13,6 +13,6 @@ export default defineConfig({
     target: "es2022",
     // The dashboard's CSP allows scripts from its own origin only: no inline module preload helper.
     modulePreload: { polyfill: false },
-    rollupOptions: { input: "src/main.tsx" },
+    rollupOptions: { input: ["src/main.tsx", "src/overlay.tsx"] },
   },
 });

@@ -11,10 +11,13 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 BUILDER_DIST = Path(__file__).parent / "static" / "builder"
 MANIFEST = Path(".vite") / "manifest.json"
 ENTRY = "src/main.tsx"
+# The second entry: the screen overlay a run page puts on a failed step's screenshot and hierarchy.
+OVERLAY_ENTRY = "src/overlay.tsx"
 URL_PREFIX = "/static/builder/"
 MEDIA_TYPES = {
     ".js": "text/javascript",
@@ -42,25 +45,39 @@ class BuilderAssets:
 
 
 @lru_cache(maxsize=4)
-def _read_manifest(path: Path, mtime_ns: int) -> BuilderAssets:
+def _read_manifest(path: Path, mtime_ns: int, name: str) -> BuilderAssets:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        entry = manifest[ENTRY]
+        entry = manifest[name]
         return BuilderAssets(
-            script=URL_PREFIX + entry["file"], styles=tuple(URL_PREFIX + css for css in entry.get("css", []))
+            script=URL_PREFIX + entry["file"],
+            styles=tuple(URL_PREFIX + css for css in _styles(manifest, name, set())),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BuilderNotBuilt(f"{NOT_BUILT} ({path} is unreadable: {exc})") from None
 
 
-def builder_assets(dist: Path | None = None) -> BuilderAssets:
+def _styles(manifest: dict[str, Any], name: str, seen: set[str]) -> list[str]:
+    """The CSS files of a manifest chunk and of every chunk it imports (shared chunks carry theirs)."""
+    if name in seen:
+        return []
+    seen.add(name)
+    chunk = manifest[name]
+    found: list[str] = []
+    for imported in chunk.get("imports", []):
+        found += [css for css in _styles(manifest, imported, seen) if css not in found]
+    found += [css for css in chunk.get("css", []) if css not in found]
+    return found
+
+
+def builder_assets(dist: Path | None = None, entry: str = ENTRY) -> BuilderAssets:
     """The entry's script and styles, from the manifest (re-read when a new build replaces it)."""
     path = (dist or BUILDER_DIST) / MANIFEST
     try:
         mtime_ns = path.stat().st_mtime_ns
     except OSError:
         raise BuilderNotBuilt(NOT_BUILT) from None
-    return _read_manifest(path, mtime_ns)
+    return _read_manifest(path, mtime_ns, entry)
 
 
 def built_file(name: str, dist: Path | None = None) -> Path | None:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
 from server.approvals import service as approvals
+from server.dashboard.builder_assets import OVERLAY_ENTRY, BuilderAssets, BuilderNotBuilt, builder_assets
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
 from server.dashboard.session import CheckedUser, DashboardUser, User
@@ -333,6 +334,7 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
         "version_number": version.number if version else "?",
         "device_name": device.name if device else "no device",
         "step_artifacts": by_step,
+        "step_overlays": step_overlays(by_step),
         "artifacts": others,
         "approvals": [
             (approval, approvals.may_answer(approval, user.account))
@@ -362,6 +364,17 @@ def split_artifacts(
     return by_step, others
 
 
+def step_overlays(by_step: dict[int, list[tuple[str, str]]]) -> dict[int, tuple[str, str]]:
+    """The failed steps that have both a screenshot and a window hierarchy: (image, hierarchy) names."""
+    found: dict[int, tuple[str, str]] = {}
+    for seq, context in by_step.items():
+        image = next((name for name, kind in context if kind.startswith("image/")), None)
+        dump = next((name for name, _kind in context if name.endswith("hierarchy.xml")), None)
+        if image and dump:
+            found[seq] = (image, dump)
+    return found
+
+
 def _account_run(db: Session, user: DashboardUser, run_id: str) -> Run:
     # get_run answers NotFound for another account's run too: never a 403 that leaks existence.
     return get_run(db, user.account.id, run_id)
@@ -372,7 +385,22 @@ def run_page(request: Request, run_id: str, db: SessionDep, user: User) -> Respo
     """One run: its banner, inputs, summary and step timeline, live while it moves."""
     events_after = latest_event_id(db, user.account.id)
     run = _account_run(db, user, run_id)
-    return page(request, "run.html", user, events_after=events_after, **_run_context(db, user, run))
+    return page(
+        request,
+        "run.html",
+        user,
+        events_after=events_after,
+        overlay=_overlay_assets(),
+        **_run_context(db, user, run),
+    )
+
+
+def _overlay_assets() -> BuilderAssets | None:
+    """The screen overlay's files; None when the builder is not built (the page then links the XML)."""
+    try:
+        return builder_assets(entry=OVERLAY_ENTRY)
+    except BuilderNotBuilt:
+        return None
 
 
 @router.get("/runs/{run_id}/_body", response_class=HTMLResponse)

@@ -109,8 +109,10 @@ def test_sign_in_then_a_reported_run_goes_live_from_running_to_success(
     expect(page.locator(".banner")).to_contain_text("no element with text 'Saved' on screen")
     failed_step = page.locator("ol.timeline li.step.o-failed")
     expect(failed_step).to_contain_text("2 attempts")
-    expect(failed_step.locator("img.shot")).to_be_visible()
-    assert failed_step.locator("img.shot").evaluate("img => img.naturalWidth") == 270  # the image loaded
+    # The screenshot, with the hierarchy drawn over it when the builder's overlay is built.
+    shot = failed_step.get_by_role("img", name="the screen when step 3 failed")
+    expect(shot).to_be_visible()
+    assert shot.evaluate("img => img.naturalWidth") == 270  # the image loaded
     expect(failed_step.get_by_role("link", name="Window hierarchy")).to_have_attribute(
         "href", f"/runs/{failed_id}/artifacts/failure-3-check-hierarchy.xml"
     )

@@ -5,6 +5,7 @@
 import { useMemo, useState, type MouseEvent } from "react";
 
 import type { Inspection, ScreenElement } from "./types";
+import "./inspect.css";
 
 /** The smallest visible element under the point (the deepest on a tie): what a finger would hit. */
 export function elementAt(elements: ScreenElement[], x: number, y: number): ScreenElement | null {
