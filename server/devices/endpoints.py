@@ -100,7 +100,8 @@ def device_config(request: Request, device: CurrentDevice, session: SessionDep) 
 @router.post(
     "/devices/me/runs/{run_id}/gate",
     response_model=GateOut,
-    summary="Asked by the bridge before every step: was a cancel accepted, which denylist is in force",
+    summary="Asked by the bridge before every step: was a cancel accepted, is the run paused, which "
+    "denylist is in force",
     responses=problem_responses(404, c404="Not a run of this device"),
 )
 def step_gate(run_id: str, request: Request, device: CurrentDevice, session: SessionDep) -> GateOut:

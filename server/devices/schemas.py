@@ -91,4 +91,7 @@ class DeviceConfig(ApiModel):
 class GateOut(ApiModel):
     status: str = Field(description="The run's status on the server.")
     cancel_requested: bool = Field(description="A cancel was accepted: start no further step.")
+    paused: bool = Field(
+        default=False, description="The run is paused: start no step, hold and ask again until it is not."
+    )
     denylist_version: str

@@ -1,4 +1,5 @@
-"""The runs API: `runs.report`, list and read, trigger, claim, cancel, retry, export, artifacts, stats.
+"""The runs API: `runs.report`, list and read, trigger, claim, cancel, pause, resume, retry, export,
+artifacts, stats.
 
 Thin: each path operation checks who is calling, calls the service and shapes the answer.
 The request's session commits when the operation returns; `run.updated` goes out after.
@@ -24,7 +25,7 @@ from server.denylist.service import effective_entries
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.metrics import count_reported
 from server.runs import export as export_module
-from server.runs import listing, report, retries, service, stats
+from server.runs import listing, pausing, report, retries, service, stats
 from server.runs.events import get_hub
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
@@ -238,6 +239,28 @@ def cancel_run(run_id: str, request: Request, session: SessionDep, account: Curr
     """A queued run ends `cancelled` now; a running one gets `cancelRequested` and its device stops it."""
     run = service.cancel_run(session, account.id, run_id, get_hub(request.app).notify)
     return service.summary_json(run)
+
+
+@router.post(
+    "/runs/{run_id}/pause",
+    response_model=RunSummaryOut,
+    summary="Pause a moving run: the step in flight finishes, then it holds between steps",
+    responses=problem_responses(409, c409="The run is not running (queued, waiting for an approval, ended)"),
+)
+def pause_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+    """A `running` run becomes `paused`; its phone starts no further step until it is resumed."""
+    return service.summary_json(pausing.pause_run(session, account.id, run_id, get_hub(request.app).notify))
+
+
+@router.post(
+    "/runs/{run_id}/resume",
+    response_model=RunSummaryOut,
+    summary="Resume a paused run",
+    responses=problem_responses(409, c409="The run is not paused"),
+)
+def resume_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+    """A `paused` run becomes `running` again; its phone goes on with the next step."""
+    return service.summary_json(pausing.resume_run(session, account.id, run_id, get_hub(request.app).notify))
 
 
 @router.post(

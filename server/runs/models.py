@@ -110,8 +110,8 @@ Index("ix_runs_account_duration", Run.account_id, duration_key(), Run.id)
 # Runs not finished yet, by status: a partial index (a few rows however many runs there are) for the
 # queue's depth and age on /metrics. A query uses it only when its WHERE repeats `ACTIVE_CONDITION`
 # with the values inline (`active_run()`), not as bound parameters.
-ACTIVE_RUN_STATUSES = ("queued", "running", "waiting_for_approval")
-ACTIVE_CONDITION = "status IN ('queued', 'running', 'waiting_for_approval')"
+ACTIVE_RUN_STATUSES = ("queued", "running", "waiting_for_approval", "paused")
+ACTIVE_CONDITION = "status IN ('queued', 'running', 'waiting_for_approval', 'paused')"
 
 
 def active_run() -> ColumnElement[bool]:

@@ -379,7 +379,9 @@ def cancel_requested_run_ids(
     """
     query = select(Run.id).where(
         Run.device_id == device_id,
-        Run.status.in_([RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value]),
+        Run.status.in_(
+            [RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value, RunStatus.PAUSED.value]
+        ),
         Run.cancel_requested_at.is_not(None),
     )
     if among is not None:
