@@ -11,6 +11,7 @@ from server.devices import service
 from server.devices.schemas import (
     DeviceConfig,
     DeviceRead,
+    DeviceTagsIn,
     DeviceUpdate,
     GateOut,
     Heartbeat,
@@ -124,6 +125,14 @@ def rename_device(
     device_id: str, body: DeviceUpdate, account: CurrentAccount, session: SessionDep
 ) -> DeviceRead:
     return DeviceRead.model_validate(service.rename_device(session, account, device_id, body.name))
+
+
+@router.put("/devices/{device_id}/tags", response_model=DeviceRead, summary="Set a device's tags")
+def set_device_tags(
+    device_id: str, body: DeviceTagsIn, account: CurrentAccount, session: SessionDep
+) -> DeviceRead:
+    """Replace the device's tags (`store-12`, `android-14`): batches and tag runs choose phones by them."""
+    return DeviceRead.model_validate(service.set_tags(session, account, device_id, body.tags))
 
 
 @router.post(

@@ -24,8 +24,8 @@ from server.db import SessionDep, after_commit
 from server.denylist.service import effective_entries
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.metrics import count_reported
+from server.runs import batches, listing, pausing, report, retries, service, stats
 from server.runs import export as export_module
-from server.runs import listing, pausing, report, retries, service, stats
 from server.runs.events import get_hub
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
@@ -33,6 +33,7 @@ from server.runs.models import Artifact, Run
 from server.runs.rollup import record_step_failures
 from server.runs.schemas import (
     ArtifactOut,
+    BatchOut,
     ClaimedRunOut,
     RunOut,
     RunPageOut,
@@ -41,6 +42,7 @@ from server.runs.schemas import (
     RunSummaryOut,
     StatsOut,
     Trigger,
+    TriggerBatchIn,
     TriggerRunIn,
 )
 from server.runs.sql import dialect_insert
@@ -210,7 +212,7 @@ def get_run(run_id: str, session: SessionDep, account: CurrentAccount) -> dict[s
     "/workflows/{workflow_id}/runs",
     response_model=RunSummaryOut,
     status_code=201,
-    summary="Queue a run of the published version on a device",
+    summary="Queue a run of the published version on a device, or for any free phone with a tag",
     responses=problem_responses(
         409,
         c409="The workflow has no published version, the device is revoked, or the version names a "
@@ -230,8 +232,42 @@ def trigger_run(
         global_denylist=request.app.state.settings.global_denylist,
         triggered_by=account.email,
         notify=get_hub(request.app).notify,
+        device_tag=body.device_tag,
     )
     return service.summary_json(run)
+
+
+@router.post(
+    "/workflows/{workflow_id}/batches",
+    response_model=BatchOut,
+    status_code=201,
+    summary="Queue a run of the published version on each of a set of phones (ids or a tag)",
+    responses=problem_responses(
+        409, c409="Nothing published, a phone is revoked, no phone carries the tag, or a denied package"
+    ),
+)
+def trigger_batch(
+    workflow_id: str, body: TriggerBatchIn, request: Request, session: SessionDep, account: CurrentAccount
+) -> dict[str, Any]:
+    """One `queued` run per phone, all with one `batchId`; all or nothing."""
+    batch_id, _runs = batches.trigger_batch(
+        session,
+        account,
+        workflow_id,
+        device_ids=body.device_ids,
+        tag=body.tag,
+        inputs=body.inputs,
+        global_denylist=request.app.state.settings.global_denylist,
+        triggered_by=account.email,
+        notify=get_hub(request.app).notify,
+    )
+    session.flush()
+    return batches.batch_json(session, account.id, batch_id)
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut, summary="A batch's runs and progress")
+def get_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+    return batches.batch_json(session, account.id, batch_id)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunSummaryOut, summary="Cancel a run")

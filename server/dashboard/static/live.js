@@ -65,7 +65,8 @@
       try { run = JSON.parse(message.data); } catch (e) { return; }
       live.forEach(function (el) {
         var only = el.getAttribute("data-live-run");
-        if (!only || only === run.id) refresh(el);
+        var batch = el.getAttribute("data-live-batch");
+        if ((!only || only === run.id) && (!batch || batch === run.batchId)) refresh(el);
       });
     });
     source.addEventListener("error", function () {
