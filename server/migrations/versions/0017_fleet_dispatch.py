@@ -1,7 +1,7 @@
 """Fleet dispatch: device tags, a run's batch and the tag of a run any free phone with it may take.
 
-Revision ID: 0016_fleet_dispatch
-Revises: 0015_paused_runs
+Revision ID: 0017_fleet_dispatch
+Revises: 0016_app_models
 Create Date: 2026-11-29
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_fleet_dispatch"
-down_revision = "0015_paused_runs"
+revision = "0017_fleet_dispatch"
+down_revision = "0016_app_models"
 branch_labels = None
 depends_on = None
 
