@@ -30,6 +30,7 @@ from device_bridge.commands import CommandWorker
 from device_bridge.crash import crash_artifact, crash_message, hierarchy_artifact
 from device_bridge.devices import BridgeDevice, open_device
 from device_bridge.errors import BridgeConfigError, DeviceBusyError, ServerError, ServerRefusedError
+from device_bridge.frames import FramePolicy, FrameRecorder, LiveStreamer
 from device_bridge.outbox import Outbox
 from device_bridge.reporting import ProgressReporter, base_fields, ended_report, interrupted_report
 from device_bridge.run_control import LiveDenylist, ServerRunControl
@@ -205,6 +206,10 @@ class DeviceWorker:
             self.device, self.outbox, claimed.run_id, device_id, self.settings.max_artifact_bytes
         )
 
+        frames = FrameRecorder(
+            self.device, self.outbox, claimed.run_id, device_id, FramePolicy.from_settings(self.settings)
+        )
+
         def on_event(event: TraceEvent) -> None:
             reporter.on_event(event)
             context.on_event(event)
@@ -229,18 +234,26 @@ class DeviceWorker:
         )
         log.info("device %s: running %s", self.paired.serial, claimed.run_id)
         started_at = datetime.now(UTC)
+        streamer = LiveStreamer(
+            self.device,
+            lambda jpeg: self.api.live_frame(claimed.run_id, jpeg, self.settings.gate_timeout_s),
+            lambda: control.live,
+            frames.policy,
+        )
         try:
-            result = run_workflow(
-                claimed.definition,
-                self.device,
-                inputs=claimed.run.get("inputs") or {},
-                run_id=claimed.run_id,
-                denylist=self.denylist,
-                on_event=on_event,
-                on_status=reporter.on_status,
-                control=control,
-                approvals=approvals,
-            )
+            with streamer:
+                result = run_workflow(
+                    claimed.definition,
+                    self.device,
+                    inputs=claimed.run.get("inputs") or {},
+                    run_id=claimed.run_id,
+                    denylist=self.denylist,
+                    on_event=on_event,
+                    on_status=reporter.on_status,
+                    control=control,
+                    approvals=approvals,
+                    observer=frames,
+                )
         except Exception as exc:  # nothing inside a run may stop the worker: the run ends failed
             self._crashed(claimed, reporter, exc, started_at)
             self._check_device_after(None)

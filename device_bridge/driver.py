@@ -189,6 +189,11 @@ class U2Device:
     def swipe(self, x1: int, y1: int, x2: int, y2: int, duration_ms: int = 250) -> None:
         self._guard("swipe", lambda: self._u2.swipe(x1, y1, x2, y2, duration=max(duration_ms, 10) / 1000))
 
+    def screen_jpeg(self, scale: float, quality: int) -> bytes | None:
+        """The screen as JPEG scaled on the phone (a step's frame); None when the phone sends none."""
+        data = self._rpc("takeScreenshot", scale, quality)
+        return base64.b64decode(data) if data else None
+
     def screenshot(self) -> Artifact:
         data = self._rpc("takeScreenshot", 1, 80)
         if data:

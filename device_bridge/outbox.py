@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
     reason        TEXT,
     attempts      INTEGER NOT NULL DEFAULT 0,
     last_error    TEXT,
-    created_at    TEXT NOT NULL
+    created_at    TEXT NOT NULL,
+    meta          TEXT
 );
 CREATE INDEX IF NOT EXISTS artifacts_by_state ON artifacts (state, id);
 CREATE TABLE IF NOT EXISTS runs_in_flight (
@@ -125,6 +126,7 @@ class QueuedArtifact:
     state: RowState
     reason: str | None
     attempts: int
+    meta: str | None = None  # a frame's step and screen, JSON (device_bridge/frames.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,9 @@ class Outbox:
         self._changed = threading.Condition(self._lock)
         with self._lock:
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(artifacts)")}
+            if "meta" not in columns:  # an outbox an older bridge made
+                self._db.execute("ALTER TABLE artifacts ADD COLUMN meta TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -309,11 +314,15 @@ class Outbox:
 
     # --- artifacts ---------------------------------------------------------------------
 
-    def add_artifact(self, run_id: str, device_id: str, artifact: Artifact) -> int:
+    def add_artifact(
+        self, run_id: str, device_id: str, artifact: Artifact, meta: dict[str, Any] | None = None
+    ) -> int:
+        """Queue an artifact of a run (`meta`: a frame's step and screen, sent beside it)."""
+        meta_text = json.dumps(meta, separators=(",", ":")) if meta is not None else None
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO artifacts (run_id, device_id, name, content_type, data, state, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO artifacts (run_id, device_id, name, content_type, data, state, created_at, meta)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     device_id,
@@ -322,6 +331,7 @@ class Outbox:
                     artifact.data,
                     RowState.PENDING.value,
                     _now(),
+                    meta_text,
                 ),
             )
             return int(cursor.lastrowid or 0)
@@ -330,7 +340,7 @@ class Outbox:
         """The oldest pending artifact whose run has no pending report left (the server knows the run)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT * FROM artifacts a WHERE a.state = ? AND NOT EXISTS"
+                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts a WHERE a.state = ? AND NOT EXISTS"
                 " (SELECT 1 FROM reports r WHERE r.run_id = a.run_id AND r.state = ?) ORDER BY a.id LIMIT 1",
                 (RowState.PENDING.value, RowState.PENDING.value),
             ).fetchone()
@@ -363,7 +373,8 @@ class Outbox:
         marks = ",".join("?" for _ in states)
         with self._lock:
             rows = self._db.execute(
-                f"SELECT * FROM artifacts WHERE state IN ({marks}) ORDER BY id", [s.value for s in states]
+                f"SELECT {_ARTIFACT_COLUMNS} FROM artifacts WHERE state IN ({marks}) ORDER BY id",
+                [s.value for s in states],
             ).fetchall()
         return [_artifact(row) for row in rows]
 
@@ -384,8 +395,11 @@ def _report(row: tuple[Any, ...]) -> QueuedReport:
     )
 
 
+_ARTIFACT_COLUMNS = "id, run_id, device_id, name, content_type, data, state, reason, attempts, meta"
+
+
 def _artifact(row: tuple[Any, ...]) -> QueuedArtifact:
-    art_id, run_id, device_id, name, content_type, data, state, reason, attempts, _err, _created = row
+    art_id, run_id, device_id, name, content_type, data, state, reason, attempts, meta = row
     return QueuedArtifact(
         int(art_id),
         run_id,
@@ -396,4 +410,5 @@ def _artifact(row: tuple[Any, ...]) -> QueuedArtifact:
         RowState(state),
         reason,
         int(attempts),
+        meta,
     )

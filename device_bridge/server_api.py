@@ -19,6 +19,7 @@ HEARTBEAT_PATH = "/api/v1/devices/me/heartbeat"
 APPROVALS_PATH = "/api/v1/devices/me/approvals"
 CONFIG_PATH = "/api/v1/devices/me/config"
 GATE_PATH = "/api/v1/devices/me/runs/{run_id}/gate"
+LIVE_FRAME_PATH = "/api/v1/runs/{run_id}/live-frame"
 COMMANDS_PATH = "/api/v1/devices/me/commands"
 
 
@@ -164,8 +165,21 @@ class DeviceApi:
         response = _call(self.client, "GET", self.server_url + CONFIG_PATH, "config", headers=self._headers)
         return ServerDenylist.from_json(response.json().get("denylist"), "config")
 
-    def gate(self, run_id: str, timeout_s: float) -> dict[str, Any]:
-        """The step gate of one run: `{"status", "cancelRequested", "denylistVersion"}` (short timeout)."""
+    def live_frame(self, run_id: str, jpeg: bytes, timeout_s: float) -> None:
+        """The phone's screen right now, for a run someone watches live (replaces the last one)."""
+        _call(
+            self.client,
+            "PUT",
+            self.server_url + LIVE_FRAME_PATH.format(run_id=run_id),
+            "live frame",
+            headers={**self._headers, "Content-Type": "image/jpeg"},
+            content=jpeg,
+            timeout=timeout_s,
+        )
+
+    def gate(self, run_id: str, timeout_s: float, step: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The step gate of one run: `{"status", "cancelRequested", "denylistVersion", "live"}` (short
+        timeout). `step` (`{"seq", "nodeId"}`) names the step about to start: the step in flight."""
         response = _call(
             self.client,
             "POST",
@@ -173,6 +187,7 @@ class DeviceApi:
             "step gate",
             headers=self._headers,
             timeout=timeout_s,
+            json=step,
         )
         body = response.json()
         return body if isinstance(body, dict) else {}

@@ -49,6 +49,12 @@ class BridgeSettings(BaseSettings):
     command_wait_s: float = Field(default=20.0, gt=0, le=30)
     # After an inspector's click: how long the screen may take to settle before it is read.
     click_settle_s: float = Field(default=2.0, ge=0, le=10)
+    # Screens per step (device_bridge/frames.py): after every step that touches the phone, after
+    # failed steps only, or never; scaled to frame_width pixels, JPEG, at most frame_max_bytes each.
+    frames: Literal["off", "failures", "every"] = "every"
+    frame_width: int = Field(default=360, ge=90, le=1440)
+    frame_quality: int = Field(default=60, ge=20, le=95)
+    frame_max_bytes: int = Field(default=60_000, ge=5_000)
     # Local additions to the server's package denylist: it can only add to the server's list.
     denylist_file: Path | None = None
     # How the engine drives phones: uiautomator2 over this machine's adb, or an Appium server.

@@ -188,7 +188,7 @@ class Uploader:
             response = self.client.post(
                 url,
                 files={"file": (item.name, item.data, item.content_type)},
-                data={"name": item.name},
+                data={"name": item.name, "meta": item.meta} if item.meta else {"name": item.name},
                 headers={"Authorization": f"Bearer {creds.token}"},
             )
         except httpx.HTTPError as exc:
@@ -216,16 +216,18 @@ class Uploader:
     # --- loops -------------------------------------------------------------------------
 
     def upload_all(self) -> int:
-        """Send everything pending (reports, then artifacts); returns rows settled. Raises on failure."""
+        """Send everything pending, reports first: after each artifact the reports queued meanwhile
+        go before the next one (a run's progress must not wait behind its frames). Returns rows
+        settled; raises on failure."""
         total = 0
         while True:
             sent = self.send_batch()
-            if sent == 0:
-                break
-            total += sent
-        while self.send_artifact():
+            if sent:
+                total += sent
+                continue
+            if not self.send_artifact():
+                return total
             total += 1
-        return total
 
     def run(self, stop: threading.Event, idle_wait_s: float = 1.0) -> None:
         """Upload until `stop` is set: wakes when the outbox changes, backs off while the server fails."""

@@ -7,7 +7,6 @@ from fastapi import APIRouter
 from server.dashboard import (
     analytics_pages,
     auth_pages,
-    batch_pages,
     builder_pages,
     fleet_pages,
     integrations_pages,
@@ -23,7 +22,6 @@ _PAGES = (
     auth_pages,
     runs_pages,
     run_control_pages,
-    batch_pages,
     analytics_pages,
     fleet_pages,
     builder_pages,

@@ -23,8 +23,9 @@ from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep, utcnow
 from server.devices.models import Device
 from server.errors import FieldProblem, NotFound, ValidationFailed
-from server.runs.events import get_hub
+from server.runs.events import RUN_STEP, get_hub
 from server.runs.export import ExportFormat, export_response, export_window_start
+from server.runs.frames import LIVE_FRAME, frames_of
 from server.runs.listing import RunFilters, RunSort, list_runs
 from server.runs.models import Artifact, Run, RunEvent
 from server.runs.schemas import Trigger
@@ -324,8 +325,15 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
     rows = db.execute(
         select(Artifact.name, Artifact.content_type).where(Artifact.run_id == run.id).order_by(Artifact.name)
     ).all()
-    by_step, others = split_artifacts([(row.name, row.content_type) for row in rows])
+    frames = frames_of(db, run.id)
+    frame_names = {frame["name"] for frame in frames} | {LIVE_FRAME}
+    by_step, others = split_artifacts(
+        [(row.name, row.content_type) for row in rows if row.name not in frame_names]
+    )
     return {
+        "frames": frames,
+        "step_in_flight": _step_in_flight(db, run),
+        "live": run.live_until is not None and run.live_until > utcnow(),
         "run": run,
         "retried_by": retried_by(db, run.id),
         "trace": trace_of(db, run.id),
@@ -341,6 +349,22 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
             for approval in approvals.pending_for_runs(db, user.account.id, [run.id])
         ],
     }
+
+
+def _step_in_flight(db: Session, run: Run) -> dict[str, Any] | None:
+    """The step the phone said it is starting (its latest `run.step` event), while the run moves and
+    that step has not ended yet."""
+    if run.status not in ("running", "waiting_for_approval"):
+        return None
+    payload: dict[str, Any] | None = db.scalars(
+        select(RunEvent.payload)
+        .where(RunEvent.account_id == run.account_id, RunEvent.run_id == run.id, RunEvent.event == RUN_STEP)
+        .order_by(RunEvent.id.desc())
+        .limit(1)
+    ).first()
+    if payload is None or int(payload.get("seq", 0)) <= run.trace_len:
+        return None
+    return payload
 
 
 # The bridge names the failure context of step SEQ `failure-SEQ-NODE.png` and `...-hierarchy.xml`.
@@ -424,6 +448,18 @@ def run_artifact(run_id: str, name: str, db: SessionDep, user: User) -> Response
 def cancel(request: Request, run_id: str, db: SessionDep, user: CheckedUser) -> Response:
     """Cancel a run: a queued one ends at once, a running one is stopped by its phone."""
     cancel_run(db, user.account.id, run_id, get_hub(request.app).notify)
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+
+# How long a "Live: on" lasts without being asked again (the phone streams only while someone looks).
+LIVE_VIEW_S = 300
+
+
+@router.post("/runs/{run_id}/live")
+def live_view(run_id: str, db: SessionDep, user: CheckedUser, on: Annotated[str, Form()] = "1") -> Response:
+    """Watch a moving run live: its phone sends frames between steps too, for the next few minutes."""
+    run = _account_run(db, user, run_id)
+    run.live_until = utcnow() + timedelta(seconds=LIVE_VIEW_S) if on == "1" else None
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
 

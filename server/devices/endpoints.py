@@ -11,8 +11,8 @@ from server.devices import service
 from server.devices.schemas import (
     DeviceConfig,
     DeviceRead,
-    DeviceTagsIn,
     DeviceUpdate,
+    GateIn,
     GateOut,
     Heartbeat,
     HeartbeatIn,
@@ -21,7 +21,8 @@ from server.devices.schemas import (
     PairRequest,
 )
 from server.errors import AppError, problem_response, problem_responses
-from server.runs.gate import gate
+from server.runs.events import get_hub
+from server.runs.gate import announce_step, gate
 from server.runs.service import cancel_requested_run_ids
 from server.settings import Settings
 
@@ -101,12 +102,20 @@ def device_config(request: Request, device: CurrentDevice, session: SessionDep) 
 @router.post(
     "/devices/me/runs/{run_id}/gate",
     response_model=GateOut,
-    summary="Asked by the bridge before every step: was a cancel accepted, is the run paused, which "
-    "denylist is in force",
+    summary="Asked by the bridge before every step: was a cancel accepted, which denylist is in force",
     responses=problem_responses(404, c404="Not a run of this device"),
 )
-def step_gate(run_id: str, request: Request, device: CurrentDevice, session: SessionDep) -> GateOut:
+def step_gate(
+    run_id: str,
+    request: Request,
+    device: CurrentDevice,
+    session: SessionDep,
+    body: GateIn | None = None,
+) -> GateOut:
+    """With the step about to start in the body, the run's watchers get it as `run.step` (step in flight)."""
     answer = gate(session, device, run_id, _settings(request).global_denylist)
+    if body is not None:
+        announce_step(session, answer, body.seq, body.node_id, get_hub(request.app).notify)
     return GateOut.model_validate(answer.to_json())
 
 
@@ -125,14 +134,6 @@ def rename_device(
     device_id: str, body: DeviceUpdate, account: CurrentAccount, session: SessionDep
 ) -> DeviceRead:
     return DeviceRead.model_validate(service.rename_device(session, account, device_id, body.name))
-
-
-@router.put("/devices/{device_id}/tags", response_model=DeviceRead, summary="Set a device's tags")
-def set_device_tags(
-    device_id: str, body: DeviceTagsIn, account: CurrentAccount, session: SessionDep
-) -> DeviceRead:
-    """Replace the device's tags (`store-12`, `android-14`): batches and tag runs choose phones by them."""
-    return DeviceRead.model_validate(service.set_tags(session, account, device_id, body.tags))
 
 
 @router.post(

@@ -1,5 +1,4 @@
-"""The runs API: `runs.report`, list and read, trigger, claim, cancel, pause, resume, retry, export,
-artifacts, stats.
+"""The runs API: `runs.report`, list and read, trigger, claim, cancel, retry, export, artifacts, stats.
 
 Thin: each path operation checks who is calling, calls the service and shapes the answer.
 The request's session commits when the operation returns; `run.updated` goes out after.
@@ -12,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, ValidationError
@@ -24,8 +23,8 @@ from server.db import SessionDep, after_commit
 from server.denylist.service import effective_entries
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.metrics import count_reported
-from server.runs import batches, listing, pausing, report, retries, service, stats
 from server.runs import export as export_module
+from server.runs import frames, listing, report, retries, service, stats
 from server.runs.events import get_hub
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
@@ -33,7 +32,6 @@ from server.runs.models import Artifact, Run
 from server.runs.rollup import record_step_failures
 from server.runs.schemas import (
     ArtifactOut,
-    BatchOut,
     ClaimedRunOut,
     RunOut,
     RunPageOut,
@@ -42,7 +40,6 @@ from server.runs.schemas import (
     RunSummaryOut,
     StatsOut,
     Trigger,
-    TriggerBatchIn,
     TriggerRunIn,
 )
 from server.runs.sql import dialect_insert
@@ -212,7 +209,7 @@ def get_run(run_id: str, session: SessionDep, account: CurrentAccount) -> dict[s
     "/workflows/{workflow_id}/runs",
     response_model=RunSummaryOut,
     status_code=201,
-    summary="Queue a run of the published version on a device, or for any free phone with a tag",
+    summary="Queue a run of the published version on a device",
     responses=problem_responses(
         409,
         c409="The workflow has no published version, the device is revoked, or the version names a "
@@ -232,42 +229,8 @@ def trigger_run(
         global_denylist=request.app.state.settings.global_denylist,
         triggered_by=account.email,
         notify=get_hub(request.app).notify,
-        device_tag=body.device_tag,
     )
     return service.summary_json(run)
-
-
-@router.post(
-    "/workflows/{workflow_id}/batches",
-    response_model=BatchOut,
-    status_code=201,
-    summary="Queue a run of the published version on each of a set of phones (ids or a tag)",
-    responses=problem_responses(
-        409, c409="Nothing published, a phone is revoked, no phone carries the tag, or a denied package"
-    ),
-)
-def trigger_batch(
-    workflow_id: str, body: TriggerBatchIn, request: Request, session: SessionDep, account: CurrentAccount
-) -> dict[str, Any]:
-    """One `queued` run per phone, all with one `batchId`; all or nothing."""
-    batch_id, _runs = batches.trigger_batch(
-        session,
-        account,
-        workflow_id,
-        device_ids=body.device_ids,
-        tag=body.tag,
-        inputs=body.inputs,
-        global_denylist=request.app.state.settings.global_denylist,
-        triggered_by=account.email,
-        notify=get_hub(request.app).notify,
-    )
-    session.flush()
-    return batches.batch_json(session, account.id, batch_id)
-
-
-@router.get("/batches/{batch_id}", response_model=BatchOut, summary="A batch's runs and progress")
-def get_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
-    return batches.batch_json(session, account.id, batch_id)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunSummaryOut, summary="Cancel a run")
@@ -275,28 +238,6 @@ def cancel_run(run_id: str, request: Request, session: SessionDep, account: Curr
     """A queued run ends `cancelled` now; a running one gets `cancelRequested` and its device stops it."""
     run = service.cancel_run(session, account.id, run_id, get_hub(request.app).notify)
     return service.summary_json(run)
-
-
-@router.post(
-    "/runs/{run_id}/pause",
-    response_model=RunSummaryOut,
-    summary="Pause a moving run: the step in flight finishes, then it holds between steps",
-    responses=problem_responses(409, c409="The run is not running (queued, waiting for an approval, ended)"),
-)
-def pause_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
-    """A `running` run becomes `paused`; its phone starts no further step until it is resumed."""
-    return service.summary_json(pausing.pause_run(session, account.id, run_id, get_hub(request.app).notify))
-
-
-@router.post(
-    "/runs/{run_id}/resume",
-    response_model=RunSummaryOut,
-    summary="Resume a paused run",
-    responses=problem_responses(409, c409="The run is not paused"),
-)
-def resume_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
-    """A `paused` run becomes `running` again; its phone goes on with the next step."""
-    return service.summary_json(pausing.resume_run(session, account.id, run_id, get_hub(request.app).notify))
 
 
 @router.post(
@@ -376,6 +317,34 @@ def get_artifact(run_id: str, name: str, session: SessionDep, account: CurrentAc
     return Response(artifact.data, media_type=artifact.content_type)
 
 
+@router.put(
+    "/runs/{run_id}/live-frame",
+    status_code=204,
+    response_class=Response,
+    summary="The phone's screen right now, while someone watches the run live (body: a JPEG)",
+)
+def put_live_frame(
+    run_id: str,
+    request: Request,
+    session: SessionDep,
+    device: CurrentDevice,
+    data: Annotated[bytes, Body(media_type="image/jpeg")],
+) -> Response:
+    """Keep the newest screen of a moving run as `live.jpg` (replaced each time) and tell its watchers.
+
+    Sent by the bridge between steps while the run page's "Live" toggle is on (the step gate says so).
+    """
+    limit: int = request.app.state.settings.artifact_max_bytes
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the frame is larger than {limit} bytes; send a smaller one")
+    if not data.startswith(b"\xff\xd8"):
+        raise ValidationFailed(
+            [FieldProblem("/body", "the body is not a JPEG image", "send the screen as JPEG")]
+        )
+    frames.store_live_frame(session, device.id, run_id, data, get_hub(request.app).notify)
+    return Response(status_code=204)
+
+
 @router.post(
     "/runs/{run_id}/artifacts",
     status_code=201,
@@ -389,8 +358,14 @@ def upload_artifact(
     device: CurrentDevice,
     file: Annotated[UploadFile, File(description="the artifact's bytes")],
     name: Annotated[str | None, Form(max_length=200)] = None,
+    meta: Annotated[
+        str | None, Form(description="a frame's step and screen (JSON; server/runs/frames.py)")
+    ] = None,
 ) -> dict[str, Any]:
-    """Store a screenshot or another file of a run this device reported; the same name again is a no-op."""
+    """Store a screenshot or another file of a run this device reported; the same name again is a no-op.
+
+    A step's screen is named `frame-SEQ.jpg` and comes with `meta`; the first time it is stored, a
+    `run.frame` event tells the run's watchers."""
     run = session.scalars(select(Run).where(Run.id == run_id.lower(), Run.device_id == device.id)).first()
     if run is None:
         raise NotFound(
@@ -409,9 +384,10 @@ def upload_artifact(
                 )
             ]
         )
+    frame_meta = frames.parse_meta(meta, artifact_name)
     content_type = file.content_type or "application/octet-stream"
     now = datetime.now().astimezone()
-    session.execute(
+    inserted = session.execute(
         dialect_insert(session, Artifact)
         .values(
             run_id=run.id,
@@ -419,8 +395,13 @@ def upload_artifact(
             content_type=content_type[:100],
             size=len(data),
             data=data,
+            meta=frame_meta,
             created_at=now,
         )
         .on_conflict_do_nothing(index_elements=["run_id", "name"])
-    )
+        .returning(Artifact.id)
+    ).scalar_one_or_none()
+    if frame_meta is not None and inserted is not None:
+        notify = get_hub(request.app).notify
+        frames.record_frame(session, run.account_id, run.id, artifact_name, frame_meta, notify)
     return {"name": artifact_name, "contentType": content_type[:100], "size": len(data), "createdAt": now}

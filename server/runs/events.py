@@ -50,6 +50,11 @@ FETCH_BATCH = 1000
 REPLAY_LIMIT = 10_000
 SUBSCRIBER_BUFFER = 10_000
 _log = logging.getLogger("phoneflow.runs.events")
+RUN_UPDATED = "run.updated"
+# A step's screen reached the server: `data` names the run, the frame's step and its URL.
+RUN_FRAME = "run.frame"
+# The step a bridge is about to start (the step in flight): `data` {"id", "seq", "nodeId", "startedAt"}.
+RUN_STEP = "run.step"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +66,9 @@ class Delivery:
     frame: bytes
 
 
-def _delivery(event_id: int, account_id: str, payload: Any) -> Delivery:
+def _delivery(event_id: int, account_id: str, payload: Any, event: str | None = None) -> Delivery:
     data = json.dumps(payload, separators=(",", ":"))
-    frame = ServerSentEvent(data=data, event="run.updated", id=str(event_id)).encode()
+    frame = ServerSentEvent(data=data, event=event or RUN_UPDATED, id=str(event_id)).encode()
     return Delivery(event_id, account_id, frame)
 
 
@@ -188,17 +193,17 @@ class RunEventHub:
         with self._engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.max(RunEvent.id), 0))).scalar_one())
 
-    def _fetch_after(self, last_id: int) -> list[tuple[int, str, Any]]:
+    def _fetch_after(self, last_id: int) -> list[tuple[int, str, Any, str | None]]:
         if self._tail_connection is None:
             self._tail_connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             rows = self._tail_connection.execute(
-                select(RunEvent.id, RunEvent.account_id, RunEvent.payload)
+                select(RunEvent.id, RunEvent.account_id, RunEvent.payload, RunEvent.event)
                 .where(RunEvent.id > last_id)
                 .order_by(RunEvent.id)
                 .limit(FETCH_BATCH)
             )
-            return [(row.id, row.account_id, row.payload) for row in rows]
+            return [(row.id, row.account_id, row.payload, row.event) for row in rows]
         except DBAPIError:
             self._close_tail_connection()  # the next read connects afresh
             raise
@@ -225,12 +230,12 @@ class RunEventHub:
     async def _drain(self) -> None:
         while True:
             rows = await run_in_threadpool(self._fetch_after, self._last_id)
-            for event_id, account_id, payload in rows:
+            for event_id, account_id, payload, event in rows:
                 self._last_id = event_id
                 subscribers = self._subscriptions.get(account_id)
                 if not subscribers:
                     continue
-                delivery = _delivery(event_id, account_id, payload)
+                delivery = _delivery(event_id, account_id, payload, event)
                 slow = [subscription for subscription in subscribers if not subscription.push(delivery)]
                 for subscription in slow:
                     # Too slow to keep up: end its stream; the client resumes with Last-Event-ID.
@@ -243,12 +248,12 @@ class RunEventHub:
         """The account's events after `after_id`, oldest first (for `Last-Event-ID`)."""
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(RunEvent.id, RunEvent.payload)
+                select(RunEvent.id, RunEvent.payload, RunEvent.event)
                 .where(RunEvent.account_id == account_id, RunEvent.id > after_id)
                 .order_by(RunEvent.id)
                 .limit(REPLAY_LIMIT)
             )
-            return [_delivery(row.id, account_id, row.payload) for row in rows]
+            return [_delivery(row.id, account_id, row.payload, row.event) for row in rows]
 
 
 class RunEventsResponse(EventSourceResponse):

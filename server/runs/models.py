@@ -71,10 +71,8 @@ class Run(Base):
     retry_of: Mapped[str | None] = mapped_column(String(36), default=None)
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     not_before: Mapped[datetime | None] = mapped_column(default=None)
-    # Fleet dispatch: the batch the run belongs to (one run per phone, triggered together), and for a
-    # run that any free phone with a tag may take, that tag (`device_id` stays null until one claims it).
-    batch_id: Mapped[str | None] = mapped_column(String(36), default=None)
-    device_tag: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Until when someone watches the run live (the dashboard's toggle): the bridge streams frames.
+    live_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -90,9 +88,6 @@ class Run(Base):
         Index("ix_runs_device_status_created", "device_id", "status", "created_at"),
         # The runs that run a run again ("retried by").
         Index("ix_runs_retry_of", "retry_of"),
-        Index("ix_runs_batch", "batch_id", "created_at"),
-        # Claiming a run any free phone with a tag may take: the oldest queued one of the tag.
-        Index("ix_runs_account_tag_status_created", "account_id", "device_tag", "status", "created_at"),
     )
 
 
@@ -117,8 +112,8 @@ Index("ix_runs_account_duration", Run.account_id, duration_key(), Run.id)
 # Runs not finished yet, by status: a partial index (a few rows however many runs there are) for the
 # queue's depth and age on /metrics. A query uses it only when its WHERE repeats `ACTIVE_CONDITION`
 # with the values inline (`active_run()`), not as bound parameters.
-ACTIVE_RUN_STATUSES = ("queued", "running", "waiting_for_approval", "paused")
-ACTIVE_CONDITION = "status IN ('queued', 'running', 'waiting_for_approval', 'paused')"
+ACTIVE_RUN_STATUSES = ("queued", "running", "waiting_for_approval")
+ACTIVE_CONDITION = "status IN ('queued', 'running', 'waiting_for_approval')"
 
 
 def active_run() -> ColumnElement[bool]:
@@ -238,6 +233,8 @@ class RunEvent(Base):
     account_id: Mapped[str] = mapped_column(String(36))
     run_id: Mapped[str] = mapped_column(String(36))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The SSE event name; null is `run.updated` (the run changed), `run.frame` a step's screen arrived.
+    event: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
@@ -259,6 +256,8 @@ class Artifact(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    # A frame's step and screen: {"seq", "nodeId", "kind", "outcome", "bounds", "screen", "takenAt"}.
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("run_id", "name"), {"sqlite_autoincrement": True})

@@ -1,5 +1,6 @@
-// The dashboard's only script. Live updates: one EventSource on run.updated; every element with
-// data-live-src re-fetches its server-rendered fragment when an event concerns it.
+// The dashboard's live updates: one EventSource on run.updated; every element with data-live-src
+// re-fetches its server-rendered fragment when an event concerns it. Every event is also relayed
+// as a `phoneflow:<event>` DOM event (the run page's screen, replay.js, follows run.frame and run.step).
 (function () {
   "use strict";
   // Forms that need a second thought say so in data-confirm (no inline handlers: the CSP forbids them).
@@ -44,12 +45,17 @@
           var before = {};
           el.querySelectorAll("tr[data-run-id]").forEach(function (tr) { before[tr.dataset.runId] = tr.dataset.status; });
           el.innerHTML = html;
+          el.dispatchEvent(new CustomEvent("phoneflow:swapped", { bubbles: true }));
           el.querySelectorAll("tr[data-run-id]").forEach(function (tr) {
             if (before[tr.dataset.runId] !== tr.dataset.status) tr.classList.add("flash-row");
           });
         })
         .catch(function () { /* the next event retries */ });
     }, wait));
+  }
+
+  function relay(name, data) {
+    document.dispatchEvent(new CustomEvent("phoneflow:" + name, { detail: data }));
   }
 
   function connect() {
@@ -63,10 +69,17 @@
       var run;
       if (message.lastEventId) lastId = message.lastEventId;
       try { run = JSON.parse(message.data); } catch (e) { return; }
+      relay("run.updated", run);
       live.forEach(function (el) {
         var only = el.getAttribute("data-live-run");
-        var batch = el.getAttribute("data-live-batch");
-        if ((!only || only === run.id) && (!batch || batch === run.batchId)) refresh(el);
+        if (!only || only === run.id) refresh(el);
+      });
+    });
+    // A step's screen arrived, a step started: the run page's screen (replay.js) takes them.
+    ["run.frame", "run.step"].forEach(function (name) {
+      source.addEventListener(name, function (message) {
+        if (message.lastEventId) lastId = message.lastEventId;
+        try { relay(name, JSON.parse(message.data)); } catch (e) { /* not for us */ }
       });
     });
     source.addEventListener("error", function () {

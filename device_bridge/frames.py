@@ -1,0 +1,197 @@
+"""Screens per step: after each step that touches the phone, a small JPEG of the screen goes to the outbox.
+
+    recorder = FrameRecorder(device, outbox, run_id, device_id, FramePolicy.from_settings(settings))
+    run_workflow(..., observer=recorder)
+
+`PHONEFLOW_BRIDGE_FRAMES` says when: `every` (the default: after every step that touches the
+phone, and after any failed step), `failures` (only after a failed step) or `off`. A frame is
+scaled to `frame_width` pixels wide and kept under `frame_max_bytes` (60 KB by default); its
+name is `frame-SEQ.jpg` (SEQ the step's trace seq; `00000` is the screen before the first step
+when that is a UI step) and its `meta` says which step it follows and the bounds of the element
+that step acted on (server/runs/frames.py). Frames go through the outbox like reports: durable once queued,
+uploaded by the uploader thread, so a slow server never slows the steps. A frame that cannot
+be taken is skipped with a warning: the screen never fails a run.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from PIL import Image
+
+from device_bridge.outbox import Outbox
+from device_bridge.settings import BridgeSettings
+from interpreter.device import Artifact, Device
+from interpreter.observe import StepEnded, StepStarted
+from interpreter.steps import UI_KINDS
+from interpreter.trace import Outcome, iso_utc
+
+log = logging.getLogger(__name__)
+
+# The kinds whose screen is worth keeping: those that look at or touch the screen, and app starts/stops.
+DEVICE_KINDS = UI_KINDS | {"action.launchApp", "action.stopApp"}
+FRAME_CONTENT_TYPE = "image/jpeg"
+
+
+class FrameMode(StrEnum):
+    OFF = "off"
+    FAILURES = "failures"
+    EVERY = "every"
+
+
+@dataclass(frozen=True, slots=True)
+class FramePolicy:
+    mode: FrameMode = FrameMode.EVERY
+    width: int = 360
+    quality: int = 60
+    max_bytes: int = 60_000
+
+    @classmethod
+    def from_settings(cls, settings: BridgeSettings) -> FramePolicy:
+        return cls(
+            FrameMode(settings.frames), settings.frame_width, settings.frame_quality, settings.frame_max_bytes
+        )
+
+
+def frame_name(seq: int) -> str:
+    return f"frame-{seq:05d}.jpg"
+
+
+def grab(device: Device, screen: tuple[int, int], policy: FramePolicy) -> bytes:
+    """The screen as a JPEG `policy.width` wide, under `policy.max_bytes` when the screen allows."""
+    scale = min(1.0, policy.width / max(screen[0], 1))
+    # A driver that can scale on the phone (`U2Device.screen_jpeg`) spares a PNG round trip.
+    fast = getattr(device, "screen_jpeg", None)
+    data = fast(scale, policy.quality) if fast is not None else None
+    if data is None:
+        data = _shrink(device.screenshot().data, policy.width, policy.quality)
+    if not data.startswith(b"\xff\xd8"):
+        raise ValueError(f"the phone's screen is not a JPEG image (it starts {data[:8]!r})")
+    quality = policy.quality
+    while len(data) > policy.max_bytes and quality > 20:
+        quality -= 15
+        data = _shrink(data, policy.width, quality)
+    return data
+
+
+def _shrink(image_bytes: bytes, width: int, quality: int) -> bytes:
+    image: Image.Image = Image.open(io.BytesIO(image_bytes))
+    if image.width > width:
+        image = image.resize(
+            (width, max(1, round(image.height * width / image.width))), Image.Resampling.BILINEAR
+        )
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+class FrameRecorder:
+    """A step observer that keeps a frame of the screen after the steps its policy names."""
+
+    def __init__(
+        self, device: Device, outbox: Outbox, run_id: str, device_id: str, policy: FramePolicy
+    ) -> None:
+        self.device = device
+        self.outbox = outbox
+        self.run_id = run_id
+        self.device_id = device_id
+        self.policy = policy
+        self.kept: list[str] = []
+        self._screen: tuple[int, int] | None = None
+        self._first_taken = False
+
+    def step_started(self, started: StepStarted) -> None:
+        # The screen before the first step that touches the phone: the "before" of that step, where
+        # its element is outlined. Not before an app launch or stop: what was on screen then does
+        # not matter to the run, and the first frame is the slowest one to take.
+        if self.policy.mode is not FrameMode.EVERY or self._first_taken or started.kind not in DEVICE_KINDS:
+            return
+        self._first_taken = True
+        if started.kind in UI_KINDS:
+            self._keep(0, {"seq": 0, "nodeId": None, "kind": None, "outcome": None, "bounds": None})
+
+    def step_ended(self, ended: StepEnded) -> None:
+        event = ended.event
+        failed = event.outcome is Outcome.FAILED
+        mode = self.policy.mode
+        if mode is FrameMode.OFF or (mode is FrameMode.FAILURES and not failed):
+            return
+        if mode is FrameMode.EVERY and not failed and event.kind not in DEVICE_KINDS:
+            return
+        element = ended.acted_on
+        bounds = None
+        if element is not None:
+            b = element.bounds
+            bounds = [b.left, b.top, b.right, b.bottom]
+        meta = {
+            "seq": event.seq,
+            "nodeId": event.node_id,
+            "kind": event.kind,
+            "outcome": event.outcome.value,
+            "bounds": bounds,
+        }
+        self._keep(event.seq, meta)
+
+    def _keep(self, seq: int, meta: dict[str, Any]) -> None:
+        try:
+            if self._screen is None:
+                self._screen = self.device.screen_size()
+            data = grab(self.device, self._screen, self.policy)
+        except Exception as exc:  # the screen never fails a run
+            log.warning("run %s: no frame after step %s: %s", self.run_id, seq, exc)
+            return
+        meta = {**meta, "screen": list(self._screen), "takenAt": iso_utc(datetime.now(UTC))}
+        name = frame_name(seq)
+        self.outbox.add_artifact(self.run_id, self.device_id, Artifact(name, FRAME_CONTENT_TYPE, data), meta)
+        self.kept.append(name)
+
+
+class LiveStreamer:
+    """Sends the phone's screen about `1 / interval_s` times a second while `is_live()` says someone
+    watches the run live (the step gate's `live`), between the steps and during them; best effort:
+    a frame that cannot be taken or sent is dropped (the next one replaces it anyway)."""
+
+    def __init__(
+        self,
+        device: Device,
+        send: Callable[[bytes], None],
+        is_live: Callable[[], bool],
+        policy: FramePolicy,
+        interval_s: float = 0.4,
+    ) -> None:
+        self.device = device
+        self.send = send
+        self.is_live = is_live
+        self.policy = policy
+        self.interval_s = interval_s
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="live-frames", daemon=True)
+
+    def __enter__(self) -> LiveStreamer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _loop(self) -> None:
+        screen: tuple[int, int] | None = None
+        while not self._stop.wait(self.interval_s):
+            if not self.is_live():
+                continue
+            try:
+                if screen is None:
+                    screen = self.device.screen_size()
+                self.send(grab(self.device, screen, self.policy))
+                self.sent += 1
+            except Exception as exc:  # best effort: the run goes on whatever happens here
+                log.debug("live frame not sent: %s", exc)
