@@ -21,7 +21,7 @@ from emulator.package_commands import dumpsys_package, dumpsys_services, pm, sho
 from emulator.shell_io import Command, CommandContext
 from emulator.window_dumps import dumpsys_activity_state, dumpsys_window
 from interpreter.appmodel import LAUNCHER_PACKAGE
-from interpreter.hierarchy import to_android_xml
+from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, to_android_xml
 
 DISPLAY_ID = "4619827259835644672"
 U2_MAIN_CLASS = "com.wetest.uia2.Main"
@@ -258,11 +258,22 @@ async def input_(ctx: CommandContext) -> int:
 
 async def wm(ctx: CommandContext) -> int:
     sub = ctx.args[1] if len(ctx.args) > 1 else ""
-    width, height = ctx.device.phone.width, ctx.device.phone.height
+    width, height = SCREEN_WIDTH, SCREEN_HEIGHT  # the panel's, whatever the rotation
     if sub == "size":
         ctx.out(f"Physical size: {width}x{height}\n")
     elif sub == "density":
         ctx.out(f"Physical density: {properties.DENSITY}\n")
+    elif sub == "user-rotation":
+        # `wm user-rotation [free|lock] [0-3]`: locking to a rotation turns the display.
+        rest = list(ctx.args[2:])
+        if rest[:1] == ["-d"]:
+            del rest[:2]  # the display id: there is one display
+        if not rest:
+            ctx.out(f"lock {ctx.device.phone.rotation}\n")
+        elif rest[0] == "lock" and len(rest) > 1 and rest[1] in ("0", "1", "2", "3"):
+            ctx.device.phone.set_rotation(int(rest[1]))
+        elif rest[0] not in ("free", "lock"):
+            return ctx.fail(f"unknown user-rotation {' '.join(rest)!r}: use free or lock 0..3")
     else:
         ctx.err(f"Error: unknown command '{sub}'\n")
         return 1
@@ -330,16 +341,16 @@ async def dumpsys(ctx: CommandContext) -> int:
         else:
             dumpsys_activity_state(ctx, sub)
     elif service == "display":
-        width, height = phone.width, phone.height
+        width, height, rotation = phone.width, phone.height, phone.rotation
         ctx.out("DISPLAY MANAGER (dumpsys display)\n")
         ctx.out(
             "  mDefaultViewport=DisplayViewport{type=INTERNAL, valid=true, isActive=true, displayId=0, "
-            f"uniqueId='local:{DISPLAY_ID}', physicalPort=0, orientation=0, "
+            f"uniqueId='local:{DISPLAY_ID}', physicalPort=0, orientation={rotation}, "
             f"logicalFrame=Rect(0, 0 - {width}, {height}), deviceWidth={width}, deviceHeight={height}}}\n"
         )
         ctx.out(
             f'  mBaseDisplayInfo=DisplayInfo{{"Built-in Screen", displayId 0, real {width} x {height}, '
-            f"density {properties.DENSITY}, rotation 0}}\n"
+            f"density {properties.DENSITY}, rotation {rotation}}}\n"
         )
     elif service == "SurfaceFlinger":
         ctx.out(f'Display {DISPLAY_ID} (HWC display 0): port=0 pnpId=GGL displayName="EMU_display_0"\n')
@@ -470,6 +481,8 @@ async def settings(ctx: CommandContext) -> int:
         return 0
     if len(args) >= 4 and args[0] == "put":
         store.setdefault(args[1], {})[args[2]] = args[3]
+        if args[1:3] == ["system", "user_rotation"] and args[3] in ("0", "1", "2", "3"):
+            ctx.device.phone.set_rotation(int(args[3]))  # with auto-rotate off, as here
         return 0
     if len(args) >= 3 and args[0] == "delete":
         store.get(args[1], {}).pop(args[2], None)

@@ -95,7 +95,7 @@ def device_routes(device: VirtualDevice) -> list[tuple[str, str, Handler]]:
 
     async def source(request: Request) -> Any:
         width, height = size()
-        return page_source(device.phone.hierarchy(), width, height)[0]
+        return page_source(device.phone.hierarchy(), width, height, rotation=device.phone.rotation)[0]
 
     async def screenshot(request: Request) -> Any:
         return base64.b64encode(screen.render_png(device.phone)).decode()
@@ -172,16 +172,17 @@ def device_routes(device: VirtualDevice) -> list[tuple[str, str, Handler]]:
         return {"level": 1.0, "status": 5}  # BatteryManager.BATTERY_STATUS_FULL
 
     async def orientation(request: Request) -> Any:
-        return "PORTRAIT"
+        return "LANDSCAPE" if device.phone.rotation % 2 else "PORTRAIT"
 
     async def set_orientation(request: Request) -> Any:
         wanted = str(request.require("orientation", str)).upper()
-        if wanted != "PORTRAIT":
-            raise AppiumError.unsupported(f"orientation {wanted}", "the virtual device is portrait only")
-        return "PORTRAIT"
+        if wanted not in ("PORTRAIT", "LANDSCAPE"):
+            raise AppiumError.invalid_argument(f"orientation must be PORTRAIT or LANDSCAPE, not {wanted!r}")
+        device.phone.set_rotation(1 if wanted == "LANDSCAPE" else 0)
+        return wanted
 
     async def rotation(request: Request) -> Any:
-        return {"x": 0, "y": 0, "z": 0}
+        return {"x": 0, "y": 0, "z": device.phone.rotation * 90}
 
     async def no_alert(request: Request) -> Any:
         raise AppiumError("no such alert", "No alert is open", 404)

@@ -1,7 +1,7 @@
 """The page source of Appium's UiAutomator2 server, written from the virtual device's hierarchy.
 
 Unlike uiautomator's dump (`<node class="...">`), each element is named by its class
-(`<android.widget.Button ...>`), under `<hierarchy index="0" class="hierarchy" rotation="0"
+(`<android.widget.Button ...>`), under `<hierarchy index="0" class="hierarchy" rotation="R"
 width="W" height="H">`; `content-desc` and `resource-id` are left out when empty; booleans are
 `true`/`false`; `displayed` says whether the element shows on the screen. The same tree and
 bounds as the uiautomator2 server's dump, so both drivers see the same widgets.
@@ -85,12 +85,14 @@ def _attributes(node: UiNode, index: int, screen: Bounds, order: int) -> list[tu
     return attrs
 
 
-def page_source(root: UiNode, width: int, height: int, numbered: bool = False) -> tuple[str, list[Located]]:
+def page_source(
+    root: UiNode, width: int, height: int, numbered: bool = False, rotation: int = 0
+) -> tuple[str, list[Located]]:
     """The source XML and, in document order, every element written (numbered ones in that order)."""
     screen = Bounds(0, 0, width, height)
     lines = [
         "<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>",
-        f'<hierarchy index="0" class="hierarchy" rotation="0" width="{width}" height="{height}">',
+        f'<hierarchy index="0" class="hierarchy" rotation="{rotation}" width="{width}" height="{height}">',
     ]
     elements: list[Located] = []
 

@@ -80,7 +80,6 @@ class VirtualDevice:
         }
         self.density = properties.DENSITY
         self.screen_on = True  # `input keyevent POWER|SLEEP|WAKEUP`, the u2 server's wakeUp/sleep
-        self.rotation = 0  # 0..3, as `dumpsys display` and the hierarchy report it
         self.sessions: set[AdbSession] = set()
         self.connected = asyncio.Event()
         self._next_pid = 4000

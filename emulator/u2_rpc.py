@@ -50,6 +50,11 @@ _KEY_CODES: dict[int, str] = {
     223: "sleep", 224: "wakeup",
 }  # fmt: skip
 _META_SHIFT = 0x1
+# setOrientation's names → display rotation (quarter turns): left is 90°, right 270°.
+_ORIENTATIONS = {
+    "natural": 0, "n": 0, "0": 0, "left": 1, "l": 1, "90": 1,
+    "upsidedown": 2, "u": 2, "180": 2, "right": 3, "r": 3, "270": 3,
+}  # fmt: skip
 # The package of the real server's app: its toasts (`makeToast`) carry it.
 U2_SERVER_PACKAGE = "com.github.uiautomator"
 
@@ -66,7 +71,6 @@ class U2Rpc(ObjectMethods):
 
     def __init__(self, device: U2Host) -> None:
         super().__init__(device)
-        self.rotation = 0
         self._touch_down: tuple[float, float, float] | None = None
         self._methods: dict[str, Handler] = {
             name.removeprefix("rpc_"): getattr(self, name) for name in dir(self) if name.startswith("rpc_")
@@ -142,7 +146,7 @@ class U2Rpc(ObjectMethods):
             "currentPackageName": self.phone.foreground_package(),
             "displayWidth": width,
             "displayHeight": height,
-            "displayRotation": self.rotation,
+            "displayRotation": self.phone.rotation,
             "displaySizeDpX": round(width * 160 / density),
             "displaySizeDpY": round(height * 160 / density),
             "productName": props.get("ro.product.name", "sdk_gphone64_x86_64"),
@@ -163,7 +167,7 @@ class U2Rpc(ObjectMethods):
         if self._device.faults.dump is not None:
             return self._device.faults.dump
         root = _limit_depth(self.phone.hierarchy(), max_depth)
-        return to_android_xml(root, rotation=self.rotation)
+        return to_android_xml(root, rotation=self.phone.rotation)
 
     async def rpc_takeScreenshot(self, p: Params) -> str:
         scale = p.number(0, "scale", 1.0)
@@ -181,14 +185,15 @@ class U2Rpc(ObjectMethods):
         return base64.b64encode(screen.render_jpeg(self.phone, quality, scale)).decode("ascii")
 
     async def rpc_setOrientation(self, p: Params) -> None:
-        wanted = p.string(0, "orientation")
-        if wanted.lower() not in ("n", "natural", "0"):
+        wanted = p.string(0, "orientation").lower()
+        rotation = _ORIENTATIONS.get(wanted)
+        if rotation is None:
             raise RpcError(
                 -32602,
                 "java.lang.IllegalArgumentException",
-                f"setOrientation {wanted!r}: the phoneflow emulator's screen is portrait only; use 'natural'",
+                f"setOrientation {wanted!r}: use natural (n), left (l), right (r) or upsidedown (u)",
             )
-        self.rotation = 0
+        self.phone.set_rotation(rotation)
 
     async def rpc_freezeRotation(self, p: Params) -> None:
         p.boolean(0, "freeze", True)

@@ -74,7 +74,7 @@ def dumpsys_window(ctx: CommandContext, section: str) -> None:
     device = ctx.device
     focus = _Focus(device)
     width, height = device.display_size()
-    rotation = device.rotation
+    rotation = device.phone.rotation
     if section in ("windows", "w"):
         _windows_section(ctx, focus, width, height)
         return

@@ -1,4 +1,4 @@
-"""Where every widget sits on the 1080x2340 screen.
+"""Where every widget sits on the 1080x2340 screen (2340x1080 when the phone is turned: `size`).
 
 The layout is deterministic and simple, so that the simulator and the emulator (which
 renders the same tree) agree to the pixel:
@@ -33,7 +33,9 @@ from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, Bounds, UiNode
 STATUS_BAR_HEIGHT = 84
 NAV_BAR_HEIGHT = 126
 CONTENT_TOP = STATUS_BAR_HEIGHT
-CONTENT_BOTTOM = SCREEN_HEIGHT - NAV_BAR_HEIGHT
+CONTENT_BOTTOM = SCREEN_HEIGHT - NAV_BAR_HEIGHT  # in portrait
+Size = tuple[int, int]  # a display's (width, height): portrait, or landscape when rotated
+PORTRAIT: Size = (SCREEN_WIDTH, SCREEN_HEIGHT)
 TOOLBAR_HEIGHT = 168
 MARGIN = 42
 GAP = 24
@@ -122,16 +124,18 @@ def natural_height(widget: WidgetSpec, view: ScreenView) -> int:
     return _HEIGHT_BY_CLASS.get(widget.class_name.rsplit(".", 1)[-1], _DEFAULT_HEIGHT)
 
 
-def layout_screen(package: str, screen: ScreenSpec, view: ScreenView) -> Window:
-    """Lay out one app screen as the window on top."""
-    root = UiNode(WINDOW_CLASS, Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT), package=package)
+def layout_screen(package: str, screen: ScreenSpec, view: ScreenView, size: Size = PORTRAIT) -> Window:
+    """Lay out one app screen as the window on top of a `size` (width, height) display."""
+    screen_width, screen_height = size
+    content_bottom = screen_height - NAV_BAR_HEIGHT
+    root = UiNode(WINDOW_CLASS, Bounds(0, 0, screen_width, screen_height), package=package)
     window = Window(root)
     top = CONTENT_TOP
     if screen.title is not None:
-        toolbar_bounds = Bounds(0, top, SCREEN_WIDTH, top + TOOLBAR_HEIGHT)
+        toolbar_bounds = Bounds(0, top, screen_width, top + TOOLBAR_HEIGHT)
         title = UiNode(
             "android.widget.TextView",
-            Bounds(MARGIN, top + GAP, SCREEN_WIDTH - MARGIN, top + TOOLBAR_HEIGHT - GAP),
+            Bounds(MARGIN, top + GAP, screen_width - MARGIN, top + TOOLBAR_HEIGHT - GAP),
             text=screen.title,
             package=package,
         )
@@ -148,9 +152,9 @@ def layout_screen(package: str, screen: ScreenSpec, view: ScreenView) -> Window:
         height = heights[index]
         if widget.scrollable and widget.height is None:
             after = sum(heights[index + 1 :]) + GAP * (len(shown) - index - 1)
-            height = max(MIN_LIST_HEIGHT, CONTENT_BOTTOM - GAP - y - after)
-        bounds = Bounds(MARGIN, y, SCREEN_WIDTH - MARGIN, y + height)
-        if bounds.bottom > CONTENT_BOTTOM:
+            height = max(MIN_LIST_HEIGHT, content_bottom - GAP - y - after)
+        bounds = Bounds(MARGIN, y, screen_width - MARGIN, y + height)
+        if bounds.bottom > content_bottom:
             break  # this one and every later one would hang below the screen's content area
         root.children.append(_place(package, widget, bounds, view, window))
         y += height + GAP
@@ -261,21 +265,23 @@ def _inset(bounds: Bounds, by: int) -> Bounds:
     return Bounds(bounds.left + by, bounds.top + by, bounds.right - by, bounds.bottom - by)
 
 
-def layout_home(apps: Sequence[AppSpec]) -> Window:
+def layout_home(apps: Sequence[AppSpec], size: Size = PORTRAIT) -> Window:
     """The launcher: one clickable icon (a TextView with the label) per app, four to a row.
 
     Each target's `widget_id` is the app's package.
     """
-    root = UiNode(WINDOW_CLASS, Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT), package=LAUNCHER_PACKAGE)
+    screen_width, screen_height = size
+    content_bottom = screen_height - NAV_BAR_HEIGHT
+    root = UiNode(WINDOW_CLASS, Bounds(0, 0, screen_width, screen_height), package=LAUNCHER_PACKAGE)
     window = Window(root)
-    cell_width = SCREEN_WIDTH // HOME_COLUMNS
+    cell_width = screen_width // HOME_COLUMNS
     for index, app in enumerate(apps):
         row, column = divmod(index, HOME_COLUMNS)
         top = CONTENT_TOP + GAP + row * HOME_CELL_HEIGHT
         bounds = Bounds(
             column * cell_width + 15, top, (column + 1) * cell_width - 15, top + HOME_CELL_HEIGHT - 30
         )
-        if bounds.bottom > CONTENT_BOTTOM:
+        if bounds.bottom > content_bottom:
             break
         root.children.append(
             UiNode(
@@ -291,13 +297,15 @@ def layout_home(apps: Sequence[AppSpec]) -> Window:
     return window
 
 
-def toast_node(text: str, package: str) -> UiNode:
+def toast_node(text: str, package: str, size: Size = PORTRAIT) -> UiNode:
     """A toast as its own window: a TextView centred near the bottom of the screen."""
-    width = min(SCREEN_WIDTH - 2 * MARGIN, 120 + 30 * len(text))
-    left = (SCREEN_WIDTH - width) // 2
+    screen_width, screen_height = size
+    top = screen_height - SCREEN_HEIGHT + TOAST_TOP  # as far above the bottom as in portrait
+    width = min(screen_width - 2 * MARGIN, 120 + 30 * len(text))
+    left = (screen_width - width) // 2
     return UiNode(
         "android.widget.TextView",
-        Bounds(left, TOAST_TOP, left + width, TOAST_TOP + TOAST_HEIGHT),
+        Bounds(left, top, left + width, top + TOAST_HEIGHT),
         text=text,
         resource_id="android:id/message",
         package=package,
@@ -314,20 +322,21 @@ _TILE_HEIGHT = 180
 SHADE_TILES_ROW = 4
 
 
-def shade_node(quick_settings: bool) -> UiNode:
+def shade_node(quick_settings: bool, size: Size = PORTRAIT) -> UiNode:
     """The notification shade (`quick_settings`: pulled down fully) as System UI's window over the app.
 
     Tiles are TextViews whose content-desc is `LABEL, STATE`; the notification shade shows one row of
     tiles and "No notifications", the quick settings all tiles.
     """
+    screen_width, screen_height = size
     root = UiNode(
         WINDOW_CLASS,
-        Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT),
+        Bounds(0, 0, screen_width, screen_height),
         resource_id=f"{SYSTEMUI_PACKAGE}:id/notification_panel",
         package=SYSTEMUI_PACKAGE,
     )
     tiles = _TILES if quick_settings else _TILES[:SHADE_TILES_ROW]
-    width = (SCREEN_WIDTH - 2 * MARGIN) // SHADE_TILES_ROW
+    width = (screen_width - 2 * MARGIN) // SHADE_TILES_ROW
     for index, (label, state) in enumerate(tiles):
         row, column = divmod(index, SHADE_TILES_ROW)
         left, top = MARGIN + column * width, CONTENT_TOP + GAP + row * (_TILE_HEIGHT + GAP)
@@ -346,7 +355,7 @@ def shade_node(quick_settings: bool) -> UiNode:
         root.children.append(
             UiNode(
                 "android.widget.TextView",
-                Bounds(MARGIN, top, SCREEN_WIDTH - MARGIN, top + _HEIGHT_BY_CLASS["TextView"]),
+                Bounds(MARGIN, top, screen_width - MARGIN, top + _HEIGHT_BY_CLASS["TextView"]),
                 text="No notifications",
                 resource_id=f"{SYSTEMUI_PACKAGE}:id/no_notifications",
                 package=SYSTEMUI_PACKAGE,
@@ -359,12 +368,12 @@ MENU_WIDTH = 588
 MENU_ITEM_HEIGHT = 132
 
 
-def menu_node(package: str, items: Sequence[MenuItem]) -> tuple[UiNode, list[Target]]:
+def menu_node(package: str, items: Sequence[MenuItem], size: Size = PORTRAIT) -> tuple[UiNode, list[Target]]:
     """A screen's options menu as a popup window at the top right: a ListView of item titles.
 
     Each target's `widget_id` is the menu item's id.
     """
-    left, top = SCREEN_WIDTH - MARGIN // 2 - MENU_WIDTH, CONTENT_TOP + GAP // 2
+    left, top = size[0] - MARGIN // 2 - MENU_WIDTH, CONTENT_TOP + GAP // 2
     bounds = Bounds(left, top, left + MENU_WIDTH, top + MENU_ITEM_HEIGHT * len(items))
     popup = UiNode(WINDOW_CLASS, bounds, package=package)
     listing = UiNode("android.widget.ListView", bounds, package=package)

@@ -106,8 +106,7 @@ def _conditional_widgets(screen: ScreenSpec) -> tuple[WidgetSpec, ...]:
 class PhoneState:
     """A phone running the model's apps. Mutable and single-threaded."""
 
-    width: int = SCREEN_WIDTH
-    height: int = SCREEN_HEIGHT
+    rotation: int = 0  # 0 natural (portrait), 1 left (90°), 2 upside down, 3 right (270°)
 
     def __init__(self, model: AppModel, now: Callable[[], float] = time.monotonic) -> None:
         self.model = model
@@ -123,6 +122,26 @@ class PhoneState:
         self._cache_key: tuple[int, float] = (-1, 0.0)  # (version, valid until)
         self._cache: tuple[UiNode, Window] | None = None
         self._conditional: dict[int, tuple[WidgetSpec, ...]] = {}
+
+    # --- the display -----------------------------------------------------------------------
+
+    @property
+    def width(self) -> int:
+        """The display's width as apps see it: the portrait width, or the height when rotated 90°/270°."""
+        return SCREEN_HEIGHT if self.rotation % 2 else SCREEN_WIDTH
+
+    @property
+    def height(self) -> int:
+        return SCREEN_WIDTH if self.rotation % 2 else SCREEN_HEIGHT
+
+    def set_rotation(self, rotation: int) -> None:
+        """Turn the display (0..3, quarter turns counter-clockwise): every screen is laid out anew
+        for the new width and height; what the apps hold (back stacks, texts, scrolls) stays."""
+        if rotation not in (0, 1, 2, 3):
+            raise ValueError(f"rotation must be 0, 1, 2 or 3, not {rotation!r}")
+        if rotation != self.rotation:
+            self.rotation = rotation
+            self._changed()
 
     # --- apps ------------------------------------------------------------------------------
 
@@ -250,20 +269,22 @@ class PhoneState:
         next_change = _NEVER
         run = self._runs.get(self._foreground)
         if run is None:
-            window = layout_home(self.model.apps)
+            window = layout_home(self.model.apps, (self.width, self.height))
         else:
             entry = run.stack[-1]
             view, next_change = self._view(run, entry, now)
-            window = layout_screen(run.app.package, entry.screen, view)
-        root = UiNode("hierarchy", Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT))
+            window = layout_screen(run.app.package, entry.screen, view, (self.width, self.height))
+        root = UiNode("hierarchy", Bounds(0, 0, self.width, self.height))
         root.children.append(window.root)
         if run is not None and self._menu is run.stack[-1]:
-            root.children.append(menu_node(run.app.package, self._menu.screen.menu)[0])
+            root.children.append(
+                menu_node(run.app.package, self._menu.screen.menu, (self.width, self.height))[0]
+            )
         if self._shade is not None:
-            root.children.append(shade_node(self._shade == "quick_settings"))
+            root.children.append(shade_node(self._shade == "quick_settings", (self.width, self.height)))
         toast = self._toast
         if toast is not None and now < toast.until:
-            root.children.append(toast_node(toast.text, toast.package))
+            root.children.append(toast_node(toast.text, toast.package, (self.width, self.height)))
             next_change = min(next_change, toast.until)
         self._cache = (root, window)
         self._cache_key = (self._version, next_change)
@@ -330,7 +351,7 @@ class PhoneState:
         entry, self._menu = self._menu, None
         run = self._runs.get(self._foreground)
         if entry is not None and run is not None and entry is run.stack[-1]:
-            for target in menu_node(run.app.package, entry.screen.menu)[1]:
+            for target in menu_node(run.app.package, entry.screen.menu, (self.width, self.height))[1]:
                 if target.bounds.contains(x, y):
                     item = next(i for i in entry.screen.menu if i.id == target.widget_id)
                     for action in item.on_click:

@@ -141,5 +141,17 @@ def test_settings_orientation_and_device_facts(driver: webdriver.Remote) -> None
     info = driver.execute_script("mobile: deviceInfo")
     assert info["apiVersion"] == "34"
     assert info["realDisplaySize"] == "1080x2340"
-    with pytest.raises(WebDriverException, match="portrait only"):
-        driver.orientation = "LANDSCAPE"
+    with pytest.raises(WebDriverException, match="PORTRAIT"):
+        driver.orientation = "SIDEWAYS"
+
+
+def test_rotation_turns_the_screen(driver: webdriver.Remote) -> None:
+    driver.activate_app("com.example.shop")
+    driver.orientation = "LANDSCAPE"
+    try:
+        assert driver.orientation == "LANDSCAPE"
+        assert driver.get_window_size() == {"width": 2340, "height": 1080}
+        assert 'rotation="1"' in driver.page_source
+    finally:
+        driver.orientation = "PORTRAIT"
+    assert driver.get_window_size() == {"width": 1080, "height": 2340}

@@ -267,3 +267,29 @@ def test_a_list_that_fits_is_not_scrollable(d) -> None:  # type: ignore[no-untyp
     assert not d(scrollable=True).exists  # its four entries fit on the screen
     d.app_start(CATALOGUE, stop=True)
     assert d(scrollable=True).wait(timeout=3)
+
+
+# --- rotation (issue item 9) --------------------------------------------------------------------
+
+
+def test_rotation_lays_the_screen_out_in_landscape(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start(SHOP, stop=True)
+    try:
+        d.set_orientation("left")
+        assert d.orientation == "left"
+        assert d.info["displayRotation"] == 1
+        assert (d.info["displayWidth"], d.info["displayHeight"]) == (2340, 1080)
+        assert d.window_size() == (2340, 1080)  # `wm size` stays physical; `dumpsys display` turns it
+        assert '<hierarchy rotation="1">' in d.dump_hierarchy()
+        sign_in = d(text="Sign in")
+        assert sign_in.info["bounds"]["right"] > 1080  # laid out across the wide screen
+        sign_in.click()
+        assert d.wait_activity(".OrdersActivity", timeout=3)
+        assert d.screenshot().size == (2340, 1080)
+        d.set_orientation("natural")
+        assert d.window_size() == (1080, 2340)
+        assert d(text="Refresh").info["bounds"]["right"] <= 1080
+        d.shell("settings put system user_rotation 3")  # what auto-rotate off obeys
+        assert d.info["displayRotation"] == 3
+    finally:
+        d.set_orientation("natural")
