@@ -6,13 +6,16 @@ Before every step the engine asks `ServerRunControl.before_step`, which asks the
 short timeout) whether a cancel was accepted and which denylist version is in force:
 
 - a cancel the server accepted → CANCEL: the step is not started, the run ends `cancelled`;
+- a paused run (`"paused": true`) → PAUSE: the engine holds the run between steps and asks again
+  every half second until the server answers otherwise (resumed → GO, cancelled → CANCEL);
 - another denylist version → the list is fetched again (`GET /api/v1/devices/me/config`) and
   applies from this step on; when it cannot be fetched the run is stopped (`failed`) rather
   than go on under a list known to be outdated;
 - no answer (server down, timeout, an error status) → the step starts: the run goes on offline
   with the list it has, and a cancel takes effect as soon as the bridge hears it (the next gate
-  that answers, a heartbeat, or a `runs.report` answer). After a failed ask the gate is not asked
-  again for a while (backoff), so an unreachable server does not slow every step by its timeout.
+  that answers, a heartbeat, or a `runs.report` answer); a paused run stays held. After a failed
+  ask the gate is not asked again for a while (backoff), so an unreachable server does not slow
+  every step by its timeout.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class ServerRunControl:
         self.sleep = sleep
         self.asked = 0
         self.unanswered = 0
+        self.paused = False  # the server's last answer: hold before the next step
         # Whether someone watches the run live (the last gate's answer): frames between steps too.
         self.live = False
         self._quiet_until = 0.0
@@ -101,7 +105,8 @@ class ServerRunControl:
         if self.cancelled():
             return StepDecision.CANCEL
         if time.monotonic() < self._quiet_until:
-            return StepDecision.GO  # the server did not answer a moment ago: go on offline
+            # The server did not answer a moment ago: go on offline (a paused run stays held).
+            return StepDecision.PAUSE if self.paused else StepDecision.GO
         self.asked += 1
         try:
             answer = self.api.gate(self.run_id, self.timeout_s, {"seq": seq, "nodeId": node_id})
@@ -117,7 +122,7 @@ class ServerRunControl:
                 exc,
                 delay,
             )
-            return StepDecision.GO
+            return StepDecision.PAUSE if self.paused else StepDecision.GO
         self.backoff.reset()
         self.live = answer.get("live") is True
         if answer.get("cancelRequested") is True:
@@ -125,7 +130,8 @@ class ServerRunControl:
         version = answer.get("denylistVersion")
         if isinstance(version, str) and version != self.denylist.version:
             self._refresh(version, seq)
-        return StepDecision.GO
+        self.paused = answer.get("paused") is True
+        return StepDecision.PAUSE if self.paused else StepDecision.GO
 
     def _refresh(self, version: str, seq: int) -> None:
         problem: ServerError | None = None

@@ -1,6 +1,7 @@
 """Run control: what the engine asks before every step, and what it may be told.
 
-    decision = control.before_step(node_id, seq)   # GO: start the step; CANCEL: end the run `cancelled`
+    decision = control.before_step(node_id, seq)   # GO: start the step; CANCEL: end the run `cancelled`;
+                                                   # PAUSE: hold, ask again a moment later
 
 The engine takes the step's `startedAt` *before* it asks, and asks before every step (the
 first included), so a step's recorded start always precedes the decision that let it run:
@@ -11,6 +12,10 @@ denylist changed and cannot fetch the new one).
 
 `CancelWhen` turns a plain "is a cancel asked?" callable into a control; `ALWAYS_GO` is the
 control of a run nobody can stop (the simulator's default).
+
+PAUSE holds the run between steps: the engine reports `paused`, sleeps a moment on its clock and
+asks again, until GO (it reports `running` and takes the step's start anew) or CANCEL. Time held
+is not counted toward the run's `timeoutS`; a run held 24 h (the engine's `MAX_PAUSE_S`) ends `cancelled`.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from typing import Protocol
 
 
 class StepDecision(Enum):
-    """What a run does at a step boundary (an enum: more decisions, such as pause, may follow)."""
+    """What a run does at a step boundary."""
 
     GO = "go"
     CANCEL = "cancel"
+    PAUSE = "pause"
 
 
 class RunHalted(Exception):

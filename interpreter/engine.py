@@ -11,7 +11,8 @@ after 10,000 node executions (`failed`) or at its time cap `timeoutS` (`timeout`
 checked between steps and inside every wait). Before every step the engine takes the
 step's start time and then asks its `RunControl` (`interpreter.control`) whether the step
 may start: CANCEL ends the run `cancelled` before that step, so no step starts after a
-cancel was decided. Step functions live in `interpreter.steps`.
+cancel was decided; PAUSE holds the run there (`paused`, not counted toward `timeoutS`) until
+the control answers otherwise. Step functions live in `interpreter.steps`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from interpreter.trace import Outcome, RunStatus, TraceEvent, iso_utc
 MAX_NODE_EXECUTIONS = 10_000
 HARD_CAP_S = 600
 DEFAULT_TIMEOUT_S = 600
+MAX_PAUSE_S = 24 * 3600  # a run held paused this long ends `cancelled`
+PAUSE_POLL_S = 0.5  # how often a paused run asks its control again
 
 # The edges a `next` written as a plain string stands for.
 _STRING_NEXT_EDGES = frozenset({"ok", "true", "approved"})
@@ -259,15 +262,16 @@ class _Run:
                     "a loop probably never exits; check its condition"
                 )
             executions += 1
-            # The start is taken before the control is asked, so that no step that starts
-            # after a CANCEL was decided can exist (the bridge's control asks the server).
-            started_at, started = self.clock.now(), self.clock.monotonic()
             try:
-                decision = self.control.before_step(node.id, len(self.trace) + 1)
+                decision, started_at, started = self._ask(ctx, node.id)
             except RunHalted as halted:
                 return RunStatus.FAILED, halted.message
             if decision is StepDecision.CANCEL:
                 return RunStatus.CANCELLED, None
+            if decision is StepDecision.PAUSE:
+                return RunStatus.CANCELLED, (
+                    f"the run was paused for {MAX_PAUSE_S / 3600:g} h without being resumed and was cancelled"
+                )
             ctx.acted_on = None
             if self.observer is not None:
                 seq, ui = len(self.trace) + 1, node.checks_foreground
@@ -286,6 +290,31 @@ class _Run:
             came_from = f"node '{node.id}' ({step.edge})"
             current = following
         return RunStatus.SUCCESS, None
+
+    def _ask(self, ctx: StepContext, node_id: str) -> tuple[StepDecision, datetime, float]:
+        """Ask the control whether the next step may start; hold while it answers PAUSE.
+
+        The start is taken before each ask, so that no step that starts after a CANCEL was decided
+        can exist (the bridge's control asks the server). Time held paused moves the run's
+        deadline: it is not running time. PAUSE is answered only after `MAX_PAUSE_S` held."""
+        seq = len(self.trace) + 1
+        paused_since: float | None = None
+        while True:
+            started_at, started = self.clock.now(), self.clock.monotonic()
+            decision = self.control.before_step(node_id, seq)
+            if decision is not StepDecision.PAUSE:
+                break
+            if paused_since is None:
+                paused_since = started
+                self._status(RunStatus.PAUSED)
+            elif started - paused_since >= MAX_PAUSE_S:
+                return decision, started_at, started
+            self.clock.sleep(PAUSE_POLL_S)
+        if paused_since is not None:
+            ctx.deadline += started - paused_since
+            if decision is StepDecision.GO:
+                self._status(RunStatus.RUNNING)
+        return decision, started_at, started
 
     def _run_node(self, ctx: StepContext, node: _Node, started_at: datetime, started: float) -> _StepOutcome:
         clock = self.clock

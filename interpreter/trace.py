@@ -18,6 +18,7 @@ class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     WAITING_FOR_APPROVAL = "waiting_for_approval"
+    PAUSED = "paused"
     SUCCESS = "success"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -32,19 +33,21 @@ class RunStatus(StrEnum):
         """How far along the lifecycle a status is: a report may only raise it."""
         if self is RunStatus.QUEUED:
             return 0
-        if self in (RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL):
+        if self in (RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL, RunStatus.PAUSED):
             return 1
         return 2
 
 
 TERMINAL_STATUSES = frozenset({RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMEOUT})
 
-# The allowed moves, written once. `running ⇄ waiting_for_approval`; every
-# non-terminal status may end; nothing leaves a terminal status.
+# The allowed moves, written once. `running ⇄ waiting_for_approval`, `running ⇄ paused` (a step
+# in flight when the pause came may still ask for an approval); every non-terminal status may end;
+# nothing leaves a terminal status.
 ALLOWED_MOVES: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, *TERMINAL_STATUSES}),
-    RunStatus.RUNNING: frozenset({RunStatus.WAITING_FOR_APPROVAL, *TERMINAL_STATUSES}),
+    RunStatus.RUNNING: frozenset({RunStatus.WAITING_FOR_APPROVAL, RunStatus.PAUSED, *TERMINAL_STATUSES}),
     RunStatus.WAITING_FOR_APPROVAL: frozenset({RunStatus.RUNNING, *TERMINAL_STATUSES}),
+    RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL, *TERMINAL_STATUSES}),
     RunStatus.SUCCESS: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),

@@ -9,6 +9,7 @@ import contextlib
 import importlib
 
 from server.accounts.models import Account, ApiToken
+from server.appmodels.models import SavedAppModel
 from server.db import Base
 from server.denylist.models import DenylistEntry
 from server.devices.models import Device, DeviceCommand, PairingCode, PairingFailure
@@ -32,6 +33,7 @@ __all__ = [
     "DeviceCommand",
     "PairingCode",
     "PairingFailure",
+    "SavedAppModel",
     "Schedule",
     "Workflow",
     "WorkflowVersion",

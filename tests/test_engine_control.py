@@ -79,3 +79,65 @@ def test_should_cancel_and_a_control_combine() -> None:
     )
     assert result.status is RunStatus.CANCELLED
     assert [event.node_id for event in result.trace] == ["a", "b"]
+
+
+class Pauser:
+    """A control that holds the run (PAUSE) before step `at` for `hold_s` seconds of the clock, then
+    answers `then`; it notes each question."""
+
+    def __init__(
+        self, clock: VirtualClock, at: int, hold_s: float, then: StepDecision = StepDecision.GO
+    ) -> None:
+        self.clock = clock
+        self.at = at
+        self.hold_s = hold_s
+        self.then = then
+        self.paused_from: datetime | None = None
+        self.asked: list[tuple[int, datetime]] = []
+
+    def before_step(self, node_id: str, seq: int) -> StepDecision:
+        now = self.clock.now()
+        self.asked.append((seq, now))
+        if seq != self.at:
+            return StepDecision.GO
+        if self.paused_from is None:
+            self.paused_from = now
+        if (now - self.paused_from).total_seconds() < self.hold_s:
+            return StepDecision.PAUSE
+        return self.then
+
+
+def test_pause_holds_between_steps_and_the_held_time_is_not_running_time() -> None:
+    clock = VirtualClock()
+    statuses: list[RunStatus] = []
+    # timeoutS 5; the run is held 30 s before step 2 and still ends success
+    definition = {**three_waits(), "timeoutS": 5}
+    control = Pauser(clock, at=2, hold_s=30)
+    result, _ = simulate(definition, clock=clock, control=control, on_status=statuses.append)
+    assert result.status is RunStatus.SUCCESS, result.error_message
+    assert [event.node_id for event in result.trace] == ["a", "b", "c"]
+    assert statuses == [RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.RUNNING, RunStatus.SUCCESS]
+    held = [at for seq, at in control.asked if seq == 2]
+    assert len(held) > 2  # asked again and again while paused
+    # no step started while paused: step b's start is after the last PAUSE answer
+    b = result.trace[1]
+    assert b.started_at >= held[-1]
+    assert b.started_at > held[-2]
+    assert (b.started_at - result.trace[0].started_at).total_seconds() >= 30
+
+
+def test_cancel_while_paused_ends_the_run_cancelled_before_the_held_step() -> None:
+    clock = VirtualClock()
+    control = Pauser(clock, at=2, hold_s=10, then=StepDecision.CANCEL)
+    result, _ = simulate(three_waits(), clock=clock, control=control)
+    assert result.status is RunStatus.CANCELLED
+    assert [event.node_id for event in result.trace] == ["a"]
+
+
+def test_a_run_paused_for_24_hours_is_cancelled() -> None:
+    clock = VirtualClock()
+    control = Pauser(clock, at=2, hold_s=10 * 24 * 3600)
+    result, _ = simulate(three_waits(), clock=clock, control=control)
+    assert result.status is RunStatus.CANCELLED
+    assert "paused for 24 h" in (result.error_message or "")
+    assert [event.node_id for event in result.trace] == ["a"]

@@ -1,7 +1,8 @@
-"""The Devices page: list, pair a phone, rename, revoke."""
+"""The Devices page: list, pair a phone, rename, tag, revoke."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated
 
@@ -18,6 +19,8 @@ from server.errors import AppError
 from server.settings import Settings
 
 router = dashboard_router()
+
+TAG = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
 
 # A bridge heartbeats every few seconds; a device silent for longer than this is offline.
 ONLINE_WINDOW = timedelta(seconds=60)
@@ -73,6 +76,27 @@ def rename(
         )
     try:
         service.rename_device(db, user.account, device_id, name)
+    except AppError as exc:
+        return _devices_page(request, db, user, exc.status_code, flash=exc.message, flash_kind="error")
+    return RedirectResponse("/devices", status_code=303)
+
+
+@router.post("/devices/{device_id}/tags")
+def set_tags(
+    request: Request, device_id: str, db: SessionDep, user: CheckedUser, tags: Annotated[str, Form()] = ""
+) -> Response:
+    """Replace a phone's tags, given comma- or space-separated."""
+    given = [tag.strip().lower() for tag in tags.replace(",", " ").split() if tag.strip()]
+    bad = [tag for tag in given if not TAG.fullmatch(tag)]
+    if bad or len(given) > 20:
+        flash = (
+            f"{bad[0]!r} is not a tag: use letters, digits, '.', '_', ':' and '-' (64 at most)"
+            if bad
+            else "a phone carries at most 20 tags"
+        )
+        return _devices_page(request, db, user, 422, flash=flash, flash_kind="error")
+    try:
+        service.set_tags(db, user.account, device_id, given)
     except AppError as exc:
         return _devices_page(request, db, user, exc.status_code, flash=exc.message, flash_kind="error")
     return RedirectResponse("/devices", status_code=303)

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from server.dashboard import (
     analytics_pages,
     auth_pages,
+    batch_pages,
     builder_pages,
     fleet_pages,
     integrations_pages,
@@ -22,6 +23,7 @@ _PAGES = (
     auth_pages,
     runs_pages,
     run_control_pages,
+    batch_pages,
     analytics_pages,
     fleet_pages,
     builder_pages,

@@ -1,4 +1,5 @@
-"""The run page's controls besides cancel: Re-run (a new run of the same version, device and inputs)."""
+"""The run page's controls besides cancel: Pause, Resume, and Re-run (a new run of the same version,
+device and inputs)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from server.dashboard.pages_route import dashboard_router
 from server.dashboard.session import CheckedUser
 from server.db import SessionDep
 from server.runs.events import get_hub
+from server.runs.pausing import pause_run, resume_run
 from server.runs.retries import retry_run
 
 router = dashboard_router()
@@ -26,3 +28,17 @@ def rerun(request: Request, run_id: str, db: SessionDep, user: CheckedUser) -> R
         notify=get_hub(request.app).notify,
     )
     return RedirectResponse(f"/runs/{run.id}", status_code=303)
+
+
+@router.post("/runs/{run_id}/pause")
+def pause(request: Request, run_id: str, db: SessionDep, user: CheckedUser) -> Response:
+    """Pause a running run: its phone holds after the step in flight."""
+    pause_run(db, user.account.id, run_id, get_hub(request.app).notify)
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+
+@router.post("/runs/{run_id}/resume")
+def resume(request: Request, run_id: str, db: SessionDep, user: CheckedUser) -> Response:
+    """Resume a paused run: its phone goes on with the next step."""
+    resume_run(db, user.account.id, run_id, get_hub(request.app).notify)
+    return RedirectResponse(f"/runs/{run_id}", status_code=303)

@@ -354,7 +354,7 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
 def _step_in_flight(db: Session, run: Run) -> dict[str, Any] | None:
     """The step the phone said it is starting (its latest `run.step` event), while the run moves and
     that step has not ended yet."""
-    if run.status not in ("running", "waiting_for_approval"):
+    if run.status not in ("running", "waiting_for_approval", "paused"):
         return None
     payload: dict[str, Any] | None = db.scalars(
         select(RunEvent.payload)

@@ -11,6 +11,7 @@ from server.devices import service
 from server.devices.schemas import (
     DeviceConfig,
     DeviceRead,
+    DeviceTagsIn,
     DeviceUpdate,
     GateIn,
     GateOut,
@@ -102,7 +103,8 @@ def device_config(request: Request, device: CurrentDevice, session: SessionDep) 
 @router.post(
     "/devices/me/runs/{run_id}/gate",
     response_model=GateOut,
-    summary="Asked by the bridge before every step: was a cancel accepted, which denylist is in force",
+    summary="Asked by the bridge before every step: was a cancel accepted, is the run paused, which "
+    "denylist is in force",
     responses=problem_responses(404, c404="Not a run of this device"),
 )
 def step_gate(
@@ -134,6 +136,14 @@ def rename_device(
     device_id: str, body: DeviceUpdate, account: CurrentAccount, session: SessionDep
 ) -> DeviceRead:
     return DeviceRead.model_validate(service.rename_device(session, account, device_id, body.name))
+
+
+@router.put("/devices/{device_id}/tags", response_model=DeviceRead, summary="Set a device's tags")
+def set_device_tags(
+    device_id: str, body: DeviceTagsIn, account: CurrentAccount, session: SessionDep
+) -> DeviceRead:
+    """Replace the device's tags (`store-12`, `android-14`): batches and tag runs choose phones by them."""
+    return DeviceRead.model_validate(service.set_tags(session, account, device_id, body.tags))
 
 
 @router.post(

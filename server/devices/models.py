@@ -32,6 +32,9 @@ class Device(Base):
     # When the device's bridge last asked for commands (GET /devices/me/commands): a bridge that has
     # not asked for a while is not listening, and commands for it are refused at once.
     commands_polled_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Labels a person gives the phone (`store-12`, `android-14`): batches and "any free phone with
+    # tag X" runs choose phones by them.
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class PairingCode(Base):

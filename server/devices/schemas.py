@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from server.schemas import ApiModel
@@ -63,6 +63,22 @@ class DeviceRead(ApiModel):
     bridge_health: dict[str, Any] | None = Field(
         default=None, description="What the device's bridge said of itself in its last heartbeat."
     )
+    tags: list[str] = Field(default_factory=list, description="Labels that batches and tag runs choose by")
+
+
+Tag = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"),
+]
+
+
+class DeviceTagsIn(ApiModel):
+    """`PUT /api/v1/devices/{id}/tags`: the device's whole set of tags."""
+
+    tags: list[Tag] = Field(
+        max_length=20,
+        description="Up to 20 tags: lowercase letters, digits, '.', '_', ':' and '-', 64 characters at most",
+    )
 
 
 class DeviceUpdate(ApiModel):
@@ -98,6 +114,9 @@ class GateIn(ApiModel):
 class GateOut(ApiModel):
     status: str = Field(description="The run's status on the server.")
     cancel_requested: bool = Field(description="A cancel was accepted: start no further step.")
+    paused: bool = Field(
+        default=False, description="The run is paused: start no step, hold and ask again until it is not."
+    )
     denylist_version: str
     live: bool = Field(
         default=False, description="Someone watches the run live: send frames between steps too."

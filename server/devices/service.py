@@ -187,6 +187,23 @@ def rename_device(session: Session, account: Account, device_id: str, name: str)
     return device
 
 
+def set_tags(session: Session, account: Account, device_id: str, tags: list[str]) -> Device:
+    """Replace the device's tags (already normalised: lowercase), each once, sorted."""
+    device = get_device(session, account, device_id)
+    device.tags = sorted(set(tags))
+    return device
+
+
+def devices_with_tag(session: Session, account_id: str, tag: str) -> list[Device]:
+    """The account's live (not revoked) devices that carry `tag`, oldest first."""
+    devices = session.scalars(
+        select(Device)
+        .where(Device.account_id == account_id, Device.revoked_at.is_(None))
+        .order_by(Device.created_at, Device.id)
+    )
+    return [device for device in devices if tag in (device.tags or [])]
+
+
 def revoke_device(session: Session, account: Account, device_id: str) -> Device:
     """Revoke a device: its token stops working at the next request. Revoking twice is harmless."""
     device = get_device(session, account, device_id)

@@ -6,6 +6,8 @@ retention, export and stats.
     report.py      ingest_reports(): the idempotency rules of docs/http-api.md, enforced in the database
     service.py     summary_json, record_changes (event + after-commit wake-up), get_run, run_json,
                    trigger_run, claim_run, cancel_run, cancel_requested_run_ids
+    batches.py     trigger_batch (one run per phone: ids or a tag, one batchId), batch_json (progress)
+    pausing.py     pause_run, resume_run (the server owns `paused`; the step gate tells the phone)
     retries.py     retry_run (the same version, device and inputs again), the workflow's automatic retry
     listing.py     list_runs, RunFilters, RunSort, keyset cursors (shared by the list, export, dashboard)
     frames.py      a step's screen (frame-SEQ.jpg + meta): parse_meta, record_frame (`run.frame`), frames_of

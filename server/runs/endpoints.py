@@ -1,4 +1,5 @@
-"""The runs API: `runs.report`, list and read, trigger, claim, cancel, retry, export, artifacts, stats.
+"""The runs API: `runs.report`, list and read, trigger, claim, cancel, pause, resume, retry, export,
+artifacts, stats.
 
 Thin: each path operation checks who is calling, calls the service and shapes the answer.
 The request's session commits when the operation returns; `run.updated` goes out after.
@@ -23,8 +24,8 @@ from server.db import SessionDep, after_commit
 from server.denylist.service import effective_entries
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.metrics import count_reported
+from server.runs import batches, frames, listing, pausing, report, retries, service, stats
 from server.runs import export as export_module
-from server.runs import frames, listing, report, retries, service, stats
 from server.runs.events import get_hub
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
@@ -32,6 +33,7 @@ from server.runs.models import Artifact, Run
 from server.runs.rollup import record_step_failures
 from server.runs.schemas import (
     ArtifactOut,
+    BatchOut,
     ClaimedRunOut,
     RunOut,
     RunPageOut,
@@ -40,6 +42,7 @@ from server.runs.schemas import (
     RunSummaryOut,
     StatsOut,
     Trigger,
+    TriggerBatchIn,
     TriggerRunIn,
 )
 from server.runs.sql import dialect_insert
@@ -209,7 +212,7 @@ def get_run(run_id: str, session: SessionDep, account: CurrentAccount) -> dict[s
     "/workflows/{workflow_id}/runs",
     response_model=RunSummaryOut,
     status_code=201,
-    summary="Queue a run of the published version on a device",
+    summary="Queue a run of the published version on a device, or for any free phone with a tag",
     responses=problem_responses(
         409,
         c409="The workflow has no published version, the device is revoked, or the version names a "
@@ -229,8 +232,42 @@ def trigger_run(
         global_denylist=request.app.state.settings.global_denylist,
         triggered_by=account.email,
         notify=get_hub(request.app).notify,
+        device_tag=body.device_tag,
     )
     return service.summary_json(run)
+
+
+@router.post(
+    "/workflows/{workflow_id}/batches",
+    response_model=BatchOut,
+    status_code=201,
+    summary="Queue a run of the published version on each of a set of phones (ids or a tag)",
+    responses=problem_responses(
+        409, c409="Nothing published, a phone is revoked, no phone carries the tag, or a denied package"
+    ),
+)
+def trigger_batch(
+    workflow_id: str, body: TriggerBatchIn, request: Request, session: SessionDep, account: CurrentAccount
+) -> dict[str, Any]:
+    """One `queued` run per phone, all with one `batchId`; all or nothing."""
+    batch_id, _runs = batches.trigger_batch(
+        session,
+        account,
+        workflow_id,
+        device_ids=body.device_ids,
+        tag=body.tag,
+        inputs=body.inputs,
+        global_denylist=request.app.state.settings.global_denylist,
+        triggered_by=account.email,
+        notify=get_hub(request.app).notify,
+    )
+    session.flush()
+    return batches.batch_json(session, account.id, batch_id)
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut, summary="A batch's runs and progress")
+def get_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+    return batches.batch_json(session, account.id, batch_id)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunSummaryOut, summary="Cancel a run")
@@ -238,6 +275,28 @@ def cancel_run(run_id: str, request: Request, session: SessionDep, account: Curr
     """A queued run ends `cancelled` now; a running one gets `cancelRequested` and its device stops it."""
     run = service.cancel_run(session, account.id, run_id, get_hub(request.app).notify)
     return service.summary_json(run)
+
+
+@router.post(
+    "/runs/{run_id}/pause",
+    response_model=RunSummaryOut,
+    summary="Pause a moving run: the step in flight finishes, then it holds between steps",
+    responses=problem_responses(409, c409="The run is not running (queued, waiting for an approval, ended)"),
+)
+def pause_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+    """A `running` run becomes `paused`; its phone starts no further step until it is resumed."""
+    return service.summary_json(pausing.pause_run(session, account.id, run_id, get_hub(request.app).notify))
+
+
+@router.post(
+    "/runs/{run_id}/resume",
+    response_model=RunSummaryOut,
+    summary="Resume a paused run",
+    responses=problem_responses(409, c409="The run is not paused"),
+)
+def resume_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+    """A `paused` run becomes `running` again; its phone goes on with the next step."""
+    return service.summary_json(pausing.resume_run(session, account.id, run_id, get_hub(request.app).notify))
 
 
 @router.post(

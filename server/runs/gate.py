@@ -1,7 +1,8 @@
 """The step gate: what a bridge asks before every step of a run it is running.
 
-`POST /api/v1/devices/me/runs/{id}/gate` answers whether a cancel of the run was accepted
-and which version of the account's effective denylist is in force. It is one indexed query
+`POST /api/v1/devices/me/runs/{id}/gate` answers whether a cancel of the run was accepted,
+whether the run is paused (the phone holds before its next step and asks again), and which
+version of the account's effective denylist is in force. It is one indexed query
 (the run by primary key, joined with the account's denylist entries by their
 `(account_id, pattern)` index), so that it can be asked before every step.
 
@@ -40,10 +41,16 @@ class GateAnswer:
     account_id: str = ""
     live: bool = False
 
+    @property
+    def paused(self) -> bool:
+        """Hold before the next step: the run is paused (and no cancel was asked)."""
+        return self.status == "paused" and not self.cancel_requested
+
     def to_json(self) -> dict[str, object]:
         return {
             "status": self.status,
             "cancelRequested": self.cancel_requested,
+            "paused": self.paused,
             "denylistVersion": self.denylist_version,
             "live": self.live,
         }

@@ -71,6 +71,10 @@ class Run(Base):
     retry_of: Mapped[str | None] = mapped_column(String(36), default=None)
     attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     not_before: Mapped[datetime | None] = mapped_column(default=None)
+    # Fleet dispatch: the batch the run belongs to (one run per phone, triggered together), and for a
+    # run that any free phone with a tag may take, that tag (`device_id` stays null until one claims it).
+    batch_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    device_tag: Mapped[str | None] = mapped_column(String(64), default=None)
     # Until when someone watches the run live (the dashboard's toggle): the bridge streams frames.
     live_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -88,6 +92,9 @@ class Run(Base):
         Index("ix_runs_device_status_created", "device_id", "status", "created_at"),
         # The runs that run a run again ("retried by").
         Index("ix_runs_retry_of", "retry_of"),
+        Index("ix_runs_batch", "batch_id", "created_at"),
+        # Claiming a run any free phone with a tag may take: the oldest queued one of the tag.
+        Index("ix_runs_account_tag_status_created", "account_id", "device_tag", "status", "created_at"),
     )
 
 
@@ -112,8 +119,8 @@ Index("ix_runs_account_duration", Run.account_id, duration_key(), Run.id)
 # Runs not finished yet, by status: a partial index (a few rows however many runs there are) for the
 # queue's depth and age on /metrics. A query uses it only when its WHERE repeats `ACTIVE_CONDITION`
 # with the values inline (`active_run()`), not as bound parameters.
-ACTIVE_RUN_STATUSES = ("queued", "running", "waiting_for_approval")
-ACTIVE_CONDITION = "status IN ('queued', 'running', 'waiting_for_approval')"
+ACTIVE_RUN_STATUSES = ("queued", "running", "waiting_for_approval", "paused")
+ACTIVE_CONDITION = "status IN ('queued', 'running', 'waiting_for_approval', 'paused')"
 
 
 def active_run() -> ColumnElement[bool]:

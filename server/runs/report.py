@@ -73,8 +73,9 @@ class IngestResult:
 def progress(status: RunStatus, trace_len: int) -> tuple[int, int, int]:
     """How far along a run is: status rank, then trace length, then approval-pending.
 
-    `running ⇄ waiting_for_approval` share a rank; at one trace length, waiting is further
-    along (the approval is asked after the steps before it ran).
+    `running ⇄ waiting_for_approval ⇄ paused` share a rank; at one trace length, waiting is further
+    along (the approval is asked after the steps before it ran). A device reports `paused` only as
+    `running` would be judged: the server moves runs in and out of `paused`.
     """
     return (status.rank, trace_len, 1 if status is RunStatus.WAITING_FOR_APPROVAL else 0)
 
@@ -210,9 +211,11 @@ def _created_at(report: RunReportIn, now: datetime) -> datetime:
 
 def _row_values(report: RunReportIn) -> dict[str, Any]:
     """The columns a report sets, on insert and on a newer report alike."""
+    # A device's `paused` is its echo of the server's pause: the server alone moves a run into it.
+    status = RunStatus.RUNNING if report.status is RunStatus.PAUSED else report.status
     return {
-        "status": report.status.value,
-        "status_rank": report.status.rank,
+        "status": status.value,
+        "status_rank": status.rank,
         "started_at": report.started_at,
         "ended_at": report.ended_at,
         "duration_ms": report.duration_ms,
@@ -310,6 +313,10 @@ def _apply_to_existing(
             return verdict
         new_len = len(report.trace)
         values = _row_values(report)
+        if stored.status is RunStatus.PAUSED and not report.status.terminal:
+            # The server owns `paused` (server/runs/pausing.py): the device's reports add the
+            # step that was in flight, and only a resume moves the run back to running.
+            values["status"] = RunStatus.PAUSED.value
         # Keep what the stored row knows when the report leaves it out (a claim set startedAt).
         for column in (
             "started_at",

@@ -186,6 +186,11 @@ class RunSummaryOut(_Out):
     not_before: UtcTime | None = Field(
         default=None, description="An automatic retry is not claimed before this moment (its backoff)"
     )
+    batch_id: str | None = Field(default=None, description="The batch the run was triggered in")
+    device_tag: str | None = Field(
+        default=None,
+        description="Any free phone with this tag may take the run (deviceId null until one does)",
+    )
     created_at: UtcTime
     updated_at: UtcTime
 
@@ -207,8 +212,47 @@ class RunPageOut(_Out):
 class TriggerRunIn(_In):
     """`POST /api/v1/workflows/{id}/runs`."""
 
-    device_id: str = Field(min_length=1, max_length=36)
+    device_id: str | None = Field(default=None, min_length=1, max_length=36)
+    device_tag: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="instead of deviceId: the first free phone with this tag takes the run",
+    )
     inputs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TriggerRunIn:
+        if (self.device_id is None) == (self.device_tag is None):
+            raise ValueError(
+                "give deviceId (one phone) or deviceTag (any free phone with that tag), not both"
+            )
+        return self
+
+
+class TriggerBatchIn(_In):
+    """`POST /api/v1/workflows/{id}/batches`: one run per phone, named by ids or by a tag."""
+
+    device_ids: list[str] | None = Field(default=None, min_length=1, max_length=500)
+    tag: str | None = Field(default=None, min_length=1, max_length=64)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TriggerBatchIn:
+        if (self.device_ids is None) == (self.tag is None):
+            raise ValueError("give deviceIds (these phones) or tag (every phone with it), not both")
+        return self
+
+
+class BatchOut(_Out):
+    """A batch: its runs (one per phone) and how far they got."""
+
+    id: str
+    workflow_id: str
+    total: int
+    done: int = Field(description="runs that ended")
+    counts: dict[str, int] = Field(description="runs by status")
+    runs: list[RunSummaryOut]
 
 
 class ClaimedRunOut(_Out):

@@ -65,6 +65,8 @@ def summary_json(run: Run | Row[Any]) -> dict[str, Any]:
         "retryOf": run.retry_of,
         "attempt": run.attempt,
         "notBefore": _time(run.not_before),
+        "batchId": run.batch_id,
+        "deviceTag": run.device_tag,
         "createdAt": utc_ms(run.created_at),
         "updatedAt": utc_ms(run.updated_at),
     }
@@ -189,7 +191,7 @@ def trigger_run(
     session: Session,
     account: Account,
     workflow_id: str,
-    device_id: str,
+    device_id: str | None,
     inputs: dict[str, Any],
     *,
     global_denylist: Denylist,
@@ -197,21 +199,30 @@ def trigger_run(
     triggered_by: str | None = None,
     notify: Callable[[], object] | None = None,
     inputs_pointer: str = "/inputs",
+    device_tag: str | None = None,
+    batch_id: str | None = None,
 ) -> Run:
-    """A new `queued` run of the workflow's published version on one of the account's devices.
+    """A new `queued` run of the workflow's published version on one of the account's devices, or
+    (`device_id` None, `device_tag` set) for the first free phone with that tag to claim.
 
     Refused (409) when the version names a package denied since it was saved: `global_denylist`
     plus the account's entries are checked now. `triggered_by` names who or what asked (a
     person's email, a schedule, a hook); a refusal of the inputs points into the body at
     `inputs_pointer` (the hooks' body is the inputs: "")."""
     workflow, version = _published_version(session, account.id, workflow_id)
-    device = session.scalars(
-        select(Device).where(Device.id == device_id, Device.account_id == account.id)
-    ).first()
-    if device is None:
-        raise NotFound(f"no device {device_id} in this account; list devices with GET /api/v1/devices")
-    if device.revoked_at is not None:
-        raise Conflict(f"device {device_id} was revoked and takes no runs; pair a device again")
+    if device_id is not None:
+        device = session.scalars(
+            select(Device).where(Device.id == device_id, Device.account_id == account.id)
+        ).first()
+        if device is None:
+            raise NotFound(f"no device {device_id} in this account; list devices with GET /api/v1/devices")
+        if device.revoked_at is not None:
+            raise Conflict(f"device {device_id} was revoked and takes no runs; pair a device again")
+    elif device_tag is None or not _tag_has_devices(session, account.id, device_tag):
+        raise Conflict(
+            f"no device of this account carries the tag {device_tag!r}, so no phone would take the run; "
+            "tag one with PUT /api/v1/devices/{id}/tags"
+        )
     _check_inputs(version.definition, inputs, inputs_pointer)
     check_denylist(session, account.id, workflow, version, global_denylist)
     now = utcnow()
@@ -220,7 +231,9 @@ def trigger_run(
         account_id=account.id,
         workflow_id=workflow_id,
         workflow_version_id=version.id,
-        device_id=device.id,
+        device_id=device_id,
+        device_tag=device_tag if device_id is None else None,
+        batch_id=batch_id,
         status=RunStatus.QUEUED.value,
         status_rank=RunStatus.QUEUED.rank,
         trigger=trigger,
@@ -237,13 +250,57 @@ def trigger_run(
     return run
 
 
+def _tag_has_devices(session: Session, account_id: str, tag: str) -> bool:
+    devices = session.scalars(
+        select(Device.tags).where(Device.account_id == account_id, Device.revoked_at.is_(None))
+    )
+    return any(tag in (tags or []) for tags in devices)
+
+
+def _next_queued(session: Session, device: Device) -> tuple[str, str, bool] | None:
+    """The next queued run this device may take: its own oldest, else the oldest that any free phone
+    with one of its tags may take. `(run id, version id, taken by tag)`.
+
+    On PostgreSQL a tag run is read `FOR UPDATE SKIP LOCKED`: phones claiming at once each lock a
+    different run instead of queueing behind one row (the conditional UPDATE still decides)."""
+    claimable = or_(Run.not_before.is_(None), Run.not_before <= utcnow())
+    own = session.execute(
+        select(Run.id, Run.workflow_version_id)
+        .where(Run.device_id == device.id, Run.status == RunStatus.QUEUED.value, claimable)
+        .order_by(Run.created_at, Run.id)
+        .limit(1)
+    ).first()
+    if own is not None:
+        return own[0], own[1], False
+    if not device.tags:
+        return None
+    query = (
+        select(Run.id, Run.workflow_version_id)
+        .where(
+            Run.account_id == device.account_id,
+            Run.device_tag.in_(list(device.tags)),
+            Run.status == RunStatus.QUEUED.value,
+            Run.device_id.is_(None),
+            claimable,
+        )
+        .order_by(Run.created_at, Run.id)
+        .limit(1)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    tagged = session.execute(query).first()
+    return None if tagged is None else (tagged[0], tagged[1], True)
+
+
 def claim_run(
     session: Session,
     device: Device,
     denylist: EffectiveDenylist,
     notify: Callable[[], object] | None = None,
 ) -> tuple[Run, dict[str, Any]] | None:
-    """Hand the oldest queued run of `device` to this caller only, moving it to `running`.
+    """Hand the oldest queued run of `device` to this caller only, moving it to `running`; when it has
+    none, the oldest queued run that any free phone with one of its tags may take (it becomes this
+    device's run).
 
     The conditional UPDATE (`WHERE status = 'queued'`) decides between concurrent claimers in
     the database: exactly one sees its row change; the others look for the next queued run.
@@ -252,19 +309,10 @@ def claim_run(
     """
     refused_versions: dict[str, str | None] = {}
     for _ in range(MAX_CLAIM_ATTEMPTS):
-        candidate = session.execute(
-            select(Run.id, Run.workflow_version_id)
-            .where(
-                Run.device_id == device.id,
-                Run.status == RunStatus.QUEUED.value,
-                or_(Run.not_before.is_(None), Run.not_before <= utcnow()),
-            )
-            .order_by(Run.created_at, Run.id)
-            .limit(1)
-        ).first()
+        candidate = _next_queued(session, device)
         if candidate is None:
             return None
-        run_id, version_id = candidate
+        run_id, version_id, by_tag = candidate
         if version_id not in refused_versions:
             refused_versions[version_id] = _denylist_refusal(session, version_id, denylist)
         refusal = refused_versions[version_id]
@@ -286,9 +334,15 @@ def claim_run(
                 "claimed_at": now,
                 "started_at": now,
             }
+        if by_tag:
+            values["device_id"] = device.id
         claimed = session.execute(
             update(Run)
-            .where(Run.id == run_id, Run.status == RunStatus.QUEUED.value)
+            .where(
+                Run.id == run_id,
+                Run.status == RunStatus.QUEUED.value,
+                Run.device_id.is_(None) if by_tag else Run.device_id == device.id,
+            )
             .values(**values, updated_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -379,7 +433,9 @@ def cancel_requested_run_ids(
     """
     query = select(Run.id).where(
         Run.device_id == device_id,
-        Run.status.in_([RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value]),
+        Run.status.in_(
+            [RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value, RunStatus.PAUSED.value]
+        ),
         Run.cancel_requested_at.is_not(None),
     )
     if among is not None:

@@ -101,6 +101,7 @@ def test_the_gate_answers_cancel_and_denylist_version_for_the_devices_own_runs(
     assert answer.json() == {
         "status": "running",
         "cancelRequested": False,
+        "paused": False,
         "denylistVersion": claimed["denylist"]["version"],
         "live": False,
     }

@@ -72,7 +72,8 @@
       relay("run.updated", run);
       live.forEach(function (el) {
         var only = el.getAttribute("data-live-run");
-        if (!only || only === run.id) refresh(el);
+        var batch = el.getAttribute("data-live-batch");
+        if ((!only || only === run.id) && (!batch || batch === run.batchId)) refresh(el);
       });
     });
     // A step's screen arrived, a step started: the run page's screen (replay.js) takes them.

@@ -2,8 +2,8 @@
 event name of a `run_events` row (null: `run.updated`; `run.frame` when a step's screen arrived,
 `run.step` for the step in flight), and until when someone watches a run live (`runs.live_until`).
 
-Revision ID: 0015_run_frames
-Revises: 0014_device_commands
+Revision ID: 0018_run_frames
+Revises: 0017_fleet_dispatch
 Create Date: 2026-11-29
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_run_frames"
-down_revision = "0014_device_commands"
+revision = "0018_run_frames"
+down_revision = "0017_fleet_dispatch"
 branch_labels = None
 depends_on = None
 

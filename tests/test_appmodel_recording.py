@@ -1,0 +1,130 @@
+"""Recording an app model from what a phone shows: the screens visited, their widgets, and what each
+click did. A path recorded on the sample shop (login → orders → new order) previews on the
+simulator exactly as the shop itself runs it: the same trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from interpreter.appmodel import AppModel, sample_apps
+from interpreter.appmodel.phone import PhoneState
+from interpreter.appmodel.recording import Foreground, empty_model, record_click, record_screen
+from interpreter.clock import VirtualClock
+from interpreter.engine import run_workflow
+from interpreter.hierarchy import from_android_xml, to_android_xml
+from interpreter.matcher import Selector, find
+from interpreter.simulator import SimulatedDevice
+
+
+def _seen(phone: PhoneState) -> tuple[Any, Foreground]:
+    """The screen as a bridge reads it (through the XML) and the app in front (short activity)."""
+    package = phone.foreground_package()
+    activity = phone.foreground_activity().removeprefix(package)
+    return from_android_xml(to_android_xml(phone.hierarchy())), Foreground(package, activity)
+
+
+def _click(phone: PhoneState, model: dict[str, Any], resource_id: str) -> dict[str, Any]:
+    before, before_fg = _seen(phone)
+    node = find(before, Selector(resource_id=resource_id))
+    assert node is not None
+    x, y = node.bounds.center
+    phone.tap(x, y)
+    after, after_fg = _seen(phone)
+    updated, _click_info = record_click(model, before, before_fg, (x, y), after, after_fg)
+    return updated
+
+
+WORKFLOW: dict[str, Any] = {
+    "schemaVersion": 1,
+    "name": "Recorded path",
+    "start": "open",
+    "nodes": [
+        {
+            "id": "open",
+            "kind": "action.launchApp",
+            "params": {"package": "com.example.shop", "stopFirst": True},
+            "next": "sign_in",
+        },
+        {
+            "id": "sign_in",
+            "kind": "action.tap",
+            "params": {"selector": {"resourceId": "com.example.shop:id/sign_in"}},
+            "next": "new",
+        },
+        {
+            "id": "new",
+            "kind": "action.tap",
+            "params": {"selector": {"resourceId": "com.example.shop:id/new_order"}},
+            "next": "wait",
+        },
+        {"id": "wait", "kind": "action.waitForText", "params": {"text": "Save"}, "next": "read"},
+        {
+            "id": "read",
+            "kind": "action.readText",
+            "params": {"selector": {"resourceId": "com.example.shop:id/cancel"}},
+        },
+    ],
+}
+
+
+def _trace(model: AppModel) -> list[tuple[str, str, str | None, dict[str, Any]]]:
+    clock = VirtualClock()
+    result = run_workflow(WORKFLOW, SimulatedDevice(model, clock), clock=clock)
+    return [(e.node_id, e.outcome.value, e.message, e.output) for e in result.trace]
+
+
+def test_a_three_screen_path_recorded_on_the_shop_simulates_as_the_shop_runs() -> None:
+    phone = PhoneState(sample_apps())
+    phone.launch("com.example.shop")
+    root, foreground = _seen(phone)
+    model, first = record_screen(empty_model(), root, foreground)
+    assert first == "login"
+    model = _click(phone, model, "com.example.shop:id/sign_in")
+    model = _click(phone, model, "com.example.shop:id/new_order")
+
+    recorded = AppModel.from_dict(model)  # a valid app model
+    shop = model["apps"][0]
+    assert shop["package"] == "com.example.shop"
+    assert shop["startScreen"] == "login"
+    assert [s["id"] for s in shop["screens"]] == ["login", "orders", "new_order"]
+    assert [s["title"] for s in shop["screens"]] == ["Shop", "Orders", "New order"]
+    login = {w["id"]: w for w in shop["screens"][0]["widgets"]}
+    assert login["sign_in"]["onClick"] == [{"goTo": "orders"}]
+    assert login["password"]["password"] is True
+    assert "text" not in login["password"]  # what a password field shows is not its text
+
+    expected = _trace(sample_apps())
+    assert [outcome for _node, outcome, _message, _output in expected] == ["ok"] * 5
+    assert _trace(recorded) == expected
+
+
+def test_a_screen_seen_again_keeps_its_recorded_clicks() -> None:
+    phone = PhoneState(sample_apps())
+    phone.launch("com.example.shop")
+    model = _click(phone, empty_model(), "com.example.shop:id/sign_in")
+    phone.stop("com.example.shop")
+    phone.launch("com.example.shop")  # the login screen again
+    root, foreground = _seen(phone)
+    model, again = record_screen(model, root, foreground)
+    assert again == "login"
+    model = _click(phone, model, "com.example.shop:id/sign_in")
+    model = _click(phone, model, "com.example.shop:id/new_order")
+    screens = model["apps"][0]["screens"]
+    assert [s["id"] for s in screens] == ["login", "orders", "new_order"]
+    login = {w["id"]: w for w in screens[0]["widgets"]}
+    assert login["sign_in"]["onClick"] == [{"goTo": "orders"}]
+    orders = {w["id"]: w for w in screens[1]["widgets"]}
+    assert orders["new_order"]["onClick"] == [{"goTo": "new_order"}]
+
+
+def test_a_click_into_another_app_opens_it() -> None:
+    phone = PhoneState(sample_apps())
+    phone.launch("com.example.shop")
+    model = _click(phone, empty_model(), "com.example.shop:id/sign_in")
+    model = _click(phone, model, "com.example.shop:id/pay")
+    packages = [app["package"] for app in model["apps"]]
+    assert packages == ["com.example.shop", "com.bank.app"]
+    orders = next(s for s in model["apps"][0]["screens"] if s["id"] == "orders")
+    pay = next(w for w in orders["widgets"] if w["id"] == "pay")
+    assert pay["onClick"] == [{"openApp": "com.bank.app"}]
+    AppModel.from_dict(model)
