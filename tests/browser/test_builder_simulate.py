@@ -61,12 +61,15 @@ def _built() -> None:
     require_built_builder()
 
 
-def _open_draft(page: Page, live_server: LiveServer) -> None:
-    """A new workflow whose draft (never saved) is DRAFT, typed into the JSON tab."""
-    _email, token = live_server.create_account()
+def _open_draft(
+    page: Page, live_server: LiveServer, draft: dict[str, Any] = DRAFT, token: str | None = None
+) -> None:
+    """A new workflow whose draft (never saved) is `draft`, typed into the JSON tab."""
+    if token is None:
+        _email, token = live_server.create_account()
     sign_in(page, token, "/workflows/new")
     page.get_by_role("tab", name="JSON").click()
-    page.get_by_label("The workflow definition as JSON").fill(json.dumps(DRAFT, indent=2))
+    page.get_by_label("The workflow definition as JSON").fill(json.dumps(draft, indent=2))
     expect(page.locator("#definition-json-status")).to_have_text("In sync with the graph and the forms.")
     page.get_by_role("tab", name="Graph").click()
     page.get_by_role("tab", name="Simulate").click()
@@ -184,3 +187,56 @@ def test_a_draft_with_problems_is_refused_with_where_they_are(page: Page, live_s
     alert = panel.get_by_role("alert")
     expect(alert).to_contain_text("/nodes/1/next")
     expect(alert).to_contain_text("no node 'nowhere'")
+
+
+TINY_APP = {
+    "schemaVersion": 1,
+    "apps": [
+        {
+            "package": "com.acme.tiny",
+            "label": "Tiny",
+            "startScreen": "home",
+            "screens": [
+                {
+                    "id": "home",
+                    "title": "Tiny",
+                    "widgets": [{"id": "go", "class": "Button", "text": "Go", "onClick": [{"goTo": "next"}]}],
+                },
+                {"id": "next", "title": "Next", "widgets": [{"id": "done", "text": "Done!"}]},
+            ],
+        }
+    ],
+}
+
+
+def test_a_draft_is_simulated_on_one_of_the_accounts_saved_app_models(
+    page: Page, live_server: LiveServer
+) -> None:
+    _email, token = live_server.create_account()
+    saved = live_server.api("POST", "/app-models", token, json={"name": "Tiny", "model": TINY_APP})
+    assert saved.status_code == 201, saved.text
+    draft = {
+        "schemaVersion": 1,
+        "name": "On my app",
+        "start": "open",
+        "nodes": [
+            {"id": "open", "kind": "action.launchApp", "params": {"package": "com.acme.tiny"}, "next": "go"},
+            {"id": "go", "kind": "action.tapByText", "params": {"text": "Go"}, "next": "done"},
+            {"id": "done", "kind": "action.waitForText", "params": {"text": "Done!"}},
+        ],
+    }
+    _open_draft(page, live_server, draft, token)
+    panel = _panel(page)
+    source = panel.get_by_label("App model")
+    # the sample apps have no com.acme.tiny: the run fails on its first step
+    panel.get_by_role("button", name="Simulate").click()
+    expect(panel.locator("[data-step-message]")).to_have_text("app not installed: com.acme.tiny")
+    expect(source.locator("option", has_text="Tiny")).to_have_count(1)
+    source.select_option(label="Tiny (com.acme.tiny, 2 screens)")
+    panel.get_by_role("button", name="Simulate").click()
+    expect(panel.locator("[data-run-status]")).to_have_attribute("data-run-status", "success")
+    panel.locator(".sim-steps button[data-node-id=go]").click()
+    expect(panel.locator("[data-screen=before] [data-outline]")).to_be_visible()
+    expect(panel.locator("[data-screen=after] img")).to_have_attribute(
+        "alt", "The phone's screen after step go"
+    )

@@ -1,7 +1,8 @@
 // The Simulate panel: run the draft (unsaved) on the simulated phone and step through it screen
 // by screen. The inputs form comes from the workflow's inputs schema; each approval step is
-// answered here (approve, reject with a note, or let it time out); the app model is the sample
-// apps or one pasted as JSON. POST /api/v1/simulate answers the trace with the phone's screen
+// answered here (approve, reject with a note, or let it time out); the phone holds the sample
+// apps, one of the account's saved app models (GET /api/v1/app-models: recorded from a phone in
+// the inspector, or uploaded), or an app model pasted as JSON. POST /api/v1/simulate answers the trace with the phone's screen
 // before and after every step (drawn by the renderer of the virtual device's screenshots) and
 // the element each step acted on, which is outlined.
 
@@ -25,6 +26,15 @@ import {
 } from "./simulation";
 
 const PLAY_EVERY_MS = 900;
+const SAMPLE_APPS = "";
+const PASTED = "paste";
+
+interface SavedAppModel {
+  id: string;
+  name: string;
+  packages: string[];
+  screens: number;
+}
 
 interface Outcome {
   /** Counts the runs, so that a new result starts its view afresh (not playing). */
@@ -38,7 +48,9 @@ export function SimulatePanel({ ctx }: PanelProps) {
   const { definition, select } = ctx;
   const [values, setValues] = useState<JsonObject>({});
   const [answers, setAnswers] = useState<Record<string, ApprovalAnswer>>({});
-  const [ownApps, setOwnApps] = useState(false);
+  // SAMPLE_APPS, PASTED or the id of a saved app model
+  const [appSource, setAppSource] = useState(SAMPLE_APPS);
+  const [saved, setSaved] = useState<SavedAppModel[]>([]);
   const [appsText, setAppsText] = useState("");
   const [running, setRunning] = useState(false);
   const [error, setError] = useState<{ message: string; problems: ApiError["problems"] } | null>(null);
@@ -48,9 +60,15 @@ export function SimulatePanel({ ctx }: PanelProps) {
   const approvals = approvalNodes(definition);
   const ids = useId().replace(/[^A-Za-z0-9]/g, "");
 
+  useEffect(() => {
+    request<SavedAppModel[]>("GET", "/app-models")
+      .then(setSaved)
+      .catch(() => setSaved([])); // the sample apps and pasting still work
+  }, []);
+
   const simulate = async () => {
     let apps: JsonObject | null = null;
-    if (ownApps) {
+    if (appSource === PASTED) {
       try {
         apps = JSON.parse(appsText) as JsonObject;
       } catch (exc) {
@@ -62,6 +80,10 @@ export function SimulatePanel({ ctx }: PanelProps) {
     setError(null);
     const simulated = definition;
     try {
+      if (appSource !== SAMPLE_APPS && appSource !== PASTED) {
+        // Read at each run: recording in the inspector keeps adding to a saved model.
+        apps = (await request<{ model: JsonObject }>("GET", `/app-models/${appSource}`)).model;
+      }
       const result = await request<SimulationResult>("POST", "/simulate", {
         definition: simulated,
         inputs: inputsToSend(simulated, values),
@@ -130,14 +152,22 @@ export function SimulatePanel({ ctx }: PanelProps) {
         )}
         <fieldset className="group">
           <legend>Phone</legend>
-          <div className="field inline">
-            <input id={`${ids}-own`} type="checkbox" checked={ownApps} onChange={(e) => setOwnApps(e.target.checked)} />
-            <span className="label-row">
-              <label htmlFor={`${ids}-own`}>Use my own app model</label>
-            </span>
-            <p className="help">Off: the sample apps (Shop, Settings, Bank, Catalogue).</p>
+          <div className="field">
+            <label htmlFor={`${ids}-apps-source`}>App model</label>
+            <select id={`${ids}-apps-source`} value={appSource} onChange={(e) => setAppSource(e.target.value)} aria-describedby={`${ids}-apps-help`}>
+              <option value={SAMPLE_APPS}>The sample apps</option>
+              {saved.map((model) => (
+                <option key={model.id} value={model.id}>
+                  {model.name} ({model.packages.join(", ") || "empty"}, {model.screens} screen{model.screens === 1 ? "" : "s"})
+                </option>
+              ))}
+              <option value={PASTED}>Paste an app model (JSON)…</option>
+            </select>
+            <p className="help" id={`${ids}-apps-help`}>
+              The sample apps: Shop, Settings, Bank, Catalogue. Saved app models are the account&apos;s own (recorded from a phone in Inspect).
+            </p>
           </div>
-          {ownApps && (
+          {appSource === PASTED && (
             <div className="field">
               <label htmlFor={`${ids}-apps`}>App model (JSON)</label>
               <textarea
