@@ -31,6 +31,7 @@ from server.runs.models import Artifact, Run, RunEvent
 from server.runs.schemas import Trigger
 from server.runs.service import cancel_run, get_run, record_changes, retried_by, trace_of
 from server.runs.stats import compute_stats
+from server.runs.waiting import why_waiting
 from server.workflows.models import Workflow, WorkflowVersion
 
 router = dashboard_router()
@@ -336,6 +337,7 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
         "live": run.live_until is not None and run.live_until > utcnow(),
         "run": run,
         "retried_by": retried_by(db, run.id),
+        "waiting": why_waiting(db, run),
         "trace": trace_of(db, run.id),
         "inputs_json": json.dumps(run.inputs or {}, indent=2, ensure_ascii=False),
         "workflow_name": workflow.name if workflow else run.workflow_id,

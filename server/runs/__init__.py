@@ -7,6 +7,7 @@ retention, export and stats.
     service.py     summary_json, record_changes (event + after-commit wake-up), get_run, run_json,
                    trigger_run, claim_run, cancel_run, cancel_requested_run_ids
     batches.py     trigger_batch (one run per phone: ids or a tag, one batchId), batch_json (progress)
+    waiting.py     why_waiting: why a queued run waits (backoff, device offline/busy/revoked, bridge, tag)
     pausing.py     pause_run, resume_run (the server owns `paused`; the step gate tells the phone)
     retries.py     retry_run (the same version, device and inputs again), the workflow's automatic retry
     listing.py     list_runs, RunFilters, RunSort, keyset cursors (shared by the list, export, dashboard)

@@ -195,10 +195,23 @@ class RunSummaryOut(_Out):
     updated_at: UtcTime
 
 
+class WaitingOut(_Out):
+    """Why a queued run waits."""
+
+    reason: str = Field(
+        description="backoff, device_revoked, no_bridge, device_offline, bridge_not_serving, device_busy, "
+        "queued_behind, claiming, no_tagged_phone, tagged_phones_busy"
+    )
+    message: str
+    since: UtcTime | None = None
+    run_id: str | None = None
+
+
 class RunOut(RunSummaryOut):
     """One run with its trace."""
 
     retried_by: list[str] = Field(default_factory=list, description="The runs that run this one again")
+    waiting: WaitingOut | None = Field(default=None, description="While queued: why the run waits")
     trace: list[dict[str, Any]]
 
 

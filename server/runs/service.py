@@ -32,6 +32,7 @@ from server.runs.lifecycle import runs_ended
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import notify_on_commit
 from server.runs.sql import insert_input_values, serialize_run_event_ids, utc_ms
+from server.runs.waiting import why_waiting
 from server.workflows.models import Workflow, WorkflowVersion
 
 MAX_CLAIM_ATTEMPTS = 20
@@ -127,8 +128,14 @@ def retried_by(session: Session, run_id: str) -> list[str]:
 
 
 def run_json(session: Session, run: Run) -> dict[str, Any]:
-    """A run with its trace and the ids of its retries, as JSON."""
-    return {**summary_json(run), "retriedBy": retried_by(session, run.id), "trace": trace_of(session, run.id)}
+    """A run with its trace, the ids of its retries and, while it is queued, why it waits, as JSON."""
+    waiting = why_waiting(session, run)
+    return {
+        **summary_json(run),
+        "retriedBy": retried_by(session, run.id),
+        "waiting": None if waiting is None else waiting.to_json(),
+        "trace": trace_of(session, run.id),
+    }
 
 
 def _published_version(

@@ -28,6 +28,7 @@ def test_rerun_queues_the_same_run_again_and_links_both_ways(page: Page, live_se
     expect(page.locator("a.retry-of")).to_have_attribute("href", f"/runs/{run_id}")
     new_id = page.url.rsplit("/", 1)[1]
     assert live_server.api("GET", f"/runs/{new_id}", token).json()["inputs"] == {"order": "A-17"}
+    expect(page.locator(".banner .waiting")).to_contain_text("Why it waits:")
     # a queued run offers Cancel, not Re-run
     expect(page.locator("form[action$='/retry']")).to_have_count(0)
     screenshot(page, "run-rerun-queued")
