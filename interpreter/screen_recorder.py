@@ -1,11 +1,14 @@
 """The simulated phone's screen before and after every step, as small deduplicated pictures.
 
-    recorder = ScreenRecorder(device, clock, width=360, image_format="png")
+    recorder = ScreenRecorder(device.state, clock, width=360, image_format="png")
     run_workflow(definition, device, clock=clock, observer=recorder)
     recorder.steps    # per trace event: the screen ids before and after, the element acted on
     recorder.screens  # id -> picture, each distinct screen once
 
-A step observer (`interpreter.observe`) for the simulator. Pictures come from the app model's
+A step observer (`interpreter.observe`) for the simulator. It reads the modelled phone itself
+(`SimulatedDevice.state`), not the `Device`: a device call costs the virtual clock what it costs
+a phone (`interpreter.device_costs`), and looking must not move the run's time, or a run with
+screens would differ from one without. Pictures come from the app model's
 renderer (`interpreter.appmodel.screen`), the code that draws the virtual device's screenshots,
 drawn at the wanted width directly. A screen's id is a hash of what the picture shows (the drawn
 attributes of the hierarchy, the screen size and the status bar's clock), so a screen that
@@ -35,12 +38,16 @@ _WEBP_QUALITY = 70
 MAX_SCREENS = 300
 
 
-class ScreenDevice(Protocol):
-    """What the recorder needs from a device (the simulator's `SimulatedDevice` has it)."""
+class ModelledPhone(Protocol):
+    """What the recorder looks at: the app model's running phone (`PhoneState` has these)."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
 
     def hierarchy(self) -> UiNode: ...
-
-    def screen_size(self) -> tuple[int, int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +84,15 @@ class ScreenRecorder:
 
     def __init__(
         self,
-        device: ScreenDevice,
+        phone: ModelledPhone,
         clock: Clock,
         *,
         width: int = DEFAULT_WIDTH,
         image_format: ImageFormat = "png",
     ) -> None:
-        self.device = device
+        self.phone = phone
         self.clock = clock
-        self.device_width, self.device_height = device.screen_size()
+        self.device_width, self.device_height = phone.width, phone.height
         self.scale = min(1.0, width / self.device_width)
         self.image_format = image_format
         self.screens: dict[str, ScreenImage] = {}
@@ -113,7 +120,7 @@ class ScreenRecorder:
 
     def _capture(self) -> tuple[UiNode, str | None]:
         """The current screen's root and id, drawing the picture when this screen is new."""
-        root = self.device.hierarchy()
+        root = self.phone.hierarchy()
         label = self.clock.now().strftime("%H:%M")
         last = self._last
         if last is not None and last[0] is root and last[1] == label:

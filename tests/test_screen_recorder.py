@@ -43,7 +43,7 @@ def _run(nodes: list[dict[str, Any]], **recorder_args: Any) -> tuple[ScreenRecor
     definition = {"schemaVersion": 1, "name": "t", "start": nodes[0]["id"], "nodes": nodes}
     clock = VirtualClock()
     device = SimulatedDevice(APPS, clock)
-    recorder = ScreenRecorder(device, clock, **recorder_args)
+    recorder = ScreenRecorder(device.state, clock, **recorder_args)
     result = run_workflow(definition, device, clock=clock, observer=recorder)
     return recorder, [event.to_json() for event in result.trace]
 
@@ -88,3 +88,31 @@ def test_past_the_cap_new_screens_are_not_drawn_and_the_recorder_says_so(
     assert recorder.truncated
     assert recorder.steps[-1].after is None
     assert recorder.steps[0].before is not None
+
+
+def test_recording_screens_changes_nothing_in_the_run() -> None:
+    """Looking costs the run no time: the same trace (times included) with and without pictures."""
+    nodes: list[dict[str, Any]] = [
+        {"id": "open", "kind": "action.launchApp", "params": {"package": "com.acme.slow"}},
+        {
+            "id": "type",
+            "kind": "action.typeText",
+            "params": {"text": "x", "selector": {"resourceId": "com.acme.slow:id/field"}},
+        },
+        {"id": "wait", "kind": "action.waitForText", "params": {"text": "Ready"}},
+        {"id": "pause", "kind": "action.wait", "params": {"ms": 700}},
+    ]
+    definition = {"schemaVersion": 1, "name": "t", "start": "open", "nodes": nodes}
+    for here, there in zip(nodes, nodes[1:], strict=False):
+        here["next"] = there["id"]
+
+    def trace(record: bool) -> list[dict[str, Any]]:
+        clock = VirtualClock()
+        device = SimulatedDevice(APPS, clock)
+        observer = ScreenRecorder(device.state, clock) if record else None
+        result = run_workflow(definition, device, clock=clock, observer=observer)
+        return [event.to_json() for event in result.trace]
+
+    plain = trace(False)
+    assert trace(True) == plain
+    assert plain[2]["durationMs"] > 0

@@ -123,6 +123,17 @@ def test_the_pictures_are_drawn_by_the_app_models_renderer_at_the_asked_size_and
     assert "screens" not in without["trace"][0]
 
 
+def test_drawing_the_screens_changes_nothing_in_the_run(client: TestClient, db: Db) -> None:
+    """The preview is the run: with or without pictures, the same trace, its times included."""
+    acc = create_account(db)
+    body = {"definition": SIGN_IN, "inputs": {"user": "alice"}}
+    with_screens = _simulate(client, acc.token, **body)
+    without = _simulate(client, acc.token, **body, screens=False)
+    drawn = [{k: v for k, v in event.items() if k != "screens"} for event in with_screens["trace"]]
+    assert drawn == without["trace"]
+    assert with_screens["durationMs"] == without["durationMs"] > 0
+
+
 def test_approvals_are_answered_approve_reject_with_a_note_or_left_to_time_out(
     client: TestClient, db: Db
 ) -> None:
