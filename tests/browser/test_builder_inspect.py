@@ -170,3 +170,100 @@ def test_inspect_the_phone_and_add_a_tap_step_from_a_unique_selector(
     assert tap["kind"] == "action.tap"
     assert tap["params"]["selector"] == shop["selectors"][0]["selector"]
     assert shop["selectors"][0]["matches"] == 1
+
+
+def _command(server: ServerProcess, device_id: str, kind: str, **params: int) -> dict[str, Any]:
+    """One command through the API, waited for (what the panel does)."""
+    with server.client() as client:
+        created = client.post(f"/api/v1/devices/{device_id}/commands", json={"kind": kind, "params": params})
+        assert created.status_code == 201, created.text
+        command: dict[str, Any] = created.json()
+        while command["status"] in ("pending", "taken"):
+            command = client.get(
+                f"/api/v1/devices/{device_id}/commands/{command['id']}?wait=20", timeout=httpx.Timeout(40)
+            ).json()
+    assert command["status"] == "done", command
+    return command
+
+
+def _bounds(server: ServerProcess, device_id: str, **attributes: Any) -> list[int]:
+    elements = _command(server, device_id, "inspect")["inspection"]["elements"]
+    found = [e for e in elements if all(e[k] == v for k, v in attributes.items())]
+    assert found, (attributes, [(e["text"], e["resourceId"]) for e in elements])
+    bounds: list[int] = found[0]["bounds"]
+    return bounds
+
+
+def _events(trace: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(e["nodeId"], e["kind"], e["outcome"], e["message"], e["output"]) for e in trace]
+
+
+def test_record_a_three_screen_path_then_simulate_and_run_it_with_equal_traces(
+    page: Page, server_process: ServerProcess, served_phone: DeviceFixture
+) -> None:
+    require_built_builder()
+    device_id = served_phone.id
+    # Open the shop on the phone (not recorded): its login screen is where the recording starts.
+    icon = _bounds(server_process, device_id, text="Shop", clickable=True)
+    _command(server_process, device_id, "click", x=(icon[0] + icon[2]) // 2, y=(icon[1] + icon[3]) // 2)
+    sign_in_button = _bounds(server_process, device_id, resourceId="com.example.shop:id/sign_in")
+
+    sign_in(page, server_process.account.token, "/workflows/new")
+    page.get_by_label("Name", exact=True).fill("Recorded order")
+    page.get_by_role("tab", name="Inspect").click()
+    page.get_by_label("Phone").select_option(device_id)
+    page.get_by_role("button", name="Inspect").click()
+    status = page.locator(".inspect-status")
+    expect(status).to_contain_text("com.example.shop")
+    page.get_by_label("New app model's name").fill("Shop as recorded")
+    page.get_by_role("button", name="Record clicks").click()
+    expect(status).to_contain_text("Recording into “Shop as recorded”")
+    expect(page.locator(".react-flow [data-node-id='launch_app']")).to_be_visible()
+
+    click_on_screen(page, sign_in_button)
+    expect(status).to_contain_text("login → orders")
+    new_order = _bounds(server_process, device_id, resourceId="com.example.shop:id/new_order")
+    click_on_screen(page, new_order)
+    expect(status).to_contain_text("orders → new_order")
+    expect(page.locator(".record-bar")).to_contain_text("3 screens of com.example.shop")
+    screenshot(page, "builder-record")
+    page.get_by_role("button", name="Stop recording").click()
+
+    # On the third screen, a wait for its Save button, from the inspector.
+    save = _bounds(server_process, device_id, resourceId="com.example.shop:id/save")
+    click_on_screen(page, save)
+    page.locator(".element-details").get_by_role("button", name="Add wait step").click()
+    expect(page.locator(".react-flow [data-node-id='wait_for_text']")).to_be_visible()
+    page.get_by_role("button", name="Save version").click()
+    page.wait_for_url("**/workflows/*/edit")
+    page.get_by_role("button", name="Publish").click()
+    expect(page.get_by_test_id("save-state")).to_have_text("Version 1 · published")
+    workflow_id = page.url.rsplit("/", 2)[-2]
+
+    with server_process.client() as client:
+        definition = client.get(f"/api/v1/workflows/{workflow_id}").json()["latestVersion"]["definition"]
+        assert [n["id"] for n in definition["nodes"]] == ["launch_app", "tap", "tap_2", "wait_for_text"]
+        assert definition["nodes"][1]["params"] == {"selector": {"resourceId": "com.example.shop:id/sign_in"}}
+        models = client.get("/api/v1/app-models").json()
+        model_id = next(m["id"] for m in models if m["name"] == "Shop as recorded")
+        apps = client.get(f"/api/v1/app-models/{model_id}").json()["model"]
+        assert [s["id"] for s in apps["apps"][0]["screens"]] == ["login", "orders", "new_order"]
+        simulated = client.post(
+            "/api/v1/simulate", json={"definition": definition, "apps": apps, "screens": False}, timeout=60
+        )
+        assert simulated.status_code == 200, simulated.text
+        created = client.post(
+            f"/api/v1/workflows/{workflow_id}/runs", json={"deviceId": device_id, "inputs": {}}
+        )
+        assert created.status_code == 201, created.text
+        run_id = created.json()["id"]
+        deadline = time.monotonic() + 90
+        run = client.get(f"/api/v1/runs/{run_id}").json()
+        while run["status"] not in ("success", "failed", "cancelled", "timeout"):
+            assert time.monotonic() < deadline, run
+            time.sleep(0.2)
+            run = client.get(f"/api/v1/runs/{run_id}").json()
+    assert run["status"] == "success", run
+    assert simulated.json()["status"] == "success"
+    assert _events(simulated.json()["trace"]) == _events(run["trace"])
+    assert [e["outcome"] for e in run["trace"]] == ["ok"] * 4

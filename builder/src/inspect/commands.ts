@@ -1,7 +1,7 @@
 // The screen inspector's calls: ask a device's bridge (inspect, click) and wait for its answer.
 
 import { ApiError, request } from "../api";
-import type { Command, DeviceSummary, Inspection } from "./types";
+import type { AppModelRead, AppModelSummary, Command, DeviceSummary, Inspection, Recorded } from "./types";
 
 /** How long the panel waits for a bridge's answer in all (the server expires a command after 30 s). */
 const ANSWER_WITHIN_MS = 45_000;
@@ -9,6 +9,10 @@ const ANSWER_WITHIN_MS = 45_000;
 export const inspectApi = {
   devices: () => request<DeviceSummary[]>("GET", "/devices"),
   hierarchy: (hierarchy: string) => request<Inspection>("POST", "/inspect/hierarchy", { hierarchy }),
+  appModels: () => request<AppModelSummary[]>("GET", "/app-models"),
+  createAppModel: (name: string) => request<AppModelRead>("POST", "/app-models", { name }),
+  record: (modelId: string, deviceId: string, commandId: string) =>
+    request<{ appModel: AppModelRead; recorded: Recorded }>("POST", `/app-models/${modelId}/record`, { deviceId, commandId }),
 };
 
 /**

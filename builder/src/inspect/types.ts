@@ -64,3 +64,22 @@ export interface DeviceSummary {
   revokedAt: string | null;
   lastSeenAt: string | null;
 }
+
+export interface AppModelSummary {
+  id: string;
+  name: string;
+  packages: string[];
+  screens: number;
+}
+
+export interface AppModelRead extends AppModelSummary {
+  model: Record<string, unknown>;
+}
+
+export interface Recorded {
+  package: string;
+  screen: string;
+  before: string | null;
+  widget: string | null;
+  action: Record<string, unknown> | null;
+}
