@@ -1,5 +1,5 @@
 // The recorder's controls: which of the account's app models to record into (or a new one), start
-// and stop, and the model recorded so far (to paste into the Simulate panel's app model).
+// and stop, and the model recorded so far (the Simulate panel runs drafts on saved models).
 
 import { useEffect, useId, useState } from "react";
 
@@ -48,7 +48,7 @@ export function RecordControls({ recording, busy, onStart, onStop, onError }: Pr
           Stop recording
         </button>
         <details>
-          <summary>The app model (paste it into Simulate's app model)</summary>
+          <summary>The app model so far (Simulate can run the draft on it)</summary>
           <textarea
             readOnly
             aria-label="The recorded app model as JSON"
