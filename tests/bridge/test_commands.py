@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,27 @@ def test_inspect_and_click_on_the_phone_through_two_server_processes(
             agent.kill()
             agent.communicate()
         client.close()
+
+
+def test_a_click_while_the_device_runs_a_run_is_refused_and_an_unknown_command_says_update() -> None:
+    from device_bridge.commands import CommandRefused, CommandWorker
+    from device_bridge.server_api import DeviceApi
+    from device_bridge.uploader import Backoff
+
+    run_lock = threading.Lock()
+    with httpx.Client() as client:
+        worker = CommandWorker(
+            DeviceApi(client, "http://127.0.0.1:9", "pf_dev_unused"),
+            device=None,  # type: ignore[arg-type]  # neither command reaches the phone
+            stop=threading.Event(),
+            run_lock=run_lock,
+            wait_s=1,
+            settle_s=0,
+            backoff=Backoff(0.1, 1),
+            serial="emulator-5554",
+        )
+        with run_lock, pytest.raises(CommandRefused, match="is running a run: a click now would land in it"):
+            worker.execute("click", {"x": 1, "y": 2})
+        assert not run_lock.locked()
+        with pytest.raises(CommandRefused, match="does not know the command 'swipe': update the bridge"):
+            worker.execute("swipe", {})
