@@ -157,8 +157,10 @@ async def next_commands(
     def take(session: Session) -> list[BridgeCommand]:
         nonlocal device_id
         device = current_device(session, credentials)
+        first = not device_id
         device_id = device.id
-        return [BridgeCommand.model_validate(c) for c in commands.take_commands(session, device, utcnow())]
+        taken = commands.take_commands(session, device, utcnow(), touch=first)
+        return [BridgeCommand.model_validate(c) for c in taken]
 
     found = await _in_transaction(request, take)
     if found or wait <= 0:

@@ -180,9 +180,13 @@ def read_command(
     return command
 
 
-def take_commands(session: Session, device: Device, now: datetime) -> list[DeviceCommand]:
-    """The device's pending commands, now taken by this call (oldest first); notes that it listens."""
-    device.commands_polled_at = now
+def take_commands(
+    session: Session, device: Device, now: datetime, *, touch: bool = True
+) -> list[DeviceCommand]:
+    """The device's pending commands, now taken by this call (oldest first); with `touch`, notes
+    that its bridge listens (once per long poll is enough: a poll lasts at most 30 s)."""
+    if touch:
+        device.commands_polled_at = now
     pending = session.scalars(
         select(DeviceCommand)
         .where(DeviceCommand.device_id == device.id, DeviceCommand.status == "pending")
