@@ -105,6 +105,8 @@ def exec_command(
     except (WorkflowError, _Fail) as exc:
         _err.print(Text.assemble(("error: ", "bold red"), str(exc)))
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    for item in items:
+        _warn_unanswered(item.path, item.definition, gate)
     suite_mode = file.is_dir() or len(serial) > 1
     runner = _Runner(settings, gate, denied, live=not as_json, prefix=suite_mode)
     threads = [threading.Thread(target=runner.run_all, args=(s, items), daemon=True) for s in serial]
@@ -132,13 +134,38 @@ def exec_command(
     raise typer.Exit(EXIT_SUCCESS if ok else EXIT_RUN_FAILED)
 
 
+def _warn_unanswered(path: Path, definition: Any, gate: Any) -> None:
+    """Say before the run that approvals nobody can answer here will wait their whole timeoutS."""
+    answered = set(getattr(gate, "answers", {}))
+    nodes = definition.get("nodes") if isinstance(definition, dict) else None
+    for node in nodes if isinstance(nodes, list) else []:
+        if not isinstance(node, dict) or node.get("kind") != "control.approval" or node.get("id") in answered:
+            continue
+        params = node.get("params")
+        timeout = params.get("timeoutS", 60) if isinstance(params, dict) else 60
+        waits = (
+            "fails at once (timeoutS 0)"
+            if timeout == 0
+            else f"waits its whole timeoutS ({timeout} s) and times out"
+        )
+        _err.print(
+            Text.assemble(
+                ("note: ", "bold yellow"),
+                f"{path.name}: nobody can answer approval '{node.get('id')}' here (bridge exec has no "
+                f"server, and no --scenario answers it), so it {waits}; give its answer with --scenario "
+                "FILE, or run the workflow through the server (phoneflow runs trigger)",
+            )
+        )
+
+
 def _check_valid(definition: Any, denied: Any) -> None:
     from interpreter.problems import errors_only
     from interpreter.validation import validate
 
     problems = validate(definition, denied)
     for problem in problems:
-        _err.print(f"{problem.severity} {problem.pointer or '/'}: {problem.message}")
+        _err.print(f"{problem.severity} {problem.pointer or '/'}: {problem.message}", highlight=False)
+        _err.print(f"  hint: {problem.hint}", highlight=False)
     if errors_only(problems):
         raise _Fail("the workflow is not valid: fix the errors above and run again")
 

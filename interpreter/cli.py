@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from interpreter.denylist import Denylist
 from interpreter.problems import Problem, errors_only
+from interpreter.strict_json import StrictJsonError, loads_strict
 from interpreter.validation import validate
 
 EXIT_VALID = 0
@@ -55,21 +56,16 @@ def _read_text(path: Path, what: str) -> str:
         raise UnreadableInput(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
-def _reject_constant(name: str) -> NoReturn:
-    # NaN and Infinity are not JSON, though Python's parser takes them by default
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def load_definition(path: Path) -> Any:
     """The parsed JSON of a workflow file, or `UnreadableInput` naming the file and the place."""
     text = _read_text(path, "workflow file")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return loads_strict(text)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise UnreadableInput(f"{path} is not JSON: {exc.msg} at {where}") from None
-    except ValueError as exc:
-        raise UnreadableInput(f"{path} is not JSON: {exc}") from None
+    except StrictJsonError as exc:
+        raise UnreadableInput(f"{path}: {exc}") from None
     except RecursionError:
         raise UnreadableInput(f"{path} is nested too deeply to read") from None
 

@@ -72,6 +72,15 @@ class Denylist:
         return f"Denylist({list(self.entries)!r})"
 
 
-def denied_message(package: str) -> str:
-    """The one wording of a denylist refusal, for every side."""
-    return f"denied: {package} is on the package denylist"
+def denied_message(package: str, entry: str | None = None, came_by: str | None = None) -> str:
+    """The one wording of a denylist refusal, for every side.
+
+    `entry` is the denylist's name or glob that matched (said when it is a glob); `came_by` says
+    how the app came to the front (the run's words, for a refusal at run time).
+    """
+    words = f"denied: {package} is on the package denylist"
+    if entry is not None and entry != package:
+        words += f" (entry '{entry}')"
+    if came_by:
+        words += f"; {came_by}"
+    return words

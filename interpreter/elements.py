@@ -12,6 +12,7 @@ from typing import Any
 
 from interpreter import matcher
 from interpreter.hierarchy import UiNode
+from interpreter.near_matches import on_screen_instead
 from interpreter.step_context import (
     DEFAULT_ELEMENT_TIMEOUT_MS,
     POLL_INTERVAL_S,
@@ -88,14 +89,25 @@ def wait_for(
     clock = ctx.clock
     ends_at = clock.monotonic() + timeout_s
     while True:
-        found = matcher.find(ctx.device.hierarchy(), selector)
+        root = ctx.device.hierarchy()
+        found = matcher.find(root, selector)
         if found is not None:
             ctx.acted_on = found
             return found
         now = clock.monotonic()
         if now >= ends_at:
-            raise StepFailure(message or not_found_message(selector_dict), not_found=True)
+            words = message or not_found_message(selector_dict)
+            raise StepFailure(f"{words}; {what_was_there(ctx, root, selector)}", not_found=True)
         ctx.sleep(min(POLL_INTERVAL_S, ends_at - now))
+
+
+def what_was_there(ctx: StepContext, root: UiNode, selector: matcher.Selector) -> str:
+    """What the screen showed instead of the element, and the app in front (for not-found messages)."""
+    parts = [on_screen_instead(root, selector)]
+    in_front = ctx.device.foreground_package()
+    if in_front:
+        parts.append(f"in front: {in_front}")
+    return "; ".join(parts)
 
 
 def element_timeout_ms(node: Mapping[str, Any], params: Mapping[str, Any]) -> float | None:

@@ -34,8 +34,9 @@ from interpreter.errors import DeviceError
 from interpreter.observe import StepEnded, StepObserver, StepStarted
 from interpreter.run_inputs import check_inputs
 from interpreter.step_context import RunDeadlineReached, StepContext, StepFailure
-from interpreter.steps import STEP_FUNCTIONS, UI_KINDS, StepFunction
-from interpreter.templates import TemplateError, references, render
+from interpreter.steps import MOVING_KINDS, STEP_FUNCTIONS, UI_KINDS, StepFunction
+from interpreter.template_reasons import unresolved_reason
+from interpreter.templates import TemplateError, check_path, references, render
 from interpreter.trace import Outcome, RunStatus, TraceEvent, iso_utc
 
 MAX_NODE_EXECUTIONS = 10_000
@@ -194,6 +195,7 @@ class _Run:
         self.observer = observer
         self.trace: list[TraceEvent] = []
         self.time_limit_s = _time_limit(definition.get("timeoutS"))
+        self._kinds: dict[str, str] | None = None  # node id -> kind, for template messages
 
     def execute(self) -> RunResult:
         started_at = self.clock.now()
@@ -277,16 +279,18 @@ class _Run:
                 seq, ui = len(self.trace) + 1, node.checks_foreground
                 self.observer.step_started(StepStarted(seq, node.id, node.kind, started_at, ui))
             step = self._run_node(ctx, node, started_at, started)
+            if node.kind in MOVING_KINDS and step.event.attempts:
+                ctx.last_moving_step = (node.id, node.kind)
             self.trace.append(step.event)
             if self.on_event is not None:
                 self.on_event(step.event)
             if self.observer is not None:
                 self.observer.step_ended(StepEnded(step.event, ctx.acted_on, node.checks_foreground))
             if step.deadline_reached:
-                return RunStatus.TIMEOUT, self._time_limit_message()
+                return RunStatus.TIMEOUT, _in_step(node, self._time_limit_message())
             following = node.follow(step.edge)
             if following is None and step.event.outcome is Outcome.FAILED:
-                return RunStatus.FAILED, step.event.message
+                return RunStatus.FAILED, _in_step(node, step.event.message or "failed")
             came_from = f"node '{node.id}' ({step.edge})"
             current = following
         return RunStatus.SUCCESS, None
@@ -333,7 +337,7 @@ class _Run:
                     raise StepFailure(f"unknown node kind '{node.kind}'", retryable=False)
                 result = node.function(ctx, node.raw, params)
             except TemplateError as exc:
-                failure = StepFailure(exc.reason, retryable=False)
+                failure = StepFailure(self._template_reason(exc, ctx), retryable=False)
             except StepFailure as exc:
                 failure = exc
             except DeviceError as exc:
@@ -369,6 +373,17 @@ class _Run:
         output = failure.output
         event = self._event(node, Outcome.FAILED, failure.message, started_at, duration, attempts, output)
         return _StepOutcome(event, failure.edge)
+
+    def _template_reason(self, exc: TemplateError, ctx: StepContext) -> str:
+        if check_path(exc.path) is not None:
+            return exc.reason  # the path's form is wrong: its own words say how
+        if self._kinds is None:
+            nodes = self.definition.get("nodes")
+            raw = nodes if isinstance(nodes, list) else []
+            self._kinds = {
+                str(n["id"]): str(n.get("kind", "")) for n in raw if isinstance(n, Mapping) and "id" in n
+            }
+        return unresolved_reason(exc.path, ctx.scope, self._kinds)
 
     def _deadline_outcome(
         self, node: _Node, started_at: datetime, started: float, attempts: int
@@ -443,6 +458,11 @@ def _prepare(definition: Mapping[str, Any]) -> dict[str, _Node]:
             checks_foreground=kind in UI_KINDS,
         )
     return nodes
+
+
+def _in_step(node: _Node, message: str) -> str:
+    """The run's `errorMessage`: the step that ended it, then its words."""
+    return f"step '{node.id}' ({node.kind}): {message}"
 
 
 def _unusable_params(node: _Node, exc: Exception) -> str:

@@ -18,6 +18,62 @@ class ExpressionError(Exception):
 MAX_EXPRESSION_LENGTH = 4000
 
 
+# The library's `size()` counts a string's UTF-8 bytes; the CEL spec counts code points
+# (`size("é") == 1`). Every `size(...)` and `.size()` call is compiled as a call of this
+# function instead, which counts as the spec says and names what it cannot count.
+_SIZE = "phoneflow_size"
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, (str, bytes, list, tuple, dict, Mapping)):
+        return len(value)
+    kind = "null" if value is None else type(value).__name__
+    raise TypeError(f"size() counts a string, bytes, a list or a map, not {kind}")
+
+
+def _with_spec_size(expr: str) -> str:
+    """`expr` with each call of `size` (global or method) renamed to `_SIZE`; string literals untouched."""
+    out: list[str] = []
+    i, n = 0, len(expr)
+    while i < n:
+        char = expr[i]
+        if char in "\"'":
+            end = _string_end(expr, i)
+            out.append(expr[i:end])
+            i = end
+        elif char.isalpha() or char == "_":
+            start = i
+            while i < n and (expr[i].isalnum() or expr[i] == "_"):
+                i += 1
+            word = expr[start:i]
+            after = expr[i:].lstrip()
+            out.append(_SIZE if word == "size" and after.startswith("(") else word)
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _string_end(expr: str, start: int) -> int:
+    """The index after the string literal that opens at `start` (single or triple quotes)."""
+    quote = expr[start]
+    raw = start > 0 and expr[start - 1] in "rR"
+    delimiter = quote * 3 if expr.startswith(quote * 3, start) else quote
+    i = start + len(delimiter)
+    while i < len(expr):
+        if expr[i] == "\\" and not raw:
+            i += 2
+            continue
+        if expr.startswith(delimiter, i):
+            return i + len(delimiter)
+        i += 1
+    return len(expr)  # unterminated: the parser says so
+
+
+def _plain(text: str) -> str:
+    return text.replace(_SIZE, "size")
+
+
 @lru_cache(maxsize=1024)
 def compile_expression(expr: str) -> Any:
     """The compiled CEL program, or `ExpressionError` with the parser's words."""
@@ -25,23 +81,33 @@ def compile_expression(expr: str) -> Any:
         raise ExpressionError(
             f"the expression is {len(expr)} characters long; at most {MAX_EXPRESSION_LENGTH} are allowed"
         )
+    if not expr.strip():
+        raise ExpressionError("the expression is empty: write a condition such as vars.n < 3")
     try:
-        return cel.compile(expr)
+        return cel.compile(_with_spec_size(expr))
     except Exception as exc:  # the library raises ValueError, but be safe: it is a boundary
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        detail = "\n".join(str(exc).splitlines()[1:]).strip()
+        first_line = _plain(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
+        detail = _plain("\n".join(str(exc).splitlines()[1:]).strip())
         raise ExpressionError(f"{first_line}{': ' + detail if detail else ''}") from exc
 
 
 def evaluate(expr: str, scope: Mapping[str, Any]) -> Any:
     """Evaluate `expr` with the names of `scope` (`inputs`, `vars`, `nodes`, `run`, `device`)."""
     program = compile_expression(expr)
+    context = cel.Context()
+    context.add_function(_SIZE, _size)
+    for name, value in scope.items():
+        context.add_variable(name, value)
     try:
-        return program.execute(dict(scope))
+        return program.execute(context)
     except KeyError as exc:
         raise ExpressionError(f"no such field {exc.args[0]!r} in the expression '{expr}'") from exc
     except Exception as exc:
-        raise ExpressionError(f"the expression '{expr}' failed: {exc}") from exc
+        text = str(exc)
+        if _SIZE in text and "size() counts" in text:
+            reason = text[text.index("size() counts") :].split(". Check", 1)[0]
+            raise ExpressionError(f"the expression '{expr}' failed: {reason}") from exc
+        raise ExpressionError(f"the expression '{expr}' failed: {_plain(text)}") from exc
 
 
 def root_names(expr: str) -> list[str]:

@@ -35,7 +35,8 @@ OUTCOMES_BY_KIND: dict[str, tuple[str, ...]] = {
     "action.wait": ACTION_OUTCOMES,
     "control.if": ("true", "false"),
     "control.approval": ("approved", "rejected"),
-    "control.setVar": ("ok",),
+    # a value's template may not resolve: the failure can be handled like an action's
+    "control.setVar": ("ok", "failed"),
     "control.fail": (),
 }
 

@@ -61,9 +61,25 @@ def run_http(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any
     except httpx.HTTPError as exc:
         raise StepFailure(f"HTTP request to {host} failed: {_reason(exc)}") from exc
     ctx.catch_up(time.monotonic() - real_start, clock_start)
+    if 300 <= response.status_code < 400 and "location" in response.headers:
+        raise StepFailure(
+            f"HTTP {response.status_code} from {host}: redirects are not followed, and this one points to "
+            f"{_where(response.headers['location'])}: put the address it points to in params.url"
+        )
     if not 200 <= response.status_code < 300:
         raise StepFailure(f"HTTP {response.status_code} from {host}")
     return StepResult({"status": response.status_code, "body": _body(response)})
+
+
+def _where(location: str) -> str:
+    """A redirect's target, with no port (as every message here: traces stay comparable)."""
+    try:
+        target = httpx.URL(location)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return repr(location)
+    if not target.host:
+        return target.raw_path.decode("ascii", "replace") or "/"
+    return f"{target.scheme}://{target.host}{target.raw_path.decode('ascii', 'replace')}"
 
 
 def _reason(exc: Exception) -> str:

@@ -157,9 +157,23 @@ def check_expressions(definition: Any, denylist: Denylist | None) -> Iterator[Pr
     ids = node_index(definition)
     for position, node in iter_nodes(definition):
         params = node.get("params")
+        if node.get("kind") == "control.if" and params is None:
+            yield Problem(
+                pointer(["nodes", position]),
+                "control.if has no params, so it has nothing to decide on",
+                'add "params": {"expr": "vars.n < 3"} (a CEL condition) or {"textVisible": "Saved"}',
+            )
+            continue
         expr = (
             params.get("expr") if isinstance(params, Mapping) and node.get("kind") == "control.if" else None
         )
+        if isinstance(expr, str) and expr and not expr.strip():
+            yield Problem(
+                pointer(["nodes", position, "params", "expr"]),
+                "the expression is only whitespace",
+                "write a CEL condition such as inputs.count > 3",
+            )
+            continue
         if not isinstance(expr, str) or not expr.strip() or len(expr) > MAX_EXPRESSION_LENGTH:
             continue  # missing, empty or too long: the schema reports it (and a huge one could crash CEL)
         at = pointer(["nodes", position, "params", "expr"])

@@ -13,6 +13,7 @@ from typing import Any
 from interpreter.approvals import ScenarioApprovals
 from interpreter.denylist import Denylist
 from interpreter.errors import WorkflowError
+from interpreter.strict_json import StrictJsonError, loads_strict
 
 
 class InputFileError(WorkflowError):
@@ -29,11 +30,15 @@ def load_json_file(path: str | Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{what} file {file} cannot be read: {exc}") from exc
     try:
-        return json.loads(text)
+        return loads_strict(text)
     except json.JSONDecodeError as exc:
         raise InputFileError(
             f"{what} file {file} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         ) from exc
+    except StrictJsonError as exc:
+        raise InputFileError(f"{what} file {file}: {exc}") from exc
+    except RecursionError as exc:
+        raise InputFileError(f"{what} file {file} is nested too deeply to read") from exc
 
 
 def parse_inputs(value: str | None) -> dict[str, Any]:
@@ -43,9 +48,11 @@ def parse_inputs(value: str | None) -> dict[str, Any]:
     stripped = value.strip()
     if stripped[0] in "{[":
         try:
-            data = json.loads(stripped)
+            data = loads_strict(stripped)
         except json.JSONDecodeError as exc:
             raise InputFileError(f"--inputs is not valid JSON: {exc.msg} at column {exc.colno}") from exc
+        except StrictJsonError as exc:
+            raise InputFileError(f"--inputs: {exc}") from exc
     else:
         data = load_json_file(stripped, "inputs")
     if not isinstance(data, dict):

@@ -83,6 +83,8 @@ class StepContext:
     # The element the step in progress last found on screen (what observers outline); the engine
     # clears it before each step.
     acted_on: UiNode | None = None
+    # The last step that may have brought another app to the front: (node id, kind).
+    last_moving_step: tuple[str, str] | None = None
     _screen_size: tuple[int, int] | None = None
 
     @property
@@ -116,13 +118,25 @@ class StepContext:
         if self.clock.monotonic() >= self.deadline:
             raise RunDeadlineReached
 
-    def check_foreground(self) -> None:
-        """Refuse (a `StepFailure` with the denylist words) when a denied app is on screen."""
+    def check_foreground(self, own_tap: bool = False) -> None:
+        """Refuse (a `StepFailure` with the denylist words) when a denied app is on screen.
+
+        The words name the matching entry and the step after which the app was found in front
+        (`own_tap`: this step's own tap, as typeText's focusing tap).
+        """
         if not self.denylist:
             return  # nothing to refuse: spare the phone a round trip
         package = self.device.foreground_package()
-        if package and self.denylist.denies(package):
-            raise StepFailure(denied_message(package), retryable=False)
+        entry = self.denylist.match(package) if package else None
+        if package and entry is not None:
+            if own_tap:
+                came_by = "it came to the front when this step tapped its field"
+            elif self.last_moving_step is not None:
+                node_id, kind = self.last_moving_step
+                came_by = f"it came to the front after step '{node_id}' ({kind})"
+            else:
+                came_by = "it was in front before any step of this run touched the phone"
+            raise StepFailure(denied_message(package, entry, came_by), retryable=False)
 
     def screen_size(self) -> tuple[int, int]:
         # Asked once per run: on a phone it is a round trip, and it does not change mid-run.

@@ -21,6 +21,7 @@ from interpreter.elements import (
     find_now,
     text_selector,
     wait_for,
+    what_was_there,
 )
 from interpreter.errors import AppNotInstalledError, AppNotLaunchableError
 from interpreter.expressions import ExpressionError, evaluate
@@ -46,8 +47,9 @@ def launch_app(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, A
     `LAUNCH_WAIT_S` of the run's clock.
     """
     package = str(params["package"])
-    if ctx.denylist.denies(package):
-        raise StepFailure(denied_message(package), retryable=False)
+    entry = ctx.denylist.match(package)
+    if entry is not None:
+        raise StepFailure(denied_message(package, entry), retryable=False)
     try:
         ctx.device.launch_app(package, stop_first=bool(params.get("stopFirst", False)))
     except AppNotInstalledError as exc:
@@ -102,6 +104,16 @@ def tap(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) ->
 
 def type_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
     """Tap the selector's field to focus it (when given), then type, clearing it first on `clear`."""
+    text = _as_text(params.get("text", ""))
+    broken = next((i for i, char in enumerate(text) if "\ud800" <= char <= "\udfff"), None)
+    if broken is not None:
+        # Half a surrogate pair cannot be encoded for any phone: say so before touching one.
+        raise StepFailure(
+            f"the text to type has half a character at position {broken} ({text[broken]!r}, a lone "
+            "surrogate, from text cut in the middle of an emoji or similar): fix the text or the template "
+            "that made it",
+            retryable=False,
+        )
     selector = params.get("selector")
     if selector is not None:
         # Tapping the field focuses it, as a person would before typing.
@@ -116,8 +128,8 @@ def type_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, An
             )
         ctx.device.tap(*element.bounds.center)
         # The tap may have opened another app: never type into a denied one.
-        ctx.check_foreground()
-    ctx.device.input_text(_as_text(params.get("text", "")), clear=bool(params.get("clear", False)))
+        ctx.check_foreground(own_tap=True)
+    ctx.device.input_text(text, clear=bool(params.get("clear", False)))
     return StepResult()
 
 
@@ -148,7 +160,10 @@ def scroll_until_visible(ctx: StepContext, node: Mapping[str, Any], params: Mapp
     while find_now(ctx, selector) is None:
         if swipes >= max_swipes:
             plural = "swipe" if max_swipes == 1 else "swipes"
-            raise StepFailure(f"no element with text '{text}' after {max_swipes} {plural}", not_found=True)
+            there = what_was_there(ctx, ctx.device.hierarchy(), selector)
+            raise StepFailure(
+                f"no element with text '{text}' after {max_swipes} {plural}; {there}", not_found=True
+            )
         _swipe(ctx, finger)
         swipes += 1
         ctx.sleep(SWIPE_SETTLE_S)
@@ -304,6 +319,19 @@ STEP_FUNCTIONS: dict[str, StepFunction] = {
     "control.setVar": set_var,
     "control.fail": fail,
 }
+
+# Kinds that may bring another app to the front (a denylist refusal names the last one that ran).
+MOVING_KINDS = frozenset(
+    {
+        "action.launchApp",
+        "action.tapByText",
+        "action.tap",
+        "action.typeText",
+        "action.pressKey",
+        "action.swipe",
+        "action.scrollUntilVisible",
+    }
+)
 
 # Kinds that look at or touch the screen: before each attempt the engine checks the
 # app in the foreground against the denylist, so a denied app is neither read nor touched.

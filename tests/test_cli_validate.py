@@ -115,7 +115,7 @@ def test_unreadable_input_exits_2_saying_what_and_where(tmp_path: Path) -> None:
 
     nan = run(write(tmp_path, '{"timeoutS": NaN}'))
     assert nan.exit_code == 2
-    assert "NaN is not a JSON value" in nan.stderr
+    assert "at /timeoutS: NaN is not a number JSON can carry" in nan.stderr
 
     binary = tmp_path / "binary.json"
     binary.write_bytes(b'{"name": "\xff"}')

@@ -129,7 +129,10 @@ def test_default_element_wait_is_five_seconds_polled() -> None:
     )
     result, clock = simulate(definition)
     assert result.status is RunStatus.FAILED
-    assert result.error_message == "no element with text 'Nope' on screen"
+    assert (result.error_message or "").startswith(
+        "step 'tap' (action.tapByText): no element with text 'Nope' on screen; on screen: 'Shop', 'User'"
+    )
+    assert (result.error_message or "").endswith("; in front: com.example.shop")
     assert abs(clock.monotonic() - 5.0) < 1e-6
 
 
@@ -139,7 +142,7 @@ def test_node_timeout_ms_sets_the_element_wait() -> None:
         node("tap", "action.tap", {"selector": {"resourceId": "x:id/nope"}}, timeoutMs=700),
     )
     result, clock = simulate(definition)
-    assert result.error_message == "no element with resource id 'x:id/nope' on screen"
+    assert (result.trace[-1].message or "").startswith("no element with resource id 'x:id/nope' on screen; ")
     assert abs(clock.monotonic() - 0.7) < 1e-6
 
 
@@ -151,7 +154,9 @@ def test_a_wait_never_sleeps_past_the_run_deadline() -> None:
     )
     result, clock = simulate(definition)
     assert result.status is RunStatus.TIMEOUT
-    assert result.error_message == "the run reached its time limit of 2 s (timeoutS) and was stopped"
+    assert result.error_message == (
+        "step 'wait' (action.waitForText): the run reached its time limit of 2 s (timeoutS) and was stopped"
+    )
     assert result.trace[-1].outcome is Outcome.FAILED
     assert abs(clock.monotonic() - 2.0) < 1e-6
 
@@ -187,7 +192,7 @@ def test_a_missing_next_target_fails_the_run_with_a_clear_message() -> None:
 
 def test_an_unknown_kind_fails_its_node() -> None:
     result, _ = simulate(workflow(node("a", "action.teleport")))
-    assert result.error_message == "unknown node kind 'action.teleport'"
+    assert result.error_message == "step 'a' (action.teleport): unknown node kind 'action.teleport'"
 
 
 def test_a_broken_definition_fails_without_steps() -> None:
@@ -236,7 +241,7 @@ def test_device_serial_and_run_id_templates() -> None:
     clock = VirtualClock()
     device = SimulatedDevice(sample_apps(), clock, serial="phone-7")
     result, _ = simulate(definition, clock=clock, device=device, run_id="r-1")
-    assert result.error_message == "phone-7/r-1"
+    assert result.trace[-1].message == "phone-7/r-1"
 
 
 class FlakyPhone(SimulatedDevice):
@@ -266,7 +271,7 @@ def test_a_device_error_fails_the_step_and_can_be_retried() -> None:
     clock = VirtualClock()
     result, _ = simulate(definition, clock=clock, device=FlakyPhone(sample_apps(), clock, fails=5))
     assert result.status is RunStatus.FAILED
-    assert result.error_message == "device error: the phone did not answer (uiautomator2 connection lost)"
+    assert result.trace[-1].message == "device error: the phone did not answer (uiautomator2 connection lost)"
 
 
 class CountingPhone(SimulatedDevice):
@@ -312,7 +317,7 @@ def test_optional_does_not_hide_other_failures() -> None:
     definition = workflow(node("open", "action.launchApp", {"package": "com.x.missing"}, optional=True))
     result, _ = simulate(definition)
     assert result.status is RunStatus.FAILED
-    assert result.error_message == "app not installed: com.x.missing"
+    assert result.error_message == "step 'open' (action.launchApp): app not installed: com.x.missing"
 
 
 def test_a_string_next_on_if_is_the_true_path() -> None:
@@ -321,7 +326,7 @@ def test_a_string_next_on_if_is_the_true_path() -> None:
         node("then", "control.fail", {"message": "went on"}),
     )
     went, _ = simulate(definition, inputs={"go": True})
-    assert went.error_message == "went on"
+    assert went.error_message == "step 'then' (control.fail): went on"
     stopped, _ = simulate(definition, inputs={"go": False})
     assert stopped.status is RunStatus.SUCCESS
     assert len(stopped.trace) == 1

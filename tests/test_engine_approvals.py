@@ -58,7 +58,7 @@ def test_an_answer_later_than_the_timeout_is_a_timeout() -> None:
     gate = ScenarioApprovals.from_json({"approvals": {"ask": {"decision": "approved", "afterS": 31}}})
     result, clock = run(approval_workflow(timeout_s=30, edges="yes"), approvals=gate)
     assert result.status is RunStatus.FAILED
-    assert result.error_message == "no answer to the approval within 30 s"
+    assert result.trace[-1].message == "no answer to the approval within 30 s"
     assert clock.monotonic() == 30
 
 
@@ -68,7 +68,7 @@ def test_without_a_gate_every_approval_times_out() -> None:
     # The outputs are there, null, so that a template on the rejected path resolves.
     assert result.trace[0].output == {"respondedBy": None, "responseNote": None, "respondedVia": None}
     assert [e.node_id for e in result.trace] == ["ask", "no"]  # the rejected edge, for a timeout too
-    assert result.error_message == "refused: null"
+    assert result.trace[-1].message == "refused: null"
     assert clock.monotonic() == 5
 
 

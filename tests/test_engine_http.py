@@ -106,7 +106,7 @@ def test_a_string_body_is_sent_as_is(base: str) -> None:
 def test_non_2xx_fails_naming_the_host(base: str) -> None:
     result = run_http({"method": "GET", "url": f"{base}/teapot"})
     assert result.status is RunStatus.FAILED
-    assert result.error_message == "HTTP 418 from 127.0.0.1"
+    assert result.trace[-1].message == "HTTP 418 from 127.0.0.1"
 
 
 def test_a_body_that_says_json_but_is_not_stays_text(base: str) -> None:
@@ -117,7 +117,7 @@ def test_a_body_that_says_json_but_is_not_stays_text(base: str) -> None:
 def test_a_request_timeout_says_so(base: str) -> None:
     result = run_http({"method": "GET", "url": f"{base}/slow", "timeoutMs": 200})
     assert result.status is RunStatus.FAILED
-    assert result.error_message == "HTTP request to 127.0.0.1 timed out after 200 ms"
+    assert result.trace[-1].message == "HTTP request to 127.0.0.1 timed out after 200 ms"
 
 
 def test_a_refused_connection_says_so() -> None:
@@ -126,11 +126,12 @@ def test_a_refused_connection_says_so() -> None:
         port = sock.getsockname()[1]
     result = run_http({"method": "GET", "url": f"http://127.0.0.1:{port}/x"})
     assert result.status is RunStatus.FAILED
-    assert (result.error_message or "").startswith("HTTP request to 127.0.0.1 failed: cannot connect (")
+    assert (result.trace[-1].message or "").startswith("HTTP request to 127.0.0.1 failed: cannot connect (")
 
 
 def test_a_url_that_is_not_http_fails_clearly() -> None:
     result = run_http({"method": "GET", "url": "{{inputs.u}}"}, inputs={"u": "ftp://files.example/x"})
     assert (
-        result.error_message == "'ftp://files.example/x' is not an http(s) URL: write it as https://host/path"
+        result.trace[-1].message
+        == "'ftp://files.example/x' is not an http(s) URL: write it as https://host/path"
     )

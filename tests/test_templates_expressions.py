@@ -216,3 +216,17 @@ def test_overlong_expressions_are_refused_before_the_parser_sees_them() -> None:
 def test_root_names() -> None:
     assert root_names("inputs.n > 1 && nodes.read.output.text != '' || vars.x") == ["inputs", "nodes", "vars"]
     assert root_names("1 +") == []
+
+
+def test_cel_size_counts_code_points_items_and_keys() -> None:
+    from interpreter.expressions import ExpressionError, evaluate
+
+    scope = {"inputs": {"name": "Zoë", "tags": ["é", "ü"], "sizes": {"größe": 1}, "none": None}}
+    assert evaluate('size("é") == 1 && "héé".size() == 3', scope) is True
+    assert evaluate("size(inputs.name) == 3 && inputs.name.size() == 3", scope) is True
+    assert evaluate("size(inputs.tags) == 2 && size(inputs.sizes) == 1", scope) is True
+    assert evaluate('inputs.name == "size(x)"', {"inputs": {"name": "size(x)"}}) is True  # strings untouched
+    with pytest.raises(ExpressionError, match=r"size\(\) counts a string, bytes, a list or a map, not null"):
+        evaluate("size(inputs.none) > 0", scope)
+    with pytest.raises(ExpressionError, match="the expression is empty"):
+        evaluate("   ", scope)

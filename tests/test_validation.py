@@ -237,7 +237,7 @@ def test_missing_target_in_a_next_map_and_in_start() -> None:
         ("action.wait", {"ms": 1}, {"true": "end"}, "true"),
         ("control.if", {"expr": "true"}, {"ok": "end"}, "ok"),
         ("control.approval", {"message": "ok?", "timeoutS": 60}, {"failed": "end"}, "failed"),
-        ("control.setVar", {"name": "x", "value": 1}, {"failed": "end"}, "failed"),
+        ("control.setVar", {"name": "x", "value": 1}, {"true": "end"}, "true"),
     ],
 )
 def test_outcome_keys_must_belong_to_the_kind(

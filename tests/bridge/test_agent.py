@@ -159,7 +159,8 @@ def test_pair_claim_run_report(
 
     failed = failed_states[-1]["run"]
     assert failed["status"] == "failed"
-    assert failed["errorMessage"] == "no element with text 'Archive' on screen"
+    assert failed["errorMessage"].startswith("step '")  # the run's message names the step that ended it
+    assert "): no element with text 'Archive' on screen; on screen" in failed["errorMessage"]
     names = sorted(a["name"] for a in artifacts if not a["name"].startswith("frame-"))
     assert names == ["failure-2-archive-hierarchy.xml", "failure-2-archive.png"], artifacts
     png = client.get(f"/api/v1/runs/{failed_id}/artifacts/failure-2-archive.png")

@@ -121,3 +121,39 @@ def test_suite_mode_runs_a_folder_on_two_phones(sample_emulator: Any, tmp_path: 
         + [(f"Open slowly on {s}", "0") for s in serials]
     )
     assert len(list((tmp_path / "artifacts").iterdir())) == 4
+
+
+def test_an_approval_nobody_can_answer_is_announced_and_problems_come_with_hints(
+    sample_emulator: Any, tmp_path: Path
+) -> None:
+    ask = {
+        "schemaVersion": 1, "name": "Ask first", "start": "ask",
+        "nodes": [{"id": "ask", "kind": "control.approval", "params": {"message": "go?", "timeoutS": 1}}],
+    }  # fmt: skip
+    workflow = tmp_path / "ask.json"
+    workflow.write_text(json.dumps(ask))
+    result = subprocess.run(
+        exec_command(workflow, "--serial", sample_emulator.serial, state_dir=tmp_path / "state"),
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "nobody can answer approval 'ask' here" in result.stderr
+    assert "waits its whole timeoutS (1 s) and times out; give its answer with --scenario" in result.stderr
+    answers = tmp_path / "scenario.json"
+    answers.write_text(json.dumps({"approvals": {"ask": {"decision": "approved", "by": "ann"}}}))
+    answered = subprocess.run(
+        exec_command(workflow, "--serial", sample_emulator.serial, "--scenario", answers,
+                     state_dir=tmp_path / "state"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert answered.returncode == 0, answered.stderr
+    assert "nobody can answer" not in answered.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({**ask, "start": "nope"}))
+    refused = subprocess.run(
+        exec_command(broken, "--serial", sample_emulator.serial, state_dir=tmp_path / "state"),
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "error /start:" in refused.stderr
+    assert "  hint: " in refused.stderr

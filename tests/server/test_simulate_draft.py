@@ -193,8 +193,8 @@ def test_a_failing_step_has_its_message_and_the_screen_it_looked_at(client: Test
     assert result["status"] == "failed"
     failing = result["trace"][-1]
     assert failing["outcome"] == "failed"
-    assert failing["message"] == "no element with text 'Checkout' on screen"
-    assert result["errorMessage"] == failing["message"]
+    assert failing["message"].startswith("no element with text 'Checkout' on screen; on screen: 'Shop', ")
+    assert result["errorMessage"] == f"step 'go' (action.tapByText): {failing['message']}"
     assert failing["screens"]["before"] == result["trace"][0]["screens"]["after"]
     assert failing["screens"]["actedOn"] is None
 

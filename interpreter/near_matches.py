@@ -1,0 +1,104 @@
+"""What was on screen instead: the words a failed find adds so that a person can fix the selector.
+
+Only what the hierarchy holds is used (the same tree on every driver), so the words are the
+same on the simulator and on a phone:
+
+- matches that exist but fewer than `index` asks for: "3 elements match, so index 5 is out of
+  range (0-2)";
+- a match that is in the hierarchy but not wholly on screen: "... is there but off screen";
+- texts (or resource ids) close to the one asked for, with how they differ: whitespace, case,
+  a longer text that holds it, or just similar;
+- otherwise the first texts the screen shows.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from interpreter import matcher
+from interpreter.hierarchy import UiNode
+
+_MAX_NEAR = 3
+_MAX_SHOWN = 5
+_SIMILAR = 0.75
+
+
+def on_screen_instead(root: UiNode, selector: matcher.Selector) -> str:
+    """One clause saying what the screen held instead of what `selector` asks for."""
+    matches = matcher.find_all(root, selector)
+    if matches and selector.index >= len(matches):
+        count = len(matches)
+        noun = "element matches" if count == 1 else "elements match"
+        span = "0" if count == 1 else f"0-{count - 1}"
+        return f"{count} {noun}, so index {selector.index} is out of range ({span})"
+    off_screen = [n for n in root.walk() if n is not root and selector.matches(n)]
+    if off_screen:
+        return f"{_label(off_screen[0])} is there but not wholly on screen (scroll it into view first)"
+    visible = matcher.visible_nodes(root)
+    near = _near(visible, selector)
+    if near:
+        return "on screen instead: " + ", ".join(f"{shown!r} ({why})" for shown, why in near)
+    texts = _texts(visible)
+    if not texts:
+        return "the screen shows no text"
+    # No count: a widget that appears with time would change it, and the words with it.
+    more = ", ..." if len(texts) > _MAX_SHOWN else ""
+    return "on screen: " + ", ".join(repr(t) for t in texts[:_MAX_SHOWN]) + more
+
+
+def _label(node: UiNode) -> str:
+    shown = node.text or node.content_desc or node.resource_id
+    return f"{shown!r}" if shown else f"a {node.class_name.rsplit('.', 1)[-1]}"
+
+
+def _texts(nodes: list[UiNode]) -> list[str]:
+    seen: dict[str, None] = {}
+    for node in nodes:
+        for text in (node.text, node.content_desc):
+            if text.strip():
+                seen.setdefault(text, None)
+    return list(seen)
+
+
+def _squashed(text: str) -> str:
+    return "".join(text.split())
+
+
+def _near(nodes: list[UiNode], selector: matcher.Selector) -> list[tuple[str, str]]:
+    if selector.resource_id is not None:
+        # Ids share their package prefix: only the names after it are compared.
+        wanted_name = selector.resource_id.rsplit("/", 1)[-1]
+        names = {rid.rsplit("/", 1)[-1]: rid for n in nodes if (rid := n.resource_id)}
+        close = difflib.get_close_matches(wanted_name, list(names), _MAX_NEAR, _SIMILAR)
+        return [(names[name], "similar resource id") for name in close]
+    wanted = selector.text if selector.text is not None else selector.description
+    if wanted is not None:
+        return _near_exact(_texts(nodes), wanted)
+    if selector.text_contains is not None:
+        needle = _squashed(selector.text_contains).casefold()
+        held = [t for t in _texts(nodes) if needle and needle in _squashed(t).casefold()]
+        return [(t, "whitespace differs") for t in held[:_MAX_NEAR]]
+    return []
+
+
+def _near_exact(texts: list[str], wanted: str) -> list[tuple[str, str]]:
+    plain = matcher.plain_text(wanted)
+    found: list[tuple[str, str]] = []
+    for text in texts:
+        shown = matcher.plain_text(text)
+        if _squashed(shown) == _squashed(plain):
+            why = "whitespace differs"
+        elif shown.casefold() == plain.casefold():
+            why = "case differs"
+        elif _squashed(shown).casefold() == _squashed(plain).casefold():
+            why = "case and whitespace differ"
+        elif plain and plain in shown:
+            why = "holds it: match contains would find it"
+        elif difflib.SequenceMatcher(None, shown.casefold(), plain.casefold()).ratio() >= _SIMILAR:
+            why = "similar"
+        else:
+            continue
+        found.append((text, why))
+        if len(found) == _MAX_NEAR:
+            break
+    return found
