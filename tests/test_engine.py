@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from interpreter.appmodel import sample_apps
 from interpreter.clock import VirtualClock
 from interpreter.denylist import Denylist
@@ -364,3 +366,26 @@ def test_type_text_aimed_at_a_button_taps_nothing() -> None:
         result.error_message or ""
     )
     assert phone.state.foreground_package() == SHOP  # the button that opens the bank was not tapped
+
+
+class OpensAnotherApp(SimulatedDevice):
+    """A phone whose launched app hands over to another one at once (as a login via Settings would)."""
+
+    def launch_app(self, package: str, stop_first: bool = False) -> None:
+        super().launch_app(package, stop_first)
+        if package == SHOP:
+            super().launch_app("com.android.settings")
+
+
+def test_launch_app_fails_when_another_app_stays_in_front() -> None:
+    clock = VirtualClock()
+    device = OpensAnotherApp(sample_apps(), clock, costs_ms={})
+    result, _ = simulate(
+        workflow(node("open", "action.launchApp", {"package": SHOP})), clock=clock, device=device
+    )
+    assert result.status is RunStatus.FAILED
+    assert result.trace[0].message == (
+        f"{SHOP} was launched, but com.android.settings is in front after 5 s: the app may have closed at "
+        "once (crashed) or opened another app"
+    )
+    assert clock.monotonic() == pytest.approx(5.0)  # it waited for the app to come to the front
