@@ -29,9 +29,16 @@ from device_bridge.approvals import ServerApprovals
 from device_bridge.commands import CommandWorker
 from device_bridge.crash import crash_artifact, crash_message, hierarchy_artifact
 from device_bridge.devices import BridgeDevice, open_device
-from device_bridge.errors import BridgeConfigError, DeviceBusyError, ServerError, ServerRefusedError
+from device_bridge.errors import (
+    BridgeConfigError,
+    BridgeError,
+    DeviceBusyError,
+    ServerError,
+    ServerRefusedError,
+)
 from device_bridge.frames import FramePolicy, FrameRecorder, LiveStreamer
 from device_bridge.outbox import Outbox
+from device_bridge.pairings import PairingWatcher
 from device_bridge.reporting import ProgressReporter, base_fields, ended_report, interrupted_report
 from device_bridge.run_control import LiveDenylist, ServerRunControl
 from device_bridge.server_api import ClaimedRun, DeviceApi
@@ -338,6 +345,9 @@ class Agent:
         # `command_wait_s`, and shutting down does not wait for that (daemon threads).
         self.commands = Supervisor(self.stop, settings.backoff_base_s, settings.backoff_max_s)
         self._slots: dict[str, ThreadSlot] = {}
+        self._uploader_slot: ThreadSlot | None = None
+        # Started without serials: every paired phone, those paired later included.
+        self.pairings = None if serials else PairingWatcher(self.state, settings.server_url)
         self._supervisor_thread: threading.Thread | None = None
 
     def _on_answer(self, run_id: str, answer: dict[str, Any]) -> None:
@@ -348,9 +358,10 @@ class Agent:
         paired = self.state.by_device_id(device_id)
         return Credentials(paired.server_url, paired.token) if paired else None
 
-    def end_interrupted_runs(self) -> int:
-        """Report as failed the runs a previous bridge left in flight here (killed, crashed)."""
-        serving = {p.device_id for p in self.paired}
+    def end_interrupted_runs(self, device_ids: set[str] | None = None) -> int:
+        """Report as failed the runs a previous bridge left in flight here (killed, crashed), of the
+        devices served (or of `device_ids`)."""
+        serving = device_ids if device_ids is not None else {p.device_id for p in self.paired}
         ended = 0
         for device_id, snapshot in self.outbox.runs_in_flight():
             if device_id in serving:
@@ -373,51 +384,73 @@ class Agent:
         # Only now that we hold every device's lock: no other bridge is running these runs.
         self.end_interrupted_runs()
         for paired, device in zip(self.paired, devices, strict=True):
-            worker = DeviceWorker(
-                paired,
-                device,
-                self.outbox,
-                self.settings,
-                self.stop,
-                denylist=LiveDenylist(self.denylist),
-                cancel_ids=self.cancel_ids,
-            )
-            self.workers.append(worker)
-            self._slots[paired.device_id] = self.supervisor.add(f"device-{paired.serial}", worker.serve)
-            commands = CommandWorker(
-                DeviceApi(httpx.Client(), paired.server_url, paired.token),
-                device,
-                self.stop,
-                run_lock=worker.run_lock,
-                wait_s=self.settings.command_wait_s,
-                settle_s=self.settings.click_settle_s,
-                backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
-                serial=paired.serial,
-            )
-            self.commands.add(f"commands-{paired.serial}", commands.serve)
-        self.supervisor.add("uploader", lambda: self.uploader.run(self.stop))
+            self._add_worker(paired, device)
+        self._uploader_slot = self.supervisor.add("uploader", lambda: self.uploader.run(self.stop))
         self.supervisor.start_all()
         self.commands.start_all()
         self._supervisor_thread = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self._supervisor_thread.start()
 
+    def _add_worker(self, paired: PairedDevice, device: BridgeDevice) -> tuple[ThreadSlot, ThreadSlot]:
+        """A worker and a command thread for one opened phone (their slots, not started)."""
+        worker = DeviceWorker(
+            paired,
+            device,
+            self.outbox,
+            self.settings,
+            self.stop,
+            denylist=LiveDenylist(self.denylist),
+            cancel_ids=self.cancel_ids,
+        )
+        self.workers.append(worker)
+        slot = self.supervisor.add(f"device-{paired.serial}", worker.serve)
+        self._slots[paired.device_id] = slot
+        commands = CommandWorker(
+            DeviceApi(httpx.Client(), paired.server_url, paired.token),
+            device,
+            self.stop,
+            run_lock=worker.run_lock,
+            wait_s=self.settings.command_wait_s,
+            settle_s=self.settings.click_settle_s,
+            backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
+            serial=paired.serial,
+        )
+        return slot, self.commands.add(f"commands-{paired.serial}", commands.serve)
+
+    def _pick_up_pairings(self) -> None:
+        """Serve the phones paired since the bridge started (when it serves every paired phone)."""
+        if self.pairings is None:
+            return
+        for paired in self.pairings.new_pairings(self._slots):
+            try:
+                device = self.opener(paired.serial)
+            except BridgeError as exc:
+                self.pairings.failed(paired, str(exc))
+                continue
+            self.paired.append(paired)
+            self.end_interrupted_runs({paired.device_id})
+            for slot in self._add_worker(paired, device):
+                slot.start()
+            log.info("device %s: paired while the bridge runs, now served", paired.serial)
+
     def _supervise(self) -> None:
         """Restart dead threads; send each device's heartbeat when it is due and apply its answer."""
         client = httpx.Client(timeout=self.settings.http_timeout_s)
-        apis = {
-            w.paired.device_id: DeviceApi(client, w.paired.server_url, w.paired.token) for w in self.workers
-        }
-        due = dict.fromkeys(apis, 0.0)
+        apis: dict[str, DeviceApi] = {}
+        due: dict[str, float] = {}
         try:
             while True:
                 try:
+                    self._pick_up_pairings()
                     self.supervisor.check()
                     self.commands.check()
-                    for worker in self.workers:
-                        device_id = worker.paired.device_id
-                        if time.monotonic() >= due[device_id]:
-                            due[device_id] = time.monotonic() + self.settings.heartbeat_interval_s
-                            self._heartbeat(worker, apis[device_id])
+                    for worker in list(self.workers):
+                        paired = worker.paired
+                        if paired.device_id not in apis:
+                            apis[paired.device_id] = DeviceApi(client, paired.server_url, paired.token)
+                        if time.monotonic() >= due.get(paired.device_id, 0.0):
+                            due[paired.device_id] = time.monotonic() + self.settings.heartbeat_interval_s
+                            self._heartbeat(worker, apis[paired.device_id])
                 except Exception:  # the supervisor must outlive whatever it meets
                     log.exception("the bridge's supervisor met an error; it goes on")
                 if self.stop.wait(SUPERVISE_TICK_S):
@@ -428,7 +461,7 @@ class Agent:
     def health(self, worker: DeviceWorker) -> dict[str, Any]:
         """What the heartbeat tells the server about the bridge's side of one device."""
         slot = self._slots[worker.paired.device_id]
-        uploader = self.supervisor.slots[-1].health()
+        uploader = self._uploader_slot.health() if self._uploader_slot else {"restarts": 0}
         state = "serving"
         if not slot.alive:
             state = "restarting"

@@ -3,6 +3,9 @@ runs any free phone with the tag takes — each run on one phone, every run done
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,3 +91,44 @@ def test_a_batch_on_three_phones_and_tag_runs_each_taken_once(
     assert [run["status"] for run in ended] == ["success"] * 3, (ended, err)
     assert all(run["deviceId"] in {device.id for device in devices} for run in ended)
     assert all(run["deviceTag"] == "lab" for run in ended)
+
+
+def test_a_phone_paired_while_the_bridge_runs_gets_its_run(
+    server: ServerProcess, three_emulators: list[Any], tmp_path: Path
+) -> None:
+    """`bridge run` without `--serial` serves every paired phone, those paired after it started too."""
+    state_dir = tmp_path / "bridge"
+    first, later = three_emulators[0].serial, three_emulators[1].serial
+    device = pair_in_state_dir(server, first, state_dir)
+    client = server.client()
+    workflow_id = publish_workflow(client, WORKFLOW)
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "device_bridge", "run", "--server", server.url, "--state-dir", str(state_dir)],
+        env={**os.environ, "PHONEFLOW_BRIDGE_CLAIM_INTERVAL_S": "0.2"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        run_id = client.post(f"/api/v1/workflows/{workflow_id}/runs", json={"deviceId": device.id}).json()[
+            "id"
+        ]
+        poll_run(client, run_id, lambda run: run["status"] in ENDED, deadline=deadline, what="first phone")
+        paired_later = pair_in_state_dir(server, later, state_dir)  # while the bridge runs
+        later_run = client.post(
+            f"/api/v1/workflows/{workflow_id}/runs", json={"deviceId": paired_later.id}
+        ).json()["id"]
+        run = poll_run(
+            client,
+            later_run,
+            lambda run: run["status"] in ENDED,
+            deadline=deadline,
+            what="the later phone's run",
+        )
+        seen = client.get(f"/api/v1/devices/{paired_later.id}").json()
+    finally:
+        agent.terminate()
+        _, err = agent.communicate(timeout=30)
+        client.close()
+    assert run["status"] == "success", (run, err)
+    assert run["deviceId"] == paired_later.id
+    assert seen["bridgeHealth"] is not None  # its heartbeat goes out too
