@@ -138,6 +138,7 @@ class DeviceWorker:
         self._next_device_probe = 0.0
         # Held while a run runs: the screen inspector's clicks are refused meanwhile.
         self.run_lock = threading.Lock()
+        self.run_in_hand: str | None = None  # the run being run now (told in the heartbeat)
 
     def serve(self) -> None:
         while not self.stop.is_set():
@@ -158,7 +159,11 @@ class DeviceWorker:
                 self.stop.wait(self.settings.claim_interval_s)
                 continue
             with self.run_lock:
-                self.execute(claimed)
+                self.run_in_hand = claimed.run_id
+                try:
+                    self.execute(claimed)
+                finally:
+                    self.run_in_hand = None
 
     def _device_back(self) -> bool:
         """Whether the phone answers again (asked at most every few seconds while it does not)."""
@@ -473,6 +478,7 @@ class Agent:
             "lastWorkerError": slot.health()["lastError"],
             "lastWorkerErrorAt": slot.health()["lastErrorAt"],
             "deviceProblem": worker.device_problem,
+            "runInHand": worker.run_in_hand,
             "uploaderRestarts": uploader["restarts"],
         }
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
@@ -16,6 +18,8 @@ from server.db import SessionDep, utcnow
 from server.devices import service
 from server.devices.models import Device
 from server.errors import AppError
+from server.runs.models import Run
+from server.runs.waiting import IN_HAND
 from server.settings import Settings
 
 router = dashboard_router()
@@ -28,6 +32,26 @@ ONLINE_WINDOW = timedelta(seconds=60)
 
 def _online(device: Device) -> bool:
     return device.last_seen_at is not None and utcnow() - device.last_seen_at < ONLINE_WINDOW
+
+
+def _workload(db: Session, account_id: str) -> dict[str, dict[str, Any]]:
+    """Per device of the account: the run in hand (`run`, `status`) and how many runs are queued."""
+    load: dict[str, dict[str, Any]] = {}
+    in_hand = db.execute(
+        select(Run.device_id, Run.id, Run.status).where(
+            Run.account_id == account_id, Run.status.in_(IN_HAND), Run.device_id.is_not(None)
+        )
+    )
+    for device_id, run_id, status in in_hand:
+        load.setdefault(str(device_id), {"queued": 0}).update(run=run_id, status=status)
+    queued = db.execute(
+        select(Run.device_id, func.count())
+        .where(Run.account_id == account_id, Run.status == "queued", Run.device_id.is_not(None))
+        .group_by(Run.device_id)
+    )
+    for device_id, count in queued:
+        load.setdefault(str(device_id), {"queued": 0})["queued"] = int(count)
+    return load
 
 
 def _devices_page(
@@ -44,6 +68,7 @@ def _devices_page(
         user,
         status_code,
         devices=service.list_devices(db, user.account),
+        workload=_workload(db, user.account.id),
         online=_online,
         server_url=server_url,
         **extra,

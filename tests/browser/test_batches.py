@@ -50,3 +50,14 @@ def test_tag_phones_queue_a_batch_and_follow_it_live(page: Page, live_server: Li
     expect(page.locator("table.batch-runs .badge.s-success")).to_have_count(2)
     assert page.evaluate("window.__noReload") == 1
     screenshot(page, "batch-page")
+
+    # the Devices page shows each phone's run in hand and its queue, with a link to its runs
+    page.goto("/devices")
+    load = page.locator(f"tr[data-device-id='{phones[2].id}'] td.workload")
+    expect(load).to_contain_text("idle")
+    expect(load.locator(".queued-count")).to_have_text("1 queued")
+    assert live_server.api("POST", "/devices/me/claim", phones[2].token).status_code == 200
+    page.reload()
+    expect(load.locator("a.in-hand")).to_contain_text("running")
+    expect(load.locator(".queued-count")).to_have_count(0)
+    expect(load.locator(f"a[href='/runs?deviceId={phones[2].id}']")).to_be_visible()
