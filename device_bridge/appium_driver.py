@@ -200,6 +200,14 @@ class AppiumDevice:
             return None
         return str(package) if package else None
 
+    def foreground_activity(self) -> str | None:
+        try:
+            activity = self._driver.current_activity
+        except (WebDriverException, urllib3.exceptions.HTTPError, OSError) as exc:
+            log.debug("foreground activity of %s unknown: %s", self._serial, exc)
+            return None
+        return str(activity) if activity else None
+
     def ping(self) -> None:
         self._guard("window size", self._driver.get_window_size)
 

@@ -43,6 +43,10 @@ class Device(Protocol):
         """The package of the app on screen, or None when that cannot be told."""
         ...
 
+    def foreground_activity(self) -> str | None:
+        """The activity on top (short `.Name` or qualified), or None when that cannot be told."""
+        ...
+
     def hierarchy(self) -> UiNode:
         """The current window hierarchy (visible widgets, with their bounds)."""
         ...

@@ -106,8 +106,17 @@ def what_was_there(ctx: StepContext, root: UiNode, selector: matcher.Selector) -
     parts = [on_screen_instead(root, selector)]
     in_front = ctx.device.foreground_package()
     if in_front:
-        parts.append(f"in front: {in_front}")
+        parts.append(f"in front: {_component(in_front, ctx.device.foreground_activity())}")
     return "; ".join(parts)
+
+
+def _component(package: str, activity: str | None) -> str:
+    """`com.x/.Main` as Android writes a component, whether the driver said `.Main` or `com.x.Main`."""
+    if not activity:
+        return package
+    if activity.startswith(package + "."):
+        activity = activity[len(package) :]
+    return f"{package}/{activity}"
 
 
 def element_timeout_ms(node: Mapping[str, Any], params: Mapping[str, Any]) -> float | None:

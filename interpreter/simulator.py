@@ -77,6 +77,10 @@ class SimulatedDevice:
         self._spend("foreground")
         return self.state.foreground_package()
 
+    def foreground_activity(self) -> str | None:
+        self._spend("foreground")
+        return self.state.foreground_activity()
+
     def hierarchy(self) -> UiNode:
         self._spend("hierarchy")
         return self.state.hierarchy()

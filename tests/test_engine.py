@@ -134,7 +134,7 @@ def test_default_element_wait_is_five_seconds_polled() -> None:
     assert (result.error_message or "").startswith(
         "step 'tap' (action.tapByText): no element with text 'Nope' on screen; on screen: 'Shop', 'User'"
     )
-    assert (result.error_message or "").endswith("; in front: com.example.shop")
+    assert (result.error_message or "").endswith("; in front: com.example.shop/.LoginActivity")
     assert abs(clock.monotonic() - 5.0) < 1e-6
 
 
