@@ -31,7 +31,9 @@ OUTCOME_STYLES = {"ok": "green", "skipped": "yellow", "failed": "bold red"}
 
 def print_json(data: Any) -> None:
     """JSON on stdout, nothing else (scripts read it)."""
-    out.out(json.dumps(data, indent=2, ensure_ascii=False), highlight=False)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    # A lone surrogate (no character UTF-8 can carry) stays the JSON escape it came as.
+    out.out(text.encode("utf-8", "backslashreplace").decode("utf-8"), highlight=False)
 
 
 def styled(value: str | None, styles: dict[str, str] = STATUS_STYLES) -> Text:

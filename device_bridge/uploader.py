@@ -2,7 +2,10 @@
 
 Oldest first; at most 100 runs a batch; a failed send backs off exponentially with jitter
 and tries again, forever (the outbox is durable, so waiting costs nothing but time).
-A row leaves the outbox only after the server answered for it.
+A row leaves the outbox only after the server answered for it. One run the server cannot take
+never holds up the others: a batch refused as a whole (400, 413, 422) is halved until the run
+at fault is alone, and so is a batch the server keeps failing on (500 three times in a row);
+that run is kept aside as rejected, with the server's words, and the rest goes up.
 """
 
 from __future__ import annotations
@@ -62,6 +65,12 @@ class Backoff:
         self.failures = 0
 
 
+def is_server_fault(status_code: int) -> bool:
+    """A 5xx that says the server broke on the request (500 and the like), not that it is away or busy
+    (502, 503, 504: a proxy without a server, the database down or full; those pass with time)."""
+    return status_code >= 500 and status_code not in (502, 503, 504)
+
+
 def problem_detail(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -93,6 +102,7 @@ class Uploader:
         backoff: Backoff | None = None,
         timeout_s: float = 10.0,
         on_answer: AnswerHook | None = None,
+        poison_after: int = 3,
     ) -> None:
         if not 1 <= batch_size <= 100:
             raise BridgeConfigError(
@@ -105,6 +115,9 @@ class Uploader:
         self.max_batch_bytes = max_batch_bytes
         self.backoff = backoff or Backoff()
         self.on_answer = on_answer
+        self.poison_after = poison_after
+        # How many times in a row the server failed (500-like) on exactly these outbox rows.
+        self._server_faults: dict[tuple[int, ...], int] = {}
 
     # --- one step ----------------------------------------------------------------------
 
@@ -118,19 +131,28 @@ class Uploader:
             return 0
         return self._send(batch)
 
-    def _send(self, batch: Sequence[QueuedReport]) -> int:
+    def _post(self, batch: Sequence[QueuedReport]) -> httpx.Response:
         creds = self._credentials(batch[0].device_id)
-        seqs = [row.seq for row in batch]
         try:
-            response = self.client.post(
+            # The rows' own JSON text (ASCII, escapes kept): a run holding text UTF-8 cannot carry
+            # (a lone surrogate) still goes up, and the server refuses that run by its pointer.
+            body = '{"runs":[' + ",".join(row.body for row in batch) + "]}"
+            return self.client.post(
                 creds.server_url + REPORT_PATH,
-                json={"runs": [row.run() for row in batch]},
-                headers={"Authorization": f"Bearer {creds.token}"},
+                content=body.encode("ascii", "backslashreplace"),
+                headers={"Authorization": f"Bearer {creds.token}", "Content-Type": "application/json"},
             )
         except httpx.HTTPError as exc:
-            self.outbox.note_failure(seqs, f"{type(exc).__name__}: {exc}")
+            self.outbox.note_failure([row.seq for row in batch], f"{type(exc).__name__}: {exc}")
             raise ServerUnreachableError(f"runs.report at {creds.server_url} failed: {exc}") from exc
+
+    def _send(self, batch: Sequence[QueuedReport], *, isolating: bool = False) -> int:
+        return self._handle(batch, self._post(batch), isolating=isolating)
+
+    def _handle(self, batch: Sequence[QueuedReport], response: httpx.Response, *, isolating: bool) -> int:
+        seqs = [row.seq for row in batch]
         if response.status_code == 200:
+            self._server_faults.pop(tuple(seqs), None)
             return self._settle(batch, response)
         detail = problem_detail(response)
         error = f"HTTP {response.status_code} from runs.report: {detail}"
@@ -139,9 +161,15 @@ class Uploader:
             # the run at fault is alone, and only that one is marked rejected.
             if len(batch) > 1:
                 half = len(batch) // 2
-                return self._send(batch[:half]) + self._send(batch[half:])
+                return self._send(batch[:half], isolating=isolating) + self._send(
+                    batch[half:], isolating=isolating
+                )
             self.outbox.settle([Settlement(batch[0].seq, ReportResult.REJECTED, error)])
             return 1
+        if is_server_fault(response.status_code):
+            settled = self._after_server_fault(batch, error, isolating=isolating)
+            if settled is not None:
+                return settled
         self.outbox.note_failure(seqs, error)
         if response.status_code in (401, 403):
             raise ServerRefusedError(
@@ -149,6 +177,51 @@ class Uploader:
                 response.status_code,
             )
         raise ServerUnreachableError(error)
+
+    def _after_server_fault(
+        self, batch: Sequence[QueuedReport], error: str, *, isolating: bool
+    ) -> int | None:
+        """A 500-like answer: None to retry later as usual, or the rows settled while isolating.
+
+        One failure may pass (a bug hit by chance, a restart); the same batch failing
+        `poison_after` times in a row is taken to hold a run the server cannot handle: the batch
+        is halved until that run is alone, which is tried `poison_after` times more and then kept
+        aside (rejected, with the server's words), so every other run still goes up.
+        """
+        key = tuple(row.seq for row in batch)
+        if not isolating:
+            self._server_faults[key] = self._server_faults.get(key, 0) + 1
+            if self._server_faults[key] < self.poison_after:
+                return None
+            self._server_faults.pop(key, None)
+            log.warning(
+                "runs.report keeps failing (%s) for the same %d runs: looking for the cause",
+                error,
+                len(batch),
+            )
+        if len(batch) > 1:
+            half = len(batch) // 2
+            return self._send(batch[:half], isolating=True) + self._send(batch[half:], isolating=True)
+        if isolating:
+            for _ in range(self.poison_after - 1):
+                retried = self._post_one_more(batch)
+                if retried is not None:
+                    return retried
+        row = batch[0]
+        reason = (
+            f"the server failed {self.poison_after} times on this run alone ({error}); kept aside so "
+            "the other runs could go up — report it with the server's log"
+        )
+        log.error("run %s kept aside: %s", row.run_id, reason)
+        self.outbox.settle([Settlement(row.seq, ReportResult.REJECTED, reason)])
+        return 1
+
+    def _post_one_more(self, batch: Sequence[QueuedReport]) -> int | None:
+        """Send a lone suspect run again: the rows settled, or None when the server failed again."""
+        response = self._post(batch)
+        if is_server_fault(response.status_code):
+            return None
+        return self._handle(batch, response, isolating=True)
 
     def _settle(self, batch: Sequence[QueuedReport], response: httpx.Response) -> int:
         try:

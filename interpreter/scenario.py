@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from interpreter import safe_json
 from interpreter.approvals import ScenarioApprovals
 from interpreter.denylist import Denylist
 from interpreter.errors import WorkflowError
@@ -30,7 +31,7 @@ def load_json_file(path: str | Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{what} file {file} cannot be read: {exc}") from exc
     try:
-        return loads_strict(text)
+        return safe_json.checked(loads_strict(text))
     except json.JSONDecodeError as exc:
         raise InputFileError(
             f"{what} file {file} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
@@ -39,6 +40,8 @@ def load_json_file(path: str | Path, what: str) -> Any:
         raise InputFileError(f"{what} file {file}: {exc}") from exc
     except RecursionError as exc:
         raise InputFileError(f"{what} file {file} is nested too deeply to read") from exc
+    except safe_json.UnsafeJson as exc:
+        raise InputFileError(f"{what} file {file} cannot be used: {exc}; {exc.hint}") from None
 
 
 def parse_inputs(value: str | None) -> dict[str, Any]:
@@ -48,11 +51,15 @@ def parse_inputs(value: str | None) -> dict[str, Any]:
     stripped = value.strip()
     if stripped[0] in "{[":
         try:
-            data = loads_strict(stripped)
+            data = safe_json.checked(loads_strict(stripped))
         except json.JSONDecodeError as exc:
             raise InputFileError(f"--inputs is not valid JSON: {exc.msg} at column {exc.colno}") from exc
         except StrictJsonError as exc:
             raise InputFileError(f"--inputs: {exc}") from exc
+        except RecursionError:
+            raise InputFileError("--inputs is nested too deeply to read") from None
+        except safe_json.UnsafeJson as exc:
+            raise InputFileError(f"--inputs cannot be used: {exc}; {exc.hint}") from None
     else:
         data = load_json_file(stripped, "inputs")
     if not isinstance(data, dict):

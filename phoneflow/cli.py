@@ -8,6 +8,8 @@ loads uiautomator2.
 from __future__ import annotations
 
 import importlib
+import io
+import sys
 from difflib import get_close_matches
 from importlib.metadata import version
 from typing import Any
@@ -93,6 +95,17 @@ app = typer.Typer(
 )
 
 
+def tolerant_output() -> None:
+    """Print what cannot be encoded (a lone surrogate in a run's inputs, a NUL) as a backslash escape.
+
+    Text from a server, a file or a phone may hold characters the terminal's encoding cannot
+    carry; printing it must not end the command with a UnicodeEncodeError.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"phoneflow {version('phoneflow')}")
@@ -106,3 +119,4 @@ def root(
     ),
 ) -> None:
     """phoneflow: automation workflows on fleets of Android phones."""
+    tolerant_output()

@@ -212,7 +212,7 @@ def run_demo(work: Path, procs: Processes, options: argparse.Namespace) -> None:
     serial = f"emulator-{console}"
 
     say(f"starting the server on {server_url} (SQLite: {work / 'phoneflow.db'})")
-    server_env = {**env, "PHONEFLOW_DATABASE_URL": db_url, "PHONEFLOW_ARTIFACT_DIR": str(work / "artifacts")}
+    server_env = {**env, "PHONEFLOW_DATABASE_URL": db_url}
     procs.start("server", [PHONEFLOW, "serve", "--port", str(port), "--database-url", db_url], server_env)
     wait_until(
         "the server answering /healthz", lambda: httpx.get(server_url + "/healthz").is_success, 90, procs

@@ -21,6 +21,7 @@ from server.errors import (
     problem_responses,
     reject_unknown_query_params,
 )
+from server.input_guard import InputGuardMiddleware
 from server.observability import RequestIdMiddleware, configure_logging
 from server.scheduler import build_scheduler, stop_scheduler
 from server.settings import Settings
@@ -139,7 +140,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = session_factory
 
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Inside the size limit (it reads whole bodies): what no endpoint could store is a 422 here.
+    app.add_middleware(InputGuardMiddleware)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        artifact_max_bytes=settings.artifact_max_bytes,
+    )
     # Added last, so it runs first: every log line of the request, 413s included, carries the id.
     app.add_middleware(RequestIdMiddleware)
 

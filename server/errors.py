@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.dependencies.models import Dependant
@@ -315,15 +316,24 @@ async def _unexpected_handler(request: Request, exc: Exception) -> Response:
     return problem_response(error)
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {param.alias for param in dependant.query_params}
+def _query_names(dependant: Dependant) -> dict[str, bool]:
+    """The route's query parameters, each with whether it takes several values (a list)."""
+    names = {param.alias: _takes_many(param.field_info.annotation) for param in dependant.query_params}
     for sub in dependant.dependencies:
-        names |= _query_names(sub)
+        names.update(_query_names(sub))
     return names
 
 
+def _takes_many(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (list, set, tuple, frozenset):
+        return True
+    return any(_takes_many(arg) for arg in get_args(annotation)) if origin is not None else False
+
+
 def reject_unknown_query_params(request: Request) -> None:
-    """A request dependency: a query parameter the route does not take is a 422, not silently ignored.
+    """A request dependency: a query parameter the route does not take is a 422, not silently ignored,
+    and so is a single-value parameter given twice (which of the two would count?).
 
     `?stauts=failed` would otherwise list every run; saying so is kinder.
     """
@@ -332,6 +342,22 @@ def reject_unknown_query_params(request: Request) -> None:
         return
     allowed = _query_names(route.dependant)
     unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in allowed]
+    repeated = [
+        name
+        for name in dict.fromkeys(request.query_params.keys())
+        if name in allowed and not allowed[name] and len(request.query_params.getlist(name)) > 1
+    ]
+    if repeated:
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    f"query:{name}",
+                    f"the query parameter '{name}' is given {len(request.query_params.getlist(name))} times",
+                    "send it once; it takes one value",
+                )
+                for name in repeated
+            ]
+        )
     if unknown:
         takes = ", ".join(sorted(allowed)) if allowed else "no query parameters"
         raise ValidationFailed(
@@ -356,21 +382,48 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_handler)
 
 
-class BodySizeLimitMiddleware:
-    """Refuses bodies over `max_bytes` with a 413 problem, by header or while streaming."""
+# What a multipart upload adds around its file (boundaries, part headers, the name field).
+MULTIPART_OVERHEAD = 64 * 1024
+# The requests that carry a run's file (an artifact, the live screen): they may be as large as one.
+_FILE_UPLOADS = {
+    "POST": re.compile(r"/api/v1/runs/[^/]+/artifacts/?"),
+    "PUT": re.compile(r"/api/v1/runs/[^/]+/live-frame/?"),
+}
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over their limit with a 413 problem, by header or while streaming.
+
+    Every body may have `max_bytes`; an artifact or live-screen upload may carry a file of
+    `artifact_max_bytes` (plus its multipart wrapping), so the two limits never contradict each other.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, artifact_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.artifact_max_bytes = artifact_max_bytes
+
+    def _limit(self, scope: Scope) -> tuple[int, PayloadTooLarge]:
+        path: str = scope.get("path", "")
+        upload = _FILE_UPLOADS.get(scope.get("method", ""))
+        if self.artifact_max_bytes is not None and upload is not None and upload.fullmatch(path):
+            return self.artifact_max_bytes + MULTIPART_OVERHEAD, PayloadTooLarge(
+                f"the file is larger than {self.artifact_max_bytes} bytes (the server's "
+                "PHONEFLOW_ARTIFACT_MAX_BYTES); send a smaller file"
+            )
+        advice = "send a smaller body"
+        if path.endswith("/runs.report"):
+            advice = "split the run reports into smaller batches"
+        return self.max_bytes, PayloadTooLarge(
+            f"the request body is larger than {self.max_bytes} bytes (the server's "
+            f"PHONEFLOW_MAX_BODY_BYTES); {advice}"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = PayloadTooLarge(
-            f"the request body is larger than {self.max_bytes} bytes; send a smaller body "
-            "(split run reports into smaller batches)"
-        )
+        max_bytes, too_large = self._limit(scope)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -380,7 +433,7 @@ class BodySizeLimitMiddleware:
                         scope, receive, send
                     )
                     return
-                if declared > self.max_bytes:
+                if declared > max_bytes:
                     await problem_response(too_large)(scope, receive, send)
                     return
         received = 0
@@ -391,7 +444,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _BodyTooLarge(too_large.message)
             return message
 

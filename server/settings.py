@@ -64,7 +64,7 @@ class _DenylistFile:
 
 
 def data_dir() -> Path:
-    """Where the server keeps its default database and artifacts: `$PHONEFLOW_DATA_DIR`, else the
+    """Where the server keeps its default database: `$PHONEFLOW_DATA_DIR`, else the
     user's data folder (`~/.local/share/phoneflow` on Linux). The same for every command and every
     working directory, so that `admin create-account` and `serve` find one database."""
     configured = os.environ.get("PHONEFLOW_DATA_DIR")
@@ -96,9 +96,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=4 * MIB, ge=1024, description="Largest request body accepted (a full runs.report batch fits)."
     )
-    artifact_max_bytes: int = Field(default=10 * MIB, ge=1024, description="Largest run artifact accepted.")
-    artifact_dir: Path = Field(
-        default_factory=lambda: data_dir() / "artifacts", description="Where artifacts are stored."
+    artifact_max_bytes: int = Field(
+        default=10 * MIB,
+        ge=1024,
+        description="Largest run artifact accepted (in the database; its upload may exceed max_body_bytes).",
     )
     db_pool_size: int = Field(
         default=5, ge=1, description="Database connections each server process keeps open."

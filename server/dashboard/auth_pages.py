@@ -26,7 +26,7 @@ from server.dashboard.session import (
     set_cookie,
 )
 from server.db import SessionDep
-from server.runs.events import PING_INTERVAL_S, event_stream, get_hub
+from server.runs.events import MAX_EVENT_ID, PING_INTERVAL_S, event_stream, get_hub, parse_last_event_id
 
 router = dashboard_router()
 
@@ -106,18 +106,24 @@ def signout(request: Request, db: SessionDep, user: CheckedUser) -> Response:
 
 @router.get("/dashboard/events")
 async def dashboard_events(
-    request: Request, user: User, after: Annotated[int | None, Query(ge=0)] = None
+    request: Request, user: User, after: Annotated[int | None, Query(ge=0, le=MAX_EVENT_ID)] = None
 ) -> EventSourceResponse:
     """`run.updated` for the signed-in account, by session cookie (EventSource cannot send headers).
 
     `after` is the last event id the page was rendered with, so nothing committed between the
     page and the stream is missed; a reconnecting EventSource's `Last-Event-ID` takes over from it.
     """
-    last = request.headers.get("Last-Event-ID", "").strip()
-    after_id = int(last) if last.isdigit() else after
+    resumed = parse_last_event_id(request.headers.get("Last-Event-ID"))
+    after_id = resumed if resumed is not None else after
     ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
     return EventSourceResponse(
-        event_stream(get_hub(request.app), user.account.id, after_id),
+        event_stream(get_hub(request.app), user.account.id, after_id, lambda: _signed_in(request), ping),
         ping=ping,
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _signed_in(request: Request) -> bool:
+    """Whether the session that opened the dashboard's stream is still signed in (its token unrevoked)."""
+    with request.app.state.session_factory() as db:
+        return find_user(request, db) is not None

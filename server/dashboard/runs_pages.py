@@ -23,6 +23,7 @@ from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep, utcnow
 from server.devices.models import Device
 from server.errors import FieldProblem, NotFound, ValidationFailed
+from server.runs.artifacts import artifact_response
 from server.runs.events import RUN_STEP, get_hub
 from server.runs.export import ExportFormat, export_response, export_window_start
 from server.runs.frames import LIVE_FRAME, frames_of
@@ -32,6 +33,7 @@ from server.runs.schemas import Trigger
 from server.runs.service import cancel_run, get_run, record_changes, retried_by, trace_of
 from server.runs.stats import compute_stats
 from server.runs.waiting import why_waiting
+from server.schemas import in_range_utc
 from server.workflows.models import Workflow, WorkflowVersion
 
 router = dashboard_router()
@@ -126,7 +128,7 @@ def _day(text: str | None, name: str) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
+        return in_range_utc(datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC))
     except ValueError:
         raise ValidationFailed(
             [FieldProblem(f"query:{name}", f"'{text}' is not a day", "pick a day like 2026-11-23")],
@@ -443,7 +445,7 @@ def run_artifact(run_id: str, name: str, db: SessionDep, user: User) -> Response
     artifact = db.scalars(select(Artifact).where(Artifact.run_id == run.id, Artifact.name == name)).first()
     if artifact is None:
         raise NotFound(f"run {run_id} has no artifact named {name!r}")
-    return Response(artifact.data, media_type=artifact.content_type)
+    return artifact_response(artifact.name, artifact.content_type, artifact.data)
 
 
 @router.post("/runs/{run_id}/cancel")

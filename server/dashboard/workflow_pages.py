@@ -278,6 +278,7 @@ def add_schedule(
             cron=cron.strip(),
             timezone=timezone.strip() or "UTC",
             inputs=_parse_inputs(inputs),
+            global_denylist=request.app.state.settings.global_denylist,
         )
     except FormProblem as exc:
         return _detail_page(
@@ -299,7 +300,11 @@ def _set_enabled(
         raise NotFound(f"no schedule {schedule_id} on this workflow")
     try:
         schedules.update_schedule(
-            db, user.account.id, schedule.id, schedules.ScheduleChanges(enabled=enabled)
+            db,
+            user.account.id,
+            schedule.id,
+            schedules.ScheduleChanges(enabled=enabled),
+            global_denylist=request.app.state.settings.global_denylist,
         )
     except AppError as exc:
         return _detail_page(request, db, user, workflow, exc.status_code, schedule_error=error_text(exc))

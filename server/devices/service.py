@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from server.accounts.models import Account
@@ -65,6 +65,11 @@ def _recent_failures(session: Session, key: str, since: datetime) -> tuple[int, 
 
 
 def _check_limit(session: Session, key: str, what: str, settings: Settings) -> None:
+    # One check-and-record at a time per key: on PostgreSQL concurrent wrong codes would otherwise
+    # all count the same failures and all pass. The lock is held until the request commits (its
+    # failure recorded). SQLite runs one writing transaction at a time anyway.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"pairing:{key}"})
     now = utcnow()
     window = timedelta(seconds=settings.pairing_failure_window_s)
     count, oldest = _recent_failures(session, key, now - window)
@@ -113,7 +118,9 @@ def pair_device(
     _check_limit(session, account_key, "attempts on this account's codes", settings)
     now = utcnow()
     if row.used_at is not None:
-        _record_failure(session, ip_key, account_key)
+        # A replay of a code that worked is no guess at the account's codes: counted against the
+        # address only, so that replaying one old code cannot lock the whole account out.
+        _record_failure(session, ip_key)
         raise Conflict(
             f"this pairing code was already used at {row.used_at.isoformat()}; "
             "codes are single use — ask for a new one"
@@ -132,7 +139,7 @@ def pair_device(
         .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        _record_failure(session, ip_key, account_key)
+        _record_failure(session, ip_key)
         raise Conflict(
             "this pairing code was just used by another device; codes are single use — ask for a new one"
         )

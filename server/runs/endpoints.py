@@ -15,17 +15,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import AwareDatetime, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from interpreter.trace import RunStatus
 from server.auth import CurrentAccount, CurrentDevice
 from server.db import SessionDep, after_commit
 from server.denylist.service import effective_entries
-from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
+from server.errors import NotFound, PayloadTooLarge, problem_responses
 from server.metrics import count_reported
 from server.runs import batches, frames, listing, pausing, report, retries, service, stats
 from server.runs import export as export_module
+from server.runs.artifacts import artifact_response, check_name, stored_type
 from server.runs.events import get_hub
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
@@ -46,6 +47,7 @@ from server.runs.schemas import (
     TriggerRunIn,
 )
 from server.runs.sql import dialect_insert
+from server.schemas import UtcDateTime
 
 # Unknown query parameters are refused for every API route (server.errors.reject_unknown_query_params).
 router = APIRouter(tags=["runs"])
@@ -130,13 +132,13 @@ def run_filters(
         ),
     ] = None,
     since: Annotated[
-        AwareDatetime | None,
+        UtcDateTime | None,
         Query(
             alias="from", description="at or after (ISO-8601): the start under sort=startedAt, else creation"
         ),
     ] = None,
     until: Annotated[
-        AwareDatetime | None, Query(alias="to", description="before (ISO-8601), the same time as `from`")
+        UtcDateTime | None, Query(alias="to", description="before (ISO-8601), the same time as `from`")
     ] = None,
 ) -> RunFilters:
     """The filters the list and the export share, from the query."""
@@ -362,7 +364,12 @@ def list_artifacts(run_id: str, session: SessionDep, account: CurrentAccount) ->
     "/runs/{run_id}/artifacts/{name}",
     summary="One artifact's bytes",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The artifact"}},
+    responses={
+        200: {
+            "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "text/plain": {}},
+            "description": "The artifact: an image inline, text as a text/plain attachment",
+        }
+    },
 )
 def get_artifact(run_id: str, name: str, session: SessionDep, account: CurrentAccount) -> Response:
     run = service.get_run(session, account.id, run_id)
@@ -373,7 +380,7 @@ def get_artifact(run_id: str, name: str, session: SessionDep, account: CurrentAc
         raise NotFound(
             f"run {run_id} has no artifact named {name!r}; list them with GET /api/v1/runs/{run_id}/artifacts"
         )
-    return Response(artifact.data, media_type=artifact.content_type)
+    return artifact_response(artifact.name, artifact.content_type, artifact.data)
 
 
 @router.put(
@@ -421,7 +428,8 @@ def upload_artifact(
         str | None, Form(description="a frame's step and screen (JSON; server/runs/frames.py)")
     ] = None,
 ) -> dict[str, Any]:
-    """Store a screenshot or another file of a run this device reported; the same name again is a no-op.
+    """Store a screenshot (PNG, JPEG, WebP) or a text file (JSON, XML, plain) of a run this device
+    reported; the bytes must be what the content type says. The same name again is a no-op.
 
     A step's screen is named `frame-SEQ.jpg` and comes with `meta`; the first time it is stored, a
     `run.frame` event tells the run's watchers."""
@@ -434,24 +442,16 @@ def upload_artifact(
     data = file.file.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"the artifact is larger than {limit} bytes; send a smaller file")
-    artifact_name = (name or file.filename or "").strip()
-    if not artifact_name or "/" in artifact_name or len(artifact_name) > 200:
-        raise ValidationFailed(
-            [
-                FieldProblem(
-                    "/name", "an artifact needs a name without '/' of at most 200 characters", "send name"
-                )
-            ]
-        )
+    artifact_name = check_name(name or file.filename or "")
     frame_meta = frames.parse_meta(meta, artifact_name)
-    content_type = file.content_type or "application/octet-stream"
+    content_type = stored_type(file.content_type, data)
     now = datetime.now().astimezone()
     inserted = session.execute(
         dialect_insert(session, Artifact)
         .values(
             run_id=run.id,
             name=artifact_name,
-            content_type=content_type[:100],
+            content_type=content_type,
             size=len(data),
             data=data,
             meta=frame_meta,
@@ -463,4 +463,4 @@ def upload_artifact(
     if frame_meta is not None and inserted is not None:
         notify = get_hub(request.app).notify
         frames.record_frame(session, run.account_id, run.id, artifact_name, frame_meta, notify)
-    return {"name": artifact_name, "contentType": content_type[:100], "size": len(data), "createdAt": now}
+    return {"name": artifact_name, "contentType": content_type, "size": len(data), "createdAt": now}

@@ -24,21 +24,23 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Send
 
-from server.auth import CurrentAccount
-from server.errors import FieldProblem, ValidationFailed
+from server.auth import CurrentAccount, current_account
+from server.errors import AppError, FieldProblem, ValidationFailed
 from server.metrics import SSE_SUBSCRIBERS
 from server.runs.models import RunEvent
 from server.runs.pg_notify import Listener
@@ -106,12 +108,14 @@ class Subscription:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def take(self) -> list[Delivery]:
-        """Everything pending, oldest first; waits until there is something."""
+    async def take(self, timeout_s: float | None = None) -> list[Delivery]:
+        """Everything pending, oldest first; waits until there is something (or `timeout_s`: [])."""
         while not self.pending:
             self.waiter = asyncio.get_running_loop().create_future()
             try:
-                await self.waiter
+                await asyncio.wait_for(self.waiter, timeout_s)
+            except TimeoutError:
+                return []
             finally:
                 self.waiter = None
         taken = list(self.pending)
@@ -292,14 +296,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(tags=["events"], lifespan=_lifespan)
 
 
-def _parse_last_event_id(value: str | None) -> int | None:
+# Event ids are 64-bit; a larger number cannot be one (and would overflow the query's parameter).
+MAX_EVENT_ID = 2**63 - 1
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """The event id a reconnecting client sends (`Last-Event-ID`); None for none, 422 when not an id."""
     if value is None or value.strip() == "":
         return None
-    try:
-        parsed = int(value.strip())
-    except ValueError:
-        parsed = -1
-    if parsed < 0:
+    text = value.strip()
+    parsed = int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else -1
+    if not 0 <= parsed <= MAX_EVENT_ID:
         raise ValidationFailed(
             [
                 FieldProblem(
@@ -313,10 +320,17 @@ def _parse_last_event_id(value: str | None) -> int | None:
 
 
 async def event_stream(
-    hub: RunEventHub, account_id: str, after_id: int | None
+    hub: RunEventHub,
+    account_id: str,
+    after_id: int | None,
+    still_allowed: Callable[[], bool] | None = None,
+    recheck_s: float = PING_INTERVAL_S,
 ) -> AsyncIterator[ServerSentEvent | bytes]:
     """The SSE body for one subscriber: a `subscribed` comment, the replay after `after_id`, then live
-    events. Give it to `EventSourceResponse` (the dashboard does too)."""
+    events. Give it to `EventSourceResponse` (the dashboard does too).
+
+    `still_allowed` (run in a worker thread) is asked every `recheck_s` and before events go out
+    after a quiet spell: once the token or session that opened the stream is revoked, it ends."""
     subscription = await hub.subscribe(account_id)
     try:
         # Tells the client the subscription is live: whatever commits from now on reaches it.
@@ -329,10 +343,16 @@ async def event_stream(
             if replayed:
                 last = replayed[-1].id
                 yield b"".join(delivery.frame for delivery in replayed)
+        checked_at = time.monotonic()
         while True:
+            taken = await subscription.take(recheck_s if still_allowed is not None else None)
+            if still_allowed is not None and time.monotonic() - checked_at >= recheck_s:
+                if not await run_in_threadpool(still_allowed):
+                    return
+                checked_at = time.monotonic()
             # Send what has piled up in one write: under bursts that is most of the cost.
             frames: list[bytes] = []
-            for delivery in await subscription.take():
+            for delivery in taken:
                 if delivery is _CLOSE:
                     if frames:
                         yield b"".join(frames)
@@ -362,9 +382,24 @@ async def events(
 ) -> EventSourceResponse:
     """Each committed change to one of the account's runs as `event: run.updated`, `id:` a sequence,
     `data:` the run without its trace. Send `Last-Event-ID` to get what you missed."""
-    after_id = _parse_last_event_id(last_event_id)
+    after_id = parse_last_event_id(last_event_id)
     hub = get_hub(request.app)
     ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
-    return RunEventsResponse(
-        event_stream(hub, account.id, after_id), ping=ping, headers={"Cache-Control": "no-store"}
-    )
+    stream = event_stream(hub, account.id, after_id, lambda: _token_still_valid(request), ping)
+    return RunEventsResponse(stream, ping=ping, headers={"Cache-Control": "no-store"})
+
+
+def _token_still_valid(request: Request) -> bool:
+    """Whether the credentials that opened this stream still authorise it (not revoked, not expired)."""
+    credentials = None
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token.strip())
+    with request.app.state.session_factory() as session:
+        try:
+            current_account(request, session, credentials)
+        except AppError:
+            return False
+        finally:
+            session.rollback()
+    return True

@@ -13,7 +13,6 @@ When a frame is stored the first time, a `run.frame` event goes out over the run
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +22,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from interpreter import safe_json
 from server.db import after_commit, utcnow
 from server.errors import FieldProblem, NotFound, ValidationFailed
 from server.runs.events import RUN_FRAME
@@ -62,7 +62,8 @@ def parse_meta(text: str | None, name: str) -> dict[str, Any] | None:
             [FieldProblem("/meta", f"meta is longer than {MAX_META_CHARS} characters", "")]
         )
     try:
-        meta = FrameMeta.model_validate(json.loads(text)).to_json()
+        # safe_json: a multipart field is not seen by the input gate (deep, NUL, lone surrogates).
+        meta = FrameMeta.model_validate(safe_json.loads(text)).to_json()
     except (ValueError, ValidationError) as exc:
         raise ValidationFailed(
             [

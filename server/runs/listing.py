@@ -32,6 +32,7 @@ from interpreter.trace import RunStatus
 from server.errors import FieldProblem, ValidationFailed
 from server.runs.models import Run, duration_key, start_key
 from server.runs.sql import input_value_starts_with
+from server.schemas import MAX_DURATION_MS, iso_utc_text
 
 
 class RunSort(StrEnum):
@@ -158,13 +159,11 @@ def decode_cursor(cursor: str, sort: RunSort = DEFAULT_SORT) -> tuple[datetime |
             raise ValueError("bad cursor")
         key: datetime | int
         if RunSort(sort_name).key_name == "durationMs":
-            if not isinstance(value, int) or isinstance(value, bool):
+            if not isinstance(value, int) or isinstance(value, bool) or not -1 <= value <= MAX_DURATION_MS:
                 raise ValueError("bad cursor")
             key = value
         else:
-            key = datetime.fromisoformat(value)
-            if key.tzinfo is None:
-                raise ValueError("bad cursor")
+            key = iso_utc_text(value)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise _bad_cursor("not a cursor this server made") from exc
     if sort_name != sort.value:

@@ -51,7 +51,9 @@ def _delete_runs_batch(session: Session, account_id: str, cutoff: datetime, batc
     ids = list(
         session.scalars(
             select(Run.id)
-            .where(Run.account_id == account_id, Run.created_at < cutoff)
+            # Both: a run that reached the server just now is kept, whatever the phone's clock said
+            # when it started (a 1970 startedAt made it look 50 years old).
+            .where(Run.account_id == account_id, Run.created_at < cutoff, Run.updated_at < cutoff)
             .order_by(Run.created_at)
             .limit(batch_size)
         )

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,6 +20,7 @@ from pydantic_core import PydanticSerializationError
 
 from interpreter.trace import Outcome, RunStatus
 from server.runs.sql import utc_ms
+from server.schemas import Count, DurationMs, UtcDateTime, iso_utc_text
 
 Trigger = Literal["manual", "api", "schedule", "device", "webhook", "retry"]
 ReportResult = Literal["stored", "unchanged", "rejected"]
@@ -46,14 +46,14 @@ class _Out(BaseModel):
 class TraceEventIn(_In):
     """One trace event as the engine writes it (docs/workflow-format.md, "Trace event")."""
 
-    seq: int = Field(ge=0)
+    seq: Count
     node_id: str = Field(min_length=1, max_length=200)
     kind: str = Field(min_length=1, max_length=100)
     outcome: Outcome
     message: str | None = Field(default=None, max_length=10_000)
     started_at: str = Field(max_length=40, description="ISO-8601 with a time zone; stored as UTC with ms")
-    duration_ms: int = Field(ge=0)
-    attempts: int = Field(ge=0)
+    duration_ms: DurationMs
+    attempts: Count
     output: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("started_at")
@@ -63,13 +63,7 @@ class TraceEventIn(_In):
         # canonical text is what two reports of one event are compared on.
         if _CANONICAL_TIME.fullmatch(value):
             return value
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"'{value}' is not an ISO-8601 time like 2026-11-23T10:00:01.250Z") from None
-        if moment.tzinfo is None:
-            raise ValueError(f"'{value}' has no time zone; send UTC with a Z")
-        return utc_ms(moment)
+        return utc_ms(iso_utc_text(value))
 
     def stored_json(self) -> str:
         """`stored_form()` as compact JSON text, made by pydantic's serializer (the same keys in the
@@ -104,14 +98,14 @@ class RunReportIn(_In):
     status: RunStatus
     trigger: Trigger = "device"
     inputs: dict[str, Any] = Field(default_factory=dict)
-    started_at: AwareDatetime | None = None
-    ended_at: AwareDatetime | None = None
-    duration_ms: int | None = Field(default=None, ge=0)
+    started_at: UtcDateTime | None = None
+    ended_at: UtcDateTime | None = None
+    duration_ms: DurationMs | None = None
     trace: list[TraceEventIn] = Field(default_factory=list, max_length=MAX_TRACE_EVENTS)
     error_message: str | None = Field(default=None, max_length=10_000)
-    n_steps: int | None = Field(default=None, ge=0)
-    n_failed: int | None = Field(default=None, ge=0)
-    n_retries: int | None = Field(default=None, ge=0)
+    n_steps: Count | None = None
+    n_failed: Count | None = None
+    n_retries: Count | None = None
 
     @field_validator("id")
     @classmethod

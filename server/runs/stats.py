@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Float, cast, func, select
 from sqlalchemy.orm import Session
 
 from interpreter.trace import TERMINAL_STATUSES, RunStatus
@@ -176,7 +176,8 @@ def _ended(
             RunDailyStat.status,
             func.sum(RunDailyStat.runs),
             func.sum(RunDailyStat.timed),
-            func.sum(RunDailyStat.duration_sum),
+            # As a float: a 64-bit integer sum could overflow (SQLite then fails the query).
+            func.sum(cast(RunDailyStat.duration_sum, Float)),
         )
         .where(
             RunDailyStat.account_id == account_id,

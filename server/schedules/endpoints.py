@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from server.auth import CurrentAccount
 from server.db import SessionDep
@@ -18,7 +18,10 @@ from server.schedules.schemas import ScheduleCreate, ScheduleOut, ScheduleUpdate
 router = APIRouter(tags=["schedules"])
 
 _REFUSALS = problem_responses(
-    409, 422, c409="The device is revoked, or the workflow has no published version"
+    409,
+    422,
+    c409="The device is revoked, the workflow has no published version, or that version names a package "
+    "the denylist now denies (`errors` points at each package field)",
 )
 
 
@@ -30,7 +33,7 @@ _REFUSALS = problem_responses(
     responses=_REFUSALS,
 )
 def create_schedule(
-    workflow_id: str, body: ScheduleCreate, session: SessionDep, account: CurrentAccount
+    workflow_id: str, body: ScheduleCreate, request: Request, session: SessionDep, account: CurrentAccount
 ) -> dict[str, Any]:
     """A schedule that queues a run (trigger `schedule`) at every slot of `cron`, read in `timezone`."""
     schedule = service.create_schedule(
@@ -42,6 +45,7 @@ def create_schedule(
         timezone=body.timezone,
         inputs=body.inputs,
         enabled=body.enabled,
+        global_denylist=request.app.state.settings.global_denylist,
     )
     return service.schedule_json(schedule)
 
@@ -68,7 +72,7 @@ def read_schedule(schedule_id: str, session: SessionDep, account: CurrentAccount
     responses=_REFUSALS,
 )
 def update_schedule(
-    schedule_id: str, body: ScheduleUpdate, session: SessionDep, account: CurrentAccount
+    schedule_id: str, body: ScheduleUpdate, request: Request, session: SessionDep, account: CurrentAccount
 ) -> dict[str, Any]:
     """Only the fields given change. An enabled schedule must be runnable now (as when created)."""
     changes = service.ScheduleChanges(
@@ -78,7 +82,14 @@ def update_schedule(
         enabled=body.enabled,
         device_id=body.device_id,
     )
-    return service.schedule_json(service.update_schedule(session, account.id, schedule_id, changes))
+    schedule = service.update_schedule(
+        session,
+        account.id,
+        schedule_id,
+        changes,
+        global_denylist=request.app.state.settings.global_denylist,
+    )
+    return service.schedule_json(schedule)
 
 
 @router.delete(

@@ -21,7 +21,7 @@ from server.accounts.models import Account
 from server.db import utcnow
 from server.devices.models import Device
 from server.errors import AppError, Conflict, NotFound, ValidationFailed
-from server.runs.service import _check_inputs, _published_version, trigger_run
+from server.runs.service import _check_inputs, _published_version, check_denylist, trigger_run
 from server.runs.sql import utc_ms
 from server.schedules.cron import first_fire_after, next_fire_after, parse_cron, parse_timezone
 from server.schedules.models import Schedule
@@ -58,14 +58,23 @@ def _account_device(session: Session, account_id: str, device_id: str) -> Device
     return device
 
 
-def _check_runnable(session: Session, account_id: str, workflow_id: str, device: Device, inputs: Any) -> None:
-    """The refusals `trigger_run` would give now: revoked device, nothing published, wrong inputs."""
+def _check_runnable(
+    session: Session,
+    account_id: str,
+    workflow_id: str,
+    device: Device,
+    inputs: Any,
+    global_denylist: Denylist | None,
+) -> None:
+    """The refusals `trigger_run` would give now: revoked device, nothing published, wrong inputs, a
+    package the denylist (the server's `global_denylist` and the account's entries) denies now."""
     if device.revoked_at is not None:
         raise Conflict(
             f"device {device.id} was revoked and takes no runs; pair a device again and schedule on it"
         )
-    _, version = _published_version(session, account_id, workflow_id)
+    workflow, version = _published_version(session, account_id, workflow_id)
     _check_inputs(version.definition, inputs)
+    check_denylist(session, account_id, workflow, version, global_denylist or Denylist())
 
 
 def get_schedule(session: Session, account_id: str, schedule_id: str) -> Schedule:
@@ -97,6 +106,7 @@ def create_schedule(
     inputs: dict[str, Any] | None = None,
     enabled: bool = True,
     now: datetime | None = None,
+    global_denylist: Denylist | None = None,
 ) -> Schedule:
     """A new schedule of one of the account's workflows on one of its devices.
 
@@ -108,7 +118,7 @@ def create_schedule(
     get_workflow(session, account, workflow_id)  # 404 for another account's workflow first
     next_fire_at = _next_fire(cron, timezone, now)
     device = _account_device(session, account.id, device_id)
-    _check_runnable(session, account.id, workflow_id, device, inputs)
+    _check_runnable(session, account.id, workflow_id, device, inputs, global_denylist)
     schedule = Schedule(
         account_id=account.id,
         workflow_id=workflow_id,
@@ -162,6 +172,7 @@ def update_schedule(
     changes: ScheduleChanges,
     *,
     now: datetime | None = None,
+    global_denylist: Denylist | None = None,
 ) -> Schedule:
     """Change a schedule and recompute its next slot from now.
 
@@ -178,7 +189,7 @@ def update_schedule(
     next_fire_at = _next_fire(cron, timezone, now)
     device = _account_device(session, account_id, changes.device_id or schedule.device_id)
     if enabled:
-        _check_runnable(session, account_id, schedule.workflow_id, device, inputs)
+        _check_runnable(session, account_id, schedule.workflow_id, device, inputs, global_denylist)
         schedule.last_error = None  # whatever went wrong before, it would run now
     schedule.cron = cron
     schedule.timezone = timezone

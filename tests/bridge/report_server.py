@@ -2,7 +2,8 @@
 
 It exists so the outbox and uploader can be tested over real sockets without the whole
 phoneflow server; the end-to-end tests (agent, kill) use the real server process.
-Knobs: `fail_next` answers the next N requests with 503; `reject_ids` rejects those runs.
+Knobs: `fail_next` answers the next N requests with 503; `reject_ids` rejects those runs;
+`poison_ids` makes every request holding one of those runs fail with 500 (a server bug).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class ReportStore:
         self.requests: list[list[str]] = []  # run ids per accepted request, in arrival order
         self.fail_next = 0
         self.reject_ids: set[str] = set()
+        self.poison_ids: set[str] = set()
+        self.server_faults = 0
         self.max_body: int | None = None
         self.lock = threading.Lock()
 
@@ -86,6 +89,10 @@ def make_handler(store: ReportStore) -> type[BaseHTTPRequestHandler]:
                 runs = json.loads(raw)["runs"]
                 if not 1 <= len(runs) <= 100:
                     self._answer(422, {"title": "bad batch", "detail": f"{len(runs)} runs"})
+                    return
+                if any(str(r["id"]) in store.poison_ids for r in runs):
+                    store.server_faults += 1
+                    self._answer(500, {"title": "Internal server error", "detail": "the test's bug"})
                     return
                 store.requests.append([str(r["id"]) for r in runs])
                 answers = [store.apply(r) for r in runs]

@@ -79,7 +79,6 @@ def start_server(tmp_path: Path, db_url: str | None = None, **env: str) -> Serve
     child_env = {
         **os.environ,
         "PHONEFLOW_DATABASE_URL": db_url,
-        "PHONEFLOW_ARTIFACT_DIR": str(tmp_path / "artifacts"),
         "PHONEFLOW_START_SCHEDULER": "false",
         "PHONEFLOW_LOG_LEVEL": "WARNING",
         "PHONEFLOW_PUBLIC_URL": f"http://127.0.0.1:{port}",

@@ -146,7 +146,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         database_url=f"sqlite:///{folder / 'phoneflow.db'}",
         run_migrations=True,
         start_scheduler=False,
-        artifact_dir=folder / "artifacts",
         log_level="WARNING",
     )
     app = create_app(settings)

@@ -147,7 +147,6 @@ def settings(db: Db, denylist_file: Path, tmp_path: Path) -> Settings:
         denylist_file=denylist_file,
         run_migrations=False,
         start_scheduler=False,
-        artifact_dir=tmp_path / "artifacts",
         max_body_bytes=64 * 1024,
     )
 

@@ -149,9 +149,7 @@ def test_admin_pairing_code_pairs_a_device(db: Db, tmp_path: Path) -> None:
     code = made.stdout.strip()
     assert len(code) >= 6
     assert f"phoneflow bridge pair --server http://phones:8000 --code {code} --serial SERIAL" in made.stderr
-    settings = Settings(
-        database_url=db.url, run_migrations=False, start_scheduler=False, artifact_dir=tmp_path / "a"
-    )
+    settings = Settings(database_url=db.url, run_migrations=False, start_scheduler=False)
     with TestClient(create_app(settings)) as client:
         paired = client.post(
             "/api/v1/devices/pair",
@@ -207,9 +205,7 @@ def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
 
 
 def test_docs_need_no_internet(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'd.db'}", start_scheduler=False, artifact_dir=tmp_path / "a"
-    )
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'd.db'}", start_scheduler=False)
     with TestClient(create_app(settings)) as client:
         page = client.get("/docs")
         assert page.status_code == 200

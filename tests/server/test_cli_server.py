@@ -138,7 +138,7 @@ def test_a_database_from_a_newer_phoneflow_is_refused_with_what_to_do(tmp_path: 
     assert "newer phoneflow" in result.stderr
     assert "Traceback" not in result.output
     # The server refuses to start on it too, with the same words.
-    settings = Settings(database_url=url, start_scheduler=False, artifact_dir=tmp_path / "artifacts")
+    settings = Settings(database_url=url, start_scheduler=False)
     with pytest.raises(SchemaTooNew, match="9999_future"), TestClient(create_app(settings)):
         pass
 

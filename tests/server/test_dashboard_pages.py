@@ -118,13 +118,13 @@ def test_run_detail_shows_the_timeline_inputs_and_failure(client: TestClient, db
         headers=auth(device.token),
     )
     assert upload.status_code == 201, upload.text
-    for name, content_type in [
-        ("failure-3-check-hierarchy.xml", "application/xml"),
-        ("failure-3-check.png", "image/png"),
+    for name, content_type, data in [
+        ("failure-3-check-hierarchy.xml", "application/xml", b"<hierarchy/>"),
+        ("failure-3-check.png", "image/png", b"\x89PNG\r\n\x1a\nscreen"),
     ]:
         answer = client.post(
             f"/api/v1/runs/{run_id}/artifacts",
-            files={"file": (name, b"<hierarchy/>", content_type)},
+            files={"file": (name, data, content_type)},
             headers=auth(device.token),
         )
         assert answer.status_code == 201, answer.text

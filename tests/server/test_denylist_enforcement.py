@@ -219,3 +219,37 @@ def test_a_schedule_fire_of_a_denied_version_records_why_in_last_error(
     assert "denylist entry 'com.example.maps'" in last_error
     assert "publish a version without it" in last_error
     assert "keeps firing at its next slot" in last_error
+
+
+def test_a_schedule_of_a_denied_version_cannot_be_made_or_switched_on(client: TestClient, db: Db) -> None:
+    account = create_account(db)
+    device = create_device(db, account.id)
+    workflow = create_workflow(db, account.id, definition=WITH_MAPS)
+    made = client.post(
+        f"/api/v1/workflows/{workflow.id}/schedules",
+        json={"deviceId": device.id, "cron": "*/5 * * * *", "enabled": False},
+        headers=auth(account.token),
+    )
+    assert made.status_code == 201, made.text
+    _deny(client, account.token, "com.example.maps")
+    refused = client.post(
+        f"/api/v1/workflows/{workflow.id}/schedules",
+        json={"deviceId": device.id, "cron": "*/5 * * * *"},
+        headers=auth(account.token),
+    )
+    assert refused.status_code == 409, refused.text
+    assert "/targetPackages/1" in [e["pointer"] for e in refused.json()["errors"]]
+    assert "publish a version without it" in refused.json()["detail"]
+    switched_on = client.patch(
+        f"/api/v1/schedules/{made.json()['id']}", json={"enabled": True}, headers=auth(account.token)
+    )
+    assert switched_on.status_code == 409, switched_on.text
+    # a global entry (the server's file) counts as much as the account's
+    banking = {**WITH_MAPS, "targetPackages": ["com.bank.app"]}
+    global_denied = create_workflow(db, account.id, name="Bank", definition=banking)
+    refused_global = client.post(
+        f"/api/v1/workflows/{global_denied.id}/schedules",
+        json={"deviceId": device.id, "cron": "*/5 * * * *"},
+        headers=auth(account.token),
+    )
+    assert refused_global.status_code == 409, refused_global.text

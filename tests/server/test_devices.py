@@ -82,17 +82,36 @@ def test_wrong_codes_are_rate_limited_in_the_database(client: TestClient, db: Db
         assert other.post("/api/v1/devices/pair", json={"code": good, **FACTS}).status_code == 429
 
 
-def test_wrong_attempts_on_an_accounts_codes_are_limited_per_account(db: Db, settings: Settings) -> None:
+def test_replaying_a_used_code_limits_that_address_not_the_account(db: Db, settings: Settings) -> None:
     acc = create_account(db)
     limited_settings = settings.model_copy(update={"pairing_max_failures": 2})
-    with TestClient(create_app(limited_settings)) as client:
+    app = create_app(limited_settings)
+    with TestClient(app) as client, TestClient(app, client=("10.0.0.7", 50000)) as elsewhere:
         used = _code(client, acc.token)
         assert client.post("/api/v1/devices/pair", json={"code": used, **FACTS}).status_code == 201
         for _ in range(2):
             assert client.post("/api/v1/devices/pair", json={"code": used, **FACTS}).status_code == 409
         fresh = _code(client, acc.token)
-        r = client.post("/api/v1/devices/pair", json={"code": fresh, **FACTS})
-        assert r.status_code == 429
+        assert client.post("/api/v1/devices/pair", json={"code": fresh, **FACTS}).status_code == 429
+        # the account's other phones still pair: a replay is no guess at the account's codes
+        paired = elsewhere.post("/api/v1/devices/pair", json={"code": fresh, **FACTS, "serial": "S2"})
+        assert paired.status_code == 201, paired.text
+
+
+def test_concurrent_wrong_codes_pass_the_limit_exactly_as_often_as_allowed(
+    client: TestClient, db: Db, settings: Settings
+) -> None:
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(
+            pool.map(
+                lambda i: (
+                    client.post("/api/v1/devices/pair", json={"code": f"WRONG{i:03d}", **FACTS}).status_code
+                ),
+                range(60),
+            )
+        )
+    assert statuses.count(422) == settings.pairing_max_failures
+    assert statuses.count(429) == 60 - settings.pairing_max_failures
 
 
 def test_a_code_pairs_one_device_under_concurrent_redemption(client: TestClient, db: Db) -> None:

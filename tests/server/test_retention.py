@@ -30,6 +30,12 @@ def _count(db: Db, model: type, **where: str) -> int:
         return int(session.scalar(query) or 0)
 
 
+def _received_when_started(db: Db) -> None:
+    """As if every run had reached the server when it started (retention keys on both times)."""
+    with db.session_factory.begin() as session:
+        session.execute(update(Run).values(updated_at=Run.created_at))
+
+
 def test_purge_removes_expired_runs_per_account(client: TestClient, db: Db) -> None:
     now = utcnow()
     keep_long, keep_short = create_account(db), create_account(db)
@@ -50,11 +56,12 @@ def test_purge_removes_expired_runs_per_account(client: TestClient, db: Db) -> N
         oldest = ids[acc.id][0]
         upload = client.post(
             f"/api/v1/runs/{oldest}/artifacts",
-            files={"file": ("shot.png", b"\x89PNG fake", "image/png")},
+            files={"file": ("shot.png", b"\x89PNG\r\n\x1a\nfake", "image/png")},
             data={"name": "shot.png"},
             headers=auth(dev.token),
         )
         assert upload.status_code == 201, upload.text
+    _received_when_started(db)
 
     commits: list[int] = []
     listener = lambda _conn: commits.append(1)  # noqa: E731
@@ -102,6 +109,7 @@ def test_sqlite_file_shrinks_after_purge(client: TestClient, db: Db) -> None:
         batch = [run_report(new_run_id(), wf, status="success", steps=40, started_at=old) for _ in range(6)]
         answer = client.post("/api/v1/runs.report", json={"runs": batch}, headers=auth(dev.token))
         assert answer.status_code == 200, answer.text
+    _received_when_started(db)
     path = Path(db.url.removeprefix("sqlite:///"))
     compact_sqlite(db.engine)  # converts the file to incremental auto-vacuum once
     full = os.path.getsize(path)
@@ -126,6 +134,7 @@ def _expired_runs(client: TestClient, db: Db, count: int) -> None:
     ]
     answer = client.post("/api/v1/runs.report", json={"runs": reports}, headers=auth(dev.token))
     assert [a["result"] for a in answer.json()["runs"]] == ["stored"] * count
+    _received_when_started(db)
 
 
 def test_a_purge_stops_between_batches_when_the_server_shuts_down(client: TestClient, db: Db) -> None:

@@ -1,0 +1,138 @@
+"""JSON every part can store, send and print: bounded depth, no NUL, no lone surrogate, no NaN.
+
+Python's `json` takes documents the rest of the system cannot carry: `"\\ud800"` (a lone
+surrogate) is no valid UTF-8, so it cannot be printed, stored as UTF-8 text or sent on; a NUL
+character cannot be stored in a PostgreSQL text or JSONB value; `NaN` and `Infinity` are not
+JSON at all; and a document nested thousands deep makes every recursive reader fail. The server
+refuses such request bodies (server/input_guard.py) and the command lines refuse such files,
+both with the checks here, so what is once accepted can always be read back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# Deep enough for any workflow, inputs or report (they nest a handful of levels), shallow
+# enough for every recursive reader (pydantic, jinja, jsonschema, the CLIs' printers).
+MAX_DEPTH = 64
+
+# Text that may hold one of the refused things; only a body that matches is parsed and walked.
+_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+class UnsafeJson(ValueError):
+    """The document cannot be accepted; `pointer` (RFC 6901) says where, `hint` what to do."""
+
+    def __init__(self, pointer: str, message: str, hint: str) -> None:
+        super().__init__(f"{pointer or '/'}: {message}")
+        self.pointer = pointer
+        self.message = message
+        self.hint = hint
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be stored as it is (a NUL, a lone surrogate), or None."""
+    if "\x00" in text:
+        return "holds a NUL character (\\u0000)"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return f"holds a lone surrogate (\\u{ord(text[exc.start]):04x}), which is no Unicode character"
+    return None
+
+
+def _pointer(parts: list[str | int]) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def check_value(value: Any, max_depth: int = MAX_DEPTH, prefix: list[str | int] | None = None) -> None:
+    """Raise `UnsafeJson` at the first place of `value` (parsed JSON) that cannot be accepted."""
+    stack: list[tuple[Any, list[str | int]]] = [(value, list(prefix or []))]
+    base = len(prefix or [])
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem is not None:
+                raise UnsafeJson(_pointer(path), f"the text {problem}", _TEXT_HINT)
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                raise UnsafeJson(_pointer(path), "NaN and Infinity are not JSON numbers", _NUMBER_HINT)
+        elif isinstance(item, dict | list):
+            if len(path) - base >= max_depth:
+                raise UnsafeJson(
+                    _pointer(path),
+                    f"the document nests deeper than {max_depth} levels",
+                    f"flatten it to at most {max_depth} levels of objects and arrays",
+                )
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    problem = text_problem(key)
+                    if problem is not None:
+                        raise UnsafeJson(_pointer([*path, key]), f"the key {problem}", _TEXT_HINT)
+                    stack.append((child, [*path, key]))
+            else:
+                stack.extend((child, [*path, index]) for index, child in enumerate(item))
+
+
+_NUMBER_HINT = "send a number or null"
+_TEXT_HINT = "send text without NUL characters and with surrogates only in valid pairs (UTF-8)"
+
+
+def _surely_shallow(raw: bytes, max_depth: int) -> bool:
+    """True when the brackets of `raw` nest at most `max_depth` deep (False: maybe deeper).
+
+    Strips everything but brackets and removes innermost pairs, in C. One round removes one or two
+    levels, so emptied within max_depth // 2 rounds means at most max_depth deep. Brackets inside
+    strings can only make the answer False (then the document is parsed and walked), never True.
+    """
+    brackets = raw.translate(None, _NOT_BRACKETS)
+    for _ in range(max_depth // 2):
+        if not brackets:
+            return True
+        reduced = brackets.replace(b"{}", b"").replace(b"[]", b"")
+        if len(reduced) == len(brackets):
+            return False
+        brackets = reduced
+    return not brackets
+
+
+def needs_check(raw: bytes, max_depth: int = MAX_DEPTH) -> bool:
+    """False when `raw` surely holds nothing `check_value` refuses: the fast path for most bodies."""
+    if b"\\u" in raw and _SUSPECT.search(raw) is not None:
+        return True
+    if b"NaN" in raw or b"Infinity" in raw or b"\x00" in raw:
+        return True
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return True
+    return not _surely_shallow(raw, max_depth)
+
+
+def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse JSON like `json.loads`, then `check_value` it; `ValueError` (or `UnsafeJson`) when refused.
+
+    NaN and Infinity are refused; a document too deep for the parser is `UnsafeJson` too.
+    """
+    try:
+        value = json.loads(text)  # NaN and Infinity parse, so that the check below can point at them
+    except RecursionError:
+        raise UnsafeJson(
+            "",
+            f"the document nests deeper than {max_depth} levels",
+            f"flatten it to at most {max_depth} levels of objects and arrays",
+        ) from None
+    check_value(value, max_depth)
+    return value
+
+
+def checked(value: Any, max_depth: int = MAX_DEPTH) -> Any:
+    """`value` (parsed JSON) itself, after `check_value` found nothing to refuse."""
+    check_value(value, max_depth)
+    return value
