@@ -199,8 +199,19 @@ def problem_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[
     }
 
 
+class ProblemResponse(JSONResponse):
+    """A problem body that always renders: a refusal may quote what was refused (a key holding a lone
+    surrogate, which UTF-8 cannot carry); such a character goes out as its JSON escape."""
+
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
+
+
 def problem_response(error: AppError) -> JSONResponse:
-    return JSONResponse(
+    return ProblemResponse(
         error.body(), status_code=error.status_code, headers=error.headers, media_type=PROBLEM_JSON
     )
 
