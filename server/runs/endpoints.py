@@ -22,7 +22,7 @@ from interpreter.trace import RunStatus
 from server.auth import CurrentAccount, CurrentDevice
 from server.db import SessionDep, after_commit
 from server.denylist.service import effective_entries
-from server.errors import NotFound, PayloadTooLarge, problem_responses
+from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.metrics import count_reported
 from server.runs import batches, frames, listing, pausing, report, retries, service, stats
 from server.runs import export as export_module
