@@ -136,7 +136,7 @@ def test_the_artifact_limit_is_the_one_that_counts(settings: Settings, db: Db) -
         assert _upload(client, dev.token, rid, "big.png", big, "image/png").status_code == 201
         too_big = _upload(client, dev.token, rid, "huge.png", big + b"\x00" * 100_000, "image/png")
         assert too_big.status_code == 413
-        assert "the file is larger than 300000 bytes" in too_big.json()["detail"]
+        assert "larger than 300000 bytes; send a smaller file" in too_big.json()["detail"]
         report = client.post(
             "/api/v1/runs.report", content=b"{" + b" " * 200_000 + b"}", headers=auth(dev.token)
         )
