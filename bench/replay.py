@@ -122,6 +122,12 @@ def bench_live(serial: str, state_dir: Path, runs: int) -> dict[str, Any]:
         subscribed = threading.Event()
 
         def follow() -> None:
+            try:
+                listen()
+            except httpx.HTTPError:
+                return  # the server stopped at the end of the bench
+
+        def listen() -> None:
             with httpx.Client(base_url=server.url, headers=client.headers, timeout=None) as sse_client:
                 with connect_sse(sse_client, "GET", "/api/v1/events") as source:
                     subscribed.set()

@@ -25,6 +25,7 @@ from server.devices.models import Device
 from server.errors import FieldProblem, NotFound, ValidationFailed
 from server.runs.artifacts import artifact_response
 from server.runs.events import RUN_STEP, get_hub
+from server.runs.exec_log import execution_log
 from server.runs.export import ExportFormat, export_response, export_window_start
 from server.runs.frames import LIVE_FRAME, frames_of
 from server.runs.listing import RunFilters, RunSort, list_runs
@@ -324,6 +325,7 @@ def export_runs(
 def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
     workflow = db.get(Workflow, run.workflow_id)
     version = db.get(WorkflowVersion, run.workflow_version_id)
+    trace = trace_of(db, run.id)
     device = db.get(Device, run.device_id) if run.device_id else None
     rows = db.execute(
         select(Artifact.name, Artifact.content_type).where(Artifact.run_id == run.id).order_by(Artifact.name)
@@ -340,7 +342,10 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
         "run": run,
         "retried_by": retried_by(db, run.id),
         "waiting": why_waiting(db, run),
-        "trace": trace_of(db, run.id),
+        "trace": trace,
+        "exec_log": execution_log(
+            version.definition if version else {}, trace, run.status, run.error_message
+        ),
         "inputs_json": json.dumps(run.inputs or {}, indent=2, ensure_ascii=False),
         "workflow_name": workflow.name if workflow else run.workflow_id,
         "version_number": version.number if version else "?",

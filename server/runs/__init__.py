@@ -12,6 +12,7 @@ retention, export and stats.
     retries.py     retry_run (the same version, device and inputs again), the workflow's automatic retry
     listing.py     list_runs, RunFilters, RunSort, keyset cursors (shared by the list, export, dashboard)
     frames.py      a step's screen (frame-SEQ.jpg + meta): parse_meta, record_frame (`run.frame`), frames_of
+    exec_log.py    execution_log(): a run's decisions (edges, conditions, retries, vars) from its trace
     events.py      RunEventHub (one per process), event_stream(), GET /api/v1/events
     pg_notify.py   NOTIFY at commit / LISTEN per process (PostgreSQL cross-process wake-ups)
     retention.py   purge_expired_runs, compact_sqlite, register_jobs (APScheduler)

@@ -28,6 +28,7 @@ from server.runs import batches, frames, listing, pausing, report, retries, serv
 from server.runs import export as export_module
 from server.runs.artifacts import artifact_response, check_name, stored_type
 from server.runs.events import get_hub
+from server.runs.exec_log import execution_log
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
 from server.runs.models import Artifact, Run
@@ -48,6 +49,7 @@ from server.runs.schemas import (
 )
 from server.runs.sql import dialect_insert
 from server.schemas import UtcDateTime
+from server.workflows.models import WorkflowVersion
 
 # Unknown query parameters are refused for every API route (server.errors.reject_unknown_query_params).
 router = APIRouter(tags=["runs"])
@@ -208,6 +210,16 @@ def get_stats(
 @router.get("/runs/{run_id}", response_model=RunOut, summary="One run with its trace")
 def get_run(run_id: str, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
     return service.run_json(session, service.get_run(session, account.id, run_id))
+
+
+@router.get("/runs/{run_id}/log", summary="A run's execution log: the engine's decisions in order")
+def get_run_log(run_id: str, session: SessionDep, account: CurrentAccount) -> list[dict[str, Any]]:
+    """Each step's outcome, retries, conditions and their values, approvals, variables set, the edge
+    taken and why, and how the run ended (`{seq, nodeId, what, text}`; server/runs/exec_log.py)."""
+    run = service.get_run(session, account.id, run_id)
+    version = session.get(WorkflowVersion, run.workflow_version_id)
+    definition = version.definition if version is not None else {}
+    return execution_log(definition, service.trace_of(session, run.id), run.status, run.error_message)
 
 
 @router.post(
