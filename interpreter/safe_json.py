@@ -3,7 +3,9 @@
 Python's `json` takes documents the rest of the system cannot carry: `"\\ud800"` (a lone
 surrogate) is no valid UTF-8, so it cannot be printed, stored as UTF-8 text or sent on; a NUL
 character cannot be stored in a PostgreSQL text or JSONB value; `NaN` and `Infinity` are not
-JSON at all; and a document nested thousands deep makes every recursive reader fail. The server
+JSON at all, nor are numbers beyond a double (1e400 reads as infinity); whole numbers beyond 64
+bits fit no integer column and no client; and a document nested thousands deep makes every
+recursive reader fail. The server
 refuses such request bodies (server/input_guard.py) and the command lines refuse such files,
 both with the checks here, so what is once accepted can always be read back.
 """
@@ -20,6 +22,8 @@ MAX_DEPTH = 64
 
 # Text that may hold one of the refused things; only a body that matches is parsed and walked.
 _SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+# A run of digits as long as 2**63, or an exponent of three digits: maybe a number beyond 64 bits.
+_LONG_NUMBER = re.compile(rb"\d{19}|[eE][-+]?\d{3}")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -61,7 +65,19 @@ def check_value(value: Any, max_depth: int = MAX_DEPTH, prefix: list[str | int] 
                 raise UnsafeJson(_pointer(path), f"the text {problem}", _TEXT_HINT)
         elif isinstance(item, float):
             if item != item or item in (float("inf"), float("-inf")):
-                raise UnsafeJson(_pointer(path), "NaN and Infinity are not JSON numbers", _NUMBER_HINT)
+                raise UnsafeJson(
+                    _pointer(path),
+                    "NaN, Infinity and numbers beyond ±1.8e308 are not JSON numbers",
+                    _NUMBER_HINT,
+                )
+        elif isinstance(item, _LongNumber) or (
+            isinstance(item, int) and not isinstance(item, bool) and not INT_MIN <= item <= INT_MAX
+        ):
+            raise UnsafeJson(
+                _pointer(path),
+                "the whole number is beyond 64 bits (±9223372036854775807)",
+                "send a smaller number, or the digits as a string",
+            )
         elif isinstance(item, dict | list):
             if len(path) - base >= max_depth:
                 raise UnsafeJson(
@@ -79,7 +95,23 @@ def check_value(value: Any, max_depth: int = MAX_DEPTH, prefix: list[str | int] 
                 stack.extend((child, [*path, index]) for index, child in enumerate(item))
 
 
-_NUMBER_HINT = "send a number or null"
+_NUMBER_HINT = "send a finite number or null"
+INT_MAX = 2**63 - 1
+INT_MIN = -(2**63)
+
+
+class _LongNumber:
+    """A whole number written with more digits than any 64-bit one (kept as text, never converted:
+    Python refuses to convert more than 4300 digits, and that refusal would be an error of ours)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _parse_int(text: str) -> int | _LongNumber:
+    return _LongNumber(text) if len(text) > 20 else int(text)
+
+
 _TEXT_HINT = "send text without NUL characters and with surrogates only in valid pairs (UTF-8)"
 
 
@@ -107,6 +139,8 @@ def needs_check(raw: bytes, max_depth: int = MAX_DEPTH) -> bool:
         return True
     if b"NaN" in raw or b"Infinity" in raw or b"\x00" in raw:
         return True
+    if _LONG_NUMBER.search(raw) is not None:
+        return True
     if not raw.isascii():
         try:
             raw.decode("utf-8")
@@ -121,7 +155,8 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
     NaN and Infinity are refused; a document too deep for the parser is `UnsafeJson` too.
     """
     try:
-        value = json.loads(text)  # NaN and Infinity parse, so that the check below can point at them
+        # NaN, Infinity and long numbers parse, so that the check below can point at them.
+        value = json.loads(text, parse_int=_parse_int)
     except RecursionError:
         raise UnsafeJson(
             "",

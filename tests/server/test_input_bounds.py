@@ -78,6 +78,9 @@ def test_reports_that_cannot_be_stored_are_422_with_a_pointer(client: TestClient
         ('{"k": "a\\u0000b"}', "/runs/0/inputs/k"),
         ('{"k": NaN}', "/runs/0/inputs/k"),
         ('{"k": [Infinity]}', "/runs/0/inputs/k/0"),
+        ('{"k": 1e400}', "/runs/0/inputs/k"),
+        ('{"k": 92233720368547758070}', "/runs/0/inputs/k"),
+        ('{"k": ' + "7" * 5000 + "}", "/runs/0/inputs/k"),
     ):
         response = _raw_report(client, dev.token, template.replace('"INPUTS"', bad_inputs))
         assert response.status_code == 422, (bad_inputs, response.text)
