@@ -5,20 +5,20 @@ spent none would let a run cap or a widget that appears after N ms race differen
 the steps. So `SimulatedDevice` on a `VirtualClock` moves the clock on by these costs: the
 medians measured on the virtual device through the uiautomator2 driver (`bench/device_costs.py`
 prints them beside these numbers), rounded. `launch` includes the force-stop of `stopFirst`;
-`swipe` is what the virtual device takes to answer one (it does not hold the finger down for
-the swipe's duration).
+a swipe costs its own duration (the finger moves that long) plus `swipe`; `foreground` is one
+look at the app (or the activity) in front.
 """
 
 from __future__ import annotations
 
 DEVICE_COSTS_MS: dict[str, int] = {
-    "launch": 50,
+    "launch": 70,
     "stop": 20,
-    "hierarchy": 40,
-    "foreground": 30,
+    "hierarchy": 35,
+    "foreground": 100,
     "tap": 25,
-    "input_text": 150,
-    "press_key": 25,
-    "swipe": 25,
-    "screenshot": 550,
+    "input_text": 130,
+    "press_key": 35,
+    "swipe": 30,
+    "screenshot": 400,
 }

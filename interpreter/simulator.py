@@ -102,6 +102,8 @@ class SimulatedDevice:
 
     def swipe(self, x1: int, y1: int, x2: int, y2: int, duration_ms: int = 250) -> None:
         self._spend("swipe")
+        if self._costs_s:
+            self.clock.sleep(max(duration_ms, 10) / 1000.0)  # the finger moves that long
         # The speed decides the fling; the bridges send at least 10 ms.
         self.state.swipe(x1, y1, x2, y2, max(duration_ms, 10))
 
