@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from interpreter.appmodel import sample_apps
+from interpreter.appmodel import AppModel, sample_apps
 from interpreter.clock import VirtualClock
 from interpreter.denylist import Denylist
 from interpreter.engine import MAX_NODE_EXECUTIONS, run_workflow
@@ -389,3 +389,47 @@ def test_launch_app_fails_when_another_app_stays_in_front() -> None:
         "once (crashed) or opened another app"
     )
     assert clock.monotonic() == pytest.approx(5.0)  # it waited for the app to come to the front
+
+
+def test_text_with_half_a_character_is_not_typed() -> None:
+    """A label cut inside an emoji reaches readText; typing it fails naming the place, not the phone."""
+    model = AppModel.from_dict(
+        {
+            "schemaVersion": 1,
+            "apps": [
+                {
+                    "package": "com.example.cut",
+                    "label": "Cut",
+                    "startScreen": "home",
+                    "screens": [
+                        {
+                            "id": "home",
+                            "widgets": [
+                                {"id": "label", "text": "Zo\ud83d", "resourceId": "com.example.cut:id/label"},
+                                {
+                                    "id": "field",
+                                    "class": "EditText",
+                                    "resourceId": "com.example.cut:id/field",
+                                },
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    definition = workflow(
+        node("open", "action.launchApp", {"package": "com.example.cut"}, "read"),
+        node("read", "action.readText", {"selector": {"resourceId": "com.example.cut:id/label"}}, "type"),
+        node(
+            "type",
+            "action.typeText",
+            {"text": "{{nodes.read.output.text}}", "selector": {"resourceId": "com.example.cut:id/field"}},
+        ),
+    )
+    clock = VirtualClock()
+    result, _ = simulate(definition, clock=clock, device=SimulatedDevice(model, clock, costs_ms={}))
+    assert result.status is RunStatus.FAILED
+    assert (result.trace[-1].message or "").startswith(
+        "the text to type has half a character at position 2 ('\\ud83d', a lone surrogate"
+    )
