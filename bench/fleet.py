@@ -23,17 +23,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import database, server
+from ingest import database, free_port
 from machine_info import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +55,8 @@ from server.devices import service as devices_service  # noqa: E402
 from server.workflows import service as workflows_service  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "fleet.json"
+# Four server processes start in about a minute on a busy 2-core machine: wait longer than that.
+SERVER_START_S = 300
 STEPS = 10
 IDLE_POLL_S = 0.05
 
@@ -87,6 +93,42 @@ def seed(url: str, phones: int, step_ms: int) -> dict[str, Any]:
         ids = {"token": token, "workflow_id": workflow.id, "devices": devices}
     engine.dispose()
     return ids
+
+
+@contextmanager
+def server(url: str, workers: int) -> Iterator[str]:
+    """A uvicorn server of `workers` processes on `url` (bench/ingest.py's, with a longer start)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PHONEFLOW_DATABASE_URL": url,
+        "PHONEFLOW_RUN_MIGRATIONS": "false",
+        "PHONEFLOW_START_SCHEDULER": "false",
+        "PHONEFLOW_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
+    command += ["--timeout-graceful-shutdown", "2", "--backlog", "4096"]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the benchmark server did not start within {SERVER_START_S} s")
+            time.sleep(0.5)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 class GateControl:
