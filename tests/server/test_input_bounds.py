@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from server.runs.retention import purge_expired_runs
 from server.schemas import MAX_DURATION_MS
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow, sample_definition
 from tests.server.runs_support import SseReader, new_run_id, run_report, serve_in_thread
+from tests.server.test_dashboard_support import form_csrf
 
 
 def _post_report(client: TestClient, token: str, *runs: dict[str, Any]) -> httpx.Response:
@@ -198,3 +200,30 @@ def test_a_run_from_a_phone_with_a_wrong_clock_survives_retention(client: TestCl
     purge_expired_runs(db.session_factory, now=utcnow() + timedelta(days=1))
     with db.session_factory() as session:
         assert session.scalars(select(Run.id)).all() == [rid]
+
+
+def test_signing_out_closes_the_dashboards_event_stream(app: FastAPI, db: Db) -> None:
+    app.state.sse_ping_s = 0.2
+    acc = create_account(db)
+    with serve_in_thread(app) as base_url, httpx.Client(base_url=base_url) as browser:
+        page = browser.get("/signin")
+        signed_in = browser.post(
+            "/signin", data={"token": acc.token, "csrf_token": form_csrf(page.text)}, follow_redirects=False
+        )
+        assert signed_in.status_code == 303
+        csrf = form_csrf(browser.get("/settings").text)
+        ended = threading.Event()
+
+        def follow() -> None:
+            with httpx.Client(base_url=base_url, cookies=browser.cookies, timeout=30) as stream_client:
+                with stream_client.stream("GET", "/dashboard/events") as stream:
+                    assert stream.status_code == 200
+                    for _ in stream.iter_lines():
+                        pass
+            ended.set()
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        assert not ended.wait(1.0), "the stream ended before signing out"
+        assert browser.post("/signout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+        assert ended.wait(10), "the stream of a signed-out session is still open"
