@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
+from server.db import utcnow
 from server.runs.events import RunEventHub
 from server.runs.frames import frames_of
-from server.runs.models import RunEvent
+from server.runs.models import Artifact, Run, RunEvent
+from server.runs.retention import purge_expired_runs
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import new_run_id, run_report
 
@@ -69,3 +72,32 @@ def test_a_frame_is_stored_with_its_meta_and_announced_once(client: TestClient, 
     assert b"event: run.updated" in sent
     body = client.get(f"/api/v1/runs/{rid}/artifacts/frame-00002.jpg", headers=auth(acc.token))
     assert body.content == JPEG
+
+
+def test_retention_removes_a_runs_frames_with_the_run(client: TestClient, db: Db) -> None:
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    now = utcnow()
+    old, new = new_run_id(), new_run_id()
+    for rid, age in ((old, 40), (new, 1)):
+        body = run_report(rid, wf, status="success", steps=2, started_at=now - timedelta(days=age))
+        client.post("/api/v1/runs.report", json={"runs": [body]}, headers=auth(dev.token))
+        for seq in (1, 2):
+            name = f"frame-{seq:05d}.jpg"
+            answer = client.post(
+                f"/api/v1/runs/{rid}/artifacts",
+                files={"file": (name, JPEG, "image/jpeg")},
+                data={"name": name, "meta": meta(seq)},
+                headers=auth(dev.token),
+            )
+            assert answer.status_code == 201, answer.text
+    with db.session_factory.begin() as session:
+        session.execute(update(Run).values(updated_at=Run.created_at))
+    purge_expired_runs(db.session_factory, now=now)
+    with db.session_factory() as session:
+        rows = session.execute(select(Artifact.run_id, func.count()).group_by(Artifact.run_id)).all()
+        left = {str(row[0]): int(row[1]) for row in rows}
+        assert frames_of(session, old) == []
+        assert [f["name"] for f in frames_of(session, new)] == ["frame-00001.jpg", "frame-00002.jpg"]
+    assert left == {new: 2}
