@@ -276,7 +276,8 @@ def test_retention_removes_approvals_with_their_runs(client: TestClient, db: Db)
     _ask(client, dev, run_id)
     kept = _ask(client, dev, kept_run).json()
     with db.session_factory.begin() as session:
-        session.execute(update(Run).where(Run.id == run_id).values(created_at=utcnow() - timedelta(days=40)))
+        long_ago = utcnow() - timedelta(days=40)  # made and last heard of 40 days ago
+        session.execute(update(Run).where(Run.id == run_id).values(created_at=long_ago, updated_at=long_ago))
 
     report = purge_expired_runs(db.session_factory)
 
