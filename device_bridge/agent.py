@@ -46,6 +46,7 @@ from device_bridge.settings import BridgeSettings
 from device_bridge.state import BridgeState, PairedDevice
 from device_bridge.supervisor import Supervisor, ThreadSlot
 from device_bridge.uploader import Backoff, Credentials, Uploader
+from device_bridge.wakeup import Waker
 from interpreter.denylist import Denylist
 from interpreter.device import Artifact
 from interpreter.engine import RunResult, run_workflow
@@ -119,8 +120,11 @@ class DeviceWorker:
         client: httpx.Client | None = None,
         denylist: LiveDenylist | None = None,
         cancel_ids: set[str] | None = None,
+        waker: Waker | None = None,
     ) -> None:
         self.paired = paired
+        # Nudges the idle worker when a run is queued for its device (None: it polls claims).
+        self.waker = waker
         self.device = device
         self.outbox = outbox
         self.settings = settings
@@ -156,7 +160,10 @@ class DeviceWorker:
                 continue
             self.backoff.reset()
             if claimed is None:
-                self.stop.wait(self.settings.claim_interval_s)
+                if self.waker is not None:
+                    self.waker.wait_for_work(self.settings.claim_interval_s)
+                else:
+                    self.stop.wait(self.settings.claim_interval_s)
                 continue
             with self.run_lock:
                 self.run_in_hand = claimed.run_id
@@ -396,8 +403,9 @@ class Agent:
         self._supervisor_thread = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
         self._supervisor_thread.start()
 
-    def _add_worker(self, paired: PairedDevice, device: BridgeDevice) -> tuple[ThreadSlot, ThreadSlot]:
-        """A worker and a command thread for one opened phone (their slots, not started)."""
+    def _add_worker(self, paired: PairedDevice, device: BridgeDevice) -> list[ThreadSlot]:
+        """A worker, a command thread and a wake-up thread for one opened phone (their slots, not
+        started)."""
         worker = DeviceWorker(
             paired,
             device,
@@ -406,6 +414,7 @@ class Agent:
             self.stop,
             denylist=LiveDenylist(self.denylist),
             cancel_ids=self.cancel_ids,
+            waker=self._waker(paired),
         )
         self.workers.append(worker)
         slot = self.supervisor.add(f"device-{paired.serial}", worker.serve)
@@ -420,7 +429,10 @@ class Agent:
             backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
             serial=paired.serial,
         )
-        return slot, self.commands.add(f"commands-{paired.serial}", commands.serve)
+        slots = [slot, self.commands.add(f"commands-{paired.serial}", commands.serve)]
+        if worker.waker is not None:
+            slots.append(self.commands.add(f"wakeup-{paired.serial}", worker.waker.serve))
+        return slots
 
     def _pick_up_pairings(self) -> None:
         """Serve the phones paired since the bridge started (when it serves every paired phone)."""
@@ -437,6 +449,17 @@ class Agent:
             for slot in self._add_worker(paired, device):
                 slot.start()
             log.info("device %s: paired while the bridge runs, now served", paired.serial)
+
+    def _waker(self, paired: PairedDevice) -> Waker | None:
+        if self.settings.wakeup_wait_s <= 0:
+            return None
+        return Waker(
+            DeviceApi(httpx.Client(), paired.server_url, paired.token),
+            self.stop,
+            wait_s=self.settings.wakeup_wait_s,
+            backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
+            serial=paired.serial,
+        )
 
     def _supervise(self) -> None:
         """Restart dead threads; send each device's heartbeat when it is due and apply its answer."""
@@ -505,6 +528,9 @@ class Agent:
         Returns the final `status()`.
         """
         self.stop.set()
+        for worker in self.workers:
+            if worker.waker is not None:
+                worker.waker.interrupt()
         if self._supervisor_thread is not None:
             self._supervisor_thread.join()
         self.supervisor.join()

@@ -21,6 +21,7 @@ CONFIG_PATH = "/api/v1/devices/me/config"
 GATE_PATH = "/api/v1/devices/me/runs/{run_id}/gate"
 LIVE_FRAME_PATH = "/api/v1/runs/{run_id}/live-frame"
 COMMANDS_PATH = "/api/v1/devices/me/commands"
+WAKEUP_PATH = "/api/v1/devices/me/wakeup"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,19 @@ class DeviceApi:
         except ServerError:
             denylist = None
         return ClaimedRun(run=dict(body["run"]), definition=dict(body["definition"]), denylist=denylist)
+
+    def wakeup(self, wait_s: float) -> bool:
+        """Whether a run is queued for this device; the server holds the call up to `wait_s` for one."""
+        response = _call(
+            self.client,
+            "GET",
+            self.server_url + WAKEUP_PATH,
+            "wake-up",
+            headers=self._headers,
+            params={"wait": wait_s},
+            timeout=wait_s + 15,
+        )
+        return bool(response.json().get("runQueued"))
 
     def commands(self, wait_s: float) -> list[dict[str, Any]]:
         """Commands for this device (now taken by us); the server holds the call up to `wait_s`."""

@@ -37,6 +37,7 @@ ROUTERS: tuple[tuple[str, str], ...] = (
     ("server.workflows.endpoints", "router"),
     ("server.denylist.endpoints", "router"),
     ("server.devices.command_endpoints", "router"),
+    ("server.runs.wakeup", "router"),
     ("server.appmodels.endpoints", "router"),
     ("server.devices.endpoints", "router"),
     ("server.runs.endpoints", "router"),

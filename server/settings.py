@@ -183,6 +183,15 @@ class Settings(BaseSettings):
             "server process took (within one process it is woken at once)."
         ),
     )
+    claim_recheck_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description=(
+            "How often a bridge's wake-up poll (GET /devices/me/wakeup?wait=N) looks into the database "
+            "unwoken: a retry's backoff ending wakes nobody (a run queued on any process wakes it at once)."
+        ),
+    )
     smtp_host: str | None = Field(
         default=None, description="The SMTP server approvers are e-mailed through; none: no approval e-mails."
     )

@@ -12,7 +12,9 @@ to the subscribers of each account:
 * every `POLL_INTERVAL_S` the tail looks anyway: other processes on SQLite, lost wake-ups;
 * a reconnecting client's `Last-Event-ID` is replayed from the table (sse-starlette keeps no
   history), then the live tail continues without gaps or repeats;
-* one query per wake-up serves every subscriber, however many there are.
+* one query per wake-up serves every subscriber, however many there are;
+* a row saying a run is now `queued` also wakes the bridges' wake-up long polls of the phones
+  that may take it (wakeup.py): a run queued on any process reaches an idle phone at once.
 
 A subscriber that cannot keep up is disconnected rather than buffered without bound; its
 client reconnects with `Last-Event-ID` and catches up from the table.
@@ -45,6 +47,7 @@ from server.metrics import SSE_SUBSCRIBERS
 from server.runs.models import RunEvent
 from server.runs.pg_notify import Listener
 from server.runs.sql import reader_engine
+from server.runs.wakeup_waiters import QueuedWaiters
 
 POLL_INTERVAL_S = 0.5
 PING_INTERVAL_S = 15.0
@@ -138,6 +141,8 @@ class RunEventHub:
         # The tail's own connection, kept between reads and in autocommit: a read is then one
         # round trip (no pool checkout and ping, no BEGIN and ROLLBACK), every process, every event.
         self._tail_connection: Connection | None = None
+        # Runs becoming `queued` are also handed to the bridges' wake-up long polls (wakeup.py).
+        self.queued_waiters = QueuedWaiters()
 
     def notify(self) -> None:
         """Wake the tail now: called after a commit, from any thread."""
@@ -180,6 +185,15 @@ class RunEventHub:
         self._close_tail_connection()
         if self._engine is not self._app_engine:
             self._engine.dispose()
+
+    @property
+    def last_event_id(self) -> int:
+        """The id of the last `run_events` row the tail read."""
+        return self._last_id
+
+    async def ensure_running(self) -> None:
+        """Start the tail (and, on PostgreSQL, its listener) in this loop if it is not running."""
+        await self._ensure_running()
 
     async def _ensure_running(self) -> None:
         loop = asyncio.get_running_loop()
@@ -236,6 +250,8 @@ class RunEventHub:
             rows = await run_in_threadpool(self._fetch_after, self._last_id)
             for event_id, account_id, payload, event in rows:
                 self._last_id = event_id
+                if event is None and isinstance(payload, dict) and payload.get("status") == "queued":
+                    self.queued_waiters.wake(account_id, payload)
                 subscribers = self._subscriptions.get(account_id)
                 if not subscribers:
                     continue

@@ -299,6 +299,11 @@ def _next_queued(session: Session, device: Device) -> tuple[str, str, bool] | No
     return None if tagged is None else (tagged[0], tagged[1], True)
 
 
+def has_claimable_run(session: Session, device: Device) -> bool:
+    """Whether a claim by `device` now would find a queued run (the bridge's wake-up poll)."""
+    return _next_queued(session, device) is not None
+
+
 def claim_run(
     session: Session,
     device: Device,
