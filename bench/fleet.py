@@ -1,12 +1,14 @@
 """Benchmark fleet dispatch: how fast N phones drain a shared queue.
 
     .venv/bin/python bench/fleet.py [--phones 1,5,10,20] [--runs 500] [--step-ms 20] [--workers 4]
-                                    [--db postgresql|sqlite]
+                                    [--db postgresql|sqlite] [--idle wakeup|poll] [--dispatch 20]
 
 One server (uvicorn, `--workers` processes; PostgreSQL by default, a fresh schema dropped
 afterwards) and, for each fleet size N, N virtual phones in this process: each is a paired device
 tagged `bench` with its own token and HTTP connection, serving like a bridge does — claim
-(`POST /api/v1/devices/me/claim`, every 50 ms while idle), the real engine over the simulator
+(`POST /api/v1/devices/me/claim`; while idle it holds the wake-up long poll
+`GET /api/v1/devices/me/wakeup?wait=25` as the bridge does, or with `--idle poll` claims every
+50 ms), the real engine over the simulator
 (`SimulatedDevice`, real clock) asking the step gate before every step, one progress report per
 step and the final report through `runs.report`. The queue is `--runs` runs of a 10-step workflow
 (`action.wait` of `--step-ms`), queued as "any free phone with tag bench" runs, so every claim goes
@@ -15,15 +17,25 @@ through the tag path (FOR UPDATE SKIP LOCKED on PostgreSQL).
 Per fleet size: drain time, runs/min, claim latency (the claim call that got a run, p50/p99),
 efficiency (runs/min ÷ (N × the 1-phone rate)), and runs lost (not success) or run twice (claimed
 by two phones). The phones are threads of one Python process: on a small machine the phones and
-the server share the cores, which is part of what is measured. Prints a table and writes
+the server share the cores, which is part of what is measured.
+
+CPU time, not wall time, is the primary measure (the machine may be shared and loaded; the load
+average is printed beside it): the server's processes (uvicorn and its workers, from /proc) per
+run, and this process's (the phones: engine, step gate, reports; what a bridge spends) per step.
+The simulator's own CPU (a phone's, on a real fleet) is measured apart by timing its calls; with
+`action.wait` steps it is next to nothing. Dispatch: after the drain, with every phone idle,
+`--dispatch` runs are queued one at a time; queued→running is the run's `startedAt` (its claim)
+minus its `createdAt`, both the server's clock, p50/p99. Prints a table and writes
 `bench/results/fleet.json`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +45,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +72,59 @@ RESULTS = REPO / "bench" / "results" / "fleet.json"
 SERVER_START_S = 300
 STEPS = 10
 IDLE_POLL_S = 0.05
+WAKEUP_WAIT_S = 25
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of `root` and its descendants now alive (/proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    tree, frontier = {root}, [root]
+    while frontier:
+        here = frontier.pop()
+        for pid, parent in parents.items():
+            if parent == here and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class TimedSimulator(SimulatedDevice):
+    """The simulator, counting the CPU its own calls take (a phone's share, reported apart)."""
+
+    cpu_s = 0.0
+    _lock = threading.Lock()
+
+    def __getattribute__(self, name: str) -> Any:
+        attr = super().__getattribute__(name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return attr(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - started
+                with TimedSimulator._lock:
+                    TimedSimulator.cpu_s += spent
+
+        return timed
 
 
 def definition(step_ms: int) -> dict[str, Any]:
@@ -96,7 +162,7 @@ def seed(url: str, phones: int, step_ms: int) -> dict[str, Any]:
 
 
 @contextmanager
-def server(url: str, workers: int) -> Iterator[str]:
+def server(url: str, workers: int) -> Iterator[tuple[str, int]]:
     """A uvicorn server of `workers` processes on `url` (bench/ingest.py's, with a longer start)."""
     port = free_port()
     env = {
@@ -109,7 +175,8 @@ def server(url: str, workers: int) -> Iterator[str]:
     command = [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
     command += ["--timeout-graceful-shutdown", "2", "--backlog", "4096"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    # Its own process group: the workers go with it even when the master must be killed.
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -122,13 +189,15 @@ def server(url: str, workers: int) -> Iterator[str]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"the benchmark server did not start within {SERVER_START_S} s")
             time.sleep(0.5)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 class GateControl:
@@ -146,8 +215,10 @@ class GateControl:
 
 
 class VirtualPhone(threading.Thread):
-    def __init__(self, base: str, device: dict[str, str], stop: threading.Event) -> None:
+    def __init__(self, base: str, device: dict[str, str], stop: threading.Event, idle: str) -> None:
         super().__init__(daemon=True)
+        self.idle = idle
+        self.dispatch_ms: list[float] = []
         self.http = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {device['token']}"}, timeout=60
         )
@@ -163,7 +234,13 @@ class VirtualPhone(threading.Thread):
                 started = time.perf_counter()
                 answer = self.http.post("/api/v1/devices/me/claim")
                 if answer.status_code == 204:
-                    self.stop.wait(IDLE_POLL_S)
+                    if self.idle == "wakeup":
+                        woken = self.http.get("/api/v1/devices/me/wakeup", params={"wait": WAKEUP_WAIT_S})
+                        if woken.status_code != 200:
+                            self.errors.append(f"wakeup {woken.status_code}: {woken.text[:200]}")
+                            self.stop.wait(0.5)
+                    else:
+                        self.stop.wait(IDLE_POLL_S)
                     continue
                 if answer.status_code != 200:
                     self.errors.append(f"claim {answer.status_code}: {answer.text[:200]}")
@@ -177,6 +254,12 @@ class VirtualPhone(threading.Thread):
     def execute(self, claimed: dict[str, Any]) -> None:
         run = claimed["run"]
         self.claimed.append(run["id"])
+        self.dispatch_ms.append(
+            (
+                datetime.fromisoformat(run["startedAt"]) - datetime.fromisoformat(run["createdAt"])
+            ).total_seconds()
+            * 1000
+        )
         base = {
             "id": run["id"],
             "workflowId": run["workflowId"],
@@ -193,7 +276,7 @@ class VirtualPhone(threading.Thread):
         clock = RealClock()
         result = run_workflow(
             claimed["definition"],
-            SimulatedDevice(sample_apps(), clock, serial=self.device["serial"], costs_ms={}),
+            TimedSimulator(sample_apps(), clock, serial=self.device["serial"], costs_ms={}),
             clock=clock,
             inputs=run["inputs"],
             run_id=run["id"],
@@ -215,10 +298,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def one_fleet(url: str, workers: int, phones: int, runs: int, step_ms: int) -> dict[str, Any]:
+def one_fleet(
+    url: str, workers: int, phones: int, runs: int, step_ms: int, idle: str, dispatch: int
+) -> dict[str, Any]:
     ids = seed(url, phones, step_ms)
     account = {"Authorization": f"Bearer {ids['token']}"}
-    with server(url, workers) as base, httpx.Client(base_url=base, headers=account, timeout=60) as http:
+    with (
+        server(url, workers) as (base, server_pid),
+        httpx.Client(base_url=base, headers=account, timeout=60) as http,
+    ):
         run_ids = []
         for _ in range(runs):
             queued = http.post(
@@ -227,7 +315,9 @@ def one_fleet(url: str, workers: int, phones: int, runs: int, step_ms: int) -> d
             queued.raise_for_status()
             run_ids.append(queued.json()["id"])
         stop = threading.Event()
-        fleet = [VirtualPhone(base, device, stop) for device in ids["devices"]]
+        fleet = [VirtualPhone(base, device, stop, idle) for device in ids["devices"]]
+        load_before = os.getloadavg()[0]
+        server_cpu0, own_cpu0, sim_cpu0 = process_tree_cpu_s(server_pid), own_cpu_s(), TimedSimulator.cpu_s
         started = time.perf_counter()
         for phone in fleet:
             phone.start()
@@ -241,12 +331,36 @@ def one_fleet(url: str, workers: int, phones: int, runs: int, step_ms: int) -> d
             if pending:
                 time.sleep(0.1)
         drain_s = time.perf_counter() - started
+        server_cpu = process_tree_cpu_s(server_pid) - server_cpu0
+        sim_cpu = TimedSimulator.cpu_s - sim_cpu0
+        # this process also ran the queue-watching loop above: a few list calls, counted in
+        bench_cpu = own_cpu_s() - own_cpu0 - sim_cpu
+        load_after = os.getloadavg()[0]
+        drain_dispatch = [ms for phone in fleet for ms in phone.dispatch_ms]
+        for phone in fleet:
+            phone.dispatch_ms.clear()
+        # dispatch to idle phones: one run at a time, each queued once the previous one ended
+        for _ in range(dispatch):
+            time.sleep(0.3)  # every phone back to idle (holding its wake-up poll, or polling)
+            queued = http.post(
+                f"/api/v1/workflows/{ids['workflow_id']}/runs", json={"deviceTag": "bench", "inputs": {}}
+            )
+            queued.raise_for_status()
+            one = queued.json()["id"]
+            run_ids.append(one)
+            deadline = time.monotonic() + 60
+            while http.get(f"/api/v1/runs/{one}").json()["status"] not in (
+                "success", "failed", "cancelled", "timeout"
+            ) and time.monotonic() < deadline:  # fmt: skip
+                time.sleep(0.05)
         stop.set()
         for phone in fleet:
             phone.join(timeout=30)
         statuses = Counter(http.get(f"/api/v1/runs/{run_id}").json()["status"] for run_id in run_ids)
     claims = Counter(run_id for phone in fleet for run_id in phone.claimed)
     claim_ms = [ms for phone in fleet for ms in phone.claim_ms]
+    idle_dispatch = [ms for phone in fleet for ms in phone.dispatch_ms]
+    runs_total = runs + dispatch
     return {
         "phones": phones,
         "runs": runs,
@@ -254,7 +368,15 @@ def one_fleet(url: str, workers: int, phones: int, runs: int, step_ms: int) -> d
         "runsPerMin": round(runs / drain_s * 60, 1),
         "claimP50Ms": round(percentile(claim_ms, 0.5), 1),
         "claimP99Ms": round(percentile(claim_ms, 0.99), 1),
-        "lost": runs - statuses.get("success", 0),
+        "lost": runs_total - statuses.get("success", 0),
+        "serverCpuMsPerRun": round(server_cpu * 1000 / runs, 2),
+        "phonesCpuMsPerStep": round(bench_cpu * 1000 / (runs * STEPS), 3),
+        "simulatorCpuMsPerStep": round(sim_cpu * 1000 / (runs * STEPS), 3),
+        "busyRunsPerCpuS": round(runs / max(server_cpu + bench_cpu, 1e-9), 1),
+        "loadAvg": [round(load_before, 2), round(load_after, 2)],
+        "idleDispatchP50Ms": round(percentile(idle_dispatch, 0.5), 1),
+        "idleDispatchP99Ms": round(percentile(idle_dispatch, 0.99), 1),
+        "drainDispatchP50Ms": round(percentile(drain_dispatch, 0.5), 1),
         "twice": sum(1 for n in claims.values() if n > 1),
         "errors": [error for phone in fleet for error in phone.errors][:5],
     }
@@ -269,6 +391,8 @@ def main() -> None:
     parser.add_argument("--step-ms", type=int, default=20)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--db", default="postgresql", choices=["postgresql", "sqlite"])
+    parser.add_argument("--idle", default="wakeup", choices=["wakeup", "poll"])
+    parser.add_argument("--dispatch", type=int, default=20, help="runs queued one at a time to idle phones")
     args = parser.parse_args()
     sizes = [int(n) for n in args.phones.split(",")]
     results: dict[str, Any] = {
@@ -277,12 +401,15 @@ def main() -> None:
         "workers": args.workers,
         "stepMs": args.step_ms,
         "steps": STEPS,
+        "idle": args.idle,
         "fleets": [],
     }
     with tempfile.TemporaryDirectory() as workdir:
         for phones in sizes:
             with database(args.db, Path(workdir)) as url:
-                results["fleets"].append(one_fleet(url, args.workers, phones, args.runs, args.step_ms))
+                results["fleets"].append(
+                    one_fleet(url, args.workers, phones, args.runs, args.step_ms, args.idle, args.dispatch)
+                )
             print(f"  {phones} phone(s) done", file=sys.stderr)
     base_rate = next((f["runsPerMin"] for f in results["fleets"] if f["phones"] == 1), None)
     for fleet in results["fleets"]:
@@ -297,7 +424,7 @@ def main() -> None:
 def print_table(results: dict[str, Any]) -> None:
     print(
         f"fleet drain: {results['db']}, {results['workers']} server process(es), "
-        f"{results['steps']}-step runs of {results['stepMs']} ms waits"
+        f"{results['steps']}-step runs of {results['stepMs']} ms waits, idle phones: {results['idle']}"
     )
     print(f"{'phones':>6} {'runs':>5} {'drain s':>8} {'runs/min':>9} {'claim p50':>10} {'claim p99':>10} "
           f"{'eff.':>5} {'lost':>5} {'twice':>6}")  # fmt: skip
@@ -307,6 +434,16 @@ def print_table(results: dict[str, Any]) -> None:
             f"{f['claimP99Ms']:>8}ms {f['efficiency'] if f['efficiency'] is not None else '-':>5} "
             f"{f['lost']:>5} {f['twice']:>6}"
         )
+    print("CPU (primary measure) and dispatch to idle phones (queued→running, the server's clock)")
+    print(f"{'phones':>6} {'server ms/run':>14} {'phones ms/step':>15} {'sim ms/step':>12} "
+          f"{'runs/CPU-s':>11} {'dispatch p50':>13} {'p99':>8} {'load avg':>12}")  # fmt: skip
+    for f in results["fleets"]:
+        print(
+            f"{f['phones']:>6} {f['serverCpuMsPerRun']:>14} {f['phonesCpuMsPerStep']:>15} "
+            f"{f['simulatorCpuMsPerStep']:>12} {f['busyRunsPerCpuS']:>11} {f['idleDispatchP50Ms']:>11}ms "
+            f"{f['idleDispatchP99Ms']:>6}ms {f['loadAvg'][0]:>5}→{f['loadAvg'][1]:<5}"
+        )
+    for f in results["fleets"]:
         for error in f["errors"]:
             print(f"       error: {error}")
 
