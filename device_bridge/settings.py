@@ -33,7 +33,7 @@ class BridgeSettings(BaseSettings):
     # An idle device's wake-up long poll: the server answers it as soon as a run is queued for the
     # device (then the bridge claims), else after this long. 0: no wake-up, claims every
     # claim_interval_s (as with a server older than the bridge, or while the poll fails).
-    wakeup_wait_s: float = Field(default=25.0, ge=0, le=30)
+    wakeup_wait_s: float = Field(default=20.0, ge=0, le=30)
     # Progress reports of a moving run: at most this far apart (design: at least once a second).
     progress_interval_s: float = Field(default=0.5, gt=0, le=1.0)
     upload_batch_size: int = Field(default=100, ge=1, le=100)
