@@ -6,15 +6,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, Insert, column, insert, table, text
 
-from server.db import make_engine, make_session_factory, utcnow
+import server.models  # noqa: F401  (every table in the metadata)
+from server.db import Base, make_engine, make_session_factory, utcnow
 from server.migrate import upgrade
 from server.runs.models import Run, TraceEventRow, input_values
+from server.workflows.models import Workflow, WorkflowVersion
 from tests.server.conftest import PG_URL, _with_search_path, postgres_unreachable_reason
-from tests.server.factories import Db, create_account, create_workflow
+from tests.server.factories import Db, create_account, sample_definition
 
 INPUTS = {"order": "  A-17 ", "qty": 3, "rush": True, "price": 2.5, "empty": "", "nested": {"x": 1}}
 
@@ -44,6 +47,14 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
         admin.dispose()
 
 
+def _as_of_then(table_name: str, **values: Any) -> Insert:
+    """An insert of just these columns: the model's defaults for later columns must not be sent
+    to a database migrated only as far as the rows are old."""
+    model_table = Base.metadata.tables[table_name]
+    columns = [column(name, model_table.c[name].type) for name in values]
+    return insert(table(table_name, *columns)).values(**values)
+
+
 def test_existing_runs_inputs_are_indexed_like_new_ones(empty_engine: Engine) -> None:
     upgrade(empty_engine, "0006_device_bridge_health")
     db = Db(
@@ -53,18 +64,43 @@ def test_existing_runs_inputs_are_indexed_like_new_ones(empty_engine: Engine) ->
         session_factory=make_session_factory(empty_engine),
     )
     account = create_account(db)
-    workflow = create_workflow(db, account.id)
+    workflow_id, version_id = str(uuid.uuid4()), str(uuid.uuid4())
     run_id = str(uuid.uuid4())
     now = utcnow()
+    with db.session_factory.begin() as session:  # Core with 0006's columns: later ones are not there yet
+        session.execute(
+            _as_of_then(
+                Workflow.__tablename__,
+                id=workflow_id,
+                account_id=account.id,
+                name="Open the shop",
+                created_at=now,
+                updated_at=now,
+                latest_version_number=1,
+            )
+        )
+        session.execute(
+            _as_of_then(
+                WorkflowVersion.__tablename__,
+                id=version_id,
+                workflow_id=workflow_id,
+                account_id=account.id,
+                number=1,
+                definition=sample_definition(),
+                problems=[],
+                created_at=now,
+            )
+        )
     with (
         db.session_factory.begin() as session
     ):  # a run stored before the index existed (Core: 0005's columns)
         session.execute(
-            insert(Run.__table__).values(
+            _as_of_then(
+                Run.__tablename__,
                 id=run_id,
                 account_id=account.id,
-                workflow_id=workflow.id,
-                workflow_version_id=workflow.version_id,
+                workflow_id=workflow_id,
+                workflow_version_id=version_id,
                 status="failed",
                 status_rank=2,
                 duration_ms=4200,
@@ -77,7 +113,8 @@ def test_existing_runs_inputs_are_indexed_like_new_ones(empty_engine: Engine) ->
         )
         for seq, outcome in ((1, "ok"), (2, "failed")):
             session.execute(
-                insert(TraceEventRow.__table__).values(
+                _as_of_then(
+                    TraceEventRow.__tablename__,
                     run_id=run_id,
                     seq=seq,
                     event={
