@@ -107,12 +107,10 @@ class SimulateRequest(ApiModel):
     )
 
 
-class SimulationResult(ApiModel):
-    """A run of the simulator, in the run shape of docs/workflow-format.md (without device and trigger)."""
+class SimulatedRun(ApiModel):
+    """What every run of the simulator answers, in the run shape of docs/workflow-format.md."""
 
     id: str
-    workflow_id: str
-    workflow_version_id: str
     status: str
     inputs: dict[str, Any] | None = None
     started_at: str
@@ -126,6 +124,13 @@ class SimulationResult(ApiModel):
     http_simulated: bool = Field(
         description="True when action.http steps got a canned 200 instead of a real call."
     )
+
+
+class SimulationResult(SimulatedRun):
+    """A run of the simulator on a saved version (without device and trigger)."""
+
+    workflow_id: str
+    workflow_version_id: str
 
 
 class DraftSimulateRequest(ApiModel):
@@ -170,23 +175,9 @@ class ScreenSize(ApiModel):
     height: int
 
 
-class DraftSimulationResult(ApiModel):
+class DraftSimulationResult(SimulatedRun):
     """A draft run on the simulator; each trace event with `screens` {before, after, actedOn} when asked."""
 
-    id: str
-    status: str
-    inputs: dict[str, Any] | None = None
-    started_at: str
-    ended_at: str
-    duration_ms: int
-    trace: list[dict[str, Any]]
-    error_message: str | None
-    n_steps: int
-    n_failed: int
-    n_retries: int
-    http_simulated: bool = Field(
-        description="True when action.http steps got a canned 200 instead of a real call."
-    )
     warnings: list[DraftProblem] = Field(description="The validator's warnings about the draft.")
     screen_size: ScreenSize | None = None
     images: dict[str, ScreenPicture] = Field(
