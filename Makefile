@@ -43,8 +43,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers: most tests wait on servers, phones and browsers rather than compute, so the suite
+# takes about half as long; `make pytest PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP) system-deps builder
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist worksteal) $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

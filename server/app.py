@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # What code below a session needs of the settings (webhook payloads link to the dashboard).
     session_factory.configure(info={PUBLIC_URL_KEY: settings.public_url})
     pool_capacity = settings.db_pool_size + settings.db_max_overflow
-    metrics.watch_pool(engine, pool_capacity)
+    metrics.watch_pool(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if scheduler is not None:
             scheduler.start()
         app.state.scheduler = scheduler
+        metrics.count_pool(pool_capacity)  # paired with forget_pool below, once per serving
         try:
             with collector_tuned_for_serving():
                 yield

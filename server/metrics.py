@@ -101,15 +101,19 @@ def count_reported(results: Iterable[str]) -> None:
         REPORTED_RUNS.labels(result).inc()
 
 
-def watch_pool(engine: Engine, capacity: int) -> None:
+def watch_pool(engine: Engine) -> None:
     """Count the engine's checked-out connections in `phoneflow_db_pool_connections_in_use`."""
-    DB_POOL_CAPACITY.inc(capacity)
     event.listen(engine, "checkout", lambda *_: DB_CONNECTIONS_IN_USE.inc())
     event.listen(engine, "checkin", lambda *_: DB_CONNECTIONS_IN_USE.dec())
 
 
+def count_pool(capacity: int) -> None:
+    """The app starts serving: its pool's capacity counts (until `forget_pool`)."""
+    DB_POOL_CAPACITY.inc(capacity)
+
+
 def forget_pool(capacity: int) -> None:
-    """The app stops: its pool's capacity no longer counts."""
+    """The app stops serving: its pool's capacity no longer counts."""
     DB_POOL_CAPACITY.dec(capacity)
 
 

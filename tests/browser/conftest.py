@@ -27,6 +27,8 @@ from server.accounts import service as accounts_service
 from server.accounts.models import Plan
 from server.app import create_app
 from server.settings import Settings
+from tests.bridge.conftest import adb_missing_reason, start_emulator
+from tests.bridge.server_process import ServerProcess, start_server
 from tests.server.test_dashboard_support import run_report as run_report_body
 from tests.server.test_dashboard_support import serve
 
@@ -236,3 +238,28 @@ def phone_screenshot(text: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def phone() -> Iterator[Any]:
+    """The virtual phone with the sample apps, announced to the machine's adb server (one per module)."""
+    reason = adb_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    emulator: Any = start_emulator(None)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def server_process(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A real server process of the module's own (the bridge pairs with it over HTTP)."""
+    process = start_server(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -17,34 +17,12 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from server.devices.models import Device
-from tests.bridge.conftest import adb_missing_reason, start_emulator
-from tests.bridge.server_process import ServerProcess, pair_in_state_dir, start_agent, start_server
+from tests.bridge.server_process import ServerProcess, pair_in_state_dir, start_agent
 from tests.browser.builder_support import require_built_builder
 from tests.browser.conftest import screenshot, sign_in
 from tests.server.factories import DeviceFixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.emulator]
-
-
-@pytest.fixture(scope="module")
-def phone() -> Iterator[Any]:
-    reason = adb_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    emulator: Any = start_emulator(None)
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = start_server(tmp_path_factory.mktemp("builder-inspect"))
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

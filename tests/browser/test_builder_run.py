@@ -11,41 +11,17 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.bridge.conftest import adb_missing_reason, start_emulator
 from tests.bridge.server_process import (
     ENDED,
     ServerProcess,
     pair_in_state_dir,
     poll_run,
     start_agent,
-    start_server,
 )
 from tests.browser.builder_support import build_six_step_workflow, require_built_builder
 from tests.browser.conftest import screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.emulator]
-
-
-@pytest.fixture(scope="module")
-def phone() -> Iterator[Any]:
-    """The virtual phone with the sample apps, announced to the machine's adb server."""
-    reason = adb_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    emulator: Any = start_emulator(None)
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = start_server(tmp_path_factory.mktemp("builder-run"))
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
@@ -80,7 +56,7 @@ def test_a_workflow_built_in_the_builder_runs_on_the_phone_and_succeeds(
     # Queue a run from the workflow's page, as a person would; the bridge claims it.
     page.goto(f"/workflows/{workflow_id}")
     page.locator("#run-on-phone select[name=device_id]").select_option(device.id)
-    page.locator("#run-on-phone button[type=submit]").click()
+    page.locator("#run-on-phone").get_by_role("button", name="Queue the run").click()
     page.wait_for_url("**/runs/*")
     run_id = page.url.rsplit("/", 1)[-1]
     agent = start_agent(

@@ -13,13 +13,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.bridge.conftest import adb_missing_reason, start_emulator
 from tests.bridge.server_process import (
     ServerProcess,
     pair_in_state_dir,
     publish_workflow,
     start_agent,
-    start_server,
     trigger,
 )
 from tests.browser.conftest import screenshot, sign_in
@@ -46,27 +44,6 @@ SLOW_SIGN_IN: dict[str, Any] = {
         {"id": "orders", "kind": "action.waitForText", "params": {"text": "New order", "timeoutMs": 5000}},
     ],
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def phone() -> Iterator[Any]:
-    reason = adb_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    emulator: Any = start_emulator(None)
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    process = start_server(tmp_path_factory.mktemp("run-replay"))
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
