@@ -64,6 +64,10 @@ bench: $(STAMP) builder
 	$(BIN)/python bench/validate_draft.py
 	$(BIN)/python bench/simulate_screens.py
 	$(BIN)/python bench/builder_first_paint.py
+	$(BIN)/python bench/inspect_channel.py
+	$(BIN)/python bench/device_costs.py
+	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache builder/node_modules server/dashboard/static/builder
