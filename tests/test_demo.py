@@ -79,8 +79,16 @@ def test_demo_runs_the_sample_workflow_on_the_virtual_phone_and_cleans_up() -> N
             env={**os.environ, "PHONEFLOW_PROFILE": "demo"},
         )  # fmt: skip
         proc.send_signal(signal.SIGINT)
-        lines.append(proc.stdout.read())
-        proc.wait(timeout=60)
+        try:
+            rest, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            ps = subprocess.run(["ps", "-ef", "--forest"], capture_output=True, text=True, check=False)
+            tree = ps.stdout
+            pytest.fail(
+                f"the demo did not stop within 60 s of Ctrl-C.\nits output:\n{''.join(lines)}\n"
+                f"processes:\n{tree}"
+            )
+        lines.append(rest)
     finally:
         if proc.poll() is None:
             proc.kill()
