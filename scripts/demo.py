@@ -379,8 +379,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _stop_requested(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    # Ctrl-C (and a plain `kill`) stop the demo even where it was started with SIGINT ignored (a
+    # background job of a script, a test runner's worker): Python then installs no handler of its
+    # own, and the children would inherit the ignoring too. With a handler here, they start with the
+    # default again.
+    signal.signal(signal.SIGINT, _stop_requested)
+    signal.signal(signal.SIGTERM, _stop_requested)
     with demo_dir() as work:
         procs = Processes(work)
         try:
