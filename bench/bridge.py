@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from machine_info import machine_info
+from machine_info import machine_info, print_table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -256,9 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         (f"outbox: upload {upload['sent']:,} runs", f"{upload['uploadS']:.1f} s",
          f"{upload['uploadRunsPerS']:.0f} runs/s, {upload['left']} left"),
     ]  # fmt: skip
-    width = max(len(r[0]) for r in rows)
-    for label, value, note in rows:
-        print(f"{label:<{width}}  {value:>10}  {note}")
+    print_table(rows)
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 

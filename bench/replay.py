@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 from httpx_sse import connect_sse
-from machine_info import machine_info
+from machine_info import machine_info, print_table
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -225,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         ("first live frame after its step ends (p95)", f"{live['p95Ms']:.0f} ms",
          f"target ≤ {TARGET_LIVE_P95_MS:.0f} ms: {'met' if live['met'] else 'NOT met'}"),
     ]  # fmt: skip
-    width = max(len(r[0]) for r in rows)
-    for label, value, note in rows:
-        print(f"{label:<{width}}  {value:>10}  {note}")
+    print_table(rows)
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 
