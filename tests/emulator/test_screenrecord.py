@@ -99,7 +99,6 @@ def test_sigterm_leaves_an_unfinished_file(emulator: Emulator) -> None:
         [ADB, "-s", serial, "shell", "screenrecord --size 240x520 /sdcard/t.mp4"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    assert adb_run("shell", "pkill screenrecord", serial=serial).returncode in (0, 1)
     wait_for_process(emulator, "screenrecord")
     assert adb_run("shell", "pkill screenrecord", serial=serial).returncode == 0
     recording.communicate(timeout=30)
