@@ -63,11 +63,16 @@ def bench_capture(device: U2Device, outbox: Outbox, repeats: int) -> dict[str, A
     def one(mode: FrameMode) -> tuple[float, int]:
         run_id = str(uuid.uuid4())
         reporter = ProgressReporter(outbox, "bench-device", {"id": run_id, "inputs": {}})
-        recorder = FrameRecorder(device, outbox, run_id, "bench-device", FramePolicy(mode))
         started = time.perf_counter()
-        result = run_workflow(
-            definition, device, on_event=reporter.on_event, on_status=reporter.on_status, observer=recorder
-        )
+        # The run's time includes waiting for its last frame (leaving the block).
+        with FrameRecorder(device, outbox, run_id, "bench-device", FramePolicy(mode)) as recorder:
+            result = run_workflow(
+                definition,
+                device,
+                on_event=reporter.on_event,
+                on_status=reporter.on_status,
+                observer=recorder,
+            )
         elapsed = time.perf_counter() - started
         reporter.finish(result)
         if result.status is not RunStatus.SUCCESS:

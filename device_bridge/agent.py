@@ -260,7 +260,7 @@ class DeviceWorker:
             frames.policy,
         )
         try:
-            with streamer:
+            with streamer, frames:  # leaving: the last step's frame is taken and queued
                 result = run_workflow(
                     claimed.definition,
                     self.device,

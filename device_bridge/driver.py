@@ -7,14 +7,24 @@ own timeouts, so no uiautomator2 selector, wait or implicit retry is used here.
 Round trips are what a step costs on a phone, so the driver spends as few as it can:
 the installed package list is read once (`pm list packages`) and cached, the screen size
 once, and text goes in by the clipboard RPCs without uiautomator2's IME probe (`ime list`,
-a shell round trip on every `send_keys`).
+a shell round trip on every `send_keys`). JSON-RPC calls go over a kept-alive HTTP connection
+per thread (one adb stream to the server's port, as `adb forward` would give), where the
+uiautomator2 client opens a new adb connection for every call; when that connection fails the
+call goes through the client, which restarts the server as it always does.
+
+`hold_changes_until(wait)` makes the next call that changes the screen (tap, typing, key,
+swipe, app launch or stop) call `wait()` first: a step's frame being taken on another thread
+(`device_bridge.frames`) shows the screen as that step left it, while reads go on meanwhile.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import io
+import json
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +47,24 @@ T = TypeVar("T")
 
 # The depth uiautomator2's own dump_hierarchy() asks for.
 _DUMP_MAX_DEPTH = 50
+# The port the uiautomator2 server listens on, on the phone, and the client's per-call timeout.
+_SERVER_PORT = 9008
+_RPC_TIMEOUT_S = 10.0
+# What the uiautomator2 client sends (no gzip: NanoHTTPD's leaks).
+_RPC_HEADERS = {"User-Agent": "uiautomator2", "Accept-Encoding": "", "Content-Type": "application/json"}
+
+
+class _AdbHttpConnection(http.client.HTTPConnection):
+    """HTTP/1.1 to a port on the phone, over one adb stream kept open between calls."""
+
+    def __init__(self, device: adbutils.AdbDevice, port: int) -> None:
+        super().__init__("127.0.0.1", port, timeout=_RPC_TIMEOUT_S)
+        self._device = device
+        self._port = port
+
+    def connect(self) -> None:
+        self.sock = self._device.create_connection(adbutils.Network.TCP, self._port)
+        self.sock.settimeout(self.timeout)
 
 
 class U2Device:
@@ -56,6 +84,10 @@ class U2Device:
             raise
         self._installed: frozenset[str] | None = None
         self._size: tuple[int, int] | None = None
+        self._local = threading.local()
+        self._connections: list[_AdbHttpConnection] = []
+        self._connections_lock = threading.Lock()
+        self._before_change: Callable[[], object] | None = None
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -70,7 +102,51 @@ class U2Device:
             ) from exc
 
     def _rpc(self, method: str, *params: Any) -> Any:
-        return self._guard(method, lambda: self._u2.jsonrpc_call(method, list(params) if params else {}))
+        args: Any = list(params) if params else {}
+        try:
+            status, body = self._post(
+                json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": args})
+            )
+            if status != 200:
+                raise http.client.HTTPException(f"HTTP {status}")
+        except (OSError, http.client.HTTPException, adbutils.AdbError) as exc:
+            self._drop_connection()
+            # The library's own call: it restarts the server when it is gone, and says what failed.
+            log.debug(
+                "kept connection to %s failed on %s (%s): through the client", self._serial, method, exc
+            )
+            return self._guard(method, lambda: self._u2.jsonrpc_call(method, args))
+        return self._guard(method, lambda: _rpc_result(body, args))
+
+    def _post(self, payload: str) -> tuple[int, bytes]:
+        conn: _AdbHttpConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            port = int(getattr(self._u2, "_device_server_port", _SERVER_PORT))
+            conn = _AdbHttpConnection(self._u2.adb_device, port)
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        conn.request("POST", "/jsonrpc/0", payload, _RPC_HEADERS)
+        response = conn.getresponse()
+        return response.status, response.read()
+
+    def _drop_connection(self) -> None:
+        conn: _AdbHttpConnection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._connections_lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
+
+    def hold_changes_until(self, wait: Callable[[], object] | None) -> None:
+        """Have the next call that changes the screen call `wait()` first (None: no hold)."""
+        self._before_change = wait
+
+    def _settle(self) -> None:
+        wait, self._before_change = self._before_change, None
+        if wait is not None:
+            wait()
 
     def close(self) -> None:
         """Let go of the device: end the uiautomator2 server this bridge started, then the lock.
@@ -78,6 +154,10 @@ class U2Device:
         The server's shell stream is what keeps it (and the phone's one UiAutomation client)
         alive; closing it frees the phone for the next bridge or tool, and closes the socket.
         """
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
         try:
             self._u2.stop_uiautomator(wait=False)
         except Exception as exc:  # the phone may be gone already: closing must still free the lock
@@ -119,6 +199,7 @@ class U2Device:
             # It may have been installed since the list was read: look once more before failing.
             if package not in self.installed_packages(refresh=True):
                 raise AppNotInstalledError(package)
+        self._settle()
         if stop_first:
             self.stop_app(package)
         # `monkey` starts the launcher activity without our knowing its name; it says when there is none
@@ -129,6 +210,7 @@ class U2Device:
             raise AppNotLaunchableError(package)
 
     def stop_app(self, package: str) -> None:
+        self._settle()
         self._guard(f"stop {package}", lambda: self._u2.app_stop(package))
 
     def foreground_package(self) -> str | None:
@@ -167,9 +249,11 @@ class U2Device:
         return str(self._rpc("dumpWindowHierarchy", False, _DUMP_MAX_DEPTH) or "")
 
     def tap(self, x: int, y: int) -> None:
-        self._guard("click", lambda: self._u2.click(x, y))
+        self._settle()
+        self._rpc("click", x, y)  # what the client's click(x, y) sends for pixel coordinates
 
     def input_text(self, text: str, clear: bool = False) -> None:
+        self._settle()
         if clear:
             self._rpc("clearInputText")
         if not text:
@@ -184,9 +268,11 @@ class U2Device:
 
     def press_key(self, key: str) -> None:
         # By code, for every key: uiautomator's pressKey names cover only some of them.
+        self._settle()
         self._rpc("pressKeyCode", keycode(key))
 
     def swipe(self, x1: int, y1: int, x2: int, y2: int, duration_ms: int = 250) -> None:
+        self._settle()
         self._guard("swipe", lambda: self._u2.swipe(x1, y1, x2, y2, duration=max(duration_ms, 10) / 1000))
 
     def screen_jpeg(self, scale: float, quality: int) -> bytes | None:
@@ -203,3 +289,18 @@ class U2Device:
         out = io.BytesIO()
         image.save(out, format="PNG")
         return Artifact(name="screenshot.png", content_type="image/png", data=out.getvalue())
+
+
+def _rpc_result(body: bytes, params: Any) -> Any:
+    """The result of a JSON-RPC answer, or the uiautomator2 client's exception for it."""
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise u2.exceptions.RPCInvalidError("Unknown RPC error: not a dict")
+    if "error" in data:
+        error = data["error"]
+        raise u2.exceptions.RPCUnknownError(
+            f"Unknown RPC error: {error.get('code')} {error.get('message', '')}", params, error.get("data")
+        )
+    if "result" not in data:
+        raise u2.exceptions.RPCInvalidError("Unknown RPC error: no result field")
+    return data["result"]

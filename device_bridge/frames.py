@@ -11,6 +11,16 @@ when that is a UI step) and its `meta` says which step it follows and the bounds
 that step acted on (server/runs/frames.py). Frames go through the outbox like reports: durable once queued,
 uploaded by the uploader thread, so a slow server never slows the steps. A frame that cannot
 be taken is skipped with a warning: the screen never fails a run.
+
+Off the step's path: a screenshot costs a phone tens to hundreds of milliseconds, so on a device
+that can hold its screen-changing calls (`U2Device.hold_changes_until`) the frame is taken by the
+recorder's own thread while the next step goes on, and only that step's first call that changes
+the screen (a tap, typing, a key, a swipe, an app launch or stop) waits until the frame is taken
+and queued. Reading the screen (the next step's hierarchy dump) does not wait: the phone's
+uiautomator2 server answers calls side by side. So a frame still shows the screen after its step;
+it is written to the outbox by that thread right after (durable as reports are), and `close()`
+(or leaving the `with` block) waits for the last one. A device without that hold (the simulator) gets its
+frames on the engine's thread, as before.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ import io
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -66,12 +77,20 @@ def frame_name(seq: int) -> str:
 
 def grab(device: Device, screen: tuple[int, int], policy: FramePolicy) -> bytes:
     """The screen as a JPEG `policy.width` wide, under `policy.max_bytes` when the screen allows."""
+    return fit(capture(device, screen, policy), policy)
+
+
+def capture(device: Device, screen: tuple[int, int], policy: FramePolicy) -> bytes:
+    """The screen as the phone sends it: a scaled JPEG when it can, else its full screenshot."""
     scale = min(1.0, policy.width / max(screen[0], 1))
     # A driver that can scale on the phone (`U2Device.screen_jpeg`) spares a PNG round trip.
     fast = getattr(device, "screen_jpeg", None)
     data = fast(scale, policy.quality) if fast is not None else None
-    if data is None:
-        data = _shrink(device.screenshot().data, policy.width, policy.quality)
+    return data if data is not None else _shrink(device.screenshot().data, policy.width, policy.quality)
+
+
+def fit(data: bytes, policy: FramePolicy) -> bytes:
+    """`data` (what `capture` got) as a JPEG `policy.width` wide, under `policy.max_bytes` if it can."""
     if not data.startswith(b"\xff\xd8"):
         raise ValueError(f"the phone's screen is not a JPEG image (it starts {data[:8]!r})")
     quality = policy.quality
@@ -106,6 +125,31 @@ class FrameRecorder:
         self.kept: list[str] = []
         self._screen: tuple[int, int] | None = None
         self._first_taken = False
+        hold = getattr(device, "hold_changes_until", None)
+        self._hold: Callable[[Callable[[], object] | None], None] | None = hold
+        self._taker: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+
+    def __enter__(self) -> FrameRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Wait for the frame being taken (if any) and end the recorder's thread."""
+        self.wait()
+        if self._taker is not None:
+            self._taker.shutdown(wait=True)
+            self._taker = None
+        if self._hold is not None:
+            self._hold(None)
+
+    def wait(self) -> None:
+        """Return once every frame asked for so far is taken and queued (or skipped)."""
+        pending = self._pending
+        if pending is not None:
+            pending.result()
 
     def step_started(self, started: StepStarted) -> None:
         # The screen before the first step that touches the phone: the "before" of that step, where
@@ -140,16 +184,39 @@ class FrameRecorder:
         self._keep(event.seq, meta)
 
     def _keep(self, seq: int, meta: dict[str, Any]) -> None:
+        if self._hold is None:
+            self._take(seq, meta, None)
+            return
+        if self._taker is None:
+            self._taker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"frames-{self.run_id[:8]}")
+        # One thread, so frames are taken in step order: once the latest is taken, all are.
+        taken = threading.Event()
+        self._pending = self._taker.submit(self._take, seq, meta, taken)
+        self._pending.add_done_callback(lambda _done: taken.set())  # whatever happened in there
+        self._hold(taken.wait)
+
+    def _take(self, seq: int, meta: dict[str, Any], taken: threading.Event | None) -> None:
         try:
             if self._screen is None:
                 self._screen = self.device.screen_size()
-            data = grab(self.device, self._screen, self.policy)
+            data = capture(self.device, self._screen, self.policy)
+            taken_at = datetime.now(UTC)
         except Exception as exc:  # the screen never fails a run
             log.warning("run %s: no frame after step %s: %s", self.run_id, seq, exc)
             return
-        meta = {**meta, "screen": list(self._screen), "takenAt": iso_utc(datetime.now(UTC))}
+        finally:
+            # The phone may change its screen now: the frame's picture is in hand.
+            if taken is not None:
+                taken.set()
+        try:
+            data = fit(data, self.policy)
+        except Exception as exc:
+            log.warning("run %s: no frame after step %s: %s", self.run_id, seq, exc)
+            return
+        meta = {**meta, "screen": list(self._screen), "takenAt": iso_utc(taken_at)}
         name = frame_name(seq)
-        self.outbox.add_artifact(self.run_id, self.device_id, Artifact(name, FRAME_CONTENT_TYPE, data), meta)
+        artifact = Artifact(name, FRAME_CONTENT_TYPE, data)
+        self.outbox.add_artifact(self.run_id, self.device_id, artifact, meta, flush=False)
         self.kept.append(name)
 
 

@@ -2,6 +2,8 @@
 
 SQLite in WAL mode with `synchronous=FULL`, so a report the agent was told is queued is on
 disk, and a `kill -9` at any moment leaves either the old or the new row, never half of one.
+A step's frame is committed without waiting for the disk (`add_artifact(flush=False)`): it
+survives a `kill -9` at once and a power cut from the next report on.
 A row leaves the outbox only after the server answered for it (`stored` / `unchanged`); a
 row the server `rejected` stays, marked, with the server's reason, for `phoneflow bridge
 outbox` to show. All writes go through one `Outbox` object (one connection, one lock):
@@ -166,15 +168,24 @@ class Outbox:
             self._db.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, flush: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction. `flush=False`: committed to the log without waiting for the disk
+        (`synchronous=NORMAL` for it): it survives the bridge being killed at once, and a power
+        cut from the next flushed commit on, which writes the log out with it."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if not flush:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if not flush:
+                    self._db.execute("PRAGMA synchronous=FULL")
             self._changed.notify_all()
 
     # --- reports -----------------------------------------------------------------------
@@ -315,11 +326,21 @@ class Outbox:
     # --- artifacts ---------------------------------------------------------------------
 
     def add_artifact(
-        self, run_id: str, device_id: str, artifact: Artifact, meta: dict[str, Any] | None = None
+        self,
+        run_id: str,
+        device_id: str,
+        artifact: Artifact,
+        meta: dict[str, Any] | None = None,
+        *,
+        flush: bool = True,
     ) -> int:
-        """Queue an artifact of a run (`meta`: a frame's step and screen, sent beside it)."""
+        """Queue an artifact of a run (`meta`: a frame's step and screen, sent beside it).
+
+        `flush=False` (a step's frame: one per step, beside that step's report) does not wait
+        for the disk: the frame survives a killed bridge at once, a power cut once the next
+        report is queued (see `_write`)."""
         meta_text = json.dumps(meta, separators=(",", ":")) if meta is not None else None
-        with self._write() as db:
+        with self._write(flush=flush) as db:
             cursor = db.execute(
                 "INSERT INTO artifacts (run_id, device_id, name, content_type, data, state, created_at, meta)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

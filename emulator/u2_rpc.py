@@ -14,6 +14,7 @@ sleep on that loop and poll the phone.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -176,6 +177,8 @@ class U2Rpc(ObjectMethods):
             raise p.bad(f"scale must be in (0, 1], got {scale}")
         if not 0 <= quality <= 100:
             raise p.bad(f"quality must be 0..100, got {quality}")
+        if self._device.faults.screenshot_delay_s:
+            await asyncio.sleep(self._device.faults.screenshot_delay_s)
         if self._device.faults.screenshot is not None:
             return base64.b64encode(self._device.faults.screenshot).decode("ascii")
         # Imported here: Pillow takes tens of milliseconds to import, and the server must answer its
