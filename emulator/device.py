@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 from emulator import properties
 from emulator.android_commands import IME_ID
@@ -86,6 +87,8 @@ class VirtualDevice:
         self._app_pids: dict[str, int] = {}
         self._task_ids: dict[str, int] = {}
         self._u2_pids: dict[int, int] = {}
+        # Running shell commands that take signals (`kill`, `pkill`): `screenrecord` by its pid.
+        self.signalable: dict[int, Signalable] = {}
         self.apks: dict[str, ApkInfo] = {}
         self._apk_pids: dict[str, int] = {}
         self.instruments: dict[str, Instrumented] = {}
@@ -242,11 +245,20 @@ class VirtualDevice:
         for package in self.phone.running_packages():
             rows.append((f"u0_a{self.app_uid(package) - 10000}", self.app_pid(package), 301, package))
         rows.extend(("shell", pid, 402, "app_process") for pid in self._u2_pids.values())
+        rows.extend(("shell", pid, 402, process.name) for pid, process in self.signalable.items())
         for package, pid in self._apk_pids.items():
             rows.append((f"u0_a{self.app_uid(package) - 10000}", pid, 301, package))
         for index, instrumented in enumerate(self.instruments.values()):
             rows.append((f"u0_a{400 + index}", instrumented.pid, 301, instrumented.target))
         return rows
+
+
+class Signalable(Protocol):
+    """A process of the shell that a signal reaches (`kill -2 PID`)."""
+
+    name: str
+
+    def signal(self, signum: int) -> None: ...
 
 
 class ApkReplaceError(ValueError):

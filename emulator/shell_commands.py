@@ -17,7 +17,9 @@ from dataclasses import replace
 
 from emulator.android_commands import COMMANDS as ANDROID_COMMANDS
 from emulator.filesystem import DirNode, FileNode, FsError, normalize
+from emulator.screenrecord import screenrecord
 from emulator.shell_io import Command, CommandContext
+from emulator.signals import kill, pkill
 
 
 def _split_flags(args: list[str], known: str) -> tuple[set[str], list[str]]:
@@ -411,5 +413,8 @@ COMMANDS: dict[str, Command] = {
     "uname": uname,
     "date": date,
     "which": which,
+    "kill": kill,
+    "pkill": pkill,
+    "screenrecord": screenrecord,
     **ANDROID_COMMANDS,
 }

@@ -13,6 +13,8 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from server import metrics, migrate
+from server.artifact_store import store_from_settings
+from server.artifact_store.service import use_store
 from server.dashboard.routes import router as dashboard_router
 from server.db import make_engine, make_session_factory
 from server.errors import (
@@ -107,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     session_factory = make_session_factory(engine)
     # What code below a session needs of the settings (webhook payloads link to the dashboard).
     session_factory.configure(info={PUBLIC_URL_KEY: settings.public_url})
+    artifact_store = store_from_settings(settings)
+    use_store(session_factory, artifact_store)
     pool_capacity = settings.db_pool_size + settings.db_max_overflow
     metrics.watch_pool(engine)
 
@@ -114,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.run_migrations:
             await run_in_threadpool(migrate.upgrade, engine)
+        await run_in_threadpool(artifact_store.check)
         scheduler = build_scheduler(settings, session_factory) if settings.start_scheduler else None
         if scheduler is not None:
             scheduler.start()
@@ -140,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = session_factory
+    app.state.artifact_store = artifact_store
 
     install_error_handlers(app)
     # Inside the size limit (it reads whole bodies): what no endpoint could store is a 422 here.

@@ -21,6 +21,7 @@ from server.settings import Settings
 
 JOB_MODULES = (
     "server.runs.retention",
+    "server.artifact_store.jobs",
     "server.devices.jobs",
     "server.schedules.jobs",
     "server.webhooks.jobs",

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, PrivateAttr, SecretStr
@@ -99,7 +100,34 @@ class Settings(BaseSettings):
     artifact_max_bytes: int = Field(
         default=10 * MIB,
         ge=1024,
-        description="Largest run artifact accepted (in the database; its upload may exceed max_body_bytes).",
+        description="Largest run artifact accepted (its upload may exceed max_body_bytes).",
+    )
+    artifact_store: Literal["directory", "s3"] = Field(
+        default="directory",
+        description="Where artifacts' bytes go: a folder (artifact_dir) or an S3-compatible bucket (s3_*).",
+    )
+    artifact_dir: Path | None = Field(
+        default=None, description="The folder of the directory store; none: `artifacts` in the data folder."
+    )
+    s3_bucket: str | None = Field(default=None, description="The bucket of the S3 store (it must exist).")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible server (MinIO, Ceph, R2...); none: AWS S3."
+    )
+    s3_region: str | None = Field(default=None, description="The bucket's region (AWS S3).")
+    s3_access_key_id: str | None = Field(
+        default=None,
+        description="With s3_secret_access_key; none: boto3's own chain (AWS_* variables, roles).",
+    )
+    s3_secret_access_key: SecretStr | None = None
+    s3_prefix: str = Field(default="", description="A folder in the bucket the artifacts go under.")
+    artifact_quota_free_bytes: int = Field(
+        default=1024 * MIB, ge=0, description="Artifact bytes an account on the free plan may keep."
+    )
+    artifact_quota_pro_bytes: int = Field(
+        default=20 * 1024 * MIB, ge=0, description="Artifact bytes an account on the pro plan may keep."
+    )
+    artifact_quota_team_bytes: int = Field(
+        default=100 * 1024 * MIB, ge=0, description="Artifact bytes an account on the team plan may keep."
     )
     db_pool_size: int = Field(
         default=5, ge=1, description="Database connections each server process keeps open."

@@ -18,6 +18,12 @@ class AccountRead(ApiModel):
     retention_cap_days: int
     export_window_days: int
     created_at: datetime
+    artifact_bytes_used: int = Field(
+        description="Bytes the account's run artifacts take in the artifact store."
+    )
+    artifact_quota_bytes: int = Field(
+        description="The most artifact bytes the account may keep (by plan); an upload beyond it is 413."
+    )
 
 
 class AccountUpdate(ApiModel):

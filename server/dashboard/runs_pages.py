@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
 from server.approvals import service as approvals
+from server.artifact_store.service import read_artifact
 from server.dashboard.builder_assets import OVERLAY_ENTRY, BuilderAssets, BuilderNotBuilt, builder_assets
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
@@ -450,7 +451,7 @@ def run_artifact(run_id: str, name: str, db: SessionDep, user: User) -> Response
     artifact = db.scalars(select(Artifact).where(Artifact.run_id == run.id, Artifact.name == name)).first()
     if artifact is None:
         raise NotFound(f"run {run_id} has no artifact named {name!r}")
-    return artifact_response(artifact.name, artifact.content_type, artifact.data)
+    return artifact_response(artifact.name, artifact.content_type, read_artifact(db, artifact))
 
 
 @router.post("/runs/{run_id}/cancel")

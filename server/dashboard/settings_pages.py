@@ -1,4 +1,5 @@
-"""The Settings page: run retention, the account's denylist, API tokens, and the JSON export."""
+"""The Settings page: run retention and artifact storage used, the account's denylist, API tokens, and
+the JSON export."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from server.accounts import service as accounts
+from server.artifact_store.service import bytes_used, human_bytes, quota_bytes
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import error_text, page
 from server.dashboard.session import CheckedUser, DashboardUser, User
@@ -20,6 +22,17 @@ from server.runs.listing import RunFilters
 from server.settings import Settings
 
 router = dashboard_router()
+
+
+def artifact_usage(db: SessionDep, settings: Settings, account_id: str, plan: str) -> dict[str, object]:
+    """The account's artifact bytes against its quota, in words and as a percentage."""
+    used, quota = bytes_used(db, account_id), quota_bytes(settings, plan)
+    return {
+        "used": human_bytes(used),
+        "quota": human_bytes(quota),
+        "percent": min(100, round(100 * used / quota)) if quota else 100,
+        "full": used >= quota,
+    }
 
 
 def _settings_page(
@@ -34,6 +47,7 @@ def _settings_page(
         denylist=denylist.list_entries(db, user.account.id),
         global_entries=list(settings.global_denylist.entries),
         tokens=accounts.list_tokens(db, user.account),
+        artifact_usage=artifact_usage(db, settings, user.account.id, user.account.plan),
         **extra,
     )
 

@@ -15,9 +15,11 @@ The API and the dashboard serve artifacts through `artifact_response` alike.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from urllib.parse import quote
 
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from interpreter.safe_json import text_problem
 from server.errors import FieldProblem, ValidationFailed
@@ -114,13 +116,23 @@ def _refused(message: str) -> ValidationFailed:
     )
 
 
-def artifact_response(name: str, content_type: str, data: bytes) -> Response:
-    """The bytes of an artifact with the headers that keep them inert (see the module docstring)."""
+def artifact_response(name: str, content_type: str, data: bytes | Iterator[bytes]) -> Response:
+    """The bytes of an artifact with the headers that keep them inert (see the module docstring).
+
+    `data` may be the chunks of a stored file: they are streamed, its first bytes sniffed."""
+    chunks = iter([data]) if isinstance(data, bytes) else data
+    head = b""
+    for chunk in chunks:  # enough of the start to tell an image by its magic number
+        head += chunk
+        if len(head) >= 16:
+            break
     encoded = quote(name, safe="")
-    if content_type in IMAGE_TYPES and sniff_image(data) == content_type:
+    if content_type in IMAGE_TYPES and sniff_image(head) == content_type:
         disposition, media_type = "inline", content_type
     else:
         # Text, and whatever an older server stored: a download, never a page of this origin.
         disposition, media_type = "attachment", "text/plain; charset=utf-8"
     headers = {**SECURITY_HEADERS, "Content-Disposition": f"{disposition}; filename*=UTF-8''{encoded}"}
-    return Response(data, media_type=media_type, headers=headers)
+    if isinstance(data, bytes):
+        return Response(data, media_type=media_type, headers=headers)
+    return StreamingResponse(itertools.chain([head], chunks), media_type=media_type, headers=headers)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from interpreter.trace import RunStatus
+from server.artifact_store.service import read_artifact, save_artifact
 from server.auth import CurrentAccount, CurrentDevice
 from server.db import SessionDep, after_commit
 from server.denylist.service import effective_entries
@@ -47,7 +48,6 @@ from server.runs.schemas import (
     TriggerBatchIn,
     TriggerRunIn,
 )
-from server.runs.sql import dialect_insert
 from server.schemas import UtcDateTime
 from server.workflows.models import WorkflowVersion
 
@@ -392,7 +392,7 @@ def get_artifact(run_id: str, name: str, session: SessionDep, account: CurrentAc
         raise NotFound(
             f"run {run_id} has no artifact named {name!r}; list them with GET /api/v1/runs/{run_id}/artifacts"
         )
-    return artifact_response(artifact.name, artifact.content_type, artifact.data)
+    return artifact_response(artifact.name, artifact.content_type, read_artifact(session, artifact))
 
 
 @router.put(
@@ -419,7 +419,9 @@ def put_live_frame(
         raise ValidationFailed(
             [FieldProblem("/body", "the body is not a JPEG image", "send the screen as JPEG")]
         )
-    frames.store_live_frame(session, device.id, run_id, data, get_hub(request.app).notify)
+    frames.store_live_frame(
+        session, request.app.state.settings, device.id, run_id, data, get_hub(request.app).notify
+    )
     return Response(status_code=204)
 
 
@@ -458,21 +460,18 @@ def upload_artifact(
     frame_meta = frames.parse_meta(meta, artifact_name)
     content_type = stored_type(file.content_type, data)
     now = datetime.now().astimezone()
-    inserted = session.execute(
-        dialect_insert(session, Artifact)
-        .values(
-            run_id=run.id,
-            name=artifact_name,
-            content_type=content_type,
-            size=len(data),
-            data=data,
-            meta=frame_meta,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["run_id", "name"])
-        .returning(Artifact.id)
-    ).scalar_one_or_none()
-    if frame_meta is not None and inserted is not None:
+    inserted = save_artifact(
+        session,
+        request.app.state.settings,
+        account_id=run.account_id,
+        run_id=run.id,
+        name=artifact_name,
+        content_type=content_type,
+        data=data,
+        meta=frame_meta,
+        created_at=now,
+    )
+    if frame_meta is not None and inserted:
         notify = get_hub(request.app).notify
         frames.record_frame(session, run.account_id, run.id, artifact_name, frame_meta, notify)
     return {"name": artifact_name, "contentType": content_type, "size": len(data), "createdAt": now}

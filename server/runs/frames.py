@@ -23,12 +23,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from interpreter import safe_json
+from server.artifact_store.service import replace_artifact
 from server.db import after_commit, utcnow
 from server.errors import FieldProblem, NotFound, ValidationFailed
 from server.runs.events import RUN_FRAME
 from server.runs.models import Artifact, Run, RunEvent
 from server.runs.pg_notify import notify_on_commit
-from server.runs.sql import dialect_insert, serialize_run_event_ids
+from server.runs.sql import serialize_run_event_ids
+from server.settings import Settings
 
 FRAME_NAME = re.compile(r"^frame-(\d{5})\.(jpg|webp)$")
 # The newest screen of a run watched live (replaced by each live frame; not part of the replay).
@@ -120,26 +122,26 @@ def record_frame(
 
 
 def store_live_frame(
-    session: Session, device_id: str, run_id: str, data: bytes, notify: Callable[[], object] | None
+    session: Session,
+    settings: Settings,
+    device_id: str,
+    run_id: str,
+    data: bytes,
+    notify: Callable[[], object] | None,
 ) -> None:
     """Replace the run's `live.jpg` and announce it (`run.frame` with `live: true`)."""
     run = session.scalars(select(Run).where(Run.id == run_id.lower(), Run.device_id == device_id)).first()
     if run is None:
         raise NotFound(f"this device has no run {run_id}; report the run with runs.report before its frames")
     now = utcnow()
-    session.execute(
-        dialect_insert(session, Artifact)
-        .values(
-            run_id=run.id,
-            name=LIVE_FRAME,
-            content_type="image/jpeg",
-            size=len(data),
-            data=data,
-            created_at=now,
-        )
-        .on_conflict_do_update(
-            index_elements=["run_id", "name"], set_={"data": data, "size": len(data), "created_at": now}
-        )
+    replace_artifact(
+        session,
+        settings,
+        account_id=run.account_id,
+        run_id=run.id,
+        name=LIVE_FRAME,
+        content_type="image/jpeg",
+        data=data,
     )
     payload = {
         "id": run.id,

@@ -253,18 +253,28 @@ class RunEvent(Base):
 
 
 class Artifact(Base):
-    """A file a run produced (a screenshot); kept out of the trace so traces stay comparable."""
+    """A file a run produced (a screenshot); kept out of the trace so traces stay comparable.
+
+    The bytes are in the artifact store under `store_key` (server/artifact_store); `data` holds
+    them only for rows stored before the store existed, until they are moved (then it is null)."""
 
     __tablename__ = "artifacts"
 
     id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(36), ForeignKey("runs.id", ondelete="CASCADE"))
+    account_id: Mapped[str] = mapped_column(String(36))
     name: Mapped[str] = mapped_column(String(200))
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(BigInteger)
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    store_key: Mapped[str | None] = mapped_column(String(300), default=None)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     # A frame's step and screen: {"seq", "nodeId", "kind", "outcome", "bounds", "screen", "takenAt"}.
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (UniqueConstraint("run_id", "name"), {"sqlite_autoincrement": True})
+    __table_args__ = (
+        UniqueConstraint("run_id", "name"),
+        # The account's bytes in use (the quota) from the index alone.
+        Index("ix_artifacts_account_size", "account_id", "size"),
+        {"sqlite_autoincrement": True},
+    )

@@ -1,4 +1,5 @@
-"""Run retention: delete each account's runs older than its `run_retention_days`.
+"""Run retention: delete each account's runs older than its `run_retention_days`, their
+artifacts' bytes in the artifact store with them.
 
 Deletes in bounded batches, each its own short transaction, so `runs.report` keeps being
 served while a large backlog is removed. On SQLite it then gives freed pages back to the
@@ -18,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.accounts.models import Account
 from server.approvals.models import Approval
+from server.artifact_store.service import delete_keys, keys_of_runs, store_of
+from server.artifact_store.store import ArtifactStore
 from server.db import utcnow
 from server.runs.models import (
     Artifact,
@@ -47,7 +50,11 @@ class PurgeReport:
     run_events: int
 
 
-def _delete_runs_batch(session: Session, account_id: str, cutoff: datetime, batch_size: int) -> int:
+def _delete_runs_batch(
+    session: Session, account_id: str, cutoff: datetime, batch_size: int, keys: list[str]
+) -> int:
+    """Delete one batch of expired runs; the store keys of their artifacts are added to `keys`
+    (deleted from the store once this transaction has committed)."""
     ids = list(
         session.scalars(
             select(Run.id)
@@ -61,6 +68,7 @@ def _delete_runs_batch(session: Session, account_id: str, cutoff: datetime, batc
     if ids:
         # Children first: SQLite only cascades with foreign keys on, and explicit is cheaper to reason about.
         session.execute(delete(TraceEventRow).where(TraceEventRow.run_id.in_(ids)))
+        keys.extend(keys_of_runs(session, ids))
         session.execute(delete(Artifact).where(Artifact.run_id.in_(ids)))
         session.execute(delete(Approval).where(Approval.run_id.in_(ids)))
         session.execute(delete(RunInputValue).where(RunInputValue.run_id.in_(ids)))
@@ -89,11 +97,13 @@ def purge_expired_runs(
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
     should_stop: Callable[[], bool] = lambda: False,
+    store: ArtifactStore | None = None,
 ) -> PurgeReport:
     """Delete every account's expired runs (with trace events and artifacts) and old run events.
 
-    Between batches it stops when `should_stop()` says so (the server shuts down); the next
-    pass goes on where this one ended.
+    The artifacts' bytes go from `store` (by default the session factory's, `use_store`) after
+    each batch's commit. Between batches it stops when `should_stop()` says so (the server shuts
+    down); the next pass goes on where this one ended.
     """
     now = now or utcnow()
     with session_factory() as session:
@@ -104,8 +114,12 @@ def purge_expired_runs(
         run_cutoff = now - timedelta(days=days)
         event_cutoff = now - timedelta(days=min(days, EVENT_LOG_DAYS))
         while not should_stop():
+            keys: list[str] = []
             with session_factory.begin() as session:
-                removed = _delete_runs_batch(session, account_id, run_cutoff, batch_size)
+                removed = _delete_runs_batch(session, account_id, run_cutoff, batch_size, keys)
+                run_store = store or (store_of(session) if keys else None)
+            if run_store is not None:
+                delete_keys(run_store, keys)
             runs += removed
             if removed < batch_size:
                 break

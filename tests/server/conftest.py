@@ -21,9 +21,12 @@ from urllib.parse import quote
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from server.app import create_app
+from server.artifact_store import store_from_settings
+from server.artifact_store.service import use_store
 from server.db import make_engine, make_session_factory, normalise_url
 from server.migrate import upgrade
 from server.settings import Settings
@@ -122,12 +125,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def db(db_url: str) -> Iterator[Db]:
-    """The database at `db_url` (schema built by the migrations, no rows)."""
+    """The database at `db_url` (schema built by the migrations, no rows); its sessions know the
+    artifact store of `settings` (the default one)."""
     engine = make_engine(db_url)
+    session_factory = make_session_factory(engine)
+    # The artifact store of the default test settings (its folder in the session's data folder).
+    use_store(session_factory, store_from_settings(Settings(database_url=db_url)))
     try:
-        yield Db(
-            url=db_url, kind=engine.dialect.name, engine=engine, session_factory=make_session_factory(engine)
-        )
+        yield Db(url=db_url, kind=engine.dialect.name, engine=engine, session_factory=session_factory)
     finally:
         engine.dispose()
 
@@ -161,3 +166,46 @@ def client(app: FastAPI) -> Iterator[TestClient]:
     """An HTTP client on the app (lifespan run), raising nothing on 5xx so tests can check them."""
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-protocol server on a free 127.0.0.1 port (moto's server mode: the real wire protocol)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["directory", "s3"])
+def store_settings(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Settings:
+    """`settings` with the artifact store in a folder of this test, or in a fresh bucket of the S3 server."""
+    if request.param == "directory":
+        folder = tmp_path / "artifacts"
+        return settings.model_copy(update={"artifact_store": "directory", "artifact_dir": folder})
+    return in_new_bucket(settings, request.getfixturevalue("s3_endpoint"))
+
+
+def in_new_bucket(settings: Settings, endpoint: str) -> Settings:
+    """`settings` with the artifact store in a new bucket of the S3 server at `endpoint`."""
+    bucket = f"artifacts-{uuid.uuid4().hex[:12]}"
+    update = {
+        "artifact_store": "s3",
+        "s3_endpoint_url": endpoint,
+        "s3_bucket": bucket,
+        "s3_region": "us-east-1",
+        "s3_access_key_id": "phoneflow-test",
+        "s3_secret_access_key": SecretStr("phoneflow-test-secret"),
+    }
+    configured = settings.model_copy(update=update)
+    from server.artifact_store.s3 import S3Store
+
+    store = store_from_settings(configured)
+    assert isinstance(store, S3Store)
+    store.client.create_bucket(Bucket=bucket)
+    return configured

@@ -1,9 +1,12 @@
 """Run artifacts: a device uploads a file of its run; the account lists and reads it, inert (a
-screenshot inline, text as a download, never a page of the dashboard's origin)."""
+screenshot inline, text as a download, never a page of the dashboard's origin) — with the bytes in
+either artifact store (a folder, an S3-protocol server)."""
 
 from __future__ import annotations
 
 import httpx
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
@@ -14,6 +17,12 @@ from server.settings import Settings
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import new_run_id, run_report
 from tests.server.test_dashboard_support import sign_in
+
+
+@pytest.fixture
+def app(store_settings: Settings) -> FastAPI:
+    """Every test here runs against both artifact stores (a folder, an S3 server)."""
+    return create_app(store_settings)
 
 
 def test_upload_list_and_read(client: TestClient, db: Db) -> None:
@@ -109,6 +118,7 @@ def test_only_screenshots_and_text_are_taken_and_never_served_as_a_page(client: 
         session.execute(
             insert(Artifact).values(
                 run_id=rid,
+                account_id=acc.id,
                 name="old.html",
                 content_type="text/html",
                 size=len(script),
@@ -122,8 +132,8 @@ def test_only_screenshots_and_text_are_taken_and_never_served_as_a_page(client: 
     assert INERT.items() <= old.headers.items()
 
 
-def test_the_artifact_limit_is_the_one_that_counts(settings: Settings, db: Db) -> None:
-    limited = settings.model_copy(update={"artifact_max_bytes": 300_000})
+def test_the_artifact_limit_is_the_one_that_counts(store_settings: Settings, db: Db) -> None:
+    limited = store_settings.model_copy(update={"artifact_max_bytes": 300_000})
     assert limited.max_body_bytes < 200_000  # the test server's body limit is far below the artifact's
     with TestClient(create_app(limited), raise_server_exceptions=False) as client:
         acc = create_account(db)

@@ -94,7 +94,7 @@ def test_retention_removes_a_runs_frames_with_the_run(client: TestClient, db: Db
             assert answer.status_code == 201, answer.text
     with db.session_factory.begin() as session:
         session.execute(update(Run).values(updated_at=Run.created_at))
-    purge_expired_runs(db.session_factory, now=now)
+    purge_expired_runs(db.session_factory, now=now, store=client.app.state.artifact_store)
     with db.session_factory() as session:
         rows = session.execute(select(Artifact.run_id, func.count()).group_by(Artifact.run_id)).all()
         left = {str(row[0]): int(row[1]) for row in rows}

@@ -1,0 +1,51 @@
+"""Background work of the artifact store: move bytes stored in the database before the store existed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from apscheduler.schedulers.base import BaseScheduler
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.artifact_store.service import STORE_INFO_KEY, move_database_blobs
+from server.artifact_store.store import ArtifactStore, StoreError
+from server.db import utcnow
+from server.scheduler import stopping
+from server.settings import Settings
+
+INTERVAL_S = 600
+_log = logging.getLogger("phoneflow.artifacts")
+
+
+def move_blobs(
+    session_factory: sessionmaker[Session], store: ArtifactStore, should_stop: Callable[[], bool]
+) -> int:
+    """One pass of `move_database_blobs`; a store that fails is logged and tried again next pass."""
+    try:
+        moved = move_database_blobs(session_factory, store, should_stop=should_stop)
+    except StoreError as exc:
+        _log.error("artifacts stored in the database are not moved into the store yet: %s", exc)
+        return 0
+    if moved:
+        _log.info("moved %d artifacts from the database into %s", moved, store.describe())
+    return moved
+
+
+def register_jobs(
+    scheduler: BaseScheduler, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """Move old bytes shortly after start, then every `INTERVAL_S` (a no-op once all are moved)."""
+    store = (session_factory.kw.get("info") or {}).get(STORE_INFO_KEY)
+    if store is None:
+        return
+    scheduler.add_job(
+        move_blobs,
+        "interval",
+        seconds=INTERVAL_S,
+        args=[session_factory, store, stopping(scheduler)],
+        id="artifacts.move_database_blobs",
+        next_run_time=utcnow() + timedelta(seconds=5),
+        replace_existing=True,
+    )

@@ -1,0 +1,301 @@
+"""Saving, reading and deleting artifacts: the one place that pairs an `artifacts` row with its
+bytes in the store, counts an account's bytes and holds its quota.
+
+Order of writes, so that no row ever points at bytes that are not there:
+* saving puts the bytes first, then inserts the row; a row that loses a race (the same name
+  again) or a transaction that rolls back deletes the bytes it put;
+* deleting (retention) removes the rows first and the bytes after the commit (`delete_keys`);
+  bytes whose delete fails are logged (left over, never referenced).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.accounts.models import Account, Plan
+from server.artifact_store.store import ArtifactStore, MissingObject, StoreError, check_key, new_key
+from server.db import after_commit, utcnow
+from server.errors import AppError, NotFound, Unavailable
+from server.runs.models import Artifact
+from server.runs.sql import dialect_insert
+from server.settings import Settings
+
+STORE_INFO_KEY = "phoneflow_artifact_store"  # in Session.info: the store, set by create_app
+STORE_RETRY_AFTER_S = 5
+_PENDING_KEY = "phoneflow_artifact_keys_put"
+_log = logging.getLogger("phoneflow.artifacts")
+
+
+class QuotaReached(AppError):
+    """413: storing the artifact would take the account over its artifact quota."""
+
+    status_code = 413
+    title = "Artifact quota reached"
+
+
+def use_store(session_factory: sessionmaker[Session], store: ArtifactStore) -> None:
+    """Make `store` the artifact store of every session `session_factory` makes."""
+    info = dict(session_factory.kw.get("info") or {})
+    info[STORE_INFO_KEY] = store
+    session_factory.configure(info=info)
+
+
+def store_of(session: Session) -> ArtifactStore:
+    """The artifact store of this session's server (`use_store`)."""
+    store = session.info.get(STORE_INFO_KEY)
+    if store is None:
+        raise RuntimeError("this session has no artifact store: call use_store on its session factory")
+    return store  # type: ignore[no-any-return]
+
+
+def human_bytes(n: int) -> str:
+    """1536 -> '1.5 KB' (powers of 1024, one decimal)."""
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def quota_bytes(settings: Settings, plan: str) -> int:
+    """The artifact bytes an account on `plan` may keep."""
+    return {
+        Plan.FREE: settings.artifact_quota_free_bytes,
+        Plan.PRO: settings.artifact_quota_pro_bytes,
+        Plan.TEAM: settings.artifact_quota_team_bytes,
+    }[Plan(plan)]
+
+
+def bytes_used(session: Session, account_id: str) -> int:
+    """The bytes of all the account's artifacts (the index on account_id, size answers it)."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Artifact.size), 0)).where(Artifact.account_id == account_id)
+    )
+    return int(total or 0)
+
+
+def check_quota(session: Session, settings: Settings, account_id: str, adding: int) -> None:
+    """QuotaReached when `adding` more bytes would take the account over its quota."""
+    plan = session.scalar(select(Account.plan).where(Account.id == account_id)) or Plan.FREE.value
+    quota = quota_bytes(settings, plan)
+    used = bytes_used(session, account_id)
+    if used + adding <= quota:
+        return
+    raise QuotaReached(
+        f"this account's artifacts use {human_bytes(used)} of its {human_bytes(quota)} quota "
+        f"({plan} plan), and this file of {human_bytes(adding)} does not fit; the artifact is not stored. "
+        "Free space by deleting runs or shortening run retention (Settings, or PATCH /api/v1/account "
+        "runRetentionDays), or raise the quota (a larger plan; the server's "
+        f"PHONEFLOW_ARTIFACT_QUOTA_{plan.upper()}_BYTES)"
+    )
+
+
+def _forget_on_rollback(session: Session, store: ArtifactStore, key: str) -> None:
+    """Delete `key` from the store if this transaction rolls back (its row never existed)."""
+    pending: list[str] | None = session.info.get(_PENDING_KEY)
+    if pending is None:
+        pending = session.info[_PENDING_KEY] = []
+
+        @event.listens_for(session, "after_commit")
+        def _committed(sess: Session) -> None:
+            sess.info.get(_PENDING_KEY, []).clear()
+
+        @event.listens_for(session, "after_rollback")
+        def _rolled_back(sess: Session) -> None:
+            keys = list(sess.info.get(_PENDING_KEY, []))
+            sess.info.get(_PENDING_KEY, []).clear()
+            delete_keys(store, keys)
+
+    pending.append(key)
+
+
+def _put(store: ArtifactStore, key: str, data: bytes, content_type: str) -> None:
+    try:
+        store.put(key, data, content_type)
+    except StoreError as exc:
+        _log.error("artifact not stored: %s", exc)
+        raise Unavailable(
+            f"the artifact store cannot take the file now ({exc}); send it again later",
+            STORE_RETRY_AFTER_S,
+        ) from exc
+
+
+def save_artifact(
+    session: Session,
+    settings: Settings,
+    *,
+    account_id: str,
+    run_id: str,
+    name: str,
+    content_type: str,
+    data: bytes,
+    meta: dict[str, Any] | None = None,
+    created_at: datetime | None = None,
+) -> bool:
+    """Store one artifact of a run (every artifact is saved here); False when the run already has
+    one of that name (nothing changes). QuotaReached (413) when it would not fit the account's quota."""
+    exists = session.scalar(select(Artifact.id).where(Artifact.run_id == run_id, Artifact.name == name))
+    if exists is not None:
+        return False
+    check_quota(session, settings, account_id, len(data))
+    store = store_of(session)
+    key = new_key(account_id, run_id)
+    _put(store, key, data, content_type)
+    inserted = session.execute(
+        dialect_insert(session, Artifact)
+        .values(
+            run_id=run_id,
+            account_id=account_id,
+            name=name,
+            content_type=content_type,
+            size=len(data),
+            store_key=key,
+            data=None,
+            meta=meta,
+            created_at=created_at or utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["run_id", "name"])
+        .returning(Artifact.id)
+    ).scalar_one_or_none()
+    if inserted is None:  # another upload of the same name won the race
+        delete_keys(store, [key])
+        return False
+    _forget_on_rollback(session, store, key)
+    return True
+
+
+def replace_artifact(
+    session: Session,
+    settings: Settings,
+    *,
+    account_id: str,
+    run_id: str,
+    name: str,
+    content_type: str,
+    data: bytes,
+) -> None:
+    """Store or replace the run's artifact `name` (the live screen), under one key per run and name."""
+    old = session.execute(
+        select(Artifact.size, Artifact.store_key).where(Artifact.run_id == run_id, Artifact.name == name)
+    ).first()
+    check_quota(session, settings, account_id, len(data) - (old.size if old else 0))
+    store = store_of(session)
+    # The name is one of the server's own (live.jpg), never a client's: fit for a key.
+    key = check_key(f"{account_id}/{run_id}/{name}")
+    _put(store, key, data, content_type)
+    now = utcnow()
+    session.execute(
+        dialect_insert(session, Artifact)
+        .values(
+            run_id=run_id,
+            account_id=account_id,
+            name=name,
+            content_type=content_type,
+            size=len(data),
+            store_key=key,
+            data=None,
+            created_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["run_id", "name"],
+            set_={"size": len(data), "store_key": key, "data": None, "created_at": now},
+        )
+    )
+    if old is not None and old.store_key not in (None, key):
+        stale = old.store_key
+        after_commit(session, lambda: delete_keys(store, [stale]))
+
+
+def read_artifact(session: Session, row: Artifact) -> Iterator[bytes]:
+    """The artifact's bytes in chunks: from the store, or from the row when it predates the store."""
+    if row.store_key is None:
+        return iter([row.data or b""])
+    try:
+        return store_of(session).stream(row.store_key)
+    except MissingObject as exc:
+        raise NotFound(
+            f"the bytes of artifact {row.name!r} are gone from the artifact store ({exc}); "
+            "the run keeps its other artifacts"
+        ) from exc
+    except StoreError as exc:
+        raise Unavailable(
+            f"the artifact store cannot be read now ({exc}); try again", STORE_RETRY_AFTER_S
+        ) from exc
+
+
+def delete_keys(store: ArtifactStore, keys: Iterable[str]) -> None:
+    """Remove these objects; a failure is logged (the bytes are left over, no row points at them)."""
+    keys = list(keys)
+    if not keys:
+        return
+    try:
+        store.delete(keys)
+    except StoreError as exc:
+        _log.error("%d artifacts left in the store after their rows were deleted: %s", len(keys), exc)
+
+
+def keys_of_runs(session: Session, run_ids: list[str]) -> list[str]:
+    """The store keys of these runs' artifacts (to delete after their rows)."""
+    return [
+        key
+        for key in session.scalars(
+            select(Artifact.store_key).where(Artifact.run_id.in_(run_ids), Artifact.store_key.is_not(None))
+        )
+        if key is not None
+    ]
+
+
+def move_database_blobs(
+    session_factory: sessionmaker[Session],
+    store: ArtifactStore,
+    *,
+    batch_size: int = 50,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Move the bytes of rows stored before the artifact store (in `artifacts.data`) into the store,
+    a batch per transaction; how many were moved. Safe beside other server processes doing the same."""
+    moved = 0
+    while not should_stop():
+        put: list[str] = []
+        lost: list[str] = []
+        try:
+            with session_factory.begin() as session:
+                rows = session.execute(
+                    select(
+                        Artifact.id,
+                        Artifact.account_id,
+                        Artifact.run_id,
+                        Artifact.content_type,
+                        Artifact.data,
+                    )
+                    .where(Artifact.store_key.is_(None), Artifact.data.is_not(None))
+                    .order_by(Artifact.id)
+                    .limit(batch_size)
+                ).all()
+                for row in rows:
+                    key = new_key(row.account_id, row.run_id)
+                    store.put(key, row.data, row.content_type)
+                    put.append(key)
+                    changed = session.execute(  # type: ignore[attr-defined]
+                        update(Artifact)
+                        .where(Artifact.id == row.id, Artifact.store_key.is_(None))
+                        .values(store_key=key, data=None)
+                    ).rowcount
+                    if changed:
+                        moved += 1
+                    else:  # another process moved it (or retention removed it) meanwhile
+                        lost.append(key)
+        except BaseException:
+            delete_keys(store, put)  # the rows still hold their bytes
+            raise
+        delete_keys(store, lost)
+        if len(rows) < batch_size:
+            break
+    return moved
