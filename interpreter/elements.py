@@ -95,6 +95,12 @@ def wait_for(
             ctx.acted_on = found
             return found
         now = clock.monotonic()
+        ctx.log.poll(
+            "wait-poll",
+            "element",
+            lambda: f"looked for the element with {describe(selector_dict)}: not on screen yet",
+            {"selector": dict(selector_dict), "timeoutMs": int(timeout_s * 1000)},
+        )
         if now >= ends_at:
             words = message or not_found_message(selector_dict)
             raise StepFailure(f"{words}; {what_was_there(ctx, root, selector)}", not_found=True)

@@ -33,6 +33,7 @@ from interpreter.device import Artifact, Device
 from interpreter.errors import DeviceError
 from interpreter.observe import StepEnded, StepObserver, StepStarted
 from interpreter.run_inputs import check_inputs
+from interpreter.run_log import RunLog, short_json
 from interpreter.step_context import RunDeadlineReached, StepContext, StepFailure
 from interpreter.steps import MOVING_KINDS, STEP_FUNCTIONS, UI_KINDS, StepFunction
 from interpreter.template_reasons import unresolved_reason
@@ -63,6 +64,8 @@ class RunResult:
     n_retries: int
     inputs: dict[str, Any] | None = None
     artifacts: list[Artifact] = field(default_factory=list)
+    # The execution log (`interpreter.run_log`): the engine's decisions, bounded; not part of the trace.
+    log: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The run fields of docs/workflow-format.md (the engine knows no workflow, device or trigger ids)."""
@@ -78,6 +81,7 @@ class RunResult:
             "nSteps": self.n_steps,
             "nFailed": self.n_failed,
             "nRetries": self.n_retries,
+            "log": self.log,
         }
         return data
 
@@ -196,11 +200,13 @@ class _Run:
         self.trace: list[TraceEvent] = []
         self.time_limit_s = _time_limit(definition.get("timeoutS"))
         self._kinds: dict[str, str] | None = None  # node id -> kind, for template messages
+        self.log = RunLog()
 
     def execute(self) -> RunResult:
         started_at = self.clock.now()
         started = self.clock.monotonic()
         self._status(RunStatus.RUNNING)
+        log = self.log = RunLog(self.clock, started)
         ctx = StepContext(
             device=self.device,
             clock=self.clock,
@@ -218,11 +224,15 @@ class _Run:
             time_limit_s=self.time_limit_s,
             on_status=self.on_status,
             http_client=self.http,
+            log=log,
         )
         try:
             status, error = self._walk(ctx)
         finally:
             ctx.close()
+        log.at_step(None, None)
+        words = f"the run ended {status.value}" + (f": {error}" if error else "")
+        log.add("end", words, {"status": status.value, "errorMessage": error, "steps": len(self.trace)})
         self._status(status)
         ended = self.clock.monotonic()
         return RunResult(
@@ -238,6 +248,7 @@ class _Run:
             n_retries=sum(max(event.attempts - 1, 0) for event in self.trace),
             inputs=self.inputs,
             artifacts=ctx.artifacts,
+            log=log.to_json(),
         )
 
     def _walk(self, ctx: StepContext) -> tuple[RunStatus, str | None]:
@@ -251,8 +262,13 @@ class _Run:
         current: str | None = self.definition.get("start")
         came_from = "start"
         executions = 0
+        log = self.log
+        inputs = self.inputs or {}
+        log.add("start", f"the run starts at node '{current}'", {"start": current, "inputs": inputs})
         while current is not None:
+            log.at_step(len(self.trace) + 1, current)
             if self.clock.monotonic() >= ctx.deadline:
+                log.add("timeout", self._time_limit_message() + " between steps")
                 return RunStatus.TIMEOUT, self._time_limit_message()
             node = nodes.get(current)
             if node is None:
@@ -267,13 +283,21 @@ class _Run:
             try:
                 decision, started_at, started = self._ask(ctx, node.id)
             except RunHalted as halted:
+                log.add("halted", f"the run control stopped the run before this step: {halted.message}")
                 return RunStatus.FAILED, halted.message
             if decision is StepDecision.CANCEL:
+                log.add(
+                    "cancel-seen",
+                    f"a cancel was seen before step {len(self.trace) + 1} ('{node.id}'): "
+                    "no further step starts",
+                )
                 return RunStatus.CANCELLED, None
             if decision is StepDecision.PAUSE:
-                return RunStatus.CANCELLED, (
+                message = (
                     f"the run was paused for {MAX_PAUSE_S / 3600:g} h without being resumed and was cancelled"
                 )
+                log.add("cancel-seen", message)
+                return RunStatus.CANCELLED, message
             ctx.acted_on = None
             if self.observer is not None:
                 seq, ui = len(self.trace) + 1, node.checks_foreground
@@ -286,9 +310,12 @@ class _Run:
                 self.on_event(step.event)
             if self.observer is not None:
                 self.observer.step_ended(StepEnded(step.event, ctx.acted_on, node.checks_foreground))
+            self._log_step(node, step.event)
             if step.deadline_reached:
+                log.add("timeout", self._time_limit_message() + " in this step")
                 return RunStatus.TIMEOUT, _in_step(node, self._time_limit_message())
             following = node.follow(step.edge)
+            self._log_edge(node, step, following)
             if following is None and step.event.outcome is Outcome.FAILED:
                 return RunStatus.FAILED, _in_step(node, step.event.message or "failed")
             came_from = f"node '{node.id}' ({step.edge})"
@@ -308,6 +335,11 @@ class _Run:
             decision = self.control.before_step(node_id, seq)
             if decision is not StepDecision.PAUSE:
                 break
+            self.log.poll(
+                "pause-seen",
+                "pause",
+                f"a pause was seen before step {seq} ('{node_id}'): the run holds here until resumed",
+            )
             if paused_since is None:
                 paused_since = started
                 self._status(RunStatus.PAUSED)
@@ -315,8 +347,14 @@ class _Run:
                 return decision, started_at, started
             self.clock.sleep(PAUSE_POLL_S)
         if paused_since is not None:
-            ctx.deadline += started - paused_since
+            held = started - paused_since
+            ctx.deadline += held
             if decision is StepDecision.GO:
+                self.log.add(
+                    "resumed",
+                    f"resumed after {held:.1f} s held (not counted toward timeoutS)",
+                    {"heldMs": _ms(held)},
+                )
                 self._status(RunStatus.RUNNING)
         return decision, started_at, started
 
@@ -354,11 +392,29 @@ class _Run:
                 event = self._event(node, Outcome.OK, None, started_at, duration, attempts, result.output)
                 return _StepOutcome(event, result.edge)
             if failure.retryable and attempts <= node.retry_max:
+                self.log.add(
+                    "retry",
+                    f"attempt {attempts} of {node.retry_max + 1} failed: {failure.message}; "
+                    f"attempt {attempts + 1} in {_ms(node.retry_delay_s)} ms",
+                    {
+                        "attempt": attempts,
+                        "maxAttempts": node.retry_max + 1,
+                        "delayMs": _ms(node.retry_delay_s),
+                        "message": failure.message,
+                    },
+                )
                 try:
                     ctx.sleep(node.retry_delay_s)
                 except RunDeadlineReached:
                     return self._deadline_outcome(node, started_at, started, attempts)
                 continue
+            if attempts <= node.retry_max:
+                self.log.add(
+                    "retry",
+                    f"attempt {attempts} failed and is not retried: this failure would not change on "
+                    f"another attempt ({node.retry_max + 1 - attempts} left unused)",
+                    {"attempt": attempts, "maxAttempts": node.retry_max + 1, "retried": False},
+                )
             break
         if failure.edge == "failed" and clock.monotonic() >= ctx.deadline:
             # One rule where a step's own limit and the run's cap meet: a step that fails at or
@@ -373,6 +429,40 @@ class _Run:
         output = failure.output
         event = self._event(node, Outcome.FAILED, failure.message, started_at, duration, attempts, output)
         return _StepOutcome(event, failure.edge)
+
+    def _log_step(self, node: _Node, event: TraceEvent) -> None:
+        """The step's end in the log: the output it wrote, then its outcome."""
+        log = self.log
+        if event.output and node.kind != "control.if":  # a condition's value has its own entry
+            log.add(
+                "output-set",
+                lambda: f"nodes.{node.id}.output = {short_json(event.output)}",
+                {"output": event.output},
+            )
+        log.add(
+            "step",
+            lambda: _step_words(event),
+            {"outcome": event.outcome.value, "attempts": event.attempts, "durationMs": event.duration_ms},
+        )
+
+    def _log_edge(self, node: _Node, step: _StepOutcome, following: str | None) -> None:
+        """The way taken after a step, and why (or why the run ends there)."""
+        edge, outcome = step.edge, step.event.outcome
+        if following is not None:
+            values = {"edge": edge, "to": following, "outcome": outcome.value}
+            self.log.add("edge", lambda: f"{edge} → {following}{_edge_reason(node, edge, outcome)}", values)
+        elif outcome is Outcome.FAILED:
+            self.log.add(
+                "edge",
+                f"the step failed and node '{node.id}' has no '{edge}' edge: the run ends failed",
+                {"edge": edge, "to": None, "outcome": outcome.value},
+            )
+        else:
+            self.log.add(
+                "edge",
+                f"node '{node.id}' has no '{edge}' edge onward: the run ends here",
+                {"edge": edge, "to": None, "outcome": outcome.value},
+            )
 
     def _template_reason(self, exc: TemplateError, ctx: StepContext) -> str:
         if check_path(exc.path) is not None:
@@ -458,6 +548,22 @@ def _prepare(definition: Mapping[str, Any]) -> dict[str, _Node]:
             checks_foreground=kind in UI_KINDS,
         )
     return nodes
+
+
+def _step_words(event: TraceEvent) -> str:
+    tries = f" after {event.attempts} attempts" if event.attempts > 1 else ""
+    said = f": {event.message}" if event.message else ""
+    return f"{event.kind} {event.outcome.value} in {event.duration_ms} ms{tries}{said}"
+
+
+def _edge_reason(node: _Node, edge: str, outcome: Outcome) -> str:
+    if outcome is Outcome.SKIPPED:
+        return " (the step was skipped, which follows ok)"
+    if outcome is Outcome.FAILED:
+        return f" (the step failed: the workflow's '{edge}' edge)"
+    if node.next_map is None and edge != "ok":
+        return f" ('{edge}' follows the plain next)"
+    return ""
 
 
 def _in_step(node: _Node, message: str) -> str:

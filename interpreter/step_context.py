@@ -18,6 +18,7 @@ from interpreter.clock import Clock
 from interpreter.denylist import PackageRules, denied_message
 from interpreter.device import Artifact, Device
 from interpreter.hierarchy import UiNode
+from interpreter.run_log import RunLog, short_json
 from interpreter.trace import RunStatus
 
 # How often an element wait looks at the screen again (clock seconds).
@@ -80,6 +81,9 @@ class StepContext:
     http_client: httpx.Client | None = None
     owns_http_client: bool = False
     artifacts: list[Artifact] = field(default_factory=list)
+    # The run's execution log (`interpreter.run_log`): the decisions steps make (polls, conditions,
+    # approvals, variables); the engine writes the rest.
+    log: RunLog = field(default_factory=RunLog)
     # The element the step in progress last found on screen (what observers outline); the engine
     # clears it before each step.
     acted_on: UiNode | None = None
@@ -91,6 +95,11 @@ class StepContext:
     def vars(self) -> dict[str, Any]:
         variables: dict[str, Any] = self.scope["vars"]
         return variables
+
+    def set_var(self, name: str, value: Any) -> None:
+        """Set `vars.<name>` and write the change to the log."""
+        self.vars[name] = value
+        self.log.add("var-set", lambda: f"vars.{name} = {short_json(value)}", {"name": name, "value": value})
 
     def remaining_s(self) -> float:
         """Seconds left before the run's time cap."""

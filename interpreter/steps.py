@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from interpreter.approvals import ApprovalDecision, NoAnswerComing
+from interpreter.approvals import ApprovalDecision, ApprovalResponse, NoAnswerComing
 from interpreter.condition_scope import scope_for
 from interpreter.denylist import denied_message
 from interpreter.elements import (
@@ -73,6 +73,12 @@ def _wait_in_front(ctx: StepContext, package: str) -> None:
         if in_front is None or in_front == package:
             return
         now = ctx.clock.monotonic()
+        ctx.log.poll(
+            "wait-poll",
+            "foreground",
+            f"{package} was launched; {in_front} is still in front",
+            {"package": package, "inFront": in_front},
+        )
         if now >= ends_at:
             raise StepFailure(
                 f"{package} was launched, but {in_front} is in front after {LAUNCH_WAIT_S:g} s: the app "
@@ -164,6 +170,12 @@ def scroll_until_visible(ctx: StepContext, node: Mapping[str, Any], params: Mapp
             raise StepFailure(
                 f"no element with text '{text}' after {max_swipes} {plural}; {there}", not_found=True
             )
+        ctx.log.poll(
+            "wait-poll",
+            "scroll",
+            f"text '{text}' is not visible: swiping {finger} (up to {max_swipes} swipes)",
+            {"text": text, "swipe": finger, "maxSwipes": max_swipes},
+        )
         _swipe(ctx, finger)
         swipes += 1
         ctx.sleep(SWIPE_SETTLE_S)
@@ -185,7 +197,7 @@ def read_text(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, An
     element = wait_for(ctx, params["selector"], element_timeout_ms(node, params))
     save_as = params.get("saveAs")
     if save_as:
-        ctx.vars[str(save_as)] = element.text
+        ctx.set_var(str(save_as), element.text)
     return StepResult({"text": element.text})
 
 
@@ -214,8 +226,14 @@ def branch(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any])
                 f"the condition '{expr}' gave {result!r} ({type(result).__name__}), not true or false: "
                 "write a comparison such as vars.n < 3"
             )
+        ctx.log.add(
+            "condition", f"{expr} was {'true' if result else 'false'}", {"expr": expr, "value": result}
+        )
     elif "textVisible" in params:
-        result = find_now(ctx, compile_selector({"text": str(params["textVisible"])})) is not None
+        text = str(params["textVisible"])
+        result = find_now(ctx, compile_selector({"text": text})) is not None
+        shown = "on screen" if result else "not on screen"
+        ctx.log.add("condition", f"text '{text}' was {shown}", {"textVisible": text, "value": result})
     else:
         raise StepFailure("control.if needs params.expr or params.textVisible", retryable=False)
     return StepResult({"result": result}, edge="true" if result else "false")
@@ -228,22 +246,33 @@ def approval(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any
     on by as long as the wait took.
     """
     timeout_s = float(params.get("timeoutS", 60))
+    message = _as_text(params.get("message", ""))
+    approvers = [str(a) for a in params.get("approvers") or []]
+    limit = f"waits up to {timeout_s:g} s" if timeout_s else "waits without a time limit"
+    who = f" of {', '.join(approvers)}" if approvers else ""
+    ctx.log.add(
+        "approval-asked",
+        f"approval asked{who}: {message!r}; {limit}",
+        {"message": message, "approvers": approvers, "timeoutS": timeout_s},
+    )
     ctx.set_status(RunStatus.WAITING_FOR_APPROVAL)
     waited_from = ctx.clock.monotonic()
     try:
         response = ctx.approvals.request(
             run_id=ctx.run_id,
             node_id=str(node["id"]),
-            message=_as_text(params.get("message", "")),
-            approvers=[str(a) for a in params.get("approvers") or []],
+            message=message,
+            approvers=approvers,
             timeout_s=timeout_s,
             clock=ctx.clock,
         )
     except NoAnswerComing as exc:
         raise StepFailure(str(exc), retryable=False) from None
     finally:
-        ctx.deadline += ctx.clock.monotonic() - waited_from
+        waited_s = ctx.clock.monotonic() - waited_from
+        ctx.deadline += waited_s
         ctx.set_status(RunStatus.RUNNING)
+    _log_answer(ctx, response, waited_s)
     output = {
         "respondedBy": response.responded_by,
         "responseNote": response.note,
@@ -264,9 +293,28 @@ def approval(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any
     raise StepFailure(f"rejected{who}{note}", retryable=False, edge="rejected", output=output)
 
 
+def _log_answer(ctx: StepContext, response: ApprovalResponse, waited_s: float) -> None:
+    timed_out = response.decision is ApprovalDecision.TIMED_OUT
+    decision = "not answered in time" if timed_out else response.decision.value
+    by = f" by {response.responded_by}" if response.responded_by else ""
+    via = f" via {response.via}" if response.via else ""
+    note = f": {response.note}" if response.note else ""
+    ctx.log.add(
+        "approval-answered",
+        f"{decision}{by}{via}{note} after {waited_s:.1f} s",
+        {
+            "decision": response.decision.value,
+            "by": response.responded_by,
+            "note": response.note,
+            "via": response.via,
+            "waitedMs": int(round(waited_s * 1000)),
+        },
+    )
+
+
 def set_var(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any]) -> StepResult:
     """Set `vars.<name>` to the rendered `value`."""
-    ctx.vars[str(params["name"])] = params.get("value")
+    ctx.set_var(str(params["name"]), params.get("value"))
     return StepResult()
 
 

@@ -116,6 +116,7 @@ def test_run_fields_and_json_shape() -> None:
         "nSteps",
         "nFailed",
         "nRetries",
+        "log",
     ]
     assert data["id"] == "run-1"
     assert data["startedAt"] == "2026-01-01T00:00:00.000Z"

@@ -70,6 +70,11 @@ def test_the_installed_command_prints_run_json_and_exits_1_on_failure() -> None:
     # a 300 ms wait: three dumps of 35 ms (interpreter/device_costs.py), two polls of 100 ms between,
     # then a look at the app and the activity in front (2 x 100 ms) for the message
     assert run["trace"][2]["durationMs"] == 505
+    # The execution log: the wait's looks as one entry, then the failed step and why the run ends.
+    (polls,) = [e for e in run["log"] if e["kind"] == "wait-poll"]
+    assert (polls["nodeId"], polls["count"]) == ("missing", 3)
+    assert [e["kind"] for e in run["log"]][-3:] == ["step", "edge", "end"]
+    assert "no 'failed' edge" in run["log"][-2]["text"]
 
 
 def test_scenario_answers_approvals() -> None:

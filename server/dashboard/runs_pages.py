@@ -26,11 +26,11 @@ from server.devices.models import Device
 from server.errors import FieldProblem, NotFound, ValidationFailed
 from server.runs.artifacts import artifact_response
 from server.runs.events import RUN_STEP, get_hub
-from server.runs.exec_log import execution_log
 from server.runs.export import ExportFormat, export_response, export_window_start
 from server.runs.frames import LIVE_FRAME, frames_of
 from server.runs.listing import RunFilters, RunSort, list_runs
 from server.runs.models import Artifact, Run, RunEvent
+from server.runs.run_logs import log_of, variables_of
 from server.runs.schemas import Trigger
 from server.runs.service import cancel_run, get_run, record_changes, retried_by, trace_of
 from server.runs.stats import compute_stats
@@ -332,6 +332,7 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
         select(Artifact.name, Artifact.content_type).where(Artifact.run_id == run.id).order_by(Artifact.name)
     ).all()
     frames = frames_of(db, run.id)
+    log_source, exec_log = log_of(db, run, version.definition if version else {}, trace)
     frame_names = {frame["name"] for frame in frames} | {LIVE_FRAME}
     by_step, others = split_artifacts(
         [(row.name, row.content_type) for row in rows if row.name not in frame_names]
@@ -344,9 +345,9 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
         "retried_by": retried_by(db, run.id),
         "waiting": why_waiting(db, run),
         "trace": trace,
-        "exec_log": execution_log(
-            version.definition if version else {}, trace, run.status, run.error_message
-        ),
+        "exec_log": exec_log,
+        "log_source": log_source,
+        "log_variables": variables_of(exec_log),
         "inputs_json": json.dumps(run.inputs or {}, indent=2, ensure_ascii=False),
         "workflow_name": workflow.name if workflow else run.workflow_id,
         "version_number": version.number if version else "?",

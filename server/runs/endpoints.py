@@ -25,11 +25,10 @@ from server.db import SessionDep, after_commit
 from server.denylist.service import effective_entries
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.metrics import count_reported
-from server.runs import batches, frames, listing, pausing, report, retries, service, stats
+from server.runs import batches, frames, listing, pausing, report, retries, run_logs, service, stats
 from server.runs import export as export_module
 from server.runs.artifacts import artifact_response, check_name, stored_type
 from server.runs.events import get_hub
-from server.runs.exec_log import execution_log
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
 from server.runs.models import Artifact, Run
@@ -213,13 +212,20 @@ def get_run(run_id: str, session: SessionDep, account: CurrentAccount) -> dict[s
 
 
 @router.get("/runs/{run_id}/log", summary="A run's execution log: the engine's decisions in order")
-def get_run_log(run_id: str, session: SessionDep, account: CurrentAccount) -> list[dict[str, Any]]:
-    """Each step's outcome, retries, conditions and their values, approvals, variables set, the edge
-    taken and why, and how the run ended (`{seq, nodeId, what, text}`; server/runs/exec_log.py)."""
+def get_run_log(run_id: str, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+    """`{runId, source, entries, variables}`: the engine's log when its bridge sent one (`source`
+    `engine`), else the one read from the trace and the workflow version (`trace`); `variables`
+    the `var-set` entries in order (docs/workflow-format.md, "Execution log")."""
     run = service.get_run(session, account.id, run_id)
     version = session.get(WorkflowVersion, run.workflow_version_id)
     definition = version.definition if version is not None else {}
-    return execution_log(definition, service.trace_of(session, run.id), run.status, run.error_message)
+    source, entries = run_logs.log_of(session, run, definition, service.trace_of(session, run.id))
+    return {
+        "runId": run.id,
+        "source": source,
+        "entries": entries,
+        "variables": run_logs.variables_of(entries),
+    }
 
 
 @router.post(

@@ -1,12 +1,14 @@
-"""A run's execution log: the engine's decisions in order, read from its trace and its workflow version.
+"""A run's execution log read from its trace and its workflow version (for runs without the engine's).
 
     entries = execution_log(definition, trace, status, error_message)
 
-Each entry is `{"seq", "nodeId", "what", "text"}`; `what` is `step` (the outcome and how long it
-took, with the attempts), `retry` (how many and how far apart), `condition` (a `control.if` and
-its value), `approval` (who answered, how), `var` (a variable set, with its value), `edge` (the
-way taken and why) or `end` (how the run ended). The trace holds everything the engine decided
-that a run's outcome depends on, so the log is the same for a run on a phone and in the simulator.
+The entries have the shape of the engine's log (`interpreter.run_log`, docs/workflow-format.md):
+`{"seq", "atMs", "step", "nodeId", "kind", "text", "values"}`, with `atMs` null (the trace has
+each step's start, not each decision's) and `kind` one of `step` (the outcome and how long it
+took), `retry` (how many and how far apart), `condition` (a `control.if` and its value),
+`approval-answered` (who answered, how), `var-set` (a `setVar` value as written, a `readText`
+value as read), `edge` (the way taken and why) or `end`. What the trace does not hold is missing:
+wait polls, a pause or cancel seen, a variable's value made by a template.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ def execution_log(
         node = nodes.get(node_id, {})
         params = _mapping(node.get("params"))
 
-        def add(what: str, text: str, seq: int = seq, node_id: str = node_id) -> None:
-            log.append({"seq": seq, "nodeId": node_id, "what": what, "text": text})
+        def add(
+            kind: str, text: str, values: dict[str, Any] | None = None, seq: int = seq, node: str = node_id
+        ) -> None:
+            log.append(_entry(len(log) + 1, seq, node, kind, text, values))
 
         outcome = str(event.get("outcome", ""))
         attempts = int(event.get("attempts", 1) or 1)
@@ -53,7 +57,7 @@ def execution_log(
         kind = event.get("kind")
         if kind == "control.if" and "result" in output:
             look = params.get("expr") or f"text '{params.get('textVisible', '')}' on screen"
-            add("condition", f"{look} was {_json(output['result'])}")
+            add("condition", f"{look} was {_json(output['result'])}", {"value": output["result"]})
         if kind == "control.approval" and outcome != "skipped":
             who = output.get("respondedBy")
             via = output.get("respondedVia")
@@ -61,11 +65,21 @@ def execution_log(
             answer = "approved" if outcome == "ok" else ("rejected" if who else "not answered")
             by = f" by {who}" if who else ""
             how = f" via {via}" if via else ""
-            add("approval", f"{answer}{by}{how}{f': {note}' if note else ''}")
+            add("approval-answered", f"{answer}{by}{how}{f': {note}' if note else ''}")
         if kind == "control.setVar" and outcome == "ok":
-            add("var", f"vars.{params.get('name', '?')} = {_json(params.get('value'))}")
+            name = params.get("name", "?")
+            add(
+                "var-set",
+                f"vars.{name} = {_json(params.get('value'))}",
+                {"name": name, "value": params.get("value")},
+            )
         if kind == "action.readText" and outcome == "ok" and params.get("saveAs"):
-            add("var", f"vars.{params['saveAs']} = {_json(output.get('text'))}")
+            name = params["saveAs"]
+            add(
+                "var-set",
+                f"vars.{name} = {_json(output.get('text'))}",
+                {"name": name, "value": output.get("text")},
+            )
         edge = _edge(str(kind), outcome, output, node)
         following = trace[index + 1].get("nodeId") if index + 1 < len(trace) else None
         if following is not None:
@@ -75,8 +89,24 @@ def execution_log(
         end += f": {error_message}"
     if status == "cancelled":
         end = f"a cancel was seen before step {len(trace) + 1}: the run ended cancelled"
-    log.append({"seq": len(trace), "nodeId": None, "what": "end", "text": end})
+    log.append(
+        _entry(len(log) + 1, None, None, "end", end, {"status": status, "errorMessage": error_message})
+    )
     return log
+
+
+def _entry(
+    seq: int, step: int | None, node_id: str | None, kind: str, text: str, values: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "atMs": None,
+        "step": step,
+        "nodeId": node_id,
+        "kind": kind,
+        "text": text,
+        "values": values or {},
+    }
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -1,5 +1,5 @@
 """`GET /api/v1/runs/export`: the account's runs, filtered as the list filters them, streamed as
-one JSON array (with traces) or as CSV (one line a run, no trace).
+one JSON array (with traces and execution logs) or as CSV (one line a run, no trace).
 
 Memory stays flat however many runs there are: runs are read a page at a time through the
 list's own keyset query (`listing.list_runs`, oldest first by default), each page in its own
@@ -27,9 +27,10 @@ from server.devices.models import Device
 from server.errors import FieldProblem, ValidationFailed
 from server.runs.listing import RunFilters, RunSort, list_runs
 from server.runs.models import Run, TraceEventRow
+from server.runs.run_logs import LogSource, engine_logs, log_of
 from server.runs.service import summary_json
 from server.runs.sql import utc_ms
-from server.workflows.models import Workflow
+from server.workflows.models import Workflow, WorkflowVersion
 
 BATCH_SIZE = 500
 EXPORT_SORT = RunSort.CREATED
@@ -74,6 +75,24 @@ def _traces(session: Session, runs: list[Run]) -> dict[str, list[dict[str, Any]]
     return traces
 
 
+def _logs(
+    session: Session, runs: list[Run], traces: dict[str, list[dict[str, Any]]]
+) -> dict[str, tuple[LogSource, list[dict[str, Any]]]]:
+    """Each run's execution log: the engine's when stored, else read from its trace and version."""
+    stored = engine_logs(session, [run.id for run in runs])
+    version_ids = {run.workflow_version_id for run in runs if run.id not in stored}
+    definitions: dict[str, Any] = {}
+    if version_ids:
+        rows = session.execute(
+            select(WorkflowVersion.id, WorkflowVersion.definition).where(WorkflowVersion.id.in_(version_ids))
+        )
+        definitions = {row.id: row.definition for row in rows}
+    return {
+        run.id: log_of(session, run, definitions.get(run.workflow_version_id) or {}, traces[run.id], stored)
+        for run in runs
+    }
+
+
 def _pages(
     session_factory: sessionmaker[Session],
     account_id: str,
@@ -87,11 +106,20 @@ def _pages(
     while True:
         with session_factory() as session:
             runs, cursor = list_runs(session, account_id, filters, cursor, BATCH_SIZE, sort)
-            traces = _traces(session, runs) if with_traces and runs else {}
-            items = [
-                {**summary_json(run), "trace": traces[run.id]} if with_traces else summary_json(run)
-                for run in runs
-            ]
+            if with_traces and runs:
+                traces = _traces(session, runs)
+                logs = _logs(session, runs, traces)
+                items = [
+                    {
+                        **summary_json(run),
+                        "trace": traces[run.id],
+                        "logSource": logs[run.id][0],
+                        "log": logs[run.id][1],
+                    }
+                    for run in runs
+                ]
+            else:
+                items = [summary_json(run) for run in runs]
             session.rollback()  # read only: end the transaction (and its lock on SQLite) now
         if items:
             yield items

@@ -227,6 +227,21 @@ class TraceEventRow(Base):
     event: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class RunLogRow(Base):
+    """A run's execution log as the engine wrote it (`interpreter.run_log`), from its final report.
+
+    Kept apart from `runs`, so that listing runs never reads it; bounded by the engine and by
+    the report's schema (server/runs/schemas.py `LogEntryIn`)."""
+
+    __tablename__ = "run_logs"
+
+    run_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    entries: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class RunEvent(Base):
     """The `run.updated` log: its id is the SSE `id:` and what `Last-Event-ID` replays from.
 

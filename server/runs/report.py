@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from interpreter.trace import RunStatus, can_move
 from server.db import utcnow
 from server.runs.models import Run, TraceEventRow
+from server.runs.run_logs import store_logs
 from server.runs.schemas import ReportResult, RunReportIn
 from server.runs.sql import insert_input_values, insert_runs_if_new, insert_trace_rows
 
@@ -167,6 +168,10 @@ def ingest_reports(
         if verdict.result == "stored":
             changed.append(report.id)
     results = [IngestResult(r.id, verdicts[i].result, verdicts[i].reason) for i, r in enumerate(reports)]
+    # The engine's execution log travels with a final report: kept when that report is.
+    store_logs(
+        session, [r for i, r in enumerate(reports) if r.log is not None and verdicts[i].result == "stored"]
+    )
     return results, list(dict.fromkeys(changed))
 
 

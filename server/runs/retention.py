@@ -28,6 +28,7 @@ from server.runs.models import (
     RunDailyStat,
     RunEvent,
     RunInputValue,
+    RunLogRow,
     RunStepFailure,
     TraceEventRow,
 )
@@ -73,6 +74,7 @@ def _delete_runs_batch(
         session.execute(delete(Approval).where(Approval.run_id.in_(ids)))
         session.execute(delete(RunInputValue).where(RunInputValue.run_id.in_(ids)))
         session.execute(delete(RunStepFailure).where(RunStepFailure.run_id.in_(ids)))
+        session.execute(delete(RunLogRow).where(RunLogRow.run_id.in_(ids)))
         session.execute(delete(Run).where(Run.id.in_(ids)))
     return len(ids)
 

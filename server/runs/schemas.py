@@ -88,6 +88,43 @@ class TraceEventIn(_In):
         }
 
 
+MAX_LOG_ENTRIES = 400  # the engine keeps 300 (interpreter/run_log.py): room for a newer engine's
+MAX_LOG_VALUES_CHARS = 8_000  # an entry's values as JSON (the engine cuts them near 600 characters)
+_LOG_KIND = r"^[a-z][a-z0-9-]{0,39}$"
+
+
+class LogEntryIn(_In):
+    """One entry of the engine's execution log (docs/workflow-format.md, "Execution log")."""
+
+    seq: Count
+    at_ms: DurationMs
+    step: Count | None = None
+    node_id: str | None = Field(default=None, max_length=200)
+    kind: str = Field(pattern=_LOG_KIND, description="start, wait-poll, condition, retry, edge, end, …")
+    text: str = Field(max_length=2_000)
+    values: dict[str, Any] = Field(default_factory=dict)
+    count: Count | None = Field(default=None, description="a coalesced poll: how many looks")
+    last_at_ms: DurationMs | None = Field(default=None, description="a coalesced poll: the last look")
+
+    @field_validator("values")
+    @classmethod
+    def _bounded_values(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, ensure_ascii=False, default=str))
+        if size > MAX_LOG_VALUES_CHARS:
+            raise ValueError(
+                f"the entry's values are {size:,} characters of JSON, more than {MAX_LOG_VALUES_CHARS:,}: "
+                "cut long values (the engine cuts them at 600)"
+            )
+        return value
+
+    def stored_form(self) -> dict[str, Any]:
+        data = self.model_dump(by_alias=True, exclude={"count", "last_at_ms"})
+        if self.count is not None:
+            data["count"] = self.count
+            data["lastAtMs"] = self.last_at_ms
+        return data
+
+
 class RunReportIn(_In):
     """One run in a `runs.report` batch: its whole state so far, trace included."""
 
@@ -106,6 +143,11 @@ class RunReportIn(_In):
     n_steps: Count | None = None
     n_failed: Count | None = None
     n_retries: Count | None = None
+    log: list[LogEntryIn] | None = Field(
+        default=None,
+        max_length=MAX_LOG_ENTRIES,
+        description="The engine's execution log (optional; sent with the final report)",
+    )
 
     @field_validator("id")
     @classmethod

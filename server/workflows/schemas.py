@@ -121,6 +121,10 @@ class SimulatedRun(ApiModel):
     n_steps: int
     n_failed: int
     n_retries: int
+    log: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The engine's execution log: its decisions in order (docs/workflow-format.md)",
+    )
     http_simulated: bool = Field(
         description="True when action.http steps got a canned 200 instead of a real call."
     )

@@ -90,9 +90,12 @@ def test_an_ended_run_has_no_step_in_flight_nor_live_toggle(client: TestClient, 
     assert "No screens were kept for this run." in page
     assert "Execution log" in page
     assert "the run ended success" in page
-    log = client.get(f"/api/v1/runs/{run_id}/log", headers=auth(account.token)).json()
-    assert [entry["what"] for entry in log].count("step") == 2
-    assert log[-1] == {"seq": 2, "nodeId": None, "what": "end", "text": "the run ended success"}
+    answer = client.get(f"/api/v1/runs/{run_id}/log", headers=auth(account.token)).json()
+    assert answer["source"] == "trace"  # the report carried no engine log
+    log = answer["entries"]
+    assert [entry["kind"] for entry in log].count("step") == 2
+    assert log[-1]["kind"] == "end"
+    assert log[-1]["text"] == "the run ended success"
 
 
 def test_a_live_frame_replaces_the_last_one_and_is_announced_but_not_kept_in_the_replay(

@@ -162,6 +162,12 @@ def test_approvals_are_answered_approve_reject_with_a_note_or_left_to_time_out(
         ("sign_in", "ok"),
     ]
     assert approved["trace"][1]["output"]["respondedBy"] == "me"
+    # The engine's execution log comes with it: the approval asked and answered, in order.
+    log = [(e["kind"], e["nodeId"]) for e in approved["log"]]
+    assert log.index(("approval-asked", "ask")) + 1 == log.index(("approval-answered", "ask"))
+    answered = next(e for e in approved["log"] if e["kind"] == "approval-answered")
+    assert answered["values"]["decision"] == "approved"
+    assert answered["values"]["by"] == "me"
     rejected = _simulate(
         client,
         acc.token,

@@ -122,6 +122,8 @@ def test_simulate_returns_a_trace(client: TestClient, db: Db) -> None:
     assert run["status"] == "success"
     assert run["workflowVersionId"] == created["versionId"]
     assert [(e["nodeId"], e["outcome"]) for e in run["trace"]] == [("open", "ok"), ("wait", "ok")]
+    assert run["log"][0]["kind"] == "start"
+    assert run["log"][-1]["text"] == "the run ended success"
 
 
 def test_simulate_with_own_apps_and_inputs(client: TestClient, db: Db) -> None:
