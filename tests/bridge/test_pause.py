@@ -95,6 +95,7 @@ def test_no_step_starts_while_paused_and_held_time_is_not_running_time(
         cancelled = poll_run(
             client, second, lambda run: run["status"] in ENDED, deadline=deadline, what="not cancelled"
         )
+        logs = [client.get(f"/api/v1/runs/{ran}/log").json() for ran in (run_id, second)]
     finally:
         agent.terminate()
         _, err = agent.communicate(timeout=30)
@@ -111,3 +112,20 @@ def test_no_step_starts_while_paused_and_held_time_is_not_running_time(
     ]
     assert cancelled["status"] == "cancelled", (cancelled, err)
     assert all(_moment(e["startedAt"]) < second_paused_at for e in cancelled["trace"]), cancelled["trace"]
+
+    # The engine on the phone logged what it saw, and the bridge's final report brought it to the server.
+    log, second_log = logs
+    assert log["source"] == "engine", log
+    (pause,) = [e for e in log["entries"] if e["kind"] == "pause-seen"]
+    assert pause["count"] >= 2  # asked again and again while held: one entry
+    assert pause["lastAtMs"] - pause["atMs"] >= (HOLD_S - 2) * 1000
+    (resumed,) = [e for e in log["entries"] if e["kind"] == "resumed"]
+    assert resumed["values"]["heldMs"] >= (HOLD_S - 2) * 1000
+    assert resumed["step"] == pause["step"]
+    assert [e["step"] for e in log["entries"] if e["kind"] == "step"] == list(range(1, STEPS + 1))
+    assert log["entries"][-1]["text"] == "the run ended success"
+    assert second_log["source"] == "engine"
+    # (a pause may or may not have been seen before the cancel: the phone asks between steps)
+    kinds = [e["kind"] for e in second_log["entries"]]
+    assert kinds[-2:] == ["cancel-seen", "end"], kinds
+    assert "step" not in kinds[kinds.index("cancel-seen") :]
