@@ -1,7 +1,7 @@
 """Execution logs: the engine's decisions of a run as its final `runs.report` carried them.
 
-Revision ID: 0019_run_logs
-Revises: 0018_run_frames
+Revision ID: 0020_run_logs
+Revises: 0019_artifact_store
 Create Date: 2026-11-29
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019_run_logs"
-down_revision = "0018_run_frames"
+revision = "0020_run_logs"
+down_revision = "0019_artifact_store"
 branch_labels = None
 depends_on = None
 
