@@ -225,9 +225,10 @@ class DeviceWorker:
             self.device, self.outbox, claimed.run_id, device_id, self.settings.max_artifact_bytes
         )
 
-        frames = FrameRecorder(
-            self.device, self.outbox, claimed.run_id, device_id, FramePolicy.from_settings(self.settings)
-        )
+        # The run's setting (sent with the claim, else its workflow's), never above the bridge's own.
+        requested = claimed.frames if claimed.frames is not None else claimed.definition.get("frames")
+        policy = FramePolicy.from_settings(self.settings).for_run(requested)
+        frames = FrameRecorder(self.device, self.outbox, claimed.run_id, device_id, policy)
 
         def on_event(event: TraceEvent) -> None:
             reporter.on_event(event)

@@ -30,7 +30,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -57,6 +57,9 @@ class FrameMode(StrEnum):
     EVERY = "every"
 
 
+_MODE_RANK = {FrameMode.OFF: 0, FrameMode.FAILURES: 1, FrameMode.EVERY: 2}
+
+
 @dataclass(frozen=True, slots=True)
 class FramePolicy:
     mode: FrameMode = FrameMode.EVERY
@@ -69,6 +72,15 @@ class FramePolicy:
         return cls(
             FrameMode(settings.frames), settings.frame_width, settings.frame_quality, settings.frame_max_bytes
         )
+
+    def for_run(self, requested: object) -> FramePolicy:
+        """This policy for a run whose workflow (or the server, with the claim) asks for `requested`:
+        the lesser of the two (`off` < `failures` < `every`). The bridge's own setting is the upper
+        bound; an unknown or missing value leaves it as it is."""
+        if not isinstance(requested, str) or requested not in {m.value for m in FrameMode}:
+            return self
+        mode = FrameMode(requested)
+        return replace(self, mode=mode) if _MODE_RANK[mode] < _MODE_RANK[self.mode] else self
 
 
 def frame_name(seq: int) -> str:

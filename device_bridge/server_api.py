@@ -61,6 +61,9 @@ class ClaimedRun:
     definition: dict[str, Any]
     # None when the server sent none (an older server): such a run must not start.
     denylist: ServerDenylist | None = None
+    # When to keep the run's screens, as the server says (`every`, `failures`, `off`); None from an
+    # older server (the definition's `frames` then). The bridge's own setting caps it.
+    frames: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -133,7 +136,13 @@ class DeviceApi:
             denylist: ServerDenylist | None = ServerDenylist.from_json(body.get("denylist"), "claim")
         except ServerError:
             denylist = None
-        return ClaimedRun(run=dict(body["run"]), definition=dict(body["definition"]), denylist=denylist)
+        frames = body.get("frames")
+        return ClaimedRun(
+            run=dict(body["run"]),
+            definition=dict(body["definition"]),
+            denylist=denylist,
+            frames=frames if isinstance(frames, str) else None,
+        )
 
     def wakeup(self, wait_s: float) -> bool:
         """Whether a run is queued for this device; the server holds the call up to `wait_s` for one."""

@@ -360,7 +360,12 @@ def claim_run(request: Request, session: SessionDep, device: CurrentDevice) -> A
         return Response(status_code=204)
     run, definition = claimed
     return JSONResponse(
-        {"run": service.summary_json(run), "definition": definition, "denylist": effective.to_json()}
+        {
+            "run": service.summary_json(run),
+            "definition": definition,
+            "denylist": effective.to_json(),
+            "frames": frames.run_frames(definition),
+        }
     )
 
 

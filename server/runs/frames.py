@@ -32,10 +32,18 @@ from server.runs.pg_notify import notify_on_commit
 from server.runs.sql import serialize_run_event_ids
 from server.settings import Settings
 
+FRAME_MODES = ("every", "failures", "off")
 FRAME_NAME = re.compile(r"^frame-(\d{5})\.(jpg|webp)$")
 # The newest screen of a run watched live (replaced by each live frame; not part of the replay).
 LIVE_FRAME = "live.jpg"
 MAX_META_CHARS = 2000
+
+
+def run_frames(definition: dict[str, Any]) -> str:
+    """When the bridge keeps a claimed run's screens: the workflow's `frames` (`every` when unset),
+    sent with the claim; the bridge keeps the lesser of it and its own setting."""
+    mode = definition.get("frames")
+    return mode if mode in FRAME_MODES else "every"
 
 
 class FrameMeta(BaseModel):

@@ -1,4 +1,4 @@
-// The workflow's own fields (name, description, apps, time cap, start) and its inputs table.
+// The workflow's own fields (name, description, apps, time cap, screens per step, start) and its inputs table.
 
 import { isObject, withField } from "../model/draft";
 import { problemsAt } from "../model/problems";
@@ -21,7 +21,7 @@ export function WorkflowForm({ schema, definition, problems, readOnly, onChange 
       <h2>Workflow</h2>
       <ProblemList problems={problemsAt(problems, "")} />
       <fieldset disabled={readOnly} className="plain">
-        {["name", "description", "targetPackages", "timeoutS"].map((name) => (
+        {["name", "description", "targetPackages", "timeoutS", "frames"].map((name) => (
           <SchemaField
             key={name}
             root={schema.root}

@@ -12,6 +12,7 @@ import type { Json, JsonObject, Problem } from "../types";
 const LABELS: Record<string, string> = {
   timeoutMs: "Timeout (ms)",
   timeoutS: "Timeout (s)",
+  frames: "Screens per step",
   delayMs: "Delay (ms)",
   ms: "Milliseconds",
   maxSwipes: "Most swipes",
