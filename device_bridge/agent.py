@@ -16,6 +16,7 @@ the run's artifacts (failure context); they are uploaded after the run's report.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from device_bridge.adb_tracker import GONE, AdbTracker, phone_health
 from device_bridge.approvals import ServerApprovals
 from device_bridge.commands import CommandWorker
 from device_bridge.crash import crash_artifact, crash_message, hierarchy_artifact
@@ -47,11 +49,12 @@ from device_bridge.state import BridgeState, PairedDevice
 from device_bridge.supervisor import Supervisor, ThreadSlot
 from device_bridge.uploader import Backoff, Credentials, Uploader
 from device_bridge.wakeup import Waker
+from interpreter.control import RunControl, RunHalted, StepDecision
 from interpreter.denylist import Denylist
 from interpreter.device import Artifact
 from interpreter.engine import RunResult, run_workflow
 from interpreter.errors import DeviceError
-from interpreter.trace import Outcome, TraceEvent
+from interpreter.trace import Outcome, RunStatus, TraceEvent, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,43 @@ DeviceOpener = Callable[[str], BridgeDevice]
 SUPERVISE_TICK_S = 0.25
 # How often a worker whose phone stopped answering looks for it again.
 DEVICE_PROBE_INTERVAL_S = 2.0
+# How often a worker whose phone adb lists as away looks whether it is back.
+UNPLUGGED_TICK_S = 0.25
+
+
+def unplugged_message(serial: str, state: str) -> str:
+    """Why a phone cannot take runs: adb says it is away (`state`: `GONE`, `offline`, ...)."""
+    where = "adb no longer lists it" if state == GONE else f"adb lists it as `{state}`"
+    return (
+        f"phone {serial} is disconnected ({where}): plug it back in (for a network phone: "
+        f"`adb connect HOST:PORT`) and check that `adb devices` on the bridge's computer lists it as "
+        "`device`; the bridge serves it again as soon as it does"
+    )
+
+
+def lost_run_message(serial: str, state: str, steps_done: int, detail: str | None) -> str:
+    """The error of a run whose phone went away while it ran."""
+    where = "adb no longer lists it" if state == GONE else f"adb lists it as `{state}`"
+    text = (
+        f"phone {serial} was disconnected during this run ({where}) after {steps_done} step(s); the run "
+        "was stopped there. Plug the phone back in (check `adb devices` on the bridge's computer), "
+        "then trigger the run again: the bridge serves the phone again as soon as adb lists it"
+    )
+    return f"{text} (what the step in flight met: {detail})" if detail else text
+
+
+class PhonePresent:
+    """The engine's `RunControl` for a served run: no step starts once adb says the phone is away."""
+
+    def __init__(self, worker: DeviceWorker, then: RunControl) -> None:
+        self.worker = worker
+        self.then = then
+
+    def before_step(self, node_id: str, seq: int) -> StepDecision:
+        away = self.worker.unplugged
+        if away is not None:
+            raise RunHalted(away)
+        return self.then.before_step(node_id, seq)
 
 
 def load_denylist(settings: BridgeSettings) -> Denylist:
@@ -143,9 +183,73 @@ class DeviceWorker:
         # Held while a run runs: the screen inspector's clicks are refused meanwhile.
         self.run_lock = threading.Lock()
         self.run_in_hand: str | None = None  # the run being run now (told in the heartbeat)
+        # Phones that come and go (adb's device tracking, `adb_changed`): the phone's adb state,
+        # why it is away (None while adb lists it as `device`), and the state that made a run in
+        # hand lose its phone. `opener` opens the phone again once it is back; `on_reopened` hands
+        # the new connection to the phone's other threads.
+        self.opener: DeviceOpener | None = None
+        self.on_reopened: Callable[[BridgeDevice], None] | None = None
+        self.adb_state: str | None = None
+        self.seen_in_adb = False
+        self.unplugged: str | None = None
+        self._lost_state: str | None = None
+        self._device_closed = False
+        self._next_reopen = 0.0
+        # What the phone said of itself at the last heartbeat (adb_tracker.phone_health).
+        self.phone: dict[str, Any] = {}
+
+    def adb_changed(self, state: str) -> None:
+        """adb's device list says the phone is now `state` (called on the tracker's thread)."""
+        self.adb_state = state
+        if state == "device":
+            self.seen_in_adb = True
+            return  # the worker opens it again (`_reopen`) if it was away
+        if not self.seen_in_adb:
+            return  # never listed by this machine's adb (a device cloud's phone): not ours to judge
+        if self.unplugged is None:
+            log.error("device %s: %s", self.paired.serial, unplugged_message(self.paired.serial, state))
+        self.unplugged = unplugged_message(self.paired.serial, state)
+        if self.run_in_hand is not None and self._lost_state is None:
+            self._lost_state = state
+
+    def _reopen(self) -> bool:
+        """The phone is listed again: connect to it afresh (its uiautomator2 server or Appium session
+        went with it). False when it cannot be opened yet (tried again a moment later)."""
+        now = time.monotonic()
+        if now < self._next_reopen:
+            return False
+        self._next_reopen = now + DEVICE_PROBE_INTERVAL_S
+        if self.opener is None:
+            self.unplugged = None
+            return True
+        if not self._device_closed:
+            try:
+                self.device.close()
+            except Exception as exc:  # the old connection went with the phone
+                log.debug("device %s: closing the old connection: %s", self.paired.serial, exc)
+            self._device_closed = True
+        try:
+            device = self.opener(self.paired.serial)
+        except BridgeError as exc:
+            log.warning(
+                "device %s is listed by adb again but cannot be opened yet: %s", self.paired.serial, exc
+            )
+            return False
+        self.device = device
+        self._device_closed = False
+        if self.on_reopened is not None:
+            self.on_reopened(device)
+        self.unplugged = None
+        self.device_problem = None
+        log.warning("device %s is back: serving it again", self.paired.serial)
+        return True
 
     def serve(self) -> None:
         while not self.stop.is_set():
+            if self.unplugged is not None:
+                if not (self.adb_state == "device" and self._reopen()):
+                    self.stop.wait(UNPLUGGED_TICK_S)
+                continue
             if self.device_problem is not None and not self._device_back():
                 self.stop.wait(self.settings.claim_interval_s)
                 continue
@@ -167,10 +271,12 @@ class DeviceWorker:
                 continue
             with self.run_lock:
                 self.run_in_hand = claimed.run_id
+                self._lost_state = self.adb_state if self.unplugged is not None else None
                 try:
                     self.execute(claimed)
                 finally:
                     self.run_in_hand = None
+                    self._lost_state = None
 
     def _device_back(self) -> bool:
         """Whether the phone answers again (asked at most every few seconds while it does not)."""
@@ -252,6 +358,7 @@ class DeviceWorker:
             timeout_s=self.settings.gate_timeout_s,
             backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
         )
+        device = self.device  # this run's connection, even if the phone is opened again meanwhile
         log.info("device %s: running %s", self.paired.serial, claimed.run_id)
         started_at = datetime.now(UTC)
         streamer = LiveStreamer(
@@ -264,13 +371,13 @@ class DeviceWorker:
             with streamer, frames:  # leaving: the last step's frame is taken and queued
                 result = run_workflow(
                     claimed.definition,
-                    self.device,
+                    device,
                     inputs=claimed.run.get("inputs") or {},
                     run_id=claimed.run_id,
                     denylist=self.denylist,
                     on_event=on_event,
                     on_status=reporter.on_status,
-                    control=control,
+                    control=PhonePresent(self, control),
                     approvals=approvals,
                     observer=frames,
                 )
@@ -278,6 +385,7 @@ class DeviceWorker:
             self._crashed(claimed, reporter, exc, started_at)
             self._check_device_after(None)
             return None
+        result = self._phone_lost(result)
         reporter.finish(result)
         for index, artifact in enumerate(result.artifacts, start=1):
             name = (
@@ -294,10 +402,26 @@ class DeviceWorker:
         self._check_device_after(result)
         return result
 
+    def _phone_lost(self, result: RunResult) -> RunResult:
+        """A run that did not succeed while its phone went away ends `failed`, saying so."""
+        state = self._lost_state
+        if state is None or result.status in (RunStatus.SUCCESS, RunStatus.CANCELLED):
+            return result
+        detail = result.error_message if result.error_message != self.unplugged else None
+        message = lost_run_message(self.paired.serial, state, len(result.trace), detail)
+        log.error("device %s: run %s: %s", self.paired.serial, result.run_id, message)
+        return dataclasses.replace(result, status=RunStatus.FAILED, error_message=message)
+
     def _crashed(
         self, claimed: ClaimedRun, reporter: ProgressReporter, exc: Exception, started_at: datetime
     ) -> None:
         steps_done = len(reporter.trace)
+        if self._lost_state is not None:
+            detail = crash_message(exc, steps_done)
+            message = lost_run_message(self.paired.serial, self._lost_state, steps_done, detail)
+            reporter.fail(message, started_at)
+            self.runs_done += 1
+            return
         log.exception(
             "device %s: run %s broke after %d step(s)", self.paired.serial, claimed.run_id, steps_done
         )
@@ -362,6 +486,21 @@ class Agent:
         # Started without serials: every paired phone, those paired later included.
         self.pairings = None if serials else PairingWatcher(self.state, settings.server_url)
         self._supervisor_thread: threading.Thread | None = None
+        # adb's device list, followed on a thread of its own: phones unplugged and plugged back.
+        self.tracker = AdbTracker(self.stop) if settings.track_devices else None
+        if self.tracker is not None:
+            self.tracker.listen(self._adb_changed)
+        # When each device's next heartbeat is due (a change of its phone makes it due at once).
+        self._heartbeat_due: dict[str, float] = {}
+        self._commands_of: dict[str, CommandWorker] = {}
+
+    def _adb_changed(self, serial: str, state: str) -> None:
+        for worker in list(self.workers):
+            if worker.paired.serial == serial:
+                worker.adb_changed(state)
+                self._heartbeat_due[worker.paired.device_id] = 0.0
+                if state == "device" and worker.waker is not None:
+                    worker.waker.interrupt()  # back: claim what was queued meanwhile at once
 
     def _on_answer(self, run_id: str, answer: dict[str, Any]) -> None:
         if answer.get("cancelRequested"):
@@ -399,6 +538,8 @@ class Agent:
         for paired, device in zip(self.paired, devices, strict=True):
             self._add_worker(paired, device)
         self._uploader_slot = self.supervisor.add("uploader", lambda: self.uploader.run(self.stop))
+        if self.tracker is not None:
+            self.supervisor.add("adb-tracker", self.tracker.serve)
         self.supervisor.start_all()
         self.commands.start_all()
         self._supervisor_thread = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
@@ -417,6 +558,11 @@ class Agent:
             cancel_ids=self.cancel_ids,
             waker=self._waker(paired),
         )
+        worker.opener = self.opener
+        if self.tracker is not None:
+            state = self.tracker.state(paired.serial)
+            if state is not None:
+                worker.adb_changed(state)
         self.workers.append(worker)
         slot = self.supervisor.add(f"device-{paired.serial}", worker.serve)
         self._slots[paired.device_id] = slot
@@ -430,6 +576,12 @@ class Agent:
             backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
             serial=paired.serial,
         )
+        self._commands_of[paired.device_id] = commands
+
+        def reopened(device: BridgeDevice) -> None:
+            commands.device = device
+
+        worker.on_reopened = reopened
         slots = [slot, self.commands.add(f"commands-{paired.serial}", commands.serve)]
         if worker.waker is not None:
             slots.append(self.commands.add(f"wakeup-{paired.serial}", worker.waker.serve))
@@ -466,7 +618,7 @@ class Agent:
         """Restart dead threads; send each device's heartbeat when it is due and apply its answer."""
         client = httpx.Client(timeout=self.settings.http_timeout_s)
         apis: dict[str, DeviceApi] = {}
-        due: dict[str, float] = {}
+        due = self._heartbeat_due
         try:
             while True:
                 try:
@@ -494,21 +646,41 @@ class Agent:
         state = "serving"
         if not slot.alive:
             state = "restarting"
-        elif worker.device_problem is not None:
+        elif worker.unplugged is not None or worker.device_problem is not None:
             state = "waiting for the device"
         return {
             "worker": state,
             "workerRestarts": slot.restarts,
             "lastWorkerError": slot.health()["lastError"],
             "lastWorkerErrorAt": slot.health()["lastErrorAt"],
-            "deviceProblem": worker.device_problem,
+            "deviceProblem": worker.unplugged or worker.device_problem,
             "runInHand": worker.run_in_hand,
             "uploaderRestarts": uploader["restarts"],
         }
 
+    def phone_health(self, worker: DeviceWorker) -> dict[str, Any]:
+        """What the heartbeat tells the server about the phone itself: its adb state and, while adb
+        lists it, battery, charging, screen and the app in front (one shell round trip); the run in hand."""
+        state = worker.adb_state if worker.adb_state is not None else "unknown"
+        if worker.unplugged is None and state in ("device", "unknown") and not worker._device_closed:
+            probed = phone_health(worker.paired.serial)
+            if "probeError" not in probed or not worker.phone:
+                worker.phone = probed
+        elif worker.unplugged is not None:
+            worker.phone = {}
+        return {
+            "adbState": state,
+            "battery": worker.phone.get("battery"),
+            "charging": worker.phone.get("charging"),
+            "screenOn": worker.phone.get("screenOn"),
+            "foregroundApp": worker.phone.get("foregroundApp"),
+            "runInHand": worker.run_in_hand,
+            "checkedAt": iso_utc(datetime.now(UTC)),
+        }
+
     def _heartbeat(self, worker: DeviceWorker, api: DeviceApi) -> None:
         try:
-            answer = api.heartbeat({"bridge": self.health(worker)})
+            answer = api.heartbeat({"bridge": self.health(worker), "phone": self.phone_health(worker)})
         except ServerError as exc:
             log.warning("device %s: heartbeat: %s", worker.paired.serial, exc)
             return

@@ -29,6 +29,9 @@ class BridgeSettings(BaseSettings):
     server_url: str | None = None
     # How often a served device says it is alive and asks for work.
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    # Follow adb's device list (`host:track-devices`): a phone unplugged mid-run ends that run
+    # `failed` at once, and one plugged back is served again (device_bridge/adb_tracker.py).
+    track_devices: bool = True
     claim_interval_s: float = Field(default=1.0, gt=0)
     # An idle device's wake-up long poll: the server answers it as soon as a run is queued for the
     # device (then the bridge claims), else after this long. 0: no wake-up, claims every

@@ -357,10 +357,13 @@ async def dumpsys(ctx: CommandContext) -> int:
     elif service == "package" and len(args) > 1:
         dumpsys_package(ctx, args[1])
     elif service == "battery":
-        ctx.out("Current Battery Service state:\n  AC powered: true\n  USB powered: false\n")
-        ctx.out("  Wireless powered: false\n  Max charging current: 0\n  Max charging voltage: 0\n")
-        ctx.out("  Charge counter: 10000\n  status: 2\n  health: 2\n  present: true\n  level: 100\n")
-        ctx.out("  scale: 100\n  voltage: 5000\n  temperature: 250\n  technology: Li-ion\n")
+        if len(args) > 1:
+            problem = ctx.device.battery.command(args[1:])
+            if problem is not None:
+                ctx.err(problem)
+                return 1
+        else:
+            ctx.out(ctx.device.battery.dump())
     elif service == "power":
         on = ctx.device.screen_on
         ctx.out(f"POWER MANAGER (dumpsys power)\n  mWakefulness={'Awake' if on else 'Asleep'}\n")

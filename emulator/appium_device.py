@@ -169,7 +169,8 @@ def device_routes(device: VirtualDevice) -> list[tuple[str, str, Handler]]:
         return properties.DENSITY
 
     async def battery(request: Request) -> Any:
-        return {"level": 1.0, "status": 5}  # BatteryManager.BATTERY_STATUS_FULL
+        battery = device.battery  # status: BatteryManager.BATTERY_STATUS_*
+        return {"level": battery.level / 100, "status": battery.current_status()}
 
     async def orientation(request: Request) -> Any:
         return "LANDSCAPE" if device.phone.rotation % 2 else "PORTRAIT"

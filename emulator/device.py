@@ -16,6 +16,7 @@ What other parts of the emulator use (all on the device's asyncio loop, never fr
 - `display_size()` → (1080, 2340), `density` → 420
 - `screen_on`, `press_key(name)` — the power state that `input keyevent POWER|SLEEP|WAKEUP`,
   the uiautomator2 server's `wakeUp`/`sleep`, `dumpsys power` and `deviceInfo.screenOn` share
+- `battery: Battery` — level and power sources: `dumpsys battery [set|unplug|reset]`, Appium's battery_info
 - `connected: asyncio.Event` — set while at least one adb transport is connected
 - `reboot()` — drop every transport and start the phone afresh (what `adb reboot` does)
 """
@@ -31,6 +32,7 @@ from typing import Protocol
 from emulator import properties
 from emulator.android_commands import IME_ID
 from emulator.apk import ApkInfo, read_apk
+from emulator.battery import Battery
 from emulator.faults import Faults
 from emulator.filesystem import FileSystem
 from emulator.transport import AdbSession, Handler
@@ -81,6 +83,7 @@ class VirtualDevice:
         }
         self.density = properties.DENSITY
         self.screen_on = True  # `input keyevent POWER|SLEEP|WAKEUP`, the u2 server's wakeUp/sleep
+        self.battery = Battery()  # `dumpsys battery` (and `set`, `unplug`, `reset`), Appium's battery_info
         self.sessions: set[AdbSession] = set()
         self.connected = asyncio.Event()
         self._next_pid = 4000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Form, Request
@@ -13,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
+from server.dashboard.runs_pages import latest_event_id
 from server.dashboard.session import CheckedUser, DashboardUser, User
-from server.db import SessionDep, utcnow
+from server.db import SessionDep
 from server.devices import service
-from server.devices.models import Device
 from server.errors import AppError
 from server.runs.models import Run
 from server.runs.waiting import IN_HAND
@@ -25,13 +24,6 @@ from server.settings import Settings
 router = dashboard_router()
 
 TAG = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
-
-# A bridge heartbeats every few seconds; a device silent for longer than this is offline.
-ONLINE_WINDOW = timedelta(seconds=60)
-
-
-def _online(device: Device) -> bool:
-    return device.last_seen_at is not None and utcnow() - device.last_seen_at < ONLINE_WINDOW
 
 
 def _workload(db: Session, account_id: str) -> dict[str, dict[str, Any]]:
@@ -67,18 +59,27 @@ def _devices_page(
         "devices.html",
         user,
         status_code,
-        devices=service.list_devices(db, user.account),
-        workload=_workload(db, user.account.id),
-        online=_online,
         server_url=server_url,
+        events_after=latest_event_id(db, user.account.id),
+        **_table_context(db, user),
         **extra,
     )
+
+
+def _table_context(db: Session, user: DashboardUser) -> dict[str, Any]:
+    return {"devices": service.list_devices(db, user.account), "workload": _workload(db, user.account.id)}
 
 
 @router.get("/devices", response_class=HTMLResponse)
 def devices_page(request: Request, db: SessionDep, user: User) -> Response:
     """The account's phones: model, Android version, last seen, online, rename and revoke."""
     return _devices_page(request, db, user)
+
+
+@router.get("/devices/_table", response_class=HTMLResponse)
+def devices_table_fragment(request: Request, db: SessionDep, user: User) -> Response:
+    """The devices table alone, which live.js swaps in after a `device.updated` or `run.updated` event."""
+    return page(request, "_devices_table.html", user, **_table_context(db, user))
 
 
 @router.post("/devices/pairing-code", response_class=HTMLResponse)

@@ -8,6 +8,7 @@ from server.auth import CurrentAccount, CurrentDevice
 from server.db import SessionDep
 from server.denylist.service import effective_entries
 from server.devices import service
+from server.devices.health import record_heartbeat
 from server.devices.schemas import (
     DeviceConfig,
     DeviceRead,
@@ -72,14 +73,18 @@ def pair(body: PairRequest, request: Request, session: SessionDep) -> Paired | R
 @router.post(
     "/devices/me/heartbeat",
     response_model=Heartbeat,
-    summary="A device says it is alive (updates lastSeenAt)",
+    summary="A device says it is alive (updates lastSeenAt) with its bridge's and its phone's health",
 )
 def heartbeat(
     request: Request, device: CurrentDevice, session: SessionDep, body: HeartbeatIn | None = None
 ) -> Heartbeat:
-    service.heartbeat(device)
-    if body is not None and body.bridge is not None:
-        device.bridge_health = body.bridge.model_dump(by_alias=True)
+    record_heartbeat(
+        session,
+        device,
+        body.bridge.model_dump(by_alias=True) if body is not None and body.bridge is not None else None,
+        body.phone.model_dump(by_alias=True) if body is not None and body.phone is not None else None,
+        get_hub(request.app).notify,
+    )
     assert device.last_seen_at is not None
     effective = effective_entries(session, device.account_id, _settings(request).global_denylist)
     return Heartbeat(

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, new_id, utcnow
+
+# A bridge heartbeats every few seconds; a device silent for longer than this is offline.
+ONLINE_WINDOW = timedelta(seconds=60)
+# adb states in which a phone can take runs (`unknown`: the bridge cannot ask adb; older bridges say none).
+READY_ADB_STATES = ("device", "unknown")
+
+
+def is_online(device: Device) -> bool:
+    """A heartbeat within `ONLINE_WINDOW`, and the phone not reported away by adb."""
+    if device.last_seen_at is None or utcnow() - device.last_seen_at >= ONLINE_WINDOW:
+        return False
+    state = (device.phone_health or {}).get("adbState")
+    return state is None or state in READY_ADB_STATES
 
 
 class Device(Base):
@@ -29,12 +42,19 @@ class Device(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     # What the device's bridge said of itself in its last heartbeat (worker state, restarts, errors).
     bridge_health: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # What the phone said of itself in the last heartbeat: adb state, battery, charging, screen on,
+    # the app in front, the run in hand (`PhoneHealth`).
+    phone_health: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     # When the device's bridge last asked for commands (GET /devices/me/commands): a bridge that has
     # not asked for a while is not listening, and commands for it are refused at once.
     commands_polled_at: Mapped[datetime | None] = mapped_column(default=None)
     # Labels a person gives the phone (`store-12`, `android-14`): batches and "any free phone with
     # tag X" runs choose phones by them.
     tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+
+    @property
+    def online(self) -> bool:
+        return is_online(self)
 
 
 class PairingCode(Base):

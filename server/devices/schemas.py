@@ -42,13 +42,33 @@ class BridgeHealth(BaseModel):
     last_worker_error: str | None = Field(default=None, max_length=4000)
     last_worker_error_at: str | None = Field(default=None, max_length=64)
     device_problem: str | None = Field(default=None, max_length=4000)
+    run_in_hand: str | None = Field(default=None, max_length=64)
     uploader_restarts: int = Field(default=0, ge=0, le=1_000_000_000)
+
+
+class PhoneHealth(BaseModel):
+    """What a phone says of itself through its bridge (unknown fields from newer bridges are ignored)."""
+
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+
+    adb_state: str = Field(
+        max_length=40,
+        description="What adb lists the phone as: device (ready), offline, unauthorized, ..., gone "
+        "(not listed: unplugged), unknown (the bridge cannot ask adb)",
+    )
+    battery: int | None = Field(default=None, ge=0, le=100, description="Battery level, percent")
+    charging: bool | None = Field(default=None, description="On a charger (AC, USB, wireless)")
+    screen_on: bool | None = None
+    foreground_app: str | None = Field(default=None, max_length=200, description="The package in front")
+    run_in_hand: str | None = Field(default=None, max_length=64, description="The run the phone runs now")
+    checked_at: str | None = Field(default=None, max_length=64, description="When the bridge asked the phone")
 
 
 class HeartbeatIn(ApiModel):
     bridge: BridgeHealth | None = Field(
         default=None, description="The bridge's health, shown with the device."
     )
+    phone: PhoneHealth | None = Field(default=None, description="The phone's health, shown with the device.")
 
 
 class DeviceRead(ApiModel):
@@ -62,6 +82,14 @@ class DeviceRead(ApiModel):
     revoked_at: datetime | None
     bridge_health: dict[str, Any] | None = Field(
         default=None, description="What the device's bridge said of itself in its last heartbeat."
+    )
+    phone_health: dict[str, Any] | None = Field(
+        default=None,
+        description="What the phone said of itself in the last heartbeat: adbState, battery, charging, "
+        "screenOn, foregroundApp, runInHand, checkedAt",
+    )
+    online: bool = Field(
+        default=False, description="A heartbeat arrived within the last 60 s and adb lists the phone as ready"
     )
     tags: list[str] = Field(default_factory=list, description="Labels that batches and tag runs choose by")
 

@@ -1,6 +1,8 @@
 // The dashboard's live updates: one EventSource on run.updated; every element with data-live-src
-// re-fetches its server-rendered fragment when an event concerns it. Every event is also relayed
-// as a `phoneflow:<event>` DOM event (the run page's screen, replay.js, follows run.frame and run.step).
+// re-fetches its server-rendered fragment when an event concerns it (an element with
+// data-live-devices also on device.updated: a phone came or went, its health changed). Every event
+// is also relayed as a `phoneflow:<event>` DOM event (the run page's screen, replay.js, follows
+// run.frame and run.step).
 (function () {
   "use strict";
   // Forms that need a second thought say so in data-confirm (no inline handlers: the CSP forbids them).
@@ -34,6 +36,19 @@
     var wait = Math.max(150, every - (Date.now() - (fetchedAt.get(el) || 0)));
     pending.set(el, setTimeout(function () {
       pending.delete(el);
+      if (typing(el)) {
+        // Someone is typing in a form of this fragment (a device's name, its tags): swapping it
+        // now would throw their text away; look again in a moment.
+        if (!el.hasAttribute("data-live-held")) {
+          el.setAttribute("data-live-held", "");
+          el.addEventListener("focusout", function again() {
+            el.removeEventListener("focusout", again);
+            el.removeAttribute("data-live-held");
+            refresh(el);
+          });
+        }
+        return;
+      }
       fetchedAt.set(el, Date.now());
       fetch(el.getAttribute("data-live-src"), { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
         .then(function (r) {
@@ -52,6 +67,11 @@
         })
         .catch(function () { /* the next event retries */ });
     }, wait));
+  }
+
+  function typing(el) {
+    var active = document.activeElement;
+    return !!active && el.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName) && active.type !== "submit";
   }
 
   function relay(name, data) {
@@ -75,6 +95,14 @@
         var batch = el.getAttribute("data-live-batch");
         if ((!only || only === run.id) && (!batch || batch === run.batchId)) refresh(el);
       });
+    });
+    // A phone came or went, or its health changed: the Devices page's table follows it.
+    source.addEventListener("device.updated", function (message) {
+      var device;
+      if (message.lastEventId) lastId = message.lastEventId;
+      try { device = JSON.parse(message.data); } catch (e) { return; }
+      relay("device.updated", device);
+      live.forEach(function (el) { if (el.hasAttribute("data-live-devices")) refresh(el); });
     });
     // A step's screen arrived, a step started: the run page's screen (replay.js) takes them.
     ["run.frame", "run.step"].forEach(function (name) {
