@@ -660,9 +660,16 @@ class Agent:
 
     def phone_health(self, worker: DeviceWorker) -> dict[str, Any]:
         """What the heartbeat tells the server about the phone itself: its adb state and, while adb
-        lists it, battery, charging, screen and the app in front (one shell round trip); the run in hand."""
+        lists it, battery, charging, screen and the app in front (one shell round trip); the run in hand.
+
+        A phone this machine's adb has never listed (an Appium device cloud's) is `unknown`, not
+        `gone`: nothing here can tell whether it is there, and its health is not asked over adb."""
         state = worker.adb_state if worker.adb_state is not None else "unknown"
-        if worker.unplugged is None and state in ("device", "unknown") and not worker._device_closed:
+        local = worker.seen_in_adb or worker.adb_state is None  # None: adb's list is not followed
+        if not worker.seen_in_adb and state == GONE:
+            state = "unknown"
+        ready = worker.unplugged is None and not worker._device_closed
+        if ready and local and state in ("device", "unknown"):
             probed = phone_health(worker.paired.serial)
             if "probeError" not in probed or not worker.phone:
                 worker.phone = probed
