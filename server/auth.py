@@ -113,10 +113,21 @@ def current_account(
     api_token, account = row
     if api_token.revoked_at is not None:
         raise Unauthorized(f"this account token was revoked: {HOW_TO_GET_ACCOUNT_TOKEN}")
+    request.state.api_token = (api_token.id, api_token.name)
     now = utcnow()
     if api_token.last_used_at is None or now - api_token.last_used_at > _LAST_USED_RESOLUTION:
         api_token.last_used_at = now
     return account
+
+
+def caller_name(request: Request, account: Account) -> str:
+    """Who asked, as a run's `triggeredBy` keeps it: `token:<id> (<name>)` for a request signed with an
+    API token (its id and name, never the token), the account's email for the dashboard's session."""
+    token = getattr(request.state, "api_token", None)
+    if token is None:
+        return account.email
+    token_id, name = token
+    return f"token:{token_id} ({name})"[:320]
 
 
 def current_device(

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from interpreter.trace import RunStatus
 from server.artifact_store.service import read_artifact, save_artifact
-from server.auth import CurrentAccount, CurrentDevice
+from server.auth import CurrentAccount, CurrentDevice, caller_name
 from server.db import SessionDep, after_commit
 from server.denylist.service import effective_entries
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
@@ -250,7 +250,7 @@ def trigger_run(
         body.device_id,
         body.inputs,
         global_denylist=request.app.state.settings.global_denylist,
-        triggered_by=account.email,
+        triggered_by=caller_name(request, account),
         notify=get_hub(request.app).notify,
         device_tag=body.device_tag,
     )
@@ -278,7 +278,7 @@ def trigger_batch(
         tag=body.tag,
         inputs=body.inputs,
         global_denylist=request.app.state.settings.global_denylist,
-        triggered_by=account.email,
+        triggered_by=caller_name(request, account),
         notify=get_hub(request.app).notify,
     )
     session.flush()
@@ -337,7 +337,7 @@ def retry_run(run_id: str, request: Request, session: SessionDep, account: Curre
         account.id,
         run_id,
         global_denylist=request.app.state.settings.global_denylist,
-        triggered_by=account.email,
+        triggered_by=caller_name(request, account),
         notify=get_hub(request.app).notify,
     )
     return service.summary_json(run)

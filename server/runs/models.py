@@ -52,8 +52,8 @@ class Run(Base):
     # conditional UPDATE of runs.report compares, so a status never moves backwards.
     status_rank: Mapped[int] = mapped_column(Integer)
     trigger: Mapped[str] = mapped_column(String(16))
-    # Who or what asked for the run: a person's email, `schedule:<id>`, `hook:<name>`; null for runs
-    # a device made.
+    # Who or what asked for the run: `token:<id> (<name>)` (an API token, never the token itself),
+    # a person's email (the dashboard), `schedule:<id>`, `hook:<name>`, `auto-retry`; null: a device made it.
     triggered_by: Mapped[str | None] = mapped_column(String(320), default=None)
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime | None]

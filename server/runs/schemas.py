@@ -205,7 +205,10 @@ class RunSummaryOut(_Out):
     trigger: Trigger
     triggered_by: str | None = Field(
         default=None,
-        description="Who or what asked: an email, schedule:<id>, hook:<name>; null from a device",
+        description=(
+            "Who or what asked: token:<id> (<name>) for an API token, a person's email (the dashboard), "
+            "schedule:<id>, hook:<name>, auto-retry; null for a run a device made"
+        ),
     )
     inputs: dict[str, Any]
     started_at: UtcTime | None
