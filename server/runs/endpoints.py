@@ -253,6 +253,7 @@ def trigger_run(
         triggered_by=caller_name(request, account),
         notify=get_hub(request.app).notify,
         device_tag=body.device_tag,
+        frames=body.frames,
     )
     return service.summary_json(run)
 
@@ -364,7 +365,7 @@ def claim_run(request: Request, session: SessionDep, device: CurrentDevice) -> A
             "run": service.summary_json(run),
             "definition": definition,
             "denylist": effective.to_json(),
-            "frames": frames.run_frames(definition),
+            "frames": frames.run_frames(definition, run.frames),
         }
     )
 

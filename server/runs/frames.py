@@ -39,11 +39,14 @@ LIVE_FRAME = "live.jpg"
 MAX_META_CHARS = 2000
 
 
-def run_frames(definition: dict[str, Any]) -> str:
-    """When the bridge keeps a claimed run's screens: the workflow's `frames` (`every` when unset),
-    sent with the claim; the bridge keeps the lesser of it and its own setting."""
-    mode = definition.get("frames")
-    return mode if mode in FRAME_MODES else "every"
+def run_frames(definition: dict[str, Any], run_setting: str | None = None) -> str:
+    """When the bridge keeps a claimed run's screens: the run's own setting (given at trigger), else
+    its workflow's `frames`, else `every`; sent with the claim, the bridge keeps the lesser of it and
+    its own setting."""
+    for mode in (run_setting, definition.get("frames")):
+        if mode in FRAME_MODES:
+            return str(mode)
+    return "every"
 
 
 class FrameMeta(BaseModel):

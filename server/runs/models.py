@@ -75,6 +75,9 @@ class Run(Base):
     # run that any free phone with a tag may take, that tag (`device_id` stays null until one claims it).
     batch_id: Mapped[str | None] = mapped_column(String(36), default=None)
     device_tag: Mapped[str | None] = mapped_column(String(64), default=None)
+    # When the bridge keeps this run's screens, given at trigger (`every`, `failures`, `off`); null:
+    # the workflow's `frames` (sent with the claim, server/runs/frames.py run_frames).
+    frames: Mapped[str | None] = mapped_column(String(8), default=None)
     # Until when someone watches the run live (the dashboard's toggle): the bridge streams frames.
     live_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -90,6 +90,7 @@ def _queue_retry(
         triggered_by=triggered_by,
         inputs=dict(old.inputs or {}),
         trace_len=0,
+        frames=getattr(old, "frames", None),  # a retry keeps the screens setting it was triggered with
         retry_of=old.id,
         attempt=(old.attempt or 1) + 1,
         not_before=not_before,

@@ -272,6 +272,13 @@ class TriggerRunIn(_In):
         description="instead of deviceId: the first free phone with this tag takes the run",
     )
     inputs: dict[str, Any] = Field(default_factory=dict)
+    frames: Literal["every", "failures", "off"] | None = Field(
+        default=None,
+        description=(
+            "when the bridge keeps this run's screens, instead of the workflow's `frames`: after every "
+            "step that touches the phone, after failed steps only, or never (the bridge may lower it)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> TriggerRunIn:

@@ -208,6 +208,7 @@ def trigger_run(
     inputs_pointer: str = "/inputs",
     device_tag: str | None = None,
     batch_id: str | None = None,
+    frames: str | None = None,
 ) -> Run:
     """A new `queued` run of the workflow's published version on one of the account's devices, or
     (`device_id` None, `device_tag` set) for the first free phone with that tag to claim.
@@ -247,6 +248,7 @@ def trigger_run(
         triggered_by=triggered_by,
         inputs=inputs,
         trace_len=0,
+        frames=frames,
         created_at=now,
         updated_at=now,
     )
