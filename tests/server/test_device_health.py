@@ -3,9 +3,13 @@ event log exactly when what a person sees changes (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import timedelta
 from typing import Any
 
+import httpx
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -14,6 +18,7 @@ from server.devices.health import DEVICE_UPDATED
 from server.devices.models import Device
 from server.runs.models import RunEvent
 from tests.server.factories import Db, auth, create_account, create_device
+from tests.server.runs_support import SseReader, serve_in_subprocess, serve_in_thread
 
 PHONE = {
     "adbState": "device",
@@ -113,3 +118,25 @@ def test_health_from_a_bridge_is_bounded(client: TestClient, db: Db) -> None:
     (shown,) = client.get("/api/v1/devices", headers=auth(acc.token)).json()
     assert shown["phoneHealth"] is None
     assert shown["online"] is True
+
+
+def test_device_updated_reaches_subscribers_of_another_server_process(app: FastAPI, db: Db) -> None:
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    with serve_in_thread(app) as here, serve_in_subprocess(db.url) as there:
+        reader = SseReader(here, acc.token)
+        try:
+            reader.wait_subscribed()
+            started = time.monotonic()
+            body = {"bridge": BRIDGE, "phone": {**PHONE, "adbState": "gone", "battery": None}}
+            beat = httpx.post(f"{there}/api/v1/devices/me/heartbeat", headers=auth(dev.token), json=body)
+            assert beat.status_code == 200, beat.text
+            event = reader.next(timeout_s=5)
+            assert event["event"] == DEVICE_UPDATED
+            data = json.loads(event["data"])
+            assert data["id"] == dev.id
+            assert data["online"] is False
+            assert data["phoneHealth"]["adbState"] == "gone"
+            assert time.monotonic() - started < 1.5  # the tail polls every 0.5 s
+        finally:
+            reader.close()
