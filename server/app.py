@@ -25,6 +25,7 @@ from server.errors import (
 )
 from server.input_guard import InputGuardMiddleware
 from server.observability import RequestIdMiddleware, configure_logging
+from server.runs.video import close_assembler
 from server.scheduler import build_scheduler, stop_scheduler
 from server.settings import Settings
 from server.webhooks.events import PUBLIC_URL_KEY
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if scheduler is not None:
                 await run_in_threadpool(stop_scheduler, scheduler)
+            await run_in_threadpool(close_assembler, app)
             engine.dispose()
             metrics.forget_pool(pool_capacity)
             metrics.process_exited()

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     artifact_quota_team_bytes: int = Field(
         default=100 * 1024 * MIB, ge=0, description="Artifact bytes an account on the team plan may keep."
     )
+    run_video: bool = Field(
+        default=True,
+        description=(
+            "Assemble each ended run's frames into one video (`video.mp4`, H.264) in the background."
+        ),
+    )
     db_pool_size: int = Field(
         default=5, ge=1, description="Database connections each server process keeps open."
     )

@@ -180,8 +180,10 @@ def replace_artifact(
     name: str,
     content_type: str,
     data: bytes,
+    meta: dict[str, Any] | None = None,
 ) -> None:
-    """Store or replace the run's artifact `name` (the live screen), under one key per run and name."""
+    """Store or replace the run's artifact `name` (the live screen, the run's video), under one key
+    per run and name."""
     old = session.execute(
         select(Artifact.size, Artifact.store_key).where(Artifact.run_id == run_id, Artifact.name == name)
     ).first()
@@ -201,11 +203,12 @@ def replace_artifact(
             size=len(data),
             store_key=key,
             data=None,
+            meta=meta,
             created_at=now,
         )
         .on_conflict_do_update(
             index_elements=["run_id", "name"],
-            set_={"size": len(data), "store_key": key, "data": None, "created_at": now},
+            set_={"size": len(data), "store_key": key, "data": None, "meta": meta, "created_at": now},
         )
     )
     if old is not None and old.store_key not in (None, key):

@@ -34,6 +34,7 @@ from server.runs.run_logs import log_of, variables_of
 from server.runs.schemas import Trigger
 from server.runs.service import cancel_run, get_run, record_changes, retried_by, trace_of
 from server.runs.stats import compute_stats
+from server.runs.video import VIDEO_NAME
 from server.runs.waiting import why_waiting
 from server.schemas import in_range_utc
 from server.workflows.models import Workflow, WorkflowVersion
@@ -333,12 +334,13 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
     ).all()
     frames = frames_of(db, run.id)
     log_source, exec_log = log_of(db, run, version.definition if version else {}, trace)
-    frame_names = {frame["name"] for frame in frames} | {LIVE_FRAME}
+    frame_names = {frame["name"] for frame in frames} | {LIVE_FRAME, VIDEO_NAME}
     by_step, others = split_artifacts(
         [(row.name, row.content_type) for row in rows if row.name not in frame_names]
     )
     return {
         "frames": frames,
+        "video": any(row.name == VIDEO_NAME for row in rows),
         "step_in_flight": _step_in_flight(db, run),
         "live": run.live_until is not None and run.live_until > utcnow(),
         "run": run,
@@ -446,13 +448,14 @@ def run_body_fragment(request: Request, run_id: str, db: SessionDep, user: User)
 
 
 @router.get("/runs/{run_id}/artifacts/{name}")
-def run_artifact(run_id: str, name: str, db: SessionDep, user: User) -> Response:
+def run_artifact(request: Request, run_id: str, name: str, db: SessionDep, user: User) -> Response:
     """One artifact of one of the account's runs (a failure screenshot, a window hierarchy)."""
     run = _account_run(db, user, run_id)
     artifact = db.scalars(select(Artifact).where(Artifact.run_id == run.id, Artifact.name == name)).first()
     if artifact is None:
         raise NotFound(f"run {run_id} has no artifact named {name!r}")
-    return artifact_response(artifact.name, artifact.content_type, read_artifact(db, artifact))
+    ranged = request.headers.get("range")
+    return artifact_response(artifact.name, artifact.content_type, read_artifact(db, artifact), ranged)
 
 
 @router.post("/runs/{run_id}/cancel")

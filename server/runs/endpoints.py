@@ -25,7 +25,7 @@ from server.db import SessionDep, after_commit
 from server.denylist.service import effective_entries
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.metrics import count_reported
-from server.runs import batches, frames, listing, pausing, report, retries, run_logs, service, stats
+from server.runs import batches, frames, listing, pausing, report, retries, run_logs, service, stats, video
 from server.runs import export as export_module
 from server.runs.artifacts import artifact_response, check_name, stored_type
 from server.runs.events import get_hub
@@ -99,6 +99,7 @@ def report_runs(
         r.id: r for r in reversed(body.runs) if r.id in stored and r.status.terminal
     }  # the first of each
     runs_ended(session, device.account_id, list(ended))
+    video.assemble_later(request.app, session, list(ended))
     record_step_failures(session, device.account_id, ended.values())
     after_commit(session, lambda: count_reported([r.result for r in results]))
     cancelled = set(service.cancel_requested_run_ids(session, device.id, [r.id for r in results]))
@@ -390,12 +391,25 @@ def list_artifacts(run_id: str, session: SessionDep, account: CurrentAccount) ->
     response_class=Response,
     responses={
         200: {
-            "content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "text/plain": {}},
-            "description": "The artifact: an image inline, text as a text/plain attachment",
-        }
+            "content": {
+                "image/png": {},
+                "image/jpeg": {},
+                "image/webp": {},
+                "video/mp4": {},
+                "text/plain": {},
+            },
+            "description": (
+                "The artifact: an image or a video inline (a video answers a `Range` with 206), "
+                "text as a text/plain attachment"
+            ),
+        },
+        206: {"content": {"video/mp4": {}}, "description": "The byte range of a video asked for"},
+        416: {"description": "The range asked for lies past the video's end"},
     },
 )
-def get_artifact(run_id: str, name: str, session: SessionDep, account: CurrentAccount) -> Response:
+def get_artifact(
+    run_id: str, name: str, request: Request, session: SessionDep, account: CurrentAccount
+) -> Response:
     run = service.get_run(session, account.id, run_id)
     artifact = session.scalars(
         select(Artifact).where(Artifact.run_id == run.id, Artifact.name == name)
@@ -404,7 +418,10 @@ def get_artifact(run_id: str, name: str, session: SessionDep, account: CurrentAc
         raise NotFound(
             f"run {run_id} has no artifact named {name!r}; list them with GET /api/v1/runs/{run_id}/artifacts"
         )
-    return artifact_response(artifact.name, artifact.content_type, read_artifact(session, artifact))
+    range_header = request.headers.get("range")
+    return artifact_response(
+        artifact.name, artifact.content_type, read_artifact(session, artifact), range_header
+    )
 
 
 @router.put(
@@ -454,8 +471,8 @@ def upload_artifact(
         str | None, Form(description="a frame's step and screen (JSON; server/runs/frames.py)")
     ] = None,
 ) -> dict[str, Any]:
-    """Store a screenshot (PNG, JPEG, WebP) or a text file (JSON, XML, plain) of a run this device
-    reported; the bytes must be what the content type says. The same name again is a no-op.
+    """Store a screenshot (PNG, JPEG, WebP), a screen recording (MP4) or a text file (JSON, XML,
+    plain) of a run this device reported; the bytes must be what the content type says. The same name again is a no-op.
 
     A step's screen is named `frame-SEQ.jpg` and comes with `meta`; the first time it is stored, a
     `run.frame` event tells the run's watchers."""
@@ -486,4 +503,7 @@ def upload_artifact(
     if frame_meta is not None and inserted:
         notify = get_hub(request.app).notify
         frames.record_frame(session, run.account_id, run.id, artifact_name, frame_meta, notify)
+        if RunStatus(run.status).terminal:
+            # A frame that came after the run's end: the video is assembled again with it.
+            video.assemble_later(request.app, session, [run.id])
     return {"name": artifact_name, "contentType": content_type, "size": len(data), "createdAt": now}
