@@ -472,7 +472,8 @@ def upload_artifact(
     ] = None,
 ) -> dict[str, Any]:
     """Store a screenshot (PNG, JPEG, WebP), a screen recording (MP4) or a text file (JSON, XML,
-    plain) of a run this device reported; the bytes must be what the content type says. The same name again is a no-op.
+    plain) of a run this device reported; the bytes must be what the content type says. The same
+    name again is a no-op.
 
     A step's screen is named `frame-SEQ.jpg` and comes with `meta`; the first time it is stored, a
     `run.frame` event tells the run's watchers."""
