@@ -5,19 +5,28 @@
 1. Bridge overhead: a 50-step workflow run through the bridge (the engine, the shared
    matcher, `U2Device`, progress reports into the outbox) on the emulator, against the same
    uiautomator2 calls made bare in a loop, in the same run. The bare calls are the very
-   calls the bridge made: its uiautomator2 device is wrapped in a recorder for one run, and
-   the bare loop replays the recording on the plain device. Runs alternate (bridge, bare, …)
+   calls the bridge made: its uiautomator2 device and its JSON-RPC call are wrapped in a
+   recorder for one run, and the bare loop replays the recording (the RPCs over the driver's
+   kept connection, as the bridge sends them). Runs alternate (bridge, bare, …)
    and the medians are compared. Target: the bridge adds at most 20 %.
    The emulator runs in a process of its own, as a phone would be a device of its own.
 2. Outbox upload throughput: a backlog of 10,000 finished runs (5-event traces) queued in
    the outbox, then uploaded to a real server process (SQLite) in batches of 100.
+3. Bridge CPU per step (`--phones 1,5,10`): the real bridge (`python -m device_bridge run`, its
+   own process) serving N virtual phones (emulator processes) for a real server process
+   (SQLite); after one warm-up run per phone, `--runs` runs of the 50-step workflow per phone,
+   all queued at once. The bridge process's CPU time (user + system, from /proc, all its
+   threads: engine, step gate, reports, frames, uploads, polls) over the runs, per step; the
+   phones' (emulators') and the server's CPU apart. With frames `every` (the default) and
+   `off`. Target: the bridge at most 0.5 ms CPU per step at 10 phones.
 
-Prints a table and writes `bench/results/bridge.json`.
+Prints a table and writes `bench/results/bridge.json` (`--only fleet`: `bridge-fleet.json`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -30,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from machine_info import machine_info, print_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,10 +52,13 @@ from device_bridge.reporting import ProgressReporter  # noqa: E402
 from device_bridge.uploader import Credentials, Uploader  # noqa: E402
 from interpreter.engine import run_workflow  # noqa: E402
 from interpreter.trace import RunStatus  # noqa: E402
+from tests.bridge.server_process import ENDED  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "bridge.json"
+FLEET_RESULTS = ROOT / "bench" / "results" / "bridge-fleet.json"
 SHOP = "com.example.shop"
 TARGET_OVERHEAD = 0.20
+TARGET_CPU_MS_PER_STEP = 0.5
 
 
 def fifty_step_workflow() -> dict[str, Any]:
@@ -139,15 +152,28 @@ def bench_overhead(repeats: int, port: int, state_dir: Path) -> dict[str, Any]:
         through_bridge()  # warm up: u2 server, installed-package cache, screen caches
         real = device.u2
         recorder = Recorder(real)
-        device._u2 = recorder  # the bench's one look inside: record the calls the driver makes
+        rpc = device._rpc
+        # The bench's one look inside: record the calls the driver makes, its JSON-RPCs (over its
+        # kept connection) and the client's calls (shell, app_current, ...).
+        device._u2 = recorder
+
+        def recorded_rpc(method: str, *params: Any) -> Any:
+            recorder.calls.append(("jsonrpc_call", (method, *params), {}))
+            return rpc(method, *params)
+
+        device._rpc = recorded_rpc  # type: ignore[method-assign]
         through_bridge()
         device._u2 = real
+        device._rpc = rpc  # type: ignore[method-assign]
         calls = recorder.calls
 
         def bare() -> float:
             started = time.perf_counter()
             for name, args, kwargs in calls:
-                getattr(real, name)(*args, **kwargs)
+                if name == "jsonrpc_call":
+                    rpc(*args)
+                else:
+                    getattr(real, name)(*args, **kwargs)
             return time.perf_counter() - started
 
         bridge_times, bare_times = [], []
@@ -227,12 +253,146 @@ def bench_upload(backlog: int, state_dir: Path) -> dict[str, Any]:
     }
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of `pid` and its live children (the server's workers)."""
+    total = process_cpu_s(pid)
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        with contextlib.suppress(OSError):
+            total += tree_cpu_s(int(child))
+    return total
+
+
+def bench_fleet(phones: int, runs: int, frames: str, state_dir: Path) -> dict[str, Any]:
+    from tests.bridge.conftest import free_console_port
+    from tests.bridge.server_process import (
+        pair_in_state_dir,
+        poll_run,
+        publish_workflow,
+        start_agent,
+        start_server,
+        trigger,
+    )
+
+    state_dir.mkdir(parents=True)
+    emulators: list[tuple[subprocess.Popen[bytes], str]] = []
+    server = start_server(state_dir / "server")
+    agent: subprocess.Popen[str] | None = None
+    try:
+        for _ in range(phones):
+            port = free_console_port()
+            emulators.append((start_emulator_process(port), f"emulator-{port}"))
+        serials = [serial for _, serial in emulators]
+        devices = [pair_in_state_dir(server, serial, state_dir / "bridge") for serial in serials]
+        client = server.client()
+        client.timeout = httpx.Timeout(60)
+        workflow_id = publish_workflow(client, fifty_step_workflow())
+        agent = start_agent(
+            server, serials, state_dir / "bridge",
+            PHONEFLOW_BRIDGE_FRAMES=frames, PHONEFLOW_LOG_LEVEL="WARNING",
+        )  # fmt: skip
+
+        def run_all(per_phone: int) -> float:
+            started = time.perf_counter()
+            ids = [trigger(client, workflow_id, d.id) for _ in range(per_phone) for d in devices]
+            deadline = time.monotonic() + 120 + 30 * per_phone * phones
+            for run_id in ids:
+                run = poll_run(
+                    client, run_id, lambda r: r["status"] in ENDED, deadline=deadline, what="run end"
+                )
+                if run["status"] != "success":
+                    raise RuntimeError(f"bench run {run_id} ended {run['status']}: {run.get('errorMessage')}")
+            return time.perf_counter() - started
+
+        run_all(1)  # warm up: each phone's uiautomator2 server, package cache, screen caches
+        time.sleep(1)
+        emulator_pids = [proc.pid for proc, _ in emulators]
+        before = (
+            process_cpu_s(agent.pid),
+            sum(map(process_cpu_s, emulator_pids)),
+            tree_cpu_s(server.process.pid),
+        )
+        load_before = os.getloadavg()[0]
+        wall = run_all(runs)
+        time.sleep(1)  # the last frames' uploads
+        after = (
+            process_cpu_s(agent.pid),
+            sum(map(process_cpu_s, emulator_pids)),
+            tree_cpu_s(server.process.pid),
+        )
+        client.close()
+    finally:
+        if agent is not None:
+            agent.terminate()
+            agent.wait(30)
+        for proc, _ in emulators:
+            proc.terminate()
+            proc.wait(10)
+        server.stop()
+    steps = 50 * runs * phones
+    bridge_ms, phones_ms, server_ms = ((a - b) * 1000 / steps for a, b in zip(after, before, strict=True))
+    return {
+        "phones": phones,
+        "runs": runs * phones,
+        "steps": steps,
+        "frames": frames,
+        "wallS": wall,
+        "bridgeCpuMsPerStep": bridge_ms,
+        "phonesCpuMsPerStep": phones_ms,
+        "serverCpuMsPerStep": server_ms,
+        "loadAverage": [load_before, os.getloadavg()[0]],
+        "target": TARGET_CPU_MS_PER_STEP,
+        "met": bridge_ms <= TARGET_CPU_MS_PER_STEP,
+    }
+
+
+def main_fleet(phone_counts: list[int], runs: int, frame_modes: list[str]) -> int:
+    subprocess.run(["adb", "start-server"], check=True, capture_output=True)
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-bridge-fleet-") as tmp:
+        for frames in frame_modes:
+            for phones in phone_counts:
+                results.append(bench_fleet(phones, runs, frames, Path(tmp) / f"{frames}-{phones}"))
+    FLEET_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    FLEET_RESULTS.write_text(
+        json.dumps(
+            {"when": datetime.now(UTC).isoformat(), "machine": machine_info(), "fleet": results}, indent=2
+        )
+        + "\n"
+    )
+    rows: list[tuple[str, str, str]] = []
+    for r in results:
+        rows.append((
+            f"bridge CPU per step, {r['phones']} phone(s), frames {r['frames']}",
+            f"{r['bridgeCpuMsPerStep']:.2f} ms",
+            f"target ≤ {TARGET_CPU_MS_PER_STEP} ms: {'met' if r['met'] else 'NOT met'}; "
+            f"phones {r['phonesCpuMsPerStep']:.2f} ms, server {r['serverCpuMsPerStep']:.2f} ms; "
+            f"{r['steps']} steps in {r['wallS']:.0f} s, load {r['loadAverage'][0]:.1f}",
+        ))  # fmt: skip
+    print_table(rows)
+    print(f"wrote {FLEET_RESULTS.relative_to(ROOT)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--port", type=int, default=5790, help="even console port of the bench emulator")
+    parser.add_argument("--only", choices=["overhead-upload", "fleet"], help="run one part")
+    parser.add_argument("--phones", default="1,5,10", help="fleet sizes for the bridge CPU part")
+    parser.add_argument("--runs", type=int, default=2, help="runs per phone in the bridge CPU part")
+    parser.add_argument("--frames", default="every,off", help="frame modes for the bridge CPU part")
     args = parser.parse_args(argv)
+    fleet_args = ([int(n) for n in args.phones.split(",")], args.runs, args.frames.split(","))
+    if args.only == "fleet":
+        return main_fleet(*fleet_args)
     with tempfile.TemporaryDirectory(prefix="bench-bridge-") as tmp:
         state_dir = Path(tmp)
         overhead = bench_overhead(args.repeats, args.port, state_dir)
@@ -258,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     print_table(rows)
     print(f"wrote {RESULTS.relative_to(ROOT)}")
-    return 0
+    return 0 if args.only else main_fleet(*fleet_args)
 
 
 if __name__ == "__main__":

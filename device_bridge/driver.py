@@ -20,14 +20,14 @@ swipe, app launch or stop) call `wait()` first: a step's frame being taken on an
 from __future__ import annotations
 
 import base64
-import http.client
 import io
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import adbutils
 import requests
@@ -50,21 +50,79 @@ _DUMP_MAX_DEPTH = 50
 # The port the uiautomator2 server listens on, on the phone, and the client's per-call timeout.
 _SERVER_PORT = 9008
 _RPC_TIMEOUT_S = 10.0
-# What the uiautomator2 client sends (no gzip: NanoHTTPD's leaks).
-_RPC_HEADERS = {"User-Agent": "uiautomator2", "Accept-Encoding": "", "Content-Type": "application/json"}
+_MAX_LINE = 65536
 
 
-class _AdbHttpConnection(http.client.HTTPConnection):
-    """HTTP/1.1 to a port on the phone, over one adb stream kept open between calls."""
+class _RpcConnection:
+    """JSON-RPC POSTs over HTTP/1.1 to a port on the phone, on one adb stream kept open.
+
+    Lean on purpose: http.client parses every answer's headers with the email package, which
+    cost more CPU than the rest of a call; an answer here is framed by Content-Length (as the
+    uiautomator2 server sends it), chunks, or the end of the stream.
+    """
 
     def __init__(self, device: adbutils.AdbDevice, port: int) -> None:
-        super().__init__("127.0.0.1", port, timeout=_RPC_TIMEOUT_S)
         self._device = device
         self._port = port
+        self._sock: socket.socket | None = None
+        self._reader: BinaryIO | None = None
+        # What the uiautomator2 client sends (no gzip: NanoHTTPD's leaks).
+        self._head = (
+            f"POST /jsonrpc/0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: uiautomator2\r\n"
+            "Accept-Encoding: \r\nContent-Type: application/json\r\nContent-Length: "
+        ).encode("ascii")
 
-    def connect(self) -> None:
-        self.sock = self._device.create_connection(adbutils.Network.TCP, self._port)
-        self.sock.settimeout(self.timeout)
+    def post(self, body: bytes) -> tuple[int, bytes]:
+        """Send one request; (HTTP status, body) of its answer. OSError/ValueError when it broke."""
+        if self._sock is None or self._reader is None:
+            sock = self._device.create_connection(adbutils.Network.TCP, self._port)
+            sock.settimeout(_RPC_TIMEOUT_S)
+            self._sock, self._reader = sock, sock.makefile("rb")
+        self._sock.sendall(b"%s%d\r\n\r\n%s" % (self._head, len(body), body))
+        reader = self._reader
+        status_line = reader.readline(_MAX_LINE)
+        if not status_line:
+            raise ConnectionError("the phone's server closed the connection")
+        version, status, _ = (*status_line.split(None, 2), b"")[:3]
+        length: int | None = None
+        close, chunked = version == b"HTTP/1.0", False
+        while (line := reader.readline(_MAX_LINE)).strip():
+            name, _, value = line.partition(b":")
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value
+            elif name == b"connection":
+                close = close or value == b"close"
+        if chunked:
+            data = self._chunks(reader)
+        elif length is not None:
+            data = reader.read(length)
+            if len(data) < length:
+                raise ConnectionError("the phone's server sent part of an answer")
+        else:
+            data, close = reader.read(), True
+        if close:
+            self.close()
+        return int(status), data
+
+    @staticmethod
+    def _chunks(reader: BinaryIO) -> bytes:
+        data = bytearray()
+        while size := int(reader.readline(_MAX_LINE).split(b";")[0], 16):
+            data += reader.read(size)
+            reader.readline(_MAX_LINE)
+        while reader.readline(_MAX_LINE).strip():  # trailers
+            pass
+        return bytes(data)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = self._reader = None
 
 
 class U2Device:
@@ -85,7 +143,7 @@ class U2Device:
         self._installed: frozenset[str] | None = None
         self._size: tuple[int, int] | None = None
         self._local = threading.local()
-        self._connections: list[_AdbHttpConnection] = []
+        self._connections: list[_RpcConnection] = []
         self._connections_lock = threading.Lock()
         self._before_change: Callable[[], object] | None = None
 
@@ -105,11 +163,11 @@ class U2Device:
         args: Any = list(params) if params else {}
         try:
             status, body = self._post(
-                json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": args})
+                json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": args}).encode()
             )
             if status != 200:
-                raise http.client.HTTPException(f"HTTP {status}")
-        except (OSError, http.client.HTTPException, adbutils.AdbError) as exc:
+                raise ConnectionError(f"HTTP {status}")
+        except (OSError, ValueError, adbutils.AdbError) as exc:
             self._drop_connection()
             # The library's own call: it restarts the server when it is gone, and says what failed.
             log.debug(
@@ -118,20 +176,18 @@ class U2Device:
             return self._guard(method, lambda: self._u2.jsonrpc_call(method, args))
         return self._guard(method, lambda: _rpc_result(body, args))
 
-    def _post(self, payload: str) -> tuple[int, bytes]:
-        conn: _AdbHttpConnection | None = getattr(self._local, "conn", None)
+    def _post(self, payload: bytes) -> tuple[int, bytes]:
+        conn: _RpcConnection | None = getattr(self._local, "conn", None)
         if conn is None:
             port = int(getattr(self._u2, "_device_server_port", _SERVER_PORT))
-            conn = _AdbHttpConnection(self._u2.adb_device, port)
+            conn = _RpcConnection(self._u2.adb_device, port)
             self._local.conn = conn
             with self._connections_lock:
                 self._connections.append(conn)
-        conn.request("POST", "/jsonrpc/0", payload, _RPC_HEADERS)
-        response = conn.getresponse()
-        return response.status, response.read()
+        return conn.post(payload)
 
     def _drop_connection(self) -> None:
-        conn: _AdbHttpConnection | None = getattr(self._local, "conn", None)
+        conn: _RpcConnection | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
