@@ -2,22 +2,26 @@
 
     .venv/bin/python bench/fleet.py [--phones 1,5,10,20] [--runs 500] [--step-ms 20] [--workers 4]
                                     [--db postgresql|sqlite] [--idle wakeup|poll] [--dispatch 20]
+                                    [--progress gate|report]
 
 One server (uvicorn, `--workers` processes; PostgreSQL by default, a fresh schema dropped
 afterwards) and, for each fleet size N, N virtual phones in this process: each is a paired device
 tagged `bench` with its own token and HTTP connection, serving like a bridge does — claim
 (`POST /api/v1/devices/me/claim`; while idle it holds the wake-up long poll
 `GET /api/v1/devices/me/wakeup?wait=25` as the bridge does, or with `--idle poll` claims every
-50 ms), the real engine over the simulator
-(`SimulatedDevice`, real clock) asking the step gate before every step, one progress report per
-step and the final report through `runs.report`. The queue is `--runs` runs of a 10-step workflow
+50 ms), the real engine over the simulator (`SimulatedDevice`, real clock) asking the step gate
+before every step (naming the step), the progress after each step carried on the next step's gate
+as the bridge does (`--progress report`: in a `runs.report` of its own, as bridges did before),
+and the final report through `runs.report`. The queue is `--runs` runs of a 10-step workflow
 (`action.wait` of `--step-ms`), queued as "any free phone with tag bench" runs, so every claim goes
 through the tag path (FOR UPDATE SKIP LOCKED on PostgreSQL).
 
 Per fleet size: drain time, runs/min, claim latency (the claim call that got a run, p50/p99),
-efficiency (runs/min ÷ (N × the 1-phone rate)), and runs lost (not success) or run twice (claimed
-by two phones). The phones are threads of one Python process: on a small machine the phones and
-the server share the cores, which is part of what is measured.
+efficiency (runs/min ÷ (N × the 1-phone rate)), busy time (a phone's time from a claim's answer
+to the run's final report answered, per run) and its efficiency (1 phone's ÷ N phones': the
+slowdown of a run itself, without the time phones wait for a claim), and runs lost (not success)
+or run twice (claimed by two phones). The phones are threads of one Python process: on a small
+machine the phones and the server share the cores, which is part of what is measured.
 
 CPU time, not wall time, is the primary measure (the machine may be shared and loaded; the load
 average is printed beside it): the server's processes (uvicorn and its workers, from /proc) per
@@ -26,7 +30,7 @@ The simulator's own CPU (a phone's, on a real fleet) is measured apart by timing
 `action.wait` steps it is next to nothing. Dispatch: after the drain, with every phone idle,
 `--dispatch` runs are queued one at a time; queued→running is the run's `startedAt` (its claim)
 minus its `createdAt`, both the server's clock, p50/p99. Prints a table and writes
-`bench/results/fleet.json`.
+`bench/results/fleet.json`. The phones count the runs they ended (nothing polls the server for it).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +78,7 @@ STEPS = 10
 IDLE_POLL_S = 0.05
 WAKEUP_WAIT_S = 25
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+ENDED = ("success", "failed", "cancelled", "timeout")
 
 
 def process_tree_cpu_s(root: int) -> float:
@@ -201,23 +206,43 @@ def server(url: str, workers: int) -> Iterator[tuple[str, int]]:
 
 
 class GateControl:
-    """The engine's run control over the server's step gate, as the bridge asks it."""
+    """The engine's run control over the server's step gate, as the bridge asks it: naming the step
+    about to start and, with `--progress gate`, carrying the run's progress since the last gate."""
 
-    def __init__(self, http: httpx.Client, run_id: str) -> None:
+    def __init__(
+        self, http: httpx.Client, run_id: str, progress: Callable[[], dict[str, Any] | None]
+    ) -> None:
         self.http = http
         self.run_id = run_id
+        self.progress = progress
+        self.errors: list[str] = []
 
     def before_step(self, node_id: str, seq: int) -> StepDecision:
-        answer = self.http.post(f"/api/v1/devices/me/runs/{self.run_id}/gate").json()
+        step: dict[str, Any] = {"seq": seq, "nodeId": node_id}
+        report = self.progress()
+        if report is not None:
+            step["report"] = report
+        answer = self.http.post(f"/api/v1/devices/me/runs/{self.run_id}/gate", json=step).json()
+        if report is not None and (answer.get("report") or {}).get("result") not in ("stored", "unchanged"):
+            self.errors.append(f"gate report: {answer}")
         if answer.get("cancelRequested"):
             return StepDecision.CANCEL
         return StepDecision.PAUSE if answer.get("paused") else StepDecision.GO
 
 
 class VirtualPhone(threading.Thread):
-    def __init__(self, base: str, device: dict[str, str], stop: threading.Event, idle: str) -> None:
+    def __init__(
+        self,
+        base: str,
+        device: dict[str, str],
+        stop: threading.Event,
+        idle: str,
+        ended: threading.Semaphore,
+        progress: str,
+    ) -> None:
         super().__init__(daemon=True)
         self.idle = idle
+        self.progress = progress
         self.dispatch_ms: list[float] = []
         self.http = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {device['token']}"}, timeout=60
@@ -226,7 +251,9 @@ class VirtualPhone(threading.Thread):
         self.stop = stop
         self.claimed: list[str] = []
         self.claim_ms: list[float] = []
+        self.busy_s = 0.0  # from a claim's answer to the run's final report answered
         self.errors: list[str] = []
+        self.ended = ended
 
     def run(self) -> None:
         try:
@@ -247,7 +274,9 @@ class VirtualPhone(threading.Thread):
                     self.stop.wait(0.5)
                     continue
                 self.claim_ms.append((time.perf_counter() - started) * 1000)
+                busy_from = time.perf_counter()
                 self.execute(answer.json())
+                self.busy_s += time.perf_counter() - busy_from
         finally:
             self.http.close()
 
@@ -268,10 +297,20 @@ class VirtualPhone(threading.Thread):
             "inputs": run["inputs"],
         }
         trace: list[dict[str, Any]] = []
+        carried = [0]
 
-        def on_event(event: Any) -> None:  # one progress report per step, as a bridge sends it
+        def on_event(event: Any) -> None:  # one progress report per step
             trace.append(event.to_json())
-            self._report({**base, "status": "running", "trace": list(trace)})
+            if self.progress == "report":
+                self._report({**base, "status": "running", "trace": list(trace)})
+
+        def progress() -> dict[str, Any] | None:  # the progress the next gate carries
+            if self.progress != "gate" or len(trace) == carried[0]:
+                return None
+            carried[0] = len(trace)
+            return {**base, "status": "running", "trace": list(trace)}
+
+        control = GateControl(self.http, run["id"], progress)
 
         clock = RealClock()
         result = run_workflow(
@@ -280,15 +319,18 @@ class VirtualPhone(threading.Thread):
             clock=clock,
             inputs=run["inputs"],
             run_id=run["id"],
-            control=GateControl(self.http, run["id"]),
+            control=control,
             on_event=on_event,
         )
+        self.errors.extend(control.errors)
         self._report({**base, **result.to_json()})
 
     def _report(self, body: dict[str, Any]) -> None:
         answer = self.http.post("/api/v1/runs.report", json={"runs": [body]})
         if answer.status_code != 200 or answer.json()["runs"][0]["result"] == "rejected":
             self.errors.append(f"report {answer.status_code}: {answer.text[:200]}")
+        elif body["status"] in ENDED:
+            self.ended.release()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -299,7 +341,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def one_fleet(
-    url: str, workers: int, phones: int, runs: int, step_ms: int, idle: str, dispatch: int
+    url: str, workers: int, phones: int, runs: int, step_ms: int, idle: str, dispatch: int, progress: str
 ) -> dict[str, Any]:
     ids = seed(url, phones, step_ms)
     account = {"Authorization": f"Bearer {ids['token']}"}
@@ -315,27 +357,24 @@ def one_fleet(
             queued.raise_for_status()
             run_ids.append(queued.json()["id"])
         stop = threading.Event()
-        fleet = [VirtualPhone(base, device, stop, idle) for device in ids["devices"]]
+        # The phones count the runs they ended (a final report the server accepted): watching the queue
+        # by listing runs would be server CPU the fleet does not spend.
+        ended = threading.Semaphore(0)
+        fleet = [VirtualPhone(base, device, stop, idle, ended, progress) for device in ids["devices"]]
         load_before = os.getloadavg()[0]
         server_cpu0, own_cpu0, sim_cpu0 = process_tree_cpu_s(server_pid), own_cpu_s(), TimedSimulator.cpu_s
         started = time.perf_counter()
         for phone in fleet:
             phone.start()
-        pending = set(run_ids)
-        while pending:
-            page = http.get("/api/v1/runs", params={"workflowId": ids["workflow_id"], "limit": 500}).json()
-            ended = {
-                r["id"] for r in page["runs"] if r["status"] in ("success", "failed", "cancelled", "timeout")
-            }
-            pending -= ended
-            if pending:
-                time.sleep(0.1)
+        for _ in run_ids:
+            if not ended.acquire(timeout=600):
+                raise RuntimeError("the fleet ended no run for 10 minutes: see the phones' errors")
         drain_s = time.perf_counter() - started
         server_cpu = process_tree_cpu_s(server_pid) - server_cpu0
         sim_cpu = TimedSimulator.cpu_s - sim_cpu0
-        # this process also ran the queue-watching loop above: a few list calls, counted in
         bench_cpu = own_cpu_s() - own_cpu0 - sim_cpu
         load_after = os.getloadavg()[0]
+        busy_s = sum(phone.busy_s for phone in fleet)
         drain_dispatch = [ms for phone in fleet for ms in phone.dispatch_ms]
         for phone in fleet:
             phone.dispatch_ms.clear()
@@ -348,11 +387,7 @@ def one_fleet(
             queued.raise_for_status()
             one = queued.json()["id"]
             run_ids.append(one)
-            deadline = time.monotonic() + 60
-            while http.get(f"/api/v1/runs/{one}").json()["status"] not in (
-                "success", "failed", "cancelled", "timeout"
-            ) and time.monotonic() < deadline:  # fmt: skip
-                time.sleep(0.05)
+            ended.acquire(timeout=60)
         stop.set()
         for phone in fleet:
             phone.join(timeout=30)
@@ -366,6 +401,7 @@ def one_fleet(
         "runs": runs,
         "drainS": round(drain_s, 2),
         "runsPerMin": round(runs / drain_s * 60, 1),
+        "busyMsPerRun": round(busy_s * 1000 / runs, 1),
         "claimP50Ms": round(percentile(claim_ms, 0.5), 1),
         "claimP99Ms": round(percentile(claim_ms, 0.99), 1),
         "lost": runs_total - statuses.get("success", 0),
@@ -393,6 +429,12 @@ def main() -> None:
     parser.add_argument("--db", default="postgresql", choices=["postgresql", "sqlite"])
     parser.add_argument("--idle", default="wakeup", choices=["wakeup", "poll"])
     parser.add_argument("--dispatch", type=int, default=20, help="runs queued one at a time to idle phones")
+    parser.add_argument(
+        "--progress",
+        default="gate",
+        choices=["gate", "report"],
+        help="a step's progress rides on the next step gate (as the bridge does), or in its own runs.report",
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.phones.split(",")]
     results: dict[str, Any] = {
@@ -402,20 +444,34 @@ def main() -> None:
         "stepMs": args.step_ms,
         "steps": STEPS,
         "idle": args.idle,
+        "progress": args.progress,
         "fleets": [],
     }
     with tempfile.TemporaryDirectory() as workdir:
         for phones in sizes:
             with database(args.db, Path(workdir)) as url:
                 results["fleets"].append(
-                    one_fleet(url, args.workers, phones, args.runs, args.step_ms, args.idle, args.dispatch)
+                    one_fleet(
+                        url,
+                        args.workers,
+                        phones,
+                        args.runs,
+                        args.step_ms,
+                        args.idle,
+                        args.dispatch,
+                        args.progress,
+                    )  # fmt: skip
                 )
             print(f"  {phones} phone(s) done", file=sys.stderr)
     base_rate = next((f["runsPerMin"] for f in results["fleets"] if f["phones"] == 1), None)
+    base_busy = next((f["busyMsPerRun"] for f in results["fleets"] if f["phones"] == 1), None)
     for fleet in results["fleets"]:
         fleet["efficiency"] = (
             round(fleet["runsPerMin"] / (fleet["phones"] * base_rate), 2) if base_rate else None
         )
+        # Busy time only: a phone's time from claim to final report per run, against one phone's
+        # (what N phones would reach if none ever waited for a claim).
+        fleet["busyEfficiency"] = round(base_busy / fleet["busyMsPerRun"], 2) if base_busy else None
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print_table(results)
@@ -424,15 +480,16 @@ def main() -> None:
 def print_table(results: dict[str, Any]) -> None:
     print(
         f"fleet drain: {results['db']}, {results['workers']} server process(es), "
-        f"{results['steps']}-step runs of {results['stepMs']} ms waits, idle phones: {results['idle']}"
+        f"{results['steps']}-step runs of {results['stepMs']} ms waits, idle phones: {results['idle']}, "
+        f"progress: {results.get('progress', 'report')}"
     )
     print(f"{'phones':>6} {'runs':>5} {'drain s':>8} {'runs/min':>9} {'claim p50':>10} {'claim p99':>10} "
-          f"{'eff.':>5} {'lost':>5} {'twice':>6}")  # fmt: skip
+          f"{'eff.':>5} {'busy ms/run':>12} {'busy eff.':>10} {'lost':>5} {'twice':>6}")  # fmt: skip
     for f in results["fleets"]:
         print(
             f"{f['phones']:>6} {f['runs']:>5} {f['drainS']:>8} {f['runsPerMin']:>9} {f['claimP50Ms']:>8}ms "
             f"{f['claimP99Ms']:>8}ms {f['efficiency'] if f['efficiency'] is not None else '-':>5} "
-            f"{f['lost']:>5} {f['twice']:>6}"
+            f"{f['busyMsPerRun']:>12} {f.get('busyEfficiency') or '-':>10} {f['lost']:>5} {f['twice']:>6}"
         )
     print("CPU (primary measure) and dispatch to idle phones (queued→running, the server's clock)")
     print(f"{'phones':>6} {'server ms/run':>14} {'phones ms/step':>15} {'sim ms/step':>12} "

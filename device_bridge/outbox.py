@@ -224,6 +224,16 @@ class Outbox:
             )
         return seq
 
+    def remember_in_flight(self, run: dict[str, Any], device_id: str) -> None:
+        """Remember `run` (a runs.report run object the server already has) as moving on this device,
+        as `enqueue(in_flight=True)` does, without queuing a report of it."""
+        body = json.dumps(run, separators=(",", ":"), sort_keys=True)
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs_in_flight (run_id, device_id, snapshot) VALUES (?, ?, ?)",
+                (str(run["id"]), device_id, body),
+            )
+
     def runs_in_flight(self) -> list[tuple[str, dict[str, Any]]]:
         """(device id, latest snapshot) of every run a bridge started here and never finished."""
         with self._lock:

@@ -6,6 +6,12 @@ came in between), so the server hears of a moving run at least once a second. Th
 report carries the whole result. A terminal status is only ever queued with the final
 report: a terminal report without the end time and counts would be judged "unchanged"
 by the server if it came first, and the counts would be lost.
+
+With a server whose step gate takes the run's progress (`carry_on_gate`), the progress
+after each step rides on the next step's gate instead (run_control.py): one request per
+step. What the gate carried is remembered as the run in flight (a restart ends the run
+from it) and not queued; a step the gate did not carry (no answer, a long step, the
+server refused it) is queued by the ticker within `interval_s`, as before.
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ class ProgressReporter:
         self._lock = threading.Lock()
         self._last_sent = 0.0
         self._dirty = False
+        self._dirty_since = 0.0
+        # Steps wait for the next step gate to carry them (set by ServerRunControl once the server
+        # said its gate takes reports); the ticker still queues what no gate took in `interval_s`.
+        self.carry_on_gate = False
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name=f"progress-{base['id'][:8]}", daemon=True)
         self._ticker.start()
@@ -68,10 +78,27 @@ class ProgressReporter:
     def on_event(self, event: TraceEvent) -> None:
         with self._lock:
             self.trace.append(event.to_json())
-            if time.monotonic() - self._last_sent >= self.interval_s:
+            if not self._dirty:
+                self._dirty_since = time.monotonic()
+            if not self.carry_on_gate and time.monotonic() - self._last_sent >= self.interval_s:
                 self._flush()
             else:
                 self._dirty = True
+
+    def for_gate(self) -> dict[str, Any] | None:
+        """The run's progress for the next step gate to carry: a snapshot when steps came in since the
+        server last heard of the run; None when it is up to date."""
+        with self._lock:
+            return self.snapshot() if self._dirty else None
+
+    def carried(self, snapshot: dict[str, Any]) -> None:
+        """A step gate delivered `snapshot` (the server stored it, or had it): nothing to queue for it;
+        it is the run in flight a restart would end."""
+        with self._lock:
+            self.outbox.remember_in_flight(snapshot, self.device_id)
+            if len(self.trace) == len(snapshot["trace"]) and self.status.value == snapshot["status"]:
+                self._dirty = False
+                self._last_sent = time.monotonic()
 
     def snapshot(self) -> dict[str, Any]:
         return {**self.base, "status": self.status.value, "trace": list(self.trace)}
@@ -84,8 +111,16 @@ class ProgressReporter:
     def _tick(self) -> None:
         while not self._stop.wait(self.interval_s / 2):
             with self._lock:
-                if self._dirty:
+                if self._dirty and (
+                    not self.carry_on_gate or time.monotonic() - self._dirty_since >= self.interval_s
+                ):
                     self._flush()
+
+    def stop(self) -> None:
+        """Stop the ticker without queuing anything more."""
+        self._stop.set()
+        if self._ticker is not threading.current_thread():
+            self._ticker.join()
 
     def finish(self, result: RunResult) -> dict[str, Any]:
         """Stop the ticker and queue the final report; returns it."""

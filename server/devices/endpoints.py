@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Any
 
-from server.auth import CurrentAccount, CurrentDevice
-from server.db import SessionDep
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from server.auth import BearerCredentials, CurrentAccount, CurrentDevice, current_device
+from server.db import SessionDep, in_one_transaction
 from server.denylist.service import effective_entries
 from server.devices import service
 from server.devices.health import record_heartbeat
@@ -22,7 +26,8 @@ from server.devices.schemas import (
     PairingCodeCreated,
     PairRequest,
 )
-from server.errors import AppError, problem_response, problem_responses
+from server.errors import AppError, FieldProblem, ValidationFailed, problem_response, problem_responses
+from server.runs.endpoints import apply_reports
 from server.runs.events import get_hub
 from server.runs.gate import announce_step, gate
 from server.runs.service import cancel_requested_run_ids
@@ -34,6 +39,49 @@ router = APIRouter(tags=["devices"])
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+# The step gate first: every phone asks it before every step, and routes are matched in order.
+@router.post(
+    "/devices/me/runs/{run_id}/gate",
+    response_model=GateOut,
+    summary="Asked by the bridge before every step: was a cancel accepted, is the run paused, which "
+    "denylist is in force",
+    responses=problem_responses(404, c404="Not a run of this device"),
+)
+async def step_gate(
+    run_id: str, request: Request, credentials: BearerCredentials, body: GateIn | None = None
+) -> JSONResponse:
+    """With the step about to start in the body, the run's watchers get it as `run.step` (step in flight);
+    with the run's progress in it too (`report`), that is stored as runs.report would, in the same
+    transaction: the gate answers after it, and says what became of it (`report`)."""
+    if body is not None and body.report is not None and body.report.id.lower() != run_id.lower():
+        raise ValidationFailed(
+            [
+                FieldProblem(
+                    "/report/id",
+                    f"the report is about run {body.report.id}, but this is the gate of run {run_id}",
+                    "send a run's progress with that run's own gate, or with runs.report",
+                )
+            ]
+        )
+    global_denylist = _settings(request).global_denylist
+    notify = get_hub(request.app).notify
+
+    def work(session: Session) -> dict[str, Any]:
+        device = current_device(session, credentials)
+        carried = None
+        if body is not None and body.report is not None:
+            carried = apply_reports(session, device, [body.report], notify)[0]
+        answer = gate(session, device, run_id, global_denylist)
+        if body is not None:
+            announce_step(session, answer, body.seq, body.node_id, notify)
+        out = answer.to_json()
+        if carried is not None:
+            out["report"] = {"result": carried["result"], "reason": carried["reason"]}
+        return out
+
+    return JSONResponse(await in_one_transaction(request, work))
 
 
 @router.post(
@@ -103,27 +151,6 @@ def heartbeat(
 def device_config(request: Request, device: CurrentDevice, session: SessionDep) -> DeviceConfig:
     effective = effective_entries(session, device.account_id, _settings(request).global_denylist)
     return DeviceConfig.model_validate({"denylist": effective.to_json()})
-
-
-@router.post(
-    "/devices/me/runs/{run_id}/gate",
-    response_model=GateOut,
-    summary="Asked by the bridge before every step: was a cancel accepted, is the run paused, which "
-    "denylist is in force",
-    responses=problem_responses(404, c404="Not a run of this device"),
-)
-def step_gate(
-    run_id: str,
-    request: Request,
-    device: CurrentDevice,
-    session: SessionDep,
-    body: GateIn | None = None,
-) -> GateOut:
-    """With the step about to start in the body, the run's watchers get it as `run.step` (step in flight)."""
-    answer = gate(session, device, run_id, _settings(request).global_denylist)
-    if body is not None:
-        announce_step(session, answer, body.seq, body.node_id, get_hub(request.app).notify)
-    return GateOut.model_validate(answer.to_json())
 
 
 @router.get("/devices", response_model=list[DeviceRead], summary="The account's devices")

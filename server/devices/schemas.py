@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from server.runs.schemas import ReportResult, RunReportIn
 from server.schemas import ApiModel
 
 
@@ -133,10 +134,25 @@ class DeviceConfig(ApiModel):
 
 
 class GateIn(ApiModel):
-    """The step about to start (optional): the run's watchers see it as the step in flight."""
+    """The step about to start (optional): the run's watchers see it as the step in flight. With the
+    run's progress so far (`report`), the gate also stores it as `runs.report` would: one request
+    per step instead of a gate and a report."""
 
     seq: int = Field(ge=1, le=100_000, description="The trace seq the step will write.")
     node_id: str = Field(min_length=1, max_length=200)
+    report: RunReportIn | None = Field(
+        default=None,
+        description="This run as a runs.report run object (its state so far, trace included), judged by "
+        "the same rules; its `id` must be the gate's run. Send it only to a server whose gate answered "
+        "`acceptsReport: true`.",
+    )
+
+
+class GateReportOut(ApiModel):
+    """What the gate did with the report it carried (as a runs.report answer's entry)."""
+
+    result: ReportResult
+    reason: str | None = None
 
 
 class GateOut(ApiModel):
@@ -148,4 +164,10 @@ class GateOut(ApiModel):
     denylist_version: str
     live: bool = Field(
         default=False, description="Someone watches the run live: send frames between steps too."
+    )
+    accepts_report: bool = Field(
+        default=True, description="This server stores a progress report sent with the gate (`report`)."
+    )
+    report: GateReportOut | None = Field(
+        default=None, description="The carried report's result; absent when the gate carried none."
     )

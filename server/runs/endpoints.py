@@ -8,7 +8,7 @@ The request's session commits when the operation returns; `run.updated` goes out
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,12 +17,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
 from server.artifact_store.service import read_artifact, save_artifact
-from server.auth import CurrentAccount, CurrentDevice, caller_name
-from server.db import SessionDep, after_commit
+from server.auth import BearerCredentials, CurrentAccount, CurrentDevice, caller_name, current_device
+from server.db import SessionDep, after_commit, in_one_transaction
 from server.denylist.service import effective_entries
+from server.devices.models import Device
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.metrics import count_reported
 from server.runs import batches, frames, listing, pausing, report, retries, run_logs, service, stats, video
@@ -39,6 +41,7 @@ from server.runs.schemas import (
     ClaimedRunOut,
     RunOut,
     RunPageOut,
+    RunReportIn,
     RunsReportIn,
     RunsReportOut,
     RunSummaryOut,
@@ -86,29 +89,36 @@ class _ReportRoute(APIRoute):
         return fast_body_handler
 
 
-def report_runs(
-    body: RunsReportIn, request: Request, session: SessionDep, device: CurrentDevice
-) -> dict[str, Any]:
-    """Store 1–100 runs of the calling device. Per run: `stored`, `unchanged` or `rejected` with a reason."""
+def apply_reports(
+    session: Session, device: Device, runs: Sequence[RunReportIn], notify: Callable[[], object]
+) -> list[dict[str, Any]]:
+    """Store reports of `device`'s runs (runs.report's rules) in `session`'s transaction; the answer
+    per run: `{"id", "result", "reason", "cancelRequested"}` (the step gate carries one too)."""
     results, changed = report.ingest_reports(
-        session, account_id=device.account_id, device_id=device.id, reports=body.runs
+        session, account_id=device.account_id, device_id=device.id, reports=runs
     )
-    service.record_changes(session, device.account_id, changed, get_hub(request.app).notify)
+    service.record_changes(session, device.account_id, changed, notify)
     stored = set(changed)
-    ended = {
-        r.id: r for r in reversed(body.runs) if r.id in stored and r.status.terminal
-    }  # the first of each
+    ended = {r.id: r for r in reversed(runs) if r.id in stored and r.status.terminal}  # the first of each
     runs_ended(session, device.account_id, list(ended))
     video.assemble_later(request.app, session, list(ended))
     record_step_failures(session, device.account_id, ended.values())
     after_commit(session, lambda: count_reported([r.result for r in results]))
     cancelled = set(service.cancel_requested_run_ids(session, device.id, [r.id for r in results]))
-    return {
-        "runs": [
-            {"id": r.id, "result": r.result, "reason": r.reason, "cancelRequested": r.id in cancelled}
-            for r in results
-        ]
-    }
+    return [
+        {"id": r.id, "result": r.result, "reason": r.reason, "cancelRequested": r.id in cancelled}
+        for r in results
+    ]
+
+
+async def report_runs(body: RunsReportIn, request: Request, credentials: BearerCredentials) -> JSONResponse:
+    """Store 1–100 runs of the calling device. Per run: `stored`, `unchanged` or `rejected` with a reason."""
+    notify = get_hub(request.app).notify
+
+    def work(session: Session) -> list[dict[str, Any]]:
+        return apply_reports(session, current_device(session, credentials), body.runs, notify)
+
+    return JSONResponse({"runs": await in_one_transaction(request, work)})
 
 
 router.add_api_route(
@@ -119,6 +129,40 @@ router.add_api_route(
     summary="Report runs from a device (idempotent)",
     route_class_override=_ReportRoute,
 )
+
+
+# Claims next to runs.report: phones call both all the time, and routes are matched in order.
+@router.post(
+    "/devices/me/claim",
+    response_model=ClaimedRunOut,
+    summary="Claim the next queued run of this device",
+    responses={204: {"description": "No queued run for this device"}},
+)
+async def claim_run(request: Request, credentials: BearerCredentials) -> Response:
+    """The oldest queued run of the calling device, now `running` and handed to this caller only, with
+    the definition of its workflow version and the account's effective package denylist
+    (`{"version", "patterns"}`) that the run must obey; 204 when there is none. A queued run whose
+    version names a package the denylist now denies ends `failed` instead of being handed out."""
+    global_denylist = request.app.state.settings.global_denylist
+    notify = get_hub(request.app).notify
+
+    def work(session: Session) -> Response:
+        device = current_device(session, credentials)
+        effective = effective_entries(session, device.account_id, global_denylist)
+        claimed = service.claim_run(session, device, effective, notify)
+        if claimed is None:
+            return Response(status_code=204)
+        run, definition = claimed
+        return JSONResponse(
+            {
+                "run": service.summary_json(run),
+                "definition": definition,
+                "denylist": effective.to_json(),
+                "frames": frames.run_frames(definition, run.frames),
+            }
+        )
+
+    return await in_one_transaction(request, work)
 
 
 def run_filters(
@@ -343,32 +387,6 @@ def retry_run(run_id: str, request: Request, session: SessionDep, account: Curre
         notify=get_hub(request.app).notify,
     )
     return service.summary_json(run)
-
-
-@router.post(
-    "/devices/me/claim",
-    response_model=ClaimedRunOut,
-    summary="Claim the next queued run of this device",
-    responses={204: {"description": "No queued run for this device"}},
-)
-def claim_run(request: Request, session: SessionDep, device: CurrentDevice) -> Any:
-    """The oldest queued run of the calling device, now `running` and handed to this caller only, with
-    the definition of its workflow version and the account's effective package denylist
-    (`{"version", "patterns"}`) that the run must obey; 204 when there is none. A queued run whose
-    version names a package the denylist now denies ends `failed` instead of being handed out."""
-    effective = effective_entries(session, device.account_id, request.app.state.settings.global_denylist)
-    claimed = service.claim_run(session, device, effective, get_hub(request.app).notify)
-    if claimed is None:
-        return Response(status_code=204)
-    run, definition = claimed
-    return JSONResponse(
-        {
-            "run": service.summary_json(run),
-            "definition": definition,
-            "denylist": effective.to_json(),
-            "frames": frames.run_frames(definition, run.frames),
-        }
-    )
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactOut], summary="A run's artifacts")

@@ -53,6 +53,7 @@ class GateAnswer:
             "paused": self.paused,
             "denylistVersion": self.denylist_version,
             "live": self.live,
+            "acceptsReport": True,
         }
 
 

@@ -16,6 +16,8 @@ import psycopg
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from server.runs.sql import once_per_transaction
+
 CHANNEL = "phoneflow_run_events"
 _NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
 _log = logging.getLogger("phoneflow.runs.events")
@@ -23,7 +25,8 @@ _log = logging.getLogger("phoneflow.runs.events")
 
 def notify_on_commit(session: Session) -> None:
     """Queue a wake-up for every hub; PostgreSQL sends it when this transaction commits."""
-    if session.get_bind().dialect.name == "postgresql":
+    # One per transaction: PostgreSQL folds equal notifications of a transaction into one anyway.
+    if session.get_bind().dialect.name == "postgresql" and once_per_transaction(session, "notify"):
         session.execute(_NOTIFY)
 
 

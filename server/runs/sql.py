@@ -127,8 +127,19 @@ def serialize_run_event_ids(session: Session) -> None:
     transaction-scoped advisory lock taken just before inserting events, held until commit,
     makes id order and commit order the same. SQLite writers are serialised already.
     """
-    if dialect_name(session) == "postgresql":
+    if dialect_name(session) == "postgresql" and once_per_transaction(session, "run_events_lock"):
         session.execute(func.pg_advisory_xact_lock(_RUN_EVENTS_LOCK_KEY).select())
+
+
+def once_per_transaction(session: Session, what: str) -> bool:
+    """True the first time `what` is asked in `session`'s current transaction, False after: a
+    transaction-scoped lock or a NOTIFY needs one round trip, however many writes ask for it."""
+    key = f"phoneflow_done_{what}"
+    transaction = session.get_transaction()
+    if transaction is None or session.info.get(key) is transaction:
+        return transaction is None
+    session.info[key] = transaction
+    return True
 
 
 def day_of(session: Session, column: Any) -> ColumnElement[Any]:
