@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from client.common import AsJson, Profile, connect, find_device
 from client.output import err, out, print_json, print_table, styled, when
@@ -17,9 +18,33 @@ devices_app = typer.Typer(
 Device = Annotated[str, typer.Argument(help="The device's id, name or adb serial.", show_default=False)]
 
 
+def _phone(device: dict[str, Any]) -> str:
+    """What the phone said of itself through its bridge: adb state, battery, screen, the app in front."""
+    health = device.get("phoneHealth") or {}
+    state = health.get("adbState")
+    if not state:
+        return "—"
+    parts = ["unplugged" if state == "gone" else str(state)]
+    if health.get("battery") is not None:
+        parts.append(f"{health['battery']}%" + (" charging" if health.get("charging") else ""))
+    if health.get("screenOn") is not None:
+        parts.append("screen on" if health["screenOn"] else "screen off")
+    if health.get("foregroundApp"):
+        parts.append(str(health["foregroundApp"]))
+    return " · ".join(parts)
+
+
+def _state(device: dict[str, Any]) -> Text:
+    if device["revokedAt"]:
+        return styled("revoked", {"revoked": "red"})
+    online = "online" if device.get("online") else "offline"
+    return styled(online, {"online": "green", "offline": "yellow"})
+
+
 @devices_app.command("list")
 def list_command(profile: Profile = None, as_json: AsJson = False) -> None:
-    """The account's devices: serial, model, Android version, when last seen, revoked or not."""
+    """The account's devices: serial, model, Android version, when last seen, the phone's health
+    (adb state, battery, screen, the app in front) and whether it is online, offline or revoked."""
     with connect(profile) as api:
         devices = api.get("/devices")
     if as_json:
@@ -27,11 +52,11 @@ def list_command(profile: Profile = None, as_json: AsJson = False) -> None:
         return
     rows = [
         [d["id"], d["name"], d["serial"], d["model"], d["androidVersion"], when(d["lastSeenAt"]) or "never",
-         styled("revoked", {"revoked": "red"}) if d["revokedAt"] else "active"]
+         _phone(d), _state(d)]
         for d in devices
     ]  # fmt: skip
     print_table(
-        None, ("id", "name", "serial", "model", "android", "last seen", "state"), rows,
+        None, ("id", "name", "serial", "model", "android", "last seen", "phone", "state"), rows,
         "no devices yet: `phoneflow devices pair-code` makes a code for `phoneflow bridge pair`",
     )  # fmt: skip
 

@@ -119,6 +119,18 @@ def test_devices_pair_code_rename_revoke(cli: Cli, served: ServerProcess) -> Non
     assert paired.status_code == 201, paired.text
     devices = json.loads(cli("devices", "list", "--json").stdout)
     assert [d["serial"] for d in devices] == ["R58M123"]
+    # The phone's health as its bridge says it: unplugged (adb no longer lists it), then back.
+    beat_url, device_auth = f"{served.url}/api/v1/devices/me/heartbeat", auth(paired.json()["token"])
+    beat = httpx.post(beat_url, headers=device_auth, json={"phone": {"adbState": "gone"}})
+    assert beat.status_code == 200, beat.text
+    listed = cli("devices", "list").stdout
+    assert "unplugged" in listed
+    assert "offline" in listed
+    phone = {"adbState": "device", "battery": 41, "charging": True, "screenOn": False}
+    assert httpx.post(beat_url, headers=device_auth, json={"phone": phone}).status_code == 200
+    listed = cli("devices", "list").stdout
+    assert "41% charging" in listed
+    assert "online" in listed
     renamed = json.loads(cli("devices", "rename", "R58M123", "Till 2", "--json").stdout)
     assert renamed["name"] == "Till 2"
     assert cli("devices", "revoke", "Till 2", "--yes").exit_code == 0
