@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Body, Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -90,18 +90,18 @@ class _ReportRoute(APIRoute):
 
 
 def apply_reports(
-    session: Session, device: Device, runs: Sequence[RunReportIn], notify: Callable[[], object]
+    session: Session, app: FastAPI, device: Device, runs: Sequence[RunReportIn]
 ) -> list[dict[str, Any]]:
     """Store reports of `device`'s runs (runs.report's rules) in `session`'s transaction; the answer
     per run: `{"id", "result", "reason", "cancelRequested"}` (the step gate carries one too)."""
     results, changed = report.ingest_reports(
         session, account_id=device.account_id, device_id=device.id, reports=runs
     )
-    service.record_changes(session, device.account_id, changed, notify)
+    service.record_changes(session, device.account_id, changed, get_hub(app).notify)
     stored = set(changed)
     ended = {r.id: r for r in reversed(runs) if r.id in stored and r.status.terminal}  # the first of each
     runs_ended(session, device.account_id, list(ended))
-    video.assemble_later(request.app, session, list(ended))
+    video.assemble_later(app, session, list(ended))
     record_step_failures(session, device.account_id, ended.values())
     after_commit(session, lambda: count_reported([r.result for r in results]))
     cancelled = set(service.cancel_requested_run_ids(session, device.id, [r.id for r in results]))
@@ -113,10 +113,9 @@ def apply_reports(
 
 async def report_runs(body: RunsReportIn, request: Request, credentials: BearerCredentials) -> JSONResponse:
     """Store 1–100 runs of the calling device. Per run: `stored`, `unchanged` or `rejected` with a reason."""
-    notify = get_hub(request.app).notify
 
     def work(session: Session) -> list[dict[str, Any]]:
-        return apply_reports(session, current_device(session, credentials), body.runs, notify)
+        return apply_reports(session, request.app, current_device(session, credentials), body.runs)
 
     return JSONResponse({"runs": await in_one_transaction(request, work)})
 
