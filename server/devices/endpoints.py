@@ -72,7 +72,7 @@ async def step_gate(
         device = current_device(session, credentials)
         carried = None
         if body is not None and body.report is not None:
-            carried = apply_reports(session, request.app, device, [body.report])[0]
+            carried = apply_reports(session, request.app, device, [body.report], cancels=False)[0]
         answer = gate(session, device, run_id, global_denylist)
         if body is not None:
             announce_step(session, answer, body.seq, body.node_id, notify)

@@ -90,10 +90,11 @@ class _ReportRoute(APIRoute):
 
 
 def apply_reports(
-    session: Session, app: FastAPI, device: Device, runs: Sequence[RunReportIn]
+    session: Session, app: FastAPI, device: Device, runs: Sequence[RunReportIn], *, cancels: bool = True
 ) -> list[dict[str, Any]]:
     """Store reports of `device`'s runs (runs.report's rules) in `session`'s transaction; the answer
-    per run: `{"id", "result", "reason", "cancelRequested"}` (the step gate carries one too)."""
+    per run: `{"id", "result", "reason", "cancelRequested"}` (the step gate carries one too, without
+    looking for cancels: `cancels=False`, the gate answers that itself)."""
     results, changed = report.ingest_reports(
         session, account_id=device.account_id, device_id=device.id, reports=runs
     )
@@ -104,7 +105,11 @@ def apply_reports(
     video.assemble_later(app, session, list(ended))
     record_step_failures(session, device.account_id, ended.values())
     after_commit(session, lambda: count_reported([r.result for r in results]))
-    cancelled = set(service.cancel_requested_run_ids(session, device.id, [r.id for r in results]))
+    cancelled = (
+        set(service.cancel_requested_run_ids(session, device.id, [r.id for r in results]))
+        if cancels
+        else set()
+    )
     return [
         {"id": r.id, "result": r.result, "reason": r.reason, "cancelRequested": r.id in cancelled}
         for r in results

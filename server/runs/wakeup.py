@@ -1,9 +1,11 @@
 """The bridge's wake-up long poll: `GET /devices/me/wakeup?wait=N` answers `{"runQueued": true}` as
 soon as a run this device may take is queued, or `false` after N seconds.
 
-It claims nothing: the bridge then claims as always (`POST /devices/me/claim`, whose conditional
-UPDATE hands a run out once), so a poll the bridge abandons (it stopped, the connection broke)
-loses nothing. An idle bridge thus starts a queued run at once instead of at its next claim poll.
+A run queued for the device (or its tag) answers the poll as soon as the run-event tail reads
+it, without looking into the database again. It claims nothing: the bridge then claims as always
+(`POST /devices/me/claim`, whose conditional UPDATE hands a run out once), so a poll the bridge
+abandons (it stopped, the connection broke) loses nothing. An idle bridge thus starts a queued
+run at once instead of at its next claim poll.
 
 The wake-up comes from the run-event tail of the process holding the poll (events.py): every
 change to a run writes a `run_events` row, and a row saying a run is now `queued` wakes the polls
@@ -82,6 +84,11 @@ async def wakeup(
             except TimeoutError:
                 pass
             waiter.woken.clear()
+            if waiter.run_queued:
+                # The tail saw the run queued for this device or its tag: answer at once, without a
+                # database look; the claim decides who gets it (a phone that lost it claims nothing
+                # and polls again).
+                return WakeupOut(run_queued=True)
             queued, _ = await run_in_threadpool(look)
             if queued:
                 return WakeupOut(run_queued=True)

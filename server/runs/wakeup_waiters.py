@@ -23,6 +23,8 @@ class QueuedWaiter:
     tags: frozenset[str]
     loop: asyncio.AbstractEventLoop
     woken: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by `wake`: a run this device may take was queued (the poll answers without looking again).
+    run_queued: bool = False
 
     def may_take(self, payload: dict[str, Any]) -> bool:
         device = payload.get("deviceId")
@@ -63,6 +65,7 @@ class QueuedWaiters:
         with self._lock:
             waiting = [w for w in self._by_account.get(account_id, ()) if w.may_take(payload)]
         for waiter in waiting:
+            waiter.run_queued = True
             try:
                 waiter.loop.call_soon_threadsafe(waiter.woken.set)
             except RuntimeError:  # that loop closed: nobody waits there any more
