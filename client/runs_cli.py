@@ -1,7 +1,8 @@
-"""`phoneflow runs list|show|watch|trigger|retry|cancel|export`: runs on the server."""
+"""`phoneflow runs list|show|log|watch|trigger|retry|cancel|export`: runs on the server."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +31,7 @@ from client.watch import TERMINAL, RunView, follow
 runs_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="Runs on the server: list, show, watch, trigger, retry, cancel, export.",
+    help="Runs on the server: list, show, log, watch, trigger, retry, cancel, export.",
 )
 
 RunId = Annotated[str, typer.Argument(help="The run's id.", show_default=False)]
@@ -104,6 +105,50 @@ def show_command(run_id: RunId, profile: Profile = None, as_json: AsJson = False
         print_table(f"run {run['id']}", STEP_COLUMNS, [step_row(e) for e in run["trace"]], "no steps yet")
         out.print(_ending(run))
     raise typer.Exit(int(RUN_EXITS.get(run["status"], Exit.OK)))
+
+
+@runs_app.command("log")
+def log_command(run_id: RunId, profile: Profile = None, as_json: AsJson = False) -> None:
+    """The run's execution log: the engine's decisions in order (waits, conditions, retries, approvals,
+    variables, each edge and why), then the variables as they changed."""
+    with connect(profile) as api:
+        answer = api.get(f"/runs/{run_id}/log")
+    if as_json:
+        print_json(answer)
+        return
+    if answer["source"] != "engine":
+        err.print(
+            "read from the trace: the bridge that ran this sent no log "
+            "(no wait polls, pauses or template values)"
+        )
+    rows = [_log_row(entry) for entry in answer["entries"]]
+    print_table(
+        f"run {answer['runId']}: execution log", ("time", "step", "node", "kind", "what"), rows, "no entries"
+    )
+    changes = [
+        [
+            _seconds(c["atMs"]),
+            str(c["step"] or ""),
+            c["nodeId"] or "",
+            f"vars.{c['name']}",
+            json.dumps(c["value"], ensure_ascii=False),
+        ]
+        for c in answer["variables"]
+    ]
+    if changes:
+        print_table("variables as they changed", ("time", "step", "node", "variable", "value"), changes, "")
+
+
+def _log_row(entry: dict[str, Any]) -> list[str]:
+    text = entry["text"]
+    if entry.get("count"):
+        text += f"  (× {entry['count']}, until {_seconds(entry.get('lastAtMs'))})"
+    step = "" if entry["step"] is None else str(entry["step"])
+    return [_seconds(entry["atMs"]), step, entry["nodeId"] or "", entry["kind"], text]
+
+
+def _seconds(ms: int | None) -> str:
+    return "" if ms is None else f"{ms / 1000:.2f} s"
 
 
 def _ending(run: dict[str, Any]) -> Text:

@@ -212,3 +212,34 @@ def test_watch_of_a_cancelled_run_and_json(
     )
     assert timed.exit_code == 4
     assert "still queued after the --timeout" in timed.stderr
+
+
+def test_log_prints_the_engines_decisions_and_the_variables(cli: Cli, served: ServerProcess) -> None:
+    from interpreter.appmodel import sample_apps
+    from interpreter.clock import VirtualClock
+    from interpreter.engine import run_workflow
+    from interpreter.simulator import SimulatedDevice
+
+    device = served.device("emulator-5554")
+    workflow_id = _published(cli)
+    run_id = cli("runs", "trigger", workflow_id, "--device", device.id, "--inputs", INPUTS).stdout.strip()
+    run = httpx.post(f"{served.url}/api/v1/devices/me/claim", headers=auth(device.token)).json()["run"]
+    assert run["id"] == run_id
+    clock = VirtualClock()
+    result = run_workflow(
+        json.loads(EXAMPLE.read_text()), SimulatedDevice(sample_apps(), clock),
+        inputs=json.loads(INPUTS), clock=clock, run_id=run_id,
+    ).to_json()  # fmt: skip
+    assert result["status"] == "success", result["errorMessage"]
+    result.pop("id")
+    result.pop("startedAt")
+    _report(served, device, run, **result)
+
+    shown = cli("runs", "log", run_id)
+    assert shown.exit_code == 0, shown.output
+    assert "execution log" in shown.stdout
+    assert "the run ended success" in shown.stdout
+    assert "ok → user" in shown.stdout
+    as_json = json.loads(cli("runs", "log", run_id, "--json").stdout)
+    assert as_json["source"] == "engine"
+    assert as_json["entries"] == result["log"]
