@@ -34,7 +34,7 @@ from server.runs.run_logs import log_of, variables_of
 from server.runs.schemas import Trigger
 from server.runs.service import cancel_run, get_run, record_changes, retried_by, trace_of
 from server.runs.stats import compute_stats
-from server.runs.video import VIDEO_NAME
+from server.runs.video import VIDEO_NAME, assemble_soon
 from server.runs.waiting import why_waiting
 from server.schemas import in_range_utc
 from server.workflows.models import Workflow, WorkflowVersion
@@ -422,14 +422,10 @@ def run_page(request: Request, run_id: str, db: SessionDep, user: User) -> Respo
     """One run: its banner, inputs, summary and step timeline, live while it moves."""
     events_after = latest_event_id(db, user.account.id)
     run = _account_run(db, user, run_id)
-    return page(
-        request,
-        "run.html",
-        user,
-        events_after=events_after,
-        overlay=_overlay_assets(),
-        **_run_context(db, user, run),
-    )
+    context = _run_context(db, user, run)
+    if context["frames"] and not context["video"] and RunStatus(run.status).terminal:
+        assemble_soon(request.app, [run.id])  # its video was never made (the server stopped first)
+    return page(request, "run.html", user, events_after=events_after, overlay=_overlay_assets(), **context)
 
 
 def _overlay_assets() -> BuilderAssets | None:

@@ -10,10 +10,11 @@ long still), the last for `LAST_FRAME_S`. The result is the artifact `video.mp4`
 
 When: a `runs.report` that ends runs, and a frame stored for a run that has already ended (the
 bridge's outbox sends frames after the reports, so most of them come late), ask for it through
-`assemble_later`. A worker thread per server process does the work after `DEBOUNCE_S` of quiet
-for that run, so neither the request nor its transaction waits for the encoder, and a burst of
-late frames makes one video. A video that already holds the run's newest frame is not made again.
-`PHONEFLOW_RUN_VIDEO=false` turns it off. When it is done the run's watchers get a
+`assemble_later` (and a run page shown for an ended run with frames but no video, as after a
+server restart, through `assemble_soon`). A worker thread per server process does the work after
+`DEBOUNCE_S` of quiet for that run, so neither the request nor its transaction waits for the
+encoder, and a burst of late frames makes one video. A video that already holds the run's newest
+frame is not made again. `PHONEFLOW_RUN_VIDEO=false` turns it off. When it is done the run's watchers get a
 `run.updated`, and the run page shows the player.
 """
 
@@ -263,6 +264,12 @@ def assemble_later(app: FastAPI, session: Session, run_ids: Sequence[str]) -> No
     assembler = get_assembler(app)
     ids = list(run_ids)
     after_commit(session, lambda: assembler.request(ids))
+
+
+def assemble_soon(app: FastAPI, run_ids: Sequence[str]) -> None:
+    """Ask for these runs' videos now, outside a transaction (nothing when videos are turned off)."""
+    if run_ids and app.state.settings.run_video:
+        get_assembler(app).request(list(run_ids))
 
 
 def close_assembler(app: FastAPI) -> None:

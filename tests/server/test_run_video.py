@@ -24,6 +24,7 @@ from server.runs.video import hold_times
 from server.settings import Settings
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import new_run_id, run_report
+from tests.server.test_dashboard_support import sign_in
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -180,6 +181,25 @@ def test_no_video_when_turned_off(settings: Settings, db: Db) -> None:
     with db.session_factory() as session:
         names = session.scalars(select(Artifact.name).where(Artifact.run_id == rid)).all()
     assert names == ["frame-00001.jpg"]
+
+
+def test_the_run_page_asks_for_a_video_that_was_never_made(settings: Settings, db: Db) -> None:
+    """As when the server stopped between a run's end and its video: the page makes up for it."""
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    rid = new_run_id()
+    with TestClient(create_app(settings.model_copy(update={"run_video": False}))) as client:
+        body = run_report(rid, wf, status="success", steps=1)
+        client.post("/api/v1/runs.report", json={"runs": [body]}, headers=auth(dev.token))
+        upload_frame(client, dev.token, rid, 1, 1.0)
+    with TestClient(create_app(settings)) as client:
+        sign_in(client, acc.token)
+        first = client.get(f"/runs/{rid}")
+        assert first.status_code == 200
+        assert 'id="run-video"' not in first.text
+        wait_for_video(db, rid, frames=1)
+        assert 'id="run-video"' in client.get(f"/runs/{rid}").text
 
 
 def test_hold_times_follow_the_frames_clock() -> None:
