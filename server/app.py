@@ -25,7 +25,7 @@ from server.errors import (
 )
 from server.input_guard import InputGuardMiddleware
 from server.observability import RequestIdMiddleware, configure_logging
-from server.runs.video import close_assembler
+from server.runs.video import close_assembler, install_assembler
 from server.scheduler import build_scheduler, stop_scheduler
 from server.settings import Settings
 from server.webhooks.events import PUBLIC_URL_KEY
@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = session_factory
     app.state.artifact_store = artifact_store
+    install_assembler(app, session_factory, settings)
 
     install_error_handlers(app)
     # Inside the size limit (it reads whole bodies): what no endpoint could store is a 422 here.

@@ -102,7 +102,6 @@ def apply_reports(
     stored = set(changed)
     ended = {r.id: r for r in reversed(runs) if r.id in stored and r.status.terminal}  # the first of each
     runs_ended(session, device.account_id, list(ended))
-    video.assemble_later(app, session, list(ended))
     record_step_failures(session, device.account_id, ended.values())
     after_commit(session, lambda: count_reported([r.result for r in results]))
     cancelled = (
@@ -528,5 +527,5 @@ def upload_artifact(
         frames.record_frame(session, run.account_id, run.id, artifact_name, frame_meta, notify)
         if RunStatus(run.status).terminal:
             # A frame that came after the run's end: the video is assembled again with it.
-            video.assemble_later(request.app, session, [run.id])
+            video.assemble_later(session, [run.id])
     return {"name": artifact_name, "contentType": content_type, "size": len(data), "createdAt": now}

@@ -33,13 +33,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from interpreter.trace import RunStatus
 from server.artifact_store.service import read_artifact, replace_artifact
 from server.db import after_commit
 from server.runs.frames import FRAME_NAME
+from server.runs.lifecycle import on_runs_ended
 from server.runs.models import Artifact, Run
 from server.settings import Settings
 
@@ -238,38 +239,51 @@ class VideoAssembler:
                 log.exception("the video of run %s could not be made", run_id)
 
 
-def get_assembler(app: FastAPI) -> VideoAssembler:
-    """The app's assembler, made on first use."""
-    assembler: VideoAssembler | None = getattr(app.state, "video_assembler", None)
-    if assembler is None:
+ASSEMBLER_INFO_KEY = "phoneflow_video_assembler"  # in Session.info: the app's assembler
+
+
+def install_assembler(app: FastAPI, session_factory: sessionmaker[Session], settings: Settings) -> None:
+    """Give the app a video assembler that every session of `session_factory` can ask (nothing when
+    videos are turned off): `assemble_later(session, ...)` finds it in the session's `info`."""
+    if not settings.run_video:
+        app.state.video_assembler = None
+        return
+
+    def done(session: Session, run_id: str) -> None:
         from server.runs.events import get_hub
         from server.runs.service import record_changes
 
-        hub = get_hub(app)
+        run = session.get(Run, run_id)
+        if run is not None:
+            record_changes(session, run.account_id, [run_id], get_hub(app).notify)
 
-        def done(session: Session, run_id: str) -> None:
-            run = session.get(Run, run_id)
-            if run is not None:
-                record_changes(session, run.account_id, [run_id], hub.notify)
-
-        assembler = VideoAssembler(app.state.session_factory, app.state.settings, done)
-        app.state.video_assembler = assembler
-    return assembler
+    assembler = VideoAssembler(session_factory, settings, done)
+    app.state.video_assembler = assembler
+    info = dict(session_factory.kw.get("info") or {})
+    info[ASSEMBLER_INFO_KEY] = assembler
+    session_factory.configure(info=info)
 
 
-def assemble_later(app: FastAPI, session: Session, run_ids: Sequence[str]) -> None:
-    """Ask for these runs' videos once `session` commits (nothing when videos are turned off)."""
-    if not run_ids or not app.state.settings.run_video:
+def assemble_later(session: Session, run_ids: Sequence[str]) -> None:
+    """Ask for these runs' videos once `session` commits (nothing when it has no assembler)."""
+    assembler: VideoAssembler | None = session.info.get(ASSEMBLER_INFO_KEY)
+    if assembler is None or not run_ids:
         return
-    assembler = get_assembler(app)
     ids = list(run_ids)
     after_commit(session, lambda: assembler.request(ids))
 
 
+@on_runs_ended
+def _runs_ended(session: Session, account_id: str, runs: Sequence[Row[Any]]) -> None:
+    """However a run ends (a runs.report, the step gate's report), its video is asked for."""
+    assemble_later(session, [run.id for run in runs])
+
+
 def assemble_soon(app: FastAPI, run_ids: Sequence[str]) -> None:
     """Ask for these runs' videos now, outside a transaction (nothing when videos are turned off)."""
-    if run_ids and app.state.settings.run_video:
-        get_assembler(app).request(list(run_ids))
+    assembler: VideoAssembler | None = getattr(app.state, "video_assembler", None)
+    if assembler is not None and run_ids:
+        assembler.request(list(run_ids))
 
 
 def close_assembler(app: FastAPI) -> None:
