@@ -65,6 +65,8 @@ SUPERVISE_TICK_S = 0.25
 DEVICE_PROBE_INTERVAL_S = 2.0
 # How often a worker whose phone adb lists as away looks whether it is back.
 UNPLUGGED_TICK_S = 0.25
+# How long a run that failed on a phone that does not answer waits for adb to say it was unplugged.
+ADB_NEWS_WAIT_S = 1.5
 
 
 def unplugged_message(serial: str, state: str) -> str:
@@ -383,9 +385,12 @@ class DeviceWorker:
                     observer=frames,
                 )
         except Exception as exc:  # nothing inside a run may stop the worker: the run ends failed
+            self._await_adb_news(device)
             self._crashed(claimed, reporter, exc, started_at)
             self._check_device_after(None)
             return None
+        if result.status is RunStatus.FAILED:
+            self._await_adb_news(device)
         result = self._phone_lost(result)
         reporter.finish(result)
         for index, artifact in enumerate(result.artifacts, start=1):
@@ -402,6 +407,19 @@ class DeviceWorker:
         log.info("device %s: run %s ended %s", self.paired.serial, claimed.run_id, result.status.value)
         self._check_device_after(result)
         return result
+
+    def _await_adb_news(self, device: BridgeDevice) -> None:
+        """A run failed: if its phone does not answer either, give adb's device list a moment to say
+        whether it was unplugged (the step in flight may fail a few ms before adb tells), so that the
+        run's message says so rather than the driver's words."""
+        if self._lost_state is not None or not self.seen_in_adb:
+            return
+        try:
+            device.ping()
+        except Exception:  # the phone does not answer: unplugged, or a driver problem
+            deadline = time.monotonic() + ADB_NEWS_WAIT_S
+            while self._lost_state is None and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def _phone_lost(self, result: RunResult) -> RunResult:
         """A run that did not succeed while its phone went away ends `failed`, saying so."""

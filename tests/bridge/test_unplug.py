@@ -39,7 +39,13 @@ SLOW: dict[str, Any] = {
             "params": {"package": "com.example.shop"},
             "next": "pause",
         },
-        {"id": "pause", "kind": "action.wait", "params": {"ms": 2500}, "next": "again"},
+        # Reads the screen until it gives up: the phone is unplugged in the middle of this step.
+        {
+            "id": "pause",
+            "kind": "action.waitForText",
+            "params": {"text": "Never shown", "timeoutMs": 4000},
+            "next": "again",
+        },
         {"id": "again", "kind": "action.launchApp", "params": {"package": "com.example.shop"}},
     ],
 }
