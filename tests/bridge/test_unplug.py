@@ -49,6 +49,20 @@ SLOW: dict[str, Any] = {
         {"id": "again", "kind": "action.launchApp", "params": {"package": "com.example.shop"}},
     ],
 }
+# What the other phone runs meanwhile, and the phone plugged back afterwards.
+QUICK: dict[str, Any] = {
+    **SLOW,
+    "name": "Open the shop",
+    "nodes": [
+        {
+            "id": "open",
+            "kind": "action.launchApp",
+            "params": {"package": "com.example.shop"},
+            "next": "pause",
+        },
+        {"id": "pause", "kind": "action.wait", "params": {"ms": 1500}},
+    ],
+}
 
 
 @pytest.fixture
@@ -83,6 +97,7 @@ def test_a_phone_unplugged_mid_run_fails_that_run_and_is_served_again_when_back(
     kept_device = pair_in_state_dir(server, kept.serial, state_dir)
     client = server.client()
     workflow_id = publish_workflow(client, SLOW)
+    quick_id = publish_workflow(client, QUICK)
     agent = start_agent(
         server, [lost.serial, kept.serial], state_dir, PHONEFLOW_BRIDGE_HEARTBEAT_INTERVAL_S="1"
     )
@@ -100,7 +115,7 @@ def test_a_phone_unplugged_mid_run_fails_that_run_and_is_served_again_when_back(
         assert health["foregroundApp"]
 
         lost_run = trigger(client, workflow_id, lost_device.id)
-        kept_run = trigger(client, workflow_id, kept_device.id)
+        kept_run = trigger(client, quick_id, kept_device.id)
         deadline = time.monotonic() + 60
         poll_run(
             client, lost_run, lambda run: len(run.get("trace") or []) >= 1, deadline=deadline,
@@ -116,6 +131,8 @@ def test_a_phone_unplugged_mid_run_fails_that_run_and_is_served_again_when_back(
         message = failed["errorMessage"]
         assert f"phone {lost.serial} was disconnected during this run" in message, message
         assert "adb no longer lists it" in message
+        assert "after 2 step(s)" in message  # pulled in the middle of the second step (it failed)
+        assert "(what the step in flight met: step 'pause'" in message
         assert "Plug the phone back in" in message
         assert "`adb devices`" in message
         assert [event["nodeId"] for event in failed["trace"]][:1] == ["open"]
@@ -140,7 +157,7 @@ def test_a_phone_unplugged_mid_run_fails_that_run_and_is_served_again_when_back(
         two_emulators.append(back)
         back.start()
         back.wait_ready(timeout=15)
-        again = trigger(client, workflow_id, lost_device.id)
+        again = trigger(client, quick_id, lost_device.id)
         served = poll_run(
             client, again, lambda run: run["status"] in ENDED, deadline=time.monotonic() + 90,
             what="a run on the phone plugged back",
