@@ -329,8 +329,12 @@ def bench_fleet(phones: int, runs: int, frames: str, state_dir: Path) -> dict[st
         client.close()
     finally:
         if agent is not None:
-            agent.terminate()
-            agent.wait(30)
+            agent.terminate()  # it ends its held polls and each phone's uiautomator2 server first
+            try:
+                agent.wait(90)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait(10)
         for proc, _ in emulators:
             proc.terminate()
             proc.wait(10)
