@@ -645,6 +645,8 @@ class Agent:
                     self.supervisor.check()
                     self.commands.check()
                     for worker in list(self.workers):
+                        if self.stop.is_set():
+                            break  # stopping: no more heartbeats (nor health probes) to send
                         paired = worker.paired
                         if paired.device_id not in apis:
                             apis[paired.device_id] = DeviceApi(client, paired.server_url, paired.token)
