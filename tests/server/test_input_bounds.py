@@ -169,13 +169,16 @@ def test_a_huge_event_id_is_422_not_a_dead_stream(client: TestClient, db: Db) ->
     assert response.json()["errors"][0]["pointer"] == "header:Last-Event-ID"
 
 
-def test_revoking_a_token_closes_its_event_streams(app: FastAPI, client: TestClient, db: Db) -> None:
+def test_revoking_a_token_closes_its_event_streams(app: FastAPI, db: Db) -> None:
+    # One server for the app (not also the test client's): two would run its lifespan twice, on two
+    # event loops, and the event fan-out of one would be used from the other's loop.
     app.state.sse_ping_s = 0.2
     acc = create_account(db)
-    made = client.post("/api/v1/account/tokens", json={"name": "watcher"}, headers=auth(acc.token))
-    assert made.status_code == 201, made.text
-    second = made.json()
     with serve_in_thread(app) as base_url:
+        tokens_url = f"{base_url}/api/v1/account/tokens"
+        made = httpx.post(tokens_url, json={"name": "watcher"}, headers=auth(acc.token))
+        assert made.status_code == 201, made.text
+        second = made.json()
         reader = SseReader(base_url, second["token"])
         try:
             reader.wait_subscribed()
