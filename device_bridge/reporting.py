@@ -9,8 +9,8 @@ by the server if it came first, and the counts would be lost.
 
 With a server whose step gate takes the run's progress (`carry_on_gate`), the progress
 after each step rides on the next step's gate instead (run_control.py): one request per
-step. What the gate carried is remembered as the run in flight (a restart ends the run
-from it) and not queued; a step the gate did not carry (no answer, a long step, the
+step. What a gate carries is remembered as the run in flight before it is sent (a restart
+ends the run from it) and not queued; a step the gate did not carry (no answer, a long step, the
 server refused it) is queued by the ticker within `interval_s`, as before.
 """
 
@@ -87,15 +87,19 @@ class ProgressReporter:
 
     def for_gate(self) -> dict[str, Any] | None:
         """The run's progress for the next step gate to carry: a snapshot when steps came in since the
-        server last heard of the run; None when it is up to date."""
+        server last heard of the run; None when it is up to date. It is remembered as the run in
+        flight before it is sent, as a queued report is: a bridge killed while the gate is asked
+        ends the run on restart with at least what the server may have stored."""
         with self._lock:
-            return self.snapshot() if self._dirty else None
+            if not self._dirty:
+                return None
+            snapshot = self.snapshot()
+            self.outbox.remember_in_flight(snapshot, self.device_id)
+            return snapshot
 
     def carried(self, snapshot: dict[str, Any]) -> None:
-        """A step gate delivered `snapshot` (the server stored it, or had it): nothing to queue for it;
-        it is the run in flight a restart would end."""
+        """A step gate delivered `snapshot` (the server stored it, or had it): nothing to queue for it."""
         with self._lock:
-            self.outbox.remember_in_flight(snapshot, self.device_id)
             if len(self.trace) == len(snapshot["trace"]) and self.status.value == snapshot["status"]:
                 self._dirty = False
                 self._last_sent = time.monotonic()
