@@ -14,7 +14,7 @@
    the outbox, then uploaded to a real server process (SQLite) in batches of 100.
 3. Bridge CPU per step (`--phones 1,5,10`): the real bridge (`python -m device_bridge run`, its
    own process) serving N virtual phones (emulator processes) for a real server process
-   (SQLite); after one warm-up run per phone, `--runs` runs of the 50-step workflow per phone,
+   (SQLite); after one warm-up run per phone, `--runs` (1) runs of the 50-step workflow per phone,
    all queued at once. The bridge process's CPU time (user + system, from /proc, all its
    threads: engine, step gate, reports, frames, uploads, polls) over the runs, per step; the
    phones' (emulators') and the server's CPU apart. With frames `every` (the default) and
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5790, help="even console port of the bench emulator")
     parser.add_argument("--only", choices=["overhead-upload", "fleet"], help="run one part")
     parser.add_argument("--phones", default="1,5,10", help="fleet sizes for the bridge CPU part")
-    parser.add_argument("--runs", type=int, default=2, help="runs per phone in the bridge CPU part")
+    parser.add_argument("--runs", type=int, default=1, help="runs per phone in the bridge CPU part")
     parser.add_argument("--frames", default="every,off", help="frame modes for the bridge CPU part")
     args = parser.parse_args(argv)
     fleet_args = ([int(n) for n in args.phones.split(",")], args.runs, args.frames.split(","))
