@@ -43,6 +43,7 @@ from device_bridge.outbox import Outbox
 from device_bridge.pairings import PairingWatcher
 from device_bridge.reporting import ProgressReporter, base_fields, ended_report, interrupted_report
 from device_bridge.run_control import LiveDenylist, ServerRunControl
+from device_bridge.screen_recording import ScreenRecorder
 from device_bridge.server_api import ClaimedRun, DeviceApi
 from device_bridge.settings import BridgeSettings
 from device_bridge.state import BridgeState, PairedDevice
@@ -199,6 +200,8 @@ class DeviceWorker:
         self._next_reopen = 0.0
         # What the phone said of itself at the last heartbeat (adb_tracker.phone_health).
         self.phone: dict[str, Any] = {}
+        # Runs recorded by the phone's own screenrecord (when it has one).
+        self.screen_recorder = ScreenRecorder()
 
     def adb_changed(self, state: str) -> None:
         """adb's device list says the phone is now `state` (called on the tracker's thread)."""
@@ -338,10 +341,6 @@ class DeviceWorker:
         policy = FramePolicy.from_settings(self.settings).for_run(requested)
         frames = FrameRecorder(self.device, self.outbox, claimed.run_id, device_id, policy)
 
-        def on_event(event: TraceEvent) -> None:
-            reporter.on_event(event)
-            context.on_event(event)
-
         def should_cancel() -> bool:
             return claimed.run_id in self._cancel_ids or self.stop.is_set()
 
@@ -364,6 +363,32 @@ class DeviceWorker:
         device = self.device  # this run's connection, even if the phone is opened again meanwhile
         log.info("device %s: running %s", self.paired.serial, claimed.run_id)
         started_at = datetime.now(UTC)
+        recording = self.screen_recorder.start(
+            device, claimed.run_id, self.paired.serial, frames.policy.mode, self.settings
+        )
+        try:
+            return self._run(claimed, device, reporter, context, frames, control, approvals, started_at)
+        finally:
+            if recording is not None:  # after the run's report is queued: it never waits for this
+                recording.finish(self.outbox, device_id)
+
+    def _run(
+        self,
+        claimed: ClaimedRun,
+        device: BridgeDevice,
+        reporter: ProgressReporter,
+        context: FailureContext,
+        frames: FrameRecorder,
+        control: ServerRunControl,
+        approvals: ServerApprovals,
+        started_at: datetime,
+    ) -> RunResult | None:
+        device_id = self.paired.device_id
+
+        def on_event(event: TraceEvent) -> None:
+            reporter.on_event(event)
+            context.on_event(event)
+
         streamer = LiveStreamer(
             self.device,
             lambda jpeg: self.api.live_frame(claimed.run_id, jpeg, self.settings.gate_timeout_s),

@@ -62,6 +62,12 @@ class BridgeSettings(BaseSettings):
     frame_width: int = Field(default=360, ge=90, le=1440)
     frame_quality: int = Field(default=60, ge=20, le=95)
     frame_max_bytes: int = Field(default=60_000, ge=5_000)
+    # The phone records each run with its own `screenrecord` (uiautomator2 phones that have it;
+    # device_bridge/screen_recording.py): segments of at most screenrecord_time_limit_s (Android's
+    # limit is 180), at this bit rate (a still screen costs far less), sent as the run's video.mp4.
+    screenrecord: bool = True
+    screenrecord_bit_rate: int = Field(default=1_000_000, ge=100_000, le=100_000_000)
+    screenrecord_time_limit_s: int = Field(default=180, ge=1, le=180)
     # Local additions to the server's package denylist: it can only add to the server's list.
     denylist_file: Path | None = None
     # How the engine drives phones: uiautomator2 over this machine's adb, or an Appium server.

@@ -12,6 +12,11 @@
 - `screenshot_delay_s`: how long `takeScreenshot` waits before it looks at the screen, as a phone
   busy drawing does; the server answers other calls meanwhile (each call has its own thread on a
   phone's uiautomator2 server).
+- `missing_commands`: shell commands this phone lacks (`{"screenrecord"}`, as on a phone whose
+  vendor left the tool out): the shell answers `inaccessible or not found` (127) and `which`
+  does not list them.
+- `screenrecord_error`: what `screenrecord` prints to stderr before it exits 1 at once, as a
+  phone whose video encoder cannot be had does (`ERROR: unable to create video/avc codec`).
 
 Characters XML 1.0 forbids need no fault: a widget whose text holds them is written into the
 dump raw, as a phone writes them.
@@ -27,13 +32,23 @@ class Faults:
     dump: str | None = None
     screenshot: bytes | None = None
     screenshot_delay_s: float = 0.0
+    missing_commands: frozenset[str] = frozenset()
+    screenrecord_error: str | None = None
 
     def set(
-        self, *, dump: str | None = None, screenshot: bytes | None = None, screenshot_delay_s: float = 0.0
+        self,
+        *,
+        dump: str | None = None,
+        screenshot: bytes | None = None,
+        screenshot_delay_s: float = 0.0,
+        missing_commands: frozenset[str] = frozenset(),
+        screenrecord_error: str | None = None,
     ) -> None:
         self.dump = dump
         self.screenshot = screenshot
         self.screenshot_delay_s = screenshot_delay_s
+        self.missing_commands = frozenset(missing_commands)
+        self.screenrecord_error = screenrecord_error
 
     def clear(self) -> None:
         self.set()

@@ -329,6 +329,9 @@ async def screenrecord(ctx: CommandContext) -> int:
         )
         return 2
     device = ctx.device
+    if device.faults.screenrecord_error is not None:  # the encoder cannot be had (emulator/faults.py)
+        ctx.err(f"{device.faults.screenrecord_error}\n")
+        return 1
     display = device.display_size()
     size = options.size or display
     to_stdout = options.output_format == "h264" and options.path == "-"

@@ -369,7 +369,7 @@ class Shell:
         if builtin is not None:
             result: int = await builtin(ctx)
             return result
-        command = COMMANDS.get(name)
+        command = None if name in ctx.device.faults.missing_commands else COMMANDS.get(name)
         if command is None:
             ctx.err(f"{SH}: {ctx.args[0]}: inaccessible or not found\n")
             return 127

@@ -379,7 +379,7 @@ async def date(ctx: CommandContext) -> int:
 async def which(ctx: CommandContext) -> int:
     status = 0
     for name in ctx.args[1:]:
-        if name in COMMANDS:
+        if name in COMMANDS and name not in ctx.device.faults.missing_commands:
             ctx.out(f"/system/bin/{name}\n")
         else:
             status = 1

@@ -34,7 +34,7 @@ from server.runs.run_logs import log_of, variables_of
 from server.runs.schemas import Trigger
 from server.runs.service import cancel_run, get_run, record_changes, retried_by, trace_of
 from server.runs.stats import compute_stats
-from server.runs.video import VIDEO_NAME, assemble_soon
+from server.runs.video import VIDEO_NAME, assemble_soon, is_phone_video
 from server.runs.waiting import why_waiting
 from server.schemas import in_range_utc
 from server.workflows.models import Workflow, WorkflowVersion
@@ -330,7 +330,9 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
     trace = trace_of(db, run.id)
     device = db.get(Device, run.device_id) if run.device_id else None
     rows = db.execute(
-        select(Artifact.name, Artifact.content_type).where(Artifact.run_id == run.id).order_by(Artifact.name)
+        select(Artifact.name, Artifact.content_type, Artifact.meta)
+        .where(Artifact.run_id == run.id)
+        .order_by(Artifact.name)
     ).all()
     frames = frames_of(db, run.id)
     log_source, exec_log = log_of(db, run, version.definition if version else {}, trace)
@@ -341,6 +343,7 @@ def _run_context(db: Session, user: DashboardUser, run: Run) -> dict[str, Any]:
     return {
         "frames": frames,
         "video": any(row.name == VIDEO_NAME for row in rows),
+        "phone_video": any(row.name == VIDEO_NAME and is_phone_video(row.meta) for row in rows),
         "step_in_flight": _step_in_flight(db, run),
         "live": run.live_until is not None and run.live_until > utcnow(),
         "run": run,

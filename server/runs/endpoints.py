@@ -511,6 +511,11 @@ def upload_artifact(
     frame_meta = frames.parse_meta(meta, artifact_name)
     content_type = stored_type(file.content_type, data)
     now = datetime.now().astimezone()
+    if artifact_name == video.VIDEO_NAME and content_type == video.VIDEO_TYPE and frame_meta is None:
+        # The phone's own recording of the run: it takes the place of the video made from frames.
+        if video.store_phone_video(session, request.app.state.settings, run, data):
+            service.record_changes(session, run.account_id, [run.id], get_hub(request.app).notify)
+        return {"name": artifact_name, "contentType": content_type, "size": len(data), "createdAt": now}
     inserted = save_artifact(
         session,
         request.app.state.settings,

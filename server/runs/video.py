@@ -16,6 +16,11 @@ server restart, through `assemble_soon`). A worker thread per server process doe
 encoder, and a burst of late frames makes one video. A video that already holds the run's newest
 frame is not made again. `PHONEFLOW_RUN_VIDEO=false` turns it off. When it is done the run's watchers get a
 `run.updated`, and the run page shows the player.
+
+A phone's own recording wins: a bridge whose phone has `screenrecord` uploads the run's
+`video.mp4` itself (device_bridge/screen_recording.py). `store_phone_video` keeps it in place of
+an assembled one, with `meta` `{"source": "phone"}`, and `assemble` never replaces it, so a run
+has one video either way.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ MIN_FRAME_S = 0.5
 MAX_FRAME_S = 2.0
 LAST_FRAME_S = 1.5
 DEBOUNCE_S = 1.0
+PHONE_SOURCE = "phone"  # meta["source"] of a video the phone recorded itself
 
 
 def _taken_at(meta: dict[str, Any]) -> float | None:
@@ -152,9 +158,9 @@ def assemble(session: Session, settings: Settings, run_id: str) -> bool:
     if not frames:
         return False
     names = [name for _, name, _ in frames]
-    current = session.execute(
-        select(Artifact.meta).where(Artifact.run_id == run_id, Artifact.name == VIDEO_NAME)
-    ).scalar_one_or_none()
+    current = _video_meta(session, run_id)
+    if is_phone_video(current):
+        return False
     if current is not None and current.get("frames") == len(names) and current.get("lastFrame") == names[-1]:
         return False
     stored = session.scalars(
@@ -165,6 +171,8 @@ def assemble(session: Session, settings: Settings, run_id: str) -> bool:
     holds = hold_times([meta for _, _, meta in frames])
     video = encode_video(images, holds)
     meta = {"frames": len(names), "lastFrame": names[-1], "durationMs": round(sum(holds) * 1000)}
+    if is_phone_video(_video_meta(session, run_id)):
+        return False  # the phone's recording came while this one was made
     replace_artifact(
         session,
         settings,
@@ -174,6 +182,35 @@ def assemble(session: Session, settings: Settings, run_id: str) -> bool:
         content_type=VIDEO_TYPE,
         data=video,
         meta=meta,
+    )
+    return True
+
+
+def _video_meta(session: Session, run_id: str) -> dict[str, Any] | None:
+    meta: dict[str, Any] | None = session.execute(
+        select(Artifact.meta).where(Artifact.run_id == run_id, Artifact.name == VIDEO_NAME)
+    ).scalar_one_or_none()
+    return meta
+
+
+def is_phone_video(meta: dict[str, Any] | None) -> bool:
+    return meta is not None and meta.get("source") == PHONE_SOURCE
+
+
+def store_phone_video(session: Session, settings: Settings, run: Run, data: bytes) -> bool:
+    """Keep the phone's own recording as the run's video, in place of one made from the frames.
+    False (nothing stored) when the run already holds the phone's recording (a retried upload)."""
+    if is_phone_video(_video_meta(session, run.id)):
+        return False
+    replace_artifact(
+        session,
+        settings,
+        account_id=run.account_id,
+        run_id=run.id,
+        name=VIDEO_NAME,
+        content_type=VIDEO_TYPE,
+        data=data,
+        meta={"source": PHONE_SOURCE},
     )
     return True
 

@@ -48,13 +48,16 @@ def test_a_workflows_frames_setting_is_sent_with_the_claim_and_honoured(
         result = bridge.worker.execute(claimed)
         assert result is not None
         assert result.status.value == "success"
-        assert [a.name for a in bridge.outbox.artifacts() if a.run_id == run_id] == []  # no step failed
+        # No step failed: no frame (the phone's own recording, video.mp4, follows "off" only).
+        assert [
+            a.name for a in bridge.outbox.artifacts() if a.run_id == run_id and a.name != "video.mp4"
+        ] == []
 
         every = copy.deepcopy(SIGN_IN) | {"name": "Sign in, every frame", "frames": "every"}
         every_id = publish_workflow(client, every)
         run_id = bridge.run(client, every_id)
         kept = sorted(a.name for a in bridge.outbox.artifacts() if a.run_id == run_id)
-        assert kept == FRAMES
+        assert kept == [*FRAMES, "video.mp4"]
 
         bridge.worker.settings = bridge.settings.model_copy(update={"frames": "off"})
         run_id = bridge.run(client, every_id)  # the bridge's "off" wins over the workflow's "every"

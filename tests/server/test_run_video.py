@@ -20,7 +20,7 @@ from server.app import create_app
 from server.db import utcnow
 from server.runs.models import Artifact, Run
 from server.runs.retention import purge_expired_runs
-from server.runs.video import hold_times
+from server.runs.video import encode_video, hold_times
 from server.settings import Settings
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import new_run_id, run_report
@@ -200,6 +200,56 @@ def test_the_run_page_asks_for_a_video_that_was_never_made(settings: Settings, d
         assert 'id="run-video"' not in first.text
         wait_for_video(db, rid, frames=1)
         assert 'id="run-video"' in client.get(f"/runs/{rid}").text
+
+
+def test_the_phones_own_recording_wins_over_the_frames(client: TestClient, db: Db) -> None:
+    """A bridge whose phone has screenrecord uploads the run's video.mp4 itself: it takes the place
+    of the video made from the frames, the assembler leaves it alone, and a retried upload is a no-op."""
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    rid = new_run_id()
+    client.post("/api/v1/runs.report", json={"runs": [run_report(rid, wf, steps=2)]}, headers=auth(dev.token))
+    upload_frame(client, dev.token, rid, 1, 1.0)
+    client.post(
+        "/api/v1/runs.report",
+        json={"runs": [run_report(rid, wf, status="success", steps=2)]},
+        headers=auth(dev.token),
+    )
+    wait_for_video(db, rid, frames=1)  # made from the frames first
+
+    recorded = encode_video([jpeg("red", (320, 640)), jpeg("blue", (320, 640))], [0.5, 0.5])
+
+    def upload(data: bytes) -> Any:
+        return client.post(
+            f"/api/v1/runs/{rid}/artifacts",
+            files={"file": ("video.mp4", data, "video/mp4")},
+            data={"name": "video.mp4"},
+            headers=auth(dev.token),
+        )
+
+    assert upload(recorded).status_code == 201
+    served = client.get(f"/api/v1/runs/{rid}/artifacts/video.mp4", headers=auth(acc.token))
+    assert served.content == recorded
+    assert decode(served.content)[1] == (320, 640)
+    listed = client.get(f"/api/v1/runs/{rid}/artifacts", headers=auth(acc.token)).json()
+    assert [a["name"] for a in listed if a["contentType"] == "video/mp4"] == ["video.mp4"]
+
+    upload_frame(client, dev.token, rid, 2, 2.0)  # a late frame: the assembler would make it again
+    time.sleep(1.8)
+    again = encode_video([jpeg("green", (200, 400))], [0.5])
+    assert upload(again).status_code == 201  # a retried upload: the first one stays
+    assert client.get(f"/api/v1/runs/{rid}/artifacts/video.mp4", headers=auth(acc.token)).content == recorded
+    with db.session_factory() as session:
+        kept = session.execute(
+            select(Artifact.meta).where(Artifact.run_id == rid, Artifact.name == "video.mp4")
+        ).scalar_one()
+    assert kept == {"source": "phone"}
+
+    sign_in(client, acc.token)
+    page = client.get(f"/runs/{rid}").text
+    assert 'id="run-video"' in page
+    assert "recorded by the phone" in page
 
 
 def test_hold_times_follow_the_frames_clock() -> None:
