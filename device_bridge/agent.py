@@ -762,7 +762,8 @@ class Agent:
         self.supervisor.join()
         self.commands.join(timeout=1.0)
         deadline = time.monotonic() + drain_s
-        while time.monotonic() < deadline and self.outbox.count():
+        # Artifacts too: a run's recording is queued after its report, as the run ends.
+        while time.monotonic() < deadline and (self.outbox.count() or self.outbox.next_artifact()):
             try:
                 self.uploader.upload_all()
             except (ServerError, BridgeConfigError):

@@ -149,15 +149,16 @@ class Recording:
             try:
                 # The tool may not have started yet when the run was short: ask again until it ends.
                 self.adb.shell("pkill -INT screenrecord", timeout=10)
-            except Exception as exc:
+            except Exception as exc:  # the phone is gone: nothing to wait for
                 log.debug("device %s: pkill -INT screenrecord: %s", self.serial, exc)
+                break
             self._thread.join(0.5)
         if self._thread.is_alive():
             with self._lock:
                 stream = self._stream
             if stream is not None:
                 stream.close()  # a hang-up: the tool finishes its file on SIGHUP as on SIGINT
-            self._thread.join(STOP_WAIT_S)
+            self._thread.join(1.0)
 
     def collect(self) -> bytes:
         """Pull the segments, delete them from the phone, and join them into one MP4."""
