@@ -15,7 +15,8 @@ joins the segments into one MP4 (PyAV remux, no re-encoding) and queues it in th
 run's `video.mp4` (video/mp4). The server keeps a phone's recording in place of the video it
 assembles from the frames.
 
-Nothing here fails or holds up a run: the recording runs on its own thread, and is finished after
+Nothing here fails a run, nor holds it up beyond the tool's start (at most `STARTUP_WAIT_S`, so that
+the first step is in the video): the recording runs on its own thread, and is finished after
 the run's report is queued; one that fails (no encoder, the file missing or unfinished, larger
 than `max_artifact_bytes`) is logged as a warning, and the server's video from the frames stays.
 `PHONEFLOW_BRIDGE_SCREENRECORD=false` turns it off, as does a run whose frames are `off`.
@@ -42,6 +43,8 @@ VIDEO_TYPE = "video/mp4"
 # How long the tool may take to finish its file after SIGINT (a phone's encoder drains, the
 # muxer writes the index) before the stream is closed (a hang-up finishes it too).
 STOP_WAIT_S = 5.0
+# How long a run's start may wait for the tool to record (a phone sets its encoder up in ~0.1-0.5 s).
+STARTUP_WAIT_S = 2.0
 # A segment that ends this much sooner than its time limit without being stopped has failed
 # (the tool refused its options, the encoder could not be had): no new segment is started.
 EARLY_END_S = 1.0
@@ -102,16 +105,29 @@ class Recording:
         self.paths: list[str] = []
         self.errors: list[str] = []
         self._stopping = threading.Event()
+        self._recording = threading.Event()  # the tool records (or will not): the run may start
         self._lock = threading.Lock()
         self._stream: Any | None = None
         self._thread = threading.Thread(target=self._record, name=f"screenrecord-{serial}", daemon=True)
 
-    def start(self) -> None:
+    def start(self, wait_s: float = STARTUP_WAIT_S) -> None:
+        """Start the tool, and wait (at most `wait_s`) until it records, so the run's first step is in
+        the video: `--verbose` makes it say so (`Content area is ...`) once its encoder is set up."""
         self._thread.start()
+        self._recording.wait(wait_s)
 
     def _command(self, path: str) -> str:
         rate = self.settings.screenrecord_bit_rate
-        return f"screenrecord --time-limit {self.limit_s} --bit-rate {rate} {path}"
+        return f"screenrecord --verbose --time-limit {self.limit_s} --bit-rate {rate} {path}"
+
+    def _read(self, stream: Any) -> str:
+        """The tool's output until it ends (its stream closes); marks the recording started on the way."""
+        said = b""
+        while chunk := stream.conn.recv(4096):
+            said += chunk
+            if not self._recording.is_set() and (b"Content area is" in said or len(said) > 4096):
+                self._recording.set()
+        return said.decode("utf-8", errors="replace")
 
     def _record(self) -> None:
         while True:
@@ -124,15 +140,17 @@ class Recording:
                     self._stream.conn.settimeout(None)  # silent until the tool ends, minutes later
                 except Exception as exc:
                     self.errors.append(f"starting screenrecord: {type(exc).__name__}: {exc}")
+                    self._recording.set()
                     return
                 self.paths.append(path)
                 stream = self._stream
             began = time.monotonic()
             try:
-                said = str(stream.read_until_close())  # the tool's output; the stream ends when it does
+                said = self._read(stream)
             except Exception as exc:  # the stream was closed to stop it, or the phone went away
                 said = f"{type(exc).__name__}: {exc}"
             finally:
+                self._recording.set()  # ended (or failed): nothing to wait for at the start
                 with self._lock:
                     self._stream = None
                 stream.close()
