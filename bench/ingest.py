@@ -50,7 +50,6 @@ from server.accounts.models import Plan  # noqa: E402
 from server.db import make_engine, make_session_factory, normalise_url, utcnow  # noqa: E402
 from server.devices import service as devices_service  # noqa: E402
 from server.migrate import upgrade  # noqa: E402
-from server.runs.models import Run  # noqa: E402
 from server.workflows import service as workflows_service  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "ingest.json"
@@ -244,9 +243,6 @@ def http_throughput(base: str, ids: dict[str, str], runs: int, batch: int) -> di
     }
 
 
-RUN_COLUMNS = [column.name for column in Run.__table__.columns]
-
-
 def write_direct(conn: Any, run_rows: list[dict[str, Any]], event_rows: list[dict[str, Any]]) -> None:
     """The rows by the driver's fastest plain path: COPY on PostgreSQL, executemany on SQLite."""
     driver = conn.connection.driver_connection
@@ -259,18 +255,20 @@ def write_direct(conn: Any, run_rows: list[dict[str, Any]], event_rows: list[dic
             return raw.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         return raw
 
-    runs = [[value(row.get(column)) for column in RUN_COLUMNS] for row in run_rows]
+    # The columns the rows give; the database's own defaults fill the rest (as they would for the server).
+    columns = list(run_rows[0])
+    runs = [[value(row[column]) for column in columns] for row in run_rows]
     events = [(row["run_id"], row["seq"], json.dumps(row["event"])) for row in event_rows]
     if not sqlite:
-        with driver.cursor().copy(f"COPY runs ({', '.join(RUN_COLUMNS)}) FROM STDIN") as copy:
+        with driver.cursor().copy(f"COPY runs ({', '.join(columns)}) FROM STDIN") as copy:
             for run in runs:
                 copy.write_row(run)
         with driver.cursor().copy("COPY trace_events (run_id, seq, event) FROM STDIN") as copy:
             for event in events:
                 copy.write_row(event)
         return
-    marks = ", ".join("?" for _ in RUN_COLUMNS)
-    driver.executemany(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({marks})", runs)
+    marks = ", ".join("?" for _ in columns)
+    driver.executemany(f"INSERT INTO runs ({', '.join(columns)}) VALUES ({marks})", runs)
     driver.executemany("INSERT INTO trace_events (run_id, seq, event) VALUES (?, ?, ?)", events)
 
 
