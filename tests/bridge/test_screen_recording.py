@@ -173,3 +173,17 @@ def test_segments_at_their_time_limit_are_chained_and_joined(sample_emulator: An
     assert frames >= len(recording.paths)
     left = sample_emulator.call(lambda device: device.fs.listdir("/sdcard"))
     assert [name for name, _ in left if name.startswith("phoneflow-chained")] == []
+
+
+@pytest.mark.parametrize("off", [{"screenrecord": False}, {"frames": "off"}])
+def test_no_recording_when_turned_off_or_the_runs_frames_are_off(
+    server: ServerProcess,
+    bridge: Bridge,  # noqa: F811
+    sign_in: str,
+    off: dict[str, Any],
+) -> None:
+    bridge.worker.settings = bridge.settings.model_copy(update=off)
+    with server.client() as client:
+        run_id = bridge.run(client, sign_in)
+    assert queued_video(bridge.outbox, run_id) is None
+    assert bridge.worker.screen_recorder._has_tool == {}  # the phone was not even asked
