@@ -7,6 +7,7 @@ import importlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import cache
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
@@ -100,6 +101,21 @@ def collector_tuned_for_serving() -> Iterator[None]:
         gc.unfreeze()
 
 
+@cache
+def _api_router() -> APIRouter:
+    """The API's routes under /api/v1, built once per process: FastAPI works out each route's
+    parameters when a router is included, and an app made again (tests make hundreds) then
+    reuses that work instead of repeating it."""
+    api = APIRouter(
+        prefix=API_PREFIX, responses=COMMON_RESPONSES, dependencies=[Depends(reject_unknown_query_params)]
+    )
+    for module_name, attr in ROUTERS:
+        router = _load_router(module_name, attr)
+        if router is not None:
+            api.include_router(router)
+    return api
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The phoneflow server for `settings` (read from the environment when not given)."""
     settings = settings or Settings()
@@ -164,14 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so it runs first: every log line of the request, 413s included, carries the id.
     app.add_middleware(RequestIdMiddleware)
 
-    api = APIRouter(
-        prefix=API_PREFIX, responses=COMMON_RESPONSES, dependencies=[Depends(reject_unknown_query_params)]
-    )
-    for module_name, attr in ROUTERS:
-        router = _load_router(module_name, attr)
-        if router is not None:
-            api.include_router(router)
-    app.include_router(api)
+    app.include_router(_api_router())
     # Prometheus metrics at `/metrics` (a token or a setting opens it: server/metrics.py).
     app.include_router(metrics.router)
     # The web dashboard at `/`: server-rendered pages for a signed-in account.

@@ -149,17 +149,8 @@ def save_artifact(
     key = new_key(account_id, run_id)
     _put(store, key, data, content_type)
     inserted = session.execute(
-        dialect_insert(session, Artifact)
-        .values(
-            run_id=run_id,
-            account_id=account_id,
-            name=name,
-            content_type=content_type,
-            size=len(data),
-            store_key=key,
-            data=None,
-            meta=meta,
-            created_at=created_at or utcnow(),
+        _insert_row(
+            session, run_id, account_id, name, content_type, len(data), key, meta, created_at or utcnow()
         )
         .on_conflict_do_nothing(index_elements=["run_id", "name"])
         .returning(Artifact.id)
@@ -169,6 +160,32 @@ def save_artifact(
         return False
     _forget_on_rollback(session, store, key)
     return True
+
+
+def _insert_row(
+    session: Session,
+    run_id: str,
+    account_id: str,
+    name: str,
+    content_type: str,
+    size: int,
+    key: str,
+    meta: dict[str, Any] | None,
+    created_at: datetime,
+) -> Any:
+    """The INSERT of an artifact's row whose bytes are in the store under `key` (the caller adds
+    what happens on a conflict)."""
+    return dialect_insert(session, Artifact).values(
+        run_id=run_id,
+        account_id=account_id,
+        name=name,
+        content_type=content_type,
+        size=size,
+        store_key=key,
+        data=None,
+        meta=meta,
+        created_at=created_at,
+    )
 
 
 def replace_artifact(
@@ -194,19 +211,9 @@ def replace_artifact(
     _put(store, key, data, content_type)
     now = utcnow()
     session.execute(
-        dialect_insert(session, Artifact)
-        .values(
-            run_id=run_id,
-            account_id=account_id,
-            name=name,
-            content_type=content_type,
-            size=len(data),
-            store_key=key,
-            data=None,
-            meta=meta,
-            created_at=now,
-        )
-        .on_conflict_do_update(
+        _insert_row(
+            session, run_id, account_id, name, content_type, len(data), key, meta, now
+        ).on_conflict_do_update(
             index_elements=["run_id", "name"],
             set_={"size": len(data), "store_key": key, "data": None, "meta": meta, "created_at": now},
         )

@@ -238,15 +238,21 @@ class RunEventHub:
 
     async def _tail(self) -> None:
         assert self._wake is not None
+        failed = False
         while True:
+            # After a failed read the next round comes soon: what was committed meanwhile may have
+            # been announced already (its NOTIFY woke the read that failed).
+            wait_s = POLL_INTERVAL_S if failed else self._poll_interval_s()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s())
+                await asyncio.wait_for(self._wake.wait(), wait_s)
             self._wake.clear()
             try:
                 await self._drain()
+                failed = False
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be briefly away; the next round retries
+                failed = True
                 _log.exception("reading run events failed; retrying")
 
     def _poll_interval_s(self) -> float:

@@ -98,7 +98,8 @@ def test_the_phone_records_the_run_and_its_video_wins_over_the_frames(
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
         duration_s = float(container.duration or 0) / av.time_base
-    assert duration_s > 0.5, (duration_s, took)
+    # As long as the screen was recorded: the run (under a second on an idle virtual phone), not more.
+    assert 0 < duration_s <= took + 1, (duration_s, took)
     left = sample_emulator.call(lambda device: device.fs.listdir("/sdcard"))
     assert [name for name, _ in left if name.startswith("phoneflow-")] == []
 

@@ -150,7 +150,7 @@ def test_the_tail_reconnects_when_its_database_connection_dies(app: FastAPI, db:
                 raw.close()
             second = new_run_id()
             _report(base_url, dev.token, run_report(second, wf, steps=1))
-            # The first read fails on the dead connection; the next (the tail polls every 0.5 s)
+            # The first read fails on the dead connection; the next (0.5 s after a failed read)
             # connects afresh and delivers what was committed meanwhile: nothing is lost.
             assert json.loads(reader.next(timeout_s=5)["data"])["id"] == second
             assert get_hub(app)._tail_connection is not tail
