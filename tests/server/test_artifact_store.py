@@ -24,7 +24,15 @@ from server.db import utcnow
 from server.runs.models import Artifact, Run
 from server.runs.retention import purge_expired_runs
 from server.settings import Settings
-from tests.server.factories import Db, auth, create_account, create_device, create_workflow
+from tests.server.factories import (
+    AccountFixture,
+    Db,
+    DeviceFixture,
+    auth,
+    create_account,
+    create_device,
+    create_workflow,
+)
 from tests.server.runs_support import new_run_id, run_report
 from tests.server.test_dashboard_support import sign_in
 
@@ -63,6 +71,18 @@ def upload(client: TestClient, token: str, run_id: str, name: str, data: bytes =
     )
 
 
+def reported_run(client: TestClient, db: Db) -> tuple[AccountFixture, DeviceFixture, str]:
+    """An account, its device and a run the device reported (artifacts need a run to belong to)."""
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
+    rid = new_run_id()
+    answer = client.post(
+        "/api/v1/runs.report", json={"runs": [run_report(rid, wf, steps=1)]}, headers=auth(dev.token)
+    )
+    assert answer.status_code == 200, answer.text
+    return acc, dev, rid
+
+
 def test_the_store_keeps_reads_streams_and_deletes_bytes(store: ArtifactStore) -> None:
     store.check()
     key = new_key("acc", "run")
@@ -88,10 +108,7 @@ def test_the_store_keeps_reads_streams_and_deletes_bytes(store: ArtifactStore) -
 def test_bytes_go_to_the_store_and_the_database_keeps_what_they_are(
     client: TestClient, db: Db, store: ArtifactStore
 ) -> None:
-    acc = create_account(db)
-    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
-    rid = new_run_id()
-    client.post("/api/v1/runs.report", json={"runs": [run_report(rid, wf, steps=1)]}, headers=auth(dev.token))
+    acc, dev, rid = reported_run(client, db)
     assert upload(client, dev.token, rid, "shot.png").status_code == 201
     assert upload(client, dev.token, rid, "shot.png").status_code == 201  # the same name: nothing changes
     with db.session_factory() as session:
@@ -164,10 +181,7 @@ def test_an_upload_over_the_quota_is_refused_saying_what_to_do(
 def test_live_frames_replace_each_other_in_the_store(
     client: TestClient, db: Db, store: ArtifactStore
 ) -> None:
-    acc = create_account(db)
-    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
-    rid = new_run_id()
-    client.post("/api/v1/runs.report", json={"runs": [run_report(rid, wf, steps=1)]}, headers=auth(dev.token))
+    acc, dev, rid = reported_run(client, db)
     for n in (1, 2):
         frame = JPEG + bytes([n]) * n
         assert (

@@ -10,7 +10,6 @@ every page of the account still answers 200: nothing a form accepted breaks a pa
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -21,9 +20,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.server.factories import Db, auth, create_account, create_device, create_workflow
-from tests.server.runs_support import new_run_id, run_report
+from tests.server.factories import Db, auth
 from tests.server.test_dashboard_support import sign_in
+from tests.server.test_fuzz_writes import World
 
 EXAMPLES = 150  # per database
 # Raw (already form-encoded) values: what a browser never sends but a script can.
@@ -94,41 +93,13 @@ def _dashboard_operations(app: FastAPI) -> list[tuple[str, str, list[str]]]:
     return operations
 
 
-class World:
-    """The account, device, workflow and run the generated requests aim at."""
+class FormWorld(World):
+    """The API fuzz test's account, device, workflow, run, schedule and hook, signed in to the dashboard."""
 
     def __init__(self, client: TestClient, db: Db) -> None:
-        self.account = create_account(db)
-        self.device = create_device(db, self.account.id)
-        self.workflow = create_workflow(db, self.account.id)
-        self.run_id = new_run_id()
-        report = run_report(self.run_id, self.workflow, steps=1)
-        answer = client.post("/api/v1/runs.report", json={"runs": [report]}, headers=auth(self.device.token))
-        assert answer.status_code == 200, answer.text
-        schedule = client.post(
-            f"/api/v1/workflows/{self.workflow.id}/schedules",
-            json={"deviceId": self.device.id, "cron": "0 3 * * *"},
-            headers=auth(self.account.token),
-        )
-        assert schedule.status_code == 201, schedule.text
-        self.params = {
-            "workflow_id": self.workflow.id,
-            "version_id": self.workflow.version_id,
-            "device_id": self.device.id,
-            "run_id": self.run_id,
-            "schedule_id": schedule.json()["id"],
-        }
+        super().__init__(client, db)
+        self.params["version_id"] = self.workflow.version_id
         self.csrf = sign_in(client, self.account.token)
-
-    def path(self, template: str, hostile_value: str | None) -> str:
-        path = template.replace("{name:path}", "{name}")
-        for name, value in self.params.items():
-            replacement = hostile_value if hostile_value is not None else quote(value)
-            path = path.replace("{" + name + "}", replacement)
-        while "{" in path:  # an id the fixtures have none of
-            start, end = path.index("{"), path.index("}")
-            path = path[:start] + (hostile_value or str(uuid.uuid4())) + path[end + 1 :]
-        return path
 
 
 def _value(data: st.DataObject) -> str:
@@ -139,7 +110,7 @@ def _value(data: st.DataObject) -> str:
     return quote(text.encode("utf-8", "surrogatepass"), safe="")
 
 
-def _encoded(data: st.DataObject, world: World, fields: list[str], with_csrf: bool) -> str:
+def _encoded(data: st.DataObject, world: FormWorld, fields: list[str], with_csrf: bool) -> str:
     chosen = data.draw(st.lists(st.sampled_from(fields), unique=True, max_size=len(fields))) if fields else []
     pairs = [f"{quote(name)}={_value(data)}" for name in chosen]
     if data.draw(st.integers(0, 5)) == 0:  # a field twice, or one the route does not know
@@ -149,7 +120,7 @@ def _encoded(data: st.DataObject, world: World, fields: list[str], with_csrf: bo
     return "&".join(pairs)
 
 
-def _pages_still_work(client: TestClient, world: World) -> None:
+def _pages_still_work(client: TestClient, world: FormWorld) -> None:
     for page in (
         "/runs",
         f"/runs/{world.run_id}",
@@ -170,7 +141,7 @@ def _pages_still_work(client: TestClient, world: World) -> None:
 def test_hostile_forms_and_queries_never_5xx_and_pages_still_work(
     app: FastAPI, client: TestClient, db: Db
 ) -> None:
-    world = World(client, db)
+    world = FormWorld(client, db)
     operations = _dashboard_operations(app)
     posts = [operation for operation in operations if operation[0] == "POST"]
     assert len(posts) >= 25  # every page's forms are there
