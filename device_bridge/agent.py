@@ -350,6 +350,7 @@ class DeviceWorker:
             should_cancel=should_cancel,
             poll_interval_s=self.settings.approval_poll_interval_s,
             backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
+            on_asked=reporter.approval_asked,
         )
         control = ServerRunControl(
             self.api,

@@ -6,7 +6,8 @@ while the server cannot be reached) and then polls the approval
 (`GET /api/v1/devices/me/approvals/{id}`) until someone answers, the node's timeout passes on
 the engine's clock (`timeoutS` 0: never), or the run is cancelled (locally, or on the server: a
 cancelled run's approval reads `cancelled`). One gate serves one run; it counts the visits of each node, so a
-node in a loop asks again instead of reading its earlier answer.
+node in a loop asks again instead of reading its earlier answer. `on_asked` hears when the server
+has the approval (the run's progress says `waiting_for_approval` from then on).
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ class ServerApprovals:
         should_cancel: Callable[[], bool] | None = None,
         poll_interval_s: float = 1.0,
         backoff: Backoff | None = None,
+        on_asked: Callable[[], None] | None = None,
     ) -> None:
         self.api = api
+        self.on_asked = on_asked
         self.should_cancel = should_cancel or (lambda: False)
         self.poll_interval_s = poll_interval_s
         self.backoff = backoff or Backoff(0.5, 5.0)
@@ -64,6 +67,8 @@ class ServerApprovals:
         approval = self._ask(run_id, node_id, visit, message, approvers, timeout_s, clock, deadline)
         if approval is None:  # cancelled, or the server stayed out of reach for the whole timeout
             return self._ended_locally(clock, deadline)
+        if self.on_asked is not None:
+            self.on_asked()
         approval_id = str(approval["id"])
         while True:
             answer = _answer(approval)

@@ -12,6 +12,10 @@ after each step rides on the next step's gate instead (run_control.py): one requ
 step. What a gate carries is remembered as the run in flight before it is sent (a restart
 ends the run from it) and not queued; a step the gate did not carry (no answer, a long step, the
 server refused it) is queued by the ticker within `interval_s`, as before.
+
+`waiting_for_approval` is told to the server only once the approval exists there
+(`approval_asked`, called by the approval gate when the server has it): a person who sees the run
+waiting finds the approval to answer.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class ProgressReporter:
         # Steps wait for the next step gate to carry them (set by ServerRunControl once the server
         # said its gate takes reports); the ticker still queues what no gate took in `interval_s`.
         self.carry_on_gate = False
+        # The engine said it waits for approval; the status goes out once the server has the approval.
+        self._approval_pending = False
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name=f"progress-{base['id'][:8]}", daemon=True)
         self._ticker.start()
@@ -72,7 +78,20 @@ class ProgressReporter:
         if status.terminal:
             return  # the final report carries it (see the module docstring)
         with self._lock:
+            if status is RunStatus.WAITING_FOR_APPROVAL:
+                self._approval_pending = True
+                return
+            self._approval_pending = False
             self.status = status
+            self._flush()
+
+    def approval_asked(self) -> None:
+        """The server has the run's approval: from now on the run is waiting for it."""
+        with self._lock:
+            if not self._approval_pending:
+                return  # answered or given up before the server heard of it
+            self._approval_pending = False
+            self.status = RunStatus.WAITING_FOR_APPROVAL
             self._flush()
 
     def on_event(self, event: TraceEvent) -> None:

@@ -14,9 +14,12 @@ import httpx
 import pytest
 
 from device_bridge.approvals import ServerApprovals
+from device_bridge.outbox import Outbox
+from device_bridge.reporting import ProgressReporter
 from device_bridge.server_api import DeviceApi
 from interpreter.approvals import ApprovalDecision, ApprovalResponse
 from interpreter.clock import RealClock
+from interpreter.trace import RunStatus
 from tests.bridge.server_process import (
     ENDED,
     ServerProcess,
@@ -139,6 +142,52 @@ def test_an_approval_given_through_the_server_lets_the_run_go_on(
     assert (second["visit"], second["id"] != approval["id"]) == (2, True)
     claimed.account.post(f"/api/v1/approvals/{second['id']}/decision", json={"decision": "reject"})
     assert again.result(timeout=15).decision is ApprovalDecision.REJECTED
+
+
+def test_the_run_is_told_waiting_only_once_the_server_has_its_approval(
+    claimed: Claimed, pool: ThreadPoolExecutor, tmp_path: Path
+) -> None:
+    """The engine says "waiting" before it asks; a person who sees the run waiting must find the
+    approval to answer, so the status goes out when the server has the approval, not before."""
+    outbox = Outbox(tmp_path / "outbox.db")
+    reporter = ProgressReporter(outbox, claimed.device.id, {"id": claimed.run_id}, interval_s=60)
+    seen_at_asked: list[list[Any]] = []
+
+    def asked() -> None:
+        listed = claimed.account.get("/api/v1/approvals", params={"status": "pending", "runId": claimed.run_id})
+        seen_at_asked.append([a["nodeId"] for a in listed.json()])
+        reporter.approval_asked()
+
+    def queued_status() -> str | None:
+        """The status of the run's progress waiting in the outbox (one row per run, replaced)."""
+        queued = outbox.reports()
+        return queued[-1].run_status if queued else None
+
+    try:
+        reporter.on_status(RunStatus.WAITING_FOR_APPROVAL)
+        assert queued_status() is None, "waiting was queued before the approval was asked"
+        gate = ServerApprovals(claimed.api, poll_interval_s=POLL_S, on_asked=asked)
+        answer = claimed.ask(pool, gate)
+        approval = claimed.pending()
+        deadline = time.monotonic() + 15
+        while not seen_at_asked and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        assert seen_at_asked == [["ask"]], "told waiting before the server listed the approval"
+        assert queued_status() == "waiting_for_approval"
+        claimed.account.post(f"/api/v1/approvals/{approval['id']}/decision", json={"decision": "approve"})
+        assert answer.result(timeout=15).decision is ApprovalDecision.APPROVED
+        reporter.on_status(RunStatus.RUNNING)
+        assert queued_status() == "running"
+
+        # Given up before the server heard of it (a cancel): the run never says it waits.
+        reporter.on_status(RunStatus.WAITING_FOR_APPROVAL)
+        assert queued_status() == "running"
+        reporter.on_status(RunStatus.RUNNING)
+        reporter.approval_asked()
+        assert queued_status() == "running"
+    finally:
+        reporter.stop()
+        outbox.close()
 
 
 def test_a_rejection_is_rejected_with_who_and_why(
