@@ -154,7 +154,9 @@ def test_the_run_is_told_waiting_only_once_the_server_has_its_approval(
     seen_at_asked: list[list[Any]] = []
 
     def asked() -> None:
-        listed = claimed.account.get("/api/v1/approvals", params={"status": "pending", "runId": claimed.run_id})
+        listed = claimed.account.get(
+            "/api/v1/approvals", params={"status": "pending", "runId": claimed.run_id}
+        )
         seen_at_asked.append([a["nodeId"] for a in listed.json()])
         reporter.approval_asked()
 
