@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from server.auth import BearerCredentials, CurrentAccount, CurrentDevice, current_device
+from server.auth import BearerCredentials, CurrentAccount, CurrentDevice, current_device, device_token_hash
 from server.db import SessionDep, in_one_transaction
 from server.denylist.service import effective_entries
 from server.devices import service
@@ -29,7 +29,7 @@ from server.devices.schemas import (
 from server.errors import AppError, FieldProblem, ValidationFailed, problem_response, problem_responses
 from server.runs.endpoints import apply_reports
 from server.runs.events import get_hub
-from server.runs.gate import announce_step, gate
+from server.runs.gate import announce_step, fast_gate, gate, gate_state
 from server.runs.service import cancel_requested_run_ids
 from server.settings import Settings
 
@@ -68,14 +68,26 @@ async def step_gate(
     global_denylist = _settings(request).global_denylist
     notify = get_hub(request.app).notify
 
+    report = body.report if body is not None else None
+    step = (body.seq, body.node_id) if body is not None else None
+    token_hash = device_token_hash(credentials)
+
     def work(session: Session) -> dict[str, Any]:
+        state = gate_state(session, token_hash, run_id, report) if token_hash is not None else None
+        fast = fast_gate(session, state, global_denylist, report, step, notify) if state is not None else None
+        if fast is not None:
+            out = fast.answer.to_json()
+            if fast.carried is not None:
+                out["report"] = {"result": fast.carried.result, "reason": fast.carried.reason}
+            return out
+        # The general way: every other case (a 401, a 404, a report the fast path does not take).
         device = current_device(session, credentials)
         carried = None
-        if body is not None and body.report is not None:
-            carried = apply_reports(session, request.app, device, [body.report], cancels=False)[0]
+        if report is not None:
+            carried = apply_reports(session, request.app, device, [report], cancels=False)[0]
         answer = gate(session, device, run_id, global_denylist)
-        if body is not None:
-            announce_step(session, answer, body.seq, body.node_id, notify)
+        if step is not None:
+            announce_step(session, answer, step[0], step[1], notify)
         out = answer.to_json()
         if carried is not None:
             out["report"] = {"result": carried["result"], "reason": carried["reason"]}

@@ -10,26 +10,49 @@ A bridge that names the step it is about to start (`{"seq", "nodeId"}`) also mak
 step in flight: `announce_step` writes a `run.step` event that the run's page shows with its
 elapsed time. The answer's `live` says someone asked to watch the run live (`runs.live_until`):
 the bridge then sends frames between steps too.
+
+Every phone asks the gate before every step, most often carrying the run's progress, so its usual
+case has a path of its own (`fast_gate`, a few statements of SQLAlchemy Core, no ORM): one SELECT
+reads the device by its token (not revoked), the run (this device's), the account's denylist
+patterns and the stored trace events the carried report repeats; the report is judged by
+runs.report's own `judge`; a newer one is one conditional `UPDATE ... RETURNING` (the `run.updated`
+payload comes back with it) and the new trace events; `run.updated` and `run.step` are one INSERT.
+Anything else — no such run or device, a revoked token, a report the fast path does not take (a
+final one, another version, a run that moved meanwhile) — goes the general way (`gate`,
+`announce_step`, runs.report's `ingest_reports`), which answers every case as it always did.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import JSON, Table, bindparam, func, insert, select, text, update
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from interpreter.denylist import Denylist
+from interpreter.trace import RunStatus
 from server.db import after_commit, utcnow
 from server.denylist.models import DenylistEntry
 from server.denylist.service import denylist_version
 from server.devices.models import Device
 from server.errors import NotFound
+from server.metrics import count_reported
 from server.runs.events import RUN_STEP
-from server.runs.models import Run, RunEvent
-from server.runs.pg_notify import notify_on_commit
-from server.runs.sql import serialize_run_event_ids
+from server.runs.models import Run, RunEvent, TraceEventRow
+from server.runs.pg_notify import CHANNEL, notify_on_commit
+from server.runs.report import StoredRun, Verdict, judge
+from server.runs.report import _row_values as row_values
+from server.runs.schemas import RunReportIn
+from server.runs.service import summary_json
+from server.runs.sql import _RUN_EVENTS_LOCK_KEY as RUN_EVENTS_LOCK_KEY
+from server.runs.sql import insert_trace_rows, once_per_transaction, serialize_run_event_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +122,318 @@ def announce_step(
     notify_on_commit(session)
     if notify is not None:
         after_commit(session, notify)
+
+
+# --- the usual case, in few statements -------------------------------------------------------------
+
+
+class json_array_agg(FunctionElement[Any]):  # noqa: N801 - a SQL function's name
+    """`json_agg(x)` on PostgreSQL, `json_group_array(x)` on SQLite: the values of a group as a JSON array
+    (NULL on PostgreSQL when the group is empty)."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_array_agg, "postgresql")
+def _json_agg_pg(element: json_array_agg, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_agg({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_array_agg, "sqlite")
+def _json_agg_sqlite(element: json_array_agg, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+class json_pair(FunctionElement[Any]):  # noqa: N801 - a SQL function's name
+    """`[seq, event]` as a JSON array: an integer and a JSON column (SQLite keeps JSON as text)."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_pair, "postgresql")
+def _json_pair_pg(element: json_pair, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_build_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_pair, "sqlite")
+def _json_pair_sqlite(element: json_pair, compiler: SQLCompiler, **kw: Any) -> str:
+    first, second = list(element.clauses)
+    return f"json_array({compiler.process(first, **kw)}, json({compiler.process(second, **kw)}))"
+
+
+_runs: Table = Run.__table__  # type: ignore[assignment]
+_devices: Table = Device.__table__  # type: ignore[assignment]
+_entries: Table = DenylistEntry.__table__  # type: ignore[assignment]
+_trace: Table = TraceEventRow.__table__  # type: ignore[assignment]
+_run_events: Table = RunEvent.__table__  # type: ignore[assignment]
+
+# The device by its token (unrevoked), its run, the account's denylist, and the stored trace events
+# between `first` and `last` (the seqs a carried report repeats): one statement, built once.
+_GATE_STATE = (
+    select(
+        _devices.c.id.label("device_id"),
+        _devices.c.account_id,
+        _runs.c.id.label("run_id"),
+        _runs.c.status,
+        _runs.c.trace_len,
+        _runs.c.cancel_requested_at,
+        _runs.c.live_until,
+        _runs.c.workflow_id,
+        _runs.c.workflow_version_id,
+        select(json_array_agg(_entries.c.pattern))
+        .where(_entries.c.account_id == _runs.c.account_id)
+        .scalar_subquery()
+        .label("patterns"),
+        select(json_array_agg(json_pair(_trace.c.seq, _trace.c.event)))
+        .where(
+            _trace.c.run_id == _runs.c.id,
+            _trace.c.seq.between(bindparam("first"), bindparam("last")),
+        )
+        .scalar_subquery()
+        .label("events"),
+    )
+    .select_from(
+        _devices.join(
+            _runs, (_runs.c.device_id == _devices.c.id) & (_runs.c.account_id == _devices.c.account_id)
+        )
+    )
+    .where(
+        _devices.c.token_hash == bindparam("token_hash"),
+        _devices.c.revoked_at.is_(None),
+        _runs.c.id == bindparam("run_id"),
+    )
+)
+
+
+def _kept_unless_sent(column: str) -> Any:
+    """`SET column = COALESCE(:p_column, column)`: what a report leaves out keeps its stored value."""
+    return func.coalesce(bindparam(f"p_{column}", type_=_runs.c[column].type), _runs.c[column])
+
+
+# A newer report of a stored run, written only over the state it was judged against (compare-and-set
+# on status and trace length, and the monotone guard of runs.report); the row comes back for the
+# run.updated payload.
+_STORE_PROGRESS = (
+    update(_runs)
+    .where(
+        _runs.c.id == bindparam("p_run_id"),
+        _runs.c.status == bindparam("p_old_status"),
+        _runs.c.trace_len == bindparam("p_old_len"),
+        _runs.c.status_rank <= bindparam("p_rank"),
+        _runs.c.trace_len <= bindparam("p_trace_len"),
+    )
+    .values(
+        status=bindparam("p_status"),
+        status_rank=bindparam("p_status_rank"),
+        trace_len=bindparam("p_trace_len"),
+        device_id=bindparam("p_device_id"),
+        updated_at=bindparam("p_now", type_=_runs.c.updated_at.type),
+        **{
+            column: _kept_unless_sent(column)
+            for column in (
+                "started_at",
+                "ended_at",
+                "duration_ms",
+                "error_message",
+                "n_steps",
+                "n_failed",
+                "n_retries",
+            )
+        },
+    )
+    .returning(*_runs.c)
+)
+
+# PostgreSQL: the run_events lock (ids in commit order, server/runs/sql.py), the NOTIFY for the other
+# processes' hubs (delivered at commit) and the rows, in one statement: the lock is taken before the
+# rows are made, so before their ids are.
+_PG_RUN_EVENTS = text(
+    "INSERT INTO run_events (account_id, run_id, payload, event, created_at) "
+    "SELECT :account_id, :run_id, e->0, e->>1, :created_at "
+    f"FROM (SELECT pg_advisory_xact_lock({RUN_EVENTS_LOCK_KEY}), pg_notify('{CHANNEL}', '')) AS serialized, "
+    "json_array_elements(CAST(:events AS json)) AS e"
+).bindparams(bindparam("created_at", type_=_run_events.c.created_at.type))
+
+
+def _insert_run_events(
+    session: Session,
+    account_id: str,
+    run_id: str,
+    events: list[tuple[dict[str, Any], str | None]],
+    now: datetime,
+) -> None:
+    """Write `(payload, event name)` rows of one run to `run_events`, with the lock and NOTIFY they need."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        document = json.dumps([[payload, event] for payload, event in events], separators=(",", ":"))
+        connection.execute(
+            _PG_RUN_EVENTS,
+            {"account_id": account_id, "run_id": run_id, "created_at": now, "events": document},
+        )
+        # What later writes of this transaction would ask for again is done.
+        once_per_transaction(session, "run_events_lock")
+        once_per_transaction(session, "notify")
+        return
+    connection.execute(
+        insert(_run_events),
+        [
+            {"account_id": account_id, "run_id": run_id, "payload": p, "event": e, "created_at": now}
+            for p, e in events
+        ],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GateState:
+    """What the fast path read of the device, its run and the account's denylist."""
+
+    device_id: str
+    account_id: str
+    run_id: str
+    status: str
+    trace_len: int
+    cancel_requested: bool
+    live_until: datetime | None
+    workflow_id: str
+    workflow_version_id: str
+    patterns: list[str]
+    stored_events: dict[int, dict[str, Any]]
+
+
+def gate_state(
+    session: Session, token_hash: str, run_id: str, report: RunReportIn | None
+) -> GateState | None:
+    """The device of `token_hash` (unrevoked), its run `run_id` and the account's denylist patterns, with
+    the stored events at the seqs `report` carries; None when there is no such device or run."""
+    seqs = (report.trace[0].seq, report.trace[-1].seq) if report is not None and report.trace else (1, 0)
+    row = (
+        session.connection()
+        .execute(
+            _GATE_STATE,
+            {"token_hash": token_hash, "run_id": run_id.lower(), "first": seqs[0], "last": seqs[1]},
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    return GateState(
+        row.device_id,
+        row.account_id,
+        row.run_id,
+        row.status,
+        row.trace_len,
+        row.cancel_requested_at is not None,
+        row.live_until,
+        row.workflow_id,
+        row.workflow_version_id,
+        list(row.patterns or ()),
+        {int(seq): event for seq, event in (row.events or ())},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FastGateResult:
+    answer: GateAnswer
+    carried: Verdict | None  # what became of the report the gate carried (None: it carried none)
+
+
+def fast_gate(
+    session: Session,
+    state: GateState,
+    global_denylist: Denylist,
+    report: RunReportIn | None,
+    step: tuple[int, str] | None,
+    notify: Callable[[], object] | None,
+) -> FastGateResult | None:
+    """The gate's answer (and the carried report stored by runs.report's rules) for the usual case; None,
+    with nothing written, when the report needs the general path (`ingest_reports`)."""
+    now = utcnow()
+    status, cancel_requested = state.status, state.cancel_requested
+    verdict: Verdict | None = None
+    changed: Any = None
+    if report is not None:
+        outcome = _apply_progress(session, state, report, now)
+        if outcome is None:
+            return None
+        verdict, changed = outcome
+        if changed is not None:
+            status, cancel_requested = changed.status, changed.cancel_requested_at is not None
+    patterns = [*global_denylist.entries, *state.patterns]
+    answer = GateAnswer(
+        status,
+        cancel_requested,
+        denylist_version(patterns),
+        state.run_id,
+        state.account_id,
+        state.live_until is not None and state.live_until > now,
+    )
+    events: list[tuple[dict[str, Any], str | None]] = []
+    if changed is not None:
+        events.append((summary_json(changed), None))
+    if (
+        step is not None
+        and not answer.cancel_requested
+        and answer.status in ("running", "waiting_for_approval")
+    ):
+        seq, node_id = step
+        events.append(
+            ({"id": state.run_id, "seq": seq, "nodeId": node_id, "startedAt": now.isoformat()}, RUN_STEP)
+        )
+    if events:
+        _insert_run_events(session, state.account_id, state.run_id, events, now)
+        if notify is not None:
+            after_commit(session, notify)
+    if verdict is not None:
+        result = verdict.result
+        after_commit(session, lambda: count_reported([result]))
+    return FastGateResult(answer, verdict)
+
+
+def _apply_progress(
+    session: Session, state: GateState, report: RunReportIn, now: datetime
+) -> tuple[Verdict, Any] | None:
+    """Judge a non-final report of this device's run (runs.report's `judge`) and, when it is newer, store
+    it: `(verdict, the run's row after the update or None)`; None for what only the general path
+    answers (nothing written then)."""
+    if (
+        report.status.terminal
+        or report.log is not None
+        or report.workflow_version_id != state.workflow_version_id
+        or report.workflow_id != state.workflow_id
+        or (report.device_id is not None and report.device_id != state.device_id)
+    ):
+        return None
+    stored = StoredRun(
+        RunStatus(state.status), state.trace_len, state.account_id, state.device_id, state.workflow_version_id
+    )
+    verdict = judge(stored, report, state.device_id, state.stored_events)
+    if verdict.result != "stored":
+        return verdict, None
+    values = row_values(report)
+    if stored.status is RunStatus.PAUSED:
+        values["status"] = RunStatus.PAUSED.value  # the server alone moves a run out of `paused`
+    changed = (
+        session.connection()
+        .execute(
+            _STORE_PROGRESS,
+            {
+                **{f"p_{key}": value for key, value in values.items()},
+                "p_run_id": state.run_id,
+                "p_old_status": stored.status.value,
+                "p_old_len": stored.trace_len,
+                "p_rank": report.status.rank,
+                "p_device_id": state.device_id,
+                "p_now": now,
+            },
+        )
+        .first()
+    )
+    if changed is None:
+        return None  # another writer moved the run since it was read: the general path reads it again
+    stored_max_seq = max(state.stored_events) if state.stored_events else -1
+    rows = [(report.id, e.seq, e.stored_json()) for e in report.trace if e.seq > stored_max_seq]
+    if rows:
+        insert_trace_rows(session, rows)
+    return verdict, changed

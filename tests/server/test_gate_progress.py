@@ -98,3 +98,25 @@ def test_a_gate_refuses_another_runs_report_and_anothers_device(client: TestClie
     assert client.post(gate, json=body, headers=auth(stranger.token)).status_code == 404
     with db.session_factory() as session:
         assert session.get(Run, run_id).trace_len == 0  # type: ignore[union-attr]
+
+
+def test_a_revoked_devices_gate_is_refused_at_once_and_stores_nothing(client: TestClient, db: Db) -> None:
+    account = create_account(db)
+    device = create_device(db, account.id)
+    workflow = create_workflow(db, account.id)
+    run_id = new_run_id()
+    client.post(
+        "/api/v1/runs.report",
+        json={"runs": [run_report(run_id, workflow, steps=1)]},
+        headers=auth(device.token),
+    )
+    gate = f"/api/v1/devices/me/runs/{run_id}/gate"
+    body = {"seq": 3, "nodeId": "n3", "report": run_report(run_id, workflow, steps=2)}
+    assert client.post(gate, json={"seq": 2, "nodeId": "n2"}, headers=auth(device.token)).status_code == 200
+
+    assert client.post(f"/api/v1/devices/{device.id}/revoke", headers=auth(account.token)).status_code == 200
+    refused = client.post(gate, json=body, headers=auth(device.token))
+    assert refused.status_code == 401
+    assert "revoked" in refused.json()["detail"]
+    with db.session_factory() as session:
+        assert session.get(Run, run_id).trace_len == 1  # type: ignore[union-attr]

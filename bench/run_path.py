@@ -1,0 +1,313 @@
+"""Benchmark the server's CPU per run on a phone's request path, request by request.
+
+    .venv/bin/python bench/run_path.py [--runs 200] [--steps 10] [--db postgresql|sqlite]
+                                       [--progress gate|none] [--profile FILE]
+
+One server process (uvicorn, one worker; PostgreSQL by default, a fresh schema dropped afterwards)
+and one phone in this process that does, one request at a time, what a bridge does for each run:
+claim (`POST /api/v1/devices/me/claim`), one step gate per step naming the step
+(`POST /api/v1/devices/me/runs/{id}/gate`) with the run's progress since the last gate on it
+(`--progress gate`: the run as the bridge's reporter sends it, status and the trace so far;
+`none`: no progress), and the
+final `runs.report`. Runs are queued for the device beforehand (not timed).
+
+The server's CPU is read from /proc per thread (`schedstat`, nanoseconds) before and after every
+request, so each kind of request gets its own CPU time: the sum is the server's CPU per run of the
+fleet path (issue 17's target: <= 5 ms for a 10-step run). Nothing else talks to the server while it
+is measured, so the machine's load does not count in (CPU, not wall time). `--profile FILE` records
+the server with py-spy (a speedscope JSON) while the runs go. Prints a table and writes
+`bench/results/run_path.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from ingest import database, free_port
+from machine_info import machine_info
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from server.accounts import service as accounts_service  # noqa: E402
+from server.accounts.models import Plan  # noqa: E402
+from server.db import make_engine, make_session_factory  # noqa: E402
+from server.devices import service as devices_service  # noqa: E402
+from server.workflows import service as workflows_service  # noqa: E402
+
+RESULTS = REPO / "bench" / "results" / "run_path.json"
+SERVER_START_S = 120
+KINDS = ("claim", "gate", "report")
+
+
+def server_cpu_ns(pid: int) -> int:
+    """Nanoseconds on CPU of every thread of `pid` now alive (/proc/PID/task/*/schedstat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def definition(steps: int) -> dict[str, Any]:
+    nodes: list[dict[str, Any]] = [
+        {"id": f"s{i}", "kind": "action.wait", "params": {"ms": 1}} for i in range(1, steps + 1)
+    ]
+    for here, there in zip(nodes, nodes[1:], strict=False):
+        here["next"] = there["id"]
+    return {"schemaVersion": 1, "name": "Steps", "start": "s1", "nodes": nodes}
+
+
+def seed(url: str, steps: int) -> dict[str, Any]:
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    with factory.begin() as session:
+        account, token = accounts_service.create_account(
+            session, f"path-{uuid.uuid4().hex[:8]}@example.com", Plan.TEAM
+        )
+        facts = devices_service.DeviceFacts(serial="PATH1", model="Virtual", android_version="14", name=None)
+        device, device_token = devices_service.create_device(session, account.id, facts)
+        workflow, version = workflows_service.create_workflow(session, account.id, "path", definition(steps))
+        workflow.published_version_id = version.id
+        ids = {
+            "token": token,
+            "device_id": device.id,
+            "device_token": device_token,
+            "workflow_id": workflow.id,
+        }
+    engine.dispose()
+    return ids
+
+
+@contextmanager
+def server(url: str) -> Iterator[tuple[str, int]]:
+    """One uvicorn process serving the app on `url`; its base URL and pid."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PHONEFLOW_DATABASE_URL": url,
+        "PHONEFLOW_RUN_MIGRATIONS": "false",
+        "PHONEFLOW_START_SCHEDULER": "false",
+        "PHONEFLOW_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the benchmark server did not start within {SERVER_START_S} s")
+            time.sleep(0.3)
+        yield base, process.pid
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def trace_event(seq: int, started: datetime) -> dict[str, Any]:
+    return {
+        "seq": seq,
+        "nodeId": f"s{seq}",
+        "kind": "action.wait",
+        "outcome": "ok",
+        "message": None,
+        "startedAt": iso(started + timedelta(milliseconds=2 * seq)),
+        "durationMs": 1,
+        "attempts": 1,
+        "output": {},
+    }
+
+
+class Phone:
+    """One phone's requests, each timed by the server's CPU."""
+
+    def __init__(self, base: str, token: str, pid: int, steps: int, progress: str) -> None:
+        self.http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        self.pid = pid
+        self.steps = steps
+        self.progress = progress
+        self.cpu_ns: dict[str, list[int]] = defaultdict(list)
+        self.errors: list[str] = []
+
+    def timed(self, kind: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        before = server_cpu_ns(self.pid)
+        answer = self.http.request(method, path, **kwargs)
+        # The server's thread may still be finishing (a callback after commit): a moment for it.
+        self.cpu_ns[kind].append(server_cpu_ns(self.pid) - before)
+        if answer.status_code >= 400:
+            self.errors.append(f"{kind} {answer.status_code}: {answer.text[:200]}")
+        return answer
+
+    def one_run(self) -> None:
+        answer = self.timed("claim", "POST", "/api/v1/devices/me/claim")
+        if answer.status_code != 200:
+            self.errors.append(f"claim {answer.status_code}: nothing to claim")
+            return
+        run = answer.json()["run"]
+        base = {
+            "id": run["id"],
+            "workflowId": run["workflowId"],
+            "workflowVersionId": run["workflowVersionId"],
+            "deviceId": run["deviceId"],
+            "trigger": run["trigger"],
+            "inputs": run["inputs"],
+        }
+        started = datetime.now(UTC)
+        trace: list[dict[str, Any]] = []
+        for seq in range(1, self.steps + 1):
+            body: dict[str, Any] = {"seq": seq, "nodeId": f"s{seq}"}
+            if trace and self.progress != "none":
+                body["report"] = {**base, "status": "running", "trace": list(trace)}
+            gate = self.timed("gate", "POST", f"/api/v1/devices/me/runs/{run['id']}/gate", json=body)
+            carried = (gate.json().get("report") or {}).get("result") if gate.status_code == 200 else None
+            if "report" in body and carried not in ("stored", "unchanged"):
+                self.errors.append(f"gate report: {gate.text[:200]}")
+            trace.append(trace_event(seq, started))
+        ended = started + timedelta(milliseconds=2 * self.steps + 5)
+        final = {
+            **base,
+            "status": "success",
+            "startedAt": iso(started),
+            "endedAt": iso(ended),
+            "durationMs": 2 * self.steps + 5,
+            "trace": trace,
+            "nSteps": self.steps,
+            "nFailed": 0,
+            "nRetries": 0,
+        }
+        answer = self.timed("report", "POST", "/api/v1/runs.report", json={"runs": [final]})
+        if answer.status_code == 200 and answer.json()["runs"][0]["result"] != "stored":
+            self.errors.append(f"report: {answer.text[:200]}")
+
+
+def measure(
+    url: str, runs: int, steps: int, progress: str, warmup: int, profile: Path | None
+) -> dict[str, Any]:
+    ids = seed(url, steps)
+    with (
+        server(url) as (base, pid),
+        httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {ids['token']}"}, timeout=60
+        ) as account,
+    ):
+        for _ in range(runs + warmup):
+            queued = account.post(
+                f"/api/v1/workflows/{ids['workflow_id']}/runs",
+                json={"deviceId": ids["device_id"], "inputs": {}},
+            )
+            queued.raise_for_status()
+        phone = Phone(base, ids["device_token"], pid, steps, progress)
+        for _ in range(warmup):
+            phone.one_run()
+        phone.cpu_ns.clear()
+        spy = None
+        if profile is not None:
+            py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            spy = subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    "1000",
+                    "--format",
+                    "speedscope",
+                    "--output",
+                    str(profile),
+                    "--threads",
+                    "--nonblocking",
+                    "--gil",
+                ],  # fmt: skip
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)
+        total0 = server_cpu_ns(pid)
+        for _ in range(runs):
+            phone.one_run()
+        total_ns = server_cpu_ns(pid) - total0
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+        phone.http.close()
+    per_kind = {
+        kind: {
+            "requests": len(phone.cpu_ns[kind]),
+            "msPerRequest": round(sum(phone.cpu_ns[kind]) / max(len(phone.cpu_ns[kind]), 1) / 1e6, 3),
+            "msPerRun": round(sum(phone.cpu_ns[kind]) / runs / 1e6, 3),
+        }
+        for kind in KINDS
+    }
+    return {
+        "runs": runs,
+        "steps": steps,
+        "progress": progress,
+        "serverCpuMsPerRun": round(total_ns / runs / 1e6, 2),
+        "kinds": per_kind,
+        "errors": phone.errors[:5],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--db", default="postgresql", choices=["postgresql", "sqlite"])
+    parser.add_argument("--progress", default="gate", choices=["gate", "none"])
+    parser.add_argument("--profile", type=Path, default=None, help="a py-spy speedscope file of the server")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir, database(args.db, Path(workdir)) as url:
+        result = measure(url, args.runs, args.steps, args.progress, args.warmup, args.profile)
+    results = {"machine": machine_info(), "db": args.db, **result}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+    print(
+        f"server CPU per run, one phone: {args.db}, {args.steps}-step runs, progress on the gate: "
+        f"{args.progress}, {args.runs} runs"
+    )
+    print(f"{'request':>8} {'per run':>8} {'ms CPU each':>12} {'ms CPU per run':>15}")
+    for kind, row in result["kinds"].items():
+        print(f"{kind:>8} {row['requests'] // args.runs:>8} {row['msPerRequest']:>12} {row['msPerRun']:>15}")
+    print(f"{'total':>8} {'':>8} {'':>12} {result['serverCpuMsPerRun']:>15}")
+    for error in result["errors"]:
+        print(f"   error: {error}")
+
+
+if __name__ == "__main__":
+    main()
