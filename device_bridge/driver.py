@@ -15,6 +15,10 @@ call goes through the client, which restarts the server as it always does.
 `hold_changes_until(wait)` makes the next call that changes the screen (tap, typing, key,
 swipe, app launch or stop) call `wait()` first: a step's frame being taken on another thread
 (`device_bridge.frames`) shows the screen as that step left it, while reads go on meanwhile.
+`after_next_look(go)` calls `go()` once the next look at the screen (a hierarchy dump, the app in
+front) has its answer, or before the next change, and `looks()` counts the changes and the looks
+so far: the frame thread asks for a step's picture once the next step has looked (the phone is
+not drawing it while it dumps), and a step that only looked can share that picture.
 """
 
 from __future__ import annotations
@@ -146,6 +150,9 @@ class U2Device:
         self._connections: list[_RpcConnection] = []
         self._connections_lock = threading.Lock()
         self._before_change: Callable[[], object] | None = None
+        self._after_look: Callable[[], object] | None = None
+        self._changes = 0
+        self._looks = 0
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -199,7 +206,25 @@ class U2Device:
         """Have the next call that changes the screen call `wait()` first (None: no hold)."""
         self._before_change = wait
 
+    def after_next_look(self, go: Callable[[], object] | None) -> None:
+        """Call `go()` once the next look at the screen has its answer, or before the next change."""
+        self._after_look = go
+
+    def looks(self) -> tuple[int, int]:
+        """(calls that changed the screen, looks at it that have their answer) so far."""
+        return self._changes, self._looks
+
+    def _looked(self) -> None:
+        self._looks += 1
+        go, self._after_look = self._after_look, None
+        if go is not None:
+            go()
+
     def _settle(self) -> None:
+        self._changes += 1
+        go, self._after_look = self._after_look, None
+        if go is not None:
+            go()
         wait, self._before_change = self._before_change, None
         if wait is not None:
             wait()
@@ -275,6 +300,8 @@ class U2Device:
         except (u2.exceptions.BaseException, adbutils.AdbError, requests.RequestException, OSError) as exc:
             log.debug("foreground package of %s unknown: %s", self._serial, exc)
             return None
+        finally:
+            self._looked()
         package = current.get("package")
         return str(package) if package else None
 
@@ -285,6 +312,8 @@ class U2Device:
         except (u2.exceptions.BaseException, adbutils.AdbError, requests.RequestException, OSError) as exc:
             log.debug("foreground activity of %s unknown: %s", self._serial, exc)
             return None
+        finally:
+            self._looked()
         activity = current.get("activity")
         return str(activity) if activity else None
 
@@ -295,14 +324,20 @@ class U2Device:
     def hierarchy(self) -> UiNode:
         # The dump RPC itself rather than dump_hierarchy(), which sleeps and retries three
         # times on an empty screen: the engine does its own polling with its own timeouts.
-        xml = self._rpc("dumpWindowHierarchy", False, _DUMP_MAX_DEPTH)
+        try:
+            xml = self._rpc("dumpWindowHierarchy", False, _DUMP_MAX_DEPTH)
+        finally:
+            self._looked()
         if not xml:
             raise DeviceUnavailableError(f"device {self._serial} returned no window hierarchy")
         return from_android_xml(str(xml))
 
     def hierarchy_xml(self) -> str:
         """The raw window hierarchy dump (kept as failure context)."""
-        return str(self._rpc("dumpWindowHierarchy", False, _DUMP_MAX_DEPTH) or "")
+        try:
+            return str(self._rpc("dumpWindowHierarchy", False, _DUMP_MAX_DEPTH) or "")
+        finally:
+            self._looked()
 
     def tap(self, x: int, y: int) -> None:
         self._settle()

@@ -21,6 +21,14 @@ uiautomator2 server answers calls side by side. So a frame still shows the scree
 it is written to the outbox by that thread right after (durable as reports are), and `close()`
 (or leaving the `with` block) waits for the last one. A device without that hold (the simulator) gets its
 frames on the engine's thread, as before.
+
+After the next look: on a device that says when the screen was looked at (`U2Device.after_next_look`
+and `looks`), the frame thread asks for a step's picture once the next step's first look at the
+screen (its hierarchy dump) has its answer, or before the next change, or 20 ms after the step at
+the latest: the phone then draws the picture while the bridge reads the dump, not while it dumps.
+And a step that only looked (read a text, waited for one) and whose last look came before that
+picture was asked for, with no change since, gets that same picture as its frame, without a
+screenshot of its own: it shows the screen after the step's last look and before anything changed it.
 """
 
 from __future__ import annotations
@@ -49,6 +57,8 @@ log = logging.getLogger(__name__)
 # The kinds whose screen is worth keeping: those that look at or touch the screen, and app starts/stops.
 DEVICE_KINDS = UI_KINDS | {"action.launchApp", "action.stopApp"}
 FRAME_CONTENT_TYPE = "image/jpeg"
+# How long a step's picture waits for the next step's first look at the screen before it is taken anyway.
+LOOK_WAIT_S = 0.02
 
 
 class FrameMode(StrEnum):
@@ -123,13 +133,39 @@ def _shrink(image_bytes: bytes, width: int, quality: int) -> bytes:
     return out.getvalue()
 
 
+class _Go:
+    """The moment a step's picture may be asked for, with the device's looks() at that moment."""
+
+    def __init__(self, looks: Callable[[], tuple[int, int]] | None) -> None:
+        self._read_looks = looks
+        self.looks: tuple[int, int] | None = None
+        self._event = threading.Event()
+
+    def start(self) -> None:
+        if not self._event.is_set():
+            if self._read_looks is not None:
+                self.looks = self._read_looks()
+            self._event.set()
+
+    def wait(self, timeout_s: float) -> None:
+        self._event.wait(timeout_s)
+
+
 class FrameRecorder:
     """A step observer that keeps a frame of the screen after the steps its policy names."""
 
     def __init__(
-        self, device: Device, outbox: Outbox, run_id: str, device_id: str, policy: FramePolicy
+        self,
+        device: Device,
+        outbox: Outbox,
+        run_id: str,
+        device_id: str,
+        policy: FramePolicy,
+        *,
+        look_wait_s: float = LOOK_WAIT_S,
     ) -> None:
         self.device = device
+        self.look_wait_s = look_wait_s
         self.outbox = outbox
         self.run_id = run_id
         self.device_id = device_id
@@ -139,8 +175,17 @@ class FrameRecorder:
         self._first_taken = False
         hold = getattr(device, "hold_changes_until", None)
         self._hold: Callable[[Callable[[], object] | None], None] | None = hold
+        self._after_look: Callable[[Callable[[], object] | None], None] | None = getattr(
+            device, "after_next_look", None
+        )
+        self._looks: Callable[[], tuple[int, int]] | None = getattr(device, "looks", None)
         self._taker: ThreadPoolExecutor | None = None
         self._pending: Future[None] | None = None
+        # The job waiting for the next look (start() it to take its picture now).
+        self._go = _Go(None)
+        # On the frame thread: the last picture, with the device's looks() when it was asked for.
+        self._last: tuple[tuple[int, int], bytes, datetime] | None = None
+        self.shared = 0  # frames that are the picture of the frame before (no screenshot of their own)
 
     def __enter__(self) -> FrameRecorder:
         return self
@@ -156,9 +201,12 @@ class FrameRecorder:
             self._taker = None
         if self._hold is not None:
             self._hold(None)
+        if self._after_look is not None:
+            self._after_look(None)
 
     def wait(self) -> None:
         """Return once every frame asked for so far is taken and queued (or skipped)."""
+        self._go.start()
         pending = self._pending
         if pending is not None:
             pending.result()
@@ -197,22 +245,54 @@ class FrameRecorder:
 
     def _keep(self, seq: int, meta: dict[str, Any]) -> None:
         if self._hold is None:
-            self._take(seq, meta, None)
+            self._take(seq, meta, None, None, None)
             return
         if self._taker is None:
             self._taker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"frames-{self.run_id[:8]}")
         # One thread, so frames are taken in step order: once the latest is taken, all are.
         taken = threading.Event()
-        self._pending = self._taker.submit(self._take, seq, meta, taken)
+        self._go.start()  # the frame before goes now, whatever it waited for
+        go = self._go = _Go(self._looks)
+        if self._after_look is not None:
+            self._after_look(go.start)
+        else:
+            go.start()
+        seen = self._looks() if self._looks is not None else None
+        self._pending = self._taker.submit(self._take, seq, meta, taken, go, seen)
         self._pending.add_done_callback(lambda _done: taken.set())  # whatever happened in there
         self._hold(taken.wait)
 
-    def _take(self, seq: int, meta: dict[str, Any], taken: threading.Event | None) -> None:
+    def _take(
+        self,
+        seq: int,
+        meta: dict[str, Any],
+        taken: threading.Event | None,
+        go: _Go | None,
+        seen: tuple[int, int] | None,
+    ) -> None:
+        """Take (or share) the frame after step `seq`; `seen` is the device's looks() when the step ended."""
+        started: tuple[int, int] | None = None
+        if go is not None:
+            go.wait(self.look_wait_s)
+            started = go.looks
+        last, self._last = self._last, None
+        asked: tuple[int, int] | None = None
+        shared = False
         try:
-            if self._screen is None:
-                self._screen = self.device.screen_size()
-            data = capture(self.device, self._screen, self.policy)
-            taken_at = datetime.now(UTC)
+            if seen is not None and last is not None and last[0] == seen and self._screen is not None:
+                # Nothing changed the screen and nothing looked at it between the picture before
+                # being asked for and this step's end: that picture is the screen after this step.
+                screen, data, taken_at = self._screen, last[1], last[2]
+                self._last, shared = last, True
+                self.shared += 1
+            else:
+                if self._screen is None:
+                    self._screen = self.device.screen_size()
+                screen = self._screen
+                # What had been seen by the time this picture was asked for (at the latest).
+                asked = started if started is not None else self._looks() if self._looks is not None else None
+                data = capture(self.device, screen, self.policy)
+                taken_at = datetime.now(UTC)
         except Exception as exc:  # the screen never fails a run
             log.warning("run %s: no frame after step %s: %s", self.run_id, seq, exc)
             return
@@ -220,12 +300,15 @@ class FrameRecorder:
             # The phone may change its screen now: the frame's picture is in hand.
             if taken is not None:
                 taken.set()
-        try:
-            data = fit(data, self.policy)
-        except Exception as exc:
-            log.warning("run %s: no frame after step %s: %s", self.run_id, seq, exc)
-            return
-        meta = {**meta, "screen": list(self._screen), "takenAt": iso_utc(taken_at)}
+        if not shared:
+            try:
+                data = fit(data, self.policy)
+            except Exception as exc:
+                log.warning("run %s: no frame after step %s: %s", self.run_id, seq, exc)
+                return
+            if asked is not None:
+                self._last = (asked, data, taken_at)
+        meta = {**meta, "screen": list(screen), "takenAt": iso_utc(taken_at)}
         name = frame_name(seq)
         artifact = Artifact(name, FRAME_CONTENT_TYPE, data)
         self.outbox.add_artifact(self.run_id, self.device_id, artifact, meta, flush=False)

@@ -86,3 +86,45 @@ def test_the_last_frame_is_queued_when_the_recorder_closes(slow_phone: U2Device,
     recorder.close()
     assert [a.name for a in outbox.artifacts()] == ["frame-00001.jpg"]
     outbox.close()
+
+
+LOOKS = workflow(
+    node("open", "action.launchApp", {"package": SHOP, "stopFirst": True}, "read"),
+    node("read", "action.readText", {"selector": USER}, "again"),
+    node("again", "action.readText", {"selector": USER}, "type"),
+    node("type", "action.typeText", {"text": "bob", "clear": True, "selector": USER}),
+    targetPackages=[SHOP],
+)  # fmt: skip
+
+
+def test_a_step_that_only_looked_before_the_picture_was_asked_for_shares_it(
+    sample_emulator: Any, tmp_path: Path
+) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    # No time limit on waiting for the next look: each picture is asked for at the next step's look
+    # (or before its change), so which frames share one does not depend on the machine's speed.
+    with (
+        U2Device(sample_emulator.serial, lock_dir=tmp_path / "locks") as phone,
+        FrameRecorder(
+            phone, outbox, "run-3", "dev-1", FramePolicy(FrameMode.EVERY), look_wait_s=60
+        ) as recorder,
+    ):
+        result = run_workflow(LOOKS, phone, observer=recorder)
+    assert result.status.value == "success", result.error_message
+    frames = {a.name: a for a in outbox.artifacts()}
+    assert sorted(frames) == [f"frame-0000{seq}.jpg" for seq in (1, 2, 3, 4)]
+    taken = {name: json.loads(a.meta or "{}")["takenAt"] for name, a in frames.items()}
+    opened, read, again, typed = result.trace
+    # The launch's picture was asked for once the read's look had its answer: it is the read's too.
+    assert recorder.shared == 1
+    assert taken["frame-00001.jpg"] == taken["frame-00002.jpg"]
+    assert frames["frame-00001.jpg"].data == frames["frame-00002.jpg"].data
+    assert datetime.fromisoformat(taken["frame-00001.jpg"]) > read.started_at
+    # The second read looked after that picture was asked for: it got a picture of its own (of
+    # the same screen), and the typing got its own of the changed screen.
+    assert taken["frame-00003.jpg"] > taken["frame-00002.jpg"]
+    assert frames["frame-00003.jpg"].data == frames["frame-00002.jpg"].data
+    assert datetime.fromisoformat(taken["frame-00003.jpg"]) > again.started_at
+    assert frames["frame-00004.jpg"].data != frames["frame-00003.jpg"].data
+    assert datetime.fromisoformat(taken["frame-00004.jpg"]) > typed.started_at
+    outbox.close()
