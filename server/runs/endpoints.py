@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
 from server.artifact_store.service import read_artifact, save_artifact
-from server.auth import BearerCredentials, CurrentAccount, CurrentDevice, caller_name, current_device
+from server.auth import (
+    BearerCredentials,
+    CurrentAccount,
+    CurrentDevice,
+    caller_name,
+    current_device,
+    device_ref,
+)
 from server.db import SessionDep, after_commit, in_one_transaction
 from server.denylist.service import effective_entries
 from server.devices.models import Device
@@ -150,7 +157,7 @@ async def claim_run(request: Request, credentials: BearerCredentials) -> Respons
     notify = get_hub(request.app).notify
 
     def work(session: Session) -> Response:
-        device = current_device(session, credentials)
+        device = device_ref(session, credentials)
         effective = effective_entries(session, device.account_id, global_denylist)
         claimed = service.claim_run(session, device, effective, notify)
         if claimed is None:

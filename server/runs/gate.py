@@ -24,13 +24,12 @@ final one, another version, a run that moved meanwhile) — goes the general way
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Table, bindparam, func, insert, select, text, update
+from sqlalchemy import JSON, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -46,13 +45,13 @@ from server.errors import NotFound
 from server.metrics import count_reported
 from server.runs.events import RUN_STEP
 from server.runs.models import Run, RunEvent, TraceEventRow
-from server.runs.pg_notify import CHANNEL, notify_on_commit
+from server.runs.pg_notify import notify_on_commit
 from server.runs.report import StoredRun, Verdict, judge
 from server.runs.report import _row_values as row_values
+from server.runs.run_event_rows import insert_run_events
 from server.runs.schemas import RunReportIn
 from server.runs.service import summary_json
-from server.runs.sql import _RUN_EVENTS_LOCK_KEY as RUN_EVENTS_LOCK_KEY
-from server.runs.sql import insert_trace_rows, once_per_transaction, serialize_run_event_ids
+from server.runs.sql import insert_trace_rows, serialize_run_event_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +166,6 @@ _runs: Table = Run.__table__  # type: ignore[assignment]
 _devices: Table = Device.__table__  # type: ignore[assignment]
 _entries: Table = DenylistEntry.__table__  # type: ignore[assignment]
 _trace: Table = TraceEventRow.__table__  # type: ignore[assignment]
-_run_events: Table = RunEvent.__table__  # type: ignore[assignment]
 
 # The device by its token (unrevoked), its run, the account's denylist, and the stored trace events
 # between `first` and `last` (the seqs a carried report repeats): one statement, built once.
@@ -245,44 +243,6 @@ _STORE_PROGRESS = (
     )
     .returning(*_runs.c)
 )
-
-# PostgreSQL: the run_events lock (ids in commit order, server/runs/sql.py), the NOTIFY for the other
-# processes' hubs (delivered at commit) and the rows, in one statement: the lock is taken before the
-# rows are made, so before their ids are.
-_PG_RUN_EVENTS = text(
-    "INSERT INTO run_events (account_id, run_id, payload, event, created_at) "
-    "SELECT :account_id, :run_id, e->0, e->>1, :created_at "
-    f"FROM (SELECT pg_advisory_xact_lock({RUN_EVENTS_LOCK_KEY}), pg_notify('{CHANNEL}', '')) AS serialized, "
-    "json_array_elements(CAST(:events AS json)) AS e"
-).bindparams(bindparam("created_at", type_=_run_events.c.created_at.type))
-
-
-def _insert_run_events(
-    session: Session,
-    account_id: str,
-    run_id: str,
-    events: list[tuple[dict[str, Any], str | None]],
-    now: datetime,
-) -> None:
-    """Write `(payload, event name)` rows of one run to `run_events`, with the lock and NOTIFY they need."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        document = json.dumps([[payload, event] for payload, event in events], separators=(",", ":"))
-        connection.execute(
-            _PG_RUN_EVENTS,
-            {"account_id": account_id, "run_id": run_id, "created_at": now, "events": document},
-        )
-        # What later writes of this transaction would ask for again is done.
-        once_per_transaction(session, "run_events_lock")
-        once_per_transaction(session, "notify")
-        return
-    connection.execute(
-        insert(_run_events),
-        [
-            {"account_id": account_id, "run_id": run_id, "payload": p, "event": e, "created_at": now}
-            for p, e in events
-        ],
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +342,7 @@ def fast_gate(
             ({"id": state.run_id, "seq": seq, "nodeId": node_id, "startedAt": now.isoformat()}, RUN_STEP)
         )
     if events:
-        _insert_run_events(session, state.account_id, state.run_id, events, now)
+        insert_run_events(session, state.account_id, state.run_id, events, now)
         if notify is not None:
             after_commit(session, notify)
     if verdict is not None:

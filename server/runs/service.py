@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema
-from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy import Row, Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from interpreter.denylist import Denylist
 from interpreter.trace import RunStatus
+from interpreter.validation import denied_packages
 from server.accounts.models import Account
 from server.approvals.service import cancel_pending as cancel_pending_approvals
-from server.db import after_commit, new_id, utcnow
+from server.db import UtcDateTime, after_commit, new_id, utcnow
 from server.denylist.service import (
     DeniedPackages,
     EffectiveDenylist,
@@ -31,6 +32,7 @@ from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from server.runs.lifecycle import runs_ended
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import notify_on_commit
+from server.runs.run_event_rows import insert_run_events
 from server.runs.sql import insert_input_values, serialize_run_event_ids, utc_ms
 from server.runs.waiting import why_waiting
 from server.workflows.models import Workflow, WorkflowVersion
@@ -266,55 +268,104 @@ def _tag_has_devices(session: Session, account_id: str, tag: str) -> bool:
     return any(tag in (tags or []) for tags in devices)
 
 
-def _next_queued(session: Session, device: Device) -> tuple[str, str, bool] | None:
+class ClaimingDevice(Protocol):
+    """What claiming needs of a device: a `Device`, or the few columns the claim reads (`DeviceRef`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def account_id(self) -> str: ...
+
+    @property
+    def tags(self) -> list[str] | None: ...
+
+
+_runs: Table = Run.__table__  # type: ignore[assignment]
+_CLAIMABLE = or_(_runs.c.not_before.is_(None), _runs.c.not_before <= bindparam("now", type_=UtcDateTime()))
+# The statements every claim runs, built once (SQLAlchemy then reuses their compiled form at once).
+_OWN_QUEUED = (
+    select(_runs.c.id, _runs.c.workflow_version_id)
+    .where(_runs.c.device_id == bindparam("device_id"), _runs.c.status == RunStatus.QUEUED.value, _CLAIMABLE)
+    .order_by(_runs.c.created_at, _runs.c.id)
+    .limit(1)
+)
+# FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite renders no lock clause: its writers are serialised).
+_TAGGED_QUEUED = (
+    select(_runs.c.id, _runs.c.workflow_version_id)
+    .where(
+        _runs.c.account_id == bindparam("account_id"),
+        _runs.c.device_tag.in_(bindparam("tags", expanding=True)),
+        _runs.c.status == RunStatus.QUEUED.value,
+        _runs.c.device_id.is_(None),
+        _CLAIMABLE,
+    )
+    .order_by(_runs.c.created_at, _runs.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
+
+
+def _claim_update(by_tag: bool) -> Any:
+    """`UPDATE runs SET running ... WHERE id AND status = 'queued' AND (this device's | no device)`."""
+    return (
+        update(_runs)
+        .where(
+            _runs.c.id == bindparam("run_id"),
+            _runs.c.status == RunStatus.QUEUED.value,
+            _runs.c.device_id.is_(None) if by_tag else _runs.c.device_id == bindparam("own_device_id"),
+        )
+        .values(
+            status=RunStatus.RUNNING.value,
+            status_rank=RunStatus.RUNNING.rank,
+            claimed_at=bindparam("now", type_=UtcDateTime()),
+            started_at=bindparam("now", type_=UtcDateTime()),
+            updated_at=bindparam("now", type_=UtcDateTime()),
+            **({"device_id": bindparam("tag_device_id")} if by_tag else {}),
+        )
+        .returning(*_runs.c)
+    )
+
+
+_CLAIM_OWN, _CLAIM_TAGGED = _claim_update(False), _claim_update(True)
+# Workflow versions never change once stored: the definitions claims hand out, kept per process.
+_DEFINITIONS: dict[str, dict[str, Any]] = {}
+_DEFINITIONS_KEPT = 256
+
+
+def _next_queued(session: Session, device: ClaimingDevice) -> tuple[str, str, bool] | None:
     """The next queued run this device may take: its own oldest, else the oldest that any free phone
     with one of its tags may take. `(run id, version id, taken by tag)`.
 
     On PostgreSQL a tag run is read `FOR UPDATE SKIP LOCKED`: phones claiming at once each lock a
     different run instead of queueing behind one row (the conditional UPDATE still decides)."""
-    claimable = or_(Run.not_before.is_(None), Run.not_before <= utcnow())
-    own = session.execute(
-        select(Run.id, Run.workflow_version_id)
-        .where(Run.device_id == device.id, Run.status == RunStatus.QUEUED.value, claimable)
-        .order_by(Run.created_at, Run.id)
-        .limit(1)
-    ).first()
+    connection = session.connection()
+    now = utcnow()
+    own = connection.execute(_OWN_QUEUED, {"device_id": device.id, "now": now}).first()
     if own is not None:
         return own[0], own[1], False
     if not device.tags:
         return None
-    query = (
-        select(Run.id, Run.workflow_version_id)
-        .where(
-            Run.account_id == device.account_id,
-            Run.device_tag.in_(list(device.tags)),
-            Run.status == RunStatus.QUEUED.value,
-            Run.device_id.is_(None),
-            claimable,
-        )
-        .order_by(Run.created_at, Run.id)
-        .limit(1)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    tagged = session.execute(query).first()
+    tagged = connection.execute(
+        _TAGGED_QUEUED, {"account_id": device.account_id, "tags": list(device.tags), "now": now}
+    ).first()
     return None if tagged is None else (tagged[0], tagged[1], True)
 
 
-def has_claimable_run(session: Session, device: Device) -> bool:
+def has_claimable_run(session: Session, device: ClaimingDevice) -> bool:
     """Whether a claim by `device` now would find a queued run (the bridge's wake-up poll)."""
     return _next_queued(session, device) is not None
 
 
 def claim_run(
     session: Session,
-    device: Device,
+    device: ClaimingDevice,
     denylist: EffectiveDenylist,
     notify: Callable[[], object] | None = None,
-) -> tuple[Run, dict[str, Any]] | None:
+) -> tuple[Row[Any], dict[str, Any]] | None:
     """Hand the oldest queued run of `device` to this caller only, moving it to `running`; when it has
     none, the oldest queued run that any free phone with one of its tags may take (it becomes this
-    device's run).
+    device's run). The claimed run's row (as `summary_json` reads it) and its version's definition.
 
     The conditional UPDATE (`WHERE status = 'queued'`) decides between concurrent claimers in
     the database: exactly one sees its row change; the others look for the next queued run.
@@ -327,54 +378,85 @@ def claim_run(
         if candidate is None:
             return None
         run_id, version_id, by_tag = candidate
+        definition = _definition(session, version_id)
         if version_id not in refused_versions:
-            refused_versions[version_id] = _denylist_refusal(session, version_id, denylist)
+            refused_versions[version_id] = _denylist_refusal(session, version_id, definition, denylist)
         refusal = refused_versions[version_id]
         now = utcnow()
         if refusal is not None:
-            values: dict[str, Any] = {
-                "status": RunStatus.FAILED.value,
-                "status_rank": RunStatus.FAILED.rank,
-                "ended_at": now,
-                "error_message": refusal,
-                "n_steps": 0,
-                "n_failed": 0,
-                "n_retries": 0,
-            }
-        else:
-            values = {
-                "status": RunStatus.RUNNING.value,
-                "status_rank": RunStatus.RUNNING.rank,
-                "claimed_at": now,
-                "started_at": now,
-            }
-        if by_tag:
-            values["device_id"] = device.id
-        claimed = session.execute(
-            update(Run)
-            .where(
-                Run.id == run_id,
-                Run.status == RunStatus.QUEUED.value,
-                Run.device_id.is_(None) if by_tag else Run.device_id == device.id,
+            _fail_refused(session, device, run_id, by_tag, refusal, notify)
+            continue
+        claimed = (
+            session.connection()
+            .execute(
+                _CLAIM_TAGGED if by_tag else _CLAIM_OWN,
+                {"run_id": run_id, "own_device_id": device.id, "tag_device_id": device.id, "now": now},
             )
-            .values(**values, updated_at=now)
-            .execution_options(synchronize_session=False)
+            .first()
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            continue
-        record_changes(session, device.account_id, [run_id], notify)
-        if refusal is not None:
-            continue
-        run = session.get(Run, run_id)
-        assert run is not None
-        version = session.get(WorkflowVersion, run.workflow_version_id)
-        assert version is not None
-        return run, version.definition
+        if claimed is None:
+            continue  # another claimer took it: look for the next one
+        insert_run_events(session, device.account_id, run_id, [(summary_json(claimed), None)], now)
+        if notify is not None:
+            after_commit(session, notify)
+        return claimed, definition
     return None
 
 
-def _denylist_refusal(session: Session, version_id: str, denylist: EffectiveDenylist) -> str | None:
+def _definition(session: Session, version_id: str) -> dict[str, Any]:
+    """A workflow version's definition (kept in this process: versions are immutable)."""
+    definition = _DEFINITIONS.get(version_id)
+    if definition is None:
+        definition = session.execute(
+            select(WorkflowVersion.definition).where(WorkflowVersion.id == version_id)
+        ).scalar_one()
+        if len(_DEFINITIONS) >= _DEFINITIONS_KEPT:
+            _DEFINITIONS.clear()
+        _DEFINITIONS[version_id] = definition
+    return definition
+
+
+def _fail_refused(
+    session: Session,
+    device: ClaimingDevice,
+    run_id: str,
+    by_tag: bool,
+    refusal: str,
+    notify: Callable[[], object] | None,
+) -> None:
+    """End a queued run the denylist now refuses `failed`, with `refusal` as its message."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": RunStatus.FAILED.value,
+        "status_rank": RunStatus.FAILED.rank,
+        "ended_at": now,
+        "error_message": refusal,
+        "n_steps": 0,
+        "n_failed": 0,
+        "n_retries": 0,
+    }
+    if by_tag:
+        values["device_id"] = device.id
+    failed = session.execute(
+        update(Run)
+        .where(
+            Run.id == run_id,
+            Run.status == RunStatus.QUEUED.value,
+            Run.device_id.is_(None) if by_tag else Run.device_id == device.id,
+        )
+        .values(**values, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if failed.rowcount == 1:  # type: ignore[attr-defined]
+        record_changes(session, device.account_id, [run_id], notify)
+
+
+def _denylist_refusal(
+    session: Session, version_id: str, definition: dict[str, Any], denylist: EffectiveDenylist
+) -> str | None:
     """Why a run of this version may not start under `denylist` (the failed run's message), or None."""
+    if next(denied_packages(definition, denylist.denylist), None) is None:
+        return None  # nothing denied: no need to name the version
     version = session.get(WorkflowVersion, version_id)
     workflow = session.get(Workflow, version.workflow_id) if version is not None else None
     if version is None or workflow is None:

@@ -26,7 +26,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from server.auth import _bearer, current_device
+from server.auth import _bearer, device_ref
 from server.db import session_factory_from
 from server.runs import service
 from server.runs.events import get_hub
@@ -61,7 +61,7 @@ async def wakeup(
 
     def look() -> tuple[bool, tuple[str, str, frozenset[str]]]:
         with factory.begin() as session:
-            device = current_device(session, credentials)
+            device = device_ref(session, credentials)
             who = (device.account_id, device.id, frozenset(device.tags or ()))
             return service.has_claimable_run(session, device), who
 
