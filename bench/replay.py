@@ -5,7 +5,12 @@
 1. Capture cost: the 50-step workflow of bench/bridge.py run through the engine on the emulator
    (its own process, as a phone is a device of its own) with `U2Device`, progress reports and the
    frame recorder queuing into the outbox: frames `every` step against `off`, alternating in the
-   same run, medians compared. Target: every-step capture adds at most 25 %.
+   same run, medians compared. Target: every-step capture adds at most 25 %. Beside the wall
+   time, the CPU time each run cost the bench process (engine, driver, frame thread), the emulator
+   process and the adb server (from /proc, all their threads): on a shared machine the wall time
+   moves with the others' load, the CPU time much less. `--pin` puts the emulator on the first
+   core and the bench on the second (taskset; the adb server is left where it is), to tell the
+   frames' own cost from three processes contending for two cores.
 2. Frame size: the bytes of one 50-step run's frames. Target: at most 3 MB.
 3. First live frame: the bridge's worker runs the 50-step workflow for a real server process
    while its uploader thread sends the outbox, and a client follows `GET /api/v1/events`. For
@@ -38,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ADBUTILS_ADB_PATH", "/usr/bin/adb")
 
-from bridge import fifty_step_workflow, start_emulator_process  # noqa: E402
+from bridge import fifty_step_workflow, process_cpu_s, start_emulator_process  # noqa: E402
 
 from device_bridge.agent import DeviceWorker  # noqa: E402
 from device_bridge.driver import U2Device  # noqa: E402
@@ -57,12 +62,33 @@ TARGET_LIVE_P95_MS = 500.0
 TARGET_RUN_BYTES = 3_000_000
 
 
-def bench_capture(device: U2Device, outbox: Outbox, repeats: int) -> dict[str, Any]:
-    definition = fifty_step_workflow()
+def adb_server_pid() -> int | None:
+    """The adb server's process id (the one `adb start-server` forked), or None when none is found."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if Path(argv[0].decode(errors="replace")).name == "adb" and b"fork-server" in argv:
+            return int(entry.name)
+    return None
 
-    def one(mode: FrameMode) -> tuple[float, int]:
+
+def cpu_now(pids: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds so far of each named process (0 for one that is not there)."""
+    return {name: process_cpu_s(pid) if pid is not None else 0.0 for name, pid in pids.items()}
+
+
+def bench_capture(device: U2Device, outbox: Outbox, repeats: int, emulator_pid: int) -> dict[str, Any]:
+    definition = fifty_step_workflow()
+    pids = {"bench": os.getpid(), "emulator": emulator_pid, "adb": adb_server_pid()}
+
+    def one(mode: FrameMode) -> tuple[float, int, dict[str, float], int]:
         run_id = str(uuid.uuid4())
         reporter = ProgressReporter(outbox, "bench-device", {"id": run_id, "inputs": {}})
+        cpu_before = cpu_now(pids)
         started = time.perf_counter()
         # The run's time includes waiting for its last frame (leaving the block).
         with FrameRecorder(device, outbox, run_id, "bench-device", FramePolicy(mode)) as recorder:
@@ -74,20 +100,33 @@ def bench_capture(device: U2Device, outbox: Outbox, repeats: int) -> dict[str, A
                 observer=recorder,
             )
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_now(pids)
         reporter.finish(result)
         if result.status is not RunStatus.SUCCESS:
             raise RuntimeError(f"the bench workflow ended {result.status}: {result.error_message}")
         size = sum(len(a.data) for a in outbox.artifacts() if a.run_id == run_id)
-        return elapsed, size
+        cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
+        return elapsed, size, cpu, recorder.shared
 
     one(FrameMode.EVERY)  # warm up: u2 server, package cache, the emulator's screen caches
     off_times, every_times, sizes = [], [], []
+    off_cpu: list[dict[str, float]] = []
+    every_cpu: list[dict[str, float]] = []
+    shared: list[int] = []
     for _ in range(repeats):
-        off_times.append(one(FrameMode.OFF)[0])
-        elapsed, size = one(FrameMode.EVERY)
+        elapsed, _size, cpu, _shared = one(FrameMode.OFF)
+        off_times.append(elapsed)
+        off_cpu.append(cpu)
+        elapsed, size, cpu, n_shared = one(FrameMode.EVERY)
         every_times.append(elapsed)
+        every_cpu.append(cpu)
         sizes.append(size)
+        shared.append(n_shared)
     off_s, every_s = statistics.median(off_times), statistics.median(every_times)
+    # CPU in clock ticks (10 ms) per process: the mean over the runs, not a median of coarse values.
+    off_cpu_s = {name: statistics.fmean(c[name] for c in off_cpu) for name in pids}
+    every_cpu_s = {name: statistics.fmean(c[name] for c in every_cpu) for name in pids}
+    off_cpu_total, every_cpu_total = sum(off_cpu_s.values()), sum(every_cpu_s.values())
     # Each every-step run beside the off run just before it: on a shared machine the load moves
     # between pairs more than within one.
     paired = statistics.median(e / o - 1 for e, o in zip(every_times, off_times, strict=True))
@@ -102,6 +141,10 @@ def bench_capture(device: U2Device, outbox: Outbox, repeats: int) -> dict[str, A
         "overhead": every_s / off_s - 1,
         "target": TARGET_OVERHEAD,
         "met": every_s / off_s - 1 <= TARGET_OVERHEAD,
+        "offCpuS": off_cpu_s,
+        "everyCpuS": every_cpu_s,
+        "cpuOverhead": every_cpu_total / off_cpu_total - 1 if off_cpu_total else None,
+        "sharedFrames": shared,
         "runFrameBytes": sizes,
         "runFrameBytesMax": max(sizes),
         "bytesTarget": TARGET_RUN_BYTES,
@@ -191,23 +234,41 @@ def bench_live(serial: str, state_dir: Path, runs: int) -> dict[str, Any]:
     }
 
 
+def cpu_row(cpu: dict[str, float]) -> str:
+    return " / ".join(f"{cpu[name] * 1000:.0f}" for name in ("bench", "emulator", "adb")) + " ms"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--live-runs", type=int, default=2)
-    parser.add_argument("--port", type=int, default=5794, help="even console port of the bench emulator")
+    parser.add_argument(
+        "--port", type=int, default=0, help="even console port of the emulator (0: a free one)"
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="the emulator on the first core, the bench on the second (taskset)"
+    )
     args = parser.parse_args(argv)
     import subprocess
 
+    from tests.bridge.conftest import free_console_port
+
     subprocess.run(["adb", "start-server"], check=True, capture_output=True)
-    emulator = start_emulator_process(args.port)
-    serial = f"emulator-{args.port}"
+    port = args.port or free_console_port()
+    emulator = start_emulator_process(port)
+    serial = f"emulator-{port}"
+    if args.pin:
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            raise SystemExit("--pin needs two cores")
+        subprocess.run(["taskset", "-apc", str(cores[0]), str(emulator.pid)], check=True, capture_output=True)
+        os.sched_setaffinity(0, {cores[1]})
     try:
         with tempfile.TemporaryDirectory(prefix="bench-replay-") as tmp:
             state_dir = Path(tmp)
             device = U2Device(serial, lock_dir=state_dir / "locks")
             outbox = Outbox(state_dir / "capture-outbox.db")
-            capture = bench_capture(device, outbox, args.repeats)
+            capture = bench_capture(device, outbox, args.repeats, emulator.pid)
             device.close()
             outbox.close()
             live = bench_live(serial, state_dir, args.live_runs)
@@ -217,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "when": datetime.now(UTC).isoformat(),
         "machine": machine_info(),
+        "pinned": args.pin,
         "capture": capture,
         "live": live,
     }
@@ -229,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
          f"target ≤ {TARGET_OVERHEAD * 100:.0f} %: {'met' if capture['met'] else 'NOT met'}"),
         ("capture overhead, median of run pairs", f"{capture['overheadPaired'] * 100:+.1f} %",
          "each every-step run against the off run before it"),
+        ("CPU per run, frames off: bench / emulator / adb", cpu_row(capture["offCpuS"]), ""),
+        ("CPU per run, frames every step: bench / emulator / adb", cpu_row(capture["everyCpuS"]), ""),
+        ("capture overhead in CPU (the three processes)", f"{capture['cpuOverhead'] * 100:+.1f} %",
+         f"{statistics.median(capture['sharedFrames'])} of 50 frames shared a picture"),
         ("one run's frames (largest)", f"{capture['runFrameBytesMax'] / 1000:.0f} KB",
          f"target ≤ 3 MB: {'met' if capture['bytesMet'] else 'NOT met'}"),
         ("first live frame after its step ends (median)", f"{live['medianMs']:.0f} ms",
@@ -237,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
          f"target ≤ {TARGET_LIVE_P95_MS:.0f} ms: {'met' if live['met'] else 'NOT met'}"),
     ]  # fmt: skip
     print_table(rows)
+    if args.pin:
+        print("pinned: the emulator on one core, the bench on the other")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 
