@@ -1,12 +1,14 @@
 """The API CLI against a real server: uvicorn in a child process on SQLite and on PostgreSQL.
 
-`served` starts the server on the `db` fixture's database (both kinds) with an account; `cli`
-runs a `phoneflow` command in-process, signed in through PHONEFLOW_SERVER / PHONEFLOW_TOKEN
-unless the test signs in itself.
+One server per test module and database kind (starting one costs seconds); `served` is that server
+as a fresh account of each test's own, so tests see none of each other's workflows, runs or
+devices. `cli` runs a `phoneflow` command in-process, signed in through PHONEFLOW_SERVER /
+PHONEFLOW_TOKEN unless the test signs in itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,18 +18,33 @@ from typer.testing import CliRunner, Result
 
 from phoneflow.cli import app
 from tests.bridge.server_process import ServerProcess, start_server
-from tests.server.conftest import db, db_url, pg_schema_url, sqlite_template  # noqa: F401 - fixtures
-from tests.server.factories import Db
+from tests.server.conftest import (  # noqa: F401 - fixtures
+    DB_KINDS,
+    empty_database_url,
+    pg_schema_url,
+    sqlite_template,
+)
+from tests.server.factories import create_account
 
 
-@pytest.fixture
-def served(db: Db, tmp_path: Path) -> Iterator[ServerProcess]:  # noqa: F811 - the fixture above
+@pytest.fixture(scope="module", params=DB_KINDS)
+def module_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp(f"served-{request.param}")
+    url = empty_database_url(request, request.param, folder)
     # the database is migrated already: the server need not wait for the migration lock
-    server = start_server(tmp_path / "server", db.url, PHONEFLOW_RUN_MIGRATIONS="false")
+    server = start_server(folder / "server", url, PHONEFLOW_RUN_MIGRATIONS="false")
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def served(module_server: ServerProcess) -> ServerProcess:
+    """The module's server process, as an account made for this test."""
+    return dataclasses.replace(module_server, account=create_account(module_server.db))
 
 
 class Cli:

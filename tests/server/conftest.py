@@ -111,16 +111,25 @@ def _empty_postgres(url: str) -> None:
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database: a copy of the SQLite template, or the emptied PostgreSQL schema."""
-    if request.param == "sqlite":
-        path = tmp_path / "phoneflow.db"
+DB_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def empty_database_url(request: pytest.FixtureRequest, kind: str, folder: Path) -> str:
+    """A migrated, empty database of `kind`: a copy of the SQLite template in `folder`, or this test
+    session's PostgreSQL schema emptied."""
+    if kind == "sqlite":
+        path = folder / "phoneflow.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("pg_schema_url")
     _empty_postgres(url)
     return url
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: a copy of the SQLite template, or the emptied PostgreSQL schema."""
+    return empty_database_url(request, request.param, tmp_path)
 
 
 @pytest.fixture
