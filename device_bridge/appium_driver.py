@@ -10,6 +10,12 @@ Mechanics only, exactly as `U2Device`: the engine finds elements with the shared
 locator, implicit wait or retry is used here. A tap and a swipe are W3C touch actions; text
 goes to the focused field (`element/active` + `value`), and with nothing focused nothing is
 typed, as on the other drivers.
+
+Frames off the step's path, as on `U2Device`: `hold_changes_until(wait)` makes the next call that
+changes the screen call `wait()` first, `after_next_look(go)` calls `go()` once the next look at
+the screen (the page source, the app in front) has its answer or before the next change, and
+`looks()` counts both; the frame thread (`device_bridge.frames`) takes its screenshots through the
+same session (the server answers one command at a time, in order).
 """
 
 from __future__ import annotations
@@ -125,6 +131,10 @@ class AppiumDevice:
             self._lock.release()
             raise
         self._size: tuple[int, int] | None = None
+        self._before_change: Callable[[], object] | None = None
+        self._after_look: Callable[[], object] | None = None
+        self._changes = 0
+        self._looks = 0
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -142,6 +152,33 @@ class AppiumDevice:
             f"{type(exc).__name__}: {detail[0] if detail else ''} (check that the server is up and that "
             "the phone is connected and unlocked)"
         )
+
+    def hold_changes_until(self, wait: Callable[[], object] | None) -> None:
+        """Have the next call that changes the screen call `wait()` first (None: no hold)."""
+        self._before_change = wait
+
+    def after_next_look(self, go: Callable[[], object] | None) -> None:
+        """Call `go()` once the next look at the screen has its answer, or before the next change."""
+        self._after_look = go
+
+    def looks(self) -> tuple[int, int]:
+        """(calls that changed the screen, looks at it that have their answer) so far."""
+        return self._changes, self._looks
+
+    def _looked(self) -> None:
+        self._looks += 1
+        go, self._after_look = self._after_look, None
+        if go is not None:
+            go()
+
+    def _settle(self) -> None:
+        self._changes += 1
+        go, self._after_look = self._after_look, None
+        if go is not None:
+            go()
+        wait, self._before_change = self._before_change, None
+        if wait is not None:
+            wait()
 
     def close(self) -> None:
         """End the Appium session (the server stops its helper on the phone), then free the lock."""
@@ -178,6 +215,7 @@ class AppiumDevice:
     def launch_app(self, package: str, stop_first: bool = False) -> None:
         if not self._guard(f"look up {package}", lambda: self._driver.is_app_installed(package)):
             raise AppNotInstalledError(package)
+        self._settle()
         if stop_first:
             self.stop_app(package)
         try:
@@ -190,6 +228,7 @@ class AppiumDevice:
             raise self._unavailable(f"start {package}", exc) from exc
 
     def stop_app(self, package: str) -> None:
+        self._settle()
         self._guard(f"stop {package}", lambda: self._driver.terminate_app(package))
 
     def foreground_package(self) -> str | None:
@@ -198,6 +237,8 @@ class AppiumDevice:
         except (WebDriverException, urllib3.exceptions.HTTPError, OSError) as exc:
             log.debug("foreground package of %s unknown: %s", self._serial, exc)
             return None
+        finally:
+            self._looked()
         return str(package) if package else None
 
     def foreground_activity(self) -> str | None:
@@ -206,6 +247,8 @@ class AppiumDevice:
         except (WebDriverException, urllib3.exceptions.HTTPError, OSError) as exc:
             log.debug("foreground activity of %s unknown: %s", self._serial, exc)
             return None
+        finally:
+            self._looked()
         return str(activity) if activity else None
 
     def ping(self) -> None:
@@ -213,17 +256,22 @@ class AppiumDevice:
 
     def hierarchy_xml(self) -> str:
         """The page source (kept as failure context)."""
-        return str(self._guard("page source", lambda: self._driver.page_source) or "")
+        try:
+            return str(self._guard("page source", lambda: self._driver.page_source) or "")
+        finally:
+            self._looked()
 
     def hierarchy(self) -> UiNode:
         xml = self.hierarchy_xml()
         if not xml:
             raise DeviceUnavailableError(f"device {self._serial} returned no page source")
         root = from_android_xml(xml)
-        self._restore_replaced_characters(root)
+        marked = self._restore_replaced_characters(root)
+        if marked:
+            self._looked()  # it looked again (a frame asked for in between is not this step's)
         return root
 
-    def _restore_replaced_characters(self, root: UiNode) -> None:
+    def _restore_replaced_characters(self, root: UiNode) -> bool:
         """Give back the characters the server's page source replaced with `?`.
 
         Appium's UiAutomator2 server writes each character XML 1.0 forbids (control characters
@@ -234,17 +282,18 @@ class AppiumDevice:
         """
         marked = [node for node in root.walk() if "?" in node.text or "?" in node.content_desc]
         if not marked:
-            return
+            return False
         xpath = "//*[contains(@text,'?') or contains(@content-desc,'?')]"
         elements = self._guard("find elements by xpath", lambda: self._driver.find_elements("xpath", xpath))
         if len(elements) != len(marked):
             log.debug("screen of %s changed while reading replaced characters; kept as given", self._serial)
-            return
+            return True
         for node, element in zip(marked, elements, strict=True):
             if "?" in node.text:
                 node.text = self._attribute(element, "text")
             if "?" in node.content_desc:
                 node.content_desc = self._attribute(element, "content-desc")
+        return True
 
     def _attribute(self, element: WebElement, name: str) -> str:
         value = self._guard(f"read {name}", lambda: element.get_attribute(name))
@@ -266,6 +315,7 @@ class AppiumDevice:
         self._driver.execute(Command.W3C_ACTIONS, {"actions": [finger]})
 
     def tap(self, x: int, y: int) -> None:
+        self._settle()
         self._guard("tap", lambda: self._touch([(x, y)], 0))
 
     def _focused_field(self) -> WebElement | None:
@@ -275,6 +325,7 @@ class AppiumDevice:
             return None
 
     def input_text(self, text: str, clear: bool = False) -> None:
+        self._settle()
         field = self._guard("find the focused field", self._focused_field)
         if field is None:
             return  # nothing has focus: nothing is typed, as on the other drivers
@@ -285,9 +336,11 @@ class AppiumDevice:
 
     def press_key(self, key: str) -> None:
         code = keycode(key)
+        self._settle()
         self._guard(f"press {key}", lambda: self._driver.press_keycode(code))
 
     def swipe(self, x1: int, y1: int, x2: int, y2: int, duration_ms: int = 250) -> None:
+        self._settle()
         self._guard("swipe", lambda: self._touch([(x1, y1), (x2, y2)], max(duration_ms, 10)))
 
     def screenshot(self) -> Artifact:

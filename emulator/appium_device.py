@@ -8,6 +8,7 @@ multi-touch, so pinches and several simultaneous pointers are refused with a mes
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,8 @@ def device_routes(device: VirtualDevice) -> list[tuple[str, str, Handler]]:
         return page_source(device.phone.hierarchy(), width, height, rotation=device.phone.rotation)[0]
 
     async def screenshot(request: Request) -> Any:
+        if device.faults.screenshot_delay_s:
+            await asyncio.sleep(device.faults.screenshot_delay_s)
         return base64.b64encode(screen.render_png(device.phone)).decode()
 
     async def window_size(request: Request) -> Any:

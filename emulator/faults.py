@@ -9,9 +9,9 @@
   UiAutomation service does (`ERROR: could not get idle state.`).
 - `screenshot`: the bytes `takeScreenshot` answers (base64-encoded, as the server does) instead
   of an image: a corrupt capture.
-- `screenshot_delay_s`: how long `takeScreenshot` waits before it looks at the screen, as a phone
-  busy drawing does; the server answers other calls meanwhile (each call has its own thread on a
-  phone's uiautomator2 server).
+- `screenshot_delay_s`: how long `takeScreenshot` (and the Appium server's screenshot) waits before
+  it looks at the screen, as a phone busy drawing does; the server answers other calls meanwhile
+  (each call has its own thread on a phone's uiautomator2 server).
 - `missing_commands`: shell commands this phone lacks (`{"screenrecord"}`, as on a phone whose
   vendor left the tool out): the shell answers `inaccessible or not found` (127) and `which`
   does not list them.
