@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from device_bridge.errors import ServerError
-from device_bridge.reporting import ProgressReporter
+from device_bridge.reporting import ProgressReporter, Snapshot
 from device_bridge.server_api import DeviceApi, ServerDenylist
 from device_bridge.uploader import Backoff
 from interpreter.control import RunHalted, StepDecision
@@ -120,10 +120,10 @@ class ServerRunControl:
         snapshot = None
         if self.progress is not None and self.progress.carry_on_gate:
             snapshot = self.progress.for_gate()
-            if snapshot is not None:
-                step["report"] = snapshot
         try:
-            answer = self.api.gate(self.run_id, self.timeout_s, step)
+            answer = self.api.gate(
+                self.run_id, self.timeout_s, step, snapshot.body if snapshot is not None else None
+            )
         except ServerError as exc:
             self.unanswered += 1
             delay = self.backoff.next_delay()
@@ -149,7 +149,7 @@ class ServerRunControl:
         self.paused = answer.get("paused") is True
         return StepDecision.PAUSE if self.paused else StepDecision.GO
 
-    def _settle_progress(self, answer: dict[str, Any], snapshot: dict[str, Any] | None) -> None:
+    def _settle_progress(self, answer: dict[str, Any], snapshot: Snapshot | None) -> None:
         assert self.progress is not None
         # An older server's gate says nothing of reports: the reporter queues progress as always.
         self.progress.carry_on_gate = answer.get("acceptsReport") is True

@@ -10,6 +10,7 @@ that run is kept aside as rejected, with the server's words, and the rest goes u
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -72,10 +73,15 @@ def is_server_fault(status_code: int) -> bool:
 
 
 def problem_detail(response: httpx.Response) -> str:
+    return problem_text(response.content, response.reason_phrase)
+
+
+def problem_text(content: bytes, fallback: str) -> str:
+    """What an error answer's body says (a problem document's title, detail and errors), briefly."""
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        return response.text[:300] or response.reason_phrase
+        return content.decode("utf-8", errors="replace")[:300] or fallback
     if isinstance(body, dict):
         parts = [str(body[k]) for k in ("title", "detail") if body.get(k)]
         errors = body.get("errors")

@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from device_bridge.errors import ServerRefusedError, ServerUnreachableError
 from device_bridge.outbox import Outbox
 from device_bridge.reporting import ProgressReporter, base_fields
 from device_bridge.run_control import LiveDenylist, ServerRunControl
 from device_bridge.server_api import DeviceApi
 from interpreter.control import StepDecision
 from interpreter.trace import Outcome, TraceEvent
-from tests.bridge.server_process import ServerProcess, publish_workflow, trigger
+from tests.bridge.server_process import ServerProcess, free_port, publish_workflow, trigger
 
 WAITS = {
     "schemaVersion": 1,
@@ -33,11 +35,11 @@ WAITS = {
 class OlderServerApi(DeviceApi):
     """A server from before the gate took reports: its answer has no `acceptsReport`."""
 
-    def gate(self, run_id: str, timeout_s: float, step: dict[str, Any] | None = None) -> dict[str, Any]:
-        assert step is None or "report" not in step, (
-            "a report was sent to a gate that never offered to take it"
-        )
-        answer = super().gate(run_id, timeout_s, step)
+    def gate(
+        self, run_id: str, timeout_s: float, step: dict[str, Any] | None = None, report: str | None = None
+    ) -> dict[str, Any]:
+        assert report is None, "a report was sent to a gate that never offered to take it"
+        answer = super().gate(run_id, timeout_s, step, report)
         answer.pop("acceptsReport", None)
         return answer
 
@@ -143,3 +145,18 @@ def test_a_step_no_gate_carried_is_queued_within_the_interval(server: ServerProc
         finally:
             reporter.stop()
             outbox.close()
+
+
+def test_the_gates_refusals_and_silence_are_the_errors_the_bridge_acts_on(server: ServerProcess) -> None:
+    device = server.device()
+    with httpx.Client(timeout=10) as http:
+        api = DeviceApi(http, server.url, device.token)
+        unknown = "00000000-0000-4000-8000-000000000000"
+        with pytest.raises(ServerRefusedError, match="this device has no run") as refused:
+            api.gate(unknown, 5, {"seq": 1, "nodeId": "w1"})
+        assert refused.value.status_code == 404
+        api.close()
+        nobody = DeviceApi(http, f"http://127.0.0.1:{free_port()}", device.token)
+        with pytest.raises(ServerUnreachableError, match="step gate: cannot reach"):
+            nobody.gate(unknown, 5, {"seq": 1, "nodeId": "w1"})
+        nobody.close()
