@@ -3,8 +3,9 @@
     store.py     ArtifactStore (the interface), DirectoryStore, keys, StoreError/MissingObject
     s3.py        S3Store (boto3; any S3-compatible endpoint)
     service.py   save/replace/read/delete artifacts, bytes used and the quota per account,
-                 moving bytes stored in the database before the store existed
-    jobs.py      the background move of those bytes (APScheduler)
+                 moving bytes stored in the database before the store existed, sweeping
+                 objects no artifact points at
+    jobs.py      the background move of those bytes and the sweep (APScheduler)
 
 `store_from_settings` picks the store the server's settings name.
 """

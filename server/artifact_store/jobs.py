@@ -1,4 +1,5 @@
-"""Background work of the artifact store: move bytes stored in the database before the store existed."""
+"""Background work of the artifact store: move bytes stored in the database before the store existed,
+and remove objects that no artifact points at."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.artifact_store.service import STORE_INFO_KEY, move_database_blobs
+from server.artifact_store.service import STORE_INFO_KEY, move_database_blobs, sweep_orphans
 from server.artifact_store.store import ArtifactStore, StoreError
 from server.db import utcnow
 from server.scheduler import stopping
 from server.settings import Settings
 
 INTERVAL_S = 600
+SWEEP_INTERVAL_S = 3600
 _log = logging.getLogger("phoneflow.artifacts")
 
 
@@ -33,10 +36,25 @@ def move_blobs(
     return moved
 
 
+def sweep(
+    session_factory: sessionmaker[Session], store: ArtifactStore, should_stop: Callable[[], bool]
+) -> int:
+    """One pass of `sweep_orphans`; a store or database that fails is logged and tried next pass."""
+    try:
+        removed = sweep_orphans(session_factory, store, should_stop=should_stop)
+    except (StoreError, SQLAlchemyError) as exc:
+        _log.error("objects no artifact points at are not swept this time: %s", exc)
+        return 0
+    if removed:
+        _log.info("removed %d objects no artifact points at from %s", removed, store.describe())
+    return removed
+
+
 def register_jobs(
     scheduler: BaseScheduler, settings: Settings, session_factory: sessionmaker[Session]
 ) -> None:
-    """Move old bytes shortly after start, then every `INTERVAL_S` (a no-op once all are moved)."""
+    """Move old bytes shortly after start, then every `INTERVAL_S` (a no-op once all are moved); sweep
+    orphaned objects every `SWEEP_INTERVAL_S`."""
     store = (session_factory.kw.get("info") or {}).get(STORE_INFO_KEY)
     if store is None:
         return
@@ -47,5 +65,14 @@ def register_jobs(
         args=[session_factory, store, stopping(scheduler)],
         id="artifacts.move_database_blobs",
         next_run_time=utcnow() + timedelta(seconds=5),
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        sweep,
+        "interval",
+        seconds=SWEEP_INTERVAL_S,
+        args=[session_factory, store, stopping(scheduler)],
+        id="artifacts.sweep_orphans",
+        next_run_time=utcnow() + timedelta(minutes=5),
         replace_existing=True,
     )

@@ -14,7 +14,14 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from server.artifact_store.store import CHUNK_BYTES, MissingObject, StoreError, check_key
+from server.artifact_store.store import (
+    CHUNK_BYTES,
+    MissingObject,
+    StoredObject,
+    StoreError,
+    check_key,
+    is_key,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -140,3 +147,16 @@ class S3Store:
                     f"cannot delete {len(errors)} artifacts from {self.describe()}; the first, "
                     f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
                 )
+
+    def objects(self) -> Iterator[StoredObject]:
+        start = f"{self.prefix}/" if self.prefix else ""
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=start
+            ):
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(start) :]
+                    if is_key(key):
+                        yield StoredObject(key, item["LastModified"])
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error("list", None, exc) from exc

@@ -6,20 +6,29 @@ Order of writes, so that no row ever points at bytes that are not there:
   again) or a transaction that rolls back deletes the bytes it put;
 * deleting (retention) removes the rows first and the bytes after the commit (`delete_keys`);
   bytes whose delete fails are logged (left over, never referenced).
+Bytes no row points at (a server that died between the put and the insert, a delete that failed)
+are removed by `sweep_orphans` once they are older than any save in progress could be.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.accounts.models import Account, Plan
-from server.artifact_store.store import ArtifactStore, MissingObject, StoreError, check_key, new_key
+from server.artifact_store.store import (
+    ArtifactStore,
+    MissingObject,
+    StoredObject,
+    StoreError,
+    check_key,
+    new_key,
+)
 from server.db import after_commit, utcnow
 from server.errors import AppError, NotFound, Unavailable
 from server.runs.models import Artifact
@@ -28,6 +37,8 @@ from server.settings import Settings
 
 STORE_INFO_KEY = "phoneflow_artifact_store"  # in Session.info: the store, set by create_app
 STORE_RETRY_AFTER_S = 5
+# An object younger than this may belong to a save whose row is not committed yet.
+ORPHAN_GRACE = timedelta(hours=1)
 _PENDING_KEY = "phoneflow_artifact_keys_put"
 _log = logging.getLogger("phoneflow.artifacts")
 
@@ -309,3 +320,49 @@ def move_database_blobs(
         if len(rows) < batch_size:
             break
     return moved
+
+
+def sweep_orphans(
+    session_factory: sessionmaker[Session],
+    store: ArtifactStore,
+    *,
+    now: datetime | None = None,
+    grace: timedelta = ORPHAN_GRACE,
+    runs_per_query: int = 200,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Delete the objects of the store that no artifact row points at and that were written more
+    than `grace` before `now`; how many were deleted. Keys are `ACCOUNT/RUN/…`: the rows are looked
+    up a batch of runs at a time (by the run index). Safe beside other server processes."""
+    cutoff = (now or utcnow()) - grace
+    removed = 0
+    batch: dict[str, list[str]] = {}
+    for stored in store.objects():
+        if should_stop():
+            return removed
+        if stored.modified > cutoff:
+            continue
+        batch.setdefault(_run_of(stored), []).append(stored.key)
+        if len(batch) >= runs_per_query:
+            removed += _delete_unreferenced(session_factory, store, batch)
+            batch = {}
+    return removed + _delete_unreferenced(session_factory, store, batch)
+
+
+def _run_of(stored: StoredObject) -> str:
+    parts = stored.key.split("/")
+    return parts[1] if len(parts) >= 3 else ""
+
+
+def _delete_unreferenced(
+    session_factory: sessionmaker[Session], store: ArtifactStore, keys_by_run: dict[str, list[str]]
+) -> int:
+    if not keys_by_run:
+        return 0
+    with session_factory() as session:
+        referenced = set(
+            session.scalars(select(Artifact.store_key).where(Artifact.run_id.in_(list(keys_by_run))))
+        )
+    orphans = [key for keys in keys_by_run.values() for key in keys if key not in referenced]
+    delete_keys(store, orphans)
+    return len(orphans)

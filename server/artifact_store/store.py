@@ -15,6 +15,8 @@ import re
 import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -30,9 +32,22 @@ class MissingObject(StoreError):
     """No object under the key."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One object in a store: its key and when it was last written (UTC)."""
+
+    key: str
+    modified: datetime
+
+
 def new_key(account_id: str, run_id: str) -> str:
     """A fresh key for an artifact of this run: `ACCOUNT/RUN/RANDOM` (ids the server made)."""
     return check_key(f"{account_id}/{run_id}/{secrets.token_hex(12)}")
+
+
+def is_key(key: str) -> bool:
+    """Whether `key` is one the server could have made."""
+    return _KEY.fullmatch(key) is not None
 
 
 def check_key(key: str) -> str:
@@ -71,6 +86,10 @@ class ArtifactStore(Protocol):
 
     def delete(self, keys: Iterable[str]) -> None:
         """Remove these objects; a key with nothing under it is no error."""
+        ...
+
+    def objects(self) -> Iterator[StoredObject]:
+        """Every object in the store, in no set order (the orphan sweep reads them)."""
         ...
 
 
@@ -164,3 +183,17 @@ class DirectoryStore:
                     folder.rmdir()
                 except OSError:
                     break
+
+    def objects(self) -> Iterator[StoredObject]:
+        # Temporary files of a put (".tmp-…") are not objects: names starting with a dot never are keys.
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                path = Path(folder, name)
+                key = path.relative_to(self.root).as_posix()
+                if not is_key(key):
+                    continue
+                try:
+                    modified = path.stat().st_mtime
+                except FileNotFoundError:  # deleted meanwhile
+                    continue
+                yield StoredObject(key, datetime.fromtimestamp(modified, UTC))

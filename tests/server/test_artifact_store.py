@@ -19,6 +19,7 @@ from interpreter.device import Artifact as DeviceArtifact
 from server.app import create_app
 from server.artifact_store import ArtifactStore, DirectoryStore, MissingObject, store_from_settings
 from server.artifact_store.s3 import S3Store
+from server.artifact_store.service import ORPHAN_GRACE, sweep_orphans
 from server.artifact_store.store import new_key
 from server.db import utcnow
 from server.runs.models import Artifact, Run
@@ -221,6 +222,30 @@ def test_retention_empties_the_store_of_expired_runs(
     assert len(left) == 2
     assert all(key.startswith(f"{acc.id}/{new}/") for key in left)
     assert client.get("/api/v1/account", headers=auth(acc.token)).json()["artifactBytesUsed"] == 2 * len(PNG)
+
+
+def test_objects_no_artifact_points_at_are_swept_once_old_enough(
+    client: TestClient, db: Db, store: ArtifactStore
+) -> None:
+    acc, dev, rid = reported_run(client, db)
+    assert upload(client, dev.token, rid, "kept.png").status_code == 201
+    (kept,) = stored_keys(store)
+    # Bytes put by a server that died before inserting their row: beside a run's artifact, and of a
+    # run the database never heard of.
+    beside, stray = new_key(acc.id, rid), new_key(acc.id, new_run_id())
+    store.put(beside, b"orphan", "image/png")
+    store.put(stray, b"orphan", "image/png")
+    session_factory = client.app.state.session_factory
+
+    # Young objects may be saves whose rows are not committed yet: left alone.
+    assert sweep_orphans(session_factory, store) == 0
+    assert stored_keys(store) == {kept, beside, stray}
+
+    later = utcnow() + ORPHAN_GRACE + timedelta(minutes=1)
+    assert sweep_orphans(session_factory, store, now=later, runs_per_query=1) == 2
+    assert stored_keys(store) == {kept}
+    served = client.get(f"/api/v1/runs/{rid}/artifacts/kept.png", headers=auth(acc.token))
+    assert (served.status_code, served.content) == (200, PNG)
 
 
 def test_a_bridge_refused_by_the_quota_gives_the_artifact_up_and_still_sends_its_reports(
