@@ -146,6 +146,7 @@ class U2Device:
             raise
         self._installed: frozenset[str] | None = None
         self._size: tuple[int, int] | None = None
+        self._last_screen: tuple[str, UiNode] | None = None  # the last dump and its tree
         self._local = threading.local()
         self._connections: list[_RpcConnection] = []
         self._connections_lock = threading.Lock()
@@ -330,7 +331,14 @@ class U2Device:
             self._looked()
         if not xml:
             raise DeviceUnavailableError(f"device {self._serial} returned no window hierarchy")
-        return from_android_xml(str(xml))
+        # The same screen as last time (a wait's polls, a step that did not change it) is not read
+        # again: the tree is only ever read, never changed.
+        last = self._last_screen
+        if last is not None and last[0] == xml:
+            return last[1]
+        tree = from_android_xml(str(xml))
+        self._last_screen = (xml, tree)
+        return tree
 
     def hierarchy_xml(self) -> str:
         """The raw window hierarchy dump (kept as failure context)."""

@@ -9,14 +9,16 @@ cannot disagree about what a selector means.
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
+from xml.parsers import expat
 
 from interpreter.errors import DeviceError
 
 SCREEN_WIDTH = 1080
 SCREEN_HEIGHT = 2340
+_BOUNDS = re.compile(r"\[(-?\d+),(-?\d+)\]\[(-?\d+),(-?\d+)\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,9 @@ class Bounds:
     @classmethod
     def parse_android(cls, text: str) -> Bounds:
         """Parse `[l,t][r,b]` as uiautomator writes it."""
+        plain = _BOUNDS.fullmatch(text)
+        if plain is not None:  # the form every phone writes, read at once
+            return cls(*map(int, plain.groups()))
         parts = text.replace("][", ",").strip("[]").split(",")
         if len(parts) != 4:
             raise ValueError(f"bounds {text!r} are not of the form [l,t][r,b]")
@@ -109,15 +114,6 @@ _BOOL_ATTRS = (
 )
 
 
-def _truth(value: str | None) -> bool:
-    return value == "true"
-
-
-def _is_node(el: ET.Element) -> bool:
-    """A widget: `<node class=...>` in uiautomator's dump, `<android.widget.X class=...>` in Appium's."""
-    return el.tag == "node" or "class" in el.attrib
-
-
 class HierarchyError(DeviceError):
     """The window hierarchy a device sent cannot be read (not XML, or widgets without usable bounds)."""
 
@@ -138,6 +134,29 @@ def _forbidden(code: int) -> bool:
 
 def _mark(code: int) -> str:
     return f"{_MARK}{code:04x}"
+
+
+# The bytes of UTF-8 text that cannot begin anything `_escape_forbidden` looks for: all but the C0
+# controls XML forbids, `&` (a character reference), and the lead bytes of U+E000 and U+FFFE/U+FFFF.
+_ORDINARY_BYTES = bytes(
+    b for b in range(256) if not (b < 0x20 and b not in b"\t\n\r") and b not in b"&\xee\xef"
+)
+
+
+def _may_need_escaping(data: bytes) -> bool:
+    """Whether the UTF-8 `data` may hold what `_escape_forbidden` marks: a quick look (C speed) that is
+    never wrong when it says no, so most dumps skip the character-by-character search."""
+    rest = data.translate(None, _ORDINARY_BYTES)
+    if not rest:
+        return False
+    if rest.translate(None, b"&\xee\xef"):
+        return True  # a control character
+    return (
+        (b"&" in rest and b"&#" in data)
+        or b"\xef\xbf\xbe" in data
+        or b"\xef\xbf\xbf" in data
+        or b"\xee\x80\x80" in data
+    )
 
 
 def _escape_forbidden(text: str) -> str | None:
@@ -165,31 +184,59 @@ def from_android_xml(xml_text: str | bytes) -> UiNode:
 
     Both shapes phones give are read: uiautomator's dump (`<node class="...">`) and the page
     source of Appium's UiAutomator2 server (each element named by its class). The root is a
-    `hierarchy` node covering the whole screen; its children are the top-level windows.
+    `hierarchy` node covering the whole screen; its children are the top-level windows. An element
+    that is not a widget (neither `node` nor with a `class`) is left out with all it holds.
 
     Characters XML 1.0 forbids (control characters, lone surrogates, U+FFFE/U+FFFF), raw or
     as character references, are read as the phone meant them: they reach the widgets' text
     unchanged, as the simulator's model has them. A dump that is not XML at all, or a widget
     whose bounds cannot be read, raises `HierarchyError` saying what came instead.
+
+    The widgets are built as the XML parser meets them (expat's element callbacks): a phone's
+    screen is read at every step, and a tree of elements built first and walked after cost twice.
     """
     text = xml_text.decode("utf-8", errors="replace") if isinstance(xml_text, bytes) else str(xml_text)
-    marked = _escape_forbidden(text)
     try:
-        root_el = ET.fromstring((text if marked is None else marked).encode("utf-8"))
-        if marked is not None:
-            for el in root_el.iter():
-                for name, value in el.attrib.items():
-                    if _MARK in value:
-                        el.attrib[name] = _unmark(value)
-        root = UiNode(class_name="hierarchy", bounds=Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT))
-        root.children = [_node_from_element(el) for el in root_el if _is_node(el)]
-    except ET.ParseError as exc:
+        data: bytes | None = text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: marked below
+        data = None
+    marked = _escape_forbidden(text) if data is None or _may_need_escaping(data) else None
+    if marked is not None:
+        data = marked.encode("utf-8")
+    assert data is not None
+    root = UiNode(class_name="hierarchy", bounds=Bounds(0, 0, SCREEN_WIDTH, SCREEN_HEIGHT))
+    # Where each open element's widgets go: the root's list for the document element, a widget's
+    # children for a widget, None inside an element that is not a widget (its content is left out).
+    open_lists: list[list[UiNode] | None] = []
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        if not open_lists:
+            open_lists.append(root.children)
+            return
+        siblings = open_lists[-1]
+        if siblings is None or not (tag == "node" or "class" in attrs):
+            open_lists.append(None)
+            return
+        node = _node_from_attributes(attrs if marked is None else _unmarked(attrs))
+        siblings.append(node)
+        open_lists.append(node.children)
+
+    def end(_tag: str) -> None:
+        open_lists.pop()
+
+    # As xml.etree's parser sets expat up (namespaces resolved), so the same dumps are refused.
+    parser = expat.ParserCreate(None, "}")
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
         raise HierarchyError(
             f"the window hierarchy the phone sent is not XML ({exc}); it begins {text[:80]!r}. The phone "
             "may be busy or its automation service broken: try again, and restart the phone's "
             "automation (or the phone) if it goes on"
         ) from None
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise HierarchyError(
             f"the window hierarchy the phone sent has a widget that cannot be read ({exc}): "
             "try again, and restart the phone's automation (or the phone) if it goes on"
@@ -197,28 +244,32 @@ def from_android_xml(xml_text: str | bytes) -> UiNode:
     return root
 
 
-def _node_from_element(el: ET.Element) -> UiNode:
-    bounds_text = el.get("bounds") or "[0,0][0,0]"
-    class_name = el.get("class", "")
-    node = UiNode(
-        class_name=class_name,
-        bounds=Bounds.parse_android(bounds_text),
-        text=el.get("text", ""),
-        resource_id=el.get("resource-id", ""),
-        content_desc=el.get("content-desc", ""),
-        package=el.get("package", ""),
-        clickable=_truth(el.get("clickable")),
-        editable=class_name.endswith("EditText"),
-        scrollable=_truth(el.get("scrollable")),
-        enabled=el.get("enabled", "true") == "true",
-        focused=_truth(el.get("focused")),
-        checkable=_truth(el.get("checkable")),
-        checked=_truth(el.get("checked")),
-        password=_truth(el.get("password")),
-        selected=_truth(el.get("selected")),
+def _unmarked(attrs: dict[str, str]) -> dict[str, str]:
+    return {name: _unmark(value) for name, value in attrs.items()}
+
+
+def _node_from_attributes(attrs: dict[str, Any]) -> UiNode:
+    get = attrs.get
+    class_name = get("class", "")
+    # Positional, in UiNode's field order: a screen of a few hundred widgets is read at every step.
+    return UiNode(
+        class_name,
+        Bounds.parse_android(get("bounds") or "[0,0][0,0]"),
+        get("text", ""),
+        get("resource-id", ""),
+        get("content-desc", ""),
+        get("package", ""),
+        get("clickable") == "true",
+        class_name.endswith("EditText"),
+        get("scrollable") == "true",
+        get("enabled", "true") == "true",
+        get("focused") == "true",
+        get("checkable") == "true",
+        get("checked") == "true",
+        get("password") == "true",
+        get("selected") == "true",
+        [],
     )
-    node.children = [_node_from_element(child) for child in el if _is_node(child)]
-    return node
 
 
 def to_android_xml(root: UiNode, rotation: int = 0) -> str:

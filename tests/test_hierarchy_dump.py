@@ -62,3 +62,20 @@ def test_a_dump_that_is_not_xml_is_a_device_error_saying_what_came(dump: str) ->
 def test_a_widget_with_unreadable_bounds_is_a_device_error() -> None:
     with pytest.raises(HierarchyError, match="has a widget that cannot be read"):
         from_android_xml('<hierarchy><node class="a" bounds="[0,0][wide,1]"/></hierarchy>')
+
+
+def test_elements_that_are_not_widgets_are_left_out_with_what_they_hold() -> None:
+    dump = (
+        '<hierarchy><extra><node class="hidden" bounds="[0,0][1,1]"/></extra>'
+        '<android.widget.Button class="android.widget.Button" bounds="[1,2][3,4]" text="Go">'
+        '<node class="a.Inner" bounds="[1,2][2,3]"/><meta/></android.widget.Button>'
+        '<node class="a.Edit" bounds="[5, 6][7,8]" text="&amp;&#10;x"/></hierarchy>'
+    )
+    root = from_android_xml(dump)
+    assert [(n.class_name, n.text) for n in root.walk()] == [
+        ("hierarchy", ""),
+        ("android.widget.Button", "Go"),
+        ("a.Inner", ""),
+        ("a.Edit", "&\nx"),
+    ]
+    assert root.children[1].bounds == Bounds(5, 6, 7, 8)  # read however the numbers are spaced
