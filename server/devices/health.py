@@ -22,7 +22,6 @@ from server.db import after_commit, utcnow
 from server.devices.models import ONLINE_WINDOW, Device, is_online
 from server.runs.models import RunEvent
 from server.runs.pg_notify import notify_on_commit
-from server.runs.sql import serialize_run_event_ids
 
 DEVICE_UPDATED = "device.updated"
 # Said anew at every heartbeat: not a change a person needs to see.
@@ -65,7 +64,6 @@ def record_heartbeat(
     device.last_seen_at = now
     if not changed:
         return False
-    serialize_run_event_ids(session)
     session.execute(
         insert(RunEvent).values(
             account_id=device.account_id,

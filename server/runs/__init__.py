@@ -15,12 +15,13 @@ retention, export and stats.
     frames.py      a step's screen (frame-SEQ.jpg + meta): parse_meta, record_frame (`run.frame`), frames_of
     exec_log.py    execution_log(): a run's decisions (edges, conditions, retries, vars) from its trace
     events.py      RunEventHub (one per process), event_stream(), GET /api/v1/events
+    event_order.py EventOrder: the tail hands events out in id order without a lock among writers
     pg_notify.py   NOTIFY at commit / LISTEN per process (PostgreSQL cross-process wake-ups)
     wakeup.py      GET /api/v1/devices/me/wakeup: an idle bridge's long poll, answered when a run it
                    may take is queued (woken by the event tail: wakeup_waiters.py)
     retention.py   purge_expired_runs, compact_sqlite, register_jobs (APScheduler)
     export.py      export_chunks(): the streamed JSON array or CSV, with the list's filters
     stats.py       compute_stats()
-    sql.py         dialect seams (ON CONFLICT inserts, bulk trace rows, advisory lock, day bucket)
+    sql.py         dialect seams (ON CONFLICT inserts, bulk trace rows, day bucket)
     endpoints.py   the HTTP operations
 """

@@ -34,11 +34,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
@@ -47,6 +47,7 @@ from starlette.types import Message, Send
 from server.auth import CurrentAccount, current_account
 from server.errors import AppError, FieldProblem, ValidationFailed
 from server.metrics import SSE_SUBSCRIBERS
+from server.runs.event_order import EventOrder, Snapshot
 from server.runs.models import RunEvent
 from server.runs.pg_notify import Listener
 from server.runs.sql import reader_engine
@@ -56,6 +57,10 @@ POLL_INTERVAL_S = 0.5
 LISTENING_POLL_INTERVAL_S = 5.0
 PING_INTERVAL_S = 15.0
 FETCH_BATCH = 1000
+# While a gap in the ids holds events back, the tail looks again this often: a transaction that
+# rolled back sends no NOTIFY. At start it waits this long at most for transactions in flight.
+GAP_POLL_INTERVAL_S = 0.01
+START_WAIT_S = 2.0
 REPLAY_LIMIT = 10_000
 SUBSCRIBER_BUFFER = 10_000
 _log = logging.getLogger("phoneflow.runs.events")
@@ -64,6 +69,24 @@ RUN_UPDATED = "run.updated"
 RUN_FRAME = "run.frame"
 # The step a bridge is about to start (the step in flight): `data` {"id", "seq", "nodeId", "startedAt"}.
 RUN_STEP = "run.step"
+
+
+# Rows after an id, in id order, and the snapshot they were read in: one statement, so that the
+# snapshot says which transactions may still hold an id missing among them (event_order.py).
+_PG_TAIL = text(
+    "SELECT CAST(s.snap AS text) AS snapshot, e.id, e.account_id, e.payload, e.event "
+    "FROM (SELECT pg_current_snapshot() AS snap) AS s LEFT JOIN LATERAL ("
+    "SELECT id, account_id, payload, event FROM run_events WHERE id > :after ORDER BY id LIMIT :limit"
+    ") AS e ON true ORDER BY e.id"
+)
+_SNAPSHOT = text("SELECT CAST(pg_current_snapshot() AS text)")
+
+
+class _TailRow(NamedTuple):
+    id: int
+    account_id: str
+    payload: Any
+    event: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +163,7 @@ class RunEventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._last_id = 0
+        self._order: EventOrder[_TailRow] = EventOrder(0)
         self._listener: Listener | None = None
         # The tail's own connection, kept between reads and in autocommit: a read is then one
         # round trip (no pool checkout and ping, no BEGIN and ROLLBACK), every process, every event.
@@ -192,8 +215,8 @@ class RunEventHub:
 
     @property
     def last_event_id(self) -> int:
-        """The id of the last `run_events` row the tail read."""
-        return self._last_id
+        """The id of the last `run_events` row the tail handed out (or went past)."""
+        return self._order.position
 
     async def ensure_running(self) -> None:
         """Start the tail (and, on PostgreSQL, its listener) in this loop if it is not running."""
@@ -205,27 +228,49 @@ class RunEventHub:
             return
         self._loop = loop
         self._wake = asyncio.Event()
-        self._last_id = await run_in_threadpool(self._max_id)
+        self._order = await run_in_threadpool(self._start)
         self._task = loop.create_task(self._tail(), name="run-event-tail")
         if self._listener is None and self._app_engine.dialect.name == "postgresql":
             self._listener = Listener(self._app_engine, self.notify)
             self._listener.start()
 
-    def _max_id(self) -> int:
+    def _start(self) -> EventOrder[_TailRow]:
+        """The tail's starting point: the newest visible id, once no transaction that may hold an id
+        below it is still running (waited for at most `START_WAIT_S`)."""
         with self._engine.connect() as conn:
-            return int(conn.execute(select(func.coalesce(func.max(RunEvent.id), 0))).scalar_one())
+            newest = int(conn.execute(select(func.coalesce(func.max(RunEvent.id), 0))).scalar_one())
+            if conn.dialect.name != "postgresql":
+                return EventOrder(newest)
+            first = Snapshot.parse(str(conn.execute(_SNAPSHOT).scalar_one()))
+            deadline = time.monotonic() + START_WAIT_S
+            while time.monotonic() < deadline:
+                if not Snapshot.parse(str(conn.execute(_SNAPSHOT).scalar_one())).still_running(first.running):
+                    break
+                time.sleep(GAP_POLL_INTERVAL_S)
+        return EventOrder(newest)
 
-    def _fetch_after(self, last_id: int) -> list[tuple[int, str, Any, str | None]]:
+    def _fetch_after(self, last_id: int) -> tuple[list[_TailRow], Snapshot | None]:
+        """Rows after `last_id` in id order and, on PostgreSQL, the snapshot they were read in."""
         if self._tail_connection is None:
             self._tail_connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            rows = self._tail_connection.execute(
+            if self._tail_connection.dialect.name == "postgresql":
+                result = self._tail_connection.execute(_PG_TAIL, {"after": last_id, "limit": FETCH_BATCH})
+                fetched = result.all()
+                snapshot = Snapshot.parse(fetched[0].snapshot)
+                rows = [
+                    _TailRow(row.id, row.account_id, row.payload, row.event)
+                    for row in fetched
+                    if row.id is not None
+                ]
+                return rows, snapshot
+            plain = self._tail_connection.execute(
                 select(RunEvent.id, RunEvent.account_id, RunEvent.payload, RunEvent.event)
                 .where(RunEvent.id > last_id)
                 .order_by(RunEvent.id)
                 .limit(FETCH_BATCH)
             )
-            return [(row.id, row.account_id, row.payload, row.event) for row in rows]
+            return [_TailRow(row.id, row.account_id, row.payload, row.event) for row in plain], None
         except DBAPIError:
             self._close_tail_connection()  # the next read connects afresh
             raise
@@ -243,6 +288,8 @@ class RunEventHub:
             # After a failed read the next round comes soon: what was committed meanwhile may have
             # been announced already (its NOTIFY woke the read that failed).
             wait_s = POLL_INTERVAL_S if failed else self._poll_interval_s()
+            if self._order.waiting:
+                wait_s = GAP_POLL_INTERVAL_S  # a rolled-back transaction sends no NOTIFY
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait_s)
             self._wake.clear()
@@ -260,9 +307,8 @@ class RunEventHub:
 
     async def _drain(self) -> None:
         while True:
-            rows = await run_in_threadpool(self._fetch_after, self._last_id)
-            for event_id, account_id, payload, event in rows:
-                self._last_id = event_id
+            fetched, snapshot = await run_in_threadpool(self._fetch_after, self._order.position)
+            for event_id, account_id, payload, event in self._order.advance(fetched, snapshot):
                 if event is None and isinstance(payload, dict) and payload.get("status") == "queued":
                     self.queued_waiters.wake(account_id, payload)
                 subscribers = self._subscriptions.get(account_id)
@@ -274,18 +320,19 @@ class RunEventHub:
                     # Too slow to keep up: end its stream; the client resumes with Last-Event-ID.
                     self.unsubscribe(subscription)
                     subscription.close()
-            if len(rows) < FETCH_BATCH:
+            if len(fetched) < FETCH_BATCH or self._order.waiting:
                 return
 
     def replay(self, account_id: str, after_id: int) -> list[Delivery]:
-        """The account's events after `after_id`, oldest first (for `Last-Event-ID`)."""
+        """The account's events after `after_id`, oldest first (for `Last-Event-ID`), up to where the
+        running tail has got: what lies beyond may still have a gap below it, and comes live."""
+        query = select(RunEvent.id, RunEvent.payload, RunEvent.event).where(
+            RunEvent.account_id == account_id, RunEvent.id > after_id
+        )
+        if self._task is not None:
+            query = query.where(RunEvent.id <= self._order.position)
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(RunEvent.id, RunEvent.payload, RunEvent.event)
-                .where(RunEvent.account_id == account_id, RunEvent.id > after_id)
-                .order_by(RunEvent.id)
-                .limit(REPLAY_LIMIT)
-            )
+            rows = conn.execute(query.order_by(RunEvent.id).limit(REPLAY_LIMIT))
             return [_delivery(row.id, account_id, row.payload, row.event) for row in rows]
 
 

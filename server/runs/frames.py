@@ -29,7 +29,6 @@ from server.errors import FieldProblem, NotFound, ValidationFailed
 from server.runs.events import RUN_FRAME
 from server.runs.models import Artifact, Run, RunEvent
 from server.runs.pg_notify import notify_on_commit
-from server.runs.sql import serialize_run_event_ids
 from server.settings import Settings
 
 FRAME_MODES = ("every", "failures", "off")
@@ -117,7 +116,6 @@ def record_frame(
     notify: Callable[[], object] | None,
 ) -> None:
     """Write the `run.frame` event of a newly stored frame; `notify` wakes the hub after the commit."""
-    serialize_run_event_ids(session)
     session.execute(
         insert(RunEvent).values(
             account_id=account_id,
@@ -161,7 +159,6 @@ def store_live_frame(
         "live": True,
         "takenAt": now.isoformat(),
     }
-    serialize_run_event_ids(session)
     session.execute(
         insert(RunEvent).values(
             account_id=run.account_id, run_id=run.id, payload=payload, event=RUN_FRAME, created_at=now

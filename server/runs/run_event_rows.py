@@ -1,10 +1,9 @@
 """`run_events` rows written by the paths every phone calls at every step (claim, step gate), in one
 statement each.
 
-On PostgreSQL the statement also takes the run-events lock (ids visible in commit order, see
-`server.runs.sql.serialize_run_event_ids`) and queues the `NOTIFY` that wakes the other processes'
-hubs at commit (`server.runs.pg_notify`): three round trips in one. The transaction's later writes
-that ask for the lock or the NOTIFY again are told they are done.
+On PostgreSQL the statement also queues the `NOTIFY` that wakes the other processes' hubs at commit
+(`server.runs.pg_notify`): two round trips in one. The transaction's later writes that ask for the
+NOTIFY again are told it is done. (Event ids need no lock: server/runs/event_order.py.)
 """
 
 from __future__ import annotations
@@ -18,18 +17,15 @@ from sqlalchemy.orm import Session
 
 from server.runs.models import RunEvent
 from server.runs.pg_notify import CHANNEL
-from server.runs.sql import _RUN_EVENTS_LOCK_KEY as RUN_EVENTS_LOCK_KEY
 from server.runs.sql import once_per_transaction
 
 _run_events: Table = RunEvent.__table__  # type: ignore[assignment]
 
-# PostgreSQL: the run_events lock (ids in commit order, server/runs/sql.py), the NOTIFY for the other
-# processes' hubs (delivered at commit) and the rows, in one statement: the lock is taken before the
-# rows are made, so before their ids are.
+# PostgreSQL: the NOTIFY for the other processes' hubs (delivered at commit) and the rows, in one statement.
 _PG_RUN_EVENTS = text(
     "INSERT INTO run_events (account_id, run_id, payload, event, created_at) "
     "SELECT :account_id, :run_id, e->0, e->>1, :created_at "
-    f"FROM (SELECT pg_advisory_xact_lock({RUN_EVENTS_LOCK_KEY}), pg_notify('{CHANNEL}', '')) AS serialized, "
+    f"FROM (SELECT pg_notify('{CHANNEL}', '')) AS notified, "
     "json_array_elements(CAST(:events AS json)) AS e"
 ).bindparams(bindparam("created_at", type_=_run_events.c.created_at.type))
 
@@ -41,8 +37,8 @@ def insert_run_events(
     events: list[tuple[dict[str, Any], str | None]],
     now: datetime,
 ) -> None:
-    """Write `(payload, event name)` rows of one run to `run_events` (in this order), with the lock and the
-    NOTIFY they need. The caller registers its own after-commit wake-up of this process's hub."""
+    """Write `(payload, event name)` rows of one run to `run_events` (in this order), with the NOTIFY they
+    need. The caller registers its own after-commit wake-up of this process's hub."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         document = json.dumps([[payload, event] for payload, event in events], separators=(",", ":"))
@@ -51,7 +47,6 @@ def insert_run_events(
             {"account_id": account_id, "run_id": run_id, "created_at": now, "events": document},
         )
         # What later writes of this transaction would ask for again is done.
-        once_per_transaction(session, "run_events_lock")
         once_per_transaction(session, "notify")
         return
     connection.execute(

@@ -12,9 +12,6 @@ from sqlalchemy.orm import Session
 
 from server.runs.models import SEARCH_VALUE_CHARS, Run, RunInputValue, input_values
 
-# Any constant works; it only has to be the same in every server process.
-_RUN_EVENTS_LOCK_KEY = 0x7068_666C_6F77  # "phflow"
-
 
 def utc_ms(moment: datetime) -> str:
     """ISO-8601 UTC with milliseconds and a `Z` (as `interpreter.trace.iso_utc`, without strftime,
@@ -120,15 +117,12 @@ def _copy_escape(text: str) -> str:
 
 
 def serialize_run_event_ids(session: Session) -> None:
-    """Make `run_events` ids visible in commit order (PostgreSQL), so a reader never skips one.
+    """Nothing any more: run-event ids need no lock (the tail waits at gaps, server/runs/event_order.py).
 
-    A sequence hands out ids when rows are inserted, not when they commit: with two writers,
-    id 11 can commit before id 10, and a reader that saw 11 would never look back for 10. A
-    transaction-scoped advisory lock taken just before inserting events, held until commit,
-    makes id order and commit order the same. SQLite writers are serialised already.
+    Kept until its last caller goes: it took an advisory lock until commit, which made every
+    transaction writing events wait for the commit of the one before, in every server process.
     """
-    if dialect_name(session) == "postgresql" and once_per_transaction(session, "run_events_lock"):
-        session.execute(func.pg_advisory_xact_lock(_RUN_EVENTS_LOCK_KEY).select())
+    del session
 
 
 def once_per_transaction(session: Session, what: str) -> bool:
