@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -204,6 +205,52 @@ def create_token(
         _, token = service.create_token(session, _account(session, email), name)
     typer.echo("A new API token follows, shown this once: store it now.", err=True)
     typer.echo(token)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)?\s*$", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def _parse_size(text: str) -> int | None:
+    """'5GB', '500 MB', '1048576' -> bytes (powers of 1024); 'plan' -> None. typer.BadParameter otherwise."""
+    if text.strip().lower() == "plan":
+        return None
+    match = _SIZE.match(text)
+    if match is None:
+        raise typer.BadParameter(
+            f"{text!r} is not a size: give bytes or a number with KB, MB, GB or TB (e.g. 5GB), "
+            "or 'plan' for the plan's quota"
+        )
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "B").upper()])
+
+
+@admin_app.command("set-artifact-quota")
+def set_artifact_quota(
+    email: Annotated[str, typer.Argument(help="The account's email address.")],
+    size: Annotated[
+        str,
+        typer.Argument(
+            help="The bytes its artifacts may use (e.g. 20GB, 500MB), or 'plan' for its plan's quota."
+        ),
+    ],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give one account an artifact quota of its own, or back its plan's."""
+    from server.artifact_store.service import bytes_used, human_bytes, quota_bytes
+
+    quota = _parse_size(size)
+    settings = _settings(database_url)
+    with _transaction(database_url) as session:
+        account = _account(session, email)
+        account.artifact_quota_bytes = quota
+        session.flush()
+        effective, used = quota_bytes(settings, account), bytes_used(session, account.id)
+        whose = "its own" if quota is not None else f"its {account.plan} plan's"
+        typer.echo(
+            f"account {account.email}: artifact quota {human_bytes(effective)} ({whose}); "
+            f"{human_bytes(used)} in use",
+            err=True,
+        )
 
 
 @admin_app.command("pairing-code")

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/account", tags=["account"])
 def _read(account: Account, session: Session, request: Request) -> AccountRead:
     usage = {
         "artifact_bytes_used": bytes_used(session, account.id),
-        "artifact_quota_bytes": quota_bytes(request.app.state.settings, account.plan),
+        "artifact_quota_bytes": quota_bytes(request.app.state.settings, account),
     }
     fields = {name: getattr(account, name) for name in AccountRead.model_fields if name not in usage}
     return AccountRead.model_validate({**fields, **usage})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, new_id, utcnow
@@ -32,6 +32,8 @@ class Account(Base):
     plan: Mapped[str] = mapped_column(String(16), default=Plan.FREE.value)
     run_retention_days: Mapped[int] = mapped_column(default=DEFAULT_RETENTION_DAYS)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # This account's own artifact quota, set by an administrator; None: its plan's.
+    artifact_quota_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     @property
     def plan_enum(self) -> Plan:

@@ -75,13 +75,16 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def quota_bytes(settings: Settings, plan: str) -> int:
-    """The artifact bytes an account on `plan` may keep."""
+def quota_bytes(settings: Settings, account: Account) -> int:
+    """The artifact bytes `account` may keep: its own quota when an administrator set one
+    (`phoneflow admin set-artifact-quota`), else its plan's."""
+    if account.artifact_quota_bytes is not None:
+        return account.artifact_quota_bytes
     return {
         Plan.FREE: settings.artifact_quota_free_bytes,
         Plan.PRO: settings.artifact_quota_pro_bytes,
         Plan.TEAM: settings.artifact_quota_team_bytes,
-    }[Plan(plan)]
+    }[Plan(account.plan)]
 
 
 def bytes_used(session: Session, account_id: str) -> int:
@@ -94,17 +97,21 @@ def bytes_used(session: Session, account_id: str) -> int:
 
 def check_quota(session: Session, settings: Settings, account_id: str, adding: int) -> None:
     """QuotaReached when `adding` more bytes would take the account over its quota."""
-    plan = session.scalar(select(Account.plan).where(Account.id == account_id)) or Plan.FREE.value
-    quota = quota_bytes(settings, plan)
+    account = session.get(Account, account_id)
+    if account is None:  # the run's account is gone (deleted meanwhile): nothing may be stored
+        raise NotFound(f"account {account_id} no longer exists; its runs take no artifacts")
+    quota = quota_bytes(settings, account)
     used = bytes_used(session, account_id)
     if used + adding <= quota:
         return
+    whose = "its own" if account.artifact_quota_bytes is not None else f"its {account.plan} plan's"
     raise QuotaReached(
-        f"this account's artifacts use {human_bytes(used)} of its {human_bytes(quota)} quota "
-        f"({plan} plan), and this file of {human_bytes(adding)} does not fit; the artifact is not stored. "
+        f"this account's artifacts use {human_bytes(used)} of {whose} {human_bytes(quota)} quota, "
+        f"and this file of {human_bytes(adding)} does not fit; the artifact is not stored. "
         "Free space by deleting runs or shortening run retention (Settings, or PATCH /api/v1/account "
-        "runRetentionDays), or raise the quota (a larger plan; the server's "
-        f"PHONEFLOW_ARTIFACT_QUOTA_{plan.upper()}_BYTES)"
+        "runRetentionDays), or have the quota raised (a larger plan; on the server: "
+        f"phoneflow admin set-artifact-quota {account.email} SIZE, or "
+        f"PHONEFLOW_ARTIFACT_QUOTA_{account.plan.upper()}_BYTES for the whole plan)"
     )
 
 

@@ -10,6 +10,7 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from server.accounts import service as accounts
+from server.accounts.models import Account
 from server.artifact_store.service import bytes_used, human_bytes, quota_bytes
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import error_text, page
@@ -24,9 +25,9 @@ from server.settings import Settings
 router = dashboard_router()
 
 
-def artifact_usage(db: SessionDep, settings: Settings, account_id: str, plan: str) -> dict[str, object]:
+def artifact_usage(db: SessionDep, settings: Settings, account: Account) -> dict[str, object]:
     """The account's artifact bytes against its quota, in words and as a percentage."""
-    used, quota = bytes_used(db, account_id), quota_bytes(settings, plan)
+    used, quota = bytes_used(db, account.id), quota_bytes(settings, account)
     return {
         "used": human_bytes(used),
         "quota": human_bytes(quota),
@@ -47,7 +48,7 @@ def _settings_page(
         denylist=denylist.list_entries(db, user.account.id),
         global_entries=list(settings.global_denylist.entries),
         tokens=accounts.list_tokens(db, user.account),
-        artifact_usage=artifact_usage(db, settings, user.account.id, user.account.plan),
+        artifact_usage=artifact_usage(db, settings, user.account),
         **extra,
     )
 

@@ -12,10 +12,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
+from typer.testing import CliRunner, Result
 
 from device_bridge.outbox import Outbox, RowState
 from device_bridge.uploader import Credentials, Uploader
 from interpreter.device import Artifact as DeviceArtifact
+from phoneflow.cli import app as phoneflow
 from server.app import create_app
 from server.artifact_store import ArtifactStore, DirectoryStore, MissingObject, store_from_settings
 from server.artifact_store.s3 import S3Store
@@ -74,7 +76,13 @@ def upload(client: TestClient, token: str, run_id: str, name: str, data: bytes =
 
 def reported_run(client: TestClient, db: Db) -> tuple[AccountFixture, DeviceFixture, str]:
     """An account, its device and a run the device reported (artifacts need a run to belong to)."""
-    acc = create_account(db)
+    return reported_run_of(client, db, create_account(db))
+
+
+def reported_run_of(
+    client: TestClient, db: Db, acc: AccountFixture
+) -> tuple[AccountFixture, DeviceFixture, str]:
+    """A device of `acc` and a run it reported."""
     dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
     rid = new_run_id()
     answer = client.post(
@@ -155,11 +163,11 @@ def test_an_upload_over_the_quota_is_refused_saying_what_to_do(
         problem = refused.json()
         assert problem["title"] == "Artifact quota reached"
         detail = problem["detail"]
-        assert "2.0 KB of its 2.4 KB quota (free plan)" in detail
+        assert "2.0 KB of its free plan's 2.4 KB quota" in detail
         assert "1.0 KB does not fit" in detail
         assert "deleting runs" in detail
         assert "retention" in detail
-        assert "raise the quota" in detail
+        assert f"phoneflow admin set-artifact-quota {acc.email} SIZE" in detail
         assert "PHONEFLOW_ARTIFACT_QUOTA_FREE_BYTES" in detail
         # what is stored already is no new upload; another account has its own quota
         assert upload(client, dev.token, rid, "a.png").status_code == 201
@@ -177,6 +185,53 @@ def test_an_upload_over_the_quota_is_refused_saying_what_to_do(
         assert upload(client, dev.token, rid, "small.png", PNG[:436]).status_code == 201  # exactly full
         assert 'id="artifact-quota-full"' in client.get("/settings").text
     assert len(stored_keys(store)) == 4  # nothing of a refused upload was left in the store
+
+
+def test_an_administrator_gives_one_account_a_quota_of_its_own(
+    store_settings: Settings, db: Db, store: ArtifactStore
+) -> None:
+    limited = store_settings.model_copy(update={"artifact_quota_free_bytes": 2500})
+    runner = CliRunner()
+
+    def set_quota(email: str, size: str) -> Result:
+        return runner.invoke(
+            phoneflow,
+            ["admin", "set-artifact-quota", email, size, "--database-url", db.url],
+            env={"PHONEFLOW_ARTIFACT_QUOTA_FREE_BYTES": "2500"},  # as the server's
+        )
+
+    with TestClient(create_app(limited), raise_server_exceptions=False) as client:
+        acc, other = create_account(db), create_account(db)
+        _, acc_dev, rid = reported_run_of(client, db, acc)
+        _, other_dev, other_rid = reported_run_of(client, db, other)
+        for name in ("a.png", "b.png"):
+            assert upload(client, acc_dev.token, rid, name).status_code == 201
+            assert upload(client, other_dev.token, other_rid, name).status_code == 201
+
+        raised = set_quota(acc.email, "4KB")
+        assert raised.exit_code == 0, raised.output
+        assert f"account {acc.email}: artifact quota 4.0 KB (its own); 2.0 KB in use" in raised.stderr
+        assert upload(client, acc_dev.token, rid, "c.png").status_code == 201
+        assert upload(client, other_dev.token, other_rid, "c.png").status_code == 413  # the plan's, still
+        usage = client.get("/api/v1/account", headers=auth(acc.token)).json()
+        assert usage["artifactQuotaBytes"] == 4096
+        refused = upload(client, acc_dev.token, rid, "d.png")
+        assert refused.status_code == 413
+        assert "3.0 KB of its own 4.0 KB quota" in refused.json()["detail"]
+
+        back = set_quota(acc.email, "plan")
+        assert back.exit_code == 0, back.output
+        assert "artifact quota 2.4 KB (its free plan's)" in back.stderr
+        assert client.get("/api/v1/account", headers=auth(acc.token)).json()["artifactQuotaBytes"] == 2500
+
+    for bad in ("lots", "5 XB", "1.5.2GB"):
+        wrong = set_quota(acc.email, bad)
+        assert wrong.exit_code == 2
+        said = " ".join(wrong.stderr.replace("│", " ").split())  # unwrapped from its box
+        assert "is not a size: give bytes or a number with KB, MB, GB or TB" in said
+    unknown = set_quota("nobody@example.com", "1GB")
+    assert unknown.exit_code == 1
+    assert "phoneflow admin create-account nobody@example.com" in unknown.stderr
 
 
 def test_live_frames_replace_each_other_in_the_store(
