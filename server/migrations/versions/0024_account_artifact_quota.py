@@ -1,7 +1,7 @@
 """An account's own artifact quota (`phoneflow admin set-artifact-quota`); null: its plan's.
 
-Revision ID: 0023_account_artifact_quota
-Revises: 0022_run_frames_setting
+Revision ID: 0024_account_artifact_quota
+Revises: 0023_run_event_ids
 Create Date: 2026-11-29
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0023_account_artifact_quota"
-down_revision = "0022_run_frames_setting"
+revision = "0024_account_artifact_quota"
+down_revision = "0023_run_event_ids"
 branch_labels = None
 depends_on = None
 
