@@ -21,12 +21,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emulator.u2_objects import STEP_MS, ObjectMethods, U2Host, swipe_within
 from emulator.u2_params import Params, RpcError
 from emulator.u2_selectors import SelectorError
 from interpreter.hierarchy import UiNode, to_android_xml
+
+if TYPE_CHECKING:
+    from emulator.framebuffer import Framebuffer
 
 __all__ = ["U2Host", "U2Rpc"]
 
@@ -73,6 +76,8 @@ class U2Rpc(ObjectMethods):
     def __init__(self, device: U2Host) -> None:
         super().__init__(device)
         self._touch_down: tuple[float, float, float] | None = None
+        # Made at the first screenshot (it imports the renderer): the screen painted ahead of the next one.
+        self._framebuffer: Framebuffer | None = None
         self._methods: dict[str, Handler] = {
             name.removeprefix("rpc_"): getattr(self, name) for name in dir(self) if name.startswith("rpc_")
         }
@@ -168,7 +173,10 @@ class U2Rpc(ObjectMethods):
         if self._device.faults.dump is not None:
             return self._device.faults.dump
         root = _limit_depth(self.phone.hierarchy(), max_depth)
-        return to_android_xml(root, rotation=self.phone.rotation)
+        xml = to_android_xml(root, rotation=self.phone.rotation)
+        if self._framebuffer is not None:
+            self._framebuffer.looked(self.phone)
+        return xml
 
     async def rpc_takeScreenshot(self, p: Params) -> str:
         scale = p.number(0, "scale", 1.0)
@@ -181,11 +189,14 @@ class U2Rpc(ObjectMethods):
             await asyncio.sleep(self._device.faults.screenshot_delay_s)
         if self._device.faults.screenshot is not None:
             return base64.b64encode(self._device.faults.screenshot).decode("ascii")
-        # Imported here: Pillow takes tens of milliseconds to import, and the server must answer its
-        # first /ping right after app_process starts it (the client waits 0.5 s after a miss).
-        from interpreter.appmodel import screen
+        if self._framebuffer is None:
+            # Imported here: Pillow takes tens of milliseconds to import, and the server must answer its
+            # first /ping right after app_process starts it (the client waits 0.5 s after a miss).
+            from emulator.framebuffer import Framebuffer
 
-        return base64.b64encode(screen.render_jpeg(self.phone, quality, scale)).decode("ascii")
+            self._framebuffer = Framebuffer()
+        data = await self._framebuffer.jpeg(self.phone, quality, scale)
+        return base64.b64encode(data).decode("ascii")
 
     async def rpc_setOrientation(self, p: Params) -> None:
         wanted = p.string(0, "orientation").lower()

@@ -24,6 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol, TypeVar
 
@@ -33,9 +34,12 @@ from interpreter.appmodel.layout import NAV_BAR_HEIGHT, STATUS_BAR_HEIGHT
 from interpreter.hierarchy import Bounds, UiNode
 
 __all__ = [
+    "JpegJob",
     "ScreenSource",
     "draw_screen",
     "fingerprint",
+    "jpeg_job",
+    "keep_jpeg",
     "palette",
     "render_image",
     "render_jpeg",
@@ -105,6 +109,41 @@ def render_png(phone: ScreenSource) -> bytes:
 def render_jpeg(phone: ScreenSource, quality: int = 80, scale: float = 1.0) -> bytes:
     """The screen as JPEG bytes at `quality` (0–100), optionally scaled down by `scale` (0–1]."""
     return _encode(phone, "JPEG", quality, scale)
+
+
+@dataclass(frozen=True, slots=True)
+class JpegJob:
+    """What `render_jpeg` would draw for a screen, to be drawn on another thread (`draw`)."""
+
+    key: Hashable
+    root: UiNode
+    width: int
+    height: int
+    clock: str
+    quality: int
+    scale: float
+
+    def draw(self) -> bytes:
+        """The JPEG bytes, exactly as `render_jpeg` makes them (any thread: it has its own fonts)."""
+        image = _draw(self.root, self.width, self.height, self.clock, self.scale)
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=self.quality)
+        return out.getvalue()
+
+
+def jpeg_job(phone: ScreenSource, quality: int, scale: float) -> JpegJob | None:
+    """The JPEG of the screen to draw (on this thread's cache key), or None when it is in the cache."""
+    frame_key = _frame_key(phone)
+    key = (frame_key, "JPEG", quality, scale)
+    if key in _caches.encoded:
+        return None
+    clock = _caches.last_extra[2]
+    return JpegJob(key, phone.hierarchy(), phone.width, phone.height, clock, quality, scale)
+
+
+def keep_jpeg(job_key: Hashable, data: bytes) -> None:
+    """Put a `JpegJob`'s bytes in this thread's cache, as if `render_jpeg` had drawn them."""
+    _remember(_caches.encoded, job_key, data)
 
 
 def render_image(phone: ScreenSource) -> Image.Image:
