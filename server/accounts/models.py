@@ -33,7 +33,7 @@ class Account(Base):
     run_retention_days: Mapped[int] = mapped_column(default=DEFAULT_RETENTION_DAYS)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # This account's own artifact quota, set by an administrator; None: its plan's.
-    artifact_quota_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    artifact_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
     @property
     def plan_enum(self) -> Plan:

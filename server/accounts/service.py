@@ -24,7 +24,7 @@ def create_account(
         raise ValidationFailed(
             [FieldProblem("/email", f"'{email}' is not an email address", "write it as name@example.com")]
         )
-    if session.scalars(select(Account).where(Account.email == email)).first() is not None:
+    if session.scalar(select(Account.id).where(Account.email == email)) is not None:
         raise Conflict(f"an account with email {email} already exists; use its token or another email")
     account = Account(email=email, plan=plan.value)
     session.add(account)

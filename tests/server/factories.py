@@ -15,11 +15,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, column, insert, table
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.accounts import service as accounts_service
-from server.accounts.models import Plan
+from server.accounts.models import DEFAULT_RETENTION_DAYS, Plan
+from server.auth import hash_token, new_account_token
+from server.db import utcnow
 from server.devices import service as devices_service
 from server.workflows import service as workflows_service
 
@@ -88,6 +90,47 @@ def create_account(db: Db, *, email: str | None = None, plan: str = "free") -> A
     with db.session_factory.begin() as session:
         account, token = accounts_service.create_account(session, email, Plan(plan))
         return AccountFixture(id=account.id, email=account.email, token=token)
+
+
+def create_account_in_an_old_schema(db: Db) -> AccountFixture:
+    """An account with one API token, inserted naming only the columns the first migration made:
+    for tests that start from a database migrated only part of the way."""
+    account_id, email, token, now = (
+        str(uuid.uuid4()),
+        f"user-{uuid.uuid4().hex[:10]}@example.com",
+        new_account_token(),
+        utcnow(),
+    )
+    with db.session_factory.begin() as session:
+        session.execute(
+            insert(
+                table("accounts", *map(column, ("id", "email", "plan", "run_retention_days", "created_at")))
+            ),
+            {
+                "id": account_id,
+                "email": email,
+                "plan": Plan.FREE.value,
+                "run_retention_days": DEFAULT_RETENTION_DAYS,
+                "created_at": now,
+            },
+        )
+        session.execute(
+            insert(
+                table(
+                    "api_tokens",
+                    *map(column, ("id", "account_id", "name", "token_hash", "display_prefix", "created_at")),
+                )
+            ),
+            {
+                "id": str(uuid.uuid4()),
+                "account_id": account_id,
+                "name": "first token",
+                "token_hash": hash_token(token),
+                "display_prefix": token[:12],
+                "created_at": now,
+            },
+        )
+    return AccountFixture(id=account_id, email=email, token=token)
 
 
 def create_device(

@@ -19,7 +19,7 @@ from server.migrate import upgrade
 from server.runs.models import Artifact, Run
 from server.settings import Settings
 from tests.server.conftest import in_new_bucket
-from tests.server.factories import Db, auth, create_account, create_device, create_workflow
+from tests.server.factories import Db, auth, create_account_in_an_old_schema, create_device, create_workflow
 from tests.server.test_migration_input_values import _as_of_then, empty_engine  # noqa: F401
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
@@ -40,7 +40,7 @@ def test_old_artifacts_are_served_then_moved_into_the_store(
         engine=empty_engine,
         session_factory=make_session_factory(empty_engine),
     )
-    acc = create_account(db)
+    acc = create_account_in_an_old_schema(db)
     dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
     run_id, now = str(uuid.uuid4()), utcnow()
     with db.session_factory.begin() as session:  # Core with 0018's columns

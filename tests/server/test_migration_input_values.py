@@ -17,7 +17,7 @@ from server.migrate import upgrade
 from server.runs.models import Run, TraceEventRow, input_values
 from server.workflows.models import Workflow, WorkflowVersion
 from tests.server.conftest import PG_URL, _with_search_path, postgres_unreachable_reason
-from tests.server.factories import Db, create_account, sample_definition
+from tests.server.factories import Db, create_account_in_an_old_schema, sample_definition
 
 INPUTS = {"order": "  A-17 ", "qty": 3, "rush": True, "price": 2.5, "empty": "", "nested": {"x": 1}}
 
@@ -63,7 +63,7 @@ def test_existing_runs_inputs_are_indexed_like_new_ones(empty_engine: Engine) ->
         engine=empty_engine,
         session_factory=make_session_factory(empty_engine),
     )
-    account = create_account(db)
+    account = create_account_in_an_old_schema(db)
     workflow_id, version_id = str(uuid.uuid4()), str(uuid.uuid4())
     run_id = str(uuid.uuid4())
     now = utcnow()
