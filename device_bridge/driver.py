@@ -31,7 +31,7 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import adbutils
 import requests
@@ -40,6 +40,7 @@ from PIL import Image
 
 from device_bridge.device_lock import SerialLock
 from device_bridge.errors import DeviceUnavailableError
+from device_bridge.kept_http import AnswerReader
 from interpreter.device import Artifact
 from interpreter.errors import AppNotInstalledError, AppNotLaunchableError
 from interpreter.hierarchy import UiNode, from_android_xml
@@ -54,22 +55,22 @@ _DUMP_MAX_DEPTH = 50
 # The port the uiautomator2 server listens on, on the phone, and the client's per-call timeout.
 _SERVER_PORT = 9008
 _RPC_TIMEOUT_S = 10.0
-_MAX_LINE = 65536
 
 
 class _RpcConnection:
     """JSON-RPC POSTs over HTTP/1.1 to a port on the phone, on one adb stream kept open.
 
     Lean on purpose: http.client parses every answer's headers with the email package, which
-    cost more CPU than the rest of a call; an answer here is framed by Content-Length (as the
-    uiautomator2 server sends it), chunks, or the end of the stream.
+    cost more CPU than the rest of a call; an answer here is read by `kept_http.AnswerReader`
+    (one recv for head and body, framed by Content-Length as the uiautomator2 server sends it,
+    chunks, or the end of the stream).
     """
 
     def __init__(self, device: adbutils.AdbDevice, port: int) -> None:
         self._device = device
         self._port = port
         self._sock: socket.socket | None = None
-        self._reader: BinaryIO | None = None
+        self._reader: AnswerReader | None = None
         # What the uiautomator2 client sends (no gzip: NanoHTTPD's leaks).
         self._head = (
             f"POST /jsonrpc/0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: uiautomator2\r\n"
@@ -81,49 +82,14 @@ class _RpcConnection:
         if self._sock is None or self._reader is None:
             sock = self._device.create_connection(adbutils.Network.TCP, self._port)
             sock.settimeout(_RPC_TIMEOUT_S)
-            self._sock, self._reader = sock, sock.makefile("rb")
+            self._sock, self._reader = sock, AnswerReader(sock)
         self._sock.sendall(b"%s%d\r\n\r\n%s" % (self._head, len(body), body))
-        reader = self._reader
-        status_line = reader.readline(_MAX_LINE)
-        if not status_line:
-            raise ConnectionError("the phone's server closed the connection")
-        version, status, _ = (*status_line.split(None, 2), b"")[:3]
-        length: int | None = None
-        close, chunked = version == b"HTTP/1.0", False
-        while (line := reader.readline(_MAX_LINE)).strip():
-            name, _, value = line.partition(b":")
-            name, value = name.strip().lower(), value.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value
-            elif name == b"connection":
-                close = close or value == b"close"
-        if chunked:
-            data = self._chunks(reader)
-        elif length is not None:
-            data = reader.read(length)
-            if len(data) < length:
-                raise ConnectionError("the phone's server sent part of an answer")
-        else:
-            data, close = reader.read(), True
+        status, data, close = self._reader.read_answer()
         if close:
             self.close()
-        return int(status), data
-
-    @staticmethod
-    def _chunks(reader: BinaryIO) -> bytes:
-        data = bytearray()
-        while size := int(reader.readline(_MAX_LINE).split(b";")[0], 16):
-            data += reader.read(size)
-            reader.readline(_MAX_LINE)
-        while reader.readline(_MAX_LINE).strip():  # trailers
-            pass
-        return bytes(data)
+        return status, data
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
         if self._sock is not None:
             self._sock.close()
         self._sock = self._reader = None

@@ -22,10 +22,10 @@ import socket
 import ssl
 import threading
 import urllib.request
-from typing import BinaryIO
 from urllib.parse import urlsplit
 
 _MAX_LINE = 65536
+_RECV_SIZE = 65536
 _USER_AGENT = "phoneflow-bridge"
 
 
@@ -68,7 +68,7 @@ class KeptConnection:
         default_port = self.port == (443 if self.tls else 80)
         self._host_header = name if default_port else f"{name}:{self.port}"
         self._sock: socket.socket | None = None
-        self._reader: BinaryIO | None = None
+        self._reader: AnswerReader | None = None
         self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self.connects = 0  # connections opened (for tests and diagnostics)
@@ -112,7 +112,7 @@ class KeptConnection:
             return False
         return True
 
-    def _connect(self, timeout_s: float) -> tuple[socket.socket, BinaryIO]:
+    def _connect(self, timeout_s: float) -> tuple[socket.socket, AnswerReader]:
         sock = socket.create_connection((self.host, self.port), timeout=timeout_s)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.tls:
@@ -124,7 +124,7 @@ class KeptConnection:
                 sock.close()
                 raise
         self.connects += 1
-        self._sock, self._reader = sock, sock.makefile("rb")
+        self._sock, self._reader = sock, AnswerReader(sock)
         return self._sock, self._reader
 
     def _exchange(self, request: bytes, timeout_s: float) -> tuple[int, bytes]:
@@ -134,7 +134,7 @@ class KeptConnection:
             sock, reader = self._sock, self._reader
             sock.settimeout(timeout_s)
         sock.sendall(request)
-        status, body, close = read_answer(reader)
+        status, body, close = reader.read_answer()
         if close:
             self._close()
         return status, body
@@ -144,65 +144,105 @@ class KeptConnection:
             self._close()
 
     def _close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
         if self._sock is not None:
             self._sock.close()
         self._sock = self._reader = None
 
 
-def read_answer(reader: BinaryIO) -> tuple[int, bytes, bool]:
-    """One HTTP/1.1 answer from `reader`: (status, body, whether the connection must be closed).
+class AnswerReader:
+    """Reads HTTP/1.1 answers from a socket: one `recv` for a small answer, head and body together
+    (a file object's `readline` per header line cost more CPU than the rest of a call). Interim 1xx
+    answers are skipped, as clients must."""
 
-    ConnectionError when the stream ends before a status line (the server closed it), `AnswerError`
-    when what came is not HTTP or ends early."""
-    status_line = reader.readline(_MAX_LINE)
-    if not status_line:
-        raise ConnectionError("the server closed the connection before answering")
-    parts = status_line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        raise AnswerError(f"the server's answer is not HTTP: {status_line[:80]!r}")
-    status = int(parts[1])
-    length: int | None = None
-    close, chunked = parts[0] == b"HTTP/1.0", False
-    while (line := reader.readline(_MAX_LINE)).strip():
-        name, _, value = line.partition(b":")
-        name, value = name.strip().lower(), value.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding":
-            chunked = b"chunked" in value
-        elif name == b"connection":
-            close = close or value == b"close"
-    if not line:
-        raise AnswerError("the server's answer ended in its headers")
-    if chunked:
-        body = _chunks(reader)
-    elif length is not None:
-        body = reader.read(length)
-        if len(body) < length:
-            raise AnswerError(f"the server's answer ended after {len(body)} of {length} bytes")
-    elif status in (204, 304) or 100 <= status < 200:
-        body = b""
-    else:
-        body, close = reader.read(), True
-    return status, body, close
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = bytearray()
 
+    def _fill(self) -> bool:
+        chunk = self._sock.recv(_RECV_SIZE)
+        self._buf += chunk
+        return bool(chunk)
 
-def _chunks(reader: BinaryIO) -> bytes:
-    data = bytearray()
-    while True:
-        size_line = reader.readline(_MAX_LINE)
-        if not size_line:
-            raise AnswerError("the server's chunked answer ended early")
-        size = int(size_line.split(b";")[0], 16)
-        if not size:
-            break
-        chunk = reader.read(size)
-        if len(chunk) < size:
-            raise AnswerError("the server's chunked answer ended in a chunk")
-        data += chunk
-        reader.readline(_MAX_LINE)
-    while reader.readline(_MAX_LINE).strip():  # trailers
-        pass
-    return bytes(data)
+    def _exactly(self, size: int) -> bytes:
+        while len(self._buf) < size:
+            if not self._fill():
+                raise AnswerError(f"the server's answer ended after {len(self._buf)} of {size} bytes")
+        data = bytes(self._buf[:size])
+        del self._buf[:size]
+        return data
+
+    def _line(self) -> bytes:
+        while (end := self._buf.find(b"\n")) < 0:
+            if len(self._buf) > _MAX_LINE or not self._fill():
+                raise AnswerError("the server's chunked answer ended early")
+        line = bytes(self._buf[: end + 1])
+        del self._buf[: end + 1]
+        return line
+
+    def _head(self) -> list[bytes]:
+        buf = self._buf
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            size = 4
+            if end < 0 and (end := buf.find(b"\n\n")) >= 0:
+                size = 2
+            if end >= 0:
+                break
+            if b"\n" in buf and not buf.startswith(b"HTTP/"):
+                first = bytes(buf[: buf.find(b"\n") + 1])
+                raise AnswerError(f"the server's answer is not HTTP: {first[:80]!r}")
+            if len(buf) > _MAX_LINE:
+                raise AnswerError("the server's answer has a head over 64 KiB")
+            if not self._fill():
+                if not buf:
+                    raise ConnectionError("the server closed the connection before answering")
+                raise AnswerError("the server's answer ended in its headers")
+        head = bytes(buf[:end])
+        del buf[: end + size]
+        return head.splitlines()
+
+    def read_answer(self) -> tuple[int, bytes, bool]:
+        """One answer: (status, body, whether the connection must be closed).
+
+        ConnectionError when the stream ends before an answer begins (the server closed it),
+        `AnswerError` when what came is not HTTP or ends early."""
+        while True:
+            lines = self._head()
+            parts = lines[0].split(None, 2) if lines else []
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+                raise AnswerError(f"the server's answer is not HTTP: {(lines or [b''])[0][:80]!r}")
+            status = int(parts[1])
+            if not 100 <= status < 200:
+                break
+        length: int | None = None
+        close, chunked = parts[0] == b"HTTP/1.0", False
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding":
+                chunked = b"chunked" in value
+            elif name == b"connection":
+                close = close or value == b"close"
+        if chunked:
+            body = self._chunks()
+        elif length is not None:
+            body = self._exactly(length)
+        elif status in (204, 304):
+            body = b""
+        else:
+            while self._fill():
+                pass
+            body, close = bytes(self._buf), True
+            self._buf.clear()
+        return status, body, close
+
+    def _chunks(self) -> bytes:
+        data = bytearray()
+        while size := int(self._line().split(b";")[0], 16):
+            data += self._exactly(size)
+            self._line()
+        while self._line().strip():  # trailers
+            pass
+        return bytes(data)

@@ -169,11 +169,10 @@ class Outbox:
             self._db.close()
 
     @contextmanager
-    def _write(self, *, flush: bool = True, wake: bool = True) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, flush: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction. `flush=False`: committed to the log without waiting for the disk
         (`synchronous=NORMAL` for it): it survives the bridge being killed at once, and a power
-        cut from the next flushed commit on, which writes the log out with it. `wake=False`: nothing
-        to send came with it, so the uploader waiting for a change is not woken."""
+        cut from the next flushed commit on, which writes the log out with it."""
         with self._lock:
             if not flush:
                 self._db.execute("PRAGMA synchronous=NORMAL")
@@ -188,8 +187,7 @@ class Outbox:
             finally:
                 if not flush:
                     self._db.execute("PRAGMA synchronous=FULL")
-            if wake:
-                self._changed.notify_all()
+            self._changed.notify_all()
 
     # --- reports -----------------------------------------------------------------------
 
@@ -240,12 +238,17 @@ class Outbox:
         Committed without waiting for the disk (as a frame is): a step gate carries one per step, and
         a flushed commit per step cost a tenth of a millisecond of CPU and half of one waiting. It
         survives the bridge being killed at once; after a power cut the run is ended from the last
-        flushed snapshot (the next queued report flushes this one with it)."""
-        with self._write(flush=False, wake=False) as db:
-            db.execute(
-                "INSERT OR REPLACE INTO runs_in_flight (run_id, device_id, snapshot) VALUES (?, ?, ?)",
-                (run_id, device_id, body),
-            )
+        flushed snapshot (the next queued report flushes this one with it). Nothing to send comes
+        with it, so the uploader waiting for a change is not woken."""
+        with self._lock:  # one statement: its own transaction (autocommit), no BEGIN/COMMIT round
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO runs_in_flight (run_id, device_id, snapshot) VALUES (?, ?, ?)",
+                    (run_id, device_id, body),
+                )
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def runs_in_flight(self) -> list[tuple[str, dict[str, Any]]]:
         """(device id, latest snapshot) of every run a bridge started here and never finished."""

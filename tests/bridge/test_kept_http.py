@@ -138,12 +138,16 @@ def test_a_new_connection_closed_before_the_answer_is_an_error(server: Server, k
     assert len(server.requests) == 1  # not sent twice: it may have been done
 
 
-def test_chunked_answers_and_connection_close_are_read(server: Server, kept: KeptConnection) -> None:
+def test_chunked_answers_interim_answers_and_connection_close_are_read(
+    server: Server, kept: KeptConnection
+) -> None:
     server.plan += [
         answer(b'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n'),
         answer(b"HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}"),
     ]
     assert kept.post("/gate", b"{}", b"", 5) == (200, b'{"a":1}')
+    server.plan.insert(0, answer(b"HTTP/1.1 100 Continue\r\n\r\n" + JSON_ANSWER))  # interim: skipped
+    assert kept.post("/gate", b"{}", b"", 5) == (200, b'{"ok":true}')
     assert kept.post("/gate", b"{}", b"", 5) == (404, b"{}")
     assert kept.post("/gate", b"{}", b"", 5)[0] == 200
     assert kept.connects == 2  # the server said it closes: a new connection for the third
