@@ -105,17 +105,19 @@ def apply_reports(
     results, changed = report.ingest_reports(
         session, account_id=device.account_id, device_id=device.id, reports=runs
     )
-    service.record_changes(session, device.account_id, changed, get_hub(app).notify)
+    rows = service.record_changes(session, device.account_id, changed, get_hub(app).notify)
     stored = set(changed)
     ended = {r.id: r for r in reversed(runs) if r.id in stored and r.status.terminal}  # the first of each
-    runs_ended(session, device.account_id, list(ended))
+    runs_ended(session, device.account_id, list(ended), rows)
     record_step_failures(session, device.account_id, ended.values())
     after_commit(session, lambda: count_reported([r.result for r in results]))
-    cancelled = (
-        set(service.cancel_requested_run_ids(session, device.id, [r.id for r in results]))
-        if cancels
-        else set()
-    )
+    cancelled: set[str] = set()
+    if cancels:
+        # The changed runs were just read; only the others need a look.
+        cancelled = {run.id for run in rows.values() if service.cancel_requested(run, device.id)}
+        unread = [r.id for r in results if r.id not in rows]
+        if unread:
+            cancelled.update(service.cancel_requested_run_ids(session, device.id, unread))
     return [
         {"id": r.id, "result": r.result, "reason": r.reason, "cancelRequested": r.id in cancelled}
         for r in results

@@ -10,7 +10,7 @@ the run or not at all. `phoneflow_runs_finished_total` counts after the commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -32,13 +32,20 @@ def on_runs_ended(listener: RunsEndedListener) -> RunsEndedListener:
     return listener
 
 
-def runs_ended(session: Session, account_id: str, run_ids: Sequence[str]) -> None:
-    """These runs of the account have just ended (in this transaction): tell the listeners."""
+def runs_ended(
+    session: Session, account_id: str, run_ids: Sequence[str], rows: Mapping[str, Row[Any]] | None = None
+) -> None:
+    """These runs of the account have just ended (in this transaction): tell the listeners.
+
+    `rows`: the runs' rows as this transaction left them, when the caller has read them already."""
     if not run_ids:
         return
-    session.flush()
     unique_ids = list(dict.fromkeys(run_ids))
-    runs = session.execute(select(Run.__table__).where(Run.__table__.c.id.in_(unique_ids))).all()
+    if rows is not None and all(run_id in rows for run_id in unique_ids):
+        runs = [rows[run_id] for run_id in unique_ids]
+    else:
+        session.flush()
+        runs = list(session.execute(select(Run.__table__).where(Run.__table__.c.id.in_(unique_ids))).all())
     statuses = [run.status for run in runs]
     count_ended(session, account_id, runs)
     for listener in _listeners:

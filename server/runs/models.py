@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -185,7 +186,8 @@ class RunDailyStat(Base):
     """Ended runs per account, UTC day of creation and final status, counted twice: by workflow
     (`dimension` 'workflow', `key` its id) and by device (`dimension` 'device', `key` its id or '').
     What the analytics sum instead of reading every run (server/runs/rollup.py); the rows grow
-    with days × (workflows + devices), not with runs."""
+    with days × (workflows + devices), not with runs. A count may be spread over `shard`s (one per
+    database connection that wrote it, modulo `rollup.SHARDS`): readers sum them."""
 
     __tablename__ = "run_daily_stats"
 
@@ -197,6 +199,7 @@ class RunDailyStat(Base):
     runs: Mapped[int] = mapped_column(Integer)
     timed: Mapped[int] = mapped_column(Integer)
     duration_sum: Mapped[int] = mapped_column(BigInteger)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default="0")
 
 
 class RunStepFailure(Base):

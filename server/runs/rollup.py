@@ -2,7 +2,8 @@
 failed in them.
 
 * `run_daily_stats`: per account, UTC day (of the run's creation) and final status, by workflow and
-  (separately) by device — how many runs, how many with a duration, and the durations' sum. So a
+  (separately) by device — how many runs, how many with a duration, and the durations' sum, spread
+  over up to `SHARDS` rows that readers add up. So a
   day has a row per workflow and per device it saw, not one per run. Counted once per run,
   in the transaction that ends it (`lifecycle.runs_ended`): a final status never changes.
   Unfinished runs are few and are read live (the partial index of active runs).
@@ -17,17 +18,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import Row
+from sqlalchemy import Row, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from interpreter.trace import Outcome
 from server.runs.models import RunDailyStat, RunStepFailure
 from server.runs.schemas import RunReportIn
-from server.runs.sql import dialect_insert
+from server.runs.sql import dialect_insert, dialect_name
 
 MESSAGE_CHARS = 300
+# A day's count of one workflow (or device) and status is kept in up to this many rows on PostgreSQL,
+# one per writing connection modulo SHARDS: transactions ending runs of one workflow at once then
+# rarely wait for each other's row lock, which is held until commit (the disk flush included).
+SHARDS = 16
 WORKFLOW, DEVICE = "workflow", "device"  # the rollup's two dimensions
 
 
@@ -51,29 +58,49 @@ def count_ended(session: Session, account_id: str, runs: Sequence[Row[Any]]) -> 
             if run.duration_ms is not None:
                 timed[key] += 1
                 durations[key] += int(run.duration_ms)
-    table = RunDailyStat.__table__
-    for key, count in sorted(groups.items()):
-        dimension, day, value, status = key
-        insert = dialect_insert(session, RunDailyStat).values(
-            account_id=account_id,
-            dimension=dimension,
-            day=day,
-            key=value,
-            status=status,
-            runs=count,
-            timed=timed[key],
-            duration_sum=durations[key],
-        )
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=["account_id", "dimension", "day", "key", "status"],
-                set_={
-                    "runs": table.c.runs + insert.excluded.runs,
-                    "timed": table.c.timed + insert.excluded.timed,
-                    "duration_sum": table.c.duration_sum + insert.excluded.duration_sum,
-                },
-            )
-        )
+    if not groups:
+        return
+    shard = _shard(session)
+    rows = [
+        {
+            "account_id": account_id,
+            "dimension": dimension,
+            "day": day,
+            "key": value,
+            "status": status,
+            "runs": count,
+            "timed": timed[(dimension, day, value, status)],
+            "duration_sum": durations[(dimension, day, value, status)],
+            "shard": shard,
+        }
+        for (dimension, day, value, status), count in sorted(groups.items())
+    ]
+    # One statement built once per dialect (executemany), the groups in key order: concurrent
+    # writers of one shard lock its rows in one order.
+    session.execute(_upsert(dialect_name(session)), rows)
+
+
+def _shard(session: Session) -> int:
+    """This transaction's shard: its PostgreSQL connection's backend pid modulo SHARDS (no round trip),
+    so two transactions at once never wait for the same row unless their pids collide."""
+    if dialect_name(session) != "postgresql":
+        return 0  # SQLite: one writer at a time anyway
+    driver = session.connection().connection.driver_connection
+    return int(driver.info.backend_pid) % SHARDS  # type: ignore[union-attr]
+
+
+@cache
+def _upsert(dialect: str) -> Any:
+    table = cast(Table, RunDailyStat.__table__)
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return insert.on_conflict_do_update(
+        index_elements=["account_id", "dimension", "day", "key", "status", "shard"],
+        set_={
+            "runs": table.c.runs + insert.excluded.runs,
+            "timed": table.c.timed + insert.excluded.timed,
+            "duration_sum": table.c.duration_sum + insert.excluded.duration_sum,
+        },
+    )
 
 
 def record_step_failures(session: Session, account_id: str, reports: Iterable[RunReportIn]) -> None:

@@ -33,7 +33,7 @@ from server.runs.lifecycle import runs_ended
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import notify_on_commit
 from server.runs.run_event_rows import insert_run_events
-from server.runs.sql import insert_input_values, serialize_run_event_ids, utc_ms
+from server.runs.sql import insert_input_values, utc_ms
 from server.runs.waiting import why_waiting
 from server.workflows.models import Workflow, WorkflowVersion
 
@@ -77,10 +77,12 @@ def summary_json(run: Run | Row[Any]) -> dict[str, Any]:
 
 def record_changes(
     session: Session, account_id: str, run_ids: Sequence[str], notify: Callable[[], object] | None
-) -> None:
-    """Write one `run.updated` event per changed run; call `notify` once the transaction commits."""
+) -> dict[str, Row[Any]]:
+    """Write one `run.updated` event per changed run; call `notify` once the transaction commits.
+
+    Returns the runs' rows as they are now (by id), for callers that need them after."""
     if not run_ids:
-        return
+        return {}
     session.flush()
     # Plain rows, not models: this runs for every accepted report, and the ORM's bookkeeping
     # of 50 objects a batch costs more than the query.
@@ -97,12 +99,11 @@ def record_changes(
         for run_id in run_ids
         if run_id in by_id
     ]
-    # Taken last, just before commit, so that the lock is held as briefly as possible.
-    serialize_run_event_ids(session)
     session.execute(insert(RunEvent.__table__), rows)  # type: ignore[arg-type]
     notify_on_commit(session)  # wakes the hubs of other server processes (PostgreSQL)
     if notify is not None:
         after_commit(session, notify)
+    return by_id
 
 
 def get_run(session: Session, account_id: str, run_id: str) -> Run:
@@ -519,6 +520,11 @@ def cancel_run(
     raise Conflict(f"run {run_id} kept changing while it was being cancelled; try again")
 
 
+UNFINISHED_STARTED = frozenset(
+    {RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value, RunStatus.PAUSED.value}
+)
+
+
 def cancel_requested_run_ids(
     session: Session, device_id: str, among: Sequence[str] | None = None
 ) -> list[str]:
@@ -529,9 +535,7 @@ def cancel_requested_run_ids(
     """
     query = select(Run.id).where(
         Run.device_id == device_id,
-        Run.status.in_(
-            [RunStatus.RUNNING.value, RunStatus.WAITING_FOR_APPROVAL.value, RunStatus.PAUSED.value]
-        ),
+        Run.status.in_(sorted(UNFINISHED_STARTED)),
         Run.cancel_requested_at.is_not(None),
     )
     if among is not None:
@@ -539,3 +543,12 @@ def cancel_requested_run_ids(
             return []
         query = query.where(Run.id.in_(set(among)))
     return list(session.scalars(query))
+
+
+def cancel_requested(run: Row[Any], device_id: str) -> bool:
+    """What `cancel_requested_run_ids` says of one run, from its row as read in this transaction."""
+    return (
+        run.device_id == device_id
+        and run.status in UNFINISHED_STARTED
+        and run.cancel_requested_at is not None
+    )

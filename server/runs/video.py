@@ -253,27 +253,46 @@ class VideoAssembler:
         if self._thread is not None:
             self._thread.join(timeout_s)
 
-    def _next(self) -> str | None:
-        """The next run whose quiet time is over; None once closed."""
+    def _next(self) -> list[str] | None:
+        """The runs whose quiet time is over (all of them: one look serves many); None once closed."""
         with self._wake:
             while not self._closed:
                 now = time.monotonic()
                 ready = [run_id for run_id, due in self._due.items() if due <= now]
                 if ready:
-                    del self._due[ready[0]]
-                    return ready[0]
+                    for run_id in ready:
+                        del self._due[run_id]
+                    return ready
                 wait = min(self._due.values()) - now if self._due else None
                 self._wake.wait(wait)
             return None
 
     def _loop(self) -> None:
-        while (run_id := self._next()) is not None:
+        while (run_ids := self._next()) is not None:
             try:
                 with self.session_factory.begin() as session:
-                    if assemble(session, self.settings, run_id):
-                        self.on_done(session, run_id)
-            except Exception:  # one run's video must not stop the others'
-                log.exception("the video of run %s could not be made", run_id)
+                    framed = _with_frames(session, run_ids)
+            except Exception:
+                log.exception("looking for the frames of %d runs failed", len(run_ids))
+                framed = run_ids  # each run's own look decides
+            for run_id in framed:
+                try:
+                    with self.session_factory.begin() as session:
+                        if assemble(session, self.settings, run_id):
+                            self.on_done(session, run_id)
+                except Exception:  # one run's video must not stop the others'
+                    log.exception("the video of run %s could not be made", run_id)
+
+
+def _with_frames(session: Session, run_ids: Sequence[str]) -> list[str]:
+    """Those of `run_ids` that have an artifact with meta (frames have): most ended runs have none, and
+    one query tells for all of them."""
+    found: set[str] = set()
+    for start in range(0, len(run_ids), 500):
+        chunk = list(run_ids[start : start + 500])
+        query = select(Artifact.run_id).where(Artifact.run_id.in_(chunk), Artifact.meta.is_not(None))
+        found.update(session.scalars(query.distinct()))
+    return [run_id for run_id in run_ids if run_id in found]
 
 
 ASSEMBLER_INFO_KEY = "phoneflow_video_assembler"  # in Session.info: the app's assembler

@@ -32,7 +32,7 @@ from server.runs.service import summary_json
 from server.runs.sql import dialect_insert, utc_ms
 from server.settings import Settings
 from server.webhooks.models import DeviceOfflineNotice, WebhookEndpoint, WebhookEvent
-from server.webhooks.service import enqueue, subscribed
+from server.webhooks.service import enqueue, subscribed, subscribed_to
 from server.workflows.models import Workflow
 
 FAILED_STATUSES = {RunStatus.FAILED.value, RunStatus.TIMEOUT.value}
@@ -75,8 +75,10 @@ def run_data(
 @on_runs_ended
 def runs_ended(session: Session, account_id: str, runs: Sequence[Row[Any]]) -> None:
     """`run.finished` for every run that ended; `run.failed` too for a failure or a timeout."""
-    finished = subscribed(session, account_id, WebhookEvent.RUN_FINISHED.value)
-    failed = subscribed(session, account_id, WebhookEvent.RUN_FAILED.value)
+    events = [WebhookEvent.RUN_FINISHED.value, WebhookEvent.RUN_FAILED.value]
+    endpoints = subscribed_to(session, account_id, events)  # one query: this runs for every ended run
+    finished = endpoints[WebhookEvent.RUN_FINISHED.value]
+    failed = endpoints[WebhookEvent.RUN_FAILED.value]
     if not finished and not failed:
         return
     workflows, devices = _names(

@@ -10,7 +10,7 @@ see it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -228,12 +228,24 @@ def event_body(event_type: str, data: dict[str, Any], at: datetime | None = None
 
 def subscribed(session: Session, account_id: str, event_type: str) -> list[WebhookEndpoint]:
     """The account's enabled endpoints that listen for `event_type`."""
-    endpoints = session.scalars(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.account_id == account_id, WebhookEndpoint.enabled.is_(True)
+    return subscribed_to(session, account_id, [event_type])[event_type]
+
+
+def subscribed_to(
+    session: Session, account_id: str, event_types: Sequence[str]
+) -> dict[str, list[WebhookEndpoint]]:
+    """The account's enabled endpoints that listen for each of `event_types`, in one query."""
+    endpoints = list(
+        session.scalars(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.account_id == account_id, WebhookEndpoint.enabled.is_(True)
+            )
         )
     )
-    return [endpoint for endpoint in endpoints if event_type in endpoint.events]
+    return {
+        event_type: [endpoint for endpoint in endpoints if event_type in endpoint.events]
+        for event_type in event_types
+    }
 
 
 def enqueue(
