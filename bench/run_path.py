@@ -229,6 +229,8 @@ def measure(
             )
             queued.raise_for_status()
         phone = Phone(base, ids["device_token"], pid, steps, progress)
+        # A wake-up poll starts the run-event tail, as bridges' polls do on a serving server.
+        phone.http.get("/api/v1/devices/me/wakeup", params={"wait": 0}).raise_for_status()
         for _ in range(warmup):
             phone.one_run()
         phone.cpu_ns.clear()

@@ -163,6 +163,8 @@ class RunEventHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._draining: asyncio.Lock | None = None  # one read at a time: the tail's, or a catch-up
+        self._drained_at = 0.0
         self._order: EventOrder[_TailRow] = EventOrder(0)
         self._listener: Listener | None = None
         # The tail's own connection, kept between reads and in autocommit: a read is then one
@@ -182,6 +184,9 @@ class RunEventHub:
     async def subscribe(self, account_id: str) -> Subscription:
         """A new subscription; the tail starts with the first one."""
         await self._ensure_running()
+        # Rows the tail left unread while nobody here listened are gone past first: a new subscriber
+        # gets what commits from now on, as always.
+        await self.catch_up()
         subscription = Subscription(account_id)
         self._subscriptions.setdefault(account_id, set()).add(subscription)
         SSE_SUBSCRIBERS.inc()
@@ -222,12 +227,23 @@ class RunEventHub:
         """Start the tail (and, on PostgreSQL, its listener) in this loop if it is not running."""
         await self._ensure_running()
 
+    async def catch_up(self) -> None:
+        """Read what the tail has not read yet (it leaves rows unread while nobody here listens)."""
+        assert self._draining is not None
+        async with self._draining:
+            await self._drain()
+
+    def _nobody_listens(self) -> bool:
+        """No subscriber and no wake-up poll in this process: nobody to hand rows to."""
+        return not self._subscriptions and self.queued_waiters.count() == 0
+
     async def _ensure_running(self) -> None:
         loop = asyncio.get_running_loop()
         if self._task is not None and not self._task.done() and self._loop is loop:
             return
         self._loop = loop
         self._wake = asyncio.Event()
+        self._draining = asyncio.Lock()
         self._order = await run_in_threadpool(self._start)
         self._task = loop.create_task(self._tail(), name="run-event-tail")
         if self._listener is None and self._app_engine.dialect.name == "postgresql":
@@ -293,8 +309,17 @@ class RunEventHub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait_s)
             self._wake.clear()
+            if (
+                not failed
+                and not self._order.waiting
+                and self._nobody_listens()
+                and time.monotonic() - self._drained_at < self._poll_interval_s()
+            ):
+                # Nobody here to hand rows to (every step of every run wakes every process): they
+                # are read at the next wake-up with someone listening, a catch-up, or the next poll.
+                continue
             try:
-                await self._drain()
+                await self.catch_up()
                 failed = False
             except asyncio.CancelledError:
                 raise
@@ -306,6 +331,7 @@ class RunEventHub:
         return POLL_INTERVAL_S if self._listener is None else LISTENING_POLL_INTERVAL_S
 
     async def _drain(self) -> None:
+        self._drained_at = time.monotonic()
         while True:
             fetched, snapshot = await run_in_threadpool(self._fetch_after, self._order.position)
             for event_id, account_id, payload, event in self._order.advance(fetched, snapshot):

@@ -67,6 +67,7 @@ async def wakeup(
 
     deadline = time.monotonic() + wait
     await hub.ensure_running()
+    await hub.catch_up()  # rows left unread while nobody here listened: not news to this poll
     seen = hub.last_event_id
     queued, (account_id, device_id, tags) = await run_in_threadpool(look)
     if queued or wait <= 0:

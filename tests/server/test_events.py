@@ -156,3 +156,39 @@ def test_the_tail_reconnects_when_its_database_connection_dies(app: FastAPI, db:
             assert get_hub(app)._tail_connection is not tail
         finally:
             reader.close()
+
+
+def test_a_hub_with_nobody_listening_leaves_rows_unread_and_a_later_subscriber_gets_what_follows(
+    app: FastAPI, db: Db
+) -> None:
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    rid = new_run_id()
+    with serve_in_thread(app) as base_url:
+        # A wake-up poll starts the hub's tail; then nobody in this process listens.
+        assert httpx.get(base_url + "/api/v1/devices/me/wakeup?wait=0", headers=auth(dev.token)).is_success
+        _report(base_url, dev.token, run_report(rid, wf, steps=1))
+        gate = f"{base_url}/api/v1/devices/me/runs/{rid}/gate"
+        for seq in (3, 4, 5):
+            body = {"seq": seq, "nodeId": f"n{seq}", "report": run_report(rid, wf, steps=seq - 1)}
+            answer = httpx.post(gate, json=body, headers=auth(dev.token))
+            assert answer.json()["report"]["result"] == "stored", answer.text
+        with db.session_factory() as session:
+            last = session.scalar(text("SELECT max(id) FROM run_events"))
+        if db.kind == "postgresql":  # (SQLite's tail looks every 0.5 s without a NOTIFY to wait for)
+            time.sleep(0.3)
+            assert get_hub(app).last_event_id < last  # every step woke the tail; it read nothing
+
+        reader = SseReader(base_url, acc.token)
+        try:
+            reader.wait_subscribed()
+            body = {"seq": 6, "nodeId": "n6", "report": run_report(rid, wf, steps=5)}
+            assert httpx.post(gate, json=body, headers=auth(dev.token)).json()["report"]["result"] == "stored"
+            updated, step = reader.next(timeout_s=5), reader.next(timeout_s=5)
+            assert int(updated["id"]) == last + 1  # nothing from before it subscribed
+            assert json.loads(updated["data"])["traceLen"] == 5
+            assert step["event"] == "run.step"
+            assert json.loads(step["data"])["seq"] == 6
+        finally:
+            reader.close()
