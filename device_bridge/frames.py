@@ -276,17 +276,18 @@ class FrameRecorder:
         seen: tuple[int, int] | None,
     ) -> None:
         """Take (or share) the frame after step `seq`; `seen` is the device's looks() when the step ended."""
+        last, self._last = self._last, None
+        # Nothing changed the screen and nothing looked at it between the picture before being asked
+        # for and this step's end: that picture is the screen after this step (no need to wait).
+        share = seen is not None and last is not None and last[0] == seen and self._screen is not None
         started: tuple[int, int] | None = None
-        if go is not None:
+        if go is not None and not share:
             go.wait(self.look_wait_s)
             started = go.looks
-        last, self._last = self._last, None
         asked: tuple[int, int] | None = None
         shared = False
         try:
-            if seen is not None and last is not None and last[0] == seen and self._screen is not None:
-                # Nothing changed the screen and nothing looked at it between the picture before
-                # being asked for and this step's end: that picture is the screen after this step.
+            if share and last is not None and self._screen is not None:
                 screen, data, taken_at = self._screen, last[1], last[2]
                 self._last, shared = last, True
                 self.shared += 1
