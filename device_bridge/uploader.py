@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from device_bridge.errors import BridgeConfigError, ServerError, ServerRefusedError, ServerUnreachableError
+from device_bridge.kept_http import KeptConnection, kept_connection, multipart_form
 from device_bridge.outbox import Outbox, QueuedReport, ReportResult, Settlement
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,10 @@ class Uploader:
         self.outbox = outbox
         self.credentials_for = credentials_for
         self.client = client or httpx.Client(timeout=timeout_s)
+        self.timeout_s = timeout_s
+        # Artifacts (a frame a step) go over a kept connection per server, unless a client was given
+        # (then everything goes through it).
+        self._kept: dict[str, KeptConnection | None] | None = None if client is not None else {}
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
         self.backoff = backoff or Backoff()
@@ -262,26 +267,43 @@ class Uploader:
         if item is None:
             return False
         creds = self._credentials(item.device_id)
-        url = creds.server_url + ARTIFACT_PATH.format(run_id=item.run_id)
+        path = ARTIFACT_PATH.format(run_id=item.run_id)
+        url = creds.server_url + path
+        fields = {"name": item.name, "meta": item.meta} if item.meta else {"name": item.name}
+        kept = self._kept_connection(creds.server_url)
         try:
-            response = self.client.post(
-                url,
-                files={"file": (item.name, item.data, item.content_type)},
-                data={"name": item.name, "meta": item.meta} if item.meta else {"name": item.name},
-                headers={"Authorization": f"Bearer {creds.token}"},
-            )
-        except httpx.HTTPError as exc:
+            if kept is not None:
+                body, content_type = multipart_form(fields, "file", (item.name, item.data, item.content_type))
+                headers = f"Authorization: Bearer {creds.token}\r\n".encode("latin-1")
+                status, content = kept.post(path, body, headers, self.timeout_s, content_type)
+                detail = problem_text(content, str(status))
+            else:
+                response = self.client.post(
+                    url,
+                    files={"file": (item.name, item.data, item.content_type)},
+                    data=fields,
+                    headers={"Authorization": f"Bearer {creds.token}"},
+                )
+                status, detail = response.status_code, problem_detail(response)
+        except (httpx.HTTPError, OSError, ValueError) as exc:
             self.outbox.artifact_failed(item.id, f"{type(exc).__name__}: {exc}")
             raise ServerUnreachableError(f"artifact upload to {url} failed: {exc}") from exc
-        if response.status_code in (200, 201, 204):
+        if status in (200, 201, 204):
             self.outbox.artifact_done(item.id)
             return True
-        error = f"HTTP {response.status_code} from {url}: {problem_detail(response)}"
-        if 400 <= response.status_code < 500 and response.status_code not in (401, 403, 408, 429):
+        error = f"HTTP {status} from {url}: {detail}"
+        if 400 <= status < 500 and status not in (401, 403, 408, 429):
             self.outbox.artifact_rejected(item.id, error)
             return True
         self.outbox.artifact_failed(item.id, error)
         raise ServerUnreachableError(error)
+
+    def _kept_connection(self, server_url: str) -> KeptConnection | None:
+        if self._kept is None:
+            return None
+        if server_url not in self._kept:
+            self._kept[server_url] = kept_connection(server_url)
+        return self._kept[server_url]
 
     def _credentials(self, device_id: str) -> Credentials:
         creds = self.credentials_for(device_id)
@@ -324,3 +346,6 @@ class Uploader:
 
     def close(self) -> None:
         self.client.close()
+        for kept in (self._kept or {}).values():
+            if kept is not None:
+                kept.close()

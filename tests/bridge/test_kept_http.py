@@ -5,6 +5,8 @@ answer cut short, chunks, and no proxy bypassed."""
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -12,7 +14,7 @@ from typing import BinaryIO
 
 import pytest
 
-from device_bridge.kept_http import AnswerError, KeptConnection, kept_connection
+from device_bridge.kept_http import AnswerError, KeptConnection, kept_connection, multipart_form
 
 JSON_ANSWER = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'
 
@@ -185,3 +187,27 @@ def test_no_kept_connection_past_a_proxy_or_for_other_schemes(monkeypatch: pytes
     assert kept_connection("ftp://phoneflow.example") is None
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     assert kept_connection("https://phoneflow.example") is None  # httpx goes through the proxy
+
+
+def test_a_multipart_form_reads_back_as_its_fields_and_file() -> None:
+    body, content_type = multipart_form(
+        {"name": "frame-00001.jpg", "meta": '{"seq": 1}'},
+        "file",
+        ('a "b".jpg', b"\xff\xd8\r\n--x", "image/jpeg"),
+    )
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=email.policy.HTTP
+    )
+    parts = [
+        (
+            part.get_param("name", header="content-disposition"),
+            part.get_filename(),
+            part.get_payload(decode=True),
+        )
+        for part in message.iter_parts()
+    ]
+    assert parts == [
+        ("name", None, b"frame-00001.jpg"),
+        ("meta", None, b'{"seq": 1}'),
+        ("file", "a %22b%22.jpg", b"\xff\xd8\r\n--x"),
+    ]
