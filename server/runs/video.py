@@ -57,6 +57,9 @@ MIN_FRAME_S = 0.5
 MAX_FRAME_S = 2.0
 LAST_FRAME_S = 1.5
 DEBOUNCE_S = 1.0
+# The worker looks for due runs at most this often: each look is a transaction and a query, and
+# at hundreds of runs ending a second one look per run was a fifth of a server process's CPU.
+LOOK_INTERVAL_S = 0.25
 PHONE_SOURCE = "phone"  # meta["source"] of a video the phone recorded itself
 
 
@@ -232,6 +235,7 @@ class VideoAssembler:
         self._due: dict[str, float] = {}
         self._wake = threading.Condition()
         self._closed = False
+        self._next_look = 0.0
         self._thread: threading.Thread | None = None
 
     def request(self, run_ids: Sequence[str]) -> None:
@@ -258,10 +262,14 @@ class VideoAssembler:
         with self._wake:
             while not self._closed:
                 now = time.monotonic()
+                if now < self._next_look:  # under a stream of ended runs, one look serves many
+                    self._wake.wait(self._next_look - now)
+                    continue
                 ready = [run_id for run_id, due in self._due.items() if due <= now]
                 if ready:
                     for run_id in ready:
                         del self._due[run_id]
+                    self._next_look = now + LOOK_INTERVAL_S
                     return ready
                 wait = min(self._due.values()) - now if self._due else None
                 self._wake.wait(wait)
