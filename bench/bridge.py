@@ -17,8 +17,9 @@
    (SQLite); after one warm-up run per phone, `--runs` (1) runs of the 50-step workflow per phone,
    all queued at once. The bridge process's CPU time (user + system, from /proc, all its
    threads: engine, step gate, reports, frames, uploads, polls) over the runs and until its outbox
-   is empty (every frame uploaded), per step; the phones' (emulators') and the server's CPU apart. With frames `every` (the default) and
-   `off`. Target: the bridge at most 0.5 ms CPU per step at 10 phones.
+   is empty (every frame uploaded), per step; the phones' (emulators') and the server's CPU apart.
+   With frames `every` (the default) and `off`. Target: the bridge at most 0.5 ms CPU per step at
+   10 phones.
 
 Prints a table and writes `bench/results/bridge.json` (`--only fleet`: `bridge-fleet.json`).
 """
