@@ -7,12 +7,13 @@ that `run.updated` is published exactly for committed changes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 import jsonschema
-from sqlalchemy import Row, Table, bindparam, insert, or_, select, update
+from sqlalchemy import Row, Table, bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from interpreter.denylist import Denylist
@@ -31,9 +32,9 @@ from server.devices.models import Device
 from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from server.runs.lifecycle import runs_ended
 from server.runs.models import Run, RunEvent, TraceEventRow
-from server.runs.pg_notify import notify_on_commit
+from server.runs.pg_notify import CHANNEL
 from server.runs.run_event_rows import insert_run_events
-from server.runs.sql import insert_input_values, utc_ms
+from server.runs.sql import dialect_name, insert_input_values, once_per_transaction, utc_ms
 from server.runs.waiting import why_waiting
 from server.workflows.models import Workflow, WorkflowVersion
 
@@ -75,6 +76,15 @@ def summary_json(run: Run | Row[Any]) -> dict[str, Any]:
     }
 
 
+# PostgreSQL: `run.updated` rows of many runs (`[[run id, payload], ...]`) and the NOTIFY for the other
+# processes' hubs (delivered at commit), in one statement.
+_PG_RUN_UPDATES = text(
+    "INSERT INTO run_events (account_id, run_id, payload, created_at) "
+    "SELECT :account_id, u->>0, u->1, :created_at "
+    f"FROM (SELECT pg_notify('{CHANNEL}', '')) AS notified, json_array_elements(CAST(:updates AS json)) AS u"
+).bindparams(bindparam("created_at", type_=UtcDateTime()))
+
+
 def record_changes(
     session: Session, account_id: str, run_ids: Sequence[str], notify: Callable[[], object] | None
 ) -> dict[str, Row[Any]]:
@@ -89,18 +99,18 @@ def record_changes(
     runs = session.execute(select(Run.__table__).where(Run.__table__.c.id.in_(run_ids))).all()
     by_id = {run.id: run for run in runs}
     now = utcnow()
-    rows = [
-        {
-            "account_id": account_id,
-            "run_id": run_id,
-            "payload": summary_json(by_id[run_id]),
-            "created_at": now,
-        }
-        for run_id in run_ids
-        if run_id in by_id
-    ]
-    session.execute(insert(RunEvent.__table__), rows)  # type: ignore[arg-type]
-    notify_on_commit(session)  # wakes the hubs of other server processes (PostgreSQL)
+    updates = [(run_id, summary_json(by_id[run_id])) for run_id in run_ids if run_id in by_id]
+    if dialect_name(session) == "postgresql":
+        # The rows and the NOTIFY that wakes the other processes' hubs at commit, in one statement.
+        document = json.dumps(updates, separators=(",", ":"))
+        session.execute(_PG_RUN_UPDATES, {"account_id": account_id, "created_at": now, "updates": document})
+        once_per_transaction(session, "notify")
+    else:
+        rows = [
+            {"account_id": account_id, "run_id": run_id, "payload": payload, "created_at": now}
+            for run_id, payload in updates
+        ]
+        session.execute(insert(RunEvent.__table__), rows)  # type: ignore[arg-type]
     if notify is not None:
         after_commit(session, notify)
     return by_id
