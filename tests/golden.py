@@ -189,3 +189,20 @@ def golden_http_server() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+TOAST_ID = "android:id/message"  # a toast's text, in its own window
+TOAST_WAIT_S = 5.0  # a long toast shows for 3.5 s
+
+
+def reset_phone(device: Device, case: GoldenCase) -> None:
+    """Ready a phone used by the case before for `case`, as one would reset a phone: every app of the
+    case's model force-stopped, home pressed, and a toast still up waited out (a toast outlives its
+    app's force-stop, on a phone too)."""
+    for package in case.app_model().packages:
+        device.stop_app(package)
+    device.press_key("home")
+    deadline = time.monotonic() + TOAST_WAIT_S
+    while any(node.resource_id == TOAST_ID for node in device.hierarchy().walk()):
+        assert time.monotonic() < deadline, f"a toast stayed on screen over {TOAST_WAIT_S} s"
+        time.sleep(0.1)

@@ -18,7 +18,15 @@ from device_bridge.appium_driver import AppiumDevice
 from interpreter.clock import RealClock
 from tests.appium.conftest import start_emulator
 from tests.bridge.test_parity import CASES, _model_key
-from tests.golden import GoldenCase, comparable, difference, golden_http_server, load_case, run_case
+from tests.golden import (
+    GoldenCase,
+    comparable,
+    difference,
+    golden_http_server,
+    load_case,
+    reset_phone,
+    run_case,
+)
 
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(600)]
 
@@ -41,9 +49,7 @@ class AppiumPool:
             self.device = AppiumDevice(self.emulator.serial, lock_dir=self.lock_dir, server_url=self.url)
             self.key = key
         else:
-            for package in case.app_model().packages:
-                self.device.stop_app(package)
-            self.device.press_key("home")
+            reset_phone(self.device, case)
         return self.device
 
     def close(self) -> None:

@@ -2,8 +2,9 @@
 
 Both must equal the case's `trace.json`. The emulator starts with the case's `apps.json`;
 one emulator serves every case of the same app model (cases are ordered by model so each
-model starts once), and between cases every app of the model is force-stopped and the
-phone sent home — through adb, as a phone would be reset — so no case sees another's state.
+model starts once), and between cases every app of the model is force-stopped, the phone sent
+home and a toast still up waited out (a toast outlives its app's force-stop, on a phone too) —
+through adb, as a phone would be reset — so no case sees another's state.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.golden import (
     difference,
     golden_http_server,
     load_case,
+    reset_phone,
     run_case,
     run_on_simulator,
 )
@@ -64,9 +66,7 @@ class EmulatorPool:
 
     def reset(self, case: GoldenCase) -> None:
         assert self.device is not None
-        for package in case.app_model().packages:
-            self.device.stop_app(package)
-        self.device.press_key("home")
+        reset_phone(self.device, case)
 
     def close(self) -> None:
         if self.device is not None:
