@@ -24,10 +24,10 @@ not drawing it while it dumps), and a step that only looked can share that pictu
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +40,7 @@ from PIL import Image
 
 from device_bridge.device_lock import SerialLock
 from device_bridge.errors import DeviceUnavailableError
-from device_bridge.kept_http import AnswerReader
+from device_bridge.kept_http import exchange
 from interpreter.device import Artifact
 from interpreter.errors import AppNotInstalledError, AppNotLaunchableError
 from interpreter.hierarchy import UiNode, from_android_xml
@@ -57,42 +57,37 @@ _SERVER_PORT = 9008
 _RPC_TIMEOUT_S = 10.0
 
 
-class _RpcConnection:
-    """JSON-RPC POSTs over HTTP/1.1 to a port on the phone, on one adb stream kept open.
-
-    Lean on purpose: http.client parses every answer's headers with the email package, which
-    cost more CPU than the rest of a call; an answer here is read by `kept_http.AnswerReader`
-    (one recv for head and body, framed by Content-Length as the uiautomator2 server sends it,
-    chunks, or the end of the stream).
-    """
+class _AdbHttpConnection(http.client.HTTPConnection):
+    """An HTTP/1.1 connection to a port on the phone, over an adb stream instead of a TCP socket."""
 
     def __init__(self, device: adbutils.AdbDevice, port: int) -> None:
+        super().__init__("127.0.0.1", port, timeout=_RPC_TIMEOUT_S)
         self._device = device
-        self._port = port
-        self._sock: socket.socket | None = None
-        self._reader: AnswerReader | None = None
-        # What the uiautomator2 client sends (no gzip: NanoHTTPD's leaks).
-        self._head = (
-            f"POST /jsonrpc/0 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: uiautomator2\r\n"
-            "Accept-Encoding: \r\nContent-Type: application/json\r\nContent-Length: "
-        ).encode("ascii")
+
+    def connect(self) -> None:
+        self.sock = self._device.create_connection(adbutils.Network.TCP, self.port)
+        self.sock.settimeout(self.timeout)
+
+
+class _RpcConnection:
+    """JSON-RPC POSTs over HTTP/1.1 (`http.client`) to a port on the phone, on one adb stream kept
+    open (the uiautomator2 client opens an adb connection per call: most of each call's time)."""
+
+    # What the uiautomator2 client sends (no gzip: NanoHTTPD's leaks).
+    _HEADERS = {"User-Agent": "uiautomator2", "Accept-Encoding": "", "Content-Type": "application/json"}
+
+    def __init__(self, device: adbutils.AdbDevice, port: int) -> None:
+        self._conn = _AdbHttpConnection(device, port)
 
     def post(self, body: bytes) -> tuple[int, bytes]:
         """Send one request; (HTTP status, body) of its answer. OSError/ValueError when it broke."""
-        if self._sock is None or self._reader is None:
-            sock = self._device.create_connection(adbutils.Network.TCP, self._port)
-            sock.settimeout(_RPC_TIMEOUT_S)
-            self._sock, self._reader = sock, AnswerReader(sock)
-        self._sock.sendall(b"%s%d\r\n\r\n%s" % (self._head, len(body), body))
-        status, data, close = self._reader.read_answer()
+        status, data, close = exchange(self._conn, "/jsonrpc/0", body, self._HEADERS)
         if close:
             self.close()
         return status, data
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-        self._sock = self._reader = None
+        self._conn.close()
 
 
 class U2Device:

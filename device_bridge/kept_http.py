@@ -3,13 +3,12 @@ step (the step gate, `DeviceApi.gate`) and the upload of each step's frame (`Upl
 
 httpx spends about half a millisecond of CPU on each request (URL and header models, the
 connection pool, h11's state machine, cookies); at a step gate per step that was most of what the
-bridge spent per step. This client does only what the gate needs: a POST of a JSON body over one
-socket (TLS when the URL is https, verified as httpx verifies: `SSL_CERT_FILE`, `SSL_CERT_DIR`, else
-certifi's bundle), an answer framed by Content-Length, chunks or the end of the stream;
-`multipart_form` writes a form with one file as httpx would. A
-connection the server closed while it was idle (uvicorn drops one after 5 s) is seen before it is
-used again, and a request that met a connection closed under it before any answer came is sent
-once more on a new one.
+bridge spent per step. The standard library's `http.client` does a kept-alive POST for a tenth of
+that: this module holds one such connection per server (TLS when the URL is https, verified as
+httpx verifies: `SSL_CERT_FILE`, `SSL_CERT_DIR`, else certifi's bundle). A connection the server
+closed while it was idle (uvicorn drops one after 5 s) is seen before it is used again, and a
+request that met a connection closed under it before any answer came is sent once more on a new one.
+`multipart_form` writes a form with one file (urllib3's encoder, as requests sends it).
 
 `kept_connection(url)` gives None when the environment names a proxy (`HTTP_PROXY`, `HTTPS_PROXY`,
 `ALL_PROXY`): the caller then goes through httpx, which honours it.
@@ -17,17 +16,17 @@ once more on a new one.
 
 from __future__ import annotations
 
+import http.client
 import os
-import secrets
 import select
-import socket
 import ssl
 import threading
 import urllib.request
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-_MAX_LINE = 65536
-_RECV_SIZE = 65536
+from urllib3 import encode_multipart_formdata
+
 _USER_AGENT = "phoneflow-bridge"
 
 
@@ -58,6 +57,31 @@ def _tls_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+def exchange(
+    conn: http.client.HTTPConnection, path: str, body: bytes, headers: Mapping[str, str]
+) -> tuple[int, bytes, bool]:
+    """POST `body` on `conn`; (status, body, whether the server closes the connection after it).
+
+    ConnectionError when the connection closed before an answer began; `AnswerError` when what came
+    is not HTTP or ends early; OSError (a timeout among them) otherwise."""
+    try:
+        conn.request("POST", path, body, dict(headers))
+        answer = conn.getresponse()
+        data = answer.read()
+    except http.client.RemoteDisconnected as exc:
+        raise ConnectionError("the server closed the connection before answering") from exc
+    except http.client.IncompleteRead as exc:
+        got = len(exc.partial)
+        raise AnswerError(
+            f"the server's answer ended after {got} of {got + (exc.expected or 0)} bytes"
+        ) from exc
+    except http.client.BadStatusLine as exc:
+        raise AnswerError(f"the server's answer is not HTTP: {str(exc)[:80]!r}") from exc
+    except http.client.HTTPException as exc:
+        raise AnswerError(f"the server's answer could not be read: {type(exc).__name__}: {exc}") from exc
+    return answer.status, data, answer.will_close
+
+
 class KeptConnection:
     """POSTs to one server over a connection kept open between requests (thread-safe: one at a time)."""
 
@@ -66,11 +90,7 @@ class KeptConnection:
         self.host = host
         self.port = port or (443 if self.tls else 80)
         self.prefix = prefix
-        name = f"[{host}]" if ":" in host else host
-        default_port = self.port == (443 if self.tls else 80)
-        self._host_header = name if default_port else f"{name}:{self.port}"
-        self._sock: socket.socket | None = None
-        self._reader: AnswerReader | None = None
+        self._conn: http.client.HTTPConnection | None = None
         self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self.connects = 0  # connections opened (for tests and diagnostics)
@@ -79,38 +99,34 @@ class KeptConnection:
         self,
         path: str,
         body: bytes,
-        headers: bytes,
+        headers: Mapping[str, str],
         timeout_s: float,
         content_type: str = "application/json",
     ) -> tuple[int, bytes]:
-        """POST `body` to `path` under the URL's prefix, with `headers` (`Name: value\\r\\n` each);
-        (HTTP status, body) of the answer. Raises OSError (timeouts, refused or broken connections)
-        or `AnswerError` when the answer is not HTTP."""
-        head = (
-            f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self._host_header}\r\n"
-            f"User-Agent: {_USER_AGENT}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n"
-        ).encode("ascii")
-        request = head + headers + b"\r\n" + body
+        """POST `body` to `path` under the URL's prefix, with `headers`; (HTTP status, body) of the
+        answer. Raises OSError (timeouts, refused or broken connections) or `AnswerError` when the
+        answer is not HTTP."""
+        sent = {"User-Agent": _USER_AGENT, "Content-Type": content_type, **headers}
         with self._lock:
             reused = self._usable()
             try:
-                return self._exchange(request, timeout_s)
-            except (ConnectionError, ssl.SSLEOFError) as exc:
+                return self._exchange(self.prefix + path, body, sent, timeout_s)
+            except ConnectionError as exc:
                 self._close()
                 # Closed by the server between our look and our request: nothing was answered, so
                 # nothing was done; once more on a new connection.
                 if not reused or isinstance(exc, AnswerError):
                     raise
-                return self._exchange(request, timeout_s)
+                return self._exchange(self.prefix + path, body, sent, timeout_s)
             except BaseException:
                 self._close()
                 raise
 
     def _usable(self) -> bool:
         """Whether a connection is open and still usable (an idle one the server closed reads as EOF)."""
-        sock = self._sock
+        sock = self._conn.sock if self._conn is not None else None
         if sock is None:
+            self._close()
             return False
         try:
             readable, _, _ = select.select([sock], [], [], 0)
@@ -121,140 +137,40 @@ class KeptConnection:
             return False
         return True
 
-    def _connect(self, timeout_s: float) -> tuple[socket.socket, AnswerReader]:
-        sock = socket.create_connection((self.host, self.port), timeout=timeout_s)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def _connect(self, timeout_s: float) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
         if self.tls:
             if self._context is None:
                 self._context = _tls_context()
-            try:
-                sock = self._context.wrap_socket(sock, server_hostname=self.host)
-            except BaseException:
-                sock.close()
-                raise
-        self.connects += 1
-        self._sock, self._reader = sock, AnswerReader(sock)
-        return self._sock, self._reader
-
-    def _exchange(self, request: bytes, timeout_s: float) -> tuple[int, bytes]:
-        if self._sock is None or self._reader is None:
-            sock, reader = self._connect(timeout_s)
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=timeout_s, context=self._context)
         else:
-            sock, reader = self._sock, self._reader
-            sock.settimeout(timeout_s)
-        sock.sendall(request)
-        status, body, close = reader.read_answer()
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s)
+        conn.connect()  # here, so that a refused connection is an OSError of this call
+        self.connects += 1
+        self._conn = conn
+        return conn
+
+    def _exchange(
+        self, path: str, body: bytes, headers: Mapping[str, str], timeout_s: float
+    ) -> tuple[int, bytes]:
+        conn = self._conn
+        if conn is None or conn.sock is None:
+            conn = self._connect(timeout_s)
+        else:
+            conn.sock.settimeout(timeout_s)
+        status, data, close = exchange(conn, path, body, headers)
         if close:
             self._close()
-        return status, body
+        return status, data
 
     def close(self) -> None:
         with self._lock:
             self._close()
 
     def _close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-        self._sock = self._reader = None
-
-
-class AnswerReader:
-    """Reads HTTP/1.1 answers from a socket: one `recv` for a small answer, head and body together
-    (a file object's `readline` per header line cost more CPU than the rest of a call). Interim 1xx
-    answers are skipped, as clients must."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._buf = bytearray()
-
-    def _fill(self) -> bool:
-        chunk = self._sock.recv(_RECV_SIZE)
-        self._buf += chunk
-        return bool(chunk)
-
-    def _exactly(self, size: int) -> bytes:
-        while len(self._buf) < size:
-            if not self._fill():
-                raise AnswerError(f"the server's answer ended after {len(self._buf)} of {size} bytes")
-        data = bytes(self._buf[:size])
-        del self._buf[:size]
-        return data
-
-    def _line(self) -> bytes:
-        while (end := self._buf.find(b"\n")) < 0:
-            if len(self._buf) > _MAX_LINE or not self._fill():
-                raise AnswerError("the server's chunked answer ended early")
-        line = bytes(self._buf[: end + 1])
-        del self._buf[: end + 1]
-        return line
-
-    def _head(self) -> list[bytes]:
-        buf = self._buf
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            size = 4
-            if end < 0 and (end := buf.find(b"\n\n")) >= 0:
-                size = 2
-            if end >= 0:
-                break
-            if b"\n" in buf and not buf.startswith(b"HTTP/"):
-                first = bytes(buf[: buf.find(b"\n") + 1])
-                raise AnswerError(f"the server's answer is not HTTP: {first[:80]!r}")
-            if len(buf) > _MAX_LINE:
-                raise AnswerError("the server's answer has a head over 64 KiB")
-            if not self._fill():
-                if not buf:
-                    raise ConnectionError("the server closed the connection before answering")
-                raise AnswerError("the server's answer ended in its headers")
-        head = bytes(buf[:end])
-        del buf[: end + size]
-        return head.splitlines()
-
-    def read_answer(self) -> tuple[int, bytes, bool]:
-        """One answer: (status, body, whether the connection must be closed).
-
-        ConnectionError when the stream ends before an answer begins (the server closed it),
-        `AnswerError` when what came is not HTTP or ends early."""
-        while True:
-            lines = self._head()
-            parts = lines[0].split(None, 2) if lines else []
-            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-                raise AnswerError(f"the server's answer is not HTTP: {(lines or [b''])[0][:80]!r}")
-            status = int(parts[1])
-            if not 100 <= status < 200:
-                break
-        length: int | None = None
-        close, chunked = parts[0] == b"HTTP/1.0", False
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            name, value = name.strip().lower(), value.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                chunked = b"chunked" in value
-            elif name == b"connection":
-                close = close or value == b"close"
-        if chunked:
-            body = self._chunks()
-        elif length is not None:
-            body = self._exactly(length)
-        elif status in (204, 304):
-            body = b""
-        else:
-            while self._fill():
-                pass
-            body, close = bytes(self._buf), True
-            self._buf.clear()
-        return status, body, close
-
-    def _chunks(self) -> bytes:
-        data = bytearray()
-        while size := int(self._line().split(b";")[0], 16):
-            data += self._exactly(size)
-            self._line()
-        while self._line().strip():  # trailers
-            pass
-        return bytes(data)
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
 
 
 def multipart_form(
@@ -262,27 +178,5 @@ def multipart_form(
 ) -> tuple[bytes, str]:
     """A `multipart/form-data` body of `fields` and one file (`(name, data, content type)`), and its
     Content-Type (with the boundary)."""
-    boundary = secrets.token_hex(16)
-    parts: list[bytes] = []
-    for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quoted(name)}"\r\n\r\n'.encode()
-            + value.encode()
-            + b"\r\n"
-        )
-    filename, data, content_type = file
-    parts.append(
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quoted(file_field)}"; '
-            f'filename="{_quoted(filename)}"\r\nContent-Type: {content_type}\r\n\r\n'
-        ).encode()
-        + data
-        + b"\r\n"
-    )
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
-
-
-def _quoted(value: str) -> str:
-    """A form parameter inside double quotes, escaped as browsers and httpx do."""
-    return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    parts: dict[str, str | tuple[str, bytes, str]] = {**fields, file_field: file}
+    return encode_multipart_formdata(parts)

@@ -1,8 +1,9 @@
 """The device side of the server's HTTP surface: pair, heartbeat, claim, config, step gate, approvals.
 
 `runs.report` and artifact uploads go through the outbox and `uploader`, never from here. The step
-gate, asked before every step, goes over a connection of its own kept open (`kept_http.py`: a lean
-client, where httpx costs half a millisecond of CPU a request); the rest through httpx.
+gate, asked before every step, goes over a connection of its own kept open (`kept_http.py`: the
+standard library's http.client, where httpx costs half a millisecond of CPU a request); the rest
+through httpx.
 """
 
 from __future__ import annotations
@@ -116,7 +117,6 @@ class DeviceApi:
         self._headers = {"Authorization": f"Bearer {token}"}
         # The step gate's own connection (None: through httpx, which honours a configured proxy).
         self._gate = kept_connection(self.server_url)
-        self._gate_headers = f"Authorization: Bearer {token}\r\n".encode("latin-1")
         if self._gate is not None:
             weakref.finalize(self, self._gate.close)
 
@@ -238,7 +238,7 @@ class DeviceApi:
             answer: Any = response.json()
         else:
             try:
-                status, data = self._gate.post(path, body, self._gate_headers, timeout_s)
+                status, data = self._gate.post(path, body, self._headers, timeout_s)
             except (OSError, ValueError) as exc:
                 raise ServerUnreachableError(
                     f"step gate: cannot reach {self.server_url + path}: {type(exc).__name__}: {exc}"

@@ -274,7 +274,7 @@ class Uploader:
         try:
             if kept is not None:
                 body, content_type = multipart_form(fields, "file", (item.name, item.data, item.content_type))
-                headers = f"Authorization: Bearer {creds.token}\r\n".encode("latin-1")
+                headers = {"Authorization": f"Bearer {creds.token}"}
                 status, content = kept.post(path, body, headers, self.timeout_s, content_type)
                 detail = problem_text(content, str(status))
             else:

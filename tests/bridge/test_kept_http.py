@@ -97,7 +97,7 @@ def test_requests_go_over_one_connection_with_the_body_and_headers_given(
     server: Server, kept: KeptConnection
 ) -> None:
     for n in range(3):
-        status, body = kept.post("/gate", b'{"seq":%d}' % n, b"Authorization: Bearer t\r\n", 5)
+        status, body = kept.post("/gate", b'{"seq":%d}' % n, {"Authorization": "Bearer t"}, 5)
         assert (status, body) == (200, b'{"ok":true}')
     assert kept.connects == 1
     assert server.accepted == 1
@@ -110,22 +110,22 @@ def test_requests_go_over_one_connection_with_the_body_and_headers_given(
 
 
 def test_a_connection_the_server_dropped_while_idle_is_replaced(server: Server, kept: KeptConnection) -> None:
-    assert kept.post("/gate", b"{}", b"", 5)[0] == 200
+    assert kept.post("/gate", b"{}", {}, 5)[0] == 200
     server.drop_connections()
-    assert kept.post("/gate", b"{}", b"", 5) == (200, b'{"ok":true}')
+    assert kept.post("/gate", b"{}", {}, 5) == (200, b'{"ok":true}')
     assert kept.connects == 2
 
 
 def test_a_kept_connection_closed_under_a_request_sends_it_once_more(
     server: Server, kept: KeptConnection
 ) -> None:
-    assert kept.post("/gate", b"{}", b"", 5)[0] == 200
+    assert kept.post("/gate", b"{}", {}, 5)[0] == 200
 
     def close_unanswered(_line: bytes, _h: dict[bytes, bytes], _b: bytes, conn: socket.socket) -> None:
         conn.shutdown(socket.SHUT_RDWR)
 
     server.plan.append(close_unanswered)
-    assert kept.post("/gate", b'{"again":1}', b"", 5)[0] == 200
+    assert kept.post("/gate", b'{"again":1}', {}, 5)[0] == 200
     assert [body for _, _, body in server.requests[-2:]] == [b'{"again":1}', b'{"again":1}']
     assert kept.connects == 2
 
@@ -136,7 +136,7 @@ def test_a_new_connection_closed_before_the_answer_is_an_error(server: Server, k
 
     server.plan.append(close_unanswered)
     with pytest.raises(ConnectionError, match="closed the connection before answering"):
-        kept.post("/gate", b"{}", b"", 5)
+        kept.post("/gate", b"{}", {}, 5)
     assert len(server.requests) == 1  # not sent twice: it may have been done
 
 
@@ -147,11 +147,11 @@ def test_chunked_answers_interim_answers_and_connection_close_are_read(
         answer(b'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n'),
         answer(b"HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}"),
     ]
-    assert kept.post("/gate", b"{}", b"", 5) == (200, b'{"a":1}')
+    assert kept.post("/gate", b"{}", {}, 5) == (200, b'{"a":1}')
     server.plan.insert(0, answer(b"HTTP/1.1 100 Continue\r\n\r\n" + JSON_ANSWER))  # interim: skipped
-    assert kept.post("/gate", b"{}", b"", 5) == (200, b'{"ok":true}')
-    assert kept.post("/gate", b"{}", b"", 5) == (404, b"{}")
-    assert kept.post("/gate", b"{}", b"", 5)[0] == 200
+    assert kept.post("/gate", b"{}", {}, 5) == (200, b'{"ok":true}')
+    assert kept.post("/gate", b"{}", {}, 5) == (404, b"{}")
+    assert kept.post("/gate", b"{}", {}, 5)[0] == 200
     assert kept.connects == 2  # the server said it closes: a new connection for the third
 
 
@@ -161,7 +161,7 @@ def test_what_is_not_http_or_ends_early_is_an_answer_error(server: Server, kept:
         answer(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{}"),
     ]
     with pytest.raises(AnswerError, match="not HTTP"):
-        kept.post("/gate", b"{}", b"", 5)
+        kept.post("/gate", b"{}", {}, 5)
 
     def cut(_line: bytes, _h: dict[bytes, bytes], _b: bytes, conn: socket.socket) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{}")
@@ -169,13 +169,13 @@ def test_what_is_not_http_or_ends_early_is_an_answer_error(server: Server, kept:
 
     server.plan[:] = [cut]
     with pytest.raises(AnswerError, match="after 2 of 50 bytes"):
-        kept.post("/gate", b"{}", b"", 5)
+        kept.post("/gate", b"{}", {}, 5)
 
 
 def test_a_server_that_does_not_answer_times_out(server: Server, kept: KeptConnection) -> None:
     server.plan.append(lambda *_: None)
     with pytest.raises(TimeoutError):
-        kept.post("/gate", b"{}", b"", 0.2)
+        kept.post("/gate", b"{}", {}, 0.2)
 
 
 def test_no_kept_connection_past_a_proxy_or_for_other_schemes(monkeypatch: pytest.MonkeyPatch) -> None:
