@@ -35,6 +35,7 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from device_bridge.device_lock import SerialLock
 from device_bridge.errors import AppiumSessionError, DeviceUnavailableError
+from device_bridge.screen_hooks import ScreenHooks
 from interpreter.device import Artifact
 from interpreter.errors import AppNotInstalledError, AppNotLaunchableError
 from interpreter.hierarchy import UiNode, from_android_xml
@@ -107,7 +108,7 @@ def open_session(url: str, serial: str, capabilities: Mapping[str, Any] | None =
         raise _refused(url, serial, exc) from exc
 
 
-class AppiumDevice:
+class AppiumDevice(ScreenHooks):
     """One phone driven through an Appium server, by serial.
 
     Construction takes the serial's bridge lock (as `U2Device` does: one bridge per phone) and
@@ -131,10 +132,6 @@ class AppiumDevice:
             self._lock.release()
             raise
         self._size: tuple[int, int] | None = None
-        self._before_change: Callable[[], object] | None = None
-        self._after_look: Callable[[], object] | None = None
-        self._changes = 0
-        self._looks = 0
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -152,33 +149,6 @@ class AppiumDevice:
             f"{type(exc).__name__}: {detail[0] if detail else ''} (check that the server is up and that "
             "the phone is connected and unlocked)"
         )
-
-    def hold_changes_until(self, wait: Callable[[], object] | None) -> None:
-        """Have the next call that changes the screen call `wait()` first (None: no hold)."""
-        self._before_change = wait
-
-    def after_next_look(self, go: Callable[[], object] | None) -> None:
-        """Call `go()` once the next look at the screen has its answer, or before the next change."""
-        self._after_look = go
-
-    def looks(self) -> tuple[int, int]:
-        """(calls that changed the screen, looks at it that have their answer) so far."""
-        return self._changes, self._looks
-
-    def _looked(self) -> None:
-        self._looks += 1
-        go, self._after_look = self._after_look, None
-        if go is not None:
-            go()
-
-    def _settle(self) -> None:
-        self._changes += 1
-        go, self._after_look = self._after_look, None
-        if go is not None:
-            go()
-        wait, self._before_change = self._before_change, None
-        if wait is not None:
-            wait()
 
     def close(self) -> None:
         """End the Appium session (the server stops its helper on the phone), then free the lock."""

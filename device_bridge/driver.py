@@ -41,6 +41,7 @@ from PIL import Image
 from device_bridge.device_lock import SerialLock
 from device_bridge.errors import DeviceUnavailableError
 from device_bridge.kept_http import exchange
+from device_bridge.screen_hooks import ScreenHooks
 from interpreter.device import Artifact
 from interpreter.errors import AppNotInstalledError, AppNotLaunchableError
 from interpreter.hierarchy import UiNode, from_android_xml
@@ -90,7 +91,7 @@ class _RpcConnection:
         self._conn.close()
 
 
-class U2Device:
+class U2Device(ScreenHooks):
     """One phone (or the emulator) driven through uiautomator2, by adb serial.
 
     Construction takes the serial's bridge lock (a second `U2Device` on the same serial,
@@ -111,10 +112,6 @@ class U2Device:
         self._local = threading.local()
         self._connections: list[_RpcConnection] = []
         self._connections_lock = threading.Lock()
-        self._before_change: Callable[[], object] | None = None
-        self._after_look: Callable[[], object] | None = None
-        self._changes = 0
-        self._looks = 0
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -163,33 +160,6 @@ class U2Device:
             with self._connections_lock:
                 if conn in self._connections:
                     self._connections.remove(conn)
-
-    def hold_changes_until(self, wait: Callable[[], object] | None) -> None:
-        """Have the next call that changes the screen call `wait()` first (None: no hold)."""
-        self._before_change = wait
-
-    def after_next_look(self, go: Callable[[], object] | None) -> None:
-        """Call `go()` once the next look at the screen has its answer, or before the next change."""
-        self._after_look = go
-
-    def looks(self) -> tuple[int, int]:
-        """(calls that changed the screen, looks at it that have their answer) so far."""
-        return self._changes, self._looks
-
-    def _looked(self) -> None:
-        self._looks += 1
-        go, self._after_look = self._after_look, None
-        if go is not None:
-            go()
-
-    def _settle(self) -> None:
-        self._changes += 1
-        go, self._after_look = self._after_look, None
-        if go is not None:
-            go()
-        wait, self._before_change = self._before_change, None
-        if wait is not None:
-            wait()
 
     def close(self) -> None:
         """Let go of the device: end the uiautomator2 server this bridge started, then the lock.
