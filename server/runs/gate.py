@@ -46,12 +46,11 @@ from server.metrics import count_reported
 from server.runs.events import RUN_STEP
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import notify_on_commit
-from server.runs.report import StoredRun, Verdict, judge
-from server.runs.report import _row_values as row_values
+from server.runs.report import KEPT_WHEN_LEFT_OUT, StoredRun, Verdict, judge, row_values
 from server.runs.run_event_rows import insert_run_events
 from server.runs.schemas import RunReportIn
 from server.runs.service import summary_json
-from server.runs.sql import insert_trace_rows, serialize_run_event_ids
+from server.runs.sql import insert_trace_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +106,6 @@ def announce_step(
     """Write the `run.step` event (the step in flight) of a gate that was told the step about to start."""
     if answer.cancel_requested or answer.status not in ("running", "waiting_for_approval"):
         return  # the step will not start, or the server does not see the run moving
-    serialize_run_event_ids(session)
     payload = {"id": answer.run_id, "seq": seq, "nodeId": node_id, "startedAt": utcnow().isoformat()}
     session.execute(
         insert(RunEvent).values(
@@ -228,18 +226,7 @@ _STORE_PROGRESS = (
         trace_len=bindparam("p_trace_len"),
         device_id=bindparam("p_device_id"),
         updated_at=bindparam("p_now", type_=_runs.c.updated_at.type),
-        **{
-            column: _kept_unless_sent(column)
-            for column in (
-                "started_at",
-                "ended_at",
-                "duration_ms",
-                "error_message",
-                "n_steps",
-                "n_failed",
-                "n_retries",
-            )
-        },
+        **{column: _kept_unless_sent(column) for column in KEPT_WHEN_LEFT_OUT},
     )
     .returning(*_runs.c)
 )

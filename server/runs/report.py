@@ -71,6 +71,18 @@ class IngestResult:
     reason: str | None
 
 
+# Columns a report may leave out (null) and the stored row keeps: a claim set startedAt, say.
+KEPT_WHEN_LEFT_OUT = (
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "error_message",
+    "n_steps",
+    "n_failed",
+    "n_retries",
+)
+
+
 def progress(status: RunStatus, trace_len: int) -> tuple[int, int, int]:
     """How far along a run is: status rank, then trace length, then approval-pending.
 
@@ -214,7 +226,7 @@ def _created_at(report: RunReportIn, now: datetime) -> datetime:
     return now
 
 
-def _row_values(report: RunReportIn) -> dict[str, Any]:
+def row_values(report: RunReportIn) -> dict[str, Any]:
     """The columns a report sets, on insert and on a newer report alike."""
     # A device's `paused` is its echo of the server's pause: the server alone moves a run into it.
     status = RunStatus.RUNNING if report.status is RunStatus.PAUSED else report.status
@@ -253,7 +265,7 @@ def _insert_new_runs(
                 "claimed_at": None,
                 "cancel_requested_at": None,
                 "attempt": 1,
-                **_row_values(report),
+                **row_values(report),
             },
         )
     if not rows:
@@ -317,21 +329,13 @@ def _apply_to_existing(
         if verdict.result != "stored":
             return verdict
         new_len = len(report.trace)
-        values = _row_values(report)
+        values = row_values(report)
         if stored.status is RunStatus.PAUSED and not report.status.terminal:
             # The server owns `paused` (server/runs/pausing.py): the device's reports add the
             # step that was in flight, and only a resume moves the run back to running.
             values["status"] = RunStatus.PAUSED.value
         # Keep what the stored row knows when the report leaves it out (a claim set startedAt).
-        for column in (
-            "started_at",
-            "ended_at",
-            "duration_ms",
-            "error_message",
-            "n_steps",
-            "n_failed",
-            "n_retries",
-        ):
+        for column in KEPT_WHEN_LEFT_OUT:
             if values[column] is None:
                 values.pop(column)
         statement = (

@@ -116,15 +116,6 @@ def _copy_escape(text: str) -> str:
     return text.replace("\\", "\\\\") if "\\" in text else text
 
 
-def serialize_run_event_ids(session: Session) -> None:
-    """Nothing any more: run-event ids need no lock (the tail waits at gaps, server/runs/event_order.py).
-
-    Kept until its last caller goes: it took an advisory lock until commit, which made every
-    transaction writing events wait for the commit of the one before, in every server process.
-    """
-    del session
-
-
 def once_per_transaction(session: Session, what: str) -> bool:
     """True the first time `what` is asked in `session`'s current transaction, False after: a
     transaction-scoped lock or a NOTIFY needs one round trip, however many writes ask for it."""
