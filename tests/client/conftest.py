@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
+from client import output
 from phoneflow.cli import app
 from tests.bridge.server_process import ServerProcess, start_server
 from tests.server.conftest import (  # noqa: F401 - fixtures
@@ -60,7 +61,14 @@ class Cli:
         }
 
     def __call__(self, *args: str, env: dict[str, Any] | None = None, input: str | None = None) -> Result:
-        return CliRunner().invoke(app, list(args), env={**self.env, **(env or {})}, input=input)
+        called_with = {**self.env, **(env or {})}
+        # The CLI's consoles are made once per process (client/output.py), with the width of the
+        # terminal or COLUMNS of that moment; a command of its own process sees its own. Here many
+        # commands share this process, so each is given the width a process of its own would have.
+        width = int(called_with["COLUMNS"])
+        for console in (output.out, output.err):
+            console.width = width
+        return CliRunner().invoke(app, list(args), env=called_with, input=input)
 
 
 @pytest.fixture

@@ -19,6 +19,12 @@ from tests.emulator.conftest import ADB, adb_run
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(120)]
 
 
+def _interruptible() -> None:
+    """Ctrl-C ends the adb client as in a terminal, even when the tests run where SIGINT is ignored
+    (a background job of a shell without job control: its children inherit the ignore)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def decoded(path: Path) -> tuple[int, tuple[int, int], float]:
     """(frames, (width, height), duration in s) of an MP4 as PyAV decodes it."""
     with av.open(str(path)) as container:
@@ -80,7 +86,7 @@ def test_the_host_closing_the_stream_ends_the_file_cleanly(emulator: Emulator, t
     serial = emulator.serial
     recording = subprocess.Popen(
         [ADB, "-s", serial, "shell", "screenrecord", "--size", "240x520", "/sdcard/hup.mp4"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_interruptible,
     )  # fmt: skip
     wait_for_process(emulator, "screenrecord")
     recording.send_signal(signal.SIGINT)
