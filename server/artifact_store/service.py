@@ -13,6 +13,7 @@ are removed by `sweep_orphans` once they are older than any save in progress cou
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,6 +40,9 @@ STORE_INFO_KEY = "phoneflow_artifact_store"  # in Session.info: the store, set b
 STORE_RETRY_AFTER_S = 5
 # An object younger than this may belong to a save whose row is not committed yet.
 ORPHAN_GRACE = timedelta(hours=1)
+# What the sweep may delete: keys as the server makes them (account and run ids, then a name), never
+# other objects that share the bucket or the folder.
+_SERVER_KEY = re.compile(r"[0-9a-f-]{36}/[0-9a-f-]{36}/[A-Za-z0-9._-]+")
 _PENDING_KEY = "phoneflow_artifact_keys_put"
 _log = logging.getLogger("phoneflow.artifacts")
 
@@ -339,15 +343,16 @@ def sweep_orphans(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Delete the objects of the store that no artifact row points at and that were written more
-    than `grace` before `now`; how many were deleted. Keys are `ACCOUNT/RUN/…`: the rows are looked
-    up a batch of runs at a time (by the run index). Safe beside other server processes."""
+    than `grace` before `now` (only keys shaped as the server makes them); how many were deleted.
+    Keys are `ACCOUNT/RUN/…`: the rows are looked up a batch of runs at a time (by the run index).
+    Safe beside other server processes."""
     cutoff = (now or utcnow()) - grace
     removed = 0
     batch: dict[str, list[str]] = {}
     for stored in store.objects():
         if should_stop():
             return removed
-        if stored.modified > cutoff:
+        if stored.modified > cutoff or not _SERVER_KEY.fullmatch(stored.key):
             continue
         batch.setdefault(_run_of(stored), []).append(stored.key)
         if len(batch) >= runs_per_query:

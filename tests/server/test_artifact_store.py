@@ -296,9 +296,13 @@ def test_objects_no_artifact_points_at_are_swept_once_old_enough(
     assert sweep_orphans(session_factory, store) == 0
     assert stored_keys(store) == {kept, beside, stray}
 
+    # Not a key the server makes (another tool's object in a shared bucket): never the sweep's.
+    foreign = "backups/2026/db.dump"
+    store.put(foreign, b"not ours", "application/octet-stream")
+
     later = utcnow() + ORPHAN_GRACE + timedelta(minutes=1)
     assert sweep_orphans(session_factory, store, now=later, runs_per_query=1) == 2
-    assert stored_keys(store) == {kept}
+    assert stored_keys(store) == {kept, foreign}
     served = client.get(f"/api/v1/runs/{rid}/artifacts/kept.png", headers=auth(acc.token))
     assert (served.status_code, served.content) == (200, PNG)
 
