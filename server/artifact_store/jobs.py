@@ -58,21 +58,17 @@ def register_jobs(
     store = (session_factory.kw.get("info") or {}).get(STORE_INFO_KEY)
     if store is None:
         return
-    scheduler.add_job(
-        move_blobs,
-        "interval",
-        seconds=INTERVAL_S,
-        args=[session_factory, store, stopping(scheduler)],
-        id="artifacts.move_database_blobs",
-        next_run_time=utcnow() + timedelta(seconds=5),
-        replace_existing=True,
+    jobs = (
+        (move_blobs, "artifacts.move_database_blobs", INTERVAL_S, timedelta(seconds=5)),
+        (sweep, "artifacts.sweep_orphans", SWEEP_INTERVAL_S, timedelta(minutes=5)),
     )
-    scheduler.add_job(
-        sweep,
-        "interval",
-        seconds=SWEEP_INTERVAL_S,
-        args=[session_factory, store, stopping(scheduler)],
-        id="artifacts.sweep_orphans",
-        next_run_time=utcnow() + timedelta(minutes=5),
-        replace_existing=True,
-    )
+    for job, job_id, every_s, first_after in jobs:
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=every_s,
+            args=[session_factory, store, stopping(scheduler)],
+            id=job_id,
+            next_run_time=utcnow() + first_after,
+            replace_existing=True,
+        )

@@ -343,7 +343,8 @@ def sweep_orphans(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Delete the objects of the store that no artifact row points at and that were written more
-    than `grace` before `now` (only keys shaped as the server makes them); how many were deleted.
+    than `grace` before `now` (only keys shaped as the server makes them); how many it deleted (a
+    delete the store refuses is logged by `delete_keys`, and tried again by the next sweep).
     Keys are `ACCOUNT/RUN/…`: the rows are looked up a batch of runs at a time (by the run index).
     Safe beside other server processes."""
     cutoff = (now or utcnow()) - grace

@@ -14,21 +14,9 @@ from device_bridge.frames import FrameMode, FramePolicy, FrameRecorder
 from device_bridge.outbox import Outbox
 from interpreter.engine import run_workflow
 from tests.appium.conftest import start_emulator
-from tests.test_engine import node, workflow
+from tests.bridge.test_frame_hold import DELAY_S, STEPS  # the same slow-screenshot run
 
 pytestmark = pytest.mark.emulator
-
-SHOP = "com.example.shop"
-DELAY_S = 0.8
-USER = {"resourceId": f"{SHOP}:id/user"}
-
-STEPS = workflow(
-    node("open", "action.launchApp", {"package": SHOP, "stopFirst": True}, "count"),
-    node("count", "control.setVar", {"name": "n", "value": 1}, "read"),
-    node("read", "action.readText", {"selector": USER}, "type"),
-    node("type", "action.typeText", {"text": "alice", "clear": True, "selector": USER}),
-    targetPackages=[SHOP],
-)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
