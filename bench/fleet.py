@@ -36,26 +36,22 @@ minus its `createdAt`, both the server's clock, p50/p99. Prints a table and writ
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import database, free_port
 from machine_info import machine_info
+from serving import database, server, tree_cpu_s
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -72,36 +68,10 @@ from server.devices import service as devices_service  # noqa: E402
 from server.workflows import service as workflows_service  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "fleet.json"
-# Four server processes start in about a minute on a busy 2-core machine: wait longer than that.
-SERVER_START_S = 300
 STEPS = 10
 IDLE_POLL_S = 0.05
 WAKEUP_WAIT_S = 25
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ENDED = ("success", "failed", "cancelled", "timeout")
-
-
-def process_tree_cpu_s(root: int) -> float:
-    """User + system CPU seconds of `root` and its descendants now alive (/proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    tree, frontier = {root}, [root]
-    while frontier:
-        here = frontier.pop()
-        for pid, parent in parents.items():
-            if parent == here and pid not in tree:
-                tree.add(pid)
-                frontier.append(pid)
-    return sum(times.get(pid, 0.0) for pid in tree)
 
 
 def own_cpu_s() -> float:
@@ -164,45 +134,6 @@ def seed(url: str, phones: int, step_ms: int) -> dict[str, Any]:
         ids = {"token": token, "workflow_id": workflow.id, "devices": devices}
     engine.dispose()
     return ids
-
-
-@contextmanager
-def server(url: str, workers: int) -> Iterator[tuple[str, int]]:
-    """A uvicorn server of `workers` processes on `url` (bench/ingest.py's, with a longer start)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PHONEFLOW_DATABASE_URL": url,
-        "PHONEFLOW_RUN_MIGRATIONS": "false",
-        "PHONEFLOW_START_SCHEDULER": "false",
-        "PHONEFLOW_LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
-    command += ["--timeout-graceful-shutdown", "2", "--backlog", "4096"]
-    # Its own process group: the workers go with it even when the master must be killed.
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"the benchmark server did not start within {SERVER_START_S} s")
-            time.sleep(0.5)
-        yield base, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 class GateControl:
@@ -362,7 +293,7 @@ def one_fleet(
         ended = threading.Semaphore(0)
         fleet = [VirtualPhone(base, device, stop, idle, ended, progress) for device in ids["devices"]]
         load_before = os.getloadavg()[0]
-        server_cpu0, own_cpu0, sim_cpu0 = process_tree_cpu_s(server_pid), own_cpu_s(), TimedSimulator.cpu_s
+        server_cpu0, own_cpu0, sim_cpu0 = tree_cpu_s(server_pid), own_cpu_s(), TimedSimulator.cpu_s
         started = time.perf_counter()
         for phone in fleet:
             phone.start()
@@ -370,7 +301,7 @@ def one_fleet(
             if not ended.acquire(timeout=600):
                 raise RuntimeError("the fleet ended no run for 10 minutes: see the phones' errors")
         drain_s = time.perf_counter() - started
-        server_cpu = process_tree_cpu_s(server_pid) - server_cpu0
+        server_cpu = tree_cpu_s(server_pid) - server_cpu0
         sim_cpu = TimedSimulator.cpu_s - sim_cpu0
         bench_cpu = own_cpu_s() - own_cpu0 - sim_cpu
         load_after = os.getloadavg()[0]

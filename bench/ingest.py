@@ -31,7 +31,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,10 +42,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
+import serving
 from machine_info import machine_info
+from serving import PG_URL, cpu_s, database, process_tree
 from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,13 +54,11 @@ sys.path.insert(0, str(REPO))
 
 from server.accounts import service as accounts_service  # noqa: E402
 from server.accounts.models import Plan  # noqa: E402
-from server.db import make_engine, make_session_factory, normalise_url, utcnow  # noqa: E402
+from server.db import make_engine, make_session_factory, utcnow  # noqa: E402
 from server.devices import service as devices_service  # noqa: E402
-from server.migrate import upgrade  # noqa: E402
 from server.workflows import service as workflows_service  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "ingest.json"
-PG_URL = os.environ.get("PHONEFLOW_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CLIENTS = 8
 EVENTS_PER_RUN = 50
 DEFINITION = {
@@ -112,33 +110,7 @@ def report(workflow_id: str, version_id: str, steps: int = EVENTS_PER_RUN) -> di
     }
 
 
-# --- databases and servers -----------------------------------------------------------------
-
-
-@contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
-    """A migrated, empty database URL of `kind`."""
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_URL, pool_pre_ping=False)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{normalise_url(PG_URL)}?options={quote(f'-csearch_path={schema}')}"
-    try:
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+# --- databases and servers (bench/serving.py) ------------------------------------------------
 
 
 def seed(url: str) -> dict[str, str]:
@@ -165,44 +137,7 @@ def seed(url: str) -> dict[str, str]:
     return ids
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-# --- CPU time (the machine is shared: wall time depends on what else runs) ---------------------
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVER_PIDS: dict[str, int] = {}  # base URL -> the uvicorn parent process
-
-
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one process so far (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _tree(root: int) -> list[int]:
-    """`root` and its descendants (the uvicorn workers)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def _backend_pids(url: str) -> list[int]:
@@ -229,13 +164,13 @@ class CpuMeter:
         self.base, self.url = base, url
 
     def __enter__(self) -> CpuMeter:
-        self.server0 = {pid: _cpu_s(pid) for pid in _tree(SERVER_PIDS[self.base])}
-        self.db0 = {pid: _cpu_s(pid) for pid in _backend_pids(self.url)}
+        self.server0 = {pid: cpu_s(pid) for pid in process_tree(SERVER_PIDS[self.base])}
+        self.db0 = {pid: cpu_s(pid) for pid in _backend_pids(self.url)}
         return self
 
     def __exit__(self, *_: object) -> None:
-        server = {pid: _cpu_s(pid) for pid in _tree(SERVER_PIDS[self.base])}
-        db = {pid: _cpu_s(pid) for pid in _backend_pids(self.url)}
+        server = {pid: cpu_s(pid) for pid in process_tree(SERVER_PIDS[self.base])}
+        db = {pid: cpu_s(pid) for pid in _backend_pids(self.url)}
         self.server_s = sum(cpu - self.server0.get(pid, 0.0) for pid, cpu in server.items())
         self.db_s = sum(cpu - self.db0.get(pid, 0.0) for pid, cpu in db.items())
 
@@ -246,40 +181,14 @@ APPLICATION_NAME = f"phoneflow-bench-{os.getpid()}"
 @contextmanager
 def server(url: str, workers: int) -> Iterator[str]:
     """A uvicorn server process (or `workers` of them) on `url`."""
-    port = free_port()
     env = {
-        **os.environ,
         # Named, so that the CPU of its PostgreSQL backends can be told from other clients'.
         "PHONEFLOW_DATABASE_URL": f"{url}&application_name={APPLICATION_NAME}" if "?" in url else url,
-        "PHONEFLOW_RUN_MIGRATIONS": "false",
-        "PHONEFLOW_START_SCHEDULER": "false",
-        "PHONEFLOW_LOG_LEVEL": "WARNING",
         "PHONEFLOW_MAX_BODY_BYTES": str(4 * 1024 * 1024),
     }
-    command = [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
-    command += ["--timeout-graceful-shutdown", "2", "--backlog", "4096"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    SERVER_PIDS[base] = process.pid
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the benchmark server did not start")
-            time.sleep(0.2)
+    with serving.server(url, workers, env=env, start_s=60) as (base, pid):
+        SERVER_PIDS[base] = pid
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 # --- throughput ----------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -32,15 +31,13 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from ingest import database, free_port
 from machine_info import machine_info
+from serving import database, server, threads_cpu_ns
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -52,19 +49,7 @@ from server.devices import service as devices_service  # noqa: E402
 from server.workflows import service as workflows_service  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "run_path.json"
-SERVER_START_S = 120
 KINDS = ("claim", "gate", "report")
-
-
-def server_cpu_ns(pid: int) -> int:
-    """Nanoseconds on CPU of every thread of `pid` now alive (/proc/PID/task/*/schedstat)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
 
 
 def definition(steps: int) -> dict[str, Any]:
@@ -97,41 +82,6 @@ def seed(url: str, steps: int) -> dict[str, Any]:
     return ids
 
 
-@contextmanager
-def server(url: str) -> Iterator[tuple[str, int]]:
-    """One uvicorn process serving the app on `url`; its base URL and pid."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PHONEFLOW_DATABASE_URL": url,
-        "PHONEFLOW_RUN_MIGRATIONS": "false",
-        "PHONEFLOW_START_SCHEDULER": "false",
-        "PHONEFLOW_LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"the benchmark server did not start within {SERVER_START_S} s")
-            time.sleep(0.3)
-        yield base, process.pid
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
@@ -162,10 +112,10 @@ class Phone:
         self.errors: list[str] = []
 
     def timed(self, kind: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        before = server_cpu_ns(self.pid)
+        before = threads_cpu_ns(self.pid)
         answer = self.http.request(method, path, **kwargs)
         # The server's thread may still be finishing (a callback after commit): a moment for it.
-        self.cpu_ns[kind].append(server_cpu_ns(self.pid) - before)
+        self.cpu_ns[kind].append(threads_cpu_ns(self.pid) - before)
         if answer.status_code >= 400:
             self.errors.append(f"{kind} {answer.status_code}: {answer.text[:200]}")
         return answer
@@ -217,7 +167,7 @@ def measure(
 ) -> dict[str, Any]:
     ids = seed(url, steps)
     with (
-        server(url) as (base, pid),
+        server(url, start_s=120) as (base, pid),
         httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {ids['token']}"}, timeout=60
         ) as account,
@@ -257,10 +207,10 @@ def measure(
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)
-        total0 = server_cpu_ns(pid)
+        total0 = threads_cpu_ns(pid)
         for _ in range(runs):
             phone.one_run()
-        total_ns = server_cpu_ns(pid) - total0
+        total_ns = threads_cpu_ns(pid) - total0
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
