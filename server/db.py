@@ -10,6 +10,7 @@ never before and never after a rollback.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Request
 from sqlalchemy import JSON, DateTime, Dialect, Engine, MetaData, String, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
@@ -104,7 +106,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     The pool holds 5 connections and opens up to 10 more under load (SQLAlchemy's defaults; pass
     `pool_size` / `max_overflow` / `pool_timeout` to change them): four server processes then stay
     well inside PostgreSQL's default max_connections of 100, and a burst waits for the pool
-    instead of being refused by the database.
+    instead of being refused by the database. A PostgreSQL connection that sat idle in the pool for
+    `PING_IDLE_AFTER_S` is pinged before it is handed out (and replaced when dead); `pool_pre_ping=False`
+    turns that off.
     """
     url = normalise_url(url)
     parsed = make_url(url)
@@ -118,10 +122,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         event.listen(engine, "connect", _disable_pysqlite_transactions, insert=True)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    ping_idle = kwargs.pop("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if ping_idle:
+        event.listen(engine, "checkin", _stamp_checkin)
+        event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+# A connection back in the pool for longer than this is pinged before it is handed out again.
+# SQLAlchemy's pool_pre_ping pings at every checkout: a round trip to the database for each request
+# (each runs.report), though a connection used a moment ago is alive as far as anyone can know.
+# One that sat idle (the database restarted, a proxy cut it) is checked, and replaced when dead.
+PING_IDLE_AFTER_S = 1.0
+_CHECKED_IN_AT = "phoneflow_checked_in_at"
+
+
+def _stamp_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_CHECKED_IN_AT] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+    checked_in_at = record.info.get(_CHECKED_IN_AT)
+    if checked_in_at is None or time.monotonic() - checked_in_at < PING_IDLE_AFTER_S:
+        return  # just opened, or just used
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        if not dbapi_connection.autocommit:
+            dbapi_connection.rollback()  # the ping opened a transaction; the pool hands out none
+    except Exception as exc:
+        # The pool drops this connection and checks out another (a fresh one if need be).
+        raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
 
 
 def _disable_pysqlite_transactions(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -4,12 +4,15 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, select
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.exc import OperationalError
 
+from server import db as db_module
 from server.accounts.models import Account
 from server.app import create_app
-from server.db import after_commit, normalise_url
+from server.db import after_commit, make_engine, normalise_url
 from server.settings import Settings
+from tests.server.conftest import PG_URL, postgres_unreachable_reason
 from tests.server.factories import Db, create_account
 
 
@@ -89,3 +92,36 @@ def test_after_commit_waits_for_the_outer_commit_not_a_savepoint(db: Db) -> None
         assert seen == []
         session.commit()
     assert seen == ["committed"]
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def _terminate(pid: int) -> None:
+    admin = make_engine(PG_URL, pool_pre_ping=False)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        admin.dispose()
+
+
+def test_a_pooled_connection_is_pinged_only_after_it_sat_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    if postgres_unreachable_reason() is not None:
+        pytest.skip(str(postgres_unreachable_reason()))
+    engine = make_engine(PG_URL, pool_size=1, max_overflow=0)
+    try:
+        # Used a moment ago: handed out as it is (no round trip); a dead one then fails its statement.
+        monkeypatch.setattr(db_module, "PING_IDLE_AFTER_S", 60.0)
+        _terminate(_backend_pid(engine))
+        with pytest.raises(OperationalError), engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        # Idle for longer than the limit: pinged, found dead, replaced by a fresh connection.
+        monkeypatch.setattr(db_module, "PING_IDLE_AFTER_S", 0.0)
+        first = _backend_pid(engine)
+        _terminate(first)
+        assert _backend_pid(engine) != first
+    finally:
+        engine.dispose()
