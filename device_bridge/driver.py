@@ -8,9 +8,9 @@ Round trips are what a step costs on a phone, so the driver spends as few as it 
 the installed package list is read once (`pm list packages`) and cached, the screen size
 once, and text goes in by the clipboard RPCs without uiautomator2's IME probe (`ime list`,
 a shell round trip on every `send_keys`). JSON-RPC calls go over a kept-alive HTTP connection
-per thread (one adb stream to the server's port, as `adb forward` would give), where the
-uiautomator2 client opens a new adb connection for every call; when that connection fails the
-call goes through the client, which restarts the server as it always does.
+per thread (`rpc_stream.RpcStream`: one adb stream to the server's port, as `adb forward` would
+give, read lean), where the uiautomator2 client opens a new adb connection for every call; when
+that connection fails the call goes through the client, which restarts the server as it always does.
 
 `hold_changes_until(wait)` makes the next call that changes the screen (tap, typing, key,
 swipe, app launch or stop) call `wait()` first: a step's frame being taken on another thread
@@ -24,7 +24,6 @@ not drawing it while it dumps), and a step that only looked can share that pictu
 from __future__ import annotations
 
 import base64
-import http.client
 import io
 import json
 import logging
@@ -40,7 +39,7 @@ from PIL import Image
 
 from device_bridge.device_lock import SerialLock
 from device_bridge.errors import DeviceUnavailableError
-from device_bridge.kept_http import exchange
+from device_bridge.rpc_stream import RpcStream
 from device_bridge.screen_hooks import ScreenHooks
 from interpreter.device import Artifact
 from interpreter.errors import AppNotInstalledError, AppNotLaunchableError
@@ -56,39 +55,6 @@ _DUMP_MAX_DEPTH = 50
 # The port the uiautomator2 server listens on, on the phone, and the client's per-call timeout.
 _SERVER_PORT = 9008
 _RPC_TIMEOUT_S = 10.0
-
-
-class _AdbHttpConnection(http.client.HTTPConnection):
-    """An HTTP/1.1 connection to a port on the phone, over an adb stream instead of a TCP socket."""
-
-    def __init__(self, device: adbutils.AdbDevice, port: int) -> None:
-        super().__init__("127.0.0.1", port, timeout=_RPC_TIMEOUT_S)
-        self._device = device
-
-    def connect(self) -> None:
-        self.sock = self._device.create_connection(adbutils.Network.TCP, self.port)
-        self.sock.settimeout(self.timeout)
-
-
-class _RpcConnection:
-    """JSON-RPC POSTs over HTTP/1.1 (`http.client`) to a port on the phone, on one adb stream kept
-    open (the uiautomator2 client opens an adb connection per call: most of each call's time)."""
-
-    # What the uiautomator2 client sends (no gzip: NanoHTTPD's leaks).
-    _HEADERS = {"User-Agent": "uiautomator2", "Accept-Encoding": "", "Content-Type": "application/json"}
-
-    def __init__(self, device: adbutils.AdbDevice, port: int) -> None:
-        self._conn = _AdbHttpConnection(device, port)
-
-    def post(self, body: bytes) -> tuple[int, bytes]:
-        """Send one request; (HTTP status, body) of its answer. OSError/ValueError when it broke."""
-        status, data, close = exchange(self._conn, "/jsonrpc/0", body, self._HEADERS)
-        if close:
-            self.close()
-        return status, data
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 class U2Device(ScreenHooks):
@@ -110,7 +76,7 @@ class U2Device(ScreenHooks):
         self._size: tuple[int, int] | None = None
         self._last_screen: tuple[str, UiNode] | None = None  # the last dump and its tree
         self._local = threading.local()
-        self._connections: list[_RpcConnection] = []
+        self._connections: list[RpcStream] = []
         self._connections_lock = threading.Lock()
 
     # --- plumbing ----------------------------------------------------------------------
@@ -143,17 +109,17 @@ class U2Device(ScreenHooks):
         return self._guard(method, lambda: _rpc_result(body, args))
 
     def _post(self, payload: bytes) -> tuple[int, bytes]:
-        conn: _RpcConnection | None = getattr(self._local, "conn", None)
+        conn: RpcStream | None = getattr(self._local, "conn", None)
         if conn is None:
             port = int(getattr(self._u2, "_device_server_port", _SERVER_PORT))
-            conn = _RpcConnection(self._u2.adb_device, port)
+            conn = RpcStream(self._u2.adb_device, port, _RPC_TIMEOUT_S)
             self._local.conn = conn
             with self._connections_lock:
                 self._connections.append(conn)
         return conn.post(payload)
 
     def _drop_connection(self) -> None:
-        conn: _RpcConnection | None = getattr(self._local, "conn", None)
+        conn: RpcStream | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
