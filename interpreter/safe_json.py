@@ -22,10 +22,21 @@ MAX_DEPTH = 64
 
 # Text that may hold one of the refused things; only a body that matches is parsed and walked.
 _SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
-# A run of digits as long as 2**63, or a number's exponent of three digits: maybe beyond 64 bits or a
-# double. JSON puts a digit before an exponent and one of `,]}`, white space or the end after it; an
-# id's hex ("…3e123…", half the UUIDs of a report have one) has neither and no longer costs a parse.
-_LONG_NUMBER = re.compile(rb"\d{19}|\d[eE][-+]?\d{3,}(?=[\s,\]}]|\Z)")
+
+
+def _number_classes() -> bytes:
+    """A translation of a body's bytes by what matters to a number: a digit reads 0, an exponent's e,
+    its sign +, what may end a number (`,]}` and white space) a comma, anything else x. The result is
+    searched as plain text: a regular expression tried at every digit of a 10 kB report cost ~0.3 ms."""
+    table = bytearray(b"x" * 256)
+    for kind, members in ((b"0", b"0123456789"), (b"e", b"eE"), (b"+", b"+-"), (b",", b",]} \t\n\r")):
+        for member in members:
+            table[member] = kind[0]
+    return bytes(table)
+
+
+_NUMBER_CLASSES = _number_classes()
+_EXPONENTS = (b"0e000", b"0e+000")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -135,13 +146,32 @@ def _surely_shallow(raw: bytes, max_depth: int) -> bool:
     return not brackets
 
 
+def _maybe_long_number(raw: bytes) -> bool:
+    """True when `raw` may hold a number beyond 64 bits or a double: a run of 19 digits, or an exponent
+    of three digits or more. JSON puts a digit before an exponent and a delimiter or the end after it;
+    an id's hex ("…3e123…", in half the UUIDs of a report) has neither, and is passed."""
+    classes = raw.translate(_NUMBER_CLASSES)
+    if b"0" * 19 in classes:
+        return True
+    for exponent in _EXPONENTS:
+        start = classes.find(exponent)
+        while start != -1:
+            end = start + len(exponent)
+            while end < len(classes) and classes[end] == 0x30:  # the exponent's further digits
+                end += 1
+            if end == len(classes) or classes[end] == 0x2C:  # the end, or a delimiter: a number
+                return True
+            start = classes.find(exponent, end)
+    return False
+
+
 def needs_check(raw: bytes, max_depth: int = MAX_DEPTH) -> bool:
     """False when `raw` surely holds nothing `check_value` refuses: the fast path for most bodies."""
     if b"\\u" in raw and _SUSPECT.search(raw) is not None:
         return True
     if b"NaN" in raw or b"Infinity" in raw or b"\x00" in raw:
         return True
-    if _LONG_NUMBER.search(raw) is not None:
+    if _maybe_long_number(raw):
         return True
     if not raw.isascii():
         try:
