@@ -26,6 +26,7 @@ from server.errors import (
 )
 from server.input_guard import InputGuardMiddleware
 from server.observability import RequestIdMiddleware, configure_logging
+from server.runs.report_lane import ReportLane
 from server.runs.video import close_assembler, install_assembler
 from server.scheduler import build_scheduler, stop_scheduler
 from server.settings import Settings
@@ -172,6 +173,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # Inside the size limit (it reads whole bodies): what no endpoint could store is a 422 here.
     app.add_middleware(InputGuardMiddleware)
+    # Ordinary runs.report requests (phones send one a step) are answered ahead of the guard, the
+    # router and FastAPI's request handling; any other request passes untouched (report_lane.py).
+    app.add_middleware(ReportLane)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
