@@ -25,8 +25,8 @@ from server.auth import (
     BearerCredentials,
     CurrentAccount,
     CurrentDevice,
+    DeviceRef,
     caller_name,
-    current_device,
     device_ref,
 )
 from server.db import SessionDep, after_commit, in_one_transaction
@@ -97,7 +97,12 @@ class _ReportRoute(APIRoute):
 
 
 def apply_reports(
-    session: Session, app: FastAPI, device: Device, runs: Sequence[RunReportIn], *, cancels: bool = True
+    session: Session,
+    app: FastAPI,
+    device: Device | DeviceRef,
+    runs: Sequence[RunReportIn],
+    *,
+    cancels: bool = True,
 ) -> list[dict[str, Any]]:
     """Store reports of `device`'s runs (runs.report's rules) in `session`'s transaction; the answer
     per run: `{"id", "result", "reason", "cancelRequested"}` (the step gate carries one too, without
@@ -128,7 +133,7 @@ async def report_runs(body: RunsReportIn, request: Request, credentials: BearerC
     """Store 1–100 runs of the calling device. Per run: `stored`, `unchanged` or `rejected` with a reason."""
 
     def work(session: Session) -> list[dict[str, Any]]:
-        return apply_reports(session, request.app, current_device(session, credentials), body.runs)
+        return apply_reports(session, request.app, device_ref(session, credentials), body.runs)
 
     return JSONResponse({"runs": await in_one_transaction(request, work)})
 

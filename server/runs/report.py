@@ -207,16 +207,35 @@ def _precheck(report: RunReportIn, device_id: str, versions: Mapping[str, str]) 
     return None
 
 
+# Workflow id by (account id, version id) of the versions reports named, in this process. A version
+# never changes its workflow or account and is never deleted while its account lives, so what was read
+# once stays true: a phone's reports of one run name one version, and only the first costs a query.
+_VERSIONS_SEEN: dict[tuple[str, str], str] = {}
+_VERSIONS_SEEN_MAX = 10_000
+
+
 def _known_versions(session: Session, account_id: str, version_ids: set[str]) -> dict[str, str]:
     """Workflow id by version id, for the versions of `version_ids` that this account owns."""
     from server.workflows.models import WorkflowVersion
 
+    known: dict[str, str] = {}
+    for version_id in version_ids:
+        workflow_id = _VERSIONS_SEEN.get((account_id, version_id))  # another thread may clear it meanwhile
+        if workflow_id is not None:
+            known[version_id] = workflow_id
+    unseen = version_ids - known.keys()
+    if not unseen:
+        return known
     rows = session.execute(
         select(WorkflowVersion.id, WorkflowVersion.workflow_id).where(
-            WorkflowVersion.id.in_(version_ids), WorkflowVersion.account_id == account_id
+            WorkflowVersion.id.in_(unseen), WorkflowVersion.account_id == account_id
         )
     )
-    return {row[0]: row[1] for row in rows}
+    if len(_VERSIONS_SEEN) > _VERSIONS_SEEN_MAX:
+        _VERSIONS_SEEN.clear()
+    for version_id, workflow_id in rows:
+        known[version_id] = _VERSIONS_SEEN[(account_id, version_id)] = workflow_id
+    return known
 
 
 def _created_at(report: RunReportIn, now: datetime) -> datetime:
