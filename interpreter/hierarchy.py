@@ -248,13 +248,29 @@ def _unmarked(attrs: dict[str, str]) -> dict[str, str]:
     return {name: _unmark(value) for name, value in attrs.items()}
 
 
+# Bounds read from dumps, by their text: one dump repeats most of the last one's (the same screen a
+# moment later, or the same app), and a `Bounds` is never changed, so one is shared. Emptied when full.
+_BOUNDS_READ: dict[str, Bounds] = {}
+_BOUNDS_READ_MAX = 4096
+
+
+def _bounds(text: str) -> Bounds:
+    bounds = _BOUNDS_READ.get(text)
+    if bounds is None:
+        bounds = Bounds.parse_android(text)
+        if len(_BOUNDS_READ) >= _BOUNDS_READ_MAX:
+            _BOUNDS_READ.clear()
+        _BOUNDS_READ[text] = bounds
+    return bounds
+
+
 def _node_from_attributes(attrs: dict[str, Any]) -> UiNode:
     get = attrs.get
     class_name = get("class", "")
     # Positional, in UiNode's field order: a screen of a few hundred widgets is read at every step.
     return UiNode(
         class_name,
-        Bounds.parse_android(get("bounds") or "[0,0][0,0]"),
+        _bounds(get("bounds") or "[0,0][0,0]"),
         get("text", ""),
         get("resource-id", ""),
         get("content-desc", ""),

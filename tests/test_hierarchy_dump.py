@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from interpreter import hierarchy
 from interpreter.errors import DeviceError
 from interpreter.hierarchy import Bounds, HierarchyError, UiNode, from_android_xml, to_android_xml
 
@@ -79,3 +80,19 @@ def test_elements_that_are_not_widgets_are_left_out_with_what_they_hold() -> Non
         ("a.Edit", "&\nx"),
     ]
     assert root.children[1].bounds == Bounds(5, 6, 7, 8)  # read however the numbers are spaced
+
+
+def test_bounds_read_once_are_shared_and_the_memory_of_them_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hierarchy, "_BOUNDS_READ", {})
+    monkeypatch.setattr(hierarchy, "_BOUNDS_READ_MAX", 2)
+    dump = to_android_xml(screen("a", "b"))
+    first, again = from_android_xml(dump), from_android_xml(dump)
+    assert first == again
+    assert first.children[1].bounds is again.children[1].bounds == Bounds(0, 100, 500, 190)
+    from_android_xml(to_android_xml(screen("a", "b", "c")))  # a third: the memory starts over
+    assert list(hierarchy._BOUNDS_READ) == ["[0,200][500,290]"]
+    with pytest.raises(HierarchyError, match="cannot be read"):  # a bad one is not remembered
+        from_android_xml('<hierarchy><node class="a" bounds="[0,0][wide,1]"/></hierarchy>')
+    assert list(hierarchy._BOUNDS_READ) == ["[0,200][500,290]"]
