@@ -28,7 +28,9 @@ import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +57,20 @@ _DUMP_MAX_DEPTH = 50
 # The port the uiautomator2 server listens on, on the phone, and the client's per-call timeout.
 _SERVER_PORT = 9008
 _RPC_TIMEOUT_S = 10.0
+# How old a dump may be and still answer the next look at a screen nobody changed since (seconds).
+_LOOK_AGAIN_S = 0.05
+
+
+@dataclass(slots=True)
+class _Look:
+    """The last window hierarchy dump: its text, its tree, the count of screen changes before it was
+    asked for, when it came (monotonic seconds), and whether it already answered a later look."""
+
+    xml: str
+    tree: UiNode
+    changes: int
+    at: float
+    lent: bool = False
 
 
 class U2Device(ScreenHooks):
@@ -74,7 +90,7 @@ class U2Device(ScreenHooks):
             raise
         self._installed: frozenset[str] | None = None
         self._size: tuple[int, int] | None = None
-        self._last_screen: tuple[str, UiNode] | None = None  # the last dump and its tree
+        self._last_screen: _Look | None = None
         self._local = threading.local()
         self._connections: list[RpcStream] = []
         self._connections_lock = threading.Lock()
@@ -220,8 +236,23 @@ class U2Device(ScreenHooks):
         self._rpc("deviceInfo")
 
     def hierarchy(self) -> UiNode:
+        # The first look after another one, with no change made to the screen in between and soon
+        # after (the first look of a step after a step that only looked), is answered with that
+        # look's tree instead of a dump of its own; only one look is, so the polls of a wait go on
+        # dumping the screen.
+        last = self._last_screen
+        if (
+            last is not None
+            and not last.lent
+            and last.changes == self._changes
+            and time.monotonic() - last.at <= _LOOK_AGAIN_S
+        ):
+            last.lent = True
+            self._looked()
+            return last.tree
         # The dump RPC itself rather than dump_hierarchy(), which sleeps and retries three
         # times on an empty screen: the engine does its own polling with its own timeouts.
+        changes = self._changes
         try:
             xml = self._rpc("dumpWindowHierarchy", False, _DUMP_MAX_DEPTH)
         finally:
@@ -230,11 +261,8 @@ class U2Device(ScreenHooks):
             raise DeviceUnavailableError(f"device {self._serial} returned no window hierarchy")
         # The same screen as last time (a wait's polls, a step that did not change it) is not read
         # again: the tree is only ever read, never changed.
-        last = self._last_screen
-        if last is not None and last[0] == xml:
-            return last[1]
-        tree = from_android_xml(str(xml))
-        self._last_screen = (xml, tree)
+        tree = last.tree if last is not None and last.xml == xml else from_android_xml(str(xml))
+        self._last_screen = _Look(xml, tree, changes, time.monotonic())
         return tree
 
     def hierarchy_xml(self) -> str:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,32 @@ def test_launch_foreground_hierarchy_type_and_tap(device: U2Device) -> None:
     assert sign_in is not None
     device.tap(*sign_in.bounds.center)
     assert find(device.hierarchy(), text="New order") is not None
+
+
+def test_a_look_right_after_a_look_is_answered_without_a_dump_and_only_once(
+    device: U2Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device.launch_app(SHOP, stop_first=True)
+    sent: list[str] = []
+    rpc = device._rpc
+
+    def seen(method: str, *params: Any) -> Any:
+        sent.append(method)
+        return rpc(method, *params)
+
+    monkeypatch.setattr(device, "_rpc", seen)
+    first = device.hierarchy()
+    assert device.hierarchy() is first  # the next look: that dump's tree, no dump of its own
+    device.hierarchy()  # the one after it (a wait's next poll) dumps the screen again
+    assert sent == ["dumpWindowHierarchy", "dumpWindowHierarchy"]
+    sign_in = find(device.hierarchy(), text="Sign in")
+    assert sign_in is not None
+    device.tap(*sign_in.bounds.center)  # a change: the next look dumps the screen it made
+    assert find(device.hierarchy(), text="New order") is not None
+    assert sent[-2:] == ["click", "dumpWindowHierarchy"]
+    time.sleep(0.1)  # a look a while later dumps the screen too
+    device.hierarchy()
+    assert sent.count("dumpWindowHierarchy") == 4
 
 
 def test_press_key_back_and_home(device: U2Device) -> None:
