@@ -41,6 +41,7 @@ from server.runs.events import get_hub
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
 from server.runs.models import Artifact, Run
+from server.runs.report_device import reporting_device
 from server.runs.rollup import record_step_failures
 from server.runs.schemas import (
     ArtifactOut,
@@ -133,7 +134,7 @@ async def report_runs(body: RunsReportIn, request: Request, credentials: BearerC
     """Store 1–100 runs of the calling device. Per run: `stored`, `unchanged` or `rejected` with a reason."""
 
     def work(session: Session) -> list[dict[str, Any]]:
-        return apply_reports(session, request.app, device_ref(session, credentials), body.runs)
+        return apply_reports(session, request.app, reporting_device(session, credentials), body.runs)
 
     return JSONResponse({"runs": await in_one_transaction(request, work)})
 

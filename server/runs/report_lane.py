@@ -5,7 +5,7 @@ report: the input guard reading and scanning the body, the router trying routes,
 the route's dependencies, its request and response wrappers. An ordinary report — `POST
 /api/v1/runs.report`, no query, one `Content-Type: application/json`, a bearer device token, a
 body that the input guard would pass unparsed and that validates as `RunsReportIn` — is answered
-here with the very code the route runs (`apply_reports` in one transaction, `device_ref`).
+here with the very code the route runs (`apply_reports` in one transaction, `reporting_device`).
 
 Everything else goes the usual way, untouched or with the body already read handed on: a missing or
 odd token, another content type, a query, a body the guard must look into, a body that does not
@@ -29,9 +29,10 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interpreter import safe_json
-from server.auth import DEVICE_TOKEN_PREFIX, device_ref
+from server.auth import DEVICE_TOKEN_PREFIX
 from server.db import in_one_transaction
 from server.runs.endpoints import apply_reports, router
+from server.runs.report_device import reporting_device
 from server.runs.schemas import RunsReportIn
 
 PATH = "/api/v1/runs.report"
@@ -77,7 +78,7 @@ class ReportLane:
         request = Request(scope, receive, send)
 
         def work(session: Session) -> list[dict[str, Any]]:
-            return apply_reports(session, request.app, device_ref(session, credentials), report.runs)
+            return apply_reports(session, request.app, reporting_device(session, credentials), report.runs)
 
         try:
             response = JSONResponse({"runs": await in_one_transaction(request, work)})

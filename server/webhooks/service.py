@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.orm import Session
 
 from server.db import new_id, utcnow
@@ -231,10 +231,31 @@ def subscribed(session: Session, account_id: str, event_type: str) -> list[Webho
     return subscribed_to(session, account_id, [event_type])[event_type]
 
 
+# Accounts that a statement of this session's request found without an enabled endpoint.
+_WITHOUT_ENDPOINTS_KEY = "phoneflow_accounts_without_webhooks"
+
+
+def has_endpoints(account_id: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether the account `account_id` names has an enabled endpoint: for a statement a hot path runs
+    anyway (runs.report's device lookup), so that most accounts, which have none, need no query of
+    their own when their runs end (`note_without_endpoints`)."""
+    return exists().where(WebhookEndpoint.account_id == account_id, WebhookEndpoint.enabled.is_(True))
+
+
+def note_without_endpoints(session: Session, account_id: str) -> None:
+    """`has_endpoints` said no for this account in `session`'s request: its lookups answer none.
+
+    For a request's own short-lived session only (an endpoint added meanwhile is missed, as one added
+    right after the lookup always was)."""
+    session.info.setdefault(_WITHOUT_ENDPOINTS_KEY, set()).add(account_id)
+
+
 def subscribed_to(
     session: Session, account_id: str, event_types: Sequence[str]
 ) -> dict[str, list[WebhookEndpoint]]:
     """The account's enabled endpoints that listen for each of `event_types`, in one query."""
+    if account_id in session.info.get(_WITHOUT_ENDPOINTS_KEY, ()):
+        return {event_type: [] for event_type in event_types}
     endpoints = list(
         session.scalars(
             select(WebhookEndpoint).where(

@@ -7,8 +7,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
+from server.webhooks.models import WebhookDelivery
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import new_run_id, run_report
 
@@ -49,3 +50,38 @@ def test_a_version_is_looked_up_once_per_account_and_process(client: TestClient,
     assert report(dev.token) == ("stored", [])  # known in this process: no query
     result, lookups = report(stranger.token)  # another account's device naming it: asked, and refused
     assert (result, len(lookups)) == ("rejected", 1)
+
+
+def test_webhooks_are_looked_up_only_for_accounts_that_have_endpoints(client: TestClient, db: Db) -> None:
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
+
+    def end_a_run() -> list[str]:
+        with _statements(client) as seen:
+            response = client.post(
+                "/api/v1/runs.report",
+                json={"runs": [run_report(new_run_id(), wf, status="success", steps=1)]},
+                headers=auth(dev.token),
+            )
+        assert response.json()["runs"][0]["result"] == "stored", response.text
+        return [s for s in seen if " ".join(s.split()).startswith("SELECT webhook_endpoints.")]
+
+    def deliveries() -> int:
+        with db.session_factory() as session:
+            return session.scalar(select(func.count()).select_from(WebhookDelivery)) or 0
+
+    assert end_a_run() == []  # none: known from the device's statement
+    made = client.post(
+        "/api/v1/webhooks",
+        json={"url": "https://hooks.example.com/in", "events": ["run.finished"]},
+        headers=auth(acc.token),
+    )
+    assert made.status_code == 201, made.text
+    assert len(end_a_run()) == 1
+    assert deliveries() == 1
+    disabled = client.patch(
+        f"/api/v1/webhooks/{made.json()['id']}", json={"enabled": False}, headers=auth(acc.token)
+    )
+    assert disabled.status_code == 200, disabled.text
+    assert end_a_run() == []
+    assert deliveries() == 1

@@ -1,0 +1,32 @@
+"""The device of a runs.report request, found together with whether its account has webhooks."""
+
+from __future__ import annotations
+
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from server.auth import DeviceRef, device_ref, device_token_hash
+from server.devices.models import Device
+from server.webhooks.service import has_endpoints, note_without_endpoints
+
+_DEVICES = Device.__table__.c
+_DEVICE_BY_TOKEN = select(
+    _DEVICES.id, _DEVICES.account_id, _DEVICES.tags, has_endpoints(_DEVICES.account_id).label("webhooks")
+).where(_DEVICES.token_hash == bindparam("token_hash"), _DEVICES.revoked_at.is_(None))
+
+
+def reporting_device(session: Session, credentials: HTTPAuthorizationCredentials | None) -> DeviceRef:
+    """`device_ref` for runs.report: in the same statement, whether the account has an enabled webhook
+    endpoint. Most have none, and then the runs this report ends need no webhook query."""
+    token_hash = device_token_hash(credentials)
+    row = (
+        session.connection().execute(_DEVICE_BY_TOKEN, {"token_hash": token_hash}).first()
+        if token_hash is not None
+        else None
+    )
+    if row is None:
+        return device_ref(session, credentials)  # the 401 that says what is wrong
+    if not row.webhooks:
+        note_without_endpoints(session, row.account_id)
+    return DeviceRef(row.id, row.account_id, list(row.tags or ()))
