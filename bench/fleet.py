@@ -38,6 +38,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -51,7 +54,8 @@ from typing import Any
 
 import httpx
 from machine_info import machine_info
-from serving import database, server, tree_cpu_s
+from serving import PG_URL, cpu_s, database, process_tree, server
+from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -111,8 +115,9 @@ def definition(step_ms: int) -> dict[str, Any]:
     return {"schemaVersion": 1, "name": "Ten steps", "start": "s1", "nodes": nodes}
 
 
-def seed(url: str, phones: int, step_ms: int) -> dict[str, Any]:
-    """An account, `phones` devices tagged `bench`, a published 10-step workflow."""
+def seed(url: str, phones: int, step_ms: int, bystanders: int = 0) -> dict[str, Any]:
+    """An account, `phones` devices tagged `bench` and `bystanders` untagged ones, a published 10-step
+    workflow."""
     engine = make_engine(url)
     factory = make_session_factory(engine)
     with factory.begin() as session:
@@ -127,13 +132,46 @@ def seed(url: str, phones: int, step_ms: int) -> dict[str, Any]:
             device, device_token = devices_service.create_device(session, account.id, facts)
             device.tags = ["bench"]
             devices.append({"id": device.id, "token": device_token, "serial": facts.serial})
+        others = []
+        for n in range(bystanders):
+            facts = devices_service.DeviceFacts(
+                serial=f"IDLE{n:03d}", model="Virtual", android_version="14", name=None
+            )
+            device, device_token = devices_service.create_device(session, account.id, facts)
+            others.append({"id": device.id, "token": device_token, "serial": facts.serial})
         workflow, version = workflows_service.create_workflow(
             session, account.id, "fleet", definition(step_ms)
         )
         workflow.published_version_id = version.id
-        ids = {"token": token, "workflow_id": workflow.id, "devices": devices}
+        ids = {"token": token, "workflow_id": workflow.id, "devices": devices, "bystanders": others}
     engine.dispose()
     return ids
+
+
+class Bystander(threading.Thread):
+    """An idle phone of the same account that no run is for: it holds the wake-up long poll the whole
+    time, as the idle phones of a real fleet do while others work (each process holding one then
+    has someone listening to its run-event tail)."""
+
+    def __init__(self, base: str, device: dict[str, str], stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.http = httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {device['token']}"}, timeout=60
+        )
+        self.stop = stop
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                woken = self.http.get("/api/v1/devices/me/wakeup", params={"wait": WAKEUP_WAIT_S})
+                if woken.status_code != 200:
+                    self.errors.append(f"bystander wakeup {woken.status_code}: {woken.text[:200]}")
+                    self.stop.wait(0.5)
+        except httpx.HTTPError:
+            pass  # the server stopped at the end
+        finally:
+            self.http.close()
 
 
 class GateControl:
@@ -271,13 +309,58 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+APPLICATION_NAME = f"phoneflow-fleet-{os.getpid()}"
+
+
+def _backend_pids(url: str) -> list[int]:
+    """The PostgreSQL backends serving the benchmark's server (its application_name)."""
+    if not url.startswith("postgresql"):
+        return []
+    admin = make_engine(PG_URL, pool_pre_ping=False)
+    try:
+        with admin.connect() as conn:
+            query = text("SELECT pid FROM pg_stat_activity WHERE application_name = :name")
+            return list(conn.execute(query, {"name": APPLICATION_NAME}).scalars())
+    finally:
+        admin.dispose()
+
+
+def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu_s(pid) for pid in pids}
+
+
+def _spent(before: dict[int, float], pids: list[int]) -> dict[int, float]:
+    """CPU seconds each of `pids` spent since `before` (a process started meanwhile: all of it)."""
+    return {pid: cpu_s(pid) - before.get(pid, 0.0) for pid in pids}
+
+
+def _py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy recording `pid` and its workers (raw stacks, one line each) until it gets SIGINT."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    command = [py_spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "250", "--format", "raw"]
+    command += ["--output", str(output), "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def one_fleet(
-    url: str, workers: int, phones: int, runs: int, step_ms: int, idle: str, dispatch: int, progress: str
+    url: str,
+    workers: int,
+    phones: int,
+    runs: int,
+    step_ms: int,
+    idle: str,
+    dispatch: int,
+    progress: str,
+    profile: Path | None = None,
+    bystanders: int = 0,
 ) -> dict[str, Any]:
-    ids = seed(url, phones, step_ms)
+    ids = seed(url, phones, step_ms, bystanders)
     account = {"Authorization": f"Bearer {ids['token']}"}
+    # Named, so that the CPU of the server's PostgreSQL backends can be told from other clients'.
+    named = f"{url}&application_name={APPLICATION_NAME}" if "?" in url else url
     with (
-        server(url, workers) as (base, server_pid),
+        server(url, workers, env={"PHONEFLOW_DATABASE_URL": named}) as (base, server_pid),
         httpx.Client(base_url=base, headers=account, timeout=60) as http,
     ):
         run_ids = []
@@ -292,8 +375,14 @@ def one_fleet(
         # by listing runs would be server CPU the fleet does not spend.
         ended = threading.Semaphore(0)
         fleet = [VirtualPhone(base, device, stop, idle, ended, progress) for device in ids["devices"]]
+        idlers = [Bystander(base, device, stop) for device in ids["bystanders"]]
+        for idler in idlers:
+            idler.start()
+        time.sleep(1.0 if idlers else 0.0)  # their polls are held before the drain starts
         load_before = os.getloadavg()[0]
-        server_cpu0, own_cpu0, sim_cpu0 = tree_cpu_s(server_pid), own_cpu_s(), TimedSimulator.cpu_s
+        own_cpu0, sim_cpu0 = own_cpu_s(), TimedSimulator.cpu_s
+        server0, db0 = _cpu_by_pid(process_tree(server_pid)), _cpu_by_pid(_backend_pids(url))
+        spy = _py_spy(server_pid, profile / f"fleet-{phones}.txt") if profile is not None else None
         started = time.perf_counter()
         for phone in fleet:
             phone.start()
@@ -301,7 +390,12 @@ def one_fleet(
             if not ended.acquire(timeout=600):
                 raise RuntimeError("the fleet ended no run for 10 minutes: see the phones' errors")
         drain_s = time.perf_counter() - started
-        server_cpu = tree_cpu_s(server_pid) - server_cpu0
+        by_process = _spent(server0, process_tree(server_pid))
+        db_cpu = sum(_spent(db0, _backend_pids(url)).values())
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
+        server_cpu = sum(by_process.values())
         sim_cpu = TimedSimulator.cpu_s - sim_cpu0
         bench_cpu = own_cpu_s() - own_cpu0 - sim_cpu
         load_after = os.getloadavg()[0]
@@ -337,6 +431,11 @@ def one_fleet(
         "claimP99Ms": round(percentile(claim_ms, 0.99), 1),
         "lost": runs_total - statuses.get("success", 0),
         "serverCpuMsPerRun": round(server_cpu * 1000 / runs, 2),
+        # The busiest process first: the one serving the phones' kept connections is not always the same.
+        "serverCpuByProcessMsPerRun": sorted(
+            (round(spent * 1000 / runs, 2) for spent in by_process.values()), reverse=True
+        ),
+        "dbCpuMsPerRun": round(db_cpu * 1000 / runs, 2),
         "phonesCpuMsPerStep": round(bench_cpu * 1000 / (runs * STEPS), 3),
         "simulatorCpuMsPerStep": round(sim_cpu * 1000 / (runs * STEPS), 3),
         "busyRunsPerCpuS": round(runs / max(server_cpu + bench_cpu, 1e-9), 1),
@@ -345,7 +444,8 @@ def one_fleet(
         "idleDispatchP99Ms": round(percentile(idle_dispatch, 0.99), 1),
         "drainDispatchP50Ms": round(percentile(drain_dispatch, 0.5), 1),
         "twice": sum(1 for n in claims.values() if n > 1),
-        "errors": [error for phone in fleet for error in phone.errors][:5],
+        "bystanders": bystanders,
+        "errors": [error for phone in [*fleet, *idlers] for error in phone.errors][:5],
     }
 
 
@@ -366,6 +466,18 @@ def main() -> None:
         choices=["gate", "report"],
         help="a step's progress rides on the next step gate (as the bridge does), or in its own runs.report",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="a folder: py-spy records the server's processes during each drain (fleet-N.txt, raw stacks)",
+    )
+    parser.add_argument(
+        "--bystanders",
+        type=int,
+        default=0,
+        help="idle phones of the account holding the wake-up poll throughout (no run is for them)",
+    )
     args = parser.parse_args()
     sizes = [int(n) for n in args.phones.split(",")]
     results: dict[str, Any] = {
@@ -375,6 +487,7 @@ def main() -> None:
         "stepMs": args.step_ms,
         "steps": STEPS,
         "idle": args.idle,
+        "bystanders": args.bystanders,
         "progress": args.progress,
         "fleets": [],
     }
@@ -391,6 +504,8 @@ def main() -> None:
                         args.idle,
                         args.dispatch,
                         args.progress,
+                        args.profile,
+                        args.bystanders,
                     )  # fmt: skip
                 )
             print(f"  {phones} phone(s) done", file=sys.stderr)
@@ -412,7 +527,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"fleet drain: {results['db']}, {results['workers']} server process(es), "
         f"{results['steps']}-step runs of {results['stepMs']} ms waits, idle phones: {results['idle']}, "
-        f"progress: {results.get('progress', 'report')}"
+        f"progress: {results.get('progress', 'report')}, idle bystanders: {results.get('bystanders', 0)}"
     )
     print(f"{'phones':>6} {'runs':>5} {'drain s':>8} {'runs/min':>9} {'claim p50':>10} {'claim p99':>10} "
           f"{'eff.':>5} {'busy ms/run':>12} {'busy eff.':>10} {'lost':>5} {'twice':>6}")  # fmt: skip
@@ -423,14 +538,18 @@ def print_table(results: dict[str, Any]) -> None:
             f"{f['busyMsPerRun']:>12} {f.get('busyEfficiency') or '-':>10} {f['lost']:>5} {f['twice']:>6}"
         )
     print("CPU (primary measure) and dispatch to idle phones (queued→running, the server's clock)")
-    print(f"{'phones':>6} {'server ms/run':>14} {'phones ms/step':>15} {'sim ms/step':>12} "
+    print(f"{'phones':>6} {'server ms/run':>14} {'db ms/run':>10} {'phones ms/step':>15} {'sim ms/step':>12} "
           f"{'runs/CPU-s':>11} {'dispatch p50':>13} {'p99':>8} {'load avg':>12}")  # fmt: skip
     for f in results["fleets"]:
         print(
-            f"{f['phones']:>6} {f['serverCpuMsPerRun']:>14} {f['phonesCpuMsPerStep']:>15} "
+            f"{f['phones']:>6} {f['serverCpuMsPerRun']:>14} {f['dbCpuMsPerRun']:>10} "
+            f"{f['phonesCpuMsPerStep']:>15} "
             f"{f['simulatorCpuMsPerStep']:>12} {f['busyRunsPerCpuS']:>11} {f['idleDispatchP50Ms']:>11}ms "
             f"{f['idleDispatchP99Ms']:>6}ms {f['loadAvg'][0]:>5}→{f['loadAvg'][1]:<5}"
         )
+    print("server CPU by process, ms a run (busiest first)")
+    for f in results["fleets"]:
+        print(f"{f['phones']:>6} {' '.join(str(ms) for ms in f['serverCpuByProcessMsPerRun'])}")
     for f in results["fleets"]:
         for error in f["errors"]:
             print(f"       error: {error}")
