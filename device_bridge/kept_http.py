@@ -1,5 +1,5 @@
 """One HTTP/1.1 connection to the server kept open, for the request a served run makes before every
-step (the step gate, `DeviceApi.gate`) and the upload of each step's frame (`Uploader`).
+step (the step gate, `DeviceApi.gate`) and the uploads (`Uploader`: reports and each step's frame).
 
 httpx spends about half a millisecond of CPU on each request (URL and header models, the
 connection pool, h11's state machine, cookies); at a step gate per step that was most of what the

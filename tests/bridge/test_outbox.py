@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,25 @@ def test_offline_reports_queue_and_upload_oldest_first(tmp_path: Path) -> None:
     assert sent == run_ids
     assert [len(r) for r in server.store.requests] == [100, 100, 30]
     assert all(server.store.runs[r]["status"] == "success" for r in run_ids)
+
+
+def test_reports_and_artifacts_go_up_over_one_kept_connection(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    run_ids = [str(uuid.uuid4()) for _ in range(3)]
+    with ReportServer(TOKEN) as server:
+        handler = server.httpd.RequestHandlerClass
+        assert isinstance(handler, type)
+        assert issubclass(handler, BaseHTTPRequestHandler)
+        handler.protocol_version = "HTTP/1.1"  # kept alive, as a real server keeps it
+        uploader = uploader_for(outbox, server.url, batch_size=1)
+        for run_id in run_ids:
+            outbox.enqueue(make_run(run_id, "success", 1), DEVICE)
+        assert uploader.upload_all() == 3
+        kept = uploader._kept_connection(server.url)
+        assert kept is not None
+        assert kept.connects == 1
+        uploader.close()
+    assert server.store.requests == [[run_id] for run_id in run_ids]
 
 
 def test_newer_report_supersedes_pending_older_one(tmp_path: Path) -> None:
