@@ -22,12 +22,13 @@ concurrent batches on PostgreSQL take row locks in one order and cannot deadlock
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Row, and_, select, update
 from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus, can_move
@@ -144,10 +145,20 @@ def judge(
     return Verdict("unchanged")
 
 
+class Ingested(NamedTuple):
+    """What `ingest_reports` did: the answer per run, the ids that changed, and the rows of the runs it
+    inserted and did not touch again (as `select(Run.__table__)` would read them now)."""
+
+    results: list[IngestResult]
+    changed: list[str]
+    rows: dict[str, Row[Any]]
+
+
 def ingest_reports(
     session: Session, *, account_id: str, device_id: str, reports: Sequence[RunReportIn]
-) -> tuple[list[IngestResult], list[str]]:
-    """Apply a batch of reports from one device; return the answer per run and the ids that changed.
+) -> Ingested:
+    """Apply a batch of reports from one device: the answer per run, the ids that changed and the rows
+    of the runs inserted.
 
     Only flushes: the caller's transaction commits (and then publishes `run.updated`).
     """
@@ -184,7 +195,10 @@ def ingest_reports(
     store_logs(
         session, [r for i, r in enumerate(reports) if r.log is not None and verdicts[i].result == "stored"]
     )
-    return results, list(dict.fromkeys(changed))
+    # A run reported twice in the batch may have been moved again after its insert: its row is stale.
+    sent = Counter(report.id for _, report in candidates)
+    rows = {run_id: row for run_id, row in inserted.items() if sent[run_id] == 1}
+    return Ingested(results, list(dict.fromkeys(changed)), rows)
 
 
 def _precheck(report: RunReportIn, device_id: str, versions: Mapping[str, str]) -> str | None:
@@ -265,8 +279,8 @@ def row_values(report: RunReportIn) -> dict[str, Any]:
 
 def _insert_new_runs(
     session: Session, account_id: str, device_id: str, reports: Sequence[RunReportIn], now: datetime
-) -> set[str]:
-    """Insert every run not stored yet in one statement; return the ids this transaction inserted."""
+) -> dict[str, Row[Any]]:
+    """Insert every run not stored yet in one statement; the rows this transaction inserted, by id."""
     rows: dict[str, dict[str, Any]] = {}
     for report in reports:
         rows.setdefault(
@@ -288,7 +302,7 @@ def _insert_new_runs(
             },
         )
     if not rows:
-        return set()
+        return {}
     inserted = insert_runs_if_new(session, list(rows.values()))
     insert_input_values(
         session, account_id, [(run_id, rows[run_id]["inputs"]) for run_id in sorted(inserted)]

@@ -8,7 +8,7 @@ that `run.updated` is published exactly for committed changes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -86,18 +86,26 @@ _PG_RUN_UPDATES = text(
 
 
 def record_changes(
-    session: Session, account_id: str, run_ids: Sequence[str], notify: Callable[[], object] | None
+    session: Session,
+    account_id: str,
+    run_ids: Sequence[str],
+    notify: Callable[[], object] | None,
+    known: Mapping[str, Row[Any]] | None = None,
 ) -> dict[str, Row[Any]]:
     """Write one `run.updated` event per changed run; call `notify` once the transaction commits.
 
-    Returns the runs' rows as they are now (by id), for callers that need them after."""
+    `known`: rows of some of these runs as they are now (runs.report's inserts return theirs), not
+    read again. Returns the runs' rows as they are now (by id), for callers that need them after."""
     if not run_ids:
         return {}
-    session.flush()
-    # Plain rows, not models: this runs for every accepted report, and the ORM's bookkeeping
-    # of 50 objects a batch costs more than the query.
-    runs = session.execute(select(Run.__table__).where(Run.__table__.c.id.in_(run_ids))).all()
-    by_id = {run.id: run for run in runs}
+    by_id = {run_id: known[run_id] for run_id in run_ids if known and run_id in known}
+    unread = [run_id for run_id in run_ids if run_id not in by_id]
+    if unread:
+        session.flush()
+        # Plain rows, not models: this runs for every accepted report, and the ORM's bookkeeping
+        # of 50 objects a batch costs more than the query.
+        runs = session.execute(select(Run.__table__).where(Run.__table__.c.id.in_(unread))).all()
+        by_id.update((run.id, run) for run in runs)
     now = utcnow()
     updates = [(run_id, summary_json(by_id[run_id])) for run_id in run_ids if run_id in by_id]
     if dialect_name(session) == "postgresql":

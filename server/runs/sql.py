@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Engine, Table, create_engine, event, func, select, text
+from sqlalchemy import ColumnElement, Engine, Row, Table, create_engine, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -46,8 +46,9 @@ _SQLITE_TRACE_INSERT_SQL = (
 )
 
 
-def insert_runs_if_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
-    """`INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id` for many runs; the ids this call inserted.
+def insert_runs_if_new(session: Session, rows: list[dict[str, Any]]) -> dict[str, Row[Any]]:
+    """`INSERT ... ON CONFLICT (id) DO NOTHING RETURNING *` for many runs: the rows this call inserted,
+    by id, as `select(Run.__table__)` reads them (so that who writes `run.updated` next need not).
 
     PostgreSQL gets every row in one JSON parameter (`json_populate_recordset`), SQLite a cached
     Core statement through executemany.
@@ -57,12 +58,12 @@ def insert_runs_if_new(session: Session, rows: list[dict[str, Any]]) -> set[str]
         columns = ", ".join(table.columns.keys())
         statement = text(
             f"INSERT INTO runs ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::runs, "
-            "CAST(:rows AS json)) ON CONFLICT (id) DO NOTHING RETURNING id"
-        )
+            f"CAST(:rows AS json)) ON CONFLICT (id) DO NOTHING RETURNING {columns}"
+        ).columns(*table.columns)
         document = json.dumps(rows, default=_json_time, separators=(",", ":"))
-        return set(session.execute(statement, {"rows": document}).scalars())
-    insert = sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)
-    return set(session.execute(insert, rows).scalars())
+        return {row.id: row for row in session.execute(statement, {"rows": document})}
+    insert = sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(*table.columns)
+    return {row.id: row for row in session.execute(insert, rows)}
 
 
 def insert_input_values(session: Session, account_id: str, runs: list[tuple[str, dict[str, Any]]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 
+from server.runs.models import Run, RunEvent
+from server.runs.service import summary_json
 from server.webhooks.models import WebhookDelivery
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import new_run_id, run_report
@@ -85,3 +88,26 @@ def test_webhooks_are_looked_up_only_for_accounts_that_have_endpoints(client: Te
     assert disabled.status_code == 200, disabled.text
     assert end_a_run() == []
     assert deliveries() == 1
+
+
+def test_run_updated_of_a_new_run_is_its_row_as_read_back(client: TestClient, db: Db) -> None:
+    # runs.report writes run.updated from the rows its INSERT returned instead of reading them again.
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
+    rid, twice = new_run_id(), new_run_id()
+    runs = [
+        run_report(rid, wf, status="success", steps=2, inputs={"order": "A-1"}),
+        run_report(twice, wf, steps=1),
+        run_report(twice, wf, steps=3),  # the same run again in the batch: moved after its insert
+    ]
+    with _statements(client) as seen:
+        response = client.post("/api/v1/runs.report", json={"runs": runs}, headers=auth(dev.token))
+    assert [r["result"] for r in response.json()["runs"]] == ["stored", "stored", "stored"]
+    assert any(" ".join(s.split()).startswith("SELECT runs.") for s in seen)  # `twice` read again
+    with db.session_factory() as session:
+        for run_id in (rid, twice):
+            payloads = session.scalars(
+                select(RunEvent.payload).where(RunEvent.run_id == run_id).order_by(RunEvent.id)
+            ).all()
+            row = session.execute(select(Run.__table__).where(Run.__table__.c.id == run_id)).one()
+            assert [p if isinstance(p, dict) else json.loads(p) for p in payloads] == [summary_json(row)]
