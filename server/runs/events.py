@@ -17,7 +17,12 @@ to the subscribers of each account:
   history), then the live tail continues without gaps or repeats;
 * one query per wake-up serves every subscriber, however many there are;
 * a row saying a run is now `queued` also wakes the bridges' wake-up long polls of the phones
-  that may take it (wakeup.py): a run queued on any process reaches an idle phone at once.
+  that may take it (wakeup.py): a run queued on any process reaches an idle phone at once;
+* a process where only wake-up polls listen (no SSE subscriber: every process of a fleet's
+  server, as idle phones wait while others work) reads its tail only when a NOTIFY says a run was
+  queued (pg_notify.QUEUED), and then reads the payloads of queued rows alone: every step of
+  every run used to make every process read every row (at 1 phone and 8 idle ones, the three
+  processes not serving the phone spent ~18 ms of CPU each per 10-step run on it).
 
 A subscriber that cannot keep up is disconnected rather than buffered without bound; its
 client reconnects with `Last-Event-ID` and catches up from the table.
@@ -55,6 +60,8 @@ from server.runs.wakeup_waiters import QueuedWaiters
 
 POLL_INTERVAL_S = 0.5
 LISTENING_POLL_INTERVAL_S = 5.0
+# While the listener hears every commit and has heard of none, the tail reads only this often.
+QUIET_POLL_INTERVAL_S = 60.0
 PING_INTERVAL_S = 15.0
 FETCH_BATCH = 1000
 # While a gap in the ids holds events back, the tail looks again this often: a transaction that
@@ -73,10 +80,12 @@ RUN_STEP = "run.step"
 
 # Rows after an id, in id order, and the snapshot they were read in: one statement, so that the
 # snapshot says which transactions may still hold an id missing among them (event_order.py).
+# `:everything` false: the payload of queued rows only (what wake-up polls read), the others' is NULL.
 _PG_TAIL = text(
     "SELECT CAST(s.snap AS text) AS snapshot, e.id, e.account_id, e.payload, e.event "
     "FROM (SELECT pg_current_snapshot() AS snap) AS s LEFT JOIN LATERAL ("
-    "SELECT id, account_id, payload, event FROM run_events WHERE id > :after ORDER BY id LIMIT :limit"
+    "SELECT id, account_id, CASE WHEN :everything OR (event IS NULL AND payload->>'status' = 'queued') "
+    "THEN payload END AS payload, event FROM run_events WHERE id > :after ORDER BY id LIMIT :limit"
     ") AS e ON true ORDER BY e.id"
 )
 _SNAPSHOT = text("SELECT CAST(pg_current_snapshot() AS text)")
@@ -167,6 +176,8 @@ class RunEventHub:
         self._drained_at = 0.0
         self._order: EventOrder[_TailRow] = EventOrder(0)
         self._listener: Listener | None = None
+        # The listener heard of rows since the tail's last read (they are read when someone wants them).
+        self._unread = False
         # The tail's own connection, kept between reads and in autocommit: a read is then one
         # round trip (no pool checkout and ping, no BEGIN and ROLLBACK), every process, every event.
         self._tail_connection: Connection | None = None
@@ -174,7 +185,46 @@ class RunEventHub:
         self.queued_waiters = QueuedWaiters()
 
     def notify(self) -> None:
-        """Wake the tail now: called after a commit, from any thread."""
+        """Wake the tail now: called after a commit in this process, from any thread.
+
+        While the listener hears every commit and only wake-up polls listen here, the commit's own
+        NOTIFY wakes the tail if it queued a run (`_heard`): this wake-up would be a read for nothing."""
+        listener = self._listener
+        if listener is not None and listener.listening and self._only_waiters():
+            return
+        self._wake_tail()
+
+    def _heard(self, notice: str | None) -> None:
+        """A NOTIFY arrived (the listener's thread): wake the tail when someone here wants what it says."""
+        self._unread = True
+        if self._subscriptions or self._order.waiting:
+            self._wake_tail()
+        elif notice != "" and self.queued_waiters.count():  # a run was queued, or unknown (None)
+            self._wake_tail()
+
+    def read_unread(self) -> None:
+        """Wake the tail if the listener heard of rows it has not read: a wake-up poll that just began
+        to listen may have missed, by a moment, the NOTIFY of its run (nobody listened then)."""
+        if self._unread:
+            self._wake_tail()
+
+    def _quiet(self) -> bool:
+        """The listener hears every commit and heard of none since the last read, no gap waits to be
+        settled, and the last read is less than `QUIET_POLL_INTERVAL_S` old: a read would find nothing."""
+        listener = self._listener
+        return (
+            listener is not None
+            and listener.listening
+            and not self._unread
+            and not self._order.waiting
+            and time.monotonic() - self._drained_at < QUIET_POLL_INTERVAL_S
+        )
+
+    def _only_waiters(self) -> bool:
+        """No subscriber here and no gap to settle: only wake-up polls (if any) want rows."""
+        return not self._subscriptions and not self._order.waiting
+
+    def _wake_tail(self) -> None:
         loop, wake = self._loop, self._wake
         if loop is None or wake is None or loop.is_closed():
             return
@@ -247,7 +297,7 @@ class RunEventHub:
         self._order = await run_in_threadpool(self._start)
         self._task = loop.create_task(self._tail(), name="run-event-tail")
         if self._listener is None and self._app_engine.dialect.name == "postgresql":
-            self._listener = Listener(self._app_engine, self.notify)
+            self._listener = Listener(self._app_engine, self._heard)
             self._listener.start()
 
     def _start(self) -> EventOrder[_TailRow]:
@@ -265,13 +315,16 @@ class RunEventHub:
                 time.sleep(GAP_POLL_INTERVAL_S)
         return EventOrder(newest)
 
-    def _fetch_after(self, last_id: int) -> tuple[list[_TailRow], Snapshot | None]:
-        """Rows after `last_id` in id order and, on PostgreSQL, the snapshot they were read in."""
+    def _fetch_after(self, last_id: int, everything: bool = True) -> tuple[list[_TailRow], Snapshot | None]:
+        """Rows after `last_id` in id order and, on PostgreSQL, the snapshot they were read in. Not
+        `everything`: on PostgreSQL only queued rows carry their payload (the others' is None)."""
         if self._tail_connection is None:
             self._tail_connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             if self._tail_connection.dialect.name == "postgresql":
-                result = self._tail_connection.execute(_PG_TAIL, {"after": last_id, "limit": FETCH_BATCH})
+                result = self._tail_connection.execute(
+                    _PG_TAIL, {"after": last_id, "limit": FETCH_BATCH, "everything": everything}
+                )
                 fetched = result.all()
                 snapshot = Snapshot.parse(fetched[0].snapshot)
                 rows = [
@@ -308,7 +361,10 @@ class RunEventHub:
                 wait_s = GAP_POLL_INTERVAL_S  # a rolled-back transaction sends no NOTIFY
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait_s)
+            woken = self._wake.is_set()
             self._wake.clear()
+            if not woken and not failed and self._quiet():
+                continue  # nothing committed since the last read: the listener would have heard of it
             if (
                 not failed
                 and not self._order.waiting
@@ -332,8 +388,11 @@ class RunEventHub:
 
     async def _drain(self) -> None:
         self._drained_at = time.monotonic()
+        self._unread = False
         while True:
-            fetched, snapshot = await run_in_threadpool(self._fetch_after, self._order.position)
+            # Subscribers are added after a drain (subscribe catches up first): none joins meanwhile.
+            everything = bool(self._subscriptions)
+            fetched, snapshot = await run_in_threadpool(self._fetch_after, self._order.position, everything)
             for event_id, account_id, payload, event in self._order.advance(fetched, snapshot):
                 if event is None and isinstance(payload, dict) and payload.get("status") == "queued":
                     self.queued_waiters.wake(account_id, payload)

@@ -32,7 +32,7 @@ from server.devices.models import Device
 from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from server.runs.lifecycle import runs_ended
 from server.runs.models import Run, RunEvent, TraceEventRow
-from server.runs.pg_notify import CHANNEL
+from server.runs.pg_notify import CHANNEL, notice_of
 from server.runs.run_event_rows import insert_run_events
 from server.runs.sql import dialect_name, insert_input_values, once_per_transaction, utc_ms
 from server.runs.waiting import why_waiting
@@ -81,7 +81,8 @@ def summary_json(run: Run | Row[Any]) -> dict[str, Any]:
 _PG_RUN_UPDATES = text(
     "INSERT INTO run_events (account_id, run_id, payload, created_at) "
     "SELECT :account_id, u->>0, u->1, :created_at "
-    f"FROM (SELECT pg_notify('{CHANNEL}', '')) AS notified, json_array_elements(CAST(:updates AS json)) AS u"
+    f"FROM (SELECT pg_notify('{CHANNEL}', :notice)) AS notified, "
+    "json_array_elements(CAST(:updates AS json)) AS u"
 ).bindparams(bindparam("created_at", type_=UtcDateTime()))
 
 
@@ -111,7 +112,11 @@ def record_changes(
     if dialect_name(session) == "postgresql":
         # The rows and the NOTIFY that wakes the other processes' hubs at commit, in one statement.
         document = json.dumps(updates, separators=(",", ":"))
-        session.execute(_PG_RUN_UPDATES, {"account_id": account_id, "created_at": now, "updates": document})
+        notice = notice_of(payload for _, payload in updates)
+        session.execute(
+            _PG_RUN_UPDATES,
+            {"account_id": account_id, "created_at": now, "updates": document, "notice": notice},
+        )
         once_per_transaction(session, "notify")
     else:
         rows = [

@@ -76,6 +76,7 @@ async def wakeup(
         # The tail read rows before this waiter listened: one of them may be its run.
         if hub.last_event_id != seen:
             waiter.woken.set()
+        hub.read_unread()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or await request.is_disconnected():

@@ -10,11 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from server.runs.events import get_hub
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
-from tests.server.runs_support import serve_in_subprocess, serve_in_thread
+from tests.server.runs_support import new_run_id, run_report, serve_in_subprocess, serve_in_thread
 
 WAIT_S = 25
 
@@ -108,4 +109,41 @@ def test_a_run_queued_on_another_server_process_wakes_the_poll(app: FastAPI, db:
         thread.join(WAIT_S + 20)
         assert answer == {"status": 200, "body": {"runQueued": True}}
         claimed = httpx.post(waiting_url + "/api/v1/devices/me/claim", headers=auth(dev.token))
+        assert claimed.json()["run"]["id"] == run_id
+
+
+def test_a_process_where_only_wake_up_polls_listen_reads_its_tail_for_queued_runs_alone(
+    app: FastAPI, db: Db
+) -> None:
+    """Another phone's steps (each one a NOTIFY) leave the tail unread; a queued run's NOTIFY says it
+    queued a run, and that wakes the poll (on PostgreSQL: SQLite's tail reads on its own clock)."""
+    if db.kind != "postgresql":
+        pytest.skip("the NOTIFY that says what it announces is PostgreSQL's")
+    app.state.settings.claim_recheck_interval_s = WAIT_S + 5  # no look of its own within the wait
+    acc = create_account(db)
+    idle, busy = create_device(db, acc.id), create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    rid = new_run_id()
+    hub = get_hub(app)
+    with serve_in_thread(app) as base_url:
+        thread, answer = _hold(base_url, idle.token)
+        _until(lambda: hub.queued_waiters.count() == 1, "the poll did not start waiting")
+        _until(lambda: hub._listener is not None and hub._listener.listening, "the hub did not listen")
+        read = hub.last_event_id
+        report = {"runs": [run_report(rid, wf, steps=1)]}
+        assert httpx.post(base_url + "/api/v1/runs.report", json=report, headers=auth(busy.token)).is_success
+        gate = f"{base_url}/api/v1/devices/me/runs/{rid}/gate"
+        for seq in (3, 4, 5):
+            body = {"seq": seq, "nodeId": f"n{seq}", "report": run_report(rid, wf, steps=seq - 1)}
+            assert (
+                httpx.post(gate, json=body, headers=auth(busy.token)).json()["report"]["result"] == "stored"
+            )
+        time.sleep(0.3)
+        assert hub.last_event_id == read  # the steps' NOTIFYs woke no read
+        assert not answer
+        run_id = _trigger(base_url, acc.token, wf.id, deviceId=idle.id)
+        thread.join(10)
+        assert answer == {"status": 200, "body": {"runQueued": True}}
+        assert hub.last_event_id > read
+        claimed = httpx.post(base_url + "/api/v1/devices/me/claim", headers=auth(idle.token))
         assert claimed.json()["run"]["id"] == run_id
