@@ -6,7 +6,8 @@
 
 One server (uvicorn, `--workers` processes; PostgreSQL by default, a fresh schema dropped
 afterwards) and, for each fleet size N, N virtual phones in this process: each is a paired device
-tagged `bench` with its own token and HTTP connection, serving like a bridge does — claim
+tagged `bench` with its own token and HTTP connections (its step gates and reports over one kept
+`http.client` connection, as the bridge sends them), serving like a bridge does — claim
 (`POST /api/v1/devices/me/claim`; while idle it holds the wake-up long poll
 `GET /api/v1/devices/me/wakeup?wait=25` as the bridge does, or with `--idle poll` claims every
 50 ms), the real engine over the simulator (`SimulatedDevice`, real clock) asking the step gate
@@ -49,6 +50,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from json import dumps as _json_dumps
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,7 @@ from sqlalchemy import text
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from device_bridge.kept_http import kept_connection  # noqa: E402
 from interpreter.appmodel import sample_apps  # noqa: E402
 from interpreter.clock import RealClock  # noqa: E402
 from interpreter.control import StepDecision  # noqa: E402
@@ -174,13 +177,41 @@ class Bystander(threading.Thread):
             self.http.close()
 
 
+class KeptAnswer:
+    """An answer over the kept connection, read as the benchmark reads httpx's."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status_code = status
+        self.text = body.decode(errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+
+class KeptClient:
+    """POSTs over one kept `http.client` connection, as the bridge sends its step gates and reports
+    (device_bridge/kept_http.py): httpx spends several times its CPU a request, on the same cores as
+    the server it measures."""
+
+    def __init__(self, base: str, token: str) -> None:
+        kept = kept_connection(base)
+        assert kept is not None, "a proxy is configured: the bridge would use httpx"
+        self.kept = kept
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def post(self, path: str, json: Any) -> KeptAnswer:
+        body = _json_dumps(json, separators=(",", ":")).encode()
+        return KeptAnswer(*self.kept.post(path, body, self.headers, timeout_s=60))
+
+    def close(self) -> None:
+        self.kept.close()
+
+
 class GateControl:
     """The engine's run control over the server's step gate, as the bridge asks it: naming the step
     about to start and, with `--progress gate`, carrying the run's progress since the last gate."""
 
-    def __init__(
-        self, http: httpx.Client, run_id: str, progress: Callable[[], dict[str, Any] | None]
-    ) -> None:
+    def __init__(self, http: KeptClient, run_id: str, progress: Callable[[], dict[str, Any] | None]) -> None:
         self.http = http
         self.run_id = run_id
         self.progress = progress
@@ -216,6 +247,8 @@ class VirtualPhone(threading.Thread):
         self.http = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {device['token']}"}, timeout=60
         )
+        # The step gates and the reports over a kept connection, as the bridge sends them.
+        self.kept = KeptClient(base, device["token"])
         self.device = device
         self.stop = stop
         self.claimed: list[str] = []
@@ -248,6 +281,7 @@ class VirtualPhone(threading.Thread):
                 self.busy_s += time.perf_counter() - busy_from
         finally:
             self.http.close()
+            self.kept.close()
 
     def execute(self, claimed: dict[str, Any]) -> None:
         run = claimed["run"]
@@ -279,7 +313,7 @@ class VirtualPhone(threading.Thread):
             carried[0] = len(trace)
             return {**base, "status": "running", "trace": list(trace)}
 
-        control = GateControl(self.http, run["id"], progress)
+        control = GateControl(self.kept, run["id"], progress)
 
         clock = RealClock()
         result = run_workflow(
@@ -295,7 +329,7 @@ class VirtualPhone(threading.Thread):
         self._report({**base, **result.to_json()})
 
     def _report(self, body: dict[str, Any]) -> None:
-        answer = self.http.post("/api/v1/runs.report", json={"runs": [body]})
+        answer = self.kept.post("/api/v1/runs.report", json={"runs": [body]})
         if answer.status_code != 200 or answer.json()["runs"][0]["result"] == "rejected":
             self.errors.append(f"report {answer.status_code}: {answer.text[:200]}")
         elif body["status"] in ENDED:
@@ -445,7 +479,10 @@ def one_fleet(
         "drainDispatchP50Ms": round(percentile(drain_dispatch, 0.5), 1),
         "twice": sum(1 for n in claims.values() if n > 1),
         "bystanders": bystanders,
-        "errors": [error for phone in [*fleet, *idlers] for error in phone.errors][:5],
+        "errors": [
+            *(e for phone in fleet for e in phone.errors),
+            *(e for idler in idlers for e in idler.errors),
+        ][:5],
     }
 
 
