@@ -28,7 +28,7 @@ from server.input_guard import InputGuardMiddleware
 from server.observability import RequestIdMiddleware, configure_logging
 from server.runs.report_lane import ReportLane
 from server.runs.video import close_assembler, install_assembler
-from server.scheduler import build_scheduler, stop_scheduler
+from server.scheduler import build_scheduler, start_scheduler, stop_scheduler
 from server.settings import Settings
 from server.webhooks.events import PUBLIC_URL_KEY
 
@@ -141,14 +141,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(migrate.upgrade, engine)
         await run_in_threadpool(artifact_store.check)
         scheduler = build_scheduler(settings, session_factory) if settings.start_scheduler else None
-        if scheduler is not None:
-            scheduler.start()
+        jobs_turn = start_scheduler(scheduler, engine) if scheduler is not None else None
         app.state.scheduler = scheduler
+        app.state.jobs_turn = jobs_turn
         metrics.count_pool(pool_capacity)  # paired with forget_pool below, once per serving
         try:
             with collector_tuned_for_serving():
                 yield
         finally:
+            if jobs_turn is not None:
+                await run_in_threadpool(jobs_turn.stop)
             if scheduler is not None:
                 await run_in_threadpool(stop_scheduler, scheduler)
             await run_in_threadpool(close_assembler, app)

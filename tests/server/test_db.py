@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
 from server import db as db_module
+from server import scheduler as scheduler_module
 from server.accounts.models import Account
 from server.app import create_app
 from server.db import after_commit, make_engine, normalise_url
@@ -125,3 +129,30 @@ def test_a_pooled_connection_is_pinged_only_after_it_sat_idle(monkeypatch: pytes
         assert _backend_pid(engine) != first
     finally:
         engine.dispose()
+
+
+def test_one_process_of_those_sharing_a_postgresql_database_runs_the_jobs_and_another_takes_over(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.kind != "postgresql":
+        pytest.skip("on SQLite every process runs the jobs")
+    monkeypatch.setattr(scheduler_module, "TURN_RETRY_S", 0.1)
+    settings = Settings(database_url=db.url, run_migrations=False, start_scheduler=True)
+    first, second = create_app(settings), create_app(settings)
+
+    def until(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.02)
+
+    with TestClient(first):
+        until(lambda: first.state.jobs_turn.holding, "the first process did not take the jobs' turn")
+        assert first.state.scheduler.state == STATE_RUNNING
+        with TestClient(second):
+            time.sleep(0.5)  # several tries for the turn
+            assert not second.state.jobs_turn.holding
+            assert second.state.scheduler.state == STATE_PAUSED  # its jobs wait for their turn
+            first.state.jobs_turn.stop()  # as when the first process goes: its session ends, the lock with it
+            until(lambda: second.state.jobs_turn.holding, "the second process did not take over")
+            assert second.state.scheduler.state == STATE_RUNNING
