@@ -8,17 +8,19 @@ Round trips are what a step costs on a phone, so the driver spends as few as it 
 the installed package list is read once (`pm list packages`) and cached, the screen size
 once, and text goes in by the clipboard RPCs without uiautomator2's IME probe (`ime list`,
 a shell round trip on every `send_keys`). JSON-RPC calls go over a kept-alive HTTP connection
-per thread (`rpc_stream.RpcStream`: one adb stream to the server's port, as `adb forward` would
+per thread (`rpc_pipe.RpcPipe`: one adb stream to the server's port, as `adb forward` would
 give, read lean), where the uiautomator2 client opens a new adb connection for every call; when
 that connection fails the call goes through the client, which restarts the server as it always does.
 
 `hold_changes_until(wait)` makes the next call that changes the screen (tap, typing, key,
-swipe, app launch or stop) call `wait()` first: a step's frame being taken on another thread
-(`device_bridge.frames`) shows the screen as that step left it, while reads go on meanwhile.
+swipe, app launch or stop) call `wait(connection)` first: a step's frame being taken on another
+thread (`device_bridge.frames`) shows the screen as that step left it, while reads go on meanwhile.
 `after_next_look(go)` calls `go()` once the next look at the screen (a hierarchy dump, the app in
 front) has its answer, or before the next change, and `looks()` counts the changes and the looks
-so far: the frame thread asks for a step's picture once the next step has looked (the phone is
-not drawing it while it dumps), and a step that only looked can share that picture.
+so far. `ask_screen_jpeg` sends a step's screenshot request on the thread's kept connection without
+waiting for its answer: taps, typing and keys sent behind it on that connection are done after the
+picture is taken, so they need not wait for it; a look meanwhile goes on a second connection, so
+it does not wait behind the picture either.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import base64
 import io
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +44,7 @@ from PIL import Image
 
 from device_bridge.device_lock import SerialLock
 from device_bridge.errors import DeviceUnavailableError
-from device_bridge.rpc_stream import RpcStream
+from device_bridge.rpc_pipe import RpcPipe, Ticket
 from device_bridge.screen_hooks import ScreenHooks
 from interpreter.device import Artifact
 from interpreter.errors import AppNotInstalledError, AppNotLaunchableError
@@ -57,6 +60,11 @@ _DUMP_MAX_DEPTH = 50
 # The port the uiautomator2 server listens on, on the phone, and the client's per-call timeout.
 _SERVER_PORT = 9008
 _RPC_TIMEOUT_S = 10.0
+# What the uiautomator2 client sends (no gzip: NanoHTTPD's leaks).
+_RPC_HEADERS = {"User-Agent": "uiautomator2", "Accept-Encoding": "", "Content-Type": "application/json"}
+# The calls that only look at the screen: one does not queue behind a picture asked for on the
+# step connection (`ask_screen_jpeg`), it goes on a connection of its own meanwhile.
+_LOOKS = frozenset({"dumpWindowHierarchy", "deviceInfo", "takeScreenshot"})
 # How old a dump may be and still answer the next look at a screen nobody changed since (seconds).
 _LOOK_AGAIN_S = 0.05
 
@@ -71,6 +79,23 @@ class _Look:
     changes: int
     at: float
     lent: bool = False
+
+
+class ScreenAsk:
+    """A scaled screenshot asked for on a kept connection (`U2Device.ask_screen_jpeg`)."""
+
+    def __init__(self, pipe: RpcPipe, ticket: Ticket) -> None:
+        self.connection = pipe  # a change sent on it is done after the picture is taken
+        self._ticket = ticket
+
+    def result(self) -> bytes | None:
+        """The picture's JPEG bytes (None when the phone sent none); OSError, ValueError or
+        a uiautomator2 error when it could not be had."""
+        status, body = self.connection.answer(self._ticket)
+        if status != 200:
+            raise ConnectionError(f"HTTP {status}")
+        data = _rpc_result(body, [])
+        return base64.b64decode(data) if data else None
 
 
 class U2Device(ScreenHooks):
@@ -92,7 +117,7 @@ class U2Device(ScreenHooks):
         self._size: tuple[int, int] | None = None
         self._last_screen: _Look | None = None
         self._local = threading.local()
-        self._connections: list[RpcStream] = []
+        self._connections: list[RpcPipe] = []
         self._connections_lock = threading.Lock()
 
     # --- plumbing ----------------------------------------------------------------------
@@ -111,7 +136,8 @@ class U2Device(ScreenHooks):
         args: Any = list(params) if params else {}
         try:
             status, body = self._post(
-                json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": args}).encode()
+                json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": args}).encode(),
+                method in _LOOKS,
             )
             if status != 200:
                 raise ConnectionError(f"HTTP {status}")
@@ -124,24 +150,39 @@ class U2Device(ScreenHooks):
             return self._guard(method, lambda: self._u2.jsonrpc_call(method, args))
         return self._guard(method, lambda: _rpc_result(body, args))
 
-    def _post(self, payload: bytes) -> tuple[int, bytes]:
-        conn: RpcStream | None = getattr(self._local, "conn", None)
-        if conn is None:
+    def _post(self, payload: bytes, look: bool = False) -> tuple[int, bytes]:
+        pipe = self._pipe()
+        if look and pipe.waiting:  # a picture asked for ahead: a look does not wait for it
+            pipe = self._pipe("side")
+        return pipe.post(payload)
+
+    def _pipe(self, which: str = "conn") -> RpcPipe:
+        """This thread's kept connection to the server (`side`: the one for looks while it is busy)."""
+        pipe: RpcPipe | None = getattr(self._local, which, None)
+        if pipe is None:
             port = int(getattr(self._u2, "_device_server_port", _SERVER_PORT))
-            conn = RpcStream(self._u2.adb_device, port, _RPC_TIMEOUT_S)
-            self._local.conn = conn
+            device = self._u2.adb_device
+
+            def connect() -> socket.socket:
+                sock: socket.socket = device.create_connection(adbutils.Network.TCP, port)
+                sock.settimeout(_RPC_TIMEOUT_S)
+                return sock
+
+            pipe = RpcPipe(connect, f"127.0.0.1:{port}", "/jsonrpc/0", _RPC_HEADERS)
+            setattr(self._local, which, pipe)
             with self._connections_lock:
-                self._connections.append(conn)
-        return conn.post(payload)
+                self._connections.append(pipe)
+        return pipe
 
     def _drop_connection(self) -> None:
-        conn: RpcStream | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-            with self._connections_lock:
-                if conn in self._connections:
-                    self._connections.remove(conn)
+        for which in ("conn", "side"):
+            pipe: RpcPipe | None = getattr(self._local, which, None)
+            if pipe is not None:
+                pipe.close()
+                setattr(self._local, which, None)
+                with self._connections_lock:
+                    if pipe in self._connections:
+                        self._connections.remove(pipe)
 
     def close(self) -> None:
         """Let go of the device: end the uiautomator2 server this bridge started, then the lock.
@@ -273,11 +314,11 @@ class U2Device(ScreenHooks):
             self._looked()
 
     def tap(self, x: int, y: int) -> None:
-        self._settle()
+        self._settle(self._pipe())
         self._rpc("click", x, y)  # what the client's click(x, y) sends for pixel coordinates
 
     def input_text(self, text: str, clear: bool = False) -> None:
-        self._settle()
+        self._settle(self._pipe())
         if clear:
             self._rpc("clearInputText")
         if not text:
@@ -292,12 +333,26 @@ class U2Device(ScreenHooks):
 
     def press_key(self, key: str) -> None:
         # By code, for every key: uiautomator's pressKey names cover only some of them.
-        self._settle()
+        self._settle(self._pipe())
         self._rpc("pressKeyCode", keycode(key))
 
     def swipe(self, x1: int, y1: int, x2: int, y2: int, duration_ms: int = 250) -> None:
         self._settle()
         self._guard("swipe", lambda: self._u2.swipe(x1, y1, x2, y2, duration=max(duration_ms, 10) / 1000))
+
+    def ask_screen_jpeg(self, scale: float, quality: int) -> ScreenAsk | None:
+        """Ask for the screen as `screen_jpeg` does, on this thread's kept connection, without waiting
+        for it: the changes this thread sends next are done after the picture is taken (the phone
+        answers one connection's requests in order). None when it could not be asked."""
+        payload = json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "takeScreenshot", "params": [scale, quality]}
+        )
+        pipe = self._pipe()
+        try:
+            return ScreenAsk(pipe, pipe.send(payload.encode()))
+        except (OSError, adbutils.AdbError) as exc:
+            log.debug("screenshot not asked for ahead on %s: %s", self._serial, exc)
+            return None
 
     def screen_jpeg(self, scale: float, quality: int) -> bytes | None:
         """The screen as JPEG scaled on the phone (a step's frame); None when the phone sends none."""

@@ -23,12 +23,18 @@ leaving the `with` block) waits for the last one. A device without that hold (th
 its frames on the engine's thread, as before.
 
 After the next look: on a device that says when the screen was looked at (`U2Device.after_next_look`
-and `looks`), the frame thread asks for a step's picture once the next step's first look at the
-screen (its hierarchy dump) has its answer, or before the next change, or 20 ms after the step at
-the latest: the phone then draws the picture while the bridge reads the dump, not while it dumps.
+and `looks`), a step's picture is asked for once the next step's first look at the screen (its
+hierarchy dump) has its answer, or before the next change, or 20 ms after the step at the latest.
 And a step that only looked (read a text, waited for one) and whose last look came before that
 picture was asked for, with no change since, gets that same picture as its frame, without a
 screenshot of its own: it shows the screen after the step's last look and before anything changed it.
+
+On the step connection: a device that can (`U2Device.ask_screen_jpeg`) sends the screenshot request
+on the kept connection its steps use, from the step's thread, without waiting for its answer. The
+phone answers one connection's requests in order, so a change sent on that connection after it is
+done after the picture is taken: it does not wait for the picture's round trip at all. A change that
+goes another way (a shell command, a swipe through the client) still waits for every picture not in
+hand, as does any change after a picture the frame thread took itself (the 20 ms limit passed).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -139,17 +146,31 @@ def _shrink(image_bytes: bytes, width: int, quality: int) -> bytes:
 
 
 class _Go:
-    """The moment a step's picture may be asked for, with the device's looks() at that moment."""
+    """The moment a step's picture may be asked for, with the device's looks() at that moment; on a
+    device that can (`U2Device.ask_screen_jpeg`), the picture asked for then on the step connection."""
 
-    def __init__(self, looks: Callable[[], tuple[int, int]] | None) -> None:
+    def __init__(
+        self, looks: Callable[[], tuple[int, int]] | None, ask: Callable[[], Any] | None = None
+    ) -> None:
         self._read_looks = looks
+        self._ask = ask
         self.looks: tuple[int, int] | None = None
+        self.asked: Any = None  # what `ask` gave: a `ScreenAsk` (its `connection`, its `result()`)
+        self._lock = threading.Lock()
         self._event = threading.Event()
 
-    def start(self) -> None:
-        if not self._event.is_set():
+    def start(self, ask: bool = True) -> None:
+        """Ask now (on the step's thread: `ask`; the frame thread takes its picture itself)."""
+        with self._lock:
+            if self._event.is_set():
+                return
             if self._read_looks is not None:
                 self.looks = self._read_looks()
+            if ask and self._ask is not None:
+                try:
+                    self.asked = self._ask()
+                except Exception as exc:  # then the frame thread takes it, as on any device
+                    log.debug("picture not asked for ahead: %s", exc)
             self._event.set()
 
     def wait(self, timeout_s: float) -> None:
@@ -179,17 +200,22 @@ class FrameRecorder:
         self._screen: tuple[int, int] | None = None
         self._first_taken = False
         hold = getattr(device, "hold_changes_until", None)
-        self._hold: Callable[[Callable[[], object] | None], None] | None = hold
+        self._hold: Callable[[Callable[[object | None], object] | None], None] | None = hold
         self._after_look: Callable[[Callable[[], object] | None], None] | None = getattr(
             device, "after_next_look", None
         )
         self._looks: Callable[[], tuple[int, int]] | None = getattr(device, "looks", None)
+        self._ask_screen: Callable[[float, int], Any] | None = getattr(device, "ask_screen_jpeg", None)
         self._taker: ThreadPoolExecutor | None = None
         self._pending: Future[None] | None = None
         # The job waiting for the next look (start() it to take its picture now).
         self._go = _Go(None)
-        # On the frame thread: the last picture, with the device's looks() when it was asked for.
-        self._last: tuple[tuple[int, int], bytes, datetime] | None = None
+        # The go of the last frame with a picture of its own (on the step's thread), and on the frame
+        # thread that picture (None when it could not be taken).
+        self._picture: _Go | None = None
+        # The frames with a picture of their own not in hand yet, oldest first (on the step's thread).
+        self._untaken: deque[tuple[_Go, threading.Event]] = deque()
+        self._last: tuple[bytes, datetime] | None = None
         self.shared = 0  # frames that are the picture of the frame before (no screenshot of their own)
 
     def __enter__(self) -> FrameRecorder:
@@ -250,74 +276,111 @@ class FrameRecorder:
 
     def _keep(self, seq: int, meta: dict[str, Any]) -> None:
         if self._hold is None:
-            self._take(seq, meta, None, None, None)
+            self._take_here(seq, meta)
             return
         if self._taker is None:
             self._taker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"frames-{self.run_id[:8]}")
+        self._go.start()  # the frame before goes now, whatever it waited for
+        seen = self._looks() if self._looks is not None else None
+        picture = self._picture
+        if seen is not None and picture is not None and picture.looks == seen:
+            # Nothing changed the screen and nothing looked at it between the picture before being
+            # asked for and this step's end: that picture is the screen after this step. The next
+            # change's hold stays the one for that picture (no change has taken it since).
+            self._pending = self._taker.submit(self._share, seq, meta)
+            return
+        go = self._go = self._picture = _Go(self._looks, self._ask if self._ask_screen is not None else None)
         # One thread, so frames are taken in step order: once the latest is taken, all are.
         taken = threading.Event()
-        self._go.start()  # the frame before goes now, whatever it waited for
-        go = self._go = _Go(self._looks)
         if self._after_look is not None:
             self._after_look(go.start)
         else:
             go.start()
-        seen = self._looks() if self._looks is not None else None
-        self._pending = self._taker.submit(self._take, seq, meta, taken, go, seen)
+        self._pending = self._taker.submit(self._take, seq, meta, taken, go)
         self._pending.add_done_callback(lambda _done: taken.set())  # whatever happened in there
-        self._hold(taken.wait)
+        self._untaken.append((go, taken))
+        self._hold(self._before_change)
 
-    def _take(
-        self,
-        seq: int,
-        meta: dict[str, Any],
-        taken: threading.Event | None,
-        go: _Go | None,
-        seen: tuple[int, int] | None,
-    ) -> None:
-        """Take (or share) the frame after step `seq`; `seen` is the device's looks() when the step ended."""
-        last, self._last = self._last, None
-        # Nothing changed the screen and nothing looked at it between the picture before being asked
-        # for and this step's end: that picture is the screen after this step (no need to wait).
-        share = seen is not None and last is not None and last[0] == seen and self._screen is not None
-        started: tuple[int, int] | None = None
-        if go is not None and not share:
-            go.wait(self.look_wait_s)
-            started = go.looks
-        asked: tuple[int, int] | None = None
-        shared = False
+    def _before_change(self, connection: object | None) -> None:
+        """What the next change of the screen waits for: each picture asked for before it and not in
+        hand yet, unless it was asked for on `connection`, the one the change goes on (the phone
+        takes that picture first)."""
+        untaken = self._untaken
+        if untaken and untaken[-1][1].is_set():  # taken in order: once the latest is, all are
+            untaken.clear()
+        for go, taken in untaken:
+            asked = go.asked
+            if connection is None or asked is None or asked.connection is not connection:
+                taken.wait()
+
+    def _ask(self) -> Any:
+        """The picture asked for on the step connection (a `ScreenAsk`), or None."""
+        if self._ask_screen is None:
+            return None
+        if self._screen is None:  # the driver keeps it: a round trip once per phone, not per run
+            self._screen = self.device.screen_size()
+        return self._ask_screen(min(1.0, self.policy.width / max(self._screen[0], 1)), self.policy.quality)
+
+    def _take_here(self, seq: int, meta: dict[str, Any]) -> None:
+        """The frame after step `seq`, taken on this thread (a device that cannot hold its changes)."""
         try:
-            if share and last is not None and self._screen is not None:
-                screen, data, taken_at = self._screen, last[1], last[2]
-                self._last, shared = last, True
-                self.shared += 1
+            if self._screen is None:
+                self._screen = self.device.screen_size()
+            data = fit(capture(self.device, self._screen, self.policy), self.policy)
+        except Exception as exc:  # the screen never fails a run
+            log.warning("run %s: no frame after step %s: %s", self.run_id, seq, exc)
+            return
+        self._queue(seq, meta, self._screen, data, datetime.now(UTC))
+
+    def _take(self, seq: int, meta: dict[str, Any], taken: threading.Event, go: _Go) -> None:
+        """On the frame thread: the picture after step `seq` (asked for by `go`), queued as its frame."""
+        self._last = None
+        go.wait(self.look_wait_s)
+        go.start(ask=False)  # not asked for yet: taken here, the next change held until then
+        try:
+            if self._screen is None:
+                self._screen = self.device.screen_size()
+            screen = self._screen
+            asked = go.asked
+            if asked is not None:
+                data = asked.result()
+                if data is None:  # too late to take another one: the phone may have changed since
+                    raise ValueError("the phone sent no picture for its screenshot")
             else:
-                if self._screen is None:
-                    self._screen = self.device.screen_size()
-                screen = self._screen
-                # What had been seen by the time this picture was asked for (at the latest).
-                asked = started if started is not None else self._looks() if self._looks is not None else None
                 data = capture(self.device, screen, self.policy)
-                taken_at = datetime.now(UTC)
+            taken_at = datetime.now(UTC)
         except Exception as exc:  # the screen never fails a run
             log.warning("run %s: no frame after step %s: %s", self.run_id, seq, exc)
             return
         finally:
             # The phone may change its screen now: the frame's picture is in hand.
-            if taken is not None:
-                taken.set()
-        if not shared:
-            try:
-                data = fit(data, self.policy)
-            except Exception as exc:
-                log.warning("run %s: no frame after step %s: %s", self.run_id, seq, exc)
-                return
-            if asked is not None:
-                self._last = (asked, data, taken_at)
+            taken.set()
+        try:
+            data = fit(data, self.policy)
+        except Exception as exc:
+            log.warning("run %s: no frame after step %s: %s", self.run_id, seq, exc)
+            return
+        self._last = (data, taken_at)
+        self._queue(seq, meta, screen, data, taken_at)
+
+    def _share(self, seq: int, meta: dict[str, Any]) -> None:
+        """On the frame thread: the picture of the frame before, as the frame after step `seq`."""
+        if self._last is None or self._screen is None:
+            log.warning(
+                "run %s: no frame after step %s: the picture before it was not taken", self.run_id, seq
+            )
+            return
+        self.shared += 1
+        self._queue(seq, meta, self._screen, *self._last)
+
+    def _queue(
+        self, seq: int, meta: dict[str, Any], screen: tuple[int, int], data: bytes, taken_at: datetime
+    ) -> None:
         meta = {**meta, "screen": list(screen), "takenAt": iso_utc(taken_at)}
         name = frame_name(seq)
-        artifact = Artifact(name, FRAME_CONTENT_TYPE, data)
-        self.outbox.add_artifact(self.run_id, self.device_id, artifact, meta, flush=False)
+        self.outbox.add_artifact(
+            self.run_id, self.device_id, Artifact(name, FRAME_CONTENT_TYPE, data), meta, flush=False
+        )
         self.kept.append(name)
 
 
