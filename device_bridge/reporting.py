@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +88,8 @@ class ProgressReporter:
         self.carry_on_gate = False
         # The engine said it waits for approval; the status goes out once the server has the approval.
         self._approval_pending = False
+        # Called on every tick, outside the lock (the run control announces a long leased step).
+        self.on_tick: Callable[[], None] | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name=f"progress-{base['id'][:8]}", daemon=True)
         self._ticker.start()
@@ -168,6 +171,9 @@ class ProgressReporter:
                     not self.carry_on_gate or time.monotonic() - self._dirty_since >= self.interval_s
                 ):
                     self._flush()
+            on_tick = self.on_tick
+            if on_tick is not None:
+                on_tick()
 
     def stop(self) -> None:
         """Stop the ticker without queuing anything more."""

@@ -19,6 +19,15 @@ short timeout) whether a cancel was accepted and which denylist version is in fo
   that answers, a heartbeat, or a `runs.report` answer); a paused run stays held. After a failed
   ask the gate is not asked again for a while (backoff), so an unreachable server does not slow
   every step by its timeout.
+
+A server that grants leases (`grantsLease`) answers a gate with `leaseMs`: until it runs out
+(counted from before the request was sent, less a tenth for clocks) the following steps start
+without asking — the server answers a cancel, a pause or a denylist change only once the leases
+it must outlast have run out, so none of them is missed. The progress of leased steps goes out
+with the reporter's ticker (runs.report, at most `interval_s` late), and a leased step that runs
+longer than `ANNOUNCE_AFTER_S` is announced from the ticker's thread (a gate naming it, which
+also renews the lease and hears a cancel or a pause early), so the run's page shows the step in
+flight all the same.
 """
 
 from __future__ import annotations
@@ -39,6 +48,10 @@ from interpreter.denylist import Denylist
 log = logging.getLogger(__name__)
 
 CONFIG_TRIES = 3
+# A leased step still going after this long is announced as the step in flight (see the docstring).
+ANNOUNCE_AFTER_S = 0.3
+# The share of a lease the bridge uses: its clock and the server's may run at slightly different rates.
+LEASE_SHARE = 0.9
 
 
 class LiveDenylist:
@@ -108,11 +121,28 @@ class ServerRunControl:
         self._quiet_until = 0.0
         self.progress = progress
         self.carried = 0  # gates that carried the run's progress
+        # The lease (monotonic clock): until then steps start without asking. The ticker's announcement
+        # may renew it or end it (a cancel, a pause or another denylist heard), hence the lock.
+        self._lease_lock = threading.Lock()
+        self._lease_until = 0.0
+        self.leased = 0  # steps started under the lease, without asking
+        self._cancel_heard = False
+        # The leased step in flight, not yet announced: (seq, node id, when it started).
+        self._unannounced: tuple[int, str, float] | None = None
+        if progress is not None:
+            progress.on_tick = self._announce_long_step
 
     def before_step(self, node_id: str, seq: int) -> StepDecision:
-        if self.cancelled():
+        if self.cancelled() or self._cancel_heard:
             return StepDecision.CANCEL
-        if time.monotonic() < self._quiet_until:
+        now = time.monotonic()
+        with self._lease_lock:
+            self._unannounced = None
+            if now < self._lease_until and not self.paused:
+                self.leased += 1
+                self._unannounced = (seq, node_id, now)
+                return StepDecision.GO
+        if now < self._quiet_until:
             # The server did not answer a moment ago: go on offline (a paused run stays held).
             return StepDecision.PAUSE if self.paused else StepDecision.GO
         self.asked += 1
@@ -147,7 +177,47 @@ class ServerRunControl:
         if isinstance(version, str) and version != self.denylist.version:
             self._refresh(version, seq)
         self.paused = answer.get("paused") is True
+        if not self.paused:
+            self._take_lease(answer, now)
         return StepDecision.PAUSE if self.paused else StepDecision.GO
+
+    def _take_lease(self, answer: dict[str, Any], asked_at: float) -> None:
+        """Keep the lease a gate answer granted (`leaseMs`), counted from `asked_at` (before the ask)."""
+        lease_ms = answer.get("leaseMs")
+        if isinstance(lease_ms, int) and not isinstance(lease_ms, bool) and lease_ms > 0:
+            with self._lease_lock:
+                self._lease_until = max(self._lease_until, asked_at + LEASE_SHARE * lease_ms / 1000)
+
+    def _announce_long_step(self) -> None:
+        """From the reporter's ticker: a leased step still going after `ANNOUNCE_AFTER_S` is announced to
+        the server as the step in flight; its answer renews the lease or ends it (cancel, pause, another
+        denylist: the next step asks the gate)."""
+        with self._lease_lock:
+            pending = self._unannounced
+            if pending is None or time.monotonic() - pending[2] < ANNOUNCE_AFTER_S:
+                return
+            self._unannounced = None
+        seq, node_id, _ = pending
+        asked_at = time.monotonic()
+        try:
+            answer = self.api.gate(self.run_id, self.timeout_s, {"seq": seq, "nodeId": node_id})
+        except ServerError as exc:
+            # Its answer may have told of a cancel that the server now counts as heard: ask the gate
+            # before the next step rather than go on under the lease.
+            with self._lease_lock:
+                self._lease_until = 0.0
+            log.info("run %s: announcing step %d failed (%s); the run goes on", self.run_id, seq, exc)
+            return
+        self.live = answer.get("live") is True
+        version = answer.get("denylistVersion")
+        stale = isinstance(version, str) and version != self.denylist.version
+        if answer.get("cancelRequested") is True:
+            self._cancel_heard = True
+        if answer.get("cancelRequested") is True or answer.get("paused") is True or stale:
+            with self._lease_lock:
+                self._lease_until = 0.0  # the next step asks the gate, which says what to do
+            return
+        self._take_lease(answer, asked_at)
 
     def _settle_progress(self, answer: dict[str, Any], snapshot: Snapshot | None) -> None:
         assert self.progress is not None

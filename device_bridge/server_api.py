@@ -9,6 +9,7 @@ through httpx.
 from __future__ import annotations
 
 import json
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -115,8 +116,12 @@ class DeviceApi:
         self.client = client
         self.server_url = server_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
-        # The step gate's own connection (None: through httpx, which honours a configured proxy).
+        # The step gate's own connection (None: through httpx, which honours a configured proxy), asked
+        # by the worker before a step and by its progress ticker to announce a long leased step.
         self._gate = kept_connection(self.server_url)
+        self._gate_lock = threading.Lock()
+        # Whether this server's gate said it grants leases (`grantsLease`): only then is one asked for.
+        self.grants_lease = False
         if self._gate is not None:
             weakref.finalize(self, self._gate.close)
 
@@ -221,8 +226,11 @@ class DeviceApi:
         """The step gate of one run: `{"status", "cancelRequested", "denylistVersion", "live", ...}`
         (short timeout). `step` (`{"seq", "nodeId"}`) names the step about to start: the step in
         flight; `report` is the run's progress for the gate to store (a runs.report run object,
-        already JSON: the reporter encodes each trace event once, not the whole trace every step)."""
+        already JSON: the reporter encodes each trace event once, not the whole trace every step).
+        A lease is asked for with the step once the server said it grants them (`leaseMs`)."""
         path = GATE_PATH.format(run_id=run_id)
+        if step is not None and self.grants_lease:
+            step = {**step, "lease": True}
         body = _gate_body(step, report)
         if self._gate is None:
             headers = {**self._headers, "Content-Type": "application/json"}
@@ -238,7 +246,8 @@ class DeviceApi:
             answer: Any = response.json()
         else:
             try:
-                status, data = self._gate.post(path, body, self._headers, timeout_s)
+                with self._gate_lock:
+                    status, data = self._gate.post(path, body, self._headers, timeout_s)
             except (OSError, ValueError) as exc:
                 raise ServerUnreachableError(
                     f"step gate: cannot reach {self.server_url + path}: {type(exc).__name__}: {exc}"
@@ -251,7 +260,10 @@ class DeviceApi:
                 raise ServerUnreachableError(
                     f"step gate: the answer from {self.server_url + path} is not JSON: {data[:80]!r}"
                 ) from exc
-        return answer if isinstance(answer, dict) else {}
+        if not isinstance(answer, dict):
+            return {}
+        self.grants_lease = answer.get("grantsLease") is True
+        return answer
 
     def request_approval(
         self,

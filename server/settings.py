@@ -226,6 +226,17 @@ class Settings(BaseSettings):
             "unwoken: a retry's backoff ending wakes nobody (a run queued on any process wakes it at once)."
         ),
     )
+    run_lease_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description=(
+            "How long a bridge that asks for it may start a run's steps without asking the step gate "
+            "(its lease): fewer requests a run; a cancel or pause is answered once the leases it must "
+            "outlast have run out, so this is also the longest a cancel or pause waits. 0: the bridge "
+            "asks before every step."
+        ),
+    )
     smtp_host: str | None = Field(
         default=None, description="The SMTP server approvers are e-mailed through; none: no approval e-mails."
     )

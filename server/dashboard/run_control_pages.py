@@ -10,6 +10,7 @@ from server.dashboard.pages_route import dashboard_router
 from server.dashboard.session import CheckedUser
 from server.db import SessionDep
 from server.runs.events import get_hub
+from server.runs.lease import commit_then_wait_out, run_lease_until
 from server.runs.pausing import pause_run, resume_run
 from server.runs.retries import retry_run
 
@@ -33,7 +34,8 @@ def rerun(request: Request, run_id: str, db: SessionDep, user: CheckedUser) -> R
 @router.post("/runs/{run_id}/pause")
 def pause(request: Request, run_id: str, db: SessionDep, user: CheckedUser) -> Response:
     """Pause a running run: its phone holds after the step in flight."""
-    pause_run(db, user.account.id, run_id, get_hub(request.app).notify)
+    run = pause_run(db, user.account.id, run_id, get_hub(request.app).notify)
+    commit_then_wait_out(db, lambda s: run_lease_until(s, run.id))  # no step starts after this answer
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
 

@@ -28,6 +28,7 @@ from server.runs.artifacts import artifact_response
 from server.runs.events import RUN_STEP, get_hub
 from server.runs.export import ExportFormat, export_response, export_window_start
 from server.runs.frames import LIVE_FRAME, frames_of
+from server.runs.lease import commit_then_wait_out, run_lease_until
 from server.runs.listing import RunFilters, RunSort, list_runs
 from server.runs.models import Artifact, Run, RunEvent
 from server.runs.run_logs import log_of, variables_of
@@ -460,7 +461,8 @@ def run_artifact(request: Request, run_id: str, name: str, db: SessionDep, user:
 @router.post("/runs/{run_id}/cancel")
 def cancel(request: Request, run_id: str, db: SessionDep, user: CheckedUser) -> Response:
     """Cancel a run: a queued one ends at once, a running one is stopped by its phone."""
-    cancel_run(db, user.account.id, run_id, get_hub(request.app).notify)
+    run = cancel_run(db, user.account.id, run_id, get_hub(request.app).notify)
+    commit_then_wait_out(db, lambda s: run_lease_until(s, run.id))  # no step starts after this answer
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
 

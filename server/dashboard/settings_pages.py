@@ -19,6 +19,7 @@ from server.db import SessionDep, utcnow
 from server.denylist import service as denylist
 from server.errors import AppError
 from server.runs.export import EXPORT_SORT, ExportFormat, export_response
+from server.runs.lease import account_lease_until, commit_then_wait_out
 from server.runs.listing import RunFilters
 from server.settings import Settings
 
@@ -88,6 +89,8 @@ def add_denylist_entry(
         denylist.add_entry(db, user.account, pattern)
     except AppError as exc:
         return _settings_page(request, db, user, exc.status_code, denylist_error=error_text(exc))
+    lease_s = request.app.state.settings.run_lease_s
+    commit_then_wait_out(db, lambda s: account_lease_until(s, user.account.id, lease_s))
     return RedirectResponse("/settings", status_code=303)
 
 

@@ -9,6 +9,7 @@ from server.db import SessionDep
 from server.denylist import service
 from server.denylist.schemas import DenylistEntryCreate, DenylistEntryRead, DenylistRead
 from server.errors import problem_responses
+from server.runs.lease import account_lease_until, commit_then_wait_out
 from server.settings import Settings
 
 router = APIRouter(prefix="/denylist", tags=["denylist"])
@@ -32,8 +33,15 @@ def read_denylist(request: Request, account: CurrentAccount, session: SessionDep
     summary="Add a package name or glob to the account's denylist",
     responses=problem_responses(409, c409="Already on the denylist"),
 )
-def add_entry(body: DenylistEntryCreate, account: CurrentAccount, session: SessionDep) -> DenylistEntryRead:
-    return DenylistEntryRead.model_validate(service.add_entry(session, account, body.pattern))
+def add_entry(
+    body: DenylistEntryCreate, request: Request, account: CurrentAccount, session: SessionDep
+) -> DenylistEntryRead:
+    """The entry applies to runs in flight from their next step once this answers (a bridge that holds a
+    lease on one of the account's runs has let it run out by then)."""
+    entry = DenylistEntryRead.model_validate(service.add_entry(session, account, body.pattern))
+    lease_s = request.app.state.settings.run_lease_s
+    commit_then_wait_out(session, lambda s: account_lease_until(s, account.id, lease_s))
+    return entry
 
 
 @router.delete(

@@ -29,7 +29,8 @@ from server.devices.schemas import (
 from server.errors import AppError, FieldProblem, ValidationFailed, problem_response, problem_responses
 from server.runs.endpoints import apply_reports
 from server.runs.events import get_hub
-from server.runs.gate import announce_step, fast_gate, gate, gate_state
+from server.runs.gate import GateAnswer, announce_step, fast_gate, gate, gate_state
+from server.runs.lease import end_lease, grant_lease
 from server.runs.service import cancel_requested_run_ids
 from server.settings import Settings
 
@@ -70,6 +71,8 @@ async def step_gate(
 
     report = body.report if body is not None else None
     step = (body.seq, body.node_id) if body is not None else None
+    lease_s = _settings(request).run_lease_s
+    lease_asked = body is not None and body.lease
     token_hash = device_token_hash(credentials)
 
     def work(session: Session) -> dict[str, Any]:
@@ -79,7 +82,7 @@ async def step_gate(
             out = fast.answer.to_json()
             if fast.carried is not None:
                 out["report"] = {"result": fast.carried.result, "reason": fast.carried.reason}
-            return out
+            return _with_lease(session, out, fast.answer, lease_s, lease_asked)
         # The general way: every other case (a 401, a 404, a report the fast path does not take).
         device = current_device(session, credentials)
         carried = None
@@ -91,9 +94,26 @@ async def step_gate(
         out = answer.to_json()
         if carried is not None:
             out["report"] = {"result": carried["result"], "reason": carried["reason"]}
-        return out
+        return _with_lease(session, out, answer, lease_s, lease_asked)
 
     return JSONResponse(await in_one_transaction(request, work))
+
+
+def _with_lease(
+    session: Session, out: dict[str, Any], answer: GateAnswer, lease_s: float, asked: bool
+) -> dict[str, Any]:
+    """The gate's answer with the lease asked for, when the run may have one (running, no cancel), and
+    whether this server grants leases at all (a bridge asks for one only once it has heard so)."""
+    out["grantsLease"] = lease_s > 0
+    if lease_s <= 0:
+        return out
+    if answer.cancel_requested or answer.status == "paused":
+        end_lease(session, answer.run_id)  # the bridge hears it now: a waiting cancel or pause may answer
+    elif asked and answer.status == "running":
+        lease_ms = grant_lease(session, answer.run_id, lease_s)
+        if lease_ms is not None:
+            out["leaseMs"] = lease_ms
+    return out
 
 
 @router.post(

@@ -146,6 +146,12 @@ class GateIn(ApiModel):
         "the same rules; its `id` must be the gate's run. Send it only to a server whose gate answered "
         "`acceptsReport: true`.",
     )
+    lease: bool = Field(
+        default=False,
+        description="Ask for a lease (of a server whose gate answered `grantsLease: true`): the answer's "
+        "`leaseMs`, during which the bridge may start this run's steps without asking the gate (counted "
+        "from before it sent this request).",
+    )
 
 
 class GateReportOut(ApiModel):
@@ -170,4 +176,12 @@ class GateOut(ApiModel):
     )
     report: GateReportOut | None = Field(
         default=None, description="The carried report's result; absent when the gate carried none."
+    )
+    grants_lease: bool = Field(
+        default=False, description="This server grants leases: the bridge may ask for one (`lease`)."
+    )
+    lease_ms: int | None = Field(
+        default=None,
+        description="The lease granted (asked with `lease`): for this long the bridge may start the run's "
+        "steps without asking the gate; absent when none was granted (ask before the next step).",
     )

@@ -38,6 +38,7 @@ from server.runs import batches, frames, listing, pausing, report, retries, run_
 from server.runs import export as export_module
 from server.runs.artifacts import artifact_response, check_name, stored_type
 from server.runs.events import get_hub
+from server.runs.lease import commit_then_wait_out, run_lease_until
 from server.runs.lifecycle import runs_ended
 from server.runs.listing import DEFAULT_SORT, RunFilters, RunSort
 from server.runs.models import Artifact, Run
@@ -358,7 +359,9 @@ def get_batch(batch_id: str, session: SessionDep, account: CurrentAccount) -> di
 def cancel_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
     """A queued run ends `cancelled` now; a running one gets `cancelRequested` and its device stops it."""
     run = service.cancel_run(session, account.id, run_id, get_hub(request.app).notify)
-    return service.summary_json(run)
+    summary = service.summary_json(run)
+    commit_then_wait_out(session, lambda s: run_lease_until(s, run.id))  # no step starts after this answer
+    return summary
 
 
 @router.post(
@@ -369,7 +372,10 @@ def cancel_run(run_id: str, request: Request, session: SessionDep, account: Curr
 )
 def pause_run(run_id: str, request: Request, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
     """A `running` run becomes `paused`; its phone starts no further step until it is resumed."""
-    return service.summary_json(pausing.pause_run(session, account.id, run_id, get_hub(request.app).notify))
+    run = pausing.pause_run(session, account.id, run_id, get_hub(request.app).notify)
+    summary = service.summary_json(run)
+    commit_then_wait_out(session, lambda s: run_lease_until(s, run.id))  # no step starts after this answer
+    return summary
 
 
 @router.post(

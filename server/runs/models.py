@@ -81,6 +81,9 @@ class Run(Base):
     frames: Mapped[str | None] = mapped_column(String(8), default=None)
     # Until when someone watches the run live (the dashboard's toggle): the bridge streams frames.
     live_until: Mapped[datetime | None]
+    # Until when the run's bridge may start steps without asking the step gate (its lease,
+    # server/runs/lease.py); a cancel or a pause is answered only once it has run out.
+    lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -105,6 +105,7 @@ def test_the_gate_answers_cancel_and_denylist_version_for_the_devices_own_runs(
         "denylistVersion": claimed["denylist"]["version"],
         "live": False,
         "acceptsReport": True,
+        "grantsLease": True,
     }
     assert client.post(f"/api/v1/runs/{run_id}/cancel", headers=auth(account.token)).status_code == 200
     _deny(client, account.token, "com.other.*")

@@ -1,0 +1,131 @@
+"""The bridge under a lease: after a gate that granted one, steps start without asking until it runs
+out; their progress still reaches the outbox; a leased step that runs long is announced as the step in
+flight (and hears a cancel). Against a real server process (lease 1 s, the default)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from device_bridge.outbox import Outbox
+from device_bridge.reporting import ProgressReporter, base_fields
+from device_bridge.run_control import ANNOUNCE_AFTER_S, LiveDenylist, ServerRunControl
+from device_bridge.server_api import DeviceApi
+from interpreter.control import StepDecision
+from interpreter.trace import Outcome, TraceEvent
+from server.runs.events import RUN_STEP
+from server.runs.models import RunEvent
+from tests.bridge.server_process import ServerProcess, publish_workflow, trigger
+
+STEPS = 6
+WAITS = {
+    "schemaVersion": 1,
+    "name": "Waits",
+    "start": "w1",
+    "nodes": [
+        {
+            "id": f"w{i}",
+            "kind": "action.wait",
+            "params": {"ms": 10},
+            **({"next": f"w{i + 1}"} if i < STEPS else {}),
+        }
+        for i in range(1, STEPS + 1)
+    ],
+}
+
+
+def _event(seq: int) -> TraceEvent:
+    return TraceEvent(seq, f"w{seq}", "action.wait", Outcome.OK, None, datetime.now(UTC), 10, 1)
+
+
+def _run(server: ServerProcess, api: DeviceApi, device_id: str) -> dict[str, Any]:
+    with server.client() as client:
+        run_id = trigger(client, publish_workflow(client, WAITS), device_id)
+    claimed = api.claim()
+    assert claimed is not None
+    assert claimed.run_id == run_id
+    return claimed.run
+
+
+def _announced_steps(server: ServerProcess, run_id: str) -> list[int]:
+    with server.db.session_factory() as session:
+        payloads = session.scalars(
+            select(RunEvent.payload).where(RunEvent.run_id == run_id, RunEvent.event == RUN_STEP)
+        ).all()
+    return [int(payload["seq"]) for payload in payloads]
+
+
+def test_steps_under_a_lease_start_without_asking_and_their_progress_is_queued(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    device = server.device()
+    with httpx.Client(timeout=10) as http:
+        api = DeviceApi(http, server.url, device.token)
+        api.grants_lease = True  # as after this worker's first gate on this server
+        run = _run(server, api, device.id)
+        outbox = Outbox(tmp_path / "outbox.db")
+        reporter = ProgressReporter(outbox, device.id, base_fields(run, device.id), interval_s=0.3)
+        control = ServerRunControl(
+            api, run["id"], LiveDenylist(), cancelled=lambda: False, timeout_s=5, progress=reporter
+        )
+        try:
+            for seq in range(1, STEPS + 1):
+                assert control.before_step(f"w{seq}", seq) is StepDecision.GO
+                reporter.on_event(_event(seq))
+            assert (control.asked, control.leased) == (1, STEPS - 1)  # one gate, then the lease
+            deadline = time.monotonic() + 5
+            while not any(len(r.run()["trace"]) == STEPS for r in outbox.reports()):
+                assert time.monotonic() < deadline, "the leased steps' progress was not queued"
+                time.sleep(0.05)
+            time.sleep(1.0)  # the lease (1 s, a tenth kept back) has run out: the next step asks
+            assert control.before_step("w7", STEPS + 1) is StepDecision.GO
+            assert control.asked == 2
+        finally:
+            reporter.stop()
+            outbox.close()
+
+
+def test_a_long_leased_step_is_announced_and_hears_a_cancel(server: ServerProcess, tmp_path: Path) -> None:
+    device = server.device()
+    with httpx.Client(timeout=10) as http, server.client() as client:
+        api = DeviceApi(http, server.url, device.token)
+        api.grants_lease = True
+        run = _run(server, api, device.id)
+        outbox = Outbox(tmp_path / "outbox.db")
+        reporter = ProgressReporter(outbox, device.id, base_fields(run, device.id), interval_s=0.2)
+        control = ServerRunControl(
+            api, run["id"], LiveDenylist(), cancelled=lambda: False, timeout_s=5, progress=reporter
+        )
+        try:
+            assert control.before_step("w1", 1) is StepDecision.GO
+            reporter.on_event(_event(1))
+            assert control.before_step("w2", 2) is StepDecision.GO  # leased: not announced yet
+            assert _announced_steps(server, run["id"]) == [1]
+            time.sleep(ANNOUNCE_AFTER_S + 0.3)  # step 2 runs long: the ticker announces it
+            assert _announced_steps(server, run["id"]) == [1, 2]
+            reporter.on_event(_event(2))
+
+            assert control.before_step("w3", 3) is StepDecision.GO  # the announcement renewed the lease
+            assert control.asked == 1
+            answers: list[httpx.Response] = []
+            asking = threading.Thread(
+                target=lambda: answers.append(client.post(f"/api/v1/runs/{run['id']}/cancel"))
+            )
+            started = time.monotonic()
+            asking.start()
+            # step 3 runs long too: its announcement hears the cancel, and the server, knowing the bridge
+            # heard it, answers the cancel before the lease would have run out
+            asking.join(timeout=5)
+            assert [answer.status_code for answer in answers] == [200]
+            assert time.monotonic() - started < 0.9
+            assert control.before_step("w4", 4) is StepDecision.CANCEL
+            assert _announced_steps(server, run["id"]) == [1, 2]  # a cancelled run's step is not in flight
+        finally:
+            reporter.stop()
+            outbox.close()
