@@ -360,6 +360,7 @@ class DeviceWorker:
             timeout_s=self.settings.gate_timeout_s,
             backoff=Backoff(self.settings.backoff_base_s, self.settings.backoff_max_s),
             progress=reporter,
+            lease=claimed.lease,
         )
         device = self.device  # this run's connection, even if the phone is opened again meanwhile
         log.info("device %s: running %s", self.paired.serial, claimed.run_id)

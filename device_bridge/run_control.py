@@ -105,6 +105,7 @@ class ServerRunControl:
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] = time.sleep,
         progress: ProgressReporter | None = None,
+        lease: tuple[float, int] | None = None,
     ) -> None:
         self.api = api
         self.run_id = run_id
@@ -131,6 +132,12 @@ class ServerRunControl:
         self._unannounced: tuple[int, str, float] | None = None
         if progress is not None:
             progress.on_tick = self._announce_long_step
+        if lease is not None:  # the claim's: `(monotonic time before it was asked, ms)`
+            self._take_lease({"leaseMs": lease[1]}, lease[0])
+            if progress is not None:
+                # A server that grants leases takes progress on its gate too (it came first): the
+                # reporter holds the leased steps' progress for the next gate or its ticker.
+                progress.carry_on_gate = True
 
     def before_step(self, node_id: str, seq: int) -> StepDecision:
         if self.cancelled() or self._cancel_heard:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,9 @@ class ClaimedRun:
     # When to keep the run's screens, as the server says (`every`, `failures`, `off`); None from an
     # older server (the definition's `frames` then). The bridge's own setting caps it.
     frames: str | None = None
+    # The lease the claim came with (server/runs/lease.py): `(monotonic time before the claim was sent,
+    # its length in ms)`; None without one.
+    lease: tuple[float, int] | None = None
 
     @property
     def run_id(self) -> str:
@@ -145,13 +149,22 @@ class DeviceApi:
         return body if isinstance(body, dict) else {}
 
     def claim(self) -> ClaimedRun | None:
-        """The next queued run of this device (now claimed by us), or None when there is none."""
+        """The next queued run of this device (now claimed by us), or None when there is none. It comes
+        with a lease when the server grants them (a server that knows none ignores the ask)."""
+        asked_at = time.monotonic()
         response = _call(
-            self.client, "POST", self.server_url + CLAIM_PATH, "claim", headers=self._headers, json={}
+            self.client,
+            "POST",
+            self.server_url + CLAIM_PATH,
+            "claim",
+            headers=self._headers,
+            json={"lease": True},
         )
         if response.status_code == 204:
             return None
         body = response.json()
+        self.grants_lease = body.get("grantsLease") is True
+        lease_ms = body.get("leaseMs")
         try:
             denylist: ServerDenylist | None = ServerDenylist.from_json(body.get("denylist"), "claim")
         except ServerError:
@@ -162,6 +175,7 @@ class DeviceApi:
             definition=dict(body["definition"]),
             denylist=denylist,
             frames=frames if isinstance(frames, str) else None,
+            lease=(asked_at, lease_ms) if isinstance(lease_ms, int) and lease_ms > 0 else None,
         )
 
     def wakeup(self, wait_s: float) -> bool:

@@ -48,6 +48,7 @@ from server.runs.schemas import (
     ArtifactOut,
     BatchOut,
     ClaimedRunOut,
+    ClaimIn,
     RunOut,
     RunPageOut,
     RunReportIn,
@@ -157,29 +158,37 @@ router.add_api_route(
     summary="Claim the next queued run of this device",
     responses={204: {"description": "No queued run for this device"}},
 )
-async def claim_run(request: Request, credentials: BearerCredentials) -> Response:
+async def claim_run(
+    request: Request, credentials: BearerCredentials, body: ClaimIn | None = None
+) -> Response:
     """The oldest queued run of the calling device, now `running` and handed to this caller only, with
     the definition of its workflow version and the account's effective package denylist
     (`{"version", "patterns"}`) that the run must obey; 204 when there is none. A queued run whose
-    version names a package the denylist now denies ends `failed` instead of being handed out."""
-    global_denylist = request.app.state.settings.global_denylist
+    version names a package the denylist now denies ends `failed` instead of being handed out.
+    With `{"lease": true}` the run comes with a lease (`leaseMs`, as the step gate grants one)."""
+    settings = request.app.state.settings
+    global_denylist = settings.global_denylist
+    lease_s: float = settings.run_lease_s
+    lease = lease_s if body is not None and body.lease and lease_s > 0 else None
     notify = get_hub(request.app).notify
 
     def work(session: Session) -> Response:
         device = device_ref(session, credentials)
         effective = effective_entries(session, device.account_id, global_denylist)
-        claimed = service.claim_run(session, device, effective, notify)
+        claimed = service.claim_run(session, device, effective, notify, lease_s=lease)
         if claimed is None:
             return Response(status_code=204)
         run, definition = claimed
-        return JSONResponse(
-            {
-                "run": service.summary_json(run),
-                "definition": definition,
-                "denylist": effective.to_json(),
-                "frames": frames.run_frames(definition, run.frames),
-            }
-        )
+        answer: dict[str, Any] = {
+            "run": service.summary_json(run),
+            "definition": definition,
+            "denylist": effective.to_json(),
+            "frames": frames.run_frames(definition, run.frames),
+            "grantsLease": lease_s > 0,
+        }
+        if lease is not None:
+            answer["leaseMs"] = int(lease * 1000)
+        return JSONResponse(answer)
 
     return await in_one_transaction(request, work)
 

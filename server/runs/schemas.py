@@ -20,7 +20,7 @@ from pydantic_core import PydanticSerializationError
 
 from interpreter.trace import Outcome, RunStatus
 from server.runs.sql import utc_ms
-from server.schemas import Count, DurationMs, UtcDateTime, iso_utc_text
+from server.schemas import ApiModel, Count, DurationMs, UtcDateTime, iso_utc_text
 
 Trigger = Literal["manual", "api", "schedule", "device", "webhook", "retry"]
 ReportResult = Literal["stored", "unchanged", "rejected"]
@@ -314,6 +314,16 @@ class BatchOut(_Out):
     runs: list[RunSummaryOut]
 
 
+class ClaimIn(ApiModel):
+    """What a claiming bridge asks for besides the run (an empty body, or none, asks for nothing)."""
+
+    lease: bool = Field(
+        default=False,
+        description="Ask for a lease on the claimed run (`leaseMs` in the answer): its first steps start "
+        "without asking the step gate, as after a gate that granted one.",
+    )
+
+
 class ClaimedRunOut(_Out):
     """A claimed run, the definition of the workflow version it runs, and the denylist it obeys."""
 
@@ -321,6 +331,10 @@ class ClaimedRunOut(_Out):
     definition: dict[str, Any]
     denylist: dict[str, Any] = Field(
         description='The effective package denylist: {"version": ..., "patterns": [...]}'
+    )
+    grants_lease: bool = Field(default=False, description="This server grants leases (see the step gate).")
+    lease_ms: int | None = Field(
+        default=None, description="The lease on the claimed run, when asked for (`lease`) and granted."
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import jsonschema
@@ -345,6 +345,7 @@ def _claim_update(by_tag: bool) -> Any:
             claimed_at=bindparam("now", type_=UtcDateTime()),
             started_at=bindparam("now", type_=UtcDateTime()),
             updated_at=bindparam("now", type_=UtcDateTime()),
+            lease_until=bindparam("lease_until", type_=UtcDateTime()),
             **({"device_id": bindparam("tag_device_id")} if by_tag else {}),
         )
         .returning(*_runs.c)
@@ -386,6 +387,8 @@ def claim_run(
     device: ClaimingDevice,
     denylist: EffectiveDenylist,
     notify: Callable[[], object] | None = None,
+    *,
+    lease_s: float | None = None,
 ) -> tuple[Row[Any], dict[str, Any]] | None:
     """Hand the oldest queued run of `device` to this caller only, moving it to `running`; when it has
     none, the oldest queued run that any free phone with one of its tags may take (it becomes this
@@ -414,7 +417,14 @@ def claim_run(
             session.connection()
             .execute(
                 _CLAIM_TAGGED if by_tag else _CLAIM_OWN,
-                {"run_id": run_id, "own_device_id": device.id, "tag_device_id": device.id, "now": now},
+                {
+                    "run_id": run_id,
+                    "own_device_id": device.id,
+                    "tag_device_id": device.id,
+                    "now": now,
+                    # the run's lease (server/runs/lease.py), when the claimer asked for one
+                    "lease_until": None if lease_s is None else now + timedelta(seconds=lease_s),
+                },
             )
             .first()
         )

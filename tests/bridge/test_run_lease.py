@@ -91,6 +91,45 @@ def test_steps_under_a_lease_start_without_asking_and_their_progress_is_queued(
             outbox.close()
 
 
+def test_a_run_claimed_with_a_lease_starts_its_first_steps_without_asking(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    device = server.device()
+    with httpx.Client(timeout=10) as http:
+        api = DeviceApi(http, server.url, device.token)
+        with server.client() as client:
+            trigger(client, publish_workflow(client, WAITS), device.id)
+        claimed = api.claim()
+        assert claimed is not None
+        assert claimed.lease is not None
+        assert claimed.lease[1] == 1000
+        assert api.grants_lease is True
+        outbox = Outbox(tmp_path / "outbox.db")
+        reporter = ProgressReporter(outbox, device.id, base_fields(claimed.run, device.id), interval_s=0.3)
+        control = ServerRunControl(
+            api,
+            claimed.run_id,
+            LiveDenylist(),
+            cancelled=lambda: False,
+            timeout_s=5,
+            progress=reporter,
+            lease=claimed.lease,
+        )
+        try:
+            for seq in range(1, STEPS + 1):
+                assert control.before_step(f"w{seq}", seq) is StepDecision.GO
+                reporter.on_event(_event(seq))
+            assert (control.asked, control.leased) == (0, STEPS)
+            assert outbox.reports() == []  # held for the ticker: not one report a step
+            deadline = time.monotonic() + 5
+            while not any(len(r.run()["trace"]) == STEPS for r in outbox.reports()):
+                assert time.monotonic() < deadline, "the leased steps' progress was not queued"
+                time.sleep(0.05)
+        finally:
+            reporter.stop()
+            outbox.close()
+
+
 def test_a_long_leased_step_is_announced_and_hears_a_cancel(server: ServerProcess, tmp_path: Path) -> None:
     device = server.device()
     with httpx.Client(timeout=10) as http, server.client() as client:

@@ -31,14 +31,19 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"run_lease_s": LEASE_S})
 
 
-def _running_run(client: TestClient, db: Db) -> tuple[AccountFixture, DeviceFixture, str]:
+def _running_run(
+    client: TestClient, db: Db, claim: dict[str, object] | None = None
+) -> tuple[AccountFixture, DeviceFixture, str]:
     account = create_account(db)
     device = create_device(db, account.id)
     workflow = create_workflow(db, account.id)
     run_id = client.post(
         f"/api/v1/workflows/{workflow.id}/runs", json={"deviceId": device.id}, headers=auth(account.token)
     ).json()["id"]
-    assert client.post("/api/v1/devices/me/claim", headers=auth(device.token)).status_code == 200
+    claimed = client.post("/api/v1/devices/me/claim", json=claim, headers=auth(device.token))
+    assert claimed.status_code == 200
+    assert claimed.json()["grantsLease"] is (client.app.state.settings.run_lease_s > 0)  # type: ignore[attr-defined]
+    assert ("leaseMs" in claimed.json()) == bool(claim and claim.get("lease"))
     return account, device, run_id
 
 
@@ -78,13 +83,15 @@ def test_the_gate_grants_a_lease_to_a_running_run_that_asks(client: TestClient, 
     assert (cancelled["cancelRequested"], "leaseMs" in cancelled) == (True, False)
 
 
-@pytest.mark.parametrize("control", ["cancel", "pause"])
+@pytest.mark.parametrize(("control", "by"), [("cancel", "gate"), ("pause", "gate"), ("cancel", "claim")])
 def test_a_cancel_or_pause_answers_only_once_the_lease_has_run_out(
-    client: TestClient, db: Db, control: str
+    client: TestClient, db: Db, control: str, by: str
 ) -> None:
-    account, device, run_id = _running_run(client, db)
     granted_at = time.monotonic()
-    assert "leaseMs" in _gate(client, device, run_id)
+    account, device, run_id = _running_run(client, db, {"lease": by == "claim"})
+    if by == "gate":
+        granted_at = time.monotonic()
+        assert "leaseMs" in _gate(client, device, run_id)
     _, status = _timed_post(client, f"/api/v1/runs/{run_id}/{control}", account.token)
     answered_after = time.monotonic() - granted_at
     assert status == 200
