@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fleet.py [--phones 1,5,10,20] [--runs 500] [--step-ms 20] [--workers 4]
                                     [--db postgresql|sqlite] [--idle wakeup|poll] [--dispatch 20]
-                                    [--progress gate|report]
+                                    [--progress lease|gate|report]
 
 One server (uvicorn, `--workers` processes; PostgreSQL by default, a fresh schema dropped
 afterwards) and, for each fleet size N, N virtual phones in this process: each is a paired device
@@ -11,9 +11,13 @@ tagged `bench` with its own token and HTTP connections (its step gates and repor
 (`POST /api/v1/devices/me/claim`; while idle it holds the wake-up long poll
 `GET /api/v1/devices/me/wakeup?wait=25` as the bridge does, or with `--idle poll` claims every
 50 ms), the real engine over the simulator (`SimulatedDevice`, real clock) asking the step gate
-before every step (naming the step), the progress after each step carried on the next step's gate
-as the bridge does (`--progress report`: in a `runs.report` of its own, as bridges did before),
-and the final report through `runs.report`. The queue is `--runs` runs of a 10-step workflow
+under a lease as the bridge does (`--progress lease`, the default: the claim asks for a lease and
+the steps start without asking the gate until it runs out, a gate renewing it; the progress of
+steps no gate carried goes in a `runs.report` once it is half a second old, as the bridge's
+ticker sends it), or before every step (`--progress gate`: naming the step, the progress after each
+step carried on the next step's gate, as bridges did before leases; `--progress report`: the
+progress in a `runs.report` of its own per step, as bridges did before that), and the final
+report through `runs.report`. The queue is `--runs` runs of a 10-step workflow
 (`action.wait` of `--step-ms`), queued as "any free phone with tag bench" runs, so every claim goes
 through the tag path (FOR UPDATE SKIP LOCKED on PostgreSQL).
 
@@ -207,26 +211,47 @@ class KeptClient:
         self.kept.close()
 
 
+# The share of a lease the bridge uses, and how old unsent progress gets before it goes on its own
+# (device_bridge/run_control.py LEASE_SHARE, the reporter's `interval_s`).
+LEASE_SHARE = 0.9
+PROGRESS_INTERVAL_S = 0.5
+
+
 class GateControl:
     """The engine's run control over the server's step gate, as the bridge asks it: naming the step
-    about to start and, with `--progress gate`, carrying the run's progress since the last gate."""
+    about to start and, with `--progress gate`, carrying the run's progress since the last gate;
+    with `--progress lease`, only once the lease (from the claim or the last gate) has run out."""
 
-    def __init__(self, http: KeptClient, run_id: str, progress: Callable[[], dict[str, Any] | None]) -> None:
+    def __init__(
+        self,
+        http: KeptClient,
+        run_id: str,
+        progress: Callable[[], dict[str, Any] | None],
+        lease_until: float = 0.0,
+    ) -> None:
         self.http = http
         self.run_id = run_id
         self.progress = progress
+        self.lease_until = lease_until  # monotonic; 0: ask before every step
         self.errors: list[str] = []
 
     def before_step(self, node_id: str, seq: int) -> StepDecision:
+        if time.monotonic() < self.lease_until:
+            return StepDecision.GO
         step: dict[str, Any] = {"seq": seq, "nodeId": node_id}
+        if self.lease_until:
+            step["lease"] = True
         report = self.progress()
         if report is not None:
             step["report"] = report
+        asked_at = time.monotonic()
         answer = self.http.post(f"/api/v1/devices/me/runs/{self.run_id}/gate", json=step).json()
         if report is not None and (answer.get("report") or {}).get("result") not in ("stored", "unchanged"):
             self.errors.append(f"gate report: {answer}")
         if answer.get("cancelRequested"):
             return StepDecision.CANCEL
+        if isinstance(answer.get("leaseMs"), int):
+            self.lease_until = asked_at + LEASE_SHARE * answer["leaseMs"] / 1000
         return StepDecision.PAUSE if answer.get("paused") else StepDecision.GO
 
 
@@ -261,7 +286,10 @@ class VirtualPhone(threading.Thread):
         try:
             while not self.stop.is_set():
                 started = time.perf_counter()
-                answer = self.http.post("/api/v1/devices/me/claim")
+                asked_at = time.monotonic()
+                answer = self.http.post(
+                    "/api/v1/devices/me/claim", json={"lease": True} if self.progress == "lease" else {}
+                )
                 if answer.status_code == 204:
                     if self.idle == "wakeup":
                         woken = self.http.get("/api/v1/devices/me/wakeup", params={"wait": WAKEUP_WAIT_S})
@@ -277,13 +305,13 @@ class VirtualPhone(threading.Thread):
                     continue
                 self.claim_ms.append((time.perf_counter() - started) * 1000)
                 busy_from = time.perf_counter()
-                self.execute(answer.json())
+                self.execute(answer.json(), asked_at)
                 self.busy_s += time.perf_counter() - busy_from
         finally:
             self.http.close()
             self.kept.close()
 
-    def execute(self, claimed: dict[str, Any]) -> None:
+    def execute(self, claimed: dict[str, Any], asked_at: float) -> None:
         run = claimed["run"]
         self.claimed.append(run["id"])
         self.dispatch_ms.append(
@@ -301,19 +329,29 @@ class VirtualPhone(threading.Thread):
         }
         trace: list[dict[str, Any]] = []
         carried = [0]
+        unsent_since = [0.0]  # --progress lease: when the oldest step no report carried came
 
         def on_event(event: Any) -> None:  # one progress report per step
             trace.append(event.to_json())
             if self.progress == "report":
                 self._report({**base, "status": "running", "trace": list(trace)})
+            elif self.progress == "lease":
+                now = time.monotonic()
+                if not unsent_since[0]:
+                    unsent_since[0] = now
+                elif now - unsent_since[0] >= PROGRESS_INTERVAL_S:  # the reporter's ticker would send it
+                    self._report({**base, "status": "running", "trace": list(trace)})
+                    carried[0], unsent_since[0] = len(trace), 0.0
 
         def progress() -> dict[str, Any] | None:  # the progress the next gate carries
-            if self.progress != "gate" or len(trace) == carried[0]:
+            if self.progress == "report" or len(trace) == carried[0]:
                 return None
-            carried[0] = len(trace)
+            carried[0], unsent_since[0] = len(trace), 0.0
             return {**base, "status": "running", "trace": list(trace)}
 
-        control = GateControl(self.kept, run["id"], progress)
+        lease_ms = claimed.get("leaseMs")
+        lease_until = asked_at + LEASE_SHARE * lease_ms / 1000 if isinstance(lease_ms, int) else 0.0
+        control = GateControl(self.kept, run["id"], progress, lease_until)
 
         clock = RealClock()
         result = run_workflow(
@@ -499,9 +537,10 @@ def main() -> None:
     parser.add_argument("--dispatch", type=int, default=20, help="runs queued one at a time to idle phones")
     parser.add_argument(
         "--progress",
-        default="gate",
-        choices=["gate", "report"],
-        help="a step's progress rides on the next step gate (as the bridge does), or in its own runs.report",
+        default="lease",
+        choices=["lease", "gate", "report"],
+        help="steps start under a lease (as the bridge does), or ask the gate before every step carrying "
+        "the progress, or ask it and send each step's progress in its own runs.report",
     )
     parser.add_argument(
         "--profile",
