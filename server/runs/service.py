@@ -314,8 +314,10 @@ _OWN_QUEUED = (
     .order_by(_runs.c.created_at, _runs.c.id)
     .limit(1)
 )
-# FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite renders no lock clause: its writers are serialised).
-_TAGGED_QUEUED = (
+# A claim reads it FOR UPDATE SKIP LOCKED on PostgreSQL (SQLite renders no lock clause: its writers are
+# serialised); a look whether there is one (the wake-up poll) locks nothing, or a claimer would skip
+# the row it looked at until the look's transaction ended.
+_TAGGED_QUEUED_LOOK = (
     select(_runs.c.id, _runs.c.workflow_version_id)
     .where(
         _runs.c.account_id == bindparam("account_id"),
@@ -326,8 +328,8 @@ _TAGGED_QUEUED = (
     )
     .order_by(_runs.c.created_at, _runs.c.id)
     .limit(1)
-    .with_for_update(skip_locked=True)
 )
+_TAGGED_QUEUED = _TAGGED_QUEUED_LOOK.with_for_update(skip_locked=True)
 
 
 def _claim_update(by_tag: bool) -> Any:
@@ -358,7 +360,9 @@ _DEFINITIONS: dict[str, dict[str, Any]] = {}
 _DEFINITIONS_KEPT = 256
 
 
-def _next_queued(session: Session, device: ClaimingDevice) -> tuple[str, str, bool] | None:
+def _next_queued(
+    session: Session, device: ClaimingDevice, *, lock: bool = True
+) -> tuple[str, str, bool] | None:
     """The next queued run this device may take: its own oldest, else the oldest that any free phone
     with one of its tags may take. `(run id, version id, taken by tag)`.
 
@@ -372,14 +376,15 @@ def _next_queued(session: Session, device: ClaimingDevice) -> tuple[str, str, bo
     if not device.tags:
         return None
     tagged = connection.execute(
-        _TAGGED_QUEUED, {"account_id": device.account_id, "tags": list(device.tags), "now": now}
+        _TAGGED_QUEUED if lock else _TAGGED_QUEUED_LOOK,
+        {"account_id": device.account_id, "tags": list(device.tags), "now": now},
     ).first()
     return None if tagged is None else (tagged[0], tagged[1], True)
 
 
 def has_claimable_run(session: Session, device: ClaimingDevice) -> bool:
     """Whether a claim by `device` now would find a queued run (the bridge's wake-up poll)."""
-    return _next_queued(session, device) is not None
+    return _next_queued(session, device, lock=False) is not None
 
 
 def claim_run(

@@ -70,6 +70,7 @@ def test_the_gate_carries_each_steps_progress_and_the_outbox_stays_empty(
     with httpx.Client(timeout=10) as http:
         api = DeviceApi(http, server.url, device.token)
         run = _claimed_run(server, api, device.id)
+        api.grants_lease = False  # no lease: a gate before every step (leases: test_run_lease.py)
         outbox = Outbox(tmp_path / "outbox.db")
         reporter = ProgressReporter(outbox, device.id, base_fields(run, device.id), interval_s=0.5)
         control = ServerRunControl(
