@@ -1,0 +1,45 @@
+"""A trace event's stored JSON text (`TraceEventIn.stored_json`) is its `stored_form()`: the same
+keys in the same order, the same values, compact; text the serializer cannot encode takes the
+slow way instead of failing the report."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from server.runs.schemas import TraceEventIn
+
+EVENT: dict[str, Any] = {
+    "seq": 3,
+    "nodeId": "tap-buy",
+    "kind": "action.tapByText",
+    "outcome": "failed",
+    "startedAt": "2026-11-23T10:00:00.100Z",
+    "durationMs": 84,
+    "attempts": 2,
+}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"message": 'no such text: Kaufen ✓ 😀 \u2028 "q" \\ <>&', "nodeId": "é"},
+        {"startedAt": "2026-11-23T12:00:00+02:00"},
+        {"output": {"items": [1, 2.5, None, True, {"deep": "x"}], "big": 10**30, "tab": "\t\n"}},
+    ],
+)
+def test_stored_json_is_the_stored_form(changes: dict[str, Any]) -> None:
+    event = TraceEventIn.model_validate({**EVENT, **changes})
+    text = event.stored_json()
+    assert json.loads(text) == event.stored_form()
+    assert text == json.dumps(event.stored_form(), separators=(",", ":"), ensure_ascii=False)
+
+
+def test_a_lone_surrogate_takes_the_slow_way() -> None:
+    event = TraceEventIn.model_validate({**EVENT, "output": {"text": "half \ud800 a pair"}})
+    text = event.stored_json()
+    assert text == json.dumps(event.stored_form(), separators=(",", ":"))
+    assert "\\ud800" in text
