@@ -27,16 +27,15 @@ from server.auth import (
     CurrentDevice,
     DeviceRef,
     caller_name,
-    device_ref,
 )
 from server.db import SessionDep, after_commit, in_one_transaction
-from server.denylist.service import effective_entries
 from server.devices.models import Device
 from server.errors import FieldProblem, NotFound, PayloadTooLarge, ValidationFailed, problem_responses
 from server.metrics import count_reported
 from server.runs import batches, frames, listing, pausing, report, retries, run_logs, service, stats, video
 from server.runs import export as export_module
 from server.runs.artifacts import artifact_response, check_name, stored_type
+from server.runs.claimer import claimer
 from server.runs.events import get_hub
 from server.runs.lease import commit_then_wait_out, run_lease_until
 from server.runs.lifecycle import runs_ended
@@ -173,8 +172,7 @@ async def claim_run(
     notify = get_hub(request.app).notify
 
     def work(session: Session) -> Response:
-        device = device_ref(session, credentials)
-        effective = effective_entries(session, device.account_id, global_denylist)
+        device, effective = claimer(session, credentials, global_denylist)
         claimed = service.claim_run(session, device, effective, notify, lease_s=lease)
         if claimed is None:
             return Response(status_code=204)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import jsonschema
-from sqlalchemy import Row, Table, bindparam, insert, or_, select, text, update
+from sqlalchemy import Row, Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from interpreter.denylist import Denylist
@@ -332,6 +332,25 @@ _TAGGED_QUEUED_LOOK = (
 _TAGGED_QUEUED = _TAGGED_QUEUED_LOOK.with_for_update(skip_locked=True)
 
 
+def _next_queued_statement(tagged: Any) -> Any:
+    """The device's own oldest queued run, else the oldest tagged one, in one statement: `WHERE id =
+    COALESCE((own), (tagged))`. Each lookup keeps its own plan (an index scan, LIMIT 1); PostgreSQL
+    evaluates the tagged one (and takes its row lock) only when the device has no run of its own.
+    `device_id IS NULL` says whether the run is taken by tag."""
+    own = _OWN_QUEUED.with_only_columns(_runs.c.id).scalar_subquery()
+    by_tag = tagged.with_only_columns(_runs.c.id).scalar_subquery()
+    found = _runs.alias("found")  # not `runs`: the lookups would correlate to it
+    return select(found.c.id, found.c.workflow_version_id, found.c.device_id.is_(None).label("by_tag")).where(
+        found.c.id == func.coalesce(own, by_tag)
+    )
+
+
+_NEXT_QUEUED, _NEXT_QUEUED_LOOK = (
+    _next_queued_statement(_TAGGED_QUEUED),
+    _next_queued_statement(_TAGGED_QUEUED_LOOK),
+)
+
+
 def _claim_update(by_tag: bool) -> Any:
     """`UPDATE runs SET running ... WHERE id AND status = 'queued' AND (this device's | no device)`."""
     return (
@@ -368,18 +387,16 @@ def _next_queued(
 
     On PostgreSQL a tag run is read `FOR UPDATE SKIP LOCKED`: phones claiming at once each lock a
     different run instead of queueing behind one row (the conditional UPDATE still decides)."""
-    connection = session.connection()
-    now = utcnow()
-    own = connection.execute(_OWN_QUEUED, {"device_id": device.id, "now": now}).first()
-    if own is not None:
-        return own[0], own[1], False
-    if not device.tags:
-        return None
-    tagged = connection.execute(
-        _TAGGED_QUEUED if lock else _TAGGED_QUEUED_LOOK,
-        {"account_id": device.account_id, "tags": list(device.tags), "now": now},
-    ).first()
-    return None if tagged is None else (tagged[0], tagged[1], True)
+    tags = list(device.tags or ())
+    found = (
+        session.connection()
+        .execute(
+            _NEXT_QUEUED if lock else _NEXT_QUEUED_LOOK,
+            {"device_id": device.id, "account_id": device.account_id, "tags": tags, "now": utcnow()},
+        )
+        .first()
+    )
+    return None if found is None else (found[0], found[1], bool(found[2]))
 
 
 def has_claimable_run(session: Session, device: ClaimingDevice) -> bool:

@@ -255,3 +255,32 @@ def test_a_schedule_of_a_denied_version_cannot_be_made_or_switched_on(client: Te
         headers=auth(account.token),
     )
     assert refused_global.status_code == 409, refused_global.text
+
+
+def test_a_tag_claim_reads_the_accounts_entries_with_the_device(client: TestClient, db: Db) -> None:
+    # The claim reads the device and the account's entries in one statement: the list it hands out and
+    # the refusal of a denied tag run (which names the entry to delete) are those of the account's rows.
+    account, other = create_account(db), create_account(db)
+    device = create_device(db, account.id)
+    assert client.put(
+        f"/api/v1/devices/{device.id}/tags", json={"tags": ["lab"]}, headers=auth(account.token)
+    ).is_success
+    denied = create_workflow(db, account.id, definition=WITH_MAPS)
+    fine = create_workflow(db, account.id)
+    runs = [
+        client.post(
+            f"/api/v1/workflows/{wf.id}/runs", json={"deviceTag": "lab"}, headers=auth(account.token)
+        ).json()["id"]
+        for wf in (denied, fine)
+    ]
+    _deny(client, other.token, "org.other.*")  # another account's entry counts for nobody here
+    _deny(client, account.token, "org.zeta.app")
+    entry_id = _deny(client, account.token, MAPS)
+    claimed = client.post("/api/v1/devices/me/claim", headers=auth(device.token))
+    assert claimed.status_code == 200, claimed.text
+    assert claimed.json()["run"]["id"] == runs[1]
+    patterns = sorted([*GLOBAL, MAPS, "org.zeta.app"])
+    assert claimed.json()["denylist"] == {"version": denylist_version(patterns), "patterns": patterns}
+    failed = client.get(f"/api/v1/runs/{runs[0]}", headers=auth(account.token)).json()
+    assert (failed["status"], failed["deviceId"]) == ("failed", device.id)
+    assert f"DELETE /api/v1/denylist/{entry_id}" in failed["errorMessage"]

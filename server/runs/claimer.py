@@ -1,0 +1,78 @@
+"""Who claims: the device of a claim's token and its account's denylist entries, in one statement.
+
+A claim used to read the device by its token hash and then the account's denylist entries: two round
+trips to the database before the claim itself. Here the entries come as a JSON array of
+`[pattern, id]` pairs beside the device's columns. When the token finds no unrevoked device,
+`device_ref` answers, so a bad token gets the same 401 as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy import JSON, Table, bindparam, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from interpreter.denylist import Denylist
+from server.auth import DeviceRef, device_ref, device_token_hash
+from server.denylist.models import DenylistEntry
+from server.denylist.service import EffectiveDenylist, effective_entries
+from server.devices.models import Device
+from server.runs.gate import json_array_agg
+
+
+class json_text_pair(FunctionElement[Any]):  # noqa: N801 - a SQL function's name
+    """`[a, b]` as a JSON array of two text columns."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_text_pair, "postgresql")
+def _json_text_pair_pg(element: json_text_pair, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_build_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_text_pair, "sqlite")
+def _json_text_pair_sqlite(element: json_text_pair, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_array({compiler.process(element.clauses, **kw)})"
+
+
+_devices: Table = Device.__table__  # type: ignore[assignment]
+_entries: Table = DenylistEntry.__table__  # type: ignore[assignment]
+
+_CLAIMER = select(
+    _devices.c.id,
+    _devices.c.account_id,
+    _devices.c.tags,
+    select(json_array_agg(json_text_pair(_entries.c.pattern, _entries.c.id)))
+    .where(_entries.c.account_id == _devices.c.account_id)
+    .scalar_subquery()
+    .label("entries"),
+).where(_devices.c.token_hash == bindparam("token_hash"), _devices.c.revoked_at.is_(None))
+
+
+def claimer(
+    session: Session, credentials: HTTPAuthorizationCredentials | None, global_denylist: Denylist
+) -> tuple[DeviceRef, EffectiveDenylist]:
+    """The claiming device (`device_ref`) and its account's effective denylist (`effective_entries`),
+    read together; the same 401s when the token does not do."""
+    token_hash = device_token_hash(credentials)
+    row = (
+        session.connection().execute(_CLAIMER, {"token_hash": token_hash}).first()
+        if token_hash is not None
+        else None
+    )
+    if row is None:
+        device = device_ref(session, credentials)  # raises the 401 that says what is wrong
+        return device, effective_entries(session, device.account_id, global_denylist)
+    # Patterns are unique per account: sorting by pattern gives `effective_entries`' order.
+    entries = sorted((str(pattern), str(entry_id)) for pattern, entry_id in row.entries or ())
+    return (
+        DeviceRef(row.id, row.account_id, list(row.tags or ())),
+        EffectiveDenylist(tuple(global_denylist.entries), tuple(entries)),
+    )
