@@ -26,6 +26,7 @@ from server.errors import (
 )
 from server.input_guard import InputGuardMiddleware
 from server.observability import RequestIdMiddleware, configure_logging
+from server.runs.claim_lane import ClaimLane
 from server.runs.report_lane import ReportLane
 from server.runs.video import close_assembler, install_assembler
 from server.scheduler import build_scheduler, start_scheduler, stop_scheduler
@@ -178,6 +179,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Ordinary runs.report requests (phones send one a step) are answered ahead of the guard, the
     # router and FastAPI's request handling; any other request passes untouched (report_lane.py).
     app.add_middleware(ReportLane)
+    # Ordinary claims likewise (claim_lane.py).
+    app.add_middleware(ClaimLane)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,

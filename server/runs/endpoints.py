@@ -165,6 +165,11 @@ async def claim_run(
     (`{"version", "patterns"}`) that the run must obey; 204 when there is none. A queued run whose
     version names a package the denylist now denies ends `failed` instead of being handed out.
     With `{"lease": true}` the run comes with a lease (`leaseMs`, as the step gate grants one)."""
+    return await answer_claim(request, credentials, body)
+
+
+async def answer_claim(request: Request, credentials: BearerCredentials, body: ClaimIn | None) -> Response:
+    """What `claim_run` answers: its code, shared with the claim lane (server/runs/claim_lane.py)."""
     settings = request.app.state.settings
     global_denylist = settings.global_denylist
     lease_s: float = settings.run_lease_s
