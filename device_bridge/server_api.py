@@ -27,6 +27,8 @@ HEARTBEAT_PATH = "/api/v1/devices/me/heartbeat"
 APPROVALS_PATH = "/api/v1/devices/me/approvals"
 CONFIG_PATH = "/api/v1/devices/me/config"
 GATE_PATH = "/api/v1/devices/me/runs/{run_id}/gate"
+# How long a claim may take when the HTTP client sets no read timeout.
+CLAIM_TIMEOUT_S = 30.0
 LIVE_FRAME_PATH = "/api/v1/runs/{run_id}/live-frame"
 COMMANDS_PATH = "/api/v1/devices/me/commands"
 WAKEUP_PATH = "/api/v1/devices/me/wakeup"
@@ -120,8 +122,8 @@ class DeviceApi:
         self.client = client
         self.server_url = server_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
-        # The step gate's own connection (None: through httpx, which honours a configured proxy), asked
-        # by the worker before a step and by its progress ticker to announce a long leased step.
+        # The kept connection of the claim and the step gate (None: through httpx, which honours a
+        # configured proxy), asked by the worker and by its progress ticker (a long leased step).
         self._gate = kept_connection(self.server_url)
         self._gate_lock = threading.Lock()
         # Whether this server's gate said it grants leases (`grantsLease`): only then is one asked for.
@@ -152,17 +154,14 @@ class DeviceApi:
         """The next queued run of this device (now claimed by us), or None when there is none. It comes
         with a lease when the server grants them (a server that knows none ignores the ask)."""
         asked_at = time.monotonic()
-        response = _call(
-            self.client,
-            "POST",
-            self.server_url + CLAIM_PATH,
-            "claim",
-            headers=self._headers,
-            json={"lease": True},
-        )
-        if response.status_code == 204:
+        timeout_s = self.client.timeout.read or CLAIM_TIMEOUT_S
+        status, body = self._post(CLAIM_PATH, b'{"lease":true}', "claim", timeout_s)
+        if status == 204:
             return None
-        body = response.json()
+        if not isinstance(body, dict):
+            raise ServerUnreachableError(
+                f"claim: the answer from {self.server_url + CLAIM_PATH} is not an object"
+            )
         self.grants_lease = body.get("grantsLease") is True
         lease_ms = body.get("leaseMs")
         try:
@@ -246,38 +245,37 @@ class DeviceApi:
         if step is not None and self.grants_lease:
             step = {**step, "lease": True}
         body = _gate_body(step, report)
+        _, answer = self._post(path, body, "step gate", timeout_s)
+        if not isinstance(answer, dict):
+            return {}
+        self.grants_lease = answer.get("grantsLease") is True
+        return answer
+
+    def _post(self, path: str, body: bytes, what: str, timeout_s: float) -> tuple[int, Any]:
+        """POST a JSON body over the kept connection (the step gate's and the claim's; through httpx when
+        a proxy is configured): the status and the answer's JSON (None when it has no body). An error
+        status or an unreadable answer raises as `_call` does."""
+        url = self.server_url + path
         if self._gate is None:
             headers = {**self._headers, "Content-Type": "application/json"}
-            response = _call(
-                self.client,
-                "POST",
-                self.server_url + path,
-                "step gate",
-                headers=headers,
-                timeout=timeout_s,
-                content=body,
-            )
-            answer: Any = response.json()
+            response = _call(self.client, "POST", url, what, headers=headers, timeout=timeout_s, content=body)
+            status, data = response.status_code, response.content
         else:
             try:
                 with self._gate_lock:
                     status, data = self._gate.post(path, body, self._headers, timeout_s)
             except (OSError, ValueError) as exc:
                 raise ServerUnreachableError(
-                    f"step gate: cannot reach {self.server_url + path}: {type(exc).__name__}: {exc}"
+                    f"{what}: cannot reach {url}: {type(exc).__name__}: {exc}"
                 ) from exc
             if status >= 400:
-                raise _refusal("step gate", self.server_url + path, status, problem_text(data, str(status)))
-            try:
-                answer = json.loads(data)
-            except ValueError as exc:
-                raise ServerUnreachableError(
-                    f"step gate: the answer from {self.server_url + path} is not JSON: {data[:80]!r}"
-                ) from exc
-        if not isinstance(answer, dict):
-            return {}
-        self.grants_lease = answer.get("grantsLease") is True
-        return answer
+                raise _refusal(what, url, status, problem_text(data, str(status)))
+        if not data:
+            return status, None
+        try:
+            return status, json.loads(data)
+        except ValueError as exc:
+            raise ServerUnreachableError(f"{what}: the answer from {url} is not JSON: {data[:80]!r}") from exc
 
     def request_approval(
         self,
