@@ -100,7 +100,8 @@ def test_no_step_starts_after_the_server_accepted_the_cancel(
     server: ServerProcess, sample_emulator: Any, tmp_path: Path
 ) -> None:
     """20 cancels at random points of a 30-step run: never a step whose start is after the moment
-    the server's answer to the cancel came back, and every run ends `cancelled`."""
+    the server's answer to the cancel came back (which waits for the run's lease), and every run ends
+    `cancelled`."""
     rng = random.Random(20)
     state_dir = tmp_path / "bridge"
     serial = sample_emulator.serial
@@ -137,4 +138,6 @@ def test_no_step_starts_after_the_server_accepted_the_cancel(
     assert all(status == "cancelled" for _, status, _, _ in outcomes), (outcomes, err)
     assert all(not late for _, _, _, late in outcomes), outcomes  # no step started after the cancel
     assert all(steps < 30 for _, _, steps, _ in outcomes), outcomes
-    assert len({steps for _, _, steps, _ in outcomes}) > 3, outcomes  # the cancels came at different points
+    # The cancels came at different points. Under a lease (1 s, about 20 of these quick steps) the phone
+    # hears a cancel when its lease runs out, so the runs stop at a few points, not wherever it came.
+    assert len({steps for _, _, steps, _ in outcomes}) > 1, outcomes
