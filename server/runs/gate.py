@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Table, bindparam, func, insert, select, update
+from sqlalchemy import JSON, Table, bindparam, insert, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -46,7 +46,7 @@ from server.metrics import count_reported
 from server.runs.events import RUN_STEP
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import notify_on_commit
-from server.runs.report import KEPT_WHEN_LEFT_OUT, StoredRun, Verdict, judge, row_values
+from server.runs.report import STORE_NEWER, StoredRun, Verdict, judge, row_values
 from server.runs.run_event_rows import insert_run_events
 from server.runs.schemas import RunReportIn
 from server.runs.service import summary_json
@@ -203,35 +203,6 @@ _GATE_STATE = (
 )
 
 
-def _kept_unless_sent(column: str) -> Any:
-    """`SET column = COALESCE(:p_column, column)`: what a report leaves out keeps its stored value."""
-    return func.coalesce(bindparam(f"p_{column}", type_=_runs.c[column].type), _runs.c[column])
-
-
-# A newer report of a stored run, written only over the state it was judged against (compare-and-set
-# on status and trace length, and the monotone guard of runs.report); the row comes back for the
-# run.updated payload.
-_STORE_PROGRESS = (
-    update(_runs)
-    .where(
-        _runs.c.id == bindparam("p_run_id"),
-        _runs.c.status == bindparam("p_old_status"),
-        _runs.c.trace_len == bindparam("p_old_len"),
-        _runs.c.status_rank <= bindparam("p_rank"),
-        _runs.c.trace_len <= bindparam("p_trace_len"),
-    )
-    .values(
-        status=bindparam("p_status"),
-        status_rank=bindparam("p_status_rank"),
-        trace_len=bindparam("p_trace_len"),
-        device_id=bindparam("p_device_id"),
-        updated_at=bindparam("p_now", type_=_runs.c.updated_at.type),
-        **{column: _kept_unless_sent(column) for column in KEPT_WHEN_LEFT_OUT},
-    )
-    .returning(*_runs.c)
-)
-
-
 @dataclass(frozen=True, slots=True)
 class GateState:
     """What the fast path read of the device, its run and the account's denylist."""
@@ -364,7 +335,7 @@ def _apply_progress(
     changed = (
         session.connection()
         .execute(
-            _STORE_PROGRESS,
+            STORE_NEWER,
             {
                 **{f"p_{key}": value for key, value in values.items()},
                 "p_run_id": state.run_id,

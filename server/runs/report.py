@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, and_, select, update
+from sqlalchemy import Row, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus, can_move
@@ -259,6 +259,48 @@ def _created_at(report: RunReportIn, now: datetime) -> datetime:
     return now
 
 
+_runs: Table = Run.__table__  # type: ignore[assignment]
+_trace: Table = TraceEventRow.__table__  # type: ignore[assignment]
+
+
+def _kept_unless_sent(column: str) -> Any:
+    """`SET column = COALESCE(:p_column, column)`: what a report leaves out keeps its stored value."""
+    return func.coalesce(bindparam(f"p_{column}", type_=_runs.c[column].type), _runs.c[column])
+
+
+# A newer report of a stored run, written only over the state it was judged against (compare-and-set
+# on status and trace length, and the monotone guard above); the row comes back (the step gate writes
+# the run.updated payload from it). Built once, as SQLAlchemy Core: runs.report and the step gate
+# write every report of a moving run with it.
+STORE_NEWER = (
+    update(_runs)
+    .where(
+        _runs.c.id == bindparam("p_run_id"),
+        _runs.c.status == bindparam("p_old_status"),
+        _runs.c.trace_len == bindparam("p_old_len"),
+        _runs.c.status_rank <= bindparam("p_rank"),
+        _runs.c.trace_len <= bindparam("p_trace_len"),
+    )
+    .values(
+        status=bindparam("p_status"),
+        status_rank=bindparam("p_status_rank"),
+        trace_len=bindparam("p_trace_len"),
+        device_id=bindparam("p_device_id"),
+        updated_at=bindparam("p_now", type_=_runs.c.updated_at.type),
+        **{column: _kept_unless_sent(column) for column in KEPT_WHEN_LEFT_OUT},
+    )
+    .returning(*_runs.c)
+)
+# What a report of a stored run is judged against: the run's row, and its stored events at the seqs
+# the report carries.
+_STORED = select(
+    _runs.c.status, _runs.c.trace_len, _runs.c.account_id, _runs.c.device_id, _runs.c.workflow_version_id
+).where(_runs.c.id == bindparam("run_id"))
+_STORED_EVENTS = select(_trace.c.seq, _trace.c.event).where(
+    _trace.c.run_id == bindparam("run_id"), _trace.c.seq.between(bindparam("first"), bindparam("last"))
+)
+
+
 def row_values(report: RunReportIn) -> dict[str, Any]:
     """The columns a report sets, on insert and on a newer report alike."""
     # A device's `paused` is its echo of the server's pause: the server alone moves a run into it.
@@ -329,11 +371,7 @@ def _insert_trace_events(
 
 
 def _read_stored(session: Session, run_id: str) -> StoredRun:
-    row = session.execute(
-        select(Run.status, Run.trace_len, Run.account_id, Run.device_id, Run.workflow_version_id).where(
-            Run.id == run_id
-        )
-    ).one()
+    row = session.connection().execute(_STORED, {"run_id": run_id}).one()
     return StoredRun(
         RunStatus(row.status), row.trace_len, row.account_id, row.device_id, row.workflow_version_id
     )
@@ -352,40 +390,36 @@ def _apply_to_existing(
         seqs = [event.seq for event in report.trace]
         stored_events: dict[int, dict[str, Any]] = {}
         if seqs:
-            rows = session.execute(
-                select(TraceEventRow.seq, TraceEventRow.event).where(
-                    TraceEventRow.run_id == report.id, TraceEventRow.seq.between(seqs[0], seqs[-1])
-                )
+            rows = session.connection().execute(
+                _STORED_EVENTS, {"run_id": report.id, "first": seqs[0], "last": seqs[-1]}
             )
             stored_events = {row.seq: row.event for row in rows}
         verdict = judge(stored, report, device_id, stored_events)
         if verdict.result != "stored":
             return verdict
-        new_len = len(report.trace)
         values = row_values(report)
         if stored.status is RunStatus.PAUSED and not report.status.terminal:
             # The server owns `paused` (server/runs/pausing.py): the device's reports add the
             # step that was in flight, and only a resume moves the run back to running.
             values["status"] = RunStatus.PAUSED.value
-        # Keep what the stored row knows when the report leaves it out (a claim set startedAt).
-        for column in KEPT_WHEN_LEFT_OUT:
-            if values[column] is None:
-                values.pop(column)
-        statement = (
-            update(Run)
-            .where(
-                and_(
-                    Run.id == report.id,
-                    Run.status == stored.status.value,
-                    Run.trace_len == stored.trace_len,
-                    Run.status_rank <= report.status.rank,
-                    Run.trace_len <= new_len,
-                )
+        # What the report leaves out keeps what the stored row knows (a claim set startedAt).
+        changed = (
+            session.connection()
+            .execute(
+                STORE_NEWER,
+                {
+                    **{f"p_{key}": value for key, value in values.items()},
+                    "p_run_id": report.id,
+                    "p_old_status": stored.status.value,
+                    "p_old_len": stored.trace_len,
+                    "p_rank": report.status.rank,
+                    "p_device_id": device_id,
+                    "p_now": now,
+                },
             )
-            .values(**values, device_id=device_id, updated_at=now)
-            .execution_options(synchronize_session=False)
+            .first()
         )
-        if session.execute(statement).rowcount == 1:  # type: ignore[attr-defined]
+        if changed is not None:
             stored_max_seq = max(stored_events) if stored_events else -1
             _insert_trace_events(session, [report], already={report.id: stored_max_seq})
             return verdict
