@@ -204,15 +204,17 @@ class ServerRunControl:
             if pending is None or time.monotonic() - pending[2] < ANNOUNCE_AFTER_S:
                 return
             self._unannounced = None
+            # The lease is set aside while the announcement is asked: its answer may tell of a cancel
+            # that the server, once it has answered, counts as heard. A step that comes meanwhile asks
+            # the gate itself (after the announcement, on the same connection), which tells it too.
+            self._lease_until = 0.0
         seq, node_id, _ = pending
         asked_at = time.monotonic()
         try:
             answer = self.api.gate(self.run_id, self.timeout_s, {"seq": seq, "nodeId": node_id})
         except ServerError as exc:
-            # Its answer may have told of a cancel that the server now counts as heard: ask the gate
-            # before the next step rather than go on under the lease.
-            with self._lease_lock:
-                self._lease_until = 0.0
+            # Its answer may have told of a cancel that the server now counts as heard: the next step
+            # asks the gate rather than go on under the lease.
             log.info("run %s: announcing step %d failed (%s); the run goes on", self.run_id, seq, exc)
             return
         self.live = answer.get("live") is True
@@ -221,9 +223,7 @@ class ServerRunControl:
         if answer.get("cancelRequested") is True:
             self._cancel_heard = True
         if answer.get("cancelRequested") is True or answer.get("paused") is True or stale:
-            with self._lease_lock:
-                self._lease_until = 0.0  # the next step asks the gate, which says what to do
-            return
+            return  # no lease: the next step asks the gate, which says what to do
         self._take_lease(answer, asked_at)
 
     def _settle_progress(self, answer: dict[str, Any], snapshot: Snapshot | None) -> None:

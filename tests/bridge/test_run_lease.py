@@ -168,3 +168,53 @@ def test_a_long_leased_step_is_announced_and_hears_a_cancel(server: ServerProces
         finally:
             reporter.stop()
             outbox.close()
+
+
+class SlowToHearApi(DeviceApi):
+    """A bridge slow to act on an announcement's answer: it comes back a while after the server answered."""
+
+    def gate(
+        self, run_id: str, timeout_s: float, step: dict[str, Any] | None = None, report: str | None = None
+    ) -> dict[str, Any]:
+        answer = super().gate(run_id, timeout_s, step, report)
+        if threading.current_thread().name.startswith("progress-"):  # the reporter's ticker
+            time.sleep(0.6)
+        return answer
+
+
+def test_no_step_starts_under_the_lease_while_an_announcement_that_heard_a_cancel_is_on_its_way(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    device = server.device()
+    with httpx.Client(timeout=10) as http, server.client() as client:
+        api = SlowToHearApi(http, server.url, device.token)
+        with server.client() as account:
+            trigger(account, publish_workflow(account, WAITS), device.id)
+        claimed = api.claim()
+        assert claimed is not None
+        assert claimed.lease is not None
+        outbox = Outbox(tmp_path / "outbox.db")
+        reporter = ProgressReporter(outbox, device.id, base_fields(claimed.run, device.id), interval_s=0.2)
+        control = ServerRunControl(
+            api,
+            claimed.run_id,
+            LiveDenylist(),
+            cancelled=lambda: False,
+            timeout_s=5,
+            progress=reporter,
+            lease=claimed.lease,
+        )
+        try:
+            assert control.before_step("w1", 1) is StepDecision.GO  # leased, and it runs long
+            answers: list[httpx.Response] = []
+            asking = threading.Thread(
+                target=lambda: answers.append(client.post(f"/api/v1/runs/{claimed.run_id}/cancel"))
+            )
+            asking.start()
+            asking.join(timeout=5)  # answered once the announcement told the bridge
+            assert [answer.status_code for answer in answers] == [200]
+            # The announcement's answer has not been acted on yet: the lease must not start step 2.
+            assert control.before_step("w2", 2) is StepDecision.CANCEL
+        finally:
+            reporter.stop()
+            outbox.close()
