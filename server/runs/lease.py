@@ -77,8 +77,9 @@ def run_lease_until(session: Session, run_id: str) -> datetime | None:
 
 def account_lease_until(session: Session, account_id: str, lease_s: float) -> datetime | None:
     """Until when a lease granted under the account's denylist as it was before now may hold: now plus a
-    lease when one of its runs is `running` (a gate that read the old list may grant it after this
-    look), else when its latest lease runs out; None when no run of the account can hold one."""
+    lease when one of its `running` runs is served under leases (a gate that read the old list may
+    grant one after this look), else when its latest lease runs out; None when no run of the account
+    can hold one (a bridge that never asked for a lease makes nobody wait)."""
     latest, moving = session.execute(
         select(
             func.max(Run.lease_until),
@@ -86,6 +87,7 @@ def account_lease_until(session: Session, account_id: str, lease_s: float) -> da
         ).where(
             Run.account_id == account_id,
             Run.status.in_([RunStatus.RUNNING.value, RunStatus.PAUSED.value]),
+            Run.lease_until.is_not(None),
         )
     ).one()
     if moving and lease_s > 0:
