@@ -1,10 +1,11 @@
 """Run leases: a bridge starts a run's steps without asking the step gate while its lease holds.
 
-A bridge that asks for it (`"lease": true` in the gate's body) gets `leaseMs` with the gate's answer
-when the run is `running` with no cancel asked: until then it may start steps without asking the
-gate again (its clock counts from before it sent the request, so its lease ends before the
-server's `runs.lease_until`). The run's progress still reaches the server (runs.report, at most
-`interval_s` late) and a long step is still announced as the step in flight.
+A bridge that asks for it (`{"lease": true}` as the claim's body, `"lease": true` in the gate's) gets
+`leaseMs` with the answer when the run is `running` with no cancel asked (the claim's own UPDATE sets
+it, or `grant_lease`): until then it may start steps without asking the gate (its clock counts from
+before it sent the request, so its lease ends before the server's `runs.lease_until`). The run's
+progress still reaches the server (runs.report, at most `interval_s` late) and a long step is still
+announced as the step in flight.
 
 The promises of cancel and pause stay whole: once the server has accepted a cancel no further step
 starts, and a paused run starts none until resumed. The grant is one conditional UPDATE
