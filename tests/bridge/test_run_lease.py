@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,41 @@ def _run(server: ServerProcess, api: DeviceApi, device_id: str) -> dict[str, Any
     return claimed.run
 
 
+@contextmanager
+def _served(
+    api: DeviceApi,
+    run: dict[str, Any],
+    device_id: str,
+    tmp_path: Path,
+    interval_s: float,
+    lease: tuple[float, int] | None = None,
+) -> Iterator[tuple[ServerRunControl, ProgressReporter, Outbox]]:
+    """The run's control, reporter and outbox as the bridge's worker makes them; stopped afterwards."""
+    outbox = Outbox(tmp_path / "outbox.db")
+    reporter = ProgressReporter(outbox, device_id, base_fields(run, device_id), interval_s=interval_s)
+    control = ServerRunControl(
+        api,
+        str(run["id"]),
+        LiveDenylist(),
+        cancelled=lambda: False,
+        timeout_s=5,
+        progress=reporter,
+        lease=lease,
+    )
+    try:
+        yield control, reporter, outbox
+    finally:
+        reporter.stop()
+        outbox.close()
+
+
+def _wait_for_queued_progress(outbox: Outbox) -> None:
+    deadline = time.monotonic() + 5
+    while not any(len(r.run()["trace"]) == STEPS for r in outbox.reports()):
+        assert time.monotonic() < deadline, "the leased steps' progress was not queued"
+        time.sleep(0.05)
+
+
 def _announced_steps(server: ServerProcess, run_id: str) -> list[int]:
     with server.db.session_factory() as session:
         payloads = session.scalars(
@@ -69,26 +106,15 @@ def test_steps_under_a_lease_start_without_asking_and_their_progress_is_queued(
         api = DeviceApi(http, server.url, device.token)
         api.grants_lease = True  # as after this worker's first gate on this server
         run = _run(server, api, device.id)
-        outbox = Outbox(tmp_path / "outbox.db")
-        reporter = ProgressReporter(outbox, device.id, base_fields(run, device.id), interval_s=0.3)
-        control = ServerRunControl(
-            api, run["id"], LiveDenylist(), cancelled=lambda: False, timeout_s=5, progress=reporter
-        )
-        try:
+        with _served(api, run, device.id, tmp_path, 0.3) as (control, reporter, outbox):
             for seq in range(1, STEPS + 1):
                 assert control.before_step(f"w{seq}", seq) is StepDecision.GO
                 reporter.on_event(_event(seq))
             assert (control.asked, control.leased) == (1, STEPS - 1)  # one gate, then the lease
-            deadline = time.monotonic() + 5
-            while not any(len(r.run()["trace"]) == STEPS for r in outbox.reports()):
-                assert time.monotonic() < deadline, "the leased steps' progress was not queued"
-                time.sleep(0.05)
+            _wait_for_queued_progress(outbox)
             time.sleep(1.0)  # the lease (1 s, a tenth kept back) has run out: the next step asks
             assert control.before_step("w7", STEPS + 1) is StepDecision.GO
             assert control.asked == 2
-        finally:
-            reporter.stop()
-            outbox.close()
 
 
 def test_a_run_claimed_with_a_lease_starts_its_first_steps_without_asking(
@@ -104,30 +130,17 @@ def test_a_run_claimed_with_a_lease_starts_its_first_steps_without_asking(
         assert claimed.lease is not None
         assert claimed.lease[1] == 1000
         assert api.grants_lease is True
-        outbox = Outbox(tmp_path / "outbox.db")
-        reporter = ProgressReporter(outbox, device.id, base_fields(claimed.run, device.id), interval_s=0.3)
-        control = ServerRunControl(
-            api,
-            claimed.run_id,
-            LiveDenylist(),
-            cancelled=lambda: False,
-            timeout_s=5,
-            progress=reporter,
-            lease=claimed.lease,
-        )
-        try:
+        with _served(api, claimed.run, device.id, tmp_path, 0.3, claimed.lease) as (
+            control,
+            reporter,
+            outbox,
+        ):
             for seq in range(1, STEPS + 1):
                 assert control.before_step(f"w{seq}", seq) is StepDecision.GO
                 reporter.on_event(_event(seq))
             assert (control.asked, control.leased) == (0, STEPS)
             assert outbox.reports() == []  # held for the ticker: not one report a step
-            deadline = time.monotonic() + 5
-            while not any(len(r.run()["trace"]) == STEPS for r in outbox.reports()):
-                assert time.monotonic() < deadline, "the leased steps' progress was not queued"
-                time.sleep(0.05)
-        finally:
-            reporter.stop()
-            outbox.close()
+            _wait_for_queued_progress(outbox)
 
 
 def test_a_long_leased_step_is_announced_and_hears_a_cancel(server: ServerProcess, tmp_path: Path) -> None:
@@ -136,12 +149,7 @@ def test_a_long_leased_step_is_announced_and_hears_a_cancel(server: ServerProces
         api = DeviceApi(http, server.url, device.token)
         api.grants_lease = True
         run = _run(server, api, device.id)
-        outbox = Outbox(tmp_path / "outbox.db")
-        reporter = ProgressReporter(outbox, device.id, base_fields(run, device.id), interval_s=0.2)
-        control = ServerRunControl(
-            api, run["id"], LiveDenylist(), cancelled=lambda: False, timeout_s=5, progress=reporter
-        )
-        try:
+        with _served(api, run, device.id, tmp_path, 0.2) as (control, reporter, _):
             assert control.before_step("w1", 1) is StepDecision.GO
             reporter.on_event(_event(1))
             assert control.before_step("w2", 2) is StepDecision.GO  # leased: not announced yet
@@ -152,22 +160,13 @@ def test_a_long_leased_step_is_announced_and_hears_a_cancel(server: ServerProces
 
             assert control.before_step("w3", 3) is StepDecision.GO  # the announcement renewed the lease
             assert control.asked == 1
-            answers: list[httpx.Response] = []
-            asking = threading.Thread(
-                target=lambda: answers.append(client.post(f"/api/v1/runs/{run['id']}/cancel"))
-            )
             started = time.monotonic()
-            asking.start()
-            # step 3 runs long too: its announcement hears the cancel, and the server, knowing the bridge
-            # heard it, answers the cancel before the lease would have run out
-            asking.join(timeout=5)
-            assert [answer.status_code for answer in answers] == [200]
+            # step 3 runs long too: its announcement (the ticker's thread) hears the cancel, and the
+            # server, knowing the bridge heard it, answers the cancel before the lease would have run out
+            assert client.post(f"/api/v1/runs/{run['id']}/cancel").status_code == 200
             assert time.monotonic() - started < 0.9
             assert control.before_step("w4", 4) is StepDecision.CANCEL
             assert _announced_steps(server, run["id"]) == [1, 2]  # a cancelled run's step is not in flight
-        finally:
-            reporter.stop()
-            outbox.close()
 
 
 class SlowToHearApi(DeviceApi):
@@ -193,28 +192,9 @@ def test_no_step_starts_under_the_lease_while_an_announcement_that_heard_a_cance
         claimed = api.claim()
         assert claimed is not None
         assert claimed.lease is not None
-        outbox = Outbox(tmp_path / "outbox.db")
-        reporter = ProgressReporter(outbox, device.id, base_fields(claimed.run, device.id), interval_s=0.2)
-        control = ServerRunControl(
-            api,
-            claimed.run_id,
-            LiveDenylist(),
-            cancelled=lambda: False,
-            timeout_s=5,
-            progress=reporter,
-            lease=claimed.lease,
-        )
-        try:
+        with _served(api, claimed.run, device.id, tmp_path, 0.2, claimed.lease) as (control, _, _):
             assert control.before_step("w1", 1) is StepDecision.GO  # leased, and it runs long
-            answers: list[httpx.Response] = []
-            asking = threading.Thread(
-                target=lambda: answers.append(client.post(f"/api/v1/runs/{claimed.run_id}/cancel"))
-            )
-            asking.start()
-            asking.join(timeout=5)  # answered once the announcement told the bridge
-            assert [answer.status_code for answer in answers] == [200]
+            # answered once the announcement (the ticker's thread) told the bridge
+            assert client.post(f"/api/v1/runs/{claimed.run_id}/cancel").status_code == 200
             # The announcement's answer has not been acted on yet: the lease must not start step 2.
             assert control.before_step("w2", 2) is StepDecision.CANCEL
-        finally:
-            reporter.stop()
-            outbox.close()

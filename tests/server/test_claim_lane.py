@@ -9,19 +9,17 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from server.app import create_app
 from server.db import utcnow
 from server.devices.models import Device
-from server.input_guard import InputGuardMiddleware
 from server.metrics import REQUEST_SECONDS
 from server.runs import endpoints
 from server.runs.claim_lane import ClaimLane
 from server.settings import Settings
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
+from tests.server.lane_support import spy_on_input_guard, with_and_without
 
 PATH = "/api/v1/devices/me/claim"
 Send = Callable[[TestClient], httpx.Response]
@@ -30,27 +28,14 @@ Send = Callable[[TestClient], httpx.Response]
 @pytest.fixture
 def both(settings: Settings) -> Iterator[tuple[TestClient, TestClient]]:
     """A client of the app as it is (with the lane) and one of the same app without the lane."""
-    without: FastAPI = create_app(settings)
-    without.user_middleware = [m for m in without.user_middleware if m.cls is not ClaimLane]
-    with (
-        TestClient(create_app(settings), raise_server_exceptions=False) as lane,
-        TestClient(without, raise_server_exceptions=False) as route,
-    ):
-        yield lane, route
+    with with_and_without(settings, ClaimLane) as clients:
+        yield clients
 
 
 @pytest.fixture
 def guarded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths of the requests that reached the input guard (the lane answers before it)."""
-    seen: list[str] = []
-    original = InputGuardMiddleware.__call__
-
-    async def spy(self: InputGuardMiddleware, scope: Any, receive: Any, send: Any) -> None:
-        seen.append(scope.get("path", ""))
-        await original(self, scope, receive, send)
-
-    monkeypatch.setattr(InputGuardMiddleware, "__call__", spy)
-    return seen
+    return spy_on_input_guard(monkeypatch)
 
 
 def _answer(response: httpx.Response) -> tuple[int, list[str], str | None, Any]:
