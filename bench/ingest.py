@@ -496,7 +496,9 @@ def main() -> None:
     )
     parser.add_argument("--single-runs", type=int, default=400, help="runs sent one per request")
     parser.add_argument("--db", default="sqlite,postgresql")
-    parser.add_argument("--subscribers", default="100,1000")
+    parser.add_argument(
+        "--subscribers", default="100,1000", help="SSE subscriber counts; \"\" skips the latency part"
+    )
     parser.add_argument("--events", type=int, default=30, help="reports timed per subscriber count")
     parser.add_argument(
         "--sqlite-workers", type=int, default=1, help="uvicorn processes on SQLite (embedded default: 1)"
@@ -537,7 +539,9 @@ def main() -> None:
                     for key, measured in rounds.items():
                         entry[key] = best_and_median(measured)
                 entry["sse"] = [
-                    sse_latency(base, ids, int(n), args.events) for n in args.subscribers.split(",")
+                    sse_latency(base, ids, int(n), args.events)
+                    for n in args.subscribers.split(",")
+                    if n.strip()
                 ]
             results["databases"][kind] = entry
             print(f"{kind}: done", file=sys.stderr)
