@@ -497,7 +497,7 @@ def main() -> None:
     parser.add_argument("--single-runs", type=int, default=400, help="runs sent one per request")
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument(
-        "--subscribers", default="100,1000", help="SSE subscriber counts; \"\" skips the latency part"
+        "--subscribers", default="100,1000", help='SSE subscriber counts; "" skips the latency part'
     )
     parser.add_argument("--events", type=int, default=30, help="reports timed per subscriber count")
     parser.add_argument(
