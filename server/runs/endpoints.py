@@ -109,13 +109,14 @@ def apply_reports(
     """Store reports of `device`'s runs (runs.report's rules) in `session`'s transaction; the answer
     per run: `{"id", "result", "reason", "cancelRequested"}` (the step gate carries one too, without
     looking for cancels: `cancels=False`, the gate answers that itself)."""
-    results, changed, inserted = report.ingest_reports(
-        session, account_id=device.account_id, device_id=device.id, reports=runs
+    ingested = report.ingest_reports(session, account_id=device.account_id, device_id=device.id, reports=runs)
+    results, changed = ingested.results, ingested.changed
+    rows = service.record_changes(
+        session, device.account_id, changed, get_hub(app).notify, ingested.rows, written=ingested.recorded
     )
-    rows = service.record_changes(session, device.account_id, changed, get_hub(app).notify, inserted)
     stored = set(changed)
     ended = {r.id: r for r in reversed(runs) if r.id in stored and r.status.terminal}  # the first of each
-    runs_ended(session, device.account_id, list(ended), rows)
+    runs_ended(session, device.account_id, list(ended), rows, counted=ingested.counted)
     record_step_failures(session, device.account_id, ended.values())
     after_commit(session, lambda: count_reported([r.result for r in results]))
     cancelled: set[str] = set()

@@ -10,7 +10,7 @@ the run or not at all. `phoneflow_runs_finished_total` counts after the commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -33,11 +33,17 @@ def on_runs_ended(listener: RunsEndedListener) -> RunsEndedListener:
 
 
 def runs_ended(
-    session: Session, account_id: str, run_ids: Sequence[str], rows: Mapping[str, Row[Any]] | None = None
+    session: Session,
+    account_id: str,
+    run_ids: Sequence[str],
+    rows: Mapping[str, Row[Any]] | None = None,
+    *,
+    counted: Collection[str] = (),
 ) -> None:
     """These runs of the account have just ended (in this transaction): tell the listeners.
 
-    `rows`: the runs' rows as this transaction left them, when the caller has read them already."""
+    `rows`: the runs' rows as this transaction left them, when the caller has read them already.
+    `counted`: runs this transaction has added to the daily rollup already (fresh_run.py)."""
     if not run_ids:
         return
     unique_ids = list(dict.fromkeys(run_ids))
@@ -47,7 +53,7 @@ def runs_ended(
         session.flush()
         runs = list(session.execute(select(Run.__table__).where(Run.__table__.c.id.in_(unique_ids))).all())
     statuses = [run.status for run in runs]
-    count_ended(session, account_id, runs)
+    count_ended(session, account_id, [run for run in runs if run.id not in counted])
     for listener in _listeners:
         listener(session, account_id, runs)
     after_commit(session, lambda: _count(statuses))

@@ -33,10 +33,11 @@ from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus, can_move
 from server.db import utcnow
+from server.runs.fresh_run import store_fresh_run
 from server.runs.models import Run, TraceEventRow
 from server.runs.run_logs import store_logs
 from server.runs.schemas import ReportResult, RunReportIn
-from server.runs.sql import insert_input_values, insert_runs_if_new, insert_trace_rows
+from server.runs.sql import dialect_name, insert_input_values, insert_runs_if_new, insert_trace_rows
 
 # How often one run is read and judged again when concurrent writers keep moving it; the
 # lifecycle is short (a few statuses, a trace that only grows), so this is never reached
@@ -146,12 +147,15 @@ def judge(
 
 
 class Ingested(NamedTuple):
-    """What `ingest_reports` did: the answer per run, the ids that changed, and the rows of the runs it
-    inserted and did not touch again (as `select(Run.__table__)` would read them now)."""
+    """What `ingest_reports` did: the answer per run, the ids that changed, the rows of the runs it
+    inserted and did not touch again (as `select(Run.__table__)` would read them now), and the runs
+    whose run.updated event (`recorded`) and rollup count (`counted`) it wrote already (fresh_run.py)."""
 
     results: list[IngestResult]
     changed: list[str]
     rows: dict[str, Row[Any]]
+    recorded: frozenset[str] = frozenset()
+    counted: frozenset[str] = frozenset()
 
 
 def ingest_reports(
@@ -174,10 +178,24 @@ def ingest_reports(
     candidates.sort(key=lambda pair: pair[1].id)
 
     now = utcnow()
-    inserted = _insert_new_runs(session, account_id, device_id, [r for _, r in candidates], now)
-    # Runs this transaction inserted: nobody else can have events for them (a concurrent report
-    # of one waits on our uncommitted row), so their traces go in by the fastest path.
-    _insert_trace_events(session, [r for _, r in candidates if r.id in inserted], already={}, fresh=True)
+    recorded: frozenset[str] = frozenset()
+    counted: frozenset[str] = frozenset()
+    if len(candidates) == 1 and dialect_name(session) == "postgresql":
+        # A phone's own run reported alone: one statement when the run is new (fresh_run.py).
+        only = candidates[0][1]
+        values = _new_run_values(account_id, device_id, only, now)
+        fresh = store_fresh_run(session, only, values, now)
+        inserted = {}
+        if fresh is not None:
+            inserted[only.id] = fresh.row
+            insert_input_values(session, account_id, [(only.id, values["inputs"])])
+            recorded = frozenset((only.id,))
+            counted = recorded if fresh.counted else frozenset()
+    else:
+        inserted = _insert_new_runs(session, account_id, device_id, [r for _, r in candidates], now)
+        # Runs this transaction inserted: nobody else can have events for them (a concurrent report
+        # of one waits on our uncommitted row), so their traces go in by the fastest path.
+        _insert_trace_events(session, [r for _, r in candidates if r.id in inserted], already={}, fresh=True)
     changed: list[str] = []
     first_of: set[str] = set()
     for index, report in candidates:
@@ -198,7 +216,7 @@ def ingest_reports(
     # A run reported twice in the batch may have been moved again after its insert: its row is stale.
     sent = Counter(report.id for _, report in candidates)
     rows = {run_id: row for run_id, row in inserted.items() if sent[run_id] == 1}
-    return Ingested(results, list(dict.fromkeys(changed)), rows)
+    return Ingested(results, list(dict.fromkeys(changed)), rows, recorded, counted)
 
 
 def _precheck(report: RunReportIn, device_id: str, versions: Mapping[str, str]) -> str | None:
@@ -319,30 +337,33 @@ def row_values(report: RunReportIn) -> dict[str, Any]:
     }
 
 
+def _new_run_values(account_id: str, device_id: str, report: RunReportIn, now: datetime) -> dict[str, Any]:
+    """The columns of a run a report is the first news of (the others stay null)."""
+    return {
+        "id": report.id,
+        "account_id": account_id,
+        "workflow_id": report.workflow_id,
+        "workflow_version_id": report.workflow_version_id,
+        "device_id": device_id,
+        "trigger": report.trigger,
+        "inputs": report.inputs,
+        "created_at": _created_at(report, now),
+        "updated_at": now,
+        "claimed_at": None,
+        "cancel_requested_at": None,
+        "attempt": 1,
+        **row_values(report),
+    }
+
+
 def _insert_new_runs(
     session: Session, account_id: str, device_id: str, reports: Sequence[RunReportIn], now: datetime
 ) -> dict[str, Row[Any]]:
     """Insert every run not stored yet in one statement; the rows this transaction inserted, by id."""
     rows: dict[str, dict[str, Any]] = {}
     for report in reports:
-        rows.setdefault(
-            report.id,
-            {
-                "id": report.id,
-                "account_id": account_id,
-                "workflow_id": report.workflow_id,
-                "workflow_version_id": report.workflow_version_id,
-                "device_id": device_id,
-                "trigger": report.trigger,
-                "inputs": report.inputs,
-                "created_at": _created_at(report, now),
-                "updated_at": now,
-                "claimed_at": None,
-                "cancel_requested_at": None,
-                "attempt": 1,
-                **row_values(report),
-            },
-        )
+        if report.id not in rows:
+            rows[report.id] = _new_run_values(account_id, device_id, report, now)
     if not rows:
         return {}
     inserted = insert_runs_if_new(session, list(rows.values()))

@@ -19,9 +19,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Row, Table
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -43,8 +43,27 @@ def day_key(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()
 
 
-def count_ended(session: Session, account_id: str, runs: Sequence[Row[Any]]) -> None:
+class EndedRun(Protocol):
+    """What the rollup reads of a run that ended (a row of the runs table, or the values of one)."""
+
+    created_at: datetime
+    workflow_id: str
+    device_id: str | None
+    status: str
+    duration_ms: int | None
+
+
+def count_ended(session: Session, account_id: str, runs: Sequence[EndedRun]) -> None:
     """Add runs that have just ended to the daily rollup (one upsert per group)."""
+    rows = ended_rows(account_id, runs, shard_of(session))
+    if rows:
+        # One statement built once per dialect (executemany), the groups in key order: concurrent
+        # writers of one shard lock its rows in one order.
+        session.execute(_upsert(dialect_name(session)), rows)
+
+
+def ended_rows(account_id: str, runs: Iterable[EndedRun], shard: int) -> list[dict[str, Any]]:
+    """The rollup rows (to add to the stored ones) of runs that have just ended, in key order."""
     groups: Counter[tuple[str, str, str, str]] = Counter()
     timed: Counter[tuple[str, str, str, str]] = Counter()
     durations: Counter[tuple[str, str, str, str]] = Counter()
@@ -58,10 +77,7 @@ def count_ended(session: Session, account_id: str, runs: Sequence[Row[Any]]) -> 
             if run.duration_ms is not None:
                 timed[key] += 1
                 durations[key] += int(run.duration_ms)
-    if not groups:
-        return
-    shard = _shard(session)
-    rows = [
+    return [
         {
             "account_id": account_id,
             "dimension": dimension,
@@ -75,12 +91,9 @@ def count_ended(session: Session, account_id: str, runs: Sequence[Row[Any]]) -> 
         }
         for (dimension, day, value, status), count in sorted(groups.items())
     ]
-    # One statement built once per dialect (executemany), the groups in key order: concurrent
-    # writers of one shard lock its rows in one order.
-    session.execute(_upsert(dialect_name(session)), rows)
 
 
-def _shard(session: Session) -> int:
+def shard_of(session: Session) -> int:
     """This transaction's shard: its PostgreSQL connection's backend pid modulo SHARDS (no round trip),
     so two transactions at once never wait for the same row unless their pids collide."""
     if dialect_name(session) != "postgresql":

@@ -8,7 +8,7 @@ that `run.updated` is published exactly for committed changes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -92,11 +92,14 @@ def record_changes(
     run_ids: Sequence[str],
     notify: Callable[[], object] | None,
     known: Mapping[str, Row[Any]] | None = None,
+    *,
+    written: Collection[str] = (),
 ) -> dict[str, Row[Any]]:
     """Write one `run.updated` event per changed run; call `notify` once the transaction commits.
 
     `known`: rows of some of these runs as they are now (runs.report's inserts return theirs), not
-    read again. Returns the runs' rows as they are now (by id), for callers that need them after."""
+    read again. `written`: runs whose event this transaction has written already (fresh_run.py).
+    Returns the runs' rows as they are now (by id), for callers that need them after."""
     if not run_ids:
         return {}
     by_id = {run_id: known[run_id] for run_id in run_ids if known and run_id in known}
@@ -108,7 +111,15 @@ def record_changes(
         runs = session.execute(select(Run.__table__).where(Run.__table__.c.id.in_(unread))).all()
         by_id.update((run.id, run) for run in runs)
     now = utcnow()
-    updates = [(run_id, summary_json(by_id[run_id])) for run_id in run_ids if run_id in by_id]
+    updates = [
+        (run_id, summary_json(by_id[run_id]))
+        for run_id in run_ids
+        if run_id in by_id and run_id not in written
+    ]
+    if not updates:
+        if notify is not None:
+            after_commit(session, notify)
+        return by_id
     if dialect_name(session) == "postgresql":
         # The rows and the NOTIFY that wakes the other processes' hubs at commit, in one statement.
         document = json.dumps(updates, separators=(",", ":"))

@@ -60,7 +60,7 @@ def insert_runs_if_new(session: Session, rows: list[dict[str, Any]]) -> dict[str
             f"INSERT INTO runs ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::runs, "
             f"CAST(:rows AS json)) ON CONFLICT (id) DO NOTHING RETURNING {columns}"
         ).columns(*table.columns)
-        document = json.dumps(rows, default=_json_time, separators=(",", ":"))
+        document = json.dumps(rows, default=json_time, separators=(",", ":"))
         return {row.id: row for row in session.execute(statement, {"rows": document})}
     insert = sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"]).returning(*table.columns)
     return {row.id: row for row in session.execute(insert, rows)}
@@ -77,7 +77,8 @@ def insert_input_values(session: Session, account_id: str, runs: list[tuple[str,
         session.execute(dialect_insert(session, RunInputValue).on_conflict_do_nothing(), rows)
 
 
-def _json_time(value: object) -> str:
+def json_time(value: object) -> str:
+    """`json.dumps`'s `default` for rows with timestamps: ISO 8601 in UTC, as PostgreSQL reads them."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")

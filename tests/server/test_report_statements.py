@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 
-from server.runs.models import Run, RunEvent
+from server.runs.models import Run, RunDailyStat, RunEvent, RunInputValue, TraceEventRow
 from server.runs.service import summary_json
 from server.webhooks.models import WebhookDelivery
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
@@ -111,3 +112,74 @@ def test_run_updated_of_a_new_run_is_its_row_as_read_back(client: TestClient, db
             ).all()
             row = session.execute(select(Run.__table__).where(Run.__table__.c.id == run_id)).one()
             assert [p if isinstance(p, dict) else json.loads(p) for p in payloads] == [summary_json(row)]
+
+
+def _stored(db: Db, run_id: str) -> dict[str, Any]:
+    """What the database holds of a run: its row (ids and times aside), trace, run.updated payloads and
+    indexed input values."""
+    with db.session_factory() as session:
+        row = session.execute(select(Run.__table__).where(Run.__table__.c.id == run_id)).one()
+        payloads = session.scalars(
+            select(RunEvent.payload).where(RunEvent.run_id == run_id).order_by(RunEvent.id)
+        ).all()
+        trace = session.scalars(
+            select(TraceEventRow.event).where(TraceEventRow.run_id == run_id).order_by(TraceEventRow.seq)
+        ).all()
+        values = session.scalars(select(RunInputValue.value).where(RunInputValue.run_id == run_id)).all()
+    assert [p if isinstance(p, dict) else json.loads(p) for p in payloads] == [summary_json(row)]
+    kept = {k: v for k, v in row._mapping.items() if k not in ("id", "created_at", "updated_at")}
+    return {
+        "row": kept,
+        "trace": [e if isinstance(e, dict) else json.loads(e) for e in trace],
+        "values": values,
+    }
+
+
+def _rollup(db: Db) -> list[tuple[str, str, str, int, int, int]]:
+    with db.session_factory() as session:
+        rows = session.execute(
+            select(
+                RunDailyStat.dimension,
+                RunDailyStat.key,
+                RunDailyStat.status,
+                func.sum(RunDailyStat.runs),
+                func.sum(RunDailyStat.timed),
+                func.sum(RunDailyStat.duration_sum),
+            ).group_by(RunDailyStat.dimension, RunDailyStat.key, RunDailyStat.status)
+        ).all()
+    return sorted((d, k, s, int(r), int(t), int(u)) for d, k, s, r, t, u in rows)
+
+
+@pytest.mark.parametrize("status", ["running", "failed"])
+def test_a_new_run_reported_alone_is_stored_as_in_a_batch(client: TestClient, db: Db, status: str) -> None:
+    # A run reported alone takes one statement on PostgreSQL (server/runs/fresh_run.py); it must store
+    # exactly what the general path of a batch stores, count once in the rollup, and a retry of the
+    # report must change nothing.
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
+    alone, batched, other = new_run_id(), new_run_id(), new_run_id()
+
+    def report(runs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+        with _statements(client) as seen:
+            response = client.post("/api/v1/runs.report", json={"runs": runs}, headers=auth(dev.token))
+        assert response.status_code == 200, response.text
+        return [r["result"] for r in response.json()["runs"]], seen
+
+    def run(run_id: str) -> dict[str, Any]:
+        return run_report(run_id, wf, status=status, steps=3, inputs={"order": "A-7", "note": "x\\y\ttab"})
+
+    results, seen = report([run(alone)])
+    assert results == ["stored"]
+    if db.engine.dialect.name == "postgresql":
+        writes = [s for s in seen if s.lstrip().upper().startswith(("INSERT", "WITH", "COPY"))]
+        # The run, its trace, its run.updated event and its rollup count in one; the input values apart.
+        assert len(writes) == 2, writes
+    assert report([run(batched), run_report(other, wf)])[0] == ["stored", "stored"]
+    assert _stored(db, alone) == _stored(db, batched)
+    counted = _rollup(db)
+    ended = 2 if status == "failed" else 0
+    assert sum(r for d, _, s, r, _, _ in counted if d == "workflow" and s == status) == ended
+
+    assert report([run(alone)])[0] == ["unchanged"]  # the same report again: nothing written twice
+    assert _stored(db, alone) == _stored(db, batched)
+    assert _rollup(db) == counted

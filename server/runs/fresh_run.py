@@ -1,0 +1,122 @@
+"""A run the server has not stored yet, reported alone: stored by one statement on PostgreSQL.
+
+A phone that made a run itself (offline, on a schedule of its own) reports it with one
+`runs.report` per run. Stored the general way that report costs five statements: the run's row,
+its trace (COPY), its `run.updated` event and the wake-up of the other processes, and, when the run
+has ended, its count in the daily rollup. Here the five are one statement, one round trip and one
+parse, built once: every part hangs off the run's `INSERT ... ON CONFLICT (id) DO NOTHING`, so
+when the run is stored already (a retried report, a concurrent first one) nothing else is written
+and the report goes on as one about a stored run (`report._apply_to_existing`), exactly as before.
+
+What the statement writes is what the general path writes: the row `insert_runs_if_new` would,
+the events `insert_trace_rows` would, the `run.updated` payload `service.summary_json` makes of
+that row, the rollup rows `rollup.ended_rows` makes of it. The caller tells `record_changes` and
+`runs_ended` that these parts are written (`Fresh.recorded`, `Fresh.counted`); everything else
+(input values, the engine's log, failed steps, webhooks, videos, retries) goes on as for any run.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any, cast
+
+from sqlalchemy import Row, Table, bindparam, text
+from sqlalchemy.orm import Session
+
+from interpreter.trace import RunStatus
+from server.db import UtcDateTime
+from server.runs.models import Run
+from server.runs.pg_notify import CHANNEL, notice_of
+from server.runs.rollup import ended_rows, shard_of
+from server.runs.schemas import RunReportIn
+from server.runs.sql import json_time, once_per_transaction
+
+_runs = cast(Table, Run.__table__)
+_COLUMNS = ", ".join(_runs.columns.keys())
+
+# :run is the row (json_populate_record fills what it leaves out with null, as the general path's
+# json_populate_recordset does), :events `[[seq, event], ...]`, :payload the run.updated payload,
+# :stats the rollup rows (`[]` while the run goes on). The NOTIFY, like the other writes, happens only
+# for a row this statement inserted (LATERAL on `fresh`).
+_STORE_FRESH = (
+    text(
+        f"""
+WITH fresh AS (
+    INSERT INTO runs ({_COLUMNS})
+    SELECT {_COLUMNS} FROM json_populate_record(NULL::runs, CAST(:run AS json))
+    ON CONFLICT (id) DO NOTHING
+    RETURNING {_COLUMNS}
+), trace AS (
+    INSERT INTO trace_events (run_id, seq, event)
+    SELECT fresh.id, CAST(e->>0 AS integer), e->1 FROM fresh, json_array_elements(CAST(:events AS json)) AS e
+), changed AS (
+    INSERT INTO run_events (account_id, run_id, payload, created_at)
+    SELECT fresh.account_id, fresh.id, CAST(:payload AS json), :now
+    FROM fresh, LATERAL (SELECT pg_notify('{CHANNEL}', :notice) WHERE fresh.id IS NOT NULL) AS notified
+), counted AS (
+    INSERT INTO run_daily_stats (account_id, dimension, day, key, status, runs, timed, duration_sum, shard)
+    SELECT s.account_id, s.dimension, s.day, s.key, s.status, s.runs, s.timed, s.duration_sum, s.shard
+    FROM fresh, json_populate_recordset(NULL::run_daily_stats, CAST(:stats AS json)) AS s
+    ORDER BY s.dimension, s.day, s.key, s.status
+    ON CONFLICT (account_id, dimension, day, key, status, shard) DO UPDATE SET
+        runs = run_daily_stats.runs + EXCLUDED.runs,
+        timed = run_daily_stats.timed + EXCLUDED.timed,
+        duration_sum = run_daily_stats.duration_sum + EXCLUDED.duration_sum
+)
+SELECT {_COLUMNS} FROM fresh
+"""
+    )
+    .bindparams(bindparam("now", type_=UtcDateTime()))
+    .columns(*_runs.columns)
+)
+
+
+class Fresh:
+    """What `store_fresh_run` wrote besides the row: the caller skips these parts for the run."""
+
+    __slots__ = ("counted", "recorded", "row")
+
+    def __init__(self, row: Row[Any], *, counted: bool) -> None:
+        self.row = row
+        self.recorded = True  # its run.updated event, and the NOTIFY
+        self.counted = counted  # its count in the daily rollup (it ended)
+
+
+def store_fresh_run(
+    session: Session, report: RunReportIn, values: dict[str, Any], now: datetime
+) -> Fresh | None:
+    """Insert the run `values` (every column `insert_runs_if_new` would write) with its trace, its
+    run.updated event and, when it has ended, its rollup count, in one statement (PostgreSQL only).
+
+    None when the run was stored already: nothing was written, the report is one about a stored run.
+    """
+    from server.runs.service import summary_json  # service imports the runs domain's writers
+
+    # The row as RETURNING will give it back, to make the payload and the rollup rows of before the
+    # statement: the attributes `summary_json` and `ended_rows` read of a row of the runs table.
+    row_like = SimpleNamespace(**{column: values.get(column) for column in _runs.columns.keys()})
+    payload = summary_json(cast(Row[Any], row_like))
+    ended = RunStatus(values["status"]).terminal
+    stats = ended_rows(values["account_id"], [row_like], shard_of(session)) if ended else []
+    events = "[" + ",".join(f"[{event.seq},{event.stored_json()}]" for event in report.trace) + "]"
+    row = (
+        session.connection()
+        .execute(
+            _STORE_FRESH,
+            {
+                "run": json.dumps(values, default=json_time, separators=(",", ":")),
+                "events": events,
+                "payload": json.dumps(payload, separators=(",", ":")),
+                "now": now,
+                "notice": notice_of([payload]),
+                "stats": json.dumps(stats, separators=(",", ":")),
+            },
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    once_per_transaction(session, "notify")
+    return Fresh(row, counted=ended)
