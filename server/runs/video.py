@@ -242,13 +242,18 @@ class VideoAssembler:
         with self._wake:
             if self._closed:
                 return
+            # Dues only grow (now + the same delay), so a thread waiting for an earlier due or for its
+            # next look wakes in time by itself: only one waiting for nothing needs waking. A phone's
+            # every final report lands here; waking the thread each time cost more than its look.
+            idle = not self._due
             due = time.monotonic() + self.delay_s
             for run_id in run_ids:
                 self._due[run_id] = due
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="run-videos", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            elif idle:
+                self._wake.notify()
 
     def close(self, timeout_s: float = 10) -> None:
         with self._wake:
