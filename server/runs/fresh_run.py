@@ -22,11 +22,10 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, text
+from sqlalchemy import Row, Table
 from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
-from server.db import UtcDateTime
 from server.runs.models import Run
 from server.runs.pg_notify import CHANNEL, notice_of
 from server.runs.rollup import ended_rows, shard_of
@@ -34,43 +33,39 @@ from server.runs.schemas import RunReportIn
 from server.runs.sql import json_time, once_per_transaction
 
 _runs = cast(Table, Run.__table__)
-_COLUMNS = ", ".join(_runs.columns.keys())
+_COLUMN_NAMES = tuple(_runs.columns.keys())
+_COLUMNS = ", ".join(_COLUMN_NAMES)
 
-# :run is the row (json_populate_record fills what it leaves out with null, as the general path's
-# json_populate_recordset does), :events `[[seq, event], ...]`, :payload the run.updated payload,
-# :stats the rollup rows (`[]` while the run goes on). The NOTIFY, like the other writes, happens only
-# for a row this statement inserted (LATERAL on `fresh`).
-_STORE_FRESH = (
-    text(
-        f"""
+# %(run)s is the row (json_populate_record fills what it leaves out with null, as the general path's
+# json_populate_recordset does), %(events)s `[[seq, event], ...]`, %(payload)s the run.updated
+# payload, %(stats)s the rollup rows (`[]` while the run goes on). The NOTIFY, like the other writes,
+# happens only for a row this statement inserted (LATERAL on `fresh`). Sent as is to the driver
+# (psycopg prepares it after a few uses): SQLAlchemy's work per statement cost more than PostgreSQL's.
+_STORE_FRESH = f"""
 WITH fresh AS (
     INSERT INTO runs ({_COLUMNS})
-    SELECT {_COLUMNS} FROM json_populate_record(NULL::runs, CAST(:run AS json))
+    SELECT {_COLUMNS} FROM json_populate_record(NULL::runs, %(run)s::json)
     ON CONFLICT (id) DO NOTHING
-    RETURNING {_COLUMNS}
+    RETURNING id, account_id
 ), trace AS (
     INSERT INTO trace_events (run_id, seq, event)
-    SELECT fresh.id, CAST(e->>0 AS integer), e->1 FROM fresh, json_array_elements(CAST(:events AS json)) AS e
+    SELECT fresh.id, (e->>0)::integer, e->1 FROM fresh, json_array_elements(%(events)s::json) AS e
 ), changed AS (
     INSERT INTO run_events (account_id, run_id, payload, created_at)
-    SELECT fresh.account_id, fresh.id, CAST(:payload AS json), :now
-    FROM fresh, LATERAL (SELECT pg_notify('{CHANNEL}', :notice) WHERE fresh.id IS NOT NULL) AS notified
+    SELECT fresh.account_id, fresh.id, %(payload)s::json, %(now)s
+    FROM fresh, LATERAL (SELECT pg_notify('{CHANNEL}', %(notice)s) WHERE fresh.id IS NOT NULL) AS notified
 ), counted AS (
     INSERT INTO run_daily_stats (account_id, dimension, day, key, status, runs, timed, duration_sum, shard)
     SELECT s.account_id, s.dimension, s.day, s.key, s.status, s.runs, s.timed, s.duration_sum, s.shard
-    FROM fresh, json_populate_recordset(NULL::run_daily_stats, CAST(:stats AS json)) AS s
+    FROM fresh, json_populate_recordset(NULL::run_daily_stats, %(stats)s::json) AS s
     ORDER BY s.dimension, s.day, s.key, s.status
     ON CONFLICT (account_id, dimension, day, key, status, shard) DO UPDATE SET
         runs = run_daily_stats.runs + EXCLUDED.runs,
         timed = run_daily_stats.timed + EXCLUDED.timed,
         duration_sum = run_daily_stats.duration_sum + EXCLUDED.duration_sum
 )
-SELECT {_COLUMNS} FROM fresh
+SELECT id FROM fresh
 """
-    )
-    .bindparams(bindparam("now", type_=UtcDateTime()))
-    .columns(*_runs.columns)
-)
 
 
 class Fresh:
@@ -94,29 +89,28 @@ def store_fresh_run(
     """
     from server.runs.service import summary_json  # service imports the runs domain's writers
 
-    # The row as RETURNING will give it back, to make the payload and the rollup rows of before the
-    # statement: the attributes `summary_json` and `ended_rows` read of a row of the runs table.
-    row_like = SimpleNamespace(**{column: values.get(column) for column in _runs.columns.keys()})
+    # The row as the table will hold it (every column; what `values` leaves out is null), with the
+    # attributes `summary_json`, `ended_rows` and the runs-ended listeners read of a row of the runs
+    # table: the payload and the rollup rows are made before the statement.
+    row_like = SimpleNamespace(**{column: values.get(column) for column in _COLUMN_NAMES})
     payload = summary_json(cast(Row[Any], row_like))
     ended = RunStatus(values["status"]).terminal
     stats = ended_rows(values["account_id"], [row_like], shard_of(session)) if ended else []
     events = "[" + ",".join(f"[{event.seq},{event.stored_json()}]" for event in report.trace) + "]"
-    row = (
-        session.connection()
-        .execute(
-            _STORE_FRESH,
-            {
-                "run": json.dumps(values, default=json_time, separators=(",", ":")),
-                "events": events,
-                "payload": json.dumps(payload, separators=(",", ":")),
-                "now": now,
-                "notice": notice_of([payload]),
-                "stats": json.dumps(stats, separators=(",", ":")),
-            },
-        )
-        .first()
-    )
-    if row is None:
+    driver = session.connection().connection.driver_connection
+    inserted = driver.execute(  # type: ignore[union-attr]
+        _STORE_FRESH,
+        {
+            "run": json.dumps(values, default=json_time, separators=(",", ":")),
+            "events": events,
+            "payload": json.dumps(payload, separators=(",", ":")),
+            "now": now,
+            "notice": notice_of([payload]),
+            "stats": json.dumps(stats, separators=(",", ":")),
+        },
+    ).fetchone()
+    if inserted is None:
         return None
     once_per_transaction(session, "notify")
-    return Fresh(row, counted=ended)
+    # The row is what was inserted, column for column: not read back. Listeners read its attributes.
+    return Fresh(cast(Row[Any], row_like), counted=ended)

@@ -172,8 +172,9 @@ def test_a_new_run_reported_alone_is_stored_as_in_a_batch(client: TestClient, db
     assert results == ["stored"]
     if db.engine.dialect.name == "postgresql":
         writes = [s for s in seen if s.lstrip().upper().startswith(("INSERT", "WITH", "COPY"))]
-        # The run, its trace, its run.updated event and its rollup count in one; the input values apart.
-        assert len(writes) == 2, writes
+        # The run, its trace, its run.updated event and its rollup count are one statement, sent to the
+        # driver as is: through SQLAlchemy go only the input values.
+        assert [w.split("(")[0].strip() for w in writes] == ["INSERT INTO run_input_values"], writes
     assert report([run(batched), run_report(other, wf)])[0] == ["stored", "stored"]
     assert _stored(db, alone) == _stored(db, batched)
     counted = _rollup(db)
