@@ -22,7 +22,7 @@ from server.auth import DeviceRef, device_ref, device_token_hash
 from server.denylist.models import DenylistEntry
 from server.denylist.service import EffectiveDenylist, effective_entries
 from server.devices.models import Device
-from server.runs.gate import json_array_agg
+from server.runs.json_sql import json_array_agg
 
 
 class json_text_pair(FunctionElement[Any]):  # noqa: N801 - a SQL function's name

@@ -29,11 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Table, bindparam, insert, select
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from interpreter.denylist import Denylist
 from interpreter.trace import RunStatus
@@ -44,13 +41,14 @@ from server.devices.models import Device
 from server.errors import NotFound
 from server.metrics import count_reported
 from server.runs.events import RUN_STEP
+from server.runs.json_sql import json_array_agg, json_pair
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import notify_on_commit
-from server.runs.report import STORE_NEWER, StoredRun, Verdict, judge, row_values
+from server.runs.report import Verdict, judge, row_values
 from server.runs.run_event_rows import insert_run_events
 from server.runs.schemas import RunReportIn
 from server.runs.service import summary_json
-from server.runs.sql import insert_trace_rows
+from server.runs.stored_run import StoredRun, store_newer
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,42 +120,6 @@ def announce_step(
 
 
 # --- the usual case, in few statements -------------------------------------------------------------
-
-
-class json_array_agg(FunctionElement[Any]):  # noqa: N801 - a SQL function's name
-    """`json_agg(x)` on PostgreSQL, `json_group_array(x)` on SQLite: the values of a group as a JSON array
-    (NULL on PostgreSQL when the group is empty)."""
-
-    type = JSON()
-    inherit_cache = True
-
-
-@compiles(json_array_agg, "postgresql")
-def _json_agg_pg(element: json_array_agg, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_agg({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_array_agg, "sqlite")
-def _json_agg_sqlite(element: json_array_agg, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_group_array({compiler.process(element.clauses, **kw)})"
-
-
-class json_pair(FunctionElement[Any]):  # noqa: N801 - a SQL function's name
-    """`[seq, event]` as a JSON array: an integer and a JSON column (SQLite keeps JSON as text)."""
-
-    type = JSON()
-    inherit_cache = True
-
-
-@compiles(json_pair, "postgresql")
-def _json_pair_pg(element: json_pair, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_build_array({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_pair, "sqlite")
-def _json_pair_sqlite(element: json_pair, compiler: SQLCompiler, **kw: Any) -> str:
-    first, second = list(element.clauses)
-    return f"json_array({compiler.process(first, **kw)}, json({compiler.process(second, **kw)}))"
 
 
 _runs: Table = Run.__table__  # type: ignore[assignment]
@@ -332,26 +294,18 @@ def _apply_progress(
     values = row_values(report)
     if stored.status is RunStatus.PAUSED:
         values["status"] = RunStatus.PAUSED.value  # the server alone moves a run out of `paused`
-    changed = (
-        session.connection()
-        .execute(
-            STORE_NEWER,
-            {
-                **{f"p_{key}": value for key, value in values.items()},
-                "p_run_id": state.run_id,
-                "p_old_status": stored.status.value,
-                "p_old_len": stored.trace_len,
-                "p_rank": report.status.rank,
-                "p_device_id": state.device_id,
-                "p_now": now,
-            },
-        )
-        .first()
-    )
+    params = {
+        **{f"p_{key}": value for key, value in values.items()},
+        "p_run_id": state.run_id,
+        "p_old_status": stored.status.value,
+        "p_old_len": stored.trace_len,
+        "p_rank": report.status.rank,
+        "p_device_id": state.device_id,
+        "p_now": now,
+    }
+    stored_max_seq = max(state.stored_events) if state.stored_events else -1
+    added = [(e.seq, e.stored_json()) for e in report.trace if e.seq > stored_max_seq]
+    changed = store_newer(session, params, state.run_id, added)
     if changed is None:
         return None  # another writer moved the run since it was read: the general path reads it again
-    stored_max_seq = max(state.stored_events) if state.stored_events else -1
-    rows = [(report.id, e.seq, e.stored_json()) for e in report.trace if e.seq > stored_max_seq]
-    if rows:
-        insert_trace_rows(session, rows)
     return verdict, changed

@@ -22,22 +22,21 @@ concurrent batches on PostgreSQL take row locks in one order and cannot deadlock
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Table, bindparam, func, select, update
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus, can_move
 from server.db import utcnow
 from server.runs.fresh_run import store_fresh_run
-from server.runs.models import Run, TraceEventRow
 from server.runs.run_logs import store_logs
 from server.runs.schemas import ReportResult, RunReportIn
 from server.runs.sql import dialect_name, insert_input_values, insert_runs_if_new, insert_trace_rows
+from server.runs.stored_run import StoredRun, read_stored, store_newer
 
 # How often one run is read and judged again when concurrent writers keep moving it; the
 # lifecycle is short (a few statuses, a trace that only grows), so this is never reached
@@ -54,35 +53,12 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredRun:
-    """The part of a stored run a report is judged against."""
-
-    status: RunStatus
-    trace_len: int
-    account_id: str
-    device_id: str | None
-    workflow_version_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class IngestResult:
     """One entry of the answer, in the order the runs were sent."""
 
     id: str
     result: ReportResult
     reason: str | None
-
-
-# Columns a report may leave out (null) and the stored row keeps: a claim set startedAt, say.
-KEPT_WHEN_LEFT_OUT = (
-    "started_at",
-    "ended_at",
-    "duration_ms",
-    "error_message",
-    "n_steps",
-    "n_failed",
-    "n_retries",
-)
 
 
 def progress(status: RunStatus, trace_len: int) -> tuple[int, int, int]:
@@ -148,7 +124,7 @@ def judge(
 
 class Ingested(NamedTuple):
     """What `ingest_reports` did: the answer per run, the ids that changed, the rows of the runs it
-    inserted and did not touch again (as `select(Run.__table__)` would read them now), and the runs
+    changed as it left them (as `select(Run.__table__)` would read them now), by id, and the runs
     whose run.updated event (`recorded`) and rollup count (`counted`) it wrote already (fresh_run.py)."""
 
     results: list[IngestResult]
@@ -162,7 +138,7 @@ def ingest_reports(
     session: Session, *, account_id: str, device_id: str, reports: Sequence[RunReportIn]
 ) -> Ingested:
     """Apply a batch of reports from one device: the answer per run, the ids that changed and the rows
-    of the runs inserted.
+    of the runs changed.
 
     Only flushes: the caller's transaction commits (and then publishes `run.updated`).
     """
@@ -198,24 +174,24 @@ def ingest_reports(
         _insert_trace_events(session, [r for _, r in candidates if r.id in inserted], already={}, fresh=True)
     changed: list[str] = []
     first_of: set[str] = set()
+    # Each write returns the run's whole row: the last one of a run is the row as this batch leaves it.
+    rows = dict(inserted)
     for index, report in candidates:
         if report.id in inserted and report.id not in first_of:
             first_of.add(report.id)
             verdicts[index] = Verdict("stored")
             changed.append(report.id)
             continue
-        verdict = _apply_to_existing(session, account_id, device_id, report, now)
+        verdict, row = _apply_to_existing(session, account_id, device_id, report, now)
         verdicts[index] = verdict
-        if verdict.result == "stored":
+        if row is not None:
+            rows[report.id] = row
             changed.append(report.id)
     results = [IngestResult(r.id, verdicts[i].result, verdicts[i].reason) for i, r in enumerate(reports)]
     # The engine's execution log travels with a final report: kept when that report is.
     store_logs(
         session, [r for i, r in enumerate(reports) if r.log is not None and verdicts[i].result == "stored"]
     )
-    # A run reported twice in the batch may have been moved again after its insert: its row is stale.
-    sent = Counter(report.id for _, report in candidates)
-    rows = {run_id: row for run_id, row in inserted.items() if sent[run_id] == 1}
     return Ingested(results, list(dict.fromkeys(changed)), rows, recorded, counted)
 
 
@@ -275,48 +251,6 @@ def _created_at(report: RunReportIn, now: datetime) -> datetime:
     if report.started_at is not None and report.started_at < now:
         return report.started_at
     return now
-
-
-_runs: Table = Run.__table__  # type: ignore[assignment]
-_trace: Table = TraceEventRow.__table__  # type: ignore[assignment]
-
-
-def _kept_unless_sent(column: str) -> Any:
-    """`SET column = COALESCE(:p_column, column)`: what a report leaves out keeps its stored value."""
-    return func.coalesce(bindparam(f"p_{column}", type_=_runs.c[column].type), _runs.c[column])
-
-
-# A newer report of a stored run, written only over the state it was judged against (compare-and-set
-# on status and trace length, and the monotone guard above); the row comes back (the step gate writes
-# the run.updated payload from it). Built once, as SQLAlchemy Core: runs.report and the step gate
-# write every report of a moving run with it.
-STORE_NEWER = (
-    update(_runs)
-    .where(
-        _runs.c.id == bindparam("p_run_id"),
-        _runs.c.status == bindparam("p_old_status"),
-        _runs.c.trace_len == bindparam("p_old_len"),
-        _runs.c.status_rank <= bindparam("p_rank"),
-        _runs.c.trace_len <= bindparam("p_trace_len"),
-    )
-    .values(
-        status=bindparam("p_status"),
-        status_rank=bindparam("p_status_rank"),
-        trace_len=bindparam("p_trace_len"),
-        device_id=bindparam("p_device_id"),
-        updated_at=bindparam("p_now", type_=_runs.c.updated_at.type),
-        **{column: _kept_unless_sent(column) for column in KEPT_WHEN_LEFT_OUT},
-    )
-    .returning(*_runs.c)
-)
-# What a report of a stored run is judged against: the run's row, and its stored events at the seqs
-# the report carries.
-_STORED = select(
-    _runs.c.status, _runs.c.trace_len, _runs.c.account_id, _runs.c.device_id, _runs.c.workflow_version_id
-).where(_runs.c.id == bindparam("run_id"))
-_STORED_EVENTS = select(_trace.c.seq, _trace.c.event).where(
-    _trace.c.run_id == bindparam("run_id"), _trace.c.seq.between(bindparam("first"), bindparam("last"))
-)
 
 
 def row_values(report: RunReportIn) -> dict[str, Any]:
@@ -391,58 +325,42 @@ def _insert_trace_events(
         insert_trace_rows(session, rows, fresh=fresh)
 
 
-def _read_stored(session: Session, run_id: str) -> StoredRun:
-    row = session.connection().execute(_STORED, {"run_id": run_id}).one()
-    return StoredRun(
-        RunStatus(row.status), row.trace_len, row.account_id, row.device_id, row.workflow_version_id
-    )
-
-
 def _apply_to_existing(
     session: Session, account_id: str, device_id: str, report: RunReportIn, now: datetime
-) -> Verdict:
-    """Judge a report about a stored run and, when newer, write it with a conditional UPDATE."""
+) -> tuple[Verdict, Row[Any] | None]:
+    """Judge a report about a stored run and, when newer, write it with a conditional UPDATE: the verdict,
+    and the run's row after the write (None when nothing was written)."""
+    seqs = [event.seq for event in report.trace]
     for _ in range(MAX_ATTEMPTS):
-        stored = _read_stored(session, report.id)
+        stored, stored_events = read_stored(session, report.id, seqs)
         if stored.account_id != account_id:
             return Verdict(
                 "rejected", f"run {report.id} belongs to another device; a device reports only its own runs"
-            )
-        seqs = [event.seq for event in report.trace]
-        stored_events: dict[int, dict[str, Any]] = {}
-        if seqs:
-            rows = session.connection().execute(
-                _STORED_EVENTS, {"run_id": report.id, "first": seqs[0], "last": seqs[-1]}
-            )
-            stored_events = {row.seq: row.event for row in rows}
+            ), None
         verdict = judge(stored, report, device_id, stored_events)
         if verdict.result != "stored":
-            return verdict
+            return verdict, None
         values = row_values(report)
         if stored.status is RunStatus.PAUSED and not report.status.terminal:
             # The server owns `paused` (server/runs/pausing.py): the device's reports add the
             # step that was in flight, and only a resume moves the run back to running.
             values["status"] = RunStatus.PAUSED.value
         # What the report leaves out keeps what the stored row knows (a claim set startedAt).
-        changed = (
-            session.connection()
-            .execute(
-                STORE_NEWER,
-                {
-                    **{f"p_{key}": value for key, value in values.items()},
-                    "p_run_id": report.id,
-                    "p_old_status": stored.status.value,
-                    "p_old_len": stored.trace_len,
-                    "p_rank": report.status.rank,
-                    "p_device_id": device_id,
-                    "p_now": now,
-                },
-            )
-            .first()
-        )
+        params = {
+            **{f"p_{key}": value for key, value in values.items()},
+            "p_run_id": report.id,
+            "p_old_status": stored.status.value,
+            "p_old_len": stored.trace_len,
+            "p_rank": report.status.rank,
+            "p_device_id": device_id,
+            "p_now": now,
+        }
+        stored_max_seq = max(stored_events) if stored_events else -1
+        added = [(event.seq, event.stored_json()) for event in report.trace if event.seq > stored_max_seq]
+        changed = store_newer(session, params, report.id, added)
         if changed is not None:
-            stored_max_seq = max(stored_events) if stored_events else -1
-            _insert_trace_events(session, [report], already={report.id: stored_max_seq})
-            return verdict
+            return verdict, changed
         # Another writer moved the run between our read and our write: read it again.
-    return Verdict("rejected", f"run {report.id} kept changing while this report was applied; send it again")
+    return Verdict(
+        "rejected", f"run {report.id} kept changing while this report was applied; send it again"
+    ), None

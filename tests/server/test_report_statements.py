@@ -91,8 +91,15 @@ def test_webhooks_are_looked_up_only_for_accounts_that_have_endpoints(client: Te
     assert deliveries() == 1
 
 
+def _reads_whole_runs(statement: str) -> bool:
+    """A statement reading runs' whole rows (`select(Run.__table__)`), as `record_changes` reads runs it
+    is not given."""
+    return " ".join(statement.split()).startswith("SELECT runs.id, runs.account_id, runs.workflow_id")
+
+
 def test_run_updated_of_a_new_run_is_its_row_as_read_back(client: TestClient, db: Db) -> None:
-    # runs.report writes run.updated from the rows its INSERT returned instead of reading them again.
+    # runs.report writes run.updated from the rows its INSERT and UPDATEs returned instead of reading
+    # them again.
     acc = create_account(db)
     dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
     rid, twice = new_run_id(), new_run_id()
@@ -104,7 +111,7 @@ def test_run_updated_of_a_new_run_is_its_row_as_read_back(client: TestClient, db
     with _statements(client) as seen:
         response = client.post("/api/v1/runs.report", json={"runs": runs}, headers=auth(dev.token))
     assert [r["result"] for r in response.json()["runs"]] == ["stored", "stored", "stored"]
-    assert any(" ".join(s.split()).startswith("SELECT runs.") for s in seen)  # `twice` read again
+    assert not [s for s in seen if _reads_whole_runs(s)]  # `twice`'s row came back from its UPDATE
     with db.session_factory() as session:
         for run_id in (rid, twice):
             payloads = session.scalars(
@@ -184,3 +191,34 @@ def test_a_new_run_reported_alone_is_stored_as_in_a_batch(client: TestClient, db
     assert report([run(alone)])[0] == ["unchanged"]  # the same report again: nothing written twice
     assert _stored(db, alone) == _stored(db, batched)
     assert _rollup(db) == counted
+
+
+def test_a_report_of_a_stored_run_reads_it_once_and_writes_run_updated_from_its_update(
+    client: TestClient, db: Db
+) -> None:
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
+    rid = new_run_id()
+    first = client.post(
+        "/api/v1/runs.report", json={"runs": [run_report(rid, wf, steps=1)]}, headers=auth(dev.token)
+    )
+    assert first.json()["runs"][0]["result"] == "stored", first.text
+    runs = [run_report(rid, wf, steps=2), run_report(rid, wf, status="success", steps=3)]
+    with _statements(client) as seen:
+        response = client.post("/api/v1/runs.report", json={"runs": runs}, headers=auth(dev.token))
+    assert [r["result"] for r in response.json()["runs"]] == ["stored", "stored"]
+    flat = [" ".join(s.split()) for s in seen]
+    assert not [s for s in flat if _reads_whole_runs(s)]
+    # The run and its stored events at the report's seqs come in one statement, per report.
+    assert not [s for s in flat if s.startswith("SELECT trace_events.")]
+    assert len([s for s in flat if s.startswith("SELECT runs.status, runs.trace_len")]) == 2
+    with db.session_factory() as session:
+        payloads = session.scalars(
+            select(RunEvent.payload).where(RunEvent.run_id == rid).order_by(RunEvent.id)
+        ).all()
+        row = session.execute(select(Run.__table__).where(Run.__table__.c.id == rid)).one()
+        seqs = session.scalars(select(TraceEventRow.seq).where(TraceEventRow.run_id == rid)).all()
+    last = payloads[-1] if isinstance(payloads[-1], dict) else json.loads(payloads[-1])
+    assert last == summary_json(row)
+    assert (last["status"], last["traceLen"]) == ("success", 3)
+    assert sorted(seqs) == [1, 2, 3]

@@ -1,0 +1,168 @@
+"""A report of a run the server has stored: the one read it is judged against, the one write that stores it.
+
+runs.report and the step gate take every report of a moving run this way (a run the server queued
+and a phone claimed is stored before its first report), so each is one statement built once as
+SQLAlchemy Core:
+
+* `read_stored`: the run's row and, in the same row, its stored trace events at the seqs the report
+  carries (a JSON array), instead of a second round trip for the events;
+* `store_newer`: the compare-and-set UPDATE (`STORE_NEWER`, docs in server/runs/report.py) with the
+  run's row coming back; on PostgreSQL the new trace events go in by the same statement (a
+  data-modifying WITH: they are inserted only when the UPDATE matched), on SQLite by a second one.
+  `(run_id, seq)` is the key, so a stored event is never replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Integer,
+    Row,
+    String,
+    Table,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from interpreter.trace import RunStatus
+from server.runs.json_sql import json_array_agg, json_pair
+from server.runs.models import Run, TraceEventRow
+from server.runs.sql import insert_trace_rows
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """The part of a stored run a report is judged against."""
+
+    status: RunStatus
+    trace_len: int
+    account_id: str
+    device_id: str | None
+    workflow_version_id: str
+
+
+# Columns a report may leave out (null) and the stored row keeps: a claim set startedAt, say.
+KEPT_WHEN_LEFT_OUT = (
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "error_message",
+    "n_steps",
+    "n_failed",
+    "n_retries",
+)
+
+_runs: Table = Run.__table__  # type: ignore[assignment]
+_trace: Table = TraceEventRow.__table__  # type: ignore[assignment]
+
+
+def _kept_unless_sent(column: str) -> Any:
+    """`SET column = COALESCE(:p_column, column)`: what a report leaves out keeps its stored value."""
+    return func.coalesce(bindparam(f"p_{column}", type_=_runs.c[column].type), _runs.c[column])
+
+
+# A newer report of a stored run, written only over the state it was judged against (compare-and-set
+# on status and trace length, and the monotone guard `status_rank <= :new AND trace_len <= :new_len`);
+# the row comes back (run.updated's payload and the gate's answer are written from it).
+STORE_NEWER = (
+    update(_runs)
+    .where(
+        _runs.c.id == bindparam("p_run_id"),
+        _runs.c.status == bindparam("p_old_status"),
+        _runs.c.trace_len == bindparam("p_old_len"),
+        _runs.c.status_rank <= bindparam("p_rank"),
+        _runs.c.trace_len <= bindparam("p_trace_len"),
+    )
+    .values(
+        status=bindparam("p_status"),
+        status_rank=bindparam("p_status_rank"),
+        trace_len=bindparam("p_trace_len"),
+        device_id=bindparam("p_device_id"),
+        updated_at=bindparam("p_now", type_=_runs.c.updated_at.type),
+        **{column: _kept_unless_sent(column) for column in KEPT_WHEN_LEFT_OUT},
+    )
+    .returning(*_runs.c)
+)
+
+
+def _store_newer_with_events() -> Any:
+    """PostgreSQL: `WITH changed AS (STORE_NEWER), added AS (INSERT the events of :p_events for the run
+    `changed` returned) SELECT * FROM changed`. `:p_events` is a JSON array of `[seq, event]`."""
+    changed = STORE_NEWER.cte("changed")
+    element = (
+        func.json_array_elements(cast(bindparam("p_events", type_=String()), JSON))
+        .table_valued("value")
+        .alias("e")
+    )
+    rows = (
+        select(
+            changed.c.id,
+            cast(element.c.value.op("->>")(literal_column("0")), Integer),
+            element.c.value.op("->")(literal_column("1")),
+        )
+        .select_from(changed)
+        .join(element, literal_column("true"))
+    )
+    added = (
+        postgresql.insert(_trace)
+        .from_select(["run_id", "seq", "event"], rows)
+        .on_conflict_do_nothing(index_elements=["run_id", "seq"])
+        .cte("added")
+    )
+    return select(changed).add_cte(added)
+
+
+STORE_NEWER_WITH_EVENTS = _store_newer_with_events()
+
+# What a report of a stored run is judged against: the run's row and, as a JSON array of `[seq, event]`
+# (NULL on PostgreSQL when there are none), its stored events between `first` and `last`.
+_STORED_STATE = select(
+    _runs.c.status,
+    _runs.c.trace_len,
+    _runs.c.account_id,
+    _runs.c.device_id,
+    _runs.c.workflow_version_id,
+    select(json_array_agg(json_pair(_trace.c.seq, _trace.c.event)))
+    .where(_trace.c.run_id == _runs.c.id, _trace.c.seq.between(bindparam("first"), bindparam("last")))
+    .scalar_subquery()
+    .label("events"),
+).where(_runs.c.id == bindparam("run_id"))
+
+
+def read_stored(
+    session: Session, run_id: str, seqs: Sequence[int]
+) -> tuple[StoredRun, dict[int, dict[str, Any]]]:
+    """The stored run `run_id` (it must exist) and its stored events from the first to the last of `seqs`
+    (the seqs a report carries, in order), by seq."""
+    first, last = (seqs[0], seqs[-1]) if seqs else (1, 0)
+    row = session.connection().execute(_STORED_STATE, {"run_id": run_id, "first": first, "last": last}).one()
+    stored = StoredRun(
+        RunStatus(row.status), row.trace_len, row.account_id, row.device_id, row.workflow_version_id
+    )
+    return stored, {int(seq): event for seq, event in (row.events or ())}
+
+
+def store_newer(
+    session: Session, params: Mapping[str, Any], run_id: str, events: Sequence[tuple[int, str]]
+) -> Row[Any] | None:
+    """Run `STORE_NEWER` with `params` and, when it matched, insert `events` (`(seq, event JSON text)`) of
+    `run_id` unless stored: the run's row after the write, or None when another writer moved it first
+    (then nothing is written)."""
+    connection = session.connection()
+    if events and connection.dialect.name == "postgresql":
+        document = "[" + ",".join(f"[{seq},{event}]" for seq, event in events) + "]"
+        return connection.execute(STORE_NEWER_WITH_EVENTS, {**params, "p_events": document}).first()
+    changed = connection.execute(STORE_NEWER, params).first()
+    if changed is not None and events:
+        insert_trace_rows(session, [(run_id, seq, event) for seq, event in events])
+    return changed
