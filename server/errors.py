@@ -417,18 +417,25 @@ class BodySizeLimitMiddleware:
         self.max_bytes = max_bytes
         self.artifact_max_bytes = artifact_max_bytes
 
-    def _limit(self, scope: Scope) -> tuple[int, PayloadTooLarge]:
+    def _limit(self, scope: Scope) -> tuple[int, bool]:
+        """The request's limit, and whether it is a file upload's."""
         path: str = scope.get("path", "")
         upload = _FILE_UPLOADS.get(scope.get("method", ""))
         if self.artifact_max_bytes is not None and upload is not None and upload.fullmatch(path):
-            return self.artifact_max_bytes + MULTIPART_OVERHEAD, PayloadTooLarge(
+            return self.artifact_max_bytes + MULTIPART_OVERHEAD, True
+        return self.max_bytes, False
+
+    def _too_large(self, scope: Scope, file_upload: bool) -> PayloadTooLarge:
+        """The refusal, made only for a body over its limit (each request paid for one before)."""
+        if file_upload:
+            return PayloadTooLarge(
                 f"the file is larger than {self.artifact_max_bytes} bytes (the server's "
                 "PHONEFLOW_ARTIFACT_MAX_BYTES); send a smaller file"
             )
         advice = "send a smaller body"
-        if path.endswith("/runs.report"):
+        if scope.get("path", "").endswith("/runs.report"):
             advice = "split the run reports into smaller batches"
-        return self.max_bytes, PayloadTooLarge(
+        return PayloadTooLarge(
             f"the request body is larger than {self.max_bytes} bytes (the server's "
             f"PHONEFLOW_MAX_BODY_BYTES); {advice}"
         )
@@ -437,7 +444,7 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        max_bytes, too_large = self._limit(scope)
+        max_bytes, file_upload = self._limit(scope)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -448,7 +455,7 @@ class BodySizeLimitMiddleware:
                     )
                     return
                 if declared > max_bytes:
-                    await problem_response(too_large)(scope, receive, send)
+                    await problem_response(self._too_large(scope, file_upload))(scope, receive, send)
                     return
         received = 0
         response_started = False
@@ -459,7 +466,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > max_bytes:
-                    raise _BodyTooLarge(too_large.message)
+                    raise _BodyTooLarge(self._too_large(scope, file_upload).message)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -472,7 +479,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await problem_response(too_large)(scope, receive, send)
+                await problem_response(self._too_large(scope, file_upload))(scope, receive, send)
 
 
 class _BodyTooLarge(HTTPException):
