@@ -225,13 +225,16 @@ class RunStepFailure(Base):
 
 
 class TraceEventRow(Base):
-    """One trace event of a run, stored as the design's JSON; `(run_id, seq)` is the key."""
+    """One trace event of a run, stored as the design's JSON; `(run_id, seq)` is the key.
+
+    No foreign key to `runs`: a 50-step report inserts 50 events, and the key's check of each cost
+    more than half of what PostgreSQL spends on the report. Events are written only after their
+    run's row in the same transaction (runs.report, the step gate); a trigger on `runs` deletes a
+    run's events with it (migration 0027)."""
 
     __tablename__ = "trace_events"
 
-    run_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
-    )
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     event: Mapped[dict[str, Any]] = mapped_column(JSON)
 

@@ -1,5 +1,6 @@
 """Migrations that index what is already stored: 0007 the input values of runs (as new runs are
-indexed), 0012 the analytics' daily rollup of ended runs and their failed steps."""
+indexed), 0012 the analytics' daily rollup of ended runs and their failed steps; and 0027, which keeps
+the stored trace events while their foreign key gives way to a trigger."""
 
 from __future__ import annotations
 
@@ -160,3 +161,11 @@ def test_existing_runs_inputs_are_indexed_like_new_ones(empty_engine: Engine) ->
         "no element with text 'Pay' on screen",
     )
     assert str(failures[0].at).startswith("2026-11-23 10:00:02")
+    # 0027: the events stored before it are kept (SQLite copies the table) and go with their run.
+    with empty_engine.begin() as conn:
+        seqs = conn.execute(
+            text("SELECT seq FROM trace_events WHERE run_id = :r ORDER BY seq"), {"r": run_id}
+        )
+        assert list(seqs.scalars()) == [1, 2]
+        conn.execute(text("DELETE FROM runs WHERE id = :r"), {"r": run_id})
+        assert conn.execute(text("SELECT count(*) FROM trace_events")).scalar() == 0
