@@ -11,16 +11,18 @@ version: the same entry shape, without times, polls, pauses or values the trace 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from server.db import utcnow
 from server.runs.exec_log import execution_log
 from server.runs.models import Run, RunLogRow
 from server.runs.schemas import RunReportIn
-from server.runs.sql import dialect_insert
+from server.runs.sql import dialect_name
 
 LogSource = Literal["engine", "trace"]
 
@@ -35,12 +37,20 @@ def store_logs(session: Session, reports: Iterable[RunReportIn]) -> None:
             rows[report.id] = {"run_id": report.id, "entries": entries, "created_at": now}
     if not rows:
         return
-    statement = dialect_insert(session, RunLogRow).values(list(rows.values()))
-    statement = statement.on_conflict_do_update(
-        index_elements=[RunLogRow.run_id],
+    # On the connection, past the ORM: every final report of a bridge carries a log.
+    session.connection().execute(_upsert(dialect_name(session)), list(rows.values()))
+
+
+@cache
+def _upsert(dialect: str) -> Any:
+    """The log's upsert, built once per dialect: a statement built per call was compiled per call
+    (its cache key differs with each `.values(...)`), which cost more than the rest of the report."""
+    table = cast(Table, RunLogRow.__table__)
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.run_id],
         set_={"entries": statement.excluded.entries, "created_at": statement.excluded.created_at},
     )
-    session.execute(statement)
 
 
 def engine_logs(session: Session, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
