@@ -34,11 +34,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from PIL import Image
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Table, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from interpreter.trace import RunStatus
@@ -301,11 +301,20 @@ def _with_frames(session: Session, run_ids: Sequence[str]) -> list[str]:
     """Those of `run_ids` that have an artifact with meta (frames have): most ended runs have none, and
     one query tells for all of them."""
     found: set[str] = set()
+    connection = session.connection()
     for start in range(0, len(run_ids), 500):
         chunk = list(run_ids[start : start + 500])
-        query = select(Artifact.run_id).where(Artifact.run_id.in_(chunk), Artifact.meta.is_not(None))
-        found.update(session.scalars(query.distinct()))
+        found.update(connection.execute(_FRAMED, {"run_ids": chunk}).scalars())
     return [run_id for run_id in run_ids if run_id in found]
+
+
+# Built once, run on the connection: each server process looks a few times a second while runs end.
+_artifacts = cast(Table, Artifact.__table__)
+_FRAMED = (
+    select(_artifacts.c.run_id)
+    .where(_artifacts.c.run_id.in_(bindparam("run_ids", expanding=True)), _artifacts.c.meta.is_not(None))
+    .distinct()
+)
 
 
 ASSEMBLER_INFO_KEY = "phoneflow_video_assembler"  # in Session.info: the app's assembler
