@@ -76,7 +76,7 @@ async def step_gate(
     token_hash = device_token_hash(credentials)
 
     def work(session: Session) -> dict[str, Any]:
-        state = gate_state(session, token_hash, run_id, report) if token_hash is not None else None
+        state = gate_state(session, token_hash, run_id, report, step) if token_hash is not None else None
         fast = fast_gate(session, state, global_denylist, report, step, notify) if state is not None else None
         if fast is not None:
             out = fast.answer.to_json()

@@ -24,6 +24,7 @@ final one, another version, a run that moved meanwhile) — goes the general way
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,11 +44,12 @@ from server.metrics import count_reported
 from server.runs.events import RUN_STEP
 from server.runs.json_sql import json_array_agg, json_pair
 from server.runs.models import Run, RunEvent, TraceEventRow
-from server.runs.pg_notify import notify_on_commit
+from server.runs.pg_notify import CHANNEL, notify_on_commit
 from server.runs.report import Verdict, judge, row_values
 from server.runs.run_event_rows import insert_run_events
 from server.runs.schemas import RunReportIn
 from server.runs.service import summary_json
+from server.runs.sql import once_per_transaction
 from server.runs.stored_run import StoredRun, store_newer
 
 
@@ -165,9 +167,41 @@ _GATE_STATE = (
 )
 
 
+# PostgreSQL: `_GATE_STATE` and, when the gate names the step about to start and carries no report, the
+# step's `run.step` event with its NOTIFY (`insert_run_events` writes the same), in one statement:
+# the event is written only when the run is this device's and moving (running or waiting for an
+# approval) with no cancel asked, the condition `fast_gate` announces a step under. Sent to the driver
+# as is (psycopg prepares it after a few uses): SQLAlchemy's work per statement cost more than
+# PostgreSQL's part, and the gate is asked before every step.
+_STEP_STATUSES = ("running", "waiting_for_approval")
+_PG_GATE_STATE = f"""
+WITH state AS (
+    SELECT d.id AS device_id, d.account_id, r.id AS run_id, r.status, r.trace_len, r.cancel_requested_at,
+        r.live_until, r.workflow_id, r.workflow_version_id,
+        (SELECT json_agg(e.pattern) FROM {_entries.name} e WHERE e.account_id = r.account_id) AS patterns,
+        (SELECT json_agg(json_build_array(t.seq, t.event)) FROM {_trace.name} t
+            WHERE t.run_id = r.id AND t.seq BETWEEN %(first)s AND %(last)s) AS events
+    FROM {_devices.name} d JOIN {_runs.name} r ON r.device_id = d.id AND r.account_id = d.account_id
+    WHERE d.token_hash = %(token_hash)s AND d.revoked_at IS NULL AND r.id = %(run_id)s
+), step AS (
+    INSERT INTO {RunEvent.__tablename__} (account_id, run_id, payload, event, created_at)
+    SELECT state.account_id, state.run_id, %(step)s::json, '{RUN_STEP}', %(now)s
+    FROM state, LATERAL (
+        SELECT pg_notify('{CHANNEL}', '')
+        WHERE %(step)s::json IS NOT NULL AND state.cancel_requested_at IS NULL
+            AND state.status IN ({", ".join(f"'{status}'" for status in _STEP_STATUSES)})
+    ) AS notified
+)
+SELECT device_id, account_id, run_id, status, trace_len, cancel_requested_at, live_until, workflow_id,
+    workflow_version_id, patterns, events
+FROM state
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class GateState:
-    """What the fast path read of the device, its run and the account's denylist."""
+    """What the fast path read of the device, its run and the account's denylist; `step_announced`: the
+    step's `run.step` event was written with the read (PostgreSQL, no report carried)."""
 
     device_id: str
     account_id: str
@@ -180,36 +214,78 @@ class GateState:
     workflow_version_id: str
     patterns: list[str]
     stored_events: dict[int, dict[str, Any]]
+    step_announced: bool = False
 
 
 def gate_state(
-    session: Session, token_hash: str, run_id: str, report: RunReportIn | None
+    session: Session,
+    token_hash: str,
+    run_id: str,
+    report: RunReportIn | None,
+    step: tuple[int, str] | None = None,
 ) -> GateState | None:
     """The device of `token_hash` (unrevoked), its run `run_id` and the account's denylist patterns, with
-    the stored events at the seqs `report` carries; None when there is no such device or run."""
-    seqs = (report.trace[0].seq, report.trace[-1].seq) if report is not None and report.trace else (1, 0)
-    row = (
-        session.connection()
-        .execute(
-            _GATE_STATE,
-            {"token_hash": token_hash, "run_id": run_id.lower(), "first": seqs[0], "last": seqs[1]},
-        )
-        .first()
+    the stored events at the seqs `report` carries; None when there is no such device or run.
+
+    On PostgreSQL, a `step` `(seq, node id)` of a gate that carries no report is announced (its
+    `run.step` event written) by the same statement when the run may start it; the caller registers
+    the after-commit wake-up (`fast_gate` does)."""
+    run_id = run_id.lower()
+    first, last = (
+        (report.trace[0].seq, report.trace[-1].seq) if report is not None and report.trace else (1, 0)
     )
-    if row is None:
-        return None
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        found = connection.execute(
+            _GATE_STATE, {"token_hash": token_hash, "run_id": run_id, "first": first, "last": last}
+        ).first()
+        if found is None:
+            return None
+        row: Any = found
+    else:
+        now = utcnow()
+        payload = None
+        if step is not None and report is None:
+            seq, node_id = step
+            payload = {"id": run_id, "seq": seq, "nodeId": node_id, "startedAt": now.isoformat()}
+        driver = connection.connection.driver_connection
+        row = driver.execute(  # type: ignore[union-attr]
+            _PG_GATE_STATE,
+            {
+                "token_hash": token_hash,
+                "run_id": run_id,
+                "first": first,
+                "last": last,
+                "step": None if payload is None else json.dumps(payload, separators=(",", ":")),
+                "now": now,
+            },
+        ).fetchone()
+        if row is None:
+            return None
+    (device_id, account_id, stored_id, status, trace_len, cancel_requested_at, live_until) = row[:7]
+    workflow_id, workflow_version_id, patterns, events = row[7:]
+    announced = (
+        connection.dialect.name == "postgresql"
+        and step is not None
+        and report is None
+        and cancel_requested_at is None
+        and status in _STEP_STATUSES
+    )
+    if announced:
+        once_per_transaction(session, "notify")  # the statement's NOTIFY: later writes need none
     return GateState(
-        row.device_id,
-        row.account_id,
-        row.run_id,
-        row.status,
-        row.trace_len,
-        row.cancel_requested_at is not None,
-        row.live_until,
-        row.workflow_id,
-        row.workflow_version_id,
-        list(row.patterns or ()),
-        {int(seq): event for seq, event in (row.events or ())},
+        device_id,
+        account_id,
+        stored_id,
+        status,
+        trace_len,
+        cancel_requested_at is not None,
+        live_until,
+        workflow_id,
+        workflow_version_id,
+        list(patterns or ()),
+        {int(seq): event for seq, event in (events or ())},
+        announced,
     )
 
 
@@ -254,8 +330,9 @@ def fast_gate(
         events.append((summary_json(changed), None))
     if (
         step is not None
+        and not state.step_announced
         and not answer.cancel_requested
-        and answer.status in ("running", "waiting_for_approval")
+        and answer.status in _STEP_STATUSES
     ):
         seq, node_id = step
         events.append(
@@ -263,8 +340,8 @@ def fast_gate(
         )
     if events:
         insert_run_events(session, state.account_id, state.run_id, events, now)
-        if notify is not None:
-            after_commit(session, notify)
+    if (events or state.step_announced) and notify is not None:
+        after_commit(session, notify)
     if verdict is not None:
         result = verdict.result
         after_commit(session, lambda: count_reported([result]))
