@@ -156,15 +156,22 @@ def ingest_reports(
     now = utcnow()
     recorded: frozenset[str] = frozenset()
     counted: frozenset[str] = frozenset()
+    # Reports of runs the server made (a claim handed them out) judged before any insert is tried.
+    applied: dict[str, tuple[Verdict, Row[Any] | None]] = {}
     if len(candidates) == 1 and dialect_name(session) == "postgresql":
-        # A phone's own run reported alone: one statement when the run is new (fresh_run.py).
         only = candidates[0][1]
-        values = _new_run_values(account_id, device_id, only, now)
-        fresh = store_fresh_run(session, only, values, now)
         inserted = {}
-        if fresh is not None:
+        # A run the server made is stored (but for retention): judged and written at once, with no
+        # insert tried first. A phone's own run reported alone is new the first time: one statement
+        # (fresh_run.py), and only when it is stored already is it judged.
+        first = None
+        if only.trigger != "device":
+            first = _apply_to_existing(session, account_id, device_id, only, now)
+        if first is not None:
+            applied[only.id] = first
+        elif fresh := store_fresh_run(session, only, _new_run_values(account_id, device_id, only, now), now):
             inserted[only.id] = fresh.row
-            insert_input_values(session, account_id, [(only.id, values["inputs"])])
+            insert_input_values(session, account_id, [(only.id, only.inputs)])
             recorded = frozenset((only.id,))
             counted = recorded if fresh.counted else frozenset()
     else:
@@ -182,7 +189,11 @@ def ingest_reports(
             verdicts[index] = Verdict("stored")
             changed.append(report.id)
             continue
-        verdict, row = _apply_to_existing(session, account_id, device_id, report, now)
+        found = applied.pop(report.id, None)
+        if found is None:
+            found = _apply_to_existing(session, account_id, device_id, report, now)
+        # Not stored after its insert found it stored: deleted in between (retention, say).
+        verdict, row = found or (_deleted(report.id), None)
         verdicts[index] = verdict
         if row is not None:
             rows[report.id] = row
@@ -325,14 +336,21 @@ def _insert_trace_events(
         insert_trace_rows(session, rows, fresh=fresh)
 
 
+def _deleted(run_id: str) -> Verdict:
+    return Verdict("rejected", f"run {run_id} was deleted while this report was applied; send it again")
+
+
 def _apply_to_existing(
     session: Session, account_id: str, device_id: str, report: RunReportIn, now: datetime
-) -> tuple[Verdict, Row[Any] | None]:
+) -> tuple[Verdict, Row[Any] | None] | None:
     """Judge a report about a stored run and, when newer, write it with a conditional UPDATE: the verdict,
-    and the run's row after the write (None when nothing was written)."""
+    and the run's row after the write (None when nothing was written). None when the run is not stored."""
     seqs = [event.seq for event in report.trace]
     for _ in range(MAX_ATTEMPTS):
-        stored, stored_events = read_stored(session, report.id, seqs)
+        found = read_stored(session, report.id, seqs)
+        if found is None:
+            return None
+        stored, stored_events = found
         if stored.account_id != account_id:
             return Verdict(
                 "rejected", f"run {report.id} belongs to another device; a device reports only its own runs"

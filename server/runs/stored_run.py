@@ -141,11 +141,15 @@ _STORED_STATE = select(
 
 def read_stored(
     session: Session, run_id: str, seqs: Sequence[int]
-) -> tuple[StoredRun, dict[int, dict[str, Any]]]:
-    """The stored run `run_id` (it must exist) and its stored events from the first to the last of `seqs`
-    (the seqs a report carries, in order), by seq."""
+) -> tuple[StoredRun, dict[int, dict[str, Any]]] | None:
+    """The stored run `run_id` and its stored events from the first to the last of `seqs` (the seqs a
+    report carries, in order), by seq; None when the run is not stored."""
     first, last = (seqs[0], seqs[-1]) if seqs else (1, 0)
-    row = session.connection().execute(_STORED_STATE, {"run_id": run_id, "first": first, "last": last}).one()
+    row = (
+        session.connection().execute(_STORED_STATE, {"run_id": run_id, "first": first, "last": last}).first()
+    )
+    if row is None:
+        return None
     stored = StoredRun(
         RunStatus(row.status), row.trace_len, row.account_id, row.device_id, row.workflow_version_id
     )

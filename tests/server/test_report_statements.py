@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
+from server.runs import report as report_module
 from server.runs.models import Run, RunDailyStat, RunEvent, RunInputValue, TraceEventRow
 from server.runs.service import summary_json
 from server.webhooks.models import WebhookDelivery
@@ -222,3 +223,45 @@ def test_a_report_of_a_stored_run_reads_it_once_and_writes_run_updated_from_its_
     assert last == summary_json(row)
     assert (last["status"], last["traceLen"]) == ("success", 3)
     assert sorted(seqs) == [1, 2, 3]
+
+
+def test_a_run_the_server_made_is_judged_without_an_insert_and_stored_again_once_deleted(
+    client: TestClient, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A claimed run's reports go straight to the compare-and-set path; one whose row is gone (retention
+    # deleted it while its phone was offline) is stored again, as any unknown run is.
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
+    queued = client.post(
+        f"/api/v1/workflows/{wf.id}/runs", json={"deviceId": dev.id}, headers=auth(acc.token)
+    )
+    assert queued.status_code == 201, queued.text
+    claimed = client.post("/api/v1/devices/me/claim", headers=auth(dev.token))
+    assert claimed.status_code == 200, claimed.text
+    run_id = claimed.json()["run"]["id"]
+    inserts: list[str] = []
+    real = report_module.store_fresh_run
+
+    def spy(session: Any, report: Any, values: Any, now: Any) -> Any:
+        inserts.append(report.id)
+        return real(session, report, values, now)
+
+    monkeypatch.setattr(report_module, "store_fresh_run", spy)
+
+    def send(status: str, steps: int) -> str:
+        body = run_report(run_id, wf, status=status, steps=steps, trigger="manual")
+        response = client.post("/api/v1/runs.report", json={"runs": [body]}, headers=auth(dev.token))
+        assert response.status_code == 200, response.text
+        result: str = response.json()["runs"][0]["result"]
+        return result
+
+    assert send("running", 2) == "stored"
+    assert inserts == []
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM runs WHERE id = :r"), {"r": run_id})
+    assert send("success", 3) == "stored"
+    assert inserts == ([run_id] if db.engine.dialect.name == "postgresql" else [])
+    with db.session_factory() as session:
+        status = session.scalar(select(Run.status).where(Run.id == run_id))
+        seqs = session.scalars(select(TraceEventRow.seq).where(TraceEventRow.run_id == run_id)).all()
+    assert (status, sorted(seqs)) == ("success", [1, 2, 3])
