@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from interpreter.trace import RunStatus
 from server.runs.models import Run
 from server.runs.pg_notify import CHANNEL, notice_of
-from server.runs.rollup import ended_rows, shard_of
+from server.runs.rollup import ended_rows, pg_upsert_from, shard_of
 from server.runs.schemas import RunReportIn
 from server.runs.sql import json_time, once_per_transaction
 
@@ -55,14 +55,7 @@ WITH fresh AS (
     SELECT fresh.account_id, fresh.id, %(payload)s::json, %(now)s
     FROM fresh, LATERAL (SELECT pg_notify('{CHANNEL}', %(notice)s) WHERE fresh.id IS NOT NULL) AS notified
 ), counted AS (
-    INSERT INTO run_daily_stats (account_id, dimension, day, key, status, runs, timed, duration_sum, shard)
-    SELECT s.account_id, s.dimension, s.day, s.key, s.status, s.runs, s.timed, s.duration_sum, s.shard
-    FROM fresh, json_populate_recordset(NULL::run_daily_stats, %(stats)s::json) AS s
-    ORDER BY s.dimension, s.day, s.key, s.status
-    ON CONFLICT (account_id, dimension, day, key, status, shard) DO UPDATE SET
-        runs = run_daily_stats.runs + EXCLUDED.runs,
-        timed = run_daily_stats.timed + EXCLUDED.timed,
-        duration_sum = run_daily_stats.duration_sum + EXCLUDED.duration_sum
+    {pg_upsert_from("fresh, json_populate_recordset(NULL::run_daily_stats, %(stats)s::json) AS s")}
 )
 SELECT id FROM fresh
 """

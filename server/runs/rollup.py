@@ -15,14 +15,14 @@ Retention removes both with the runs they count.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from interpreter.trace import Outcome
@@ -56,10 +56,15 @@ class EndedRun(Protocol):
 def count_ended(session: Session, account_id: str, runs: Sequence[EndedRun]) -> None:
     """Add runs that have just ended to the daily rollup (one upsert per group)."""
     rows = ended_rows(account_id, runs, shard_of(session))
-    if rows:
-        # One statement built once per dialect (executemany), the groups in key order: concurrent
-        # writers of one shard lock its rows in one order.
-        session.execute(_upsert(dialect_name(session)), rows)
+    if not rows:
+        return
+    # One statement built once per dialect, on the connection, the groups in key order: concurrent
+    # writers of one shard lock its rows in one order. PostgreSQL gets the rows as one JSON document
+    # (one execution), SQLite through executemany.
+    if dialect_name(session) == "postgresql":
+        session.connection().execute(_PG_UPSERT, {"rows": json.dumps(rows, separators=(",", ":"))})
+    else:
+        session.connection().execute(_SQLITE_UPSERT, rows)
 
 
 def ended_rows(account_id: str, runs: Iterable[EndedRun], shard: int) -> list[dict[str, Any]]:
@@ -102,10 +107,26 @@ def shard_of(session: Session) -> int:
     return int(driver.info.backend_pid) % SHARDS  # type: ignore[union-attr]
 
 
-@cache
-def _upsert(dialect: str) -> Any:
+def pg_upsert_from(source: str) -> str:
+    """PostgreSQL: add the rollup rows `s` of `source` (a FROM list, its rows as `run_daily_stats` rows
+    named s) to the stored ones, in key order (writers of one shard lock its rows in one order)."""
+    return (
+        "INSERT INTO run_daily_stats "
+        "(account_id, dimension, day, key, status, runs, timed, duration_sum, shard) "
+        "SELECT s.account_id, s.dimension, s.day, s.key, s.status, s.runs, s.timed, s.duration_sum, s.shard "
+        f"FROM {source} ORDER BY s.dimension, s.day, s.key, s.status "
+        "ON CONFLICT (account_id, dimension, day, key, status, shard) DO UPDATE SET "
+        "runs = run_daily_stats.runs + EXCLUDED.runs, timed = run_daily_stats.timed + EXCLUDED.timed, "
+        "duration_sum = run_daily_stats.duration_sum + EXCLUDED.duration_sum"
+    )
+
+
+_PG_UPSERT = text(pg_upsert_from("json_populate_recordset(NULL::run_daily_stats, CAST(:rows AS json)) AS s"))
+
+
+def _sqlite_upsert() -> Any:
     table = cast(Table, RunDailyStat.__table__)
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    insert = sqlite.insert(table)
     return insert.on_conflict_do_update(
         index_elements=["account_id", "dimension", "day", "key", "status", "shard"],
         set_={
@@ -114,6 +135,9 @@ def _upsert(dialect: str) -> Any:
             "duration_sum": table.c.duration_sum + insert.excluded.duration_sum,
         },
     )
+
+
+_SQLITE_UPSERT = _sqlite_upsert()
 
 
 def record_step_failures(session: Session, account_id: str, reports: Iterable[RunReportIn]) -> None:
