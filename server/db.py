@@ -23,7 +23,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
-from starlette.concurrency import run_in_threadpool
+
+from server.worker_threads import run_in_worker
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -226,6 +227,7 @@ async def in_one_transaction(request: Request, work: Callable[[Session], T]) -> 
     `async def` with their database work in here, a request crosses to a worker thread once.
     A `def` endpoint with `SessionDep` and `CurrentDevice` crosses four times (the session
     opened, the device looked up, the endpoint, the commit), and each crossing wakes a thread.
+    The crossing itself is `run_in_worker` (server/worker_threads.py), leaner than anyio's.
     """
     factory = session_factory_from(request)
 
@@ -241,7 +243,7 @@ async def in_one_transaction(request: Request, work: Callable[[Session], T]) -> 
         finally:
             session.close()
 
-    return await run_in_threadpool(run)
+    return await run_in_worker(run)
 
 
 # scope="function": the commit happens when the path operation returns, before the
