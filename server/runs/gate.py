@@ -28,7 +28,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
@@ -50,7 +50,7 @@ from server.runs.run_event_rows import insert_run_events
 from server.runs.schemas import RunReportIn
 from server.runs.service import summary_json
 from server.runs.sql import once_per_transaction
-from server.runs.stored_run import StoredRun, store_newer
+from server.runs.stored_run import StoredRun, store_newer, store_progress_pg
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,11 +309,12 @@ def fast_gate(
     status, cancel_requested = state.status, state.cancel_requested
     verdict: Verdict | None = None
     changed: Any = None
+    written = False  # the write of the progress wrote run.updated and the step's run.step too
     if report is not None:
-        outcome = _apply_progress(session, state, report, now)
+        outcome = _apply_progress(session, state, report, step, now)
         if outcome is None:
             return None
-        verdict, changed = outcome
+        verdict, changed, written = outcome
         if changed is not None:
             status, cancel_requested = changed.status, changed.cancel_requested_at is not None
     patterns = [*global_denylist.entries, *state.patterns]
@@ -326,11 +327,12 @@ def fast_gate(
         state.live_until is not None and state.live_until > now,
     )
     events: list[tuple[dict[str, Any], str | None]] = []
-    if changed is not None:
+    if changed is not None and not written:
         events.append((summary_json(changed), None))
     if (
         step is not None
         and not state.step_announced
+        and not written
         and not answer.cancel_requested
         and answer.status in _STEP_STATUSES
     ):
@@ -340,7 +342,7 @@ def fast_gate(
         )
     if events:
         insert_run_events(session, state.account_id, state.run_id, events, now)
-    if (events or state.step_announced) and notify is not None:
+    if (events or state.step_announced or written) and notify is not None:
         after_commit(session, notify)
     if verdict is not None:
         result = verdict.result
@@ -349,11 +351,14 @@ def fast_gate(
 
 
 def _apply_progress(
-    session: Session, state: GateState, report: RunReportIn, now: datetime
-) -> tuple[Verdict, Any] | None:
+    session: Session, state: GateState, report: RunReportIn, step: tuple[int, str] | None, now: datetime
+) -> tuple[Verdict, Any, bool] | None:
     """Judge a non-final report of this device's run (runs.report's `judge`) and, when it is newer, store
-    it: `(verdict, the run's row after the update or None)`; None for what only the general path
-    answers (nothing written then)."""
+    it: `(verdict, the run's row after the update or None, whether run.updated and the step's run.step
+    were written with it)`; None for what only the general path answers (nothing written then).
+
+    On PostgreSQL the write is one statement with the run's events (`store_progress_pg`); the row it
+    gives back has the run's status and cancel_requested_at only."""
     if (
         report.status.terminal
         or report.log is not None
@@ -367,7 +372,7 @@ def _apply_progress(
     )
     verdict = judge(stored, report, state.device_id, state.stored_events)
     if verdict.result != "stored":
-        return verdict, None
+        return verdict, None, False
     values = row_values(report)
     if stored.status is RunStatus.PAUSED:
         values["status"] = RunStatus.PAUSED.value  # the server alone moves a run out of `paused`
@@ -382,7 +387,25 @@ def _apply_progress(
     }
     stored_max_seq = max(state.stored_events) if state.stored_events else -1
     added = [(e.seq, e.stored_json()) for e in report.trace if e.seq > stored_max_seq]
+    if session.get_bind().dialect.name == "postgresql":
+        payload = None
+        if step is not None:
+            seq, node_id = step
+            payload = {"id": state.run_id, "seq": seq, "nodeId": node_id, "startedAt": now.isoformat()}
+        after = store_progress_pg(
+            session, params, added, None if payload is None else json.dumps(payload, separators=(",", ":"))
+        )
+        if after is None:
+            return None  # another writer moved the run since it was read: the general path reads it again
+        return verdict, _Moved(*after), True
     changed = store_newer(session, params, state.run_id, added)
     if changed is None:
-        return None  # another writer moved the run since it was read: the general path reads it again
-    return verdict, changed
+        return None  # as above
+    return verdict, changed, False
+
+
+class _Moved(NamedTuple):
+    """What the gate's answer needs of a run after its progress was stored."""
+
+    status: str
+    cancel_requested_at: datetime | None

@@ -35,9 +35,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
+from server.runs.events import RUN_STEP as RUN_STEP_EVENT
 from server.runs.json_sql import json_array_agg, json_pair
-from server.runs.models import Run, TraceEventRow
-from server.runs.sql import insert_trace_rows
+from server.runs.models import Run, RunEvent, TraceEventRow
+from server.runs.pg_notify import CHANNEL
+from server.runs.sql import insert_trace_rows, once_per_transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,7 @@ KEPT_WHEN_LEFT_OUT = (
 
 _runs: Table = Run.__table__  # type: ignore[assignment]
 _trace: Table = TraceEventRow.__table__  # type: ignore[assignment]
+RUN_EVENTS = RunEvent.__tablename__
 
 
 def _kept_unless_sent(column: str) -> Any:
@@ -170,3 +173,100 @@ def store_newer(
     if changed is not None and events:
         insert_trace_rows(session, [(run_id, seq, event) for seq, event in events])
     return changed
+
+
+def _utc_ms_sql(column: str) -> str:
+    """`sql.utc_ms` of a timestamp column in SQL: ISO-8601 UTC, milliseconds (truncated, as utc_ms), `Z`."""
+    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+
+# `service.summary_json` of a row of `changed` (the run.updated payload), built by PostgreSQL.
+_SUMMARY_FIELDS = {
+    "id": "id",
+    "workflowId": "workflow_id",
+    "workflowVersionId": "workflow_version_id",
+    "deviceId": "device_id",
+    "status": "status",
+    "trigger": "trigger",
+    "triggeredBy": "triggered_by",
+    "inputs": "inputs",
+    "startedAt": _utc_ms_sql("started_at"),
+    "endedAt": _utc_ms_sql("ended_at"),
+    "durationMs": "duration_ms",
+    "errorMessage": "error_message",
+    "nSteps": "n_steps",
+    "nFailed": "n_failed",
+    "nRetries": "n_retries",
+    "traceLen": "trace_len",
+    "cancelRequested": "cancel_requested_at IS NOT NULL",
+    "retryOf": "retry_of",
+    "attempt": "attempt",
+    "notBefore": _utc_ms_sql("not_before"),
+    "batchId": "batch_id",
+    "deviceTag": "device_tag",
+    "createdAt": _utc_ms_sql("created_at"),
+    "updatedAt": _utc_ms_sql("updated_at"),
+}
+SUMMARY_JSON_SQL = "json_build_object(" + ", ".join(f"'{k}', {v}" for k, v in _SUMMARY_FIELDS.items()) + ")"
+
+
+def _pg_store_progress() -> str:
+    """The step gate's write of a newer progress report on PostgreSQL, in one statement: `STORE_NEWER`'s
+    compare-and-set UPDATE, the new trace events, the run.updated event (its payload `summary_json` of
+    the updated row, made by PostgreSQL), the `run.step` event of the step about to start when the run
+    may start it (moving, no cancel asked; `%(step)s` NULL: none) and the NOTIFY: all only when the
+    UPDATE matched. Returns the run's status and cancel_requested_at after it."""
+    kept = ", ".join(f"{column} = COALESCE(%(p_{column})s, {column})" for column in KEPT_WHEN_LEFT_OUT)
+    step_statuses = ", ".join(
+        f"'{status.value}'" for status in (RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL)
+    )
+    return f"""
+WITH changed AS (
+    UPDATE {_runs.name} SET status = %(p_status)s, status_rank = %(p_status_rank)s,
+        trace_len = %(p_trace_len)s, device_id = %(p_device_id)s, updated_at = %(p_now)s, {kept}
+    WHERE id = %(p_run_id)s AND status = %(p_old_status)s AND trace_len = %(p_old_len)s
+        AND status_rank <= %(p_rank)s AND trace_len <= %(p_trace_len)s
+    RETURNING *
+), added AS (
+    INSERT INTO {_trace.name} (run_id, seq, event)
+    SELECT changed.id, (e->>0)::integer, e->1 FROM changed, json_array_elements(%(p_events)s::json) AS e
+    ON CONFLICT (run_id, seq) DO NOTHING
+), written AS (
+    INSERT INTO {RUN_EVENTS} (account_id, run_id, payload, event, created_at)
+    SELECT account_id, id, payload, event, %(p_now)s FROM (
+        SELECT 1 AS place, changed.account_id, changed.id, {SUMMARY_JSON_SQL} AS payload, NULL AS event
+        FROM changed
+        UNION ALL
+        SELECT 2, changed.account_id, changed.id, %(step)s::json, '{RUN_STEP_EVENT}'
+        FROM changed
+        WHERE %(step)s::json IS NOT NULL AND changed.cancel_requested_at IS NULL
+            AND changed.status IN ({step_statuses})
+        ORDER BY place
+    ) AS events
+)
+SELECT changed.status, changed.cancel_requested_at
+FROM changed, LATERAL (
+    SELECT pg_notify('{CHANNEL}', CASE WHEN changed.status = 'queued' THEN 'queued' ELSE '' END)
+) AS notified
+"""
+
+
+_PG_STORE_PROGRESS = _pg_store_progress()
+
+
+def store_progress_pg(
+    session: Session, params: Mapping[str, Any], events: Sequence[tuple[int, str]], step: str | None
+) -> tuple[str, Any] | None:
+    """`_PG_STORE_PROGRESS` with `STORE_NEWER`'s `params`, the new `events` (`(seq, event JSON text)`) and
+    the `run.step` payload `step` (JSON text, or None): `(status, cancel_requested_at)` of the run after
+    the write, or None when another writer moved it first (then nothing is written). The caller
+    registers the after-commit wake-up."""
+    document = "[" + ",".join(f"[{seq},{event}]" for seq, event in events) + "]"
+    driver = session.connection().connection.driver_connection
+    row = driver.execute(  # type: ignore[union-attr]
+        _PG_STORE_PROGRESS, {**params, "p_events": document, "step": step}
+    ).fetchone()
+    if row is None:
+        return None
+    once_per_transaction(session, "notify")  # the statement's NOTIFY: later writes need none
+    return row[0], row[1]

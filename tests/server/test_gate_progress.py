@@ -3,10 +3,13 @@ rules) and answers the gate after it; a gate without it answers as it always did
 
 from __future__ import annotations
 
+import json
+
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from server.runs.models import Run, RunEvent, TraceEventRow
+from server.runs.service import summary_json
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import new_run_id, run_report
 
@@ -120,3 +123,41 @@ def test_a_revoked_devices_gate_is_refused_at_once_and_stores_nothing(client: Te
     assert "revoked" in refused.json()["detail"]
     with db.session_factory() as session:
         assert session.get(Run, run_id).trace_len == 1  # type: ignore[union-attr]
+
+
+def test_the_gates_run_updated_is_the_runs_summary_and_the_step_follows_it(
+    client: TestClient, db: Db
+) -> None:
+    # On PostgreSQL the gate's write makes the run.updated payload in SQL (server/runs/stored_run.py):
+    # it must be what `summary_json` makes of the row, nulls, times and inputs included.
+    account = create_account(db)
+    device = create_device(db, account.id)
+    workflow = create_workflow(db, account.id)
+    queued = client.post(
+        f"/api/v1/workflows/{workflow.id}/runs",
+        json={"deviceId": device.id, "inputs": {"order": "A-7", "note": "x\\y\ttab é"}},
+        headers=auth(account.token),
+    )
+    assert queued.status_code == 201, queued.text
+    claimed = client.post("/api/v1/devices/me/claim", headers=auth(device.token))
+    run_id = claimed.json()["run"]["id"]
+    gate = f"/api/v1/devices/me/runs/{run_id}/gate"
+    for seq in (2, 3):
+        report = run_report(run_id, workflow, steps=seq - 1, trigger="api", inputs=queued.json()["inputs"])
+        del report["startedAt"]  # the claim's startedAt stays
+        answer = client.post(
+            gate, json={"seq": seq, "nodeId": f"n{seq}", "report": report}, headers=auth(device.token)
+        )
+        assert answer.json()["report"] == {"result": "stored", "reason": None}, answer.text
+    with db.session_factory() as session:
+        rows = session.execute(
+            select(RunEvent.event, RunEvent.payload).where(RunEvent.run_id == run_id).order_by(RunEvent.id)
+        ).all()
+        run = session.execute(select(Run.__table__).where(Run.__table__.c.id == run_id)).one()
+    events = [(event, p if isinstance(p, dict) else json.loads(p)) for event, p in rows]
+    # queued, claimed, then run.updated and run.step at each gate
+    assert [event for event, _ in events] == [None, None, None, "run.step", None, "run.step"]
+    assert events[-2][1] == summary_json(run)
+    assert events[-1][1]["seq"] == 3
+    assert events[-2][1]["traceLen"] == 2
+    assert events[-2][1]["startedAt"] == claimed.json()["run"]["startedAt"]
