@@ -43,3 +43,17 @@ def test_a_lone_surrogate_takes_the_slow_way() -> None:
     text = event.stored_json()
     assert text == json.dumps(event.stored_form(), separators=(",", ":"))
     assert "\\ud800" in text
+
+
+@pytest.mark.parametrize(
+    ("started_at", "kept"),
+    [
+        ("2026-11-23T10:00:00.100Z", "2026-11-23T10:00:00.100Z"),  # the engine's form, kept as sent
+        ("2026-11-23T12:00:00+02:00", "2026-11-23T10:00:00.000Z"),  # another form: made canonical
+        ("2026-11-23T10:00:00.1Z", "2026-11-23T10:00:00.100Z"),
+        # Any Unicode digit fits the canonical pattern's \d: such a time is kept as sent, as it always was.
+        ("٢٠٢٦-11-23T10:00:00.100Z", "٢٠٢٦-11-23T10:00:00.100Z"),
+    ],
+)
+def test_the_start_time_is_kept_in_its_canonical_text(started_at: str, kept: str) -> None:
+    assert TraceEventIn.model_validate({**EVENT, "startedAt": started_at}).started_at == kept
