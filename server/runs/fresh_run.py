@@ -89,7 +89,7 @@ def store_fresh_run(
     payload = summary_json(cast(Row[Any], row_like))
     ended = RunStatus(values["status"]).terminal
     stats = ended_rows(values["account_id"], [row_like], shard_of(session)) if ended else []
-    events = "[" + ",".join(f"[{event.seq},{event.stored_json()}]" for event in report.trace) + "]"
+    events = report.trace_pairs_json()  # [[seq, stored_json], ...]
     driver = session.connection().connection.driver_connection
     inserted = driver.execute(  # type: ignore[union-attr]
         _STORE_FRESH,

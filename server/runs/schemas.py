@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -180,6 +181,19 @@ class RunReportIn(_In):
         if self.status is RunStatus.QUEUED and self.trace:
             raise ValueError("a queued run has no trace yet; report it as running")
         return self
+
+    def trace_pairs_json(self) -> str:
+        """The trace as one JSON array of `[seq, stored_json()]` pairs, compact, made by one call of
+        pydantic's serializer: half the CPU of one `stored_json()` call per event joined in Python."""
+        try:
+            return _SEQ_AND_EVENT_LIST.serializer.to_json(
+                [(event.seq, event) for event in self.trace], by_alias=True
+            ).decode()
+        except PydanticSerializationError:  # text pydantic cannot encode (a lone surrogate): the slow way
+            return "[" + ",".join(f"[{event.seq},{event.stored_json()}]" for event in self.trace) + "]"
+
+
+_SEQ_AND_EVENT_LIST = TypeAdapter(list[tuple[int, TraceEventIn]])
 
 
 class RunsReportIn(_In):

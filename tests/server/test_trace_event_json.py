@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.runs.schemas import TraceEventIn
+from server.runs.schemas import RunReportIn, TraceEventIn
 
 EVENT: dict[str, Any] = {
     "seq": 3,
@@ -57,3 +57,31 @@ def test_a_lone_surrogate_takes_the_slow_way() -> None:
 )
 def test_the_start_time_is_kept_in_its_canonical_text(started_at: str, kept: str) -> None:
     assert TraceEventIn.model_validate({**EVENT, "startedAt": started_at}).started_at == kept
+
+
+def _run_with(events: list[dict[str, Any]]) -> RunReportIn:
+    return RunReportIn.model_validate(
+        {
+            "id": "0b9d2a3e-1234-4c5d-9e87-2f3e456a7b8c",
+            "workflowId": "w",
+            "workflowVersionId": "v",
+            "status": "running",
+            "trace": [{**EVENT, "seq": seq, **event} for seq, event in enumerate(events, start=1)],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [],
+        [{}],
+        [{}, {"message": 'Kaufen ✓ 😀 \u2028 "q" \\ <>&'}, {"output": {"rows": [{"seq": 1}, {"seq": 2}]}}],
+        [{}, {"output": {"text": "half \ud800 a pair"}}],  # the serializer refuses it: the slow way
+    ],
+)
+def test_the_trace_pairs_are_each_events_seq_and_stored_json(events: list[dict[str, Any]]) -> None:
+    run = _run_with(events)
+    expected = "[" + ",".join(f"[{event.seq},{event.stored_json()}]" for event in run.trace) + "]"
+    assert run.trace_pairs_json() == expected
+    assert [seq for seq, _ in json.loads(expected)] == list(range(1, len(events) + 1))
