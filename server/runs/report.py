@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from sqlalchemy import Row, select
@@ -154,31 +155,15 @@ def ingest_reports(
     candidates.sort(key=lambda pair: pair[1].id)
 
     now = utcnow()
-    recorded: frozenset[str] = frozenset()
-    counted: frozenset[str] = frozenset()
-    # Reports of runs the server made (a claim handed them out) judged before any insert is tried.
-    applied: dict[str, tuple[Verdict, Row[Any] | None]] = {}
     if len(candidates) == 1 and dialect_name(session) == "postgresql":
-        only = candidates[0][1]
-        inserted = {}
-        # A run the server made is stored (but for retention): judged and written at once, with no
-        # insert tried first. A phone's own run reported alone is new the first time: one statement
-        # (fresh_run.py), and only when it is stored already is it judged.
-        first = None
-        if only.trigger != "device":
-            first = _apply_to_existing(session, account_id, device_id, only, now)
-        if first is not None:
-            applied[only.id] = first
-        elif fresh := store_fresh_run(session, only, _new_run_values(account_id, device_id, only, now), now):
-            inserted[only.id] = fresh.row
-            insert_input_values(session, account_id, [(only.id, only.inputs)])
-            recorded = frozenset((only.id,))
-            counted = recorded if fresh.counted else frozenset()
+        first = _first_write_of_one(session, account_id, device_id, candidates[0][1], now)
     else:
         inserted = _insert_new_runs(session, account_id, device_id, [r for _, r in candidates], now)
         # Runs this transaction inserted: nobody else can have events for them (a concurrent report
         # of one waits on our uncommitted row), so their traces go in by the fastest path.
         _insert_trace_events(session, [r for _, r in candidates if r.id in inserted], already={}, fresh=True)
+        first = _FirstWrite(inserted)
+    inserted, applied, recorded, counted = first
     changed: list[str] = []
     first_of: set[str] = set()
     # Each write returns the run's whole row: the last one of a run is the row as this batch leaves it.
@@ -189,7 +174,7 @@ def ingest_reports(
             verdicts[index] = Verdict("stored")
             changed.append(report.id)
             continue
-        found = applied.pop(report.id, None)
+        found = applied.get(report.id)
         if found is None:
             found = _apply_to_existing(session, account_id, device_id, report, now)
         # Not stored after its insert found it stored: deleted in between (retention, say).
@@ -204,6 +189,36 @@ def ingest_reports(
         session, [r for i, r in enumerate(reports) if r.log is not None and verdicts[i].result == "stored"]
     )
     return Ingested(results, list(dict.fromkeys(changed)), rows, recorded, counted)
+
+
+class _FirstWrite(NamedTuple):
+    """What was written of a batch before its runs are judged one by one: the rows inserted, by id; the
+    verdicts (with the row written) of reports already applied; the runs whose run.updated event and
+    rollup count are written (fresh_run.py)."""
+
+    inserted: dict[str, Row[Any]]
+    applied: Mapping[str, tuple[Verdict, Row[Any] | None]] = MappingProxyType({})
+    recorded: frozenset[str] = frozenset()
+    counted: frozenset[str] = frozenset()
+
+
+def _first_write_of_one(
+    session: Session, account_id: str, device_id: str, report: RunReportIn, now: datetime
+) -> _FirstWrite:
+    """A batch of one run on PostgreSQL (a phone's report as it goes, or at its end). A run the server
+    made is stored (but for retention): judged and written at once, with no insert tried first. A
+    phone's own run is new the first time: one statement (fresh_run.py); only when it is stored
+    already is the report judged."""
+    if report.trigger != "device":
+        applied = _apply_to_existing(session, account_id, device_id, report, now)
+        if applied is not None:
+            return _FirstWrite({}, {report.id: applied})
+    fresh = store_fresh_run(session, report, _new_run_values(account_id, device_id, report, now), now)
+    if fresh is None:
+        return _FirstWrite({})
+    insert_input_values(session, account_id, [(report.id, report.inputs)])
+    written = frozenset((report.id,))
+    return _FirstWrite({report.id: fresh.row}, {}, written, written if fresh.counted else frozenset())
 
 
 def _precheck(report: RunReportIn, device_id: str, versions: Mapping[str, str]) -> str | None:
