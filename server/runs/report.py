@@ -126,7 +126,8 @@ def judge(
 class Ingested(NamedTuple):
     """What `ingest_reports` did: the answer per run, the ids that changed, the rows of the runs it
     changed as it left them (as `select(Run.__table__)` would read them now), by id, and the runs
-    whose run.updated event (`recorded`) and rollup count (`counted`) it wrote already (fresh_run.py)."""
+    whose run.updated event (`recorded`) and rollup count (`counted`) it wrote already (fresh_run.py,
+    stored_run.py)."""
 
     results: list[IngestResult]
     changed: list[str]
@@ -210,9 +211,11 @@ def _first_write_of_one(
     phone's own run is new the first time: one statement (fresh_run.py); only when it is stored
     already is the report judged."""
     if report.trigger != "device":
-        applied = _apply_to_existing(session, account_id, device_id, report, now)
+        # Its run.updated event is written with it (one statement, stored_run.py): record_changes skips it.
+        applied = _apply_to_existing(session, account_id, device_id, report, now, record=True)
         if applied is not None:
-            return _FirstWrite({}, {report.id: applied})
+            recorded = frozenset((report.id,)) if applied[1] is not None else frozenset()
+            return _FirstWrite({}, {report.id: applied}, recorded)
     fresh = store_fresh_run(session, report, _new_run_values(account_id, device_id, report, now), now)
     if fresh is None:
         return _FirstWrite({})
@@ -356,10 +359,18 @@ def _deleted(run_id: str) -> Verdict:
 
 
 def _apply_to_existing(
-    session: Session, account_id: str, device_id: str, report: RunReportIn, now: datetime
+    session: Session,
+    account_id: str,
+    device_id: str,
+    report: RunReportIn,
+    now: datetime,
+    *,
+    record: bool = False,
 ) -> tuple[Verdict, Row[Any] | None] | None:
     """Judge a report about a stored run and, when newer, write it with a conditional UPDATE: the verdict,
-    and the run's row after the write (None when nothing was written). None when the run is not stored."""
+    and the run's row after the write (None when nothing was written). None when the run is not stored.
+
+    `record`: on PostgreSQL the write also writes the run's run.updated event (`store_newer`)."""
     seqs = [event.seq for event in report.trace]
     for _ in range(MAX_ATTEMPTS):
         found = read_stored(session, report.id, seqs)
@@ -390,7 +401,7 @@ def _apply_to_existing(
         }
         stored_max_seq = max(stored_events) if stored_events else -1
         added = [(event.seq, event.stored_json()) for event in report.trace if event.seq > stored_max_seq]
-        changed = store_newer(session, params, report.id, added)
+        changed = store_newer(session, params, report.id, added, record=record)
         if changed is not None:
             return verdict, changed
         # Another writer moved the run between our read and our write: read it again.

@@ -14,6 +14,7 @@ SQLAlchemy Core:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -160,12 +162,27 @@ def read_stored(
 
 
 def store_newer(
-    session: Session, params: Mapping[str, Any], run_id: str, events: Sequence[tuple[int, str]]
+    session: Session,
+    params: Mapping[str, Any],
+    run_id: str,
+    events: Sequence[tuple[int, str]],
+    *,
+    record: bool = False,
 ) -> Row[Any] | None:
     """Run `STORE_NEWER` with `params` and, when it matched, insert `events` (`(seq, event JSON text)`) of
     `run_id` unless stored: the run's row after the write, or None when another writer moved it first
-    (then nothing is written)."""
+    (then nothing is written).
+
+    `record` (PostgreSQL only; ignored elsewhere): the run.updated event of the row and its NOTIFY are
+    written by the same statement; the caller tells `record_changes` (`written`) and registers the
+    after-commit wake-up."""
     connection = session.connection()
+    if record and connection.dialect.name == "postgresql":
+        document = "[" + ",".join(f"[{seq},{event}]" for seq, event in events) + "]"
+        changed = connection.execute(_PG_STORE_RECORDED, {**params, "p_events": document}).first()
+        if changed is not None:
+            once_per_transaction(session, "notify")  # the statement's NOTIFY: later writes need none
+        return changed
     if events and connection.dialect.name == "postgresql":
         document = "[" + ",".join(f"[{seq},{event}]" for seq, event in events) + "]"
         return connection.execute(STORE_NEWER_WITH_EVENTS, {**params, "p_events": document}).first()
@@ -210,16 +227,18 @@ _SUMMARY_FIELDS = {
 SUMMARY_JSON_SQL = "json_build_object(" + ", ".join(f"'{k}', {v}" for k, v in _SUMMARY_FIELDS.items()) + ")"
 
 
-def _pg_store_progress() -> str:
-    """The step gate's write of a newer progress report on PostgreSQL, in one statement: `STORE_NEWER`'s
-    compare-and-set UPDATE, the new trace events, the run.updated event (its payload `summary_json` of
-    the updated row, made by PostgreSQL), the `run.step` event of the step about to start when the run
-    may start it (moving, no cancel asked; `%(step)s` NULL: none) and the NOTIFY: all only when the
-    UPDATE matched. Returns the run's status and cancel_requested_at after it."""
+def _pg_write(*, final: str) -> str:
+    """PostgreSQL's write of a newer report of a stored run with its events, in one statement (psycopg's
+    `%(name)s` parameters): `STORE_NEWER`'s compare-and-set UPDATE (its parameters), the new trace
+    events (`%(p_events)s`, `[[seq, event], ...]`), the run.updated event (its payload `summary_json`
+    of the updated row, made by PostgreSQL), the `run.step` event of the step about to start
+    (`%(step)s`, NULL: none) when the run may start it (moving, no cancel asked), and the NOTIFY: all
+    only when the UPDATE matched. `final`: what the statement returns of `changed` (the updated row)."""
     kept = ", ".join(f"{column} = COALESCE(%(p_{column})s, {column})" for column in KEPT_WHEN_LEFT_OUT)
     step_statuses = ", ".join(
         f"'{status.value}'" for status in (RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL)
     )
+    # CAST(... AS json), not `::json`: the statement is also read as SQLAlchemy text (`:name` parameters).
     return f"""
 WITH changed AS (
     UPDATE {_runs.name} SET status = %(p_status)s, status_rank = %(p_status_rank)s,
@@ -229,7 +248,8 @@ WITH changed AS (
     RETURNING *
 ), added AS (
     INSERT INTO {_trace.name} (run_id, seq, event)
-    SELECT changed.id, (e->>0)::integer, e->1 FROM changed, json_array_elements(%(p_events)s::json) AS e
+    SELECT changed.id, CAST(e->>0 AS integer), e->1
+    FROM changed, json_array_elements(CAST(%(p_events)s AS json)) AS e
     ON CONFLICT (run_id, seq) DO NOTHING
 ), written AS (
     INSERT INTO {RUN_EVENTS} (account_id, run_id, payload, event, created_at)
@@ -237,21 +257,35 @@ WITH changed AS (
         SELECT 1 AS place, changed.account_id, changed.id, {SUMMARY_JSON_SQL} AS payload, NULL AS event
         FROM changed
         UNION ALL
-        SELECT 2, changed.account_id, changed.id, %(step)s::json, '{RUN_STEP_EVENT}'
+        SELECT 2, changed.account_id, changed.id, CAST(%(step)s AS json), '{RUN_STEP_EVENT}'
         FROM changed
-        WHERE %(step)s::json IS NOT NULL AND changed.cancel_requested_at IS NULL
+        WHERE CAST(%(step)s AS json) IS NOT NULL AND changed.cancel_requested_at IS NULL
             AND changed.status IN ({step_statuses})
         ORDER BY place
     ) AS events
 )
-SELECT changed.status, changed.cancel_requested_at
+SELECT {final}
 FROM changed, LATERAL (
     SELECT pg_notify('{CHANNEL}', CASE WHEN changed.status = 'queued' THEN 'queued' ELSE '' END)
 ) AS notified
 """
 
 
-_PG_STORE_PROGRESS = _pg_store_progress()
+# The step gate's: the gate answers from the run's status and cancel_requested_at.
+_PG_STORE_PROGRESS = _pg_write(final="changed.status, changed.cancel_requested_at")
+# runs.report's: the whole row comes back (runs_ended's listeners and the cancel look read it), typed as
+# `select(Run.__table__)` reads it.
+_PG_STORE_RECORDED = (
+    text(
+        re.sub(
+            r"%\((\w+)\)s",
+            r":\1",
+            _pg_write(final=", ".join(f"changed.{column}" for column in _runs.c.keys())),
+        )
+    )
+    .bindparams(bindparam("step", value=None, type_=String()))
+    .columns(*_runs.c)
+)
 
 
 def store_progress_pg(

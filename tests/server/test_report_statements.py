@@ -265,3 +265,45 @@ def test_a_run_the_server_made_is_judged_without_an_insert_and_stored_again_once
         status = session.scalar(select(Run.status).where(Run.id == run_id))
         seqs = session.scalars(select(TraceEventRow.seq).where(TraceEventRow.run_id == run_id)).all()
     assert (status, sorted(seqs)) == ("success", [1, 2, 3])
+
+
+def test_a_claimed_runs_reports_write_run_updated_with_the_run(client: TestClient, db: Db) -> None:
+    # A run the server made, reported alone: on PostgreSQL its write makes its run.updated event too
+    # (server/runs/stored_run.py), which must be what `summary_json` makes of the row, once per report.
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
+    inputs = {"order": "A-7", "note": "x\\y\ttab é"}
+    queued = client.post(
+        f"/api/v1/workflows/{wf.id}/runs",
+        json={"deviceId": dev.id, "inputs": inputs},
+        headers=auth(acc.token),
+    )
+    assert queued.status_code == 201, queued.text
+    run_id = client.post("/api/v1/devices/me/claim", headers=auth(dev.token)).json()["run"]["id"]
+
+    def send(status: str, steps: int) -> list[str]:
+        body = run_report(run_id, wf, status=status, steps=steps, trigger="api", inputs=inputs)
+        del body["startedAt"]  # the claim's stays
+        with _statements(client) as seen:
+            response = client.post("/api/v1/runs.report", json={"runs": [body]}, headers=auth(dev.token))
+        assert response.json()["runs"][0]["result"] == "stored", response.text
+        return [" ".join(s.split()) for s in seen]
+
+    def payloads() -> list[dict[str, Any]]:
+        with db.session_factory() as session:
+            found = session.scalars(
+                select(RunEvent.payload).where(RunEvent.run_id == run_id).order_by(RunEvent.id)
+            ).all()
+            row = session.execute(select(Run.__table__).where(Run.__table__.c.id == run_id)).one()
+        events = [p if isinstance(p, dict) else json.loads(p) for p in found]
+        assert events[-1] == summary_json(row)
+        return events
+
+    seen = send("running", 2)
+    assert [p["traceLen"] for p in payloads()] == [0, 0, 2]  # queued, claimed, this report
+    if db.engine.dialect.name == "postgresql":
+        assert not [s for s in seen if s.startswith("INSERT INTO run_events")]  # written with the run
+    send("success", 3)
+    ended = payloads()
+    assert [(p["status"], p["traceLen"]) for p in ended[2:]] == [("running", 2), ("success", 3)]
+    assert ended[-1]["startedAt"] == ended[1]["startedAt"]  # the claim's
