@@ -30,6 +30,7 @@ from server.denylist.service import (
 )
 from server.devices.models import Device
 from server.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from server.runs.claim_at_once import claim_at_once
 from server.runs.lifecycle import runs_ended
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import CHANNEL, notice_of
@@ -432,6 +433,20 @@ def claim_run(
     A queued run whose version names a package that `denylist` (the account's effective list)
     now denies is not handed out: it ends `failed` with what to do, and the next one is looked at.
     """
+    if not denylist.denylist.entries and dialect_name(session) == "postgresql":
+        # Nothing can be denied: the look, the claim and its run.updated in one statement.
+        now = utcnow()
+        lease_until = None if lease_s is None else now + timedelta(seconds=lease_s)
+        at_once = claim_at_once(
+            session, device.id, device.account_id, list(device.tags or ()), now, lease_until
+        )
+        if at_once == "none":
+            return None
+        if not isinstance(at_once, str):
+            if notify is not None:
+                after_commit(session, notify)
+            return at_once, _definition(session, at_once.workflow_version_id)
+        # "taken": another claimer was first; look again the general way.
     refused_versions: dict[str, str | None] = {}
     for _ in range(MAX_CLAIM_ATTEMPTS):
         candidate = _next_queued(session, device)

@@ -1,0 +1,98 @@
+"""A claim in one statement on PostgreSQL, when the account's effective denylist is empty.
+
+A claim looks for the device's next queued run, moves it to `running` with a conditional UPDATE and
+writes its `run.updated` event: three round trips (service.claim_run). The look has to come first
+only so that a run whose version names a denied package can end `failed` instead of being handed
+out; with an empty denylist nothing can be denied, so here the look, the UPDATE, the event (its
+payload made by PostgreSQL as `summary_json` makes it) and the NOTIFY are one statement, with the
+look's very lookups (the device's own oldest queued run, else the oldest tagged one `FOR UPDATE
+SKIP LOCKED`) and the UPDATE's very conditions. When another claimer took the run in between, the
+statement writes nothing and says so; the caller then claims the general way.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import Row, String, Table, column, text
+from sqlalchemy.orm import Session
+
+from interpreter.trace import RunStatus
+from server.runs.models import Run, RunEvent
+from server.runs.pg_notify import CHANNEL
+from server.runs.sql import once_per_transaction
+from server.runs.stored_run import SUMMARY_JSON_SQL
+
+_runs = cast(Table, Run.__table__)
+_QUEUED = RunStatus.QUEUED.value
+_CLAIMABLE = "(r.not_before IS NULL OR r.not_before <= %(now)s)"
+
+_CLAIM_SQL = f"""
+WITH pick AS (
+    SELECT found.id, found.device_id IS NULL AS by_tag
+    FROM {_runs.name} AS found
+    WHERE found.id = COALESCE(
+        (SELECT r.id FROM {_runs.name} AS r
+            WHERE r.device_id = %(device_id)s AND r.status = '{_QUEUED}' AND {_CLAIMABLE}
+            ORDER BY r.created_at, r.id LIMIT 1),
+        (SELECT r.id FROM {_runs.name} AS r
+            WHERE r.account_id = %(account_id)s AND r.device_tag = ANY(CAST(%(tags)s AS text[]))
+                AND r.status = '{_QUEUED}' AND r.device_id IS NULL AND {_CLAIMABLE}
+            ORDER BY r.created_at, r.id LIMIT 1 FOR UPDATE SKIP LOCKED))
+), claimed AS (
+    UPDATE {_runs.name} SET status = '{RunStatus.RUNNING.value}', status_rank = {RunStatus.RUNNING.rank},
+        claimed_at = %(now)s, started_at = %(now)s, updated_at = %(now)s, lease_until = %(lease_until)s,
+        device_id = %(device_id)s
+    FROM pick
+    WHERE {_runs.name}.id = pick.id AND {_runs.name}.status = '{_QUEUED}'
+        AND CASE WHEN pick.by_tag THEN {_runs.name}.device_id IS NULL
+            ELSE {_runs.name}.device_id = %(device_id)s END
+    RETURNING {", ".join(f"{_runs.name}.{name}" for name in _runs.c.keys())}
+), updated AS (
+    INSERT INTO {RunEvent.__tablename__} (account_id, run_id, payload, created_at)
+    SELECT account_id, id, {SUMMARY_JSON_SQL}, %(now)s FROM claimed
+)
+SELECT pick.id AS picked, (SELECT pg_notify('{CHANNEL}', '') FROM claimed) AS notified,
+    {", ".join(f"claimed.{name}" for name in _runs.c.keys())}
+FROM pick LEFT JOIN claimed ON claimed.id = pick.id
+"""
+# As SQLAlchemy text (`:name` parameters), so that the run's row comes back typed as
+# `select(Run.__table__)` reads it (the answer and its run.updated are made from it).
+_CLAIM = text(re.sub(r"%\((\w+)\)s", r":\1", _CLAIM_SQL)).columns(
+    column("picked", String()), column("notified", String()), *_runs.c
+)
+
+
+def claim_at_once(
+    session: Session,
+    device_id: str,
+    account_id: str,
+    tags: list[str],
+    now: datetime,
+    lease_until: datetime | None,
+) -> Row[Any] | Literal["none", "taken"]:
+    """Claim the device's next queued run (PostgreSQL; only under an empty denylist): its row, now
+    `running`, with its run.updated event and NOTIFY written; "none" when no run is queued for it;
+    "taken" when another claimer took the run first (nothing written: claim the general way)."""
+    row = (
+        session.connection()
+        .execute(
+            _CLAIM,
+            {
+                "device_id": device_id,
+                "account_id": account_id,
+                "tags": tags,
+                "now": now,
+                "lease_until": lease_until,
+            },
+        )
+        .first()
+    )
+    if row is None:
+        return "none"
+    if row.id is None:
+        return "taken"
+    once_per_transaction(session, "notify")  # the statement's NOTIFY: later writes need none
+    return row
