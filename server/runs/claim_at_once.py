@@ -1,13 +1,16 @@
-"""A claim in one statement on PostgreSQL, when the account's effective denylist is empty.
+"""A claim in one statement on PostgreSQL.
 
 A claim looks for the device's next queued run, moves it to `running` with a conditional UPDATE and
 writes its `run.updated` event: three round trips (service.claim_run). The look has to come first
 only so that a run whose version names a denied package can end `failed` instead of being handed
-out; with an empty denylist nothing can be denied, so here the look, the UPDATE, the event (its
-payload made by PostgreSQL as `summary_json` makes it) and the NOTIFY are one statement, with the
-look's very lookups (the device's own oldest queued run, else the oldest tagged one `FOR UPDATE
-SKIP LOCKED`) and the UPDATE's very conditions. When another claimer took the run in between, the
-statement writes nothing and says so; the caller then claims the general way.
+out. With an empty denylist nothing can be denied, and under another one the versions already
+found to name no denied package are known (service.claim_run keeps them per account and denylist
+version): the look, the UPDATE (only of a run of such a version), the event (its payload made by
+PostgreSQL as `summary_json` makes it) and the NOTIFY are one statement, with the look's very
+lookups (the device's own oldest queued run, else the oldest tagged one `FOR UPDATE SKIP LOCKED`)
+and the UPDATE's very conditions. When another claimer took the run in between, or its version is
+not known to be allowed, the statement writes nothing and says so; the caller then claims the
+general way.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ WITH pick AS (
         device_id = %(device_id)s
     FROM pick
     WHERE {_runs.name}.id = pick.id AND {_runs.name}.status = '{_QUEUED}'
+        AND (CAST(%(versions)s AS text[]) IS NULL
+            OR {_runs.name}.workflow_version_id = ANY(CAST(%(versions)s AS text[])))
         AND CASE WHEN pick.by_tag THEN {_runs.name}.device_id IS NULL
             ELSE {_runs.name}.device_id = %(device_id)s END
     RETURNING {", ".join(f"{_runs.name}.{name}" for name in _runs.c.keys())}
@@ -72,10 +77,13 @@ def claim_at_once(
     tags: list[str],
     now: datetime,
     lease_until: datetime | None,
+    versions: list[str] | None = None,
 ) -> Row[Any] | Literal["none", "taken"]:
-    """Claim the device's next queued run (PostgreSQL; only under an empty denylist): its row, now
-    `running`, with its run.updated event and NOTIFY written; "none" when no run is queued for it;
-    "taken" when another claimer took the run first (nothing written: claim the general way)."""
+    """Claim the device's next queued run (PostgreSQL): its row, now `running`, with its run.updated
+    event and NOTIFY written; "none" when no run is queued for it; "taken" when another claimer took
+    the run first or its workflow version is not one of `versions` (nothing written: claim the
+    general way). `versions`: the versions known to name no package the account's denylist denies
+    now (None: any, the denylist is empty)."""
     row = (
         session.connection()
         .execute(
@@ -86,6 +94,7 @@ def claim_at_once(
                 "tags": tags,
                 "now": now,
                 "lease_until": lease_until,
+                "versions": versions,
             },
         )
         .first()

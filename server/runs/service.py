@@ -433,12 +433,13 @@ def claim_run(
     A queued run whose version names a package that `denylist` (the account's effective list)
     now denies is not handed out: it ends `failed` with what to do, and the next one is looked at.
     """
-    if not denylist.denylist.entries and dialect_name(session) == "postgresql":
-        # Nothing can be denied: the look, the claim and its run.updated in one statement.
+    allowed = _allowed_versions(device.account_id, denylist)
+    if allowed != [] and dialect_name(session) == "postgresql":
+        # The look, the claim and its run.updated in one statement (claim_at_once.py).
         now = utcnow()
         lease_until = None if lease_s is None else now + timedelta(seconds=lease_s)
         at_once = claim_at_once(
-            session, device.id, device.account_id, list(device.tags or ()), now, lease_until
+            session, device.id, device.account_id, list(device.tags or ()), now, lease_until, allowed
         )
         if at_once == "none":
             return None
@@ -446,7 +447,7 @@ def claim_run(
             if notify is not None:
                 after_commit(session, notify)
             return at_once, _definition(session, at_once.workflow_version_id)
-        # "taken": another claimer was first; look again the general way.
+        # "taken": another claimer was first, or the run's version is not known to be allowed.
     refused_versions: dict[str, str | None] = {}
     for _ in range(MAX_CLAIM_ATTEMPTS):
         candidate = _next_queued(session, device)
@@ -461,6 +462,7 @@ def claim_run(
         if refusal is not None:
             _fail_refused(session, device, run_id, by_tag, refusal, notify)
             continue
+        _allow(device.account_id, denylist, version_id)
         claimed = (
             session.connection()
             .execute(
@@ -483,6 +485,35 @@ def claim_run(
             after_commit(session, notify)
         return claimed, definition
     return None
+
+
+# By account: the version of its effective denylist and the workflow versions found to name no package
+# that list denies (a claim of one of their runs needs no look first: claim_at_once.py). Versions
+# never change; another denylist has another version, and then nothing is known.
+_ALLOWED: dict[str, tuple[str, frozenset[str]]] = {}
+_ALLOWED_KEPT = 10_000
+
+
+def _allowed_versions(account_id: str, denylist: EffectiveDenylist) -> list[str] | None:
+    """The workflow versions a claim under `denylist` may hand out without a look first; None: any (the
+    denylist is empty)."""
+    if not denylist.denylist.entries:
+        return None
+    known = _ALLOWED.get(account_id)  # another thread may replace it meanwhile: a snapshot
+    return sorted(known[1]) if known is not None and known[0] == denylist.version else []
+
+
+def _allow(account_id: str, denylist: EffectiveDenylist, version_id: str) -> None:
+    """Note that `version_id` names no package `denylist` denies (claims of its runs need no look)."""
+    if not denylist.denylist.entries:
+        return
+    known = _ALLOWED.get(account_id)
+    versions = known[1] if known is not None and known[0] == denylist.version else frozenset()
+    if version_id in versions:
+        return
+    if len(_ALLOWED) >= _ALLOWED_KEPT:
+        _ALLOWED.clear()
+    _ALLOWED[account_id] = (denylist.version, versions | {version_id})
 
 
 def _definition(session: Session, version_id: str) -> dict[str, Any]:

@@ -92,3 +92,48 @@ def test_a_claim_answers_and_records_the_run_as_stored(client: TestClient, db: D
     payload, stored = _last_payload(db, again.json()["id"])
     assert payload == stored == second.json()["run"]
     assert not [s for s in seen if s.startswith("WITH pick")]
+
+
+def test_under_a_denylist_a_version_once_allowed_is_claimed_at_once_until_the_list_changes(
+    settings: Settings, db: Db
+) -> None:
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)  # its app: com.example.shop
+    postgres = db.engine.dialect.name == "postgresql"
+    with TestClient(create_app(settings)) as client:  # the suite's global denylist: com.bank.*, ...
+
+        def claim() -> tuple[str, list[str]]:
+            queued = client.post(
+                f"/api/v1/workflows/{wf.id}/runs", json={"deviceId": dev.id}, headers=auth(acc.token)
+            )
+            assert queued.status_code == 201, queued.text
+            with _statements(client) as seen:
+                answer = client.post("/api/v1/devices/me/claim", headers=auth(dev.token))
+            assert answer.status_code == 200, answer.text
+            run = answer.json()["run"]
+            assert run["id"] == queued.json()["id"]
+            payload, stored = _last_payload(db, run["id"])
+            assert payload == stored == run
+            return run["status"], [s[:9] for s in seen if s.startswith("WITH pick")]
+
+        # The first run of the version is looked at (and its version found allowed) the general way.
+        assert claim() == ("running", [])
+        # Now known: one statement on PostgreSQL.
+        assert claim() == ("running", ["WITH pick"] if postgres else [])
+
+        # Another denylist (an entry of the account's): what was known is not trusted; looked at again.
+        entry = client.post("/api/v1/denylist", json={"pattern": "com.other.*"}, headers=auth(acc.token))
+        assert entry.status_code in (200, 201), entry.text
+        assert claim() == ("running", [])
+        assert claim() == ("running", ["WITH pick"] if postgres else [])
+
+        # A run queued before its app was denied is refused at its claim, not handed out.
+        queued = client.post(
+            f"/api/v1/workflows/{wf.id}/runs", json={"deviceId": dev.id}, headers=auth(acc.token)
+        )
+        assert queued.status_code == 201, queued.text
+        denied = client.post("/api/v1/denylist", json={"pattern": "com.example.*"}, headers=auth(acc.token))
+        assert denied.status_code in (200, 201), denied.text
+        assert client.post("/api/v1/devices/me/claim", headers=auth(dev.token)).status_code == 204
+        with db.session_factory() as session:
+            assert session.scalar(select(Run.status).where(Run.id == queued.json()["id"])) == "failed"
