@@ -136,6 +136,44 @@ def test_stop_app(device: U2Device) -> None:
     device.stop_app(SHOP)  # stopping a stopped app is no error
 
 
+def test_the_app_in_front_is_one_shell_and_uiautomator2s_way_stays_for_what_it_cannot_tell(
+    device: U2Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Asked before every UI step while a denylist is set: one `dumpsys window displays`, not the
+    # three shells of uiautomator2's app_current() on an Android 13+ phone (the virtual one is 14).
+    device.launch_app(SHOP, stop_first=True)
+    client = device._u2
+    shells: list[list[str]] = []
+    real_shell, real_current = client.shell, client.app_current
+
+    def shell(command: list[str], **kwargs: Any) -> Any:
+        shells.append(command)
+        return real_shell(command, **kwargs)
+
+    currents: list[dict[str, Any]] = []
+
+    def app_current() -> dict[str, Any]:
+        currents.append(real_current())
+        return currents[-1]
+
+    monkeypatch.setattr(client, "shell", shell)
+    monkeypatch.setattr(client, "app_current", app_current)
+    assert device.foreground_package() == SHOP
+    assert device.foreground_activity() == f"{SHOP}.LoginActivity"
+    assert (shells, currents) == ([["dumpsys", "window", "displays"]] * 2, [])
+
+    # No app window in focus (a system window, or an older Android without the line): its way.
+    def unfocused(command: list[str], **kwargs: Any) -> Any:
+        shells.append(command)
+        if command == ["dumpsys", "window", "displays"]:
+            return type("Output", (), {"output": "  mCurrentFocus=Window{1f2e3d u0 NotificationShade}\n"})()
+        return real_shell(command, **kwargs)
+
+    monkeypatch.setattr(client, "shell", unfocused)
+    assert device.foreground_package() == SHOP
+    assert [current["package"] for current in currents] == [SHOP]
+
+
 def test_launch_missing_app_raises_app_not_installed(device: U2Device) -> None:
     with pytest.raises(AppNotInstalledError, match="app not installed: com.example.nothere"):
         device.launch_app("com.example.nothere")
