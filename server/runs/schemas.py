@@ -101,6 +101,24 @@ MAX_LOG_VALUES_CHARS = 8_000  # an entry's values as JSON (the engine cuts them 
 _LOG_KIND = r"^[a-z][a-z0-9-]{0,39}$"
 
 
+def _surely_within(values: dict[str, Any], limit: int) -> bool:
+    """Whether `values` as JSON are surely at most `limit` characters, told without encoding them: an
+    upper bound for flat values (a character escapes to at most 6 characters; a float, an integer
+    under 10**30, true, false or null take at most 32; quotes, colon and comma 4 a pair); False
+    when unsure (nested values, longer integers, other types)."""
+    bound = 2
+    for key, item in values.items():
+        if isinstance(item, str):
+            bound += 6 * (len(key) + len(item)) + 4
+        elif item is None or isinstance(item, bool | float) or (isinstance(item, int) and abs(item) < 10**30):
+            bound += 6 * len(key) + 36
+        else:
+            return False
+        if bound > limit:
+            return False
+    return True
+
+
 class LogEntryIn(_In):
     """One entry of the engine's execution log (docs/workflow-format.md, "Execution log")."""
 
@@ -117,7 +135,7 @@ class LogEntryIn(_In):
     @field_validator("values")
     @classmethod
     def _bounded_values(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not value:  # most entries: a final report's log has dozens
+        if _surely_within(value, MAX_LOG_VALUES_CHARS):  # most entries: a final report's log has dozens
             return value
         size = len(json.dumps(value, ensure_ascii=False, default=str))
         if size > MAX_LOG_VALUES_CHARS:

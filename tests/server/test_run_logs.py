@@ -4,6 +4,8 @@ stored, served by GET /api/v1/runs/{id}/log, shown on the run page and in the JS
 from __future__ import annotations
 
 import json
+import random
+import string
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from interpreter.engine import run_workflow
 from interpreter.simulator import SimulatedDevice
 from server.db import utcnow
 from server.runs.models import RunLogRow
+from server.runs.schemas import MAX_LOG_VALUES_CHARS, _surely_within
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import new_run_id, run_report
 from tests.server.test_dashboard_support import sign_in
@@ -165,3 +168,33 @@ def test_a_log_out_of_bounds_is_refused_with_a_pointer_and_the_batchs_other_runs
     assert got["entries"][0]["count"] == 12
     assert got["entries"][0]["lastAtMs"] == 1100
     assert "count" not in got["entries"][1]
+
+
+def test_the_size_check_skips_encoding_only_values_that_surely_fit() -> None:
+    # `_surely_within` spares the JSON encoding of small flat values; it must never say "fits" of values
+    # whose JSON is longer than the limit (escapes, long numbers and nested values included).
+    rng = random.Random(7)
+    pieces = [*string.printable, "é", "\x00", '"', "\\", "\u2028"]
+
+    def value() -> Any:
+        pick = rng.random()
+        if pick < 0.4:
+            return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 700)))
+        if pick < 0.6:
+            return rng.randint(-(10**29), 10**29)
+        if pick < 0.75:
+            return rng.uniform(-1e308, 1e308)
+        if pick < 0.85:
+            return rng.choice([True, False, None, float("nan"), float("inf")])
+        return {"nested": [1, 2]}
+
+    said_fits = 0
+    for _ in range(3000):
+        values = {"".join(rng.choice(pieces) for _ in range(rng.randint(1, 20))): value() for _ in range(6)}
+        for limit in (100, 800, 8000):
+            if _surely_within(values, limit):
+                said_fits += 1
+                assert len(json.dumps(values, ensure_ascii=False, default=str)) <= limit, values
+    assert said_fits > 300  # it does say so, of the smaller ones
+    assert _surely_within({"output": "ok", "n": 3}, MAX_LOG_VALUES_CHARS)
+    assert not _surely_within({"output": "x" * 2000}, MAX_LOG_VALUES_CHARS)
