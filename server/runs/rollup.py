@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
@@ -62,7 +62,8 @@ def count_ended(session: Session, account_id: str, runs: Sequence[EndedRun]) -> 
     # writers of one shard lock its rows in one order. PostgreSQL gets the rows as one JSON document
     # (one execution), SQLite through executemany.
     if dialect_name(session) == "postgresql":
-        session.connection().execute(_PG_UPSERT, {"rows": json.dumps(rows, separators=(",", ":"))})
+        driver = session.connection().connection.driver_connection
+        driver.execute(_PG_UPSERT, {"rows": json.dumps(rows, separators=(",", ":"))})  # type: ignore[union-attr]
     else:
         session.connection().execute(_SQLITE_UPSERT, rows)
 
@@ -121,7 +122,8 @@ def pg_upsert_from(source: str) -> str:
     )
 
 
-_PG_UPSERT = text(pg_upsert_from("json_populate_recordset(NULL::run_daily_stats, CAST(:rows AS json)) AS s"))
+# Sent to the driver as is: it ends every run.
+_PG_UPSERT = pg_upsert_from("json_populate_recordset(NULL::run_daily_stats, %(rows)s::json) AS s")
 
 
 def _sqlite_upsert() -> Any:

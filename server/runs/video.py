@@ -302,6 +302,12 @@ def _with_frames(session: Session, run_ids: Sequence[str]) -> list[str]:
     one query tells for all of them."""
     found: set[str] = set()
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # One array parameter: the same SQL whatever the number of runs, so PostgreSQL plans it once
+        # (an IN list of N parameters is a new statement for every N).
+        driver = connection.connection.driver_connection
+        found.update(row[0] for row in driver.execute(_PG_FRAMED, {"run_ids": list(run_ids)}))  # type: ignore[union-attr]
+        return [run_id for run_id in run_ids if run_id in found]
     for start in range(0, len(run_ids), 500):
         chunk = list(run_ids[start : start + 500])
         found.update(connection.execute(_FRAMED, {"run_ids": chunk}).scalars())
@@ -315,6 +321,7 @@ _FRAMED = (
     .where(_artifacts.c.run_id.in_(bindparam("run_ids", expanding=True)), _artifacts.c.meta.is_not(None))
     .distinct()
 )
+_PG_FRAMED = "SELECT DISTINCT run_id FROM artifacts WHERE run_id = ANY(%(run_ids)s) AND meta IS NOT NULL"
 
 
 ASSEMBLER_INFO_KEY = "phoneflow_video_assembler"  # in Session.info: the app's assembler
