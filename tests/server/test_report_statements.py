@@ -212,7 +212,8 @@ def test_a_report_of_a_stored_run_reads_it_once_and_writes_run_updated_from_its_
     assert not [s for s in flat if _reads_whole_runs(s)]
     # The run and its stored events at the report's seqs come in one statement, per report.
     assert not [s for s in flat if s.startswith("SELECT trace_events.")]
-    assert len([s for s in flat if s.startswith("SELECT runs.status, runs.trace_len")]) == 2
+    if db.engine.dialect.name == "sqlite":  # (PostgreSQL's goes to the driver as is: not seen here)
+        assert len([s for s in flat if s.startswith("SELECT runs.status, runs.trace_len")]) == 2
     with db.session_factory() as session:
         payloads = session.scalars(
             select(RunEvent.payload).where(RunEvent.run_id == rid).order_by(RunEvent.id)
