@@ -26,7 +26,14 @@ from server.dashboard.session import (
     set_cookie,
 )
 from server.db import SessionDep
-from server.runs.events import MAX_EVENT_ID, PING_INTERVAL_S, event_stream, get_hub, parse_last_event_id
+from server.runs.events import (
+    MAX_EVENT_ID,
+    PING_INTERVAL_S,
+    event_stream,
+    get_hub,
+    parse_last_event_id,
+    subscribed_stream,
+)
 
 router = dashboard_router()
 
@@ -116,8 +123,9 @@ async def dashboard_events(
     resumed = parse_last_event_id(request.headers.get("Last-Event-ID"))
     after_id = resumed if resumed is not None else after
     ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
+    stream = event_stream(get_hub(request.app), user.account.id, after_id, lambda: _signed_in(request), ping)
     return EventSourceResponse(
-        event_stream(get_hub(request.app), user.account.id, after_id, lambda: _signed_in(request), ping),
+        await subscribed_stream(stream),
         ping=ping,
         headers={"Cache-Control": "no-store"},
     )

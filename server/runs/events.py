@@ -530,6 +530,22 @@ async def event_stream(
 _stream = event_stream  # the name the dashboard imported first
 
 
+async def subscribed_stream(
+    stream: AsyncIterator[ServerSentEvent | bytes],
+) -> AsyncIterator[ServerSentEvent | bytes]:
+    """`stream` (an `event_stream`) once it has subscribed: the response's headers go out only after
+    this returns, so a client that acts when they arrive (reads the run, then listens) cannot miss
+    what commits in between, as it could while the headers went out before the subscription."""
+    first = await anext(stream)  # the subscription, and its `subscribed` comment
+
+    async def chained() -> AsyncIterator[ServerSentEvent | bytes]:
+        yield first
+        async for item in stream:
+            yield item
+
+    return chained()
+
+
 @router.get(
     "/events",
     summary="run.updated over server-sent events",
@@ -547,7 +563,9 @@ async def events(
     hub = get_hub(request.app)
     ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
     stream = event_stream(hub, account.id, after_id, lambda: _token_still_valid(request), ping)
-    return RunEventsResponse(stream, ping=ping, headers={"Cache-Control": "no-store"})
+    return RunEventsResponse(
+        await subscribed_stream(stream), ping=ping, headers={"Cache-Control": "no-store"}
+    )
 
 
 def _token_still_valid(request: Request) -> bool:

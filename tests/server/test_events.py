@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
-from server.runs.events import get_hub
+from server.runs.events import RunEventHub, get_hub
 from server.runs.models import Run, RunEvent
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import SseReader, new_run_id, run_report, serve_in_subprocess, serve_in_thread
@@ -192,3 +195,33 @@ def test_a_hub_with_nobody_listening_leaves_rows_unread_and_a_later_subscriber_g
             assert json.loads(step["data"])["seq"] == 6
         finally:
             reader.close()
+
+
+def test_a_change_right_after_the_streams_headers_arrive_is_delivered(
+    app: FastAPI, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client that reads the run once the headers arrive, then listens (the CLI's `runs watch`), must
+    # not miss what commits in between: the headers go out only once the subscription is live. A slow
+    # subscription (a loaded machine; the first of a process also starts its tail) makes it plain.
+    slow_down = RunEventHub.subscribe
+
+    async def slow_subscribe(self: RunEventHub, account_id: str) -> Any:
+        await asyncio.sleep(0.5)
+        return await slow_down(self, account_id)
+
+    monkeypatch.setattr(RunEventHub, "subscribe", slow_subscribe)
+    acc = create_account(db)
+    dev = create_device(db, acc.id)
+    wf = create_workflow(db, acc.id)
+    rid = new_run_id()
+    with (
+        serve_in_thread(app) as base_url,
+        httpx.stream(
+            "GET", base_url + "/api/v1/events", headers=auth(acc.token), timeout=httpx.Timeout(10, read=5)
+        ) as stream,
+    ):
+        assert stream.status_code == 200
+        _report(base_url, dev.token, run_report(rid, wf, steps=1))  # at once, as the CLI's watch reads
+        for line in stream.iter_lines():  # a read timeout (5 s) fails the test
+            if line.startswith("data:") and json.loads(line[5:])["id"] == rid:
+                break
