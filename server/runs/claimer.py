@@ -8,39 +8,16 @@ trips to the database before the claim itself. Here the entries come as a JSON a
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.security import HTTPAuthorizationCredentials
-from sqlalchemy import JSON, Table, bindparam, select
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
 from interpreter.denylist import Denylist
 from server.auth import DeviceRef, device_ref, device_token_hash
 from server.denylist.models import DenylistEntry
 from server.denylist.service import EffectiveDenylist, effective_entries
 from server.devices.models import Device
-from server.runs.json_sql import json_array_agg
-
-
-class json_text_pair(FunctionElement[Any]):  # noqa: N801 - a SQL function's name
-    """`[a, b]` as a JSON array of two text columns."""
-
-    type = JSON()
-    inherit_cache = True
-
-
-@compiles(json_text_pair, "postgresql")
-def _json_text_pair_pg(element: json_text_pair, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_build_array({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_text_pair, "sqlite")
-def _json_text_pair_sqlite(element: json_text_pair, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_array({compiler.process(element.clauses, **kw)})"
-
+from server.runs.json_sql import json_array_agg, json_text_pair
 
 _devices: Table = Device.__table__  # type: ignore[assignment]
 _entries: Table = DenylistEntry.__table__  # type: ignore[assignment]

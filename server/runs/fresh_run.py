@@ -11,7 +11,7 @@ and the report goes on as one about a stored run (`report._apply_to_existing`), 
 What the statement writes is what the general path writes: the row `insert_runs_if_new` would,
 the events `insert_trace_rows` would, the `run.updated` payload `service.summary_json` makes of
 that row, the rollup rows `rollup.ended_rows` makes of it. The caller tells `record_changes` and
-`runs_ended` that these parts are written (`Fresh.recorded`, `Fresh.counted`); everything else
+`runs_ended` that these parts are written (the run, and `Fresh.counted`); everything else
 (input values, the engine's log, failed steps, webhooks, videos, retries) goes on as for any run.
 """
 
@@ -62,14 +62,14 @@ SELECT id FROM fresh
 
 
 class Fresh:
-    """What `store_fresh_run` wrote besides the row: the caller skips these parts for the run."""
+    """A run `store_fresh_run` inserted, with its run.updated event and NOTIFY; `counted`: also its count
+    in the daily rollup (it ended)."""
 
-    __slots__ = ("counted", "recorded", "row")
+    __slots__ = ("counted", "row")
 
     def __init__(self, row: Row[Any], *, counted: bool) -> None:
         self.row = row
-        self.recorded = True  # its run.updated event, and the NOTIFY
-        self.counted = counted  # its count in the daily rollup (it ended)
+        self.counted = counted
 
 
 def store_fresh_run(

@@ -46,3 +46,20 @@ def _json_pair_pg(element: json_pair, compiler: SQLCompiler, **kw: Any) -> str:
 def _json_pair_sqlite(element: json_pair, compiler: SQLCompiler, **kw: Any) -> str:
     first, second = list(element.clauses)
     return f"json_array({compiler.process(first, **kw)}, json({compiler.process(second, **kw)}))"
+
+
+class json_text_pair(FunctionElement[Any]):  # noqa: N801 - a SQL function's name
+    """`[a, b]` as a JSON array of two text columns."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_text_pair, "postgresql")
+def _json_text_pair_pg(element: json_text_pair, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_build_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_text_pair, "sqlite")
+def _json_text_pair_sqlite(element: json_text_pair, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_array({compiler.process(element.clauses, **kw)})"
