@@ -30,7 +30,9 @@ from fastapi import FastAPI
 from tests.server.factories import WorkflowFixture
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
+# The day before yesterday at 10:00 UTC: fixed within a test run, and always inside the windows the server
+# counts from today (a week of stats, retention), whatever day the suite runs on.
+T0 = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=2)
 SUBPROCESS_START_S = 120.0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta, timezone
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from server.runs.report import StoredRun, judge
 from server.runs.schemas import RunReportIn
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import (
+    T0,
     new_run_id,
     run_report,
     serve_in_subprocess,
@@ -144,7 +146,8 @@ def test_duplicates_inside_one_batch(client: TestClient, db: Db) -> None:
     assert client.get(f"/api/v1/runs/{rid}", headers=auth(acc.token)).json()["traceLen"] == 4
     # the same instant written another way is the same event
     other_form = run_report(rid, wf, steps=4)
-    other_form["trace"][0]["startedAt"] = "2026-11-23T11:00:01+01:00"
+    in_paris_winter = (T0 + timedelta(seconds=1)).astimezone(timezone(timedelta(hours=1)))
+    other_form["trace"][0]["startedAt"] = in_paris_winter.isoformat()
     assert _report(client, dev.token, other_form)[0]["result"] == "unchanged"
 
 
