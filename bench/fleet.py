@@ -31,6 +31,9 @@ machine the phones and the server share the cores, which is part of what is meas
 CPU time, not wall time, is the primary measure (the machine may be shared and loaded; the load
 average is printed beside it): the server's processes (uvicorn and its workers, from /proc) per
 run, and this process's (the phones: engine, step gate, reports; what a bridge spends) per step.
+The idle server's CPU is measured for a few seconds before each drain (ms/s: uvicorn's tick and its
+supervisor's pings in every process), and the runs' own CPU is the drain's less that rate times
+the drain's duration: at one phone a run lasts ~0.2 s, so the idle share is a large part of the total.
 The simulator's own CPU (a phone's, on a real fleet) is measured apart by timing its calls; with
 `action.wait` steps it is next to nothing. Dispatch: after the drain, with every phone idle,
 `--dispatch` runs are queued one at a time; queued→running is the run's `startedAt` (its claim)
@@ -60,7 +63,7 @@ from typing import Any
 
 import httpx
 from machine_info import machine_info
-from serving import PG_URL, cpu_s, database, process_tree, server
+from serving import PG_URL, cpu_s, database, process_tree, server, threads_cpu_ns
 from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,6 +84,8 @@ from server.workflows import service as workflows_service  # noqa: E402
 RESULTS = REPO / "bench" / "results" / "fleet.json"
 STEPS = 10
 IDLE_POLL_S = 0.05
+# How long the idle server's CPU is measured before each drain.
+IDLE_MEASURE_S = 3.0
 WAKEUP_WAIT_S = 25
 ENDED = ("success", "failed", "cancelled", "timeout")
 
@@ -451,6 +456,15 @@ def one_fleet(
         for idler in idlers:
             idler.start()
         time.sleep(1.0 if idlers else 0.0)  # their polls are held before the drain starts
+        # The server's CPU while nobody sends it anything (uvicorn's own tick and its supervisor's
+        # health pings in every process, the listeners' timeouts): a cost per second, not per run,
+        # which the drain pays for as long as it lasts. Reported apart from what the runs cost.
+        # (Per thread in nanoseconds: the processes' tick counts are too coarse for a few seconds.)
+        serving_pids = process_tree(server_pid)
+        idle0 = sum(threads_cpu_ns(pid) for pid in serving_pids)
+        time.sleep(IDLE_MEASURE_S)
+        idle_ns = sum(threads_cpu_ns(pid) for pid in serving_pids) - idle0
+        idle_ms_per_s = idle_ns / 1e6 / IDLE_MEASURE_S
         load_before = os.getloadavg()[0]
         own_cpu0, sim_cpu0 = own_cpu_s(), TimedSimulator.cpu_s
         server0, db0 = _cpu_by_pid(process_tree(server_pid)), _cpu_by_pid(_backend_pids(url))
@@ -503,6 +517,9 @@ def one_fleet(
         "claimP99Ms": round(percentile(claim_ms, 0.99), 1),
         "lost": runs_total - statuses.get("success", 0),
         "serverCpuMsPerRun": round(server_cpu * 1000 / runs, 2),
+        "serverIdleMsPerS": round(idle_ms_per_s, 2),
+        # What the runs themselves cost: the drain's CPU less the idle server's for the drain's time.
+        "serverRunCpuMsPerRun": round((server_cpu * 1000 - idle_ms_per_s * drain_s) / runs, 2),
         # The busiest process first: the one serving the phones' kept connections is not always the same.
         "serverCpuByProcessMsPerRun": sorted(
             (round(spent * 1000 / runs, 2) for spent in by_process.values()), reverse=True
@@ -623,9 +640,11 @@ def print_table(results: dict[str, Any]) -> None:
             f"{f['simulatorCpuMsPerStep']:>12} {f['busyRunsPerCpuS']:>11} {f['idleDispatchP50Ms']:>11}ms "
             f"{f['idleDispatchP99Ms']:>6}ms {f['loadAvg'][0]:>5}→{f['loadAvg'][1]:<5}"
         )
-    print("server CPU by process, ms a run (busiest first)")
+    print("server CPU by process, ms a run (busiest first); the idle server's CPU (ms/s) and the runs' own")
+    print(f"{'phones':>6} {'idle ms/s':>10} {'runs ms/run':>12}  by process")
     for f in results["fleets"]:
-        print(f"{f['phones']:>6} {' '.join(str(ms) for ms in f['serverCpuByProcessMsPerRun'])}")
+        by_process = " ".join(str(ms) for ms in f["serverCpuByProcessMsPerRun"])
+        print(f"{f['phones']:>6} {f['serverIdleMsPerS']:>10} {f['serverRunCpuMsPerRun']:>12}  {by_process}")
     for f in results["fleets"]:
         for error in f["errors"]:
             print(f"       error: {error}")
