@@ -155,8 +155,13 @@ router.add_api_route(
 @router.post(
     "/devices/me/claim",
     response_model=ClaimedRunOut,
-    summary="Claim the next queued run of this device",
-    responses={204: {"description": "No queued run for this device"}},
+    summary="Claim the next queued run of this device (optionally reporting the run it just ended)",
+    responses={
+        204: {"description": "No queued run for this device (and no report carried)"},
+        **problem_responses(
+            422, c422="The body does not validate (a carried report's problems point at /report/...)"
+        ),
+    },
 )
 async def claim_run(
     request: Request, credentials: BearerCredentials, body: ClaimIn | None = None
@@ -165,7 +170,10 @@ async def claim_run(
     the definition of its workflow version and the account's effective package denylist
     (`{"version", "patterns"}`) that the run must obey; 204 when there is none. A queued run whose
     version names a package the denylist now denies ends `failed` instead of being handed out.
-    With `{"lease": true}` the run comes with a lease (`leaseMs`, as the step gate grants one)."""
+    With `{"lease": true}` the run comes with a lease (`leaseMs`, as the step gate grants one).
+    With `{"report": <run>}` the final report of the run the phone just ended is stored first, by
+    runs.report's rules, in the same transaction: the answer's `report` says what became of it, and
+    with no run queued the answer is 200 with `"run": null` (not 204)."""
     return await answer_claim(request, credentials, body)
 
 
@@ -175,23 +183,34 @@ async def answer_claim(request: Request, credentials: BearerCredentials, body: C
     global_denylist = settings.global_denylist
     lease_s: float = settings.run_lease_s
     lease = lease_s if body is not None and body.lease and lease_s > 0 else None
+    carried = body.report if body is not None else None
     notify = get_hub(request.app).notify
 
     def work(session: Session) -> Response:
-        device, effective = claimer(session, credentials, global_denylist)
+        device, effective = claimer(session, credentials, global_denylist, reporting=carried is not None)
+        # The report first, by runs.report's own code: a run it ends is ended (its retry queued, its
+        # webhooks and rollup written) before the claim looks for the next one.
+        reported = apply_reports(session, request.app, device, [carried])[0] if carried is not None else None
         claimed = service.claim_run(session, device, effective, notify, lease_s=lease)
         if claimed is None:
-            return Response(status_code=204)
+            if reported is None:
+                return Response(status_code=204)
+            return JSONResponse(
+                {"run": None, "report": reported, "acceptsReport": True, "grantsLease": lease_s > 0}
+            )
         run, definition = claimed
         answer: dict[str, Any] = {
             "run": service.summary_json(run),
             "definition": definition,
             "denylist": effective.to_json(),
             "frames": frames.run_frames(definition, run.frames),
+            "acceptsReport": True,
             "grantsLease": lease_s > 0,
         }
         if lease is not None:
             answer["leaseMs"] = int(lease * 1000)
+        if reported is not None:
+            answer["report"] = reported
         return JSONResponse(answer)
 
     return await in_one_transaction(request, work)

@@ -363,15 +363,29 @@ class ClaimIn(ApiModel):
         description="Ask for a lease on the claimed run (`leaseMs` in the answer): its first steps start "
         "without asking the step gate, as after a gate that granted one.",
     )
+    report: RunReportIn | None = Field(
+        default=None,
+        description="The final report of the run this phone just ended, as a runs.report run object, "
+        "stored by runs.report's rules in the claim's transaction before the claim: one request per run "
+        "instead of a report and a claim. Send it only to a server whose claim answered "
+        "`acceptsReport: true`.",
+    )
 
 
 class ClaimedRunOut(_Out):
-    """A claimed run, the definition of the workflow version it runs, and the denylist it obeys."""
+    """A claimed run, the definition of the workflow version it runs, and the denylist it obeys; with a
+    carried report and no run queued, `run` is null and only `report` and the flags are there."""
 
-    run: RunSummaryOut
-    definition: dict[str, Any]
-    denylist: dict[str, Any] = Field(
-        description='The effective package denylist: {"version": ..., "patterns": [...]}'
+    run: RunSummaryOut | None
+    definition: dict[str, Any] | None = None
+    denylist: dict[str, Any] | None = Field(
+        default=None, description='The effective package denylist: {"version": ..., "patterns": [...]}'
+    )
+    report: RunReportResultOut | None = Field(
+        default=None, description="What became of the carried report (a runs.report answer's entry)."
+    )
+    accepts_report: bool = Field(
+        default=False, description="This server's claim takes the final report of the phone's last run."
     )
     grants_lease: bool = Field(default=False, description="This server grants leases (see the step gate).")
     lease_ms: int | None = Field(
