@@ -39,11 +39,11 @@ from device_bridge.errors import (
     ServerRefusedError,
 )
 from device_bridge.frames import FramePolicy, FrameRecorder, LiveStreamer
-from device_bridge.outbox import Outbox
+from device_bridge.outbox import Outbox, ReportResult, Settlement
 from device_bridge.pairings import PairingWatcher
 from device_bridge.reporting import ProgressReporter, base_fields, ended_report, interrupted_report
 from device_bridge.run_control import LiveDenylist, ServerRunControl
-from device_bridge.screen_recording import ScreenRecorder
+from device_bridge.screen_recording import Recording, ScreenRecorder
 from device_bridge.server_api import ClaimedRun, DeviceApi
 from device_bridge.settings import BridgeSettings
 from device_bridge.state import BridgeState, PairedDevice
@@ -202,6 +202,11 @@ class DeviceWorker:
         self.phone: dict[str, Any] = {}
         # Runs recorded by the phone's own screenrecord (when it has one).
         self.screen_recorder = ScreenRecorder()
+        # The outbox row of the last run's final report, held for the next claim to carry (None: none).
+        self._carry: int | None = None
+        # That run's phone recording, stopped and queued once the claim carrying the report is answered
+        # (pulling a video takes a while; the report must not wait for it).
+        self._recording: tuple[Recording, str] | None = None
 
     def adb_changed(self, state: str) -> None:
         """adb's device list says the phone is now `state` (called on the tracker's thread)."""
@@ -250,16 +255,27 @@ class DeviceWorker:
         return True
 
     def serve(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._let_go()  # stopping: the uploader sends the last run's report
+
+    def _serve(self) -> None:
         while not self.stop.is_set():
             if self.unplugged is not None:
+                self._let_go()  # no claim soon: the report goes up without waiting for one
                 if not (self.adb_state == "device" and self._reopen()):
                     self.stop.wait(UNPLUGGED_TICK_S)
                 continue
             if self.device_problem is not None and not self._device_back():
+                self._let_go()
                 self.stop.wait(self.settings.claim_interval_s)
                 continue
             try:
-                claimed = self.api.claim()
+                try:
+                    claimed = self._claim()
+                finally:
+                    self._finish_recording()  # the last run's video, once its report went up
             except ServerError as exc:
                 delay = self.backoff.next_delay()
                 if isinstance(exc, ServerRefusedError) and exc.status_code in (401, 403):
@@ -278,10 +294,66 @@ class DeviceWorker:
                 self.run_in_hand = claimed.run_id
                 self._lost_state = self.adb_state if self.unplugged is not None else None
                 try:
-                    self.execute(claimed)
+                    self.execute(claimed, carry=self.api.accepts_report)
                 finally:
                     self.run_in_hand = None
                     self._lost_state = None
+
+    def _claim(self) -> ClaimedRun | None:
+        """Claim the next run, carrying the last run's held final report when there is one (the server
+        stores it in the claim's transaction: one request instead of a runs.report and a claim). The
+        answer for it settles its outbox row as the uploader's would; when the claim fails, the row goes
+        to the uploader (a 422: the report did not validate, or the server takes no report: the claim
+        is asked again without it)."""
+        seq, self._carry = self._carry, None
+        row = self.outbox.held_report(seq) if seq is not None else None
+        if row is None:
+            if seq is not None:
+                self.outbox.release(seq)
+            return self.api.claim()
+        try:
+            claimed, answer = self.api.claim_carrying(row.body)
+        except ServerRefusedError as exc:
+            self.outbox.release(row.seq)
+            if exc.status_code != 422:
+                raise
+            log.warning(
+                "device %s: the claim did not take run %s's report (%s): it goes by runs.report",
+                self.paired.serial,
+                row.run_id,
+                exc,
+            )
+            return self.api.claim()
+        except BaseException:
+            self.outbox.release(row.seq)
+            raise
+        result = answer.get("result") if answer is not None else None
+        if answer is None or result not in ("stored", "unchanged", "rejected"):
+            self.outbox.release(row.seq)
+            return claimed
+        reason = answer.get("reason")
+        self.outbox.settle([Settlement(row.seq, ReportResult(str(result)), str(reason) if reason else None)])
+        return claimed
+
+    def _carry_final(self, reporter: ProgressReporter) -> None:
+        """The run's final report (queued held) waits for the next claim."""
+        if reporter.hold_final and reporter.final_seq is not None:
+            self._let_go()
+            self._carry = reporter.final_seq
+
+    def _let_go(self) -> None:
+        """The held final report (if any) goes to the uploader: no claim carries it soon; the last run's
+        recording, if still to be queued, is queued after it."""
+        seq, self._carry = self._carry, None
+        if seq is not None:
+            self.outbox.release(seq)
+        self._finish_recording()
+
+    def _finish_recording(self) -> None:
+        """Stop the last run's phone recording and queue it (after its report: never before)."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            recording[0].finish(self.outbox, recording[1])
 
     def _device_back(self) -> bool:
         """Whether the phone answers again (asked at most every few seconds while it does not)."""
@@ -313,8 +385,9 @@ class DeviceWorker:
                 exc,
             )
 
-    def execute(self, claimed: ClaimedRun) -> RunResult | None:
-        """Run one claimed run to its end and queue its reports (and failure context).
+    def execute(self, claimed: ClaimedRun, *, carry: bool = False) -> RunResult | None:
+        """Run one claimed run to its end and queue its reports (and failure context). `carry`: the
+        final report is queued held, for the next claim to carry (`_claim`; the server takes one).
 
         Returns None when the run could not be run as the engine runs it (no denylist from the
         server, or an exception inside the run): it was then reported `failed` with what to do.
@@ -332,6 +405,7 @@ class DeviceWorker:
             return None
         self.denylist.apply(claimed.denylist)
         reporter = ProgressReporter(self.outbox, device_id, base, self.settings.progress_interval_s)
+        reporter.hold_final = carry
         context = FailureContext(
             self.device, self.outbox, claimed.run_id, device_id, self.settings.max_artifact_bytes
         )
@@ -371,8 +445,12 @@ class DeviceWorker:
         try:
             return self._run(claimed, device, reporter, context, frames, control, approvals, started_at)
         finally:
+            self._carry_final(reporter)
             if recording is not None:  # after the run's report is queued: it never waits for this
-                recording.finish(self.outbox, device_id)
+                if self._carry is not None:
+                    self._recording = (recording, device_id)  # after the claim that carries the report
+                else:
+                    recording.finish(self.outbox, device_id)
 
     def _run(
         self,

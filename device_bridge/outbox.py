@@ -5,6 +5,10 @@ disk, and a `kill -9` at any moment leaves either the old or the new row, never 
 A step's frame is committed without waiting for the disk (`add_artifact(flush=False)`), and so is
 the run in flight a step gate carries (`remember_in_flight`): each survives a `kill -9` at once and
 a power cut from the next report on.
+A run's final report may be queued held (`enqueue(hold=True)`): the uploader leaves it alone while the
+worker carries it on its next claim (the server stores it with the claim, one request instead of two),
+until the worker settles it by the claim's answer or lets it go (`release`) to be sent as any other.
+Held is in memory only: after a crash the row is pending as ever and the uploader sends it.
 A row leaves the outbox only after the server answered for it (`stored` / `unchanged`); a
 row the server `rejected` stays, marked, with the server's reason, for `phoneflow bridge
 outbox` to show. All writes go through one `Outbox` object (one connection, one lock):
@@ -158,6 +162,8 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        # Report rows a worker carries on its claim: not for the uploader until released (in memory).
+        self._held: set[int] = set()
         with self._lock:
             self._db.executescript(_SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(artifacts)")}
@@ -191,7 +197,9 @@ class Outbox:
 
     # --- reports -----------------------------------------------------------------------
 
-    def enqueue(self, run: dict[str, Any], device_id: str, *, in_flight: bool | None = None) -> int:
+    def enqueue(
+        self, run: dict[str, Any], device_id: str, *, in_flight: bool | None = None, hold: bool = False
+    ) -> int:
         """Queue a report of `run` (a runs.report run object); returns its sequence number.
 
         A newer report of a run supersedes the pending older ones: the agent only ever
@@ -202,13 +210,23 @@ class Outbox:
         `in_flight=True` also remembers the run as moving on this device (its latest
         snapshot), `False` forgets it, in the same transaction: a bridge that died mid-run
         finds it with `runs_in_flight()` when it starts again, and ends it.
+
+        `hold=True`: the row is held from the moment it is written (the uploader never sees it before
+        the worker decides: see the module docstring); `settle` or `release` it.
         """
         body = json.dumps(run, separators=(",", ":"), sort_keys=True)
         status = str(run.get("status", ""))
-        return self.enqueue_json(str(run["id"]), status, body, device_id, in_flight=in_flight)
+        return self.enqueue_json(str(run["id"]), status, body, device_id, in_flight=in_flight, hold=hold)
 
     def enqueue_json(
-        self, run_id: str, status: str, body: str, device_id: str, *, in_flight: bool | None = None
+        self,
+        run_id: str,
+        status: str,
+        body: str,
+        device_id: str,
+        *,
+        in_flight: bool | None = None,
+        hold: bool = False,
     ) -> int:
         """`enqueue` of a run object already encoded (`body`, JSON; its `id` and `status` given)."""
         with self._write() as db:
@@ -229,7 +247,26 @@ class Outbox:
                 "DELETE FROM reports WHERE run_id = ? AND state = ? AND seq < ?",
                 (run_id, RowState.PENDING.value, seq),
             )
+            if hold:
+                self._held.add(seq)  # under the lock, before the commit wakes the uploader
         return seq
+
+    def held_report(self, seq: int) -> QueuedReport | None:
+        """The held, still pending report row `seq` (None once it is settled, superseded or released)."""
+        with self._lock:
+            if seq not in self._held:
+                return None
+            row = self._db.execute(
+                "SELECT * FROM reports WHERE seq = ? AND state = ?", (seq, RowState.PENDING.value)
+            ).fetchone()
+        return _report(row) if row else None
+
+    def release(self, seq: int) -> None:
+        """Let a held row go to the uploader (a no-op for a row not held, or gone)."""
+        with self._lock:
+            if seq in self._held:
+                self._held.discard(seq)
+                self._changed.notify_all()
 
     def remember_in_flight(self, run_id: str, device_id: str, body: str) -> None:
         """Remember a run (`body`: a runs.report run object, JSON, that the server may have) as moving
@@ -265,15 +302,17 @@ class Outbox:
         server caps request bodies). One run appears at most once, so one answer settles one row.
         """
         with self._lock:
+            held = list(self._held)  # a few at most (one a phone): left out by the statements
+            not_held = f" AND seq NOT IN ({','.join('?' * len(held))})" if held else ""
             first = self._db.execute(
-                "SELECT device_id FROM reports WHERE state = ? ORDER BY seq LIMIT 1",
-                (RowState.PENDING.value,),
+                f"SELECT device_id FROM reports WHERE state = ?{not_held} ORDER BY seq LIMIT 1",
+                (RowState.PENDING.value, *held),
             ).fetchone()
             if first is None:
                 return []
             rows = self._db.execute(
-                "SELECT * FROM reports WHERE state = ? AND device_id = ? ORDER BY seq LIMIT ?",
-                (RowState.PENDING.value, first[0], limit),
+                f"SELECT * FROM reports WHERE state = ? AND device_id = ?{not_held} ORDER BY seq LIMIT ?",
+                (RowState.PENDING.value, first[0], *held, limit),
             ).fetchall()
         batch: list[QueuedReport] = []
         seen: set[str] = set()
@@ -290,9 +329,11 @@ class Outbox:
         return batch
 
     def settle(self, settlements: Iterable[Settlement]) -> None:
-        """Apply the server's answers in one transaction: done rows go, rejected rows stay marked."""
+        """Apply the server's answers in one transaction: done rows go, rejected rows stay marked (a held
+        row settled is no longer held)."""
         with self._write() as db:
             for item in settlements:
+                self._held.discard(item.seq)
                 target = item.result.row_state
                 if not can_move(RowState.PENDING, target):  # pragma: no cover - the table says yes
                     raise AssertionError(f"outbox row cannot move pending -> {target}")

@@ -90,6 +90,10 @@ class ProgressReporter:
         self._approval_pending = False
         # Called on every tick, outside the lock (the run control announces a long leased step).
         self.on_tick: Callable[[], None] | None = None
+        # The final report is queued held (the worker carries it on its next claim: outbox.py).
+        self.hold_final = False
+        # The outbox row of the final report, once queued (None before).
+        self.final_seq: int | None = None
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name=f"progress-{base['id'][:8]}", daemon=True)
         self._ticker.start()
@@ -187,7 +191,9 @@ class ProgressReporter:
         self._ticker.join()
         report = final_report(self.base, result)
         with self._lock:
-            self.outbox.enqueue(report, self.device_id, in_flight=False)
+            self.final_seq = self.outbox.enqueue(
+                report, self.device_id, in_flight=False, hold=self.hold_final
+            )
         return report
 
     def fail(self, message: str, started_at: datetime | None = None) -> dict[str, Any]:
@@ -197,7 +203,9 @@ class ProgressReporter:
             self._ticker.join()
         with self._lock:
             report = ended_report(self.base, self.trace, message, started_at)
-            self.outbox.enqueue(report, self.device_id, in_flight=False)
+            self.final_seq = self.outbox.enqueue(
+                report, self.device_id, in_flight=False, hold=self.hold_final
+            )
         return report
 
 

@@ -128,6 +128,9 @@ class DeviceApi:
         self._gate_lock = threading.Lock()
         # Whether this server's gate said it grants leases (`grantsLease`): only then is one asked for.
         self.grants_lease = False
+        # Whether this server's last claim said it takes the final report of the last run
+        # (`acceptsReport`): only then does a claim carry one.
+        self.accepts_report = False
         if self._gate is not None:
             weakref.finalize(self, self._gate.close)
 
@@ -153,29 +156,47 @@ class DeviceApi:
     def claim(self) -> ClaimedRun | None:
         """The next queued run of this device (now claimed by us), or None when there is none. It comes
         with a lease when the server grants them (a server that knows none ignores the ask)."""
+        return self.claim_carrying(None)[0]
+
+    def claim_carrying(self, report: str | None) -> tuple[ClaimedRun | None, dict[str, Any] | None]:
+        """`claim`, carrying `report` (the final report of this device's last run, a runs.report run object
+        already JSON; send one only once `accepts_report`): the claimed run (None: none queued) and the
+        server's runs.report answer for the report (None when none was carried, or the answer has none).
+        A report that does not validate is a `ServerRefusedError` 422, and nothing was claimed."""
         asked_at = time.monotonic()
         timeout_s = self.client.timeout.read or CLAIM_TIMEOUT_S
-        status, body = self._post(CLAIM_PATH, b'{"lease":true}', "claim", timeout_s)
+        body = (
+            b'{"lease":true}'
+            if report is None
+            else b'{"lease":true,"report":' + report.encode("ascii", "backslashreplace") + b"}"
+        )
+        status, answer = self._post(CLAIM_PATH, body, "claim", timeout_s)
         if status == 204:
-            return None
-        if not isinstance(body, dict):
+            return None, None
+        if not isinstance(answer, dict):
             raise ServerUnreachableError(
                 f"claim: the answer from {self.server_url + CLAIM_PATH} is not an object"
             )
-        self.grants_lease = body.get("grantsLease") is True
-        lease_ms = body.get("leaseMs")
+        self.grants_lease = answer.get("grantsLease") is True
+        self.accepts_report = answer.get("acceptsReport") is True
+        carried = answer.get("report")
+        reported = dict(carried) if report is not None and isinstance(carried, dict) else None
+        if answer.get("run") is None:
+            return None, reported
+        lease_ms = answer.get("leaseMs")
         try:
-            denylist: ServerDenylist | None = ServerDenylist.from_json(body.get("denylist"), "claim")
+            denylist: ServerDenylist | None = ServerDenylist.from_json(answer.get("denylist"), "claim")
         except ServerError:
             denylist = None
-        frames = body.get("frames")
-        return ClaimedRun(
-            run=dict(body["run"]),
-            definition=dict(body["definition"]),
+        frames = answer.get("frames")
+        claimed = ClaimedRun(
+            run=dict(answer["run"]),
+            definition=dict(answer["definition"]),
             denylist=denylist,
             frames=frames if isinstance(frames, str) else None,
             lease=(asked_at, lease_ms) if isinstance(lease_ms, int) and lease_ms > 0 else None,
         )
+        return claimed, reported
 
     def wakeup(self, wait_s: float) -> bool:
         """Whether a run is queued for this device; the server holds the call up to `wait_s` for one."""
