@@ -230,20 +230,22 @@ async def in_one_transaction(request: Request, work: Callable[[Session], T]) -> 
     The crossing itself is `run_in_worker` (server/worker_threads.py), leaner than anyio's.
     """
     factory = session_factory_from(request)
+    return await run_in_worker(lambda: in_transaction(factory, work))
 
-    def run() -> T:
-        session = factory()
-        try:
-            result = work(session)
-            session.commit()
-            return result
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
-    return await run_in_worker(run)
+def in_transaction(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """`work(session)` in one transaction of a new session of `factory`, in this thread: commit when it
+    returns, roll back when it raises (`in_one_transaction` without the crossing to a worker)."""
+    session = factory()
+    try:
+        result = work(session)
+        session.commit()
+        return result
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 # scope="function": the commit happens when the path operation returns, before the

@@ -22,15 +22,19 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Row, Table
+import psycopg
+from sqlalchemy import Boolean, Row, Table, bindparam, exists
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
+from server.devices.models import Device
 from server.runs.models import Run
 from server.runs.pg_notify import CHANNEL, notice_of
-from server.runs.rollup import ended_rows, pg_upsert_from, shard_of
+from server.runs.rollup import SHARDS, ended_rows, pg_upsert_from
 from server.runs.schemas import RunReportIn
 from server.runs.sql import json_time, once_per_transaction
+from server.webhooks.service import has_endpoints
 
 _runs = cast(Table, Run.__table__)
 _COLUMN_NAMES = tuple(_runs.columns.keys())
@@ -41,10 +45,14 @@ _COLUMNS = ", ".join(_COLUMN_NAMES)
 # payload, %(stats)s the rollup rows (`[]` while the run goes on). The NOTIFY, like the other writes,
 # happens only for a row this statement inserted (LATERAL on `fresh`). Sent as is to the driver
 # (psycopg prepares it after a few uses): SQLAlchemy's work per statement cost more than PostgreSQL's.
-_STORE_FRESH = f"""
+
+
+def _store_fresh(condition: str = "TRUE") -> str:
+    """The statement; the run's row is inserted only where `condition` (SQL on the parameters) holds."""
+    return f"""
 WITH fresh AS (
     INSERT INTO runs ({_COLUMNS})
-    SELECT {_COLUMNS} FROM json_populate_record(NULL::runs, %(run)s::json)
+    SELECT {_COLUMNS} FROM json_populate_record(NULL::runs, %(run)s::json) WHERE {condition}
     ON CONFLICT (id) DO NOTHING
     RETURNING id, account_id
 ), trace AS (
@@ -59,6 +67,24 @@ WITH fresh AS (
 )
 SELECT id FROM fresh
 """
+
+
+_STORE_FRESH = _store_fresh()
+
+_DEVICES = cast(Table, Device.__table__).c
+# A report stored in a statement of its own (no transaction around it, lone_report.py) is checked by
+# it: the device found by the token's hash is still the one remembered for it, not revoked, and a run
+# that ends it is not one whose account has a webhook endpoint to tell (`has_endpoints`). When it is
+# not, nothing is written and the report goes the general way, which says what is wrong.
+_ALONE_CONDITION = exists().where(
+    _DEVICES.id == bindparam("device_id"),
+    _DEVICES.account_id == bindparam("account_id"),
+    _DEVICES.token_hash == bindparam("token_hash"),
+    _DEVICES.revoked_at.is_(None),
+) & ~(bindparam("ends", type_=Boolean) & has_endpoints(bindparam("account_id")))
+_STORE_ALONE = _store_fresh(
+    str(_ALONE_CONDITION.compile(dialect=postgresql_psycopg.dialect()))  # type: ignore[no-untyped-call]
+)
 
 
 class Fresh:
@@ -80,6 +106,42 @@ def store_fresh_run(
 
     None when the run was stored already: nothing was written, the report is one about a stored run.
     """
+    driver = session.connection().connection.driver_connection
+    fresh = _store(driver, _STORE_FRESH, report, values, now, {})
+    if fresh is not None:
+        once_per_transaction(session, "notify")
+    return fresh
+
+
+def store_alone(
+    driver: psycopg.Connection[Any],
+    report: RunReportIn,
+    values: dict[str, Any],
+    now: datetime,
+    token_hash: str,
+) -> Fresh | None:
+    """`store_fresh_run` on a connection in autocommit (the statement is its own transaction), written
+    only while the token's hash still finds the device `values` names, unrevoked, and, when the run has
+    ended, its account has no enabled webhook endpoint (whose deliveries the general path enqueues).
+
+    None when nothing was written: the run is stored already, or a condition does not hold."""
+    condition = {
+        "device_id": values["device_id"],
+        "account_id": values["account_id"],
+        "token_hash": token_hash,
+        "ends": RunStatus(values["status"]).terminal,
+    }
+    return _store(driver, _STORE_ALONE, report, values, now, condition)
+
+
+def _store(
+    driver: Any,
+    statement: str,
+    report: RunReportIn,
+    values: dict[str, Any],
+    now: datetime,
+    extra: dict[str, Any],
+) -> Fresh | None:
     from server.runs.service import summary_json  # service imports the runs domain's writers
 
     # The row as the table will hold it (every column; what `values` leaves out is null), with the
@@ -88,11 +150,12 @@ def store_fresh_run(
     row_like = SimpleNamespace(**{column: values.get(column) for column in _COLUMN_NAMES})
     payload = summary_json(cast(Row[Any], row_like))
     ended = RunStatus(values["status"]).terminal
-    stats = ended_rows(values["account_id"], [row_like], shard_of(session)) if ended else []
+    # The shard is the connection's (rollup.shard_of): its backend pid, no round trip.
+    shard = int(driver.info.backend_pid) % SHARDS
+    stats = ended_rows(values["account_id"], [row_like], shard) if ended else []
     events = report.trace_pairs_json()  # [[seq, stored_json], ...]
-    driver = session.connection().connection.driver_connection
-    inserted = driver.execute(  # type: ignore[union-attr]
-        _STORE_FRESH,
+    inserted = driver.execute(
+        statement,
         {
             "run": json.dumps(values, default=json_time, separators=(",", ":")),
             "events": events,
@@ -100,10 +163,10 @@ def store_fresh_run(
             "now": now,
             "notice": notice_of([payload]),
             "stats": json.dumps(stats, separators=(",", ":")),
+            **extra,
         },
     ).fetchone()
     if inserted is None:
         return None
-    once_per_transaction(session, "notify")
     # The row is what was inserted, column for column: not read back. Listeners read its attributes.
     return Fresh(cast(Row[Any], row_like), counted=ended)

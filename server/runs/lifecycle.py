@@ -32,6 +32,11 @@ def on_runs_ended(listener: RunsEndedListener) -> RunsEndedListener:
     return listener
 
 
+def listeners() -> tuple[RunsEndedListener, ...]:
+    """The listeners called when runs end (lone_report.py takes only runs whose listeners it knows)."""
+    return tuple(_listeners)
+
+
 def runs_ended(
     session: Session,
     account_id: str,

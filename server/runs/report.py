@@ -148,7 +148,7 @@ def ingest_reports(
     versions = _known_versions(session, account_id, {r.workflow_version_id for r in reports})
     candidates: list[tuple[int, RunReportIn]] = []
     for index, report in enumerate(reports):
-        problem = _precheck(report, device_id, versions)
+        problem = precheck(report, device_id, versions)
         if problem is not None:
             verdicts[index] = Verdict("rejected", problem)
         else:
@@ -216,7 +216,7 @@ def _first_write_of_one(
         if applied is not None:
             recorded = frozenset((report.id,)) if applied[1] is not None else frozenset()
             return _FirstWrite({}, {report.id: applied}, recorded)
-    fresh = store_fresh_run(session, report, _new_run_values(account_id, device_id, report, now), now)
+    fresh = store_fresh_run(session, report, new_run_values(account_id, device_id, report, now), now)
     if fresh is None:
         return _FirstWrite({})
     insert_input_values(session, account_id, [(report.id, report.inputs)])
@@ -224,7 +224,9 @@ def _first_write_of_one(
     return _FirstWrite({report.id: fresh.row}, {}, written, written if fresh.counted else frozenset())
 
 
-def _precheck(report: RunReportIn, device_id: str, versions: Mapping[str, str]) -> str | None:
+def precheck(report: RunReportIn, device_id: str, versions: Mapping[str, str]) -> str | None:
+    """Why the report is rejected before its run is looked at (`versions`: workflow id by version id of
+    the account's versions it may name), or None."""
     if report.device_id is not None and report.device_id != device_id:
         return (
             f"run {report.id} names device {report.device_id}, but this token belongs to device {device_id}; "
@@ -249,6 +251,11 @@ def _precheck(report: RunReportIn, device_id: str, versions: Mapping[str, str]) 
 # once stays true: a phone's reports of one run name one version, and only the first costs a query.
 _VERSIONS_SEEN: dict[tuple[str, str], str] = {}
 _VERSIONS_SEEN_MAX = 10_000
+
+
+def version_seen(account_id: str, version_id: str) -> str | None:
+    """The workflow of the account's version `version_id`, when this process has read it (no query)."""
+    return _VERSIONS_SEEN.get((account_id, version_id))
 
 
 def _known_versions(session: Session, account_id: str, version_ids: set[str]) -> dict[str, str]:
@@ -300,7 +307,7 @@ def row_values(report: RunReportIn) -> dict[str, Any]:
     }
 
 
-def _new_run_values(account_id: str, device_id: str, report: RunReportIn, now: datetime) -> dict[str, Any]:
+def new_run_values(account_id: str, device_id: str, report: RunReportIn, now: datetime) -> dict[str, Any]:
     """The columns of a run a report is the first news of (the others stay null)."""
     return {
         "id": report.id,
@@ -326,7 +333,7 @@ def _insert_new_runs(
     rows: dict[str, dict[str, Any]] = {}
     for report in reports:
         if report.id not in rows:
-            rows[report.id] = _new_run_values(account_id, device_id, report, now)
+            rows[report.id] = new_run_values(account_id, device_id, report, now)
     if not rows:
         return {}
     inserted = insert_runs_if_new(session, list(rows.values()))

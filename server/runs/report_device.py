@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from server.auth import DeviceRef, device_ref, device_token_hash
 from server.devices.models import Device
+from server.runs.lone_report import remember_device
 from server.webhooks.service import has_endpoints, note_without_endpoints
 
 _DEVICES = Device.__table__.c
@@ -36,6 +37,8 @@ def reporting_device(session: Session, credentials: HTTPAuthorizationCredentials
     if row is None:
         return device_ref(session, credentials)  # the 401 that says what is wrong
     device_id, account_id, tags, webhooks = row
+    if token_hash is not None and connection.dialect.name == "postgresql":
+        remember_device(token_hash, device_id, account_id)  # this process's next report may go alone
     if not webhooks:
         note_without_endpoints(session, account_id)
     return DeviceRef(device_id, account_id, list(tags or ()))

@@ -5,7 +5,8 @@ report: the input guard reading and scanning the body, the router trying routes,
 the route's dependencies, its request and response wrappers. An ordinary report — `POST
 /api/v1/runs.report`, no query, one `Content-Type: application/json`, a bearer device token, a
 body that the input guard would pass unparsed and that validates as `RunsReportIn` — is answered
-here with the very code the route runs (`apply_reports` in one transaction, `reporting_device`).
+here with the very code the route runs (`apply_reports` in one transaction, `reporting_device`), or,
+for a phone's own new run reported alone, by one statement in autocommit (lone_report.py).
 
 Everything else goes the usual way, untouched or with the body already read handed on: a missing or
 odd token, another content type, a query, a body the guard must look into, a body that does not
@@ -23,11 +24,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from server.db import in_one_transaction
+from server.auth import device_token_hash
+from server.db import in_transaction, session_factory_from
 from server.runs.device_lane import NOT_ORDINARY, DeviceLane, validated_json
 from server.runs.endpoints import apply_reports, router
+from server.runs.lone_report import store_lone_report
 from server.runs.report_device import reporting_device
 from server.runs.schemas import RunsReportIn
+from server.worker_threads import run_in_worker
 
 
 class ReportLane(DeviceLane):
@@ -45,7 +49,15 @@ class ReportLane(DeviceLane):
     ) -> Response:
         report: RunsReportIn = parsed
 
+        factory = session_factory_from(request)
+
         def work(session: Session) -> list[dict[str, Any]]:
             return apply_reports(session, request.app, reporting_device(session, credentials), report.runs)
 
-        return JSONResponse({"runs": await in_one_transaction(request, work)})
+        def answered() -> list[dict[str, Any]]:
+            # A phone's own new run reported alone is one statement (lone_report.py); the rest, and
+            # whatever it leaves, take the transaction (in the same worker thread).
+            alone = store_lone_report(request.app, device_token_hash(credentials), report.runs)
+            return alone if alone is not None else in_transaction(factory, work)
+
+        return JSONResponse({"runs": await run_in_worker(answered)})
