@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import cache
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
 from server.devices.models import Device
-from server.runs.models import Run
+from server.runs.models import Run, input_values
 from server.runs.pg_notify import CHANNEL, notice_of
 from server.runs.rollup import SHARDS, ended_rows, pg_upsert_from
 from server.runs.schemas import RunReportIn
@@ -47,8 +48,9 @@ _COLUMNS = ", ".join(_COLUMN_NAMES)
 # (psycopg prepares it after a few uses): SQLAlchemy's work per statement cost more than PostgreSQL's.
 
 
-def _store_fresh(condition: str = "TRUE") -> str:
-    """The statement; the run's row is inserted only where `condition` (SQL on the parameters) holds."""
+def _store_fresh(condition: str = "TRUE", also: str = "") -> str:
+    """The statement; the run's row is inserted only where `condition` (SQL on the parameters) holds,
+    and `also` adds the writes of more CTEs (each `, name AS (...)`) that hang off it."""
     return f"""
 WITH fresh AS (
     INSERT INTO runs ({_COLUMNS})
@@ -64,7 +66,7 @@ WITH fresh AS (
     FROM fresh, LATERAL (SELECT pg_notify('{CHANNEL}', %(notice)s) WHERE fresh.id IS NOT NULL) AS notified
 ), counted AS (
     {pg_upsert_from("fresh, json_populate_recordset(NULL::run_daily_stats, %(stats)s::json) AS s")}
-)
+){also}
 SELECT id FROM fresh
 """
 
@@ -82,9 +84,26 @@ _ALONE_CONDITION = exists().where(
     _DEVICES.token_hash == bindparam("token_hash"),
     _DEVICES.revoked_at.is_(None),
 ) & ~(bindparam("ends", type_=Boolean) & has_endpoints(bindparam("account_id")))
-_STORE_ALONE = _store_fresh(
-    str(_ALONE_CONDITION.compile(dialect=postgresql_psycopg.dialect()))  # type: ignore[no-untyped-call]
-)
+_ALONE_SQL = str(_ALONE_CONDITION.compile(dialect=postgresql_psycopg.dialect()))  # type: ignore[no-untyped-call]
+# What else a report stored alone may write with its run (what report.ingest_reports writes after the
+# insert the general way): its input values for the runs list's search (`insert_input_values`: the
+# values `input_values` makes, `%(values)s` a JSON list) and the engine's log of a final report
+# (`store_logs`; `%(log)s` its entries as SQLAlchemy's JSON type writes them).
+_INPUT_VALUES = """, valued AS (
+    INSERT INTO run_input_values (run_id, value, account_id)
+    SELECT fresh.id, v, fresh.account_id FROM fresh, json_array_elements_text(%(values)s::json) AS v
+    ON CONFLICT DO NOTHING
+)"""
+_LOG = """, logged AS (
+    INSERT INTO run_logs (run_id, entries, created_at) SELECT fresh.id, %(log)s::json, %(now)s FROM fresh
+)"""
+
+
+@cache
+def _store_alone_sql(values: bool, log: bool) -> str:
+    """The statement of `store_alone`, with the writes the report needs: one text per kind of report
+    (psycopg prepares each), so that a report without input values or log plans none of theirs."""
+    return _store_fresh(_ALONE_SQL, (_INPUT_VALUES if values else "") + (_LOG if log else ""))
 
 
 class Fresh:
@@ -120,18 +139,26 @@ def store_alone(
     now: datetime,
     token_hash: str,
 ) -> Fresh | None:
-    """`store_fresh_run` on a connection in autocommit (the statement is its own transaction), written
-    only while the token's hash still finds the device `values` names, unrevoked, and, when the run has
+    """`store_fresh_run` on a connection in autocommit (the statement is its own transaction), with the
+    run's input values and engine log (what `ingest_reports` writes after the insert), written only
+    while the token's hash still finds the device `values` names, unrevoked, and, when the run has
     ended, its account has no enabled webhook endpoint (whose deliveries the general path enqueues).
 
     None when nothing was written: the run is stored already, or a condition does not hold."""
-    condition = {
+    searched = input_values(report.inputs)
+    extra: dict[str, Any] = {
         "device_id": values["device_id"],
         "account_id": values["account_id"],
         "token_hash": token_hash,
         "ends": RunStatus(values["status"]).terminal,
     }
-    return _store(driver, _STORE_ALONE, report, values, now, condition)
+    if searched:
+        extra["values"] = json.dumps(searched)
+    if report.log is not None:
+        # json.dumps as is: what SQLAlchemy's JSON type writes (`store_logs`), byte for byte.
+        extra["log"] = json.dumps([entry.stored_form() for entry in report.log])
+    statement = _store_alone_sql(bool(searched), report.log is not None)
+    return _store(driver, statement, report, values, now, extra)
 
 
 def _store(

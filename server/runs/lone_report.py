@@ -10,15 +10,15 @@ device this process found for it before (`remember_device`), unrevoked.
 
 Only what that one statement writes in full takes this way: a run reported alone, made on the phone
 (`trigger: device`), of a workflow version this process has seen in the account, that passes the
-report's checks (report.precheck), with no input values to index, no engine log, no failed step,
-and, when it ends, nothing else to do in the transaction that ends it: not failed or timed out (an
-automatic retry may be due), and no webhook endpoint in its account (the statement checks; their
-deliveries are enqueued with the run). Whenever the statement inserts nothing — the run is stored
-already (a retry, a concurrent first report, another device's run), the token is revoked or now
-another device's, an endpoint exists — nothing was written and the report goes the general way,
-which answers exactly as before (the 401, the verdict on a stored run). Whatever the general path
-does after its commit is done here after the statement: `run.updated` to this process's
-subscribers, the video asked for, the metrics.
+report's checks (report.precheck), with no failed step (its input values and engine log the
+statement writes too), and, when it ends, nothing else to do in the transaction that ends it: not
+failed or timed out (an automatic retry may be due), and no webhook endpoint in its account (the
+statement checks; their deliveries are enqueued with the run). Whenever the statement inserts
+nothing — the run is stored already (a retry, a concurrent first report, another device's run),
+the token is revoked or now another device's, an endpoint exists — nothing was written and the
+report goes the general way, which answers exactly as before (the 401, the verdict on a stored
+run). Whatever the general path does after its commit is done here after the statement:
+`run.updated` to this process's subscribers, the video asked for, the metrics.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from server.metrics import FINISHED_RUNS, count_reported
 from server.runs import lifecycle
 from server.runs.events import get_hub
 from server.runs.fresh_run import store_alone
-from server.runs.models import input_values
 from server.runs.report import new_run_values, precheck, version_seen
 from server.runs.schemas import RunReportIn
 
@@ -73,7 +72,7 @@ def listeners_known() -> bool:
 def _takes(report: RunReportIn) -> bool:
     """Whether one statement stores all that the general path would of this report (the module docstring
     says why each)."""
-    if report.trigger != "device" or report.log is not None or input_values(report.inputs):
+    if report.trigger != "device":
         return False
     if any(event.outcome is Outcome.FAILED for event in report.trace):
         return False

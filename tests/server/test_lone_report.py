@@ -21,7 +21,7 @@ from server.db import utcnow
 from server.devices.models import Device
 from server.runs import lone_report, report_lane
 from server.runs.events import get_hub
-from server.runs.models import Run, RunDailyStat, RunEvent, TraceEventRow
+from server.runs.models import Run, RunDailyStat, RunEvent, RunInputValue, TraceEventRow
 from server.runs.service import summary_json
 from tests.server.factories import (
     Db,
@@ -78,12 +78,19 @@ def _stored(db: Db, run_id: str) -> dict[str, Any] | None:
         trace = session.scalars(
             select(TraceEventRow.event).where(TraceEventRow.run_id == run_id).order_by(TraceEventRow.seq)
         ).all()
+        values = session.scalars(
+            select(RunInputValue.value).where(RunInputValue.run_id == run_id).order_by(RunInputValue.value)
+        ).all()
+        log = session.execute(
+            text("SELECT CAST(entries AS TEXT) FROM run_logs WHERE run_id = :r"), {"r": run_id}
+        ).scalar()  # as stored, byte for byte
     if row is None:
-        assert (payloads, trace) == ([], [])
+        assert (payloads, trace, values, log) == ([], [], [], None)
         return None
     assert [p if isinstance(p, dict) else json.loads(p) for p in payloads] == [summary_json(row)]
     kept = {k: v for k, v in row._mapping.items() if k not in ("id", "created_at", "updated_at")}
-    return {"row": kept, "trace": [e if isinstance(e, dict) else json.loads(e) for e in trace]}
+    events = [e if isinstance(e, dict) else json.loads(e) for e in trace]
+    return {"row": kept, "trace": events, "values": values, "log": log}
 
 
 def _runs_counted(db: Db) -> int:
@@ -94,26 +101,48 @@ def _runs_counted(db: Db) -> int:
     return int(total or 0)
 
 
-@pytest.mark.parametrize("status", ["running", "success", "cancelled"])
+_INPUTS = {"order": "A-7", "note": "x\\y\ttab é", "count": 3, "again": "a-7", "nested": {"no": 1}}
+_LOG = [
+    {"seq": 1, "atMs": 0, "kind": "start", "text": "started"},
+    {"seq": 2, "atMs": 40, "step": 1, "nodeId": "n1", "kind": "var-set", "text": "x", "values": {"x": "é"}},
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "extra"),
+    [
+        ("running", {}),
+        ("success", {}),
+        ("cancelled", {}),
+        ("running", {"inputs": _INPUTS}),
+        ("success", {"inputs": _INPUTS, "log": _LOG}),
+    ],
+)
 def test_a_lone_new_run_is_stored_without_a_transaction_as_the_general_path_stores_it(
-    client: TestClient, db: Db, transactions: list[str], status: str
+    client: TestClient, db: Db, transactions: list[str], status: str, extra: dict[str, Any]
 ) -> None:
     dev, wf = _phone(db)
     _remembered(client, dev, wf)
     alone, batched = new_run_id(), new_run_id()
     counted = _runs_counted(db)
+
+    def run(run_id: str) -> dict[str, Any]:
+        return {**run_report(run_id, wf, status=status, steps=3), **extra}
+
     transactions.clear()
-    assert _results(client, dev, run_report(alone, wf, status=status, steps=3)) == ["stored"]
+    assert _results(client, dev, run(alone)) == ["stored"]
     assert transactions == ([] if db.kind == "postgresql" else ["transaction"])
     # In a batch (the general path) the same run is stored the same way.
-    assert _results(
-        client, dev, run_report(batched, wf, status=status, steps=3), run_report(new_run_id(), wf)
-    )
-    assert _stored(db, alone) == _stored(db, batched)
+    assert _results(client, dev, run(batched), run_report(new_run_id(), wf))
+    stored = _stored(db, alone)
+    assert stored == _stored(db, batched)
+    assert stored is not None
+    # "A-7" and "a-7" are one value; the nested one is not kept.
+    assert (len(stored["values"]), stored["log"] is not None) == (3 if extra else 0, "log" in extra)
     assert _runs_counted(db) == counted + (2 if status != "running" else 0)
     # Again: a report of a stored run, judged in the transaction; nothing written twice.
     transactions.clear()
-    assert _results(client, dev, run_report(alone, wf, status=status, steps=3)) == ["unchanged"]
+    assert _results(client, dev, run(alone)) == ["unchanged"]
     assert transactions == ["transaction"]
     assert _runs_counted(db) == counted + (2 if status != "running" else 0)
 
@@ -133,9 +162,7 @@ def test_the_lane_leaves_every_pooled_connection_out_of_autocommit(client: TestC
     "changes",
     [
         {"status": "failed"},  # an automatic retry may be due
-        {"inputs": {"order": "A-7"}},  # its values are indexed
         {"trigger": "manual"},  # a run the server made: judged first
-        {"log": [{"seq": 1, "atMs": 0, "kind": "start", "text": "started"}]},  # kept with the run
     ],
 )
 def test_what_one_statement_does_not_store_whole_takes_the_transaction(
