@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Boolean, Row, Table, bindparam, exists
+from sqlalchemy import Boolean, ColumnElement, Row, Table, bindparam, exists, literal_column
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.orm import Session
 
@@ -32,10 +32,11 @@ from interpreter.trace import RunStatus
 from server.devices.models import Device
 from server.runs.models import Run, input_values
 from server.runs.pg_notify import CHANNEL, notice_of
-from server.runs.rollup import SHARDS, ended_rows, pg_upsert_from
+from server.runs.rollup import SHARDS, ended_rows, pg_upsert_from, step_failure_rows
 from server.runs.schemas import RunReportIn
 from server.runs.sql import json_time, once_per_transaction
 from server.webhooks.service import has_endpoints
+from server.workflows.models import Workflow
 
 _runs = cast(Table, Run.__table__)
 _COLUMN_NAMES = tuple(_runs.columns.keys())
@@ -74,6 +75,7 @@ SELECT id FROM fresh
 _STORE_FRESH = _store_fresh()
 
 _DEVICES = cast(Table, Device.__table__).c
+_WORKFLOWS = cast(Table, Workflow.__table__).c
 # A report stored in a statement of its own (no transaction around it, lone_report.py) is checked by
 # it: the device found by the token's hash is still the one remembered for it, not revoked, and a run
 # that ends it is not one whose account has a webhook endpoint to tell (`has_endpoints`). When it is
@@ -84,7 +86,17 @@ _ALONE_CONDITION = exists().where(
     _DEVICES.token_hash == bindparam("token_hash"),
     _DEVICES.revoked_at.is_(None),
 ) & ~(bindparam("ends", type_=Boolean) & has_endpoints(bindparam("account_id")))
-_ALONE_SQL = str(_ALONE_CONDITION.compile(dialect=postgresql_psycopg.dialect()))  # type: ignore[no-untyped-call]
+# A run that ends failed or timed out is not one whose workflow retries it (runs/retries.py: a retry
+# is queued while the run's attempt, 1 for a new run, is within `auto_retry_max`).
+_NOT_RETRIED = ~exists().where(
+    _WORKFLOWS.id == bindparam("workflow_id"), _WORKFLOWS.auto_retry_max >= literal_column("1")
+)
+
+
+def _sql(condition: ColumnElement[bool]) -> str:
+    return str(condition.compile(dialect=postgresql_psycopg.dialect()))  # type: ignore[no-untyped-call]
+
+
 # What else a report stored alone may write with its run (what report.ingest_reports writes after the
 # insert the general way): its input values for the runs list's search (`insert_input_values`: the
 # values `input_values` makes, `%(values)s` a JSON list) and the engine's log of a final report
@@ -97,13 +109,22 @@ _INPUT_VALUES = """, valued AS (
 _LOG = """, logged AS (
     INSERT INTO run_logs (run_id, entries, created_at) SELECT fresh.id, %(log)s::json, %(now)s FROM fresh
 )"""
+# The failed steps of a run that ends (`record_step_failures`; %(failures)s its rows as JSON).
+_FAILURES = """, failing AS (
+    INSERT INTO run_step_failures (run_id, seq, account_id, workflow_id, node_id, kind, message, at)
+    SELECT fresh.id, f.seq, f.account_id, f.workflow_id, f.node_id, f.kind, f.message, f.at
+    FROM fresh, json_populate_recordset(NULL::run_step_failures, %(failures)s::json) AS f
+    ON CONFLICT DO NOTHING
+)"""
 
 
 @cache
-def _store_alone_sql(values: bool, log: bool) -> str:
-    """The statement of `store_alone`, with the writes the report needs: one text per kind of report
-    (psycopg prepares each), so that a report without input values or log plans none of theirs."""
-    return _store_fresh(_ALONE_SQL, (_INPUT_VALUES if values else "") + (_LOG if log else ""))
+def _store_alone_sql(values: bool, log: bool, failures: bool, retryable: bool) -> str:
+    """The statement of `store_alone`, with the writes and checks the report needs: one text per kind
+    of report (psycopg prepares each), so that a report plans only what it writes."""
+    condition = _ALONE_CONDITION & _NOT_RETRIED if retryable else _ALONE_CONDITION
+    also = (_INPUT_VALUES if values else "") + (_LOG if log else "") + (_FAILURES if failures else "")
+    return _store_fresh(_sql(condition), also)
 
 
 class Fresh:
@@ -140,9 +161,11 @@ def store_alone(
     token_hash: str,
 ) -> Fresh | None:
     """`store_fresh_run` on a connection in autocommit (the statement is its own transaction), with the
-    run's input values and engine log (what `ingest_reports` writes after the insert), written only
-    while the token's hash still finds the device `values` names, unrevoked, and, when the run has
-    ended, its account has no enabled webhook endpoint (whose deliveries the general path enqueues).
+    run's input values, engine log and, when it ends, failed steps (what `ingest_reports` and
+    `apply_reports` write after the insert), written only while the token's hash still finds the
+    device `values` names, unrevoked, and, when the run has ended, its account has no enabled webhook
+    endpoint (whose deliveries the general path enqueues) and, when it ended failed or timed out, its
+    workflow retries no run (the general path queues the retry).
 
     None when nothing was written: the run is stored already, or a condition does not hold."""
     searched = input_values(report.inputs)
@@ -157,7 +180,16 @@ def store_alone(
     if report.log is not None:
         # json.dumps as is: what SQLAlchemy's JSON type writes (`store_logs`), byte for byte.
         extra["log"] = json.dumps([entry.stored_form() for entry in report.log])
-    statement = _store_alone_sql(bool(searched), report.log is not None)
+    from server.runs.retries import AUTO_RETRY_STATUSES  # retries imports the runs domain's service
+
+    status = RunStatus(values["status"])
+    failures = step_failure_rows(values["account_id"], [report]) if status.terminal else []
+    if failures:
+        extra["failures"] = json.dumps(failures, default=json_time)
+    retryable = status.value in AUTO_RETRY_STATUSES
+    if retryable:
+        extra["workflow_id"] = values["workflow_id"]
+    statement = _store_alone_sql(bool(searched), report.log is not None, bool(failures), retryable)
     return _store(driver, statement, report, values, now, extra)
 
 

@@ -10,15 +10,16 @@ device this process found for it before (`remember_device`), unrevoked.
 
 Only what that one statement writes in full takes this way: a run reported alone, made on the phone
 (`trigger: device`), of a workflow version this process has seen in the account, that passes the
-report's checks (report.precheck), with no failed step (its input values and engine log the
-statement writes too), and, when it ends, nothing else to do in the transaction that ends it: not
-failed or timed out (an automatic retry may be due), and no webhook endpoint in its account (the
-statement checks; their deliveries are enqueued with the run). Whenever the statement inserts
-nothing — the run is stored already (a retry, a concurrent first report, another device's run),
-the token is revoked or now another device's, an endpoint exists — nothing was written and the
-report goes the general way, which answers exactly as before (the 401, the verdict on a stored
-run). Whatever the general path does after its commit is done here after the statement:
-`run.updated` to this process's subscribers, the video asked for, the metrics.
+report's checks (report.precheck); its input values, engine log and, when it ends, failed steps
+are written by the statement too. When it ends, nothing else may be due in the transaction that
+ends it, which the statement checks: no webhook endpoint in its account (their deliveries are
+enqueued with the run), and, when it failed or timed out, no automatic retry in its workflow.
+Whenever the statement inserts nothing — the run is stored already (a retry, a concurrent first
+report, another device's run), the token is revoked or now another device's, an endpoint exists,
+a retry is due — nothing was written and the report goes the general way, which answers exactly as
+before (the 401, the verdict on a stored run). Whatever the general path does after its commit is
+done here after the statement: `run.updated` to this process's subscribers, the video asked for,
+the metrics.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI
 
-from interpreter.trace import Outcome, RunStatus
 from server.db import utcnow
 from server.metrics import FINISHED_RUNS, count_reported
 from server.runs import lifecycle
@@ -44,9 +44,9 @@ _DEVICES_SEEN_MAX = 10_000
 
 # What ends a run besides what the statement writes: the listeners of lifecycle.runs_ended this lane
 # knows to have nothing to do for the runs it takes (webhooks: no endpoint, the statement checks;
-# automatic retries: not for a run that succeeded or was cancelled; videos: asked for after the
-# commit, as `assemble_later` does). A listener added later ends runs the general way until it is
-# known here (tests/server/test_lone_report.py says so).
+# automatic retries: none in the workflow of a run that failed or timed out, the statement checks;
+# videos: asked for after the commit, as `assemble_later` does). A listener added later ends runs
+# the general way until it is known here (tests/server/test_lone_report.py says so).
 _KNOWN_LISTENERS = frozenset(
     {
         ("server.webhooks.events", "runs_ended"),
@@ -54,7 +54,6 @@ _KNOWN_LISTENERS = frozenset(
         ("server.runs.video", "_runs_ended"),
     }
 )
-_RETRIED_STATUSES = frozenset({RunStatus.FAILED, RunStatus.TIMEOUT})
 
 
 def remember_device(token_hash: str, device_id: str, account_id: str) -> None:
@@ -72,13 +71,7 @@ def listeners_known() -> bool:
 def _takes(report: RunReportIn) -> bool:
     """Whether one statement stores all that the general path would of this report (the module docstring
     says why each)."""
-    if report.trigger != "device":
-        return False
-    if any(event.outcome is Outcome.FAILED for event in report.trace):
-        return False
-    if report.status.terminal:
-        return report.status not in _RETRIED_STATUSES and listeners_known()
-    return True
+    return report.trigger == "device" and (not report.status.terminal or listeners_known())
 
 
 def store_lone_report(

@@ -144,7 +144,14 @@ _SQLITE_UPSERT = _sqlite_upsert()
 
 def record_step_failures(session: Session, account_id: str, reports: Iterable[RunReportIn]) -> None:
     """Keep the failed steps of runs whose final report this transaction stored."""
-    rows = [
+    rows = step_failure_rows(account_id, reports)
+    if rows:
+        session.execute(dialect_insert(session, RunStepFailure).on_conflict_do_nothing(), rows)
+
+
+def step_failure_rows(account_id: str, reports: Iterable[RunReportIn]) -> list[dict[str, Any]]:
+    """The `run_step_failures` rows of these final reports' failed steps."""
+    return [
         {
             "run_id": report.id,
             "seq": event.seq,
@@ -159,5 +166,3 @@ def record_step_failures(session: Session, account_id: str, reports: Iterable[Ru
         for event in report.trace
         if event.outcome is Outcome.FAILED
     ]
-    if rows:
-        session.execute(dialect_insert(session, RunStepFailure).on_conflict_do_nothing(), rows)

@@ -21,7 +21,7 @@ from server.db import utcnow
 from server.devices.models import Device
 from server.runs import lone_report, report_lane
 from server.runs.events import get_hub
-from server.runs.models import Run, RunDailyStat, RunEvent, RunInputValue, TraceEventRow
+from server.runs.models import Run, RunDailyStat, RunEvent, RunInputValue, RunStepFailure, TraceEventRow
 from server.runs.service import summary_json
 from tests.server.factories import (
     Db,
@@ -84,13 +84,19 @@ def _stored(db: Db, run_id: str) -> dict[str, Any] | None:
         log = session.execute(
             text("SELECT CAST(entries AS TEXT) FROM run_logs WHERE run_id = :r"), {"r": run_id}
         ).scalar()  # as stored, byte for byte
+        failures = [
+            (f.seq, f.account_id, f.workflow_id, f.node_id, f.kind, f.message, f.at)
+            for f in session.scalars(
+                select(RunStepFailure).where(RunStepFailure.run_id == run_id).order_by(RunStepFailure.seq)
+            )
+        ]
     if row is None:
-        assert (payloads, trace, values, log) == ([], [], [], None)
+        assert (payloads, trace, values, log, failures) == ([], [], [], None, [])
         return None
     assert [p if isinstance(p, dict) else json.loads(p) for p in payloads] == [summary_json(row)]
     kept = {k: v for k, v in row._mapping.items() if k not in ("id", "created_at", "updated_at")}
     events = [e if isinstance(e, dict) else json.loads(e) for e in trace]
-    return {"row": kept, "trace": events, "values": values, "log": log}
+    return {"row": kept, "trace": events, "values": values, "log": log, "failures": failures}
 
 
 def _runs_counted(db: Db) -> int:
@@ -116,6 +122,10 @@ _LOG = [
         ("cancelled", {}),
         ("running", {"inputs": _INPUTS}),
         ("success", {"inputs": _INPUTS, "log": _LOG}),
+        ("failed", {"log": _LOG}),  # its workflow retries no run
+        ("timeout", {}),
+        ("running", {"failed": 2}),  # failed steps are kept once the run ends
+        ("success", {"failed": 2}),
     ],
 )
 def test_a_lone_new_run_is_stored_without_a_transaction_as_the_general_path_stores_it(
@@ -127,7 +137,13 @@ def test_a_lone_new_run_is_stored_without_a_transaction_as_the_general_path_stor
     counted = _runs_counted(db)
 
     def run(run_id: str) -> dict[str, Any]:
-        return {**run_report(run_id, wf, status=status, steps=3), **extra}
+        body = {**run_report(run_id, wf, status=status, steps=3), **extra}
+        failed = body.pop("failed", None)
+        if failed is not None:
+            body["trace"][failed - 1].update(outcome="failed", message="no element with text 'Saved'")
+        if status in ("failed", "timeout"):
+            body["trace"][-1].update(outcome="failed", message="x" * 400)  # kept cut at 300 characters
+        return body
 
     transactions.clear()
     assert _results(client, dev, run(alone)) == ["stored"]
@@ -138,7 +154,10 @@ def test_a_lone_new_run_is_stored_without_a_transaction_as_the_general_path_stor
     assert stored == _stored(db, batched)
     assert stored is not None
     # "A-7" and "a-7" are one value; the nested one is not kept.
-    assert (len(stored["values"]), stored["log"] is not None) == (3 if extra else 0, "log" in extra)
+    assert len(stored["values"]) == (3 if "inputs" in extra else 0)
+    assert (stored["log"] is not None) == ("log" in extra)
+    ended = status != "running"
+    assert len(stored["failures"]) == (ended * ("failed" in extra) + (status in ("failed", "timeout")))
     assert _runs_counted(db) == counted + (2 if status != "running" else 0)
     # Again: a report of a stored run, judged in the transaction; nothing written twice.
     transactions.clear()
@@ -158,33 +177,36 @@ def test_the_lane_leaves_every_pooled_connection_out_of_autocommit(client: TestC
             conn.rollback()
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"status": "failed"},  # an automatic retry may be due
-        {"trigger": "manual"},  # a run the server made: judged first
-    ],
-)
-def test_what_one_statement_does_not_store_whole_takes_the_transaction(
-    client: TestClient, db: Db, transactions: list[str], changes: dict[str, Any]
+def test_a_run_the_server_made_takes_the_transaction(
+    client: TestClient, db: Db, transactions: list[str]
 ) -> None:
     dev, wf = _phone(db)
     _remembered(client, dev, wf)
     transactions.clear()
-    assert _results(client, dev, {**run_report(new_run_id(), wf, status="success", steps=2), **changes}) == [
-        "stored"
-    ]
-    assert transactions == ["transaction"]
+    body = run_report(new_run_id(), wf, status="success", steps=2, trigger="manual")
+    assert _results(client, dev, body) == ["stored"]
+    assert transactions == ["transaction"]  # judged first (report._first_write_of_one)
 
 
-def test_a_failed_step_takes_the_transaction(client: TestClient, db: Db, transactions: list[str]) -> None:
+def test_a_run_whose_workflow_retries_it_takes_the_transaction_that_queues_the_retry(
+    client: TestClient, db: Db, transactions: list[str]
+) -> None:
     dev, wf = _phone(db)
     _remembered(client, dev, wf)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE workflows SET auto_retry_max = 1 WHERE id = :w"), {"w": wf.id})
+    for status in ("failed", "timeout"):
+        run_id = new_run_id()
+        transactions.clear()
+        assert _results(client, dev, run_report(run_id, wf, status=status, steps=2)) == ["stored"]
+        assert transactions == ["transaction"]
+        with db.session_factory() as session:
+            retries = session.scalars(select(Run.status).where(Run.retry_of == run_id)).all()
+        assert retries == ["queued"]
+    # Succeeded: nothing to retry, no transaction needed.
     transactions.clear()
-    body = run_report(new_run_id(), wf, status="success", steps=2)
-    body["trace"][0]["outcome"] = "failed"
-    assert _results(client, dev, body) == ["stored"]
-    assert transactions == ["transaction"]
+    assert _results(client, dev, run_report(new_run_id(), wf, status="success", steps=2)) == ["stored"]
+    assert transactions == ([] if db.kind == "postgresql" else ["transaction"])
 
 
 def _revoke(db: Db, device: DeviceFixture) -> None:
