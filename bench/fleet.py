@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fleet.py [--phones 1,5,10,20] [--runs 500] [--step-ms 20] [--workers 4]
                                     [--db postgresql|sqlite] [--idle wakeup|poll] [--dispatch 20]
-                                    [--progress lease|gate|report]
+                                    [--progress lease|gate|report] [--carry|--no-carry]
 
 One server (uvicorn, `--workers` processes; PostgreSQL by default, a fresh schema dropped
 afterwards) and, for each fleet size N, N virtual phones in this process: each is a paired device
@@ -17,7 +17,9 @@ steps no gate carried goes in a `runs.report` once it is half a second old, as t
 ticker sends it), or before every step (`--progress gate`: naming the step, the progress after each
 step carried on the next step's gate, as bridges did before leases; `--progress report`: the
 progress in a `runs.report` of its own per step, as bridges did before that), and the final
-report through `runs.report`. The queue is `--runs` runs of a 10-step workflow
+report carried on the phone's next claim, as the bridge does (`--carry`, the default: the last run's
+goes on the claim that finds nothing queued), or through a `runs.report` of its own before the next
+claim (`--no-carry`, as bridges did before). The queue is `--runs` runs of a 10-step workflow
 (`action.wait` of `--step-ms`), queued as "any free phone with tag bench" runs, so every claim goes
 through the tag path (FOR UPDATE SKIP LOCKED on PostgreSQL).
 
@@ -269,10 +271,15 @@ class VirtualPhone(threading.Thread):
         idle: str,
         ended: threading.Semaphore,
         progress: str,
+        carry: bool = True,
     ) -> None:
         super().__init__(daemon=True)
         self.idle = idle
         self.progress = progress
+        self.carry = carry
+        # The last run's final report, for the next claim to carry (once the server said it takes one).
+        self.final: dict[str, Any] | None = None
+        self.accepts_report = False
         self.dispatch_ms: list[float] = []
         self.http = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {device['token']}"}, timeout=60
@@ -283,7 +290,7 @@ class VirtualPhone(threading.Thread):
         self.stop = stop
         self.claimed: list[str] = []
         self.claim_ms: list[float] = []
-        self.busy_s = 0.0  # from a claim's answer to the run's final report answered
+        self.busy_s = 0.0  # from a claim's answer to the run's final report answered (or queued, carried)
         self.errors: list[str] = []
         self.ended = ended
 
@@ -292,10 +299,17 @@ class VirtualPhone(threading.Thread):
             while not self.stop.is_set():
                 started = time.perf_counter()
                 asked_at = time.monotonic()
-                answer = self.http.post(
-                    "/api/v1/devices/me/claim", json={"lease": True} if self.progress == "lease" else {}
-                )
-                if answer.status_code == 204:
+                body: dict[str, Any] = {"lease": True} if self.progress == "lease" else {}
+                carried, self.final = self.final, None
+                if carried is not None:
+                    body["report"] = carried
+                answer = self.http.post("/api/v1/devices/me/claim", json=body)
+                data = answer.json() if answer.status_code == 200 else None
+                if carried is not None:
+                    self._carried(carried, answer, data)
+                if data is not None:
+                    self.accepts_report = data.get("acceptsReport") is True
+                if answer.status_code == 204 or (data is not None and data["run"] is None):
                     if self.idle == "wakeup":
                         woken = self.http.get("/api/v1/devices/me/wakeup", params={"wait": WAKEUP_WAIT_S})
                         if woken.status_code != 200:
@@ -308,9 +322,10 @@ class VirtualPhone(threading.Thread):
                     self.errors.append(f"claim {answer.status_code}: {answer.text[:200]}")
                     self.stop.wait(0.5)
                     continue
+                assert data is not None  # a 200
                 self.claim_ms.append((time.perf_counter() - started) * 1000)
                 busy_from = time.perf_counter()
-                self.execute(answer.json(), asked_at)
+                self.execute(data, asked_at)
                 self.busy_s += time.perf_counter() - busy_from
         finally:
             self.http.close()
@@ -369,7 +384,19 @@ class VirtualPhone(threading.Thread):
             on_event=on_event,
         )
         self.errors.extend(control.errors)
-        self._report({**base, **result.to_json()})
+        if self.carry and self.accepts_report:
+            self.final = {**base, **result.to_json()}  # the next claim carries it
+        else:
+            self._report({**base, **result.to_json()})
+
+    def _carried(self, report: dict[str, Any], answer: Any, data: dict[str, Any] | None) -> None:
+        """The claim's answer for the report it carried; a claim that did not take it: runs.report."""
+        result = (data.get("report") or {}).get("result") if data is not None else None
+        if result in ("stored", "unchanged"):
+            self.ended.release()
+            return
+        self.errors.append(f"carried report {answer.status_code}: {answer.text[:200]}")
+        self._report(report)
 
     def _report(self, body: dict[str, Any]) -> None:
         answer = self.kept.post("/api/v1/runs.report", json={"runs": [body]})
@@ -431,6 +458,7 @@ def one_fleet(
     progress: str,
     profile: Path | None = None,
     bystanders: int = 0,
+    carry: bool = True,
 ) -> dict[str, Any]:
     ids = seed(url, phones, step_ms, bystanders)
     account = {"Authorization": f"Bearer {ids['token']}"}
@@ -451,7 +479,7 @@ def one_fleet(
         # The phones count the runs they ended (a final report the server accepted): watching the queue
         # by listing runs would be server CPU the fleet does not spend.
         ended = threading.Semaphore(0)
-        fleet = [VirtualPhone(base, device, stop, idle, ended, progress) for device in ids["devices"]]
+        fleet = [VirtualPhone(base, device, stop, idle, ended, progress, carry) for device in ids["devices"]]
         idlers = [Bystander(base, device, stop) for device in ids["bystanders"]]
         for idler in idlers:
             idler.start()
@@ -560,6 +588,13 @@ def main() -> None:
         "the progress, or ask it and send each step's progress in its own runs.report",
     )
     parser.add_argument(
+        "--carry",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the final report rides on the next claim (as the bridge sends it), or goes in a runs.report "
+        "of its own (--no-carry, as bridges did before)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -582,6 +617,7 @@ def main() -> None:
         "idle": args.idle,
         "bystanders": args.bystanders,
         "progress": args.progress,
+        "carry": args.carry,
         "fleets": [],
     }
     with tempfile.TemporaryDirectory() as workdir:
@@ -599,6 +635,7 @@ def main() -> None:
                         args.progress,
                         args.profile,
                         args.bystanders,
+                        args.carry,
                     )  # fmt: skip
                 )
             print(f"  {phones} phone(s) done", file=sys.stderr)
@@ -620,7 +657,8 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"fleet drain: {results['db']}, {results['workers']} server process(es), "
         f"{results['steps']}-step runs of {results['stepMs']} ms waits, idle phones: {results['idle']}, "
-        f"progress: {results.get('progress', 'report')}, idle bystanders: {results.get('bystanders', 0)}"
+        f"progress: {results.get('progress', 'report')}, idle bystanders: {results.get('bystanders', 0)}, "
+        f"final report: {'on the next claim' if results.get('carry') else 'runs.report'}"
     )
     print(f"{'phones':>6} {'runs':>5} {'drain s':>8} {'runs/min':>9} {'claim p50':>10} {'claim p99':>10} "
           f"{'eff.':>5} {'busy ms/run':>12} {'busy eff.':>10} {'lost':>5} {'twice':>6}")  # fmt: skip

@@ -1,7 +1,7 @@
 """Benchmark the server's CPU per run on a phone's request path, request by request.
 
     .venv/bin/python bench/run_path.py [--runs 200] [--steps 10] [--db postgresql|sqlite]
-                                       [--progress gate|none] [--profile FILE]
+                                       [--progress gate|none] [--carry|--no-carry] [--profile FILE]
 
 One server process (uvicorn, one worker; PostgreSQL by default, a fresh schema dropped afterwards)
 and one phone in this process that does, one request at a time, what a bridge does for each run:
@@ -9,7 +9,11 @@ claim (`POST /api/v1/devices/me/claim`), one step gate per step naming the step
 (`POST /api/v1/devices/me/runs/{id}/gate`) with the run's progress since the last gate on it
 (`--progress gate`: the run as the bridge's reporter sends it, status and the trace so far;
 `none`: no progress), and the
-final `runs.report`. Runs are queued for the device beforehand (not timed).
+final report: carried on the next claim, as the bridge sends it (`--carry`, the default: kind
+`claim+report`), or in a `runs.report` of its own (`--no-carry`, as bridges did before: kind `report`).
+Runs are queued for the device beforehand (not timed). The measured runs end with the claim that finds
+nothing queued (a 204, or with `--carry` the one carrying the last run's report), as a phone's after
+its last run.
 
 The server's CPU is read from /proc per thread (`schedstat`, nanoseconds) before and after every
 request, so each kind of request gets its own CPU time: the sum is the server's CPU per run of the
@@ -49,7 +53,7 @@ from server.devices import service as devices_service  # noqa: E402
 from server.workflows import service as workflows_service  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "run_path.json"
-KINDS = ("claim", "gate", "report")
+KINDS = ("claim", "claim+report", "gate", "report")
 
 
 def definition(steps: int) -> dict[str, Any]:
@@ -103,11 +107,15 @@ def trace_event(seq: int, started: datetime) -> dict[str, Any]:
 class Phone:
     """One phone's requests, each timed by the server's CPU."""
 
-    def __init__(self, base: str, token: str, pid: int, steps: int, progress: str) -> None:
+    def __init__(
+        self, base: str, token: str, pid: int, steps: int, progress: str, carry: bool = True
+    ) -> None:
         self.http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         self.pid = pid
         self.steps = steps
         self.progress = progress
+        self.carry = carry
+        self.final: dict[str, Any] | None = None  # the last run's final report, for the next claim
         self.cpu_ns: dict[str, list[int]] = defaultdict(list)
         self.errors: list[str] = []
 
@@ -120,12 +128,37 @@ class Phone:
             self.errors.append(f"{kind} {answer.status_code}: {answer.text[:200]}")
         return answer
 
-    def one_run(self) -> None:
-        answer = self.timed("claim", "POST", "/api/v1/devices/me/claim")
+    def claim(self) -> dict[str, Any] | None:
+        """Claim, carrying the last run's final report if one waits: the claimed run, or None."""
+        carried, self.final = self.final, None
+        if carried is None:
+            answer = self.timed("claim", "POST", "/api/v1/devices/me/claim")
+        else:
+            answer = self.timed("claim+report", "POST", "/api/v1/devices/me/claim", json={"report": carried})
+            result = (answer.json().get("report") or {}).get("result") if answer.status_code == 200 else None
+            if result != "stored":
+                self.errors.append(f"carried report: {answer.text[:200]}")
         if answer.status_code != 200:
-            self.errors.append(f"claim {answer.status_code}: nothing to claim")
+            return None
+        run: dict[str, Any] | None = answer.json()["run"]
+        return run
+
+    def flush(self) -> None:
+        """Send a waiting final report by runs.report (between warm-up and measurement)."""
+        if self.final is not None:
+            self.http.post("/api/v1/runs.report", json={"runs": [self.final]}).raise_for_status()
+            self.final = None
+
+    def finish(self) -> None:
+        """The claim after the last run, which finds nothing queued."""
+        if self.claim() is not None:
+            self.errors.append("the claim after the last run found one")
+
+    def one_run(self) -> None:
+        run = self.claim()
+        if run is None:
+            self.errors.append("claim: nothing to claim")
             return
-        run = answer.json()["run"]
         base = {
             "id": run["id"],
             "workflowId": run["workflowId"],
@@ -157,13 +190,16 @@ class Phone:
             "nFailed": 0,
             "nRetries": 0,
         }
+        if self.carry:
+            self.final = final
+            return
         answer = self.timed("report", "POST", "/api/v1/runs.report", json={"runs": [final]})
         if answer.status_code == 200 and answer.json()["runs"][0]["result"] != "stored":
             self.errors.append(f"report: {answer.text[:200]}")
 
 
 def measure(
-    url: str, runs: int, steps: int, progress: str, warmup: int, profile: Path | None
+    url: str, runs: int, steps: int, progress: str, warmup: int, profile: Path | None, carry: bool = True
 ) -> dict[str, Any]:
     ids = seed(url, steps)
     with (
@@ -178,11 +214,12 @@ def measure(
                 json={"deviceId": ids["device_id"], "inputs": {}},
             )
             queued.raise_for_status()
-        phone = Phone(base, ids["device_token"], pid, steps, progress)
+        phone = Phone(base, ids["device_token"], pid, steps, progress, carry)
         # A wake-up poll starts the run-event tail, as bridges' polls do on a serving server.
         phone.http.get("/api/v1/devices/me/wakeup", params={"wait": 0}).raise_for_status()
         for _ in range(warmup):
             phone.one_run()
+        phone.flush()
         phone.cpu_ns.clear()
         spy = None
         if profile is not None:
@@ -210,6 +247,7 @@ def measure(
         total0 = threads_cpu_ns(pid)
         for _ in range(runs):
             phone.one_run()
+        phone.finish()
         total_ns = threads_cpu_ns(pid) - total0
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -227,6 +265,7 @@ def measure(
         "runs": runs,
         "steps": steps,
         "progress": progress,
+        "carry": carry,
         "serverCpuMsPerRun": round(total_ns / runs / 1e6, 2),
         "kinds": per_kind,
         "errors": phone.errors[:5],
@@ -242,21 +281,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--db", default="postgresql", choices=["postgresql", "sqlite"])
     parser.add_argument("--progress", default="gate", choices=["gate", "none"])
+    parser.add_argument(
+        "--carry",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the final report rides on the next claim (as the bridge sends it), or goes by runs.report",
+    )
     parser.add_argument("--profile", type=Path, default=None, help="a py-spy speedscope file of the server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir, database(args.db, Path(workdir)) as url:
-        result = measure(url, args.runs, args.steps, args.progress, args.warmup, args.profile)
+        result = measure(url, args.runs, args.steps, args.progress, args.warmup, args.profile, args.carry)
     results = {"machine": machine_info(), "db": args.db, **result}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(
         f"server CPU per run, one phone: {args.db}, {args.steps}-step runs, progress on the gate: "
-        f"{args.progress}, {args.runs} runs"
+        f"{args.progress}, final report: {'on the next claim' if args.carry else 'runs.report'}, "
+        f"{args.runs} runs"
     )
-    print(f"{'request':>8} {'per run':>8} {'ms CPU each':>12} {'ms CPU per run':>15}")
+    print(f"{'request':>12} {'per run':>8} {'ms CPU each':>12} {'ms CPU per run':>15}")
     for kind, row in result["kinds"].items():
-        print(f"{kind:>8} {row['requests'] // args.runs:>8} {row['msPerRequest']:>12} {row['msPerRun']:>15}")
-    print(f"{'total':>8} {'':>8} {'':>12} {result['serverCpuMsPerRun']:>15}")
+        if row["requests"]:
+            per_run = round(row["requests"] / args.runs, 2)
+            print(f"{kind:>12} {per_run:>8} {row['msPerRequest']:>12} {row['msPerRun']:>15}")
+    print(f"{'total':>12} {'':>8} {'':>12} {result['serverCpuMsPerRun']:>15}")
     for error in result["errors"]:
         print(f"   error: {error}")
 
