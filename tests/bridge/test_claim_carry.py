@@ -16,15 +16,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from device_bridge.agent import DeviceWorker
 from device_bridge.driver import U2Device
 from device_bridge.errors import ServerUnreachableError
-from device_bridge.outbox import Outbox, QueuedReport
+from device_bridge.outbox import Outbox, QueuedReport, RowState
 from device_bridge.server_api import ClaimedRun, DeviceApi
 from device_bridge.settings import BridgeSettings
 from device_bridge.state import BridgeState
 from device_bridge.uploader import Answer, Credentials, Uploader
+from interpreter.trace import RunStatus
 from tests.bridge.server_process import (
     ENDED,
     ServerProcess,
@@ -228,3 +230,29 @@ def test_an_older_server_gets_the_report_by_runs_report(bridge: Bridge, waits: s
     assert [run["status"] for run in runs] == ["success", "success"]
     assert sorted(bridge.sent.final_reports()) == sorted([first, second])
     assert all(run_id is None for run_id in bridge.sent.carried)
+
+
+def test_a_carried_report_the_server_rejects_is_kept_aside_as_the_uploader_keeps_it(
+    bridge: Bridge, waits: str, server: ServerProcess
+) -> None:
+    run_id = trigger(bridge.client, waits, bridge.device_id)
+    claimed = bridge.api.claim()
+    assert claimed is not None
+    result = bridge.worker.execute(claimed, carry=True)
+    assert result is not None
+    # Meanwhile the server ended the run otherwise: the report's `success` contradicts it.
+    with server.db.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE runs SET status = 'failed', status_rank = :rank WHERE id = :id"),
+            {"rank": RunStatus.FAILED.rank, "id": run_id},
+        )
+    with bridge.serving():
+        deadline = time.monotonic() + 30
+        while not bridge.outbox.reports([RowState.REJECTED]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    [kept] = bridge.outbox.reports([RowState.REJECTED])
+    assert kept.run_id == run_id
+    assert "already ended failed" in (kept.reason or "")
+    assert run_id in bridge.sent.carried  # the claim carried it
+    assert bridge.sent.final_reports() == []  # not sent again by runs.report
+    assert bridge.outbox.count() == 0
