@@ -24,6 +24,7 @@ the metrics.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import psycopg
@@ -95,17 +96,21 @@ def store_lone_report(
     now = utcnow()
     values = new_run_values(account_id, device_id, report, now)
     pooled = engine.raw_connection()
+    driver: psycopg.Connection[Any] = pooled.driver_connection
     try:
-        driver: psycopg.Connection[Any] = pooled.driver_connection
         driver.autocommit = True
-        try:
-            fresh = store_alone(driver, report, values, now, token_hash)
-        finally:
-            try:
-                driver.autocommit = False  # the pool hands out connections as SQLAlchemy expects them
-            except psycopg.Error:
-                pooled.invalidate()  # the connection broke: not back into the pool
+        fresh = store_alone(driver, report, values, now, token_hash)
+    except psycopg.OperationalError:
+        # The connection broke, or the server stopped the statement (shutdown, deadlock, timeout):
+        # whether it committed is unknown, as for a COMMIT whose answer is lost. The general path finds
+        # out (a stored run is judged) and answers as it would have (503 while the database is away).
+        fresh = None
     finally:
+        with contextlib.suppress(psycopg.Error):
+            if not driver.closed:
+                driver.autocommit = False  # the pool hands out connections as SQLAlchemy expects them
+        if driver.closed or driver.autocommit:
+            pooled.invalidate()  # broken: not back into the pool
         pooled.close()
     if fresh is None:
         # Stored already, or the device is not what was remembered: the general path finds out which.

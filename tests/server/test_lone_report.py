@@ -366,3 +366,47 @@ def test_every_runs_ended_listener_is_known_to_the_lane() -> None:
     # A new listener of lifecycle.runs_ended makes the lane leave ended runs to the transaction, where
     # listeners run: say in lone_report.py what it does for a run the lane stores, then add it there.
     assert lone_report.listeners_known()
+
+
+def _pooled_connections(client: TestClient) -> list[Any]:
+    """The driver connections the app's pool holds now (none checked out between requests)."""
+    pool = client.app.state.engine.pool  # type: ignore[attr-defined]
+    return [entry.driver_connection for entry in list(pool._pool.queue) if entry.dbapi_connection is not None]
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_a_connection_lost_during_the_statement_leaves_the_report_to_the_transaction(
+    client: TestClient,
+    pg_only: Db,
+    transactions: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    committed: bool,
+) -> None:
+    # Whether a statement whose connection broke committed is unknown (as for a COMMIT whose answer is
+    # lost): the general path looks, and answers; the broken connection does not go back to the pool.
+    db = pg_only
+    dev, wf = _phone(db)
+    _remembered(client, dev, wf)
+    real = lone_report.store_alone
+
+    def breaks(driver: psycopg.Connection[Any], *args: Any) -> Any:
+        if committed:
+            real(driver, *args)
+        driver.close()
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(lone_report, "store_alone", breaks)
+    run_id = new_run_id()
+    transactions.clear()
+    results = _results(client, dev, run_report(run_id, wf, status="success", steps=2))
+    assert results == (["unchanged"] if committed else ["stored"])
+    assert transactions == ["transaction"]
+    assert not [conn for conn in _pooled_connections(client) if conn.closed]
+    assert _runs_counted(db) == 1
+    stored = _stored(db, run_id)
+    assert stored is not None
+    assert stored["row"]["status"] == "success"
+    monkeypatch.setattr(lone_report, "store_alone", real)
+    transactions.clear()
+    assert _results(client, dev, run_report(new_run_id(), wf, status="success", steps=2)) == ["stored"]
+    assert transactions == []
