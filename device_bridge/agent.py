@@ -68,6 +68,8 @@ DEVICE_PROBE_INTERVAL_S = 2.0
 UNPLUGGED_TICK_S = 0.25
 # How long a run that failed on a phone that does not answer waits for adb to say it was unplugged.
 ADB_NEWS_WAIT_S = 1.5
+# A claim refused for its body (as runs.report refuses a batch as a whole): nothing was claimed.
+REFUSED_BODY = (400, 413, 422)
 
 
 def unplugged_message(serial: str, state: str) -> str:
@@ -303,8 +305,8 @@ class DeviceWorker:
         """Claim the next run, carrying the last run's held final report when there is one (the server
         stores it in the claim's transaction: one request instead of a runs.report and a claim). The
         answer for it settles its outbox row as the uploader's would; when the claim fails, the row goes
-        to the uploader (a 422: the report did not validate, or the server takes no report: the claim
-        is asked again without it)."""
+        to the uploader (a 400, 413 or 422: the body was refused, the report too large or invalid, or the
+        server takes no report; nothing was claimed, and the claim is asked again at once without it)."""
         seq, self._carry = self._carry, None
         row = self.outbox.held_report(seq) if seq is not None else None
         if row is None:
@@ -315,7 +317,7 @@ class DeviceWorker:
             claimed, answer = self.api.claim_carrying(row.body)
         except ServerRefusedError as exc:
             self.outbox.release(row.seq)
-            if exc.status_code != 422:
+            if exc.status_code not in REFUSED_BODY:
                 raise
             log.warning(
                 "device %s: the claim did not take run %s's report (%s): it goes by runs.report",

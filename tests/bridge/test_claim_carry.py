@@ -6,6 +6,7 @@ On the emulator, against a real server process."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,7 @@ from sqlalchemy import text
 
 from device_bridge.agent import DeviceWorker
 from device_bridge.driver import U2Device
-from device_bridge.errors import ServerUnreachableError
+from device_bridge.errors import ServerRefusedError, ServerUnreachableError
 from device_bridge.outbox import Outbox, QueuedReport, RowState
 from device_bridge.server_api import ClaimedRun, DeviceApi
 from device_bridge.settings import BridgeSettings
@@ -75,7 +76,9 @@ class CountingApi(DeviceApi):
 
     sent: Sent
     old = False
-    fail_carried: str | None = None  # "unreachable" or "invalid": how the next carrying claim fails
+    fail_carried: str | None = (
+        None  # how the next carrying claim fails: "unreachable", "too-large", "invalid"
+    )
 
     def claim_carrying(self, report: str | None) -> tuple[ClaimedRun | None, dict[str, Any] | None]:
         assert report is None or not self.old, "a report was carried to a server that never offered"
@@ -83,6 +86,9 @@ class CountingApi(DeviceApi):
         if report is not None and self.fail_carried == "unreachable":
             self.fail_carried = None
             raise ServerUnreachableError("claim: cannot reach the server (the test's)")
+        if report is not None and self.fail_carried == "too-large":
+            self.fail_carried = None
+            raise ServerRefusedError("claim: HTTP 413: the request body is larger than ... (the test's)", 413)
         if report is not None and self.fail_carried == "invalid":
             self.fail_carried = None
             report = report.replace('"status":"success"', '"status":"finished"')  # the server: 422
@@ -182,18 +188,25 @@ def test_each_runs_final_report_rides_on_the_next_claim(bridge: Bridge, waits: s
     assert bridge.outbox.reports() == []
 
 
-@pytest.mark.parametrize("failure", ["unreachable", "invalid"])
-def test_a_failed_claim_leaves_the_report_to_the_uploader(bridge: Bridge, waits: str, failure: str) -> None:
+@pytest.mark.parametrize("failure", ["unreachable", "too-large", "invalid"])
+def test_a_failed_claim_leaves_the_report_to_the_uploader(
+    bridge: Bridge, waits: str, failure: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="device_bridge.agent")
     first, second = (trigger(bridge.client, waits, bridge.device_id) for _ in range(2))
     bridge.api.fail_carried = failure
     with bridge.serving():
         runs = bridge.ended([first, second])
     assert [run["status"] for run in runs] == ["success", "success"]
     # The first run's report failed with its claim and went by runs.report (once); the second run
-    # was claimed all the same (a 422 claimed nothing: the claim was asked again without the report).
+    # was claimed all the same.
     assert bridge.sent.final_reports() == [first]
     assert second in [run_id for run_id in bridge.sent.carried if run_id]
     assert bridge.outbox.reports() == []
+    # A claim refused for its body (413, 422) claimed nothing: it is asked again at once without the
+    # report, not after a backoff; an unreachable server is backed off from as ever.
+    backed_off = any("next try in" in record.getMessage() for record in caplog.records)
+    assert backed_off is (failure == "unreachable")
 
 
 def test_a_bridge_that_dies_holding_the_report_sends_it_on_restart(
