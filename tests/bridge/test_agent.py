@@ -43,7 +43,11 @@ STEPPING: dict[str, Any] = {
                                                              "saveAs": "typed"}, "next": "pause3"},
         {"id": "pause3", "kind": "action.wait", "params": {"ms": 600}, "next": "sign_in"},
         {"id": "sign_in", "kind": "action.tapByText", "params": {"text": "Sign in"}, "next": "orders"},
-        {"id": "orders", "kind": "action.waitForText", "params": {"text": "New order", "timeoutMs": 3000}},
+        {"id": "orders", "kind": "action.waitForText", "params": {"text": "New order", "timeoutMs": 3000},
+         "next": "pause4"},
+        # The progress so far stays on the server a while before the run ends: the final report goes
+        # with the next claim, at once, and a poll every 0.1 s on a loaded machine must see the state.
+        {"id": "pause4", "kind": "action.wait", "params": {"ms": 600}},
     ],
 }  # fmt: skip
 
@@ -147,7 +151,7 @@ def test_pair_claim_run_report(
     assert final["status"] == "success", final
     assert [e["nodeId"] for e in final["trace"]] == [n["id"] for n in STEPPING["nodes"]]
     assert final["trace"][4]["output"] == {"text": "alice"}
-    assert final["nSteps"] == 8
+    assert final["nSteps"] == 9
     assert final["endedAt"] is not None
     assert final["durationMs"] >= 1800
     assert final["trigger"] == "api"
