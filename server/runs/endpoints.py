@@ -583,7 +583,5 @@ def upload_artifact(
     if frame_meta is not None and inserted:
         notify = get_hub(request.app).notify
         frames.record_frame(session, run.account_id, run.id, artifact_name, frame_meta, notify)
-        if RunStatus(run.status).terminal:
-            # A frame that came after the run's end: the video is assembled again with it.
-            video.assemble_later(session, [run.id])
+        video.frame_stored(session, run.id)
     return {"name": artifact_name, "contentType": content_type, "size": len(data), "createdAt": now}

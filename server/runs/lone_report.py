@@ -18,8 +18,9 @@ Whenever the statement inserts nothing — the run is stored already (a retry, a
 report, another device's run), the token is revoked or now another device's, an endpoint exists,
 a retry is due — nothing was written and the report goes the general way, which answers exactly as
 before (the 401, the verdict on a stored run). Whatever the general path does after its commit is
-done here after the statement: `run.updated` to this process's subscribers, the video asked for,
-the metrics.
+done here after the statement: `run.updated` to this process's subscribers, the metrics (a run new
+to the server has no frames yet, so its end asks for no video: its frames, uploaded once it is
+stored, ask for it themselves, server/runs/video.py).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ _DEVICES_SEEN_MAX = 10_000
 # What ends a run besides what the statement writes: the listeners of lifecycle.runs_ended this lane
 # knows to have nothing to do for the runs it takes (webhooks: no endpoint, the statement checks;
 # automatic retries: none in the workflow of a run that failed or timed out, the statement checks;
-# videos: asked for after the commit, as `assemble_later` does). A listener added later ends runs
-# the general way until it is known here (tests/server/test_lone_report.py says so).
+# videos: a new run has no frames, `has_frames` is false: nothing to ask). A listener added later
+# ends runs the general way until it is known here (tests/server/test_lone_report.py says so).
 _KNOWN_LISTENERS = frozenset(
     {
         ("server.webhooks.events", "runs_ended"),
@@ -120,9 +121,6 @@ def store_lone_report(
     # apply_reports), in its order.
     get_hub(app).notify()
     if report.status.terminal:
-        from server.runs.video import assemble_soon  # video imports the runs domain's service
-
-        assemble_soon(app, [report.id])
         FINISHED_RUNS.labels(values["status"]).inc()
     count_reported(["stored"])
     # A run new to the server has no cancel asked.

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ColumnElement,
     ForeignKey,
     Index,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    false,
     func,
     literal_column,
     text,
@@ -84,6 +86,9 @@ class Run(Base):
     # Until when the run's bridge may start steps without asking the step gate (its lease,
     # server/runs/lease.py); a cancel or a pause is answered only once it has run out.
     lease_until: Mapped[datetime | None]
+    # Whether a frame of the run is stored: set by the frame's upload (server/runs/video.py
+    # `frame_stored`), read when the run ends, so that a run without frames costs its video nothing.
+    has_frames: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -322,6 +322,7 @@ def new_run_values(account_id: str, device_id: str, report: RunReportIn, now: da
         "claimed_at": None,
         "cancel_requested_at": None,
         "attempt": 1,
+        "has_frames": False,  # its frames come after it is stored (server/runs/video.py frame_stored)
         **row_values(report),
     }
 

@@ -8,10 +8,15 @@ long still), the last for `LAST_FRAME_S`. The result is the artifact `video.mp4`
 `faststart`, the size of the first frame) with `meta` `{"frames": N, "lastFrame": NAME,
 "durationMs": D}`; a run without frames has none.
 
-When: a `runs.report` that ends runs, and a frame stored for a run that has already ended (the
+When: the end of a run that has frames, and a frame stored for a run that has already ended (the
 bridge's outbox sends frames after the reports, so most of them come late), ask for it through
 `assemble_later` (and a run page shown for an ended run with frames but no video, as after a
-server restart, through `assemble_soon`). A worker thread per server process does the work after
+server restart, through `assemble_soon`). Most runs have no frames: the run's row says whether it
+has (`runs.has_frames`), so their end asks for nothing and costs no query. The flag and the run's
+end cannot miss each other: a frame's upload sets it with `UPDATE ... RETURNING status`
+(`frame_stored`), which waits for a concurrent end's UPDATE of the row and then sees the run
+ended (it asks for the video itself), or goes first, and then the end's UPDATE returns the row
+with the flag (the end asks). A worker thread per server process does the work after
 `DEBOUNCE_S` of quiet for that run, so neither the request nor its transaction waits for the
 encoder, and a burst of late frames makes one video. A video that already holds the run's newest
 frame is not made again. `PHONEFLOW_RUN_VIDEO=false` turns it off. When it is done the run's watchers get a
@@ -38,7 +43,7 @@ from typing import Any, cast
 
 from fastapi import FastAPI
 from PIL import Image
-from sqlalchemy import Row, Table, bindparam, select
+from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from interpreter.trace import RunStatus
@@ -57,8 +62,8 @@ MIN_FRAME_S = 0.5
 MAX_FRAME_S = 2.0
 LAST_FRAME_S = 1.5
 DEBOUNCE_S = 1.0
-# The worker looks for due runs at most this often: each look is a transaction and a query, and
-# at hundreds of runs ending a second one look per run was a fifth of a server process's CPU.
+# The worker looks for due runs at most this often: under a stream of runs ending, one wake-up
+# serves many.
 LOOK_INTERVAL_S = 0.25
 PHONE_SOURCE = "phone"  # meta["source"] of a video the phone recorded itself
 
@@ -282,46 +287,13 @@ class VideoAssembler:
 
     def _loop(self) -> None:
         while (run_ids := self._next()) is not None:
-            try:
-                with self.session_factory.begin() as session:
-                    framed = _with_frames(session, run_ids)
-            except Exception:
-                log.exception("looking for the frames of %d runs failed", len(run_ids))
-                framed = run_ids  # each run's own look decides
-            for run_id in framed:
+            for run_id in run_ids:
                 try:
                     with self.session_factory.begin() as session:
                         if assemble(session, self.settings, run_id):
                             self.on_done(session, run_id)
                 except Exception:  # one run's video must not stop the others'
                     log.exception("the video of run %s could not be made", run_id)
-
-
-def _with_frames(session: Session, run_ids: Sequence[str]) -> list[str]:
-    """Those of `run_ids` that have an artifact with meta (frames have): most ended runs have none, and
-    one query tells for all of them."""
-    found: set[str] = set()
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # One array parameter: the same SQL whatever the number of runs, so PostgreSQL plans it once
-        # (an IN list of N parameters is a new statement for every N).
-        driver = connection.connection.driver_connection
-        found.update(row[0] for row in driver.execute(_PG_FRAMED, {"run_ids": list(run_ids)}))  # type: ignore[union-attr]
-        return [run_id for run_id in run_ids if run_id in found]
-    for start in range(0, len(run_ids), 500):
-        chunk = list(run_ids[start : start + 500])
-        found.update(connection.execute(_FRAMED, {"run_ids": chunk}).scalars())
-    return [run_id for run_id in run_ids if run_id in found]
-
-
-# Built once, run on the connection: each server process looks a few times a second while runs end.
-_artifacts = cast(Table, Artifact.__table__)
-_FRAMED = (
-    select(_artifacts.c.run_id)
-    .where(_artifacts.c.run_id.in_(bindparam("run_ids", expanding=True)), _artifacts.c.meta.is_not(None))
-    .distinct()
-)
-_PG_FRAMED = "SELECT DISTINCT run_id FROM artifacts WHERE run_id = ANY(%(run_ids)s) AND meta IS NOT NULL"
 
 
 ASSEMBLER_INFO_KEY = "phoneflow_video_assembler"  # in Session.info: the app's assembler
@@ -360,8 +332,27 @@ def assemble_later(session: Session, run_ids: Sequence[str]) -> None:
 
 @on_runs_ended
 def _runs_ended(session: Session, account_id: str, runs: Sequence[Row[Any]]) -> None:
-    """However a run ends (a runs.report, the step gate's report), its video is asked for."""
-    assemble_later(session, [run.id for run in runs])
+    """However a run with frames ends (a runs.report, the step gate's report, a cancel), its video is
+    asked for. The rows are the runs as the ending transaction wrote them (the flag included)."""
+    assemble_later(session, [run.id for run in runs if run.has_frames])
+
+
+# A frame's upload flags its run and reads the run's status in one statement (see the docstring).
+_runs = cast(Table, Run.__table__)
+_FLAG_FRAMES = (
+    update(_runs).where(_runs.c.id == bindparam("run_id")).values(has_frames=True).returning(_runs.c.status)
+)
+
+
+def frame_stored(session: Session, run_id: str) -> None:
+    """A frame of the run was stored in this transaction: flag the run (`has_frames`) and, when it has
+    ended already, ask for its video again once the transaction commits.
+
+    The flag and the status come from one UPDATE: under a concurrent end of the run it waits for the
+    end's row lock and sees the run ended, or the end waits for it and returns the flag."""
+    status = session.execute(_FLAG_FRAMES, {"run_id": run_id}).scalar_one_or_none()
+    if status is not None and RunStatus(status).terminal:
+        assemble_later(session, [run_id])
 
 
 def assemble_soon(app: FastAPI, run_ids: Sequence[str]) -> None:
