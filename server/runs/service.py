@@ -562,6 +562,8 @@ def _fail_refused(
     )
     if failed.rowcount == 1:  # type: ignore[attr-defined]
         record_changes(session, device.account_id, [run_id], notify)
+        # Ended as any run ends: counted in the analytics, its run.finished/run.failed webhooks enqueued.
+        runs_ended(session, device.account_id, [run_id])
 
 
 def _denylist_refusal(

@@ -10,12 +10,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from server.accounts.models import Account
 from server.app import create_app
 from server.denylist.service import denylist_version
 from server.schedules import service as schedules
 from server.settings import Settings
+from server.webhooks.models import WebhookDelivery
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow, sample_definition
 from tests.server.test_dashboard_support import sign_in
 from tests.server.test_schedules import T0, _row, _runs
@@ -175,6 +177,12 @@ def test_a_queued_run_of_a_denied_version_fails_at_claim_and_the_next_run_is_han
 
     first, second, good = trigger(denied.id), trigger(denied.id), trigger(fine.id)
     entry_id = _deny(client, account.token, MAPS)
+    hook = client.post(
+        "/api/v1/webhooks",
+        json={"url": "https://hooks.example.com/failed", "events": ["run.failed"]},
+        headers=auth(account.token),
+    )
+    assert hook.status_code == 201, hook.text
     claimed = client.post("/api/v1/devices/me/claim", headers=auth(device.token))
     assert claimed.status_code == 200
     assert claimed.json()["run"]["id"] == good
@@ -186,6 +194,12 @@ def test_a_queued_run_of_a_denied_version_fails_at_claim_and_the_next_run_is_han
         assert "remove 'com.example.maps' from the account's denylist" in run["errorMessage"]
         assert run["trace"] == []
     assert client.post("/api/v1/devices/me/claim", headers=auth(device.token)).status_code == 204
+    # They ended as any failed run ends: counted in the analytics, their run.failed webhooks enqueued.
+    today = client.get("/api/v1/stats?days=1", headers=auth(account.token)).json()["perDay"][-1]
+    assert today["counts"].get("failed") == 2, today
+    with db.session_factory() as session:
+        keys = session.scalars(select(WebhookDelivery.event_key)).all()
+    assert sorted(keys) == sorted(f"run.failed:{run_id}" for run_id in (first, second))
 
     # Queued before the entry came back: failed at claim, nothing handed out.
     assert client.delete(f"/api/v1/denylist/{entry_id}", headers=auth(account.token)).status_code == 204
