@@ -29,10 +29,10 @@ from server.db import SessionDep
 from server.runs.events import (
     MAX_EVENT_ID,
     PING_INTERVAL_S,
+    RunEventsResponse,
     event_stream,
     get_hub,
     parse_last_event_id,
-    subscribed_stream,
 )
 
 router = dashboard_router()
@@ -124,11 +124,7 @@ async def dashboard_events(
     after_id = resumed if resumed is not None else after
     ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
     stream = event_stream(get_hub(request.app), user.account.id, after_id, lambda: _signed_in(request), ping)
-    return EventSourceResponse(
-        await subscribed_stream(stream),
-        ping=ping,
-        headers={"Cache-Control": "no-store"},
-    )
+    return RunEventsResponse(stream, ping=ping, headers={"Cache-Control": "no-store"})
 
 
 def _signed_in(request: Request) -> bool:

@@ -36,10 +36,10 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -47,7 +47,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Message, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from server.auth import CurrentAccount, current_account
 from server.errors import AppError, FieldProblem, ValidationFailed
@@ -173,6 +173,9 @@ class RunEventHub:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._draining: asyncio.Lock | None = None  # one read at a time: the tail's, or a catch-up
+        # The tail's start while it is under way: the subscribers that come meanwhile wait for the same
+        # start (each starting one would take a connection and leave a second tail running).
+        self._starting: asyncio.Task[None] | None = None
         self._drained_at = 0.0
         self._order: EventOrder[_TailRow] = EventOrder(0)
         self._listener: Listener | None = None
@@ -291,14 +294,24 @@ class RunEventHub:
         loop = asyncio.get_running_loop()
         if self._task is not None and not self._task.done() and self._loop is loop:
             return
-        self._loop = loop
-        self._wake = asyncio.Event()
-        self._draining = asyncio.Lock()
-        self._order = await run_in_threadpool(self._start)
-        self._task = loop.create_task(self._tail(), name="run-event-tail")
-        if self._listener is None and self._app_engine.dialect.name == "postgresql":
-            self._listener = Listener(self._app_engine, self._heard)
-            self._listener.start()
+        starting = self._starting
+        if starting is None or starting.get_loop() is not loop:
+            starting = self._starting = loop.create_task(self._start_tail(loop), name="run-event-tail-start")
+        # Shielded: a subscriber that goes away meanwhile does not cancel the start the others wait for.
+        await asyncio.shield(starting)
+
+    async def _start_tail(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self._loop = loop
+            self._wake = asyncio.Event()
+            self._draining = asyncio.Lock()
+            self._order = await run_in_threadpool(self._start)
+            self._task = loop.create_task(self._tail(), name="run-event-tail")
+            if self._listener is None and self._app_engine.dialect.name == "postgresql":
+                self._listener = Listener(self._app_engine, self._heard)
+                self._listener.start()
+        finally:
+            self._starting = None  # done, or failed: the next subscriber starts it again
 
     def _start(self) -> EventOrder[_TailRow]:
         """The tail's starting point: the newest visible id, once no transaction that may hold an id
@@ -421,13 +434,29 @@ class RunEventHub:
             return [_delivery(row.id, account_id, row.payload, row.event) for row in rows]
 
 
-class RunEventsResponse(EventSourceResponse):
-    """sse-starlette's response, without a cancel scope around each send when there is no send timeout.
+_Item = TypeVar("_Item")
 
-    The scope (`anyio.move_on_after(None)`) does nothing then, but entering and leaving it is most
-    of what one send costs; at 1,000 subscribers every event is 1,000 sends, so it was most of
-    the time from a commit to the last subscriber's receipt.
+
+class RunEventsResponse(EventSourceResponse):
+    """sse-starlette's response for an `event_stream`: its headers go out once the stream has subscribed,
+    and no cancel scope goes around each send when there is no send timeout.
+
+    The subscription is made when the response is sent, not in the endpoint: the endpoint's database
+    session (its authentication) is closed by then. Subscribing in the endpoint held it while the
+    subscription (the first of a process also starts the tail, which needs a connection of its own)
+    waited, and many streams opened at once used up the pool (503s). The headers still wait for it,
+    so a client that acts when they arrive (reads the run, then listens) cannot miss what commits in
+    between. A HEAD opens no stream and subscribes to nothing.
+
+    The scope (`anyio.move_on_after(None)`) does nothing, but entering and leaving it is most of what
+    one send costs; at 1,000 subscribers every event is 1,000 sends, so it was most of the time from a
+    commit to the last subscriber's receipt.
     """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"].upper() != "HEAD":
+            self.body_iterator = await subscribed_stream(self.body_iterator)
+        await super().__call__(scope, receive, send)
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
         if self.send_timeout is None:
@@ -530,17 +559,15 @@ async def event_stream(
 _stream = event_stream  # the name the dashboard imported first
 
 
-async def subscribed_stream(
-    stream: AsyncIterator[ServerSentEvent | bytes],
-) -> AsyncIterator[ServerSentEvent | bytes]:
-    """`stream` (an `event_stream`) once it has subscribed: the response's headers go out only after
-    this returns, so a client that acts when they arrive (reads the run, then listens) cannot miss
-    what commits in between, as it could while the headers went out before the subscription."""
-    first = await anext(stream)  # the subscription, and its `subscribed` comment
+async def subscribed_stream(stream: AsyncIterable[_Item]) -> AsyncIterator[_Item]:
+    """`stream` (an `event_stream`) once it has subscribed (`RunEventsResponse` awaits it before its
+    headers go out)."""
+    items = aiter(stream)
+    first = await anext(items)  # the subscription, and its `subscribed` comment
 
-    async def chained() -> AsyncIterator[ServerSentEvent | bytes]:
+    async def chained() -> AsyncIterator[_Item]:
         yield first
-        async for item in stream:
+        async for item in items:
             yield item
 
     return chained()
@@ -563,9 +590,7 @@ async def events(
     hub = get_hub(request.app)
     ping = float(getattr(request.app.state, "sse_ping_s", PING_INTERVAL_S))
     stream = event_stream(hub, account.id, after_id, lambda: _token_still_valid(request), ping)
-    return RunEventsResponse(
-        await subscribed_stream(stream), ping=ping, headers={"Cache-Control": "no-store"}
-    )
+    return RunEventsResponse(stream, ping=ping, headers={"Cache-Control": "no-store"})
 
 
 def _token_still_valid(request: Request) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from typing import Any
 
@@ -12,8 +13,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
+from server.app import create_app
 from server.runs.events import RunEventHub, get_hub
 from server.runs.models import Run, RunEvent
+from server.settings import Settings
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import SseReader, new_run_id, run_report, serve_in_subprocess, serve_in_thread
 
@@ -225,3 +228,45 @@ def test_a_change_right_after_the_streams_headers_arrive_is_delivered(
         for line in stream.iter_lines():  # a read timeout (5 s) fails the test
             if line.startswith("data:") and json.loads(line[5:])["id"] == rid:
                 break
+
+
+def test_many_streams_opened_at_once_fit_in_a_small_pool_and_start_one_tail(
+    settings: Settings, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stream authenticates with a pooled connection, then subscribes (the first subscription of a
+    # process starts its tail, which takes a connection of its own). Holding the first while waiting for
+    # the second, a few streams opened at once used up a pool (503 after the pool's timeout), and each
+    # started a tail of its own. With two pooled connections and a slow subscription, all six streams
+    # open, and one tail is started.
+    slow_down, start = RunEventHub.subscribe, RunEventHub._start
+    starts: list[int] = []
+
+    async def slow_subscribe(self: RunEventHub, account_id: str) -> Any:
+        await asyncio.sleep(0.3)
+        return await slow_down(self, account_id)
+
+    def counted_start(self: RunEventHub) -> Any:
+        starts.append(1)
+        time.sleep(0.3)  # the tail's start takes a moment: streams opened meanwhile wait for it
+        return start(self)
+
+    monkeypatch.setattr(RunEventHub, "subscribe", slow_subscribe)
+    monkeypatch.setattr(RunEventHub, "_start", counted_start)
+    small = settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 1, "db_pool_timeout_s": 5.0})
+    acc = create_account(db)
+    answers: list[tuple[int, str]] = []
+
+    def open_stream(base_url: str) -> None:
+        timeout = httpx.Timeout(15, read=10)
+        with httpx.stream("GET", base_url + "/api/v1/events", headers=auth(acc.token), timeout=timeout) as r:
+            first = next(r.iter_lines()) if r.status_code == 200 else r.read().decode()
+            answers.append((r.status_code, first))
+
+    with serve_in_thread(create_app(small)) as base_url:
+        threads = [threading.Thread(target=open_stream, args=(base_url,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert sorted(answers) == [(200, ": subscribed")] * 6, answers
+    assert len(starts) == 1
