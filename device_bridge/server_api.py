@@ -165,11 +165,7 @@ class DeviceApi:
         A report that does not validate is a `ServerRefusedError` 422, and nothing was claimed."""
         asked_at = time.monotonic()
         timeout_s = self.client.timeout.read or CLAIM_TIMEOUT_S
-        body = (
-            b'{"lease":true}'
-            if report is None
-            else b'{"lease":true,"report":' + report.encode("ascii", "backslashreplace") + b"}"
-        )
+        body = b'{"lease":true}' if report is None else b'{"lease":true,"report":' + report.encode() + b"}"
         status, answer = self._post(CLAIM_PATH, body, "claim", timeout_s)
         if status == 204:
             return None, None

@@ -32,7 +32,7 @@ from interpreter.trace import RunStatus
 from server.devices.models import Device
 from server.runs.models import Run, input_values
 from server.runs.pg_notify import CHANNEL, notice_of
-from server.runs.rollup import SHARDS, ended_rows, pg_upsert_from, step_failure_rows
+from server.runs.rollup import ended_rows, pg_shard, pg_upsert_from, step_failure_rows
 from server.runs.schemas import RunReportIn
 from server.runs.sql import json_time, once_per_transaction
 from server.webhooks.service import has_endpoints
@@ -209,9 +209,7 @@ def _store(
     row_like = SimpleNamespace(**{column: values.get(column) for column in _COLUMN_NAMES})
     payload = summary_json(cast(Row[Any], row_like))
     ended = RunStatus(values["status"]).terminal
-    # The shard is the connection's (rollup.shard_of): its backend pid, no round trip.
-    shard = int(driver.info.backend_pid) % SHARDS
-    stats = ended_rows(values["account_id"], [row_like], shard) if ended else []
+    stats = ended_rows(values["account_id"], [row_like], pg_shard(driver)) if ended else []
     events = report.trace_pairs_json()  # [[seq, stored_json], ...]
     inserted = driver.execute(
         statement,

@@ -104,8 +104,12 @@ def shard_of(session: Session) -> int:
     so two transactions at once never wait for the same row unless their pids collide."""
     if dialect_name(session) != "postgresql":
         return 0  # SQLite: one writer at a time anyway
-    driver = session.connection().connection.driver_connection
-    return int(driver.info.backend_pid) % SHARDS  # type: ignore[union-attr]
+    return pg_shard(session.connection().connection.driver_connection)
+
+
+def pg_shard(driver: Any) -> int:
+    """The shard of a psycopg connection's transactions: its backend pid modulo SHARDS."""
+    return int(driver.info.backend_pid) % SHARDS
 
 
 def pg_upsert_from(source: str) -> str:

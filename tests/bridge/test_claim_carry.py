@@ -36,18 +36,9 @@ from tests.bridge.server_process import (
     publish_workflow,
     trigger,
 )
+from tests.bridge.test_gate_progress import WAITS  # two 10 ms waits
 
 pytestmark = pytest.mark.emulator
-
-WAITS: dict[str, Any] = {
-    "schemaVersion": 1,
-    "name": "Two waits",
-    "start": "w1",
-    "nodes": [
-        {"id": "w1", "kind": "action.wait", "params": {"ms": 10}, "next": "w2"},
-        {"id": "w2", "kind": "action.wait", "params": {"ms": 10}},
-    ],
-}
 
 
 @dataclass
@@ -175,6 +166,18 @@ def waits(server: ServerProcess) -> str:
         return publish_workflow(client, WAITS)
 
 
+def _run_holding_the_report(bridge: Bridge, waits: str) -> str:
+    """Claim and run one run of `waits` with its final report held for the next claim; its id."""
+    run_id = trigger(bridge.client, waits, bridge.device_id)
+    claimed = bridge.api.claim()
+    assert claimed is not None
+    assert bridge.api.accepts_report is True
+    result = bridge.worker.execute(claimed, carry=True)
+    assert result is not None
+    assert result.status.value == "success"
+    return run_id
+
+
 def test_each_runs_final_report_rides_on_the_next_claim(bridge: Bridge, waits: str) -> None:
     first, second = (trigger(bridge.client, waits, bridge.device_id) for _ in range(2))
     with bridge.serving():
@@ -212,13 +215,7 @@ def test_a_failed_claim_leaves_the_report_to_the_uploader(
 def test_a_bridge_that_dies_holding_the_report_sends_it_on_restart(
     bridge: Bridge, waits: str, server: ServerProcess
 ) -> None:
-    run_id = trigger(bridge.client, waits, bridge.device_id)
-    claimed = bridge.api.claim()
-    assert claimed is not None
-    assert bridge.api.accepts_report is True
-    result = bridge.worker.execute(claimed, carry=True)
-    assert result is not None
-    assert result.status.value == "success"
+    run_id = _run_holding_the_report(bridge, waits)
     # Held for the next claim: the uploader does not send it meanwhile.
     assert bridge.uploader.upload_all() == 0, bridge.sent
     assert bridge.sent.reports == []
@@ -248,11 +245,7 @@ def test_an_older_server_gets_the_report_by_runs_report(bridge: Bridge, waits: s
 def test_a_carried_report_the_server_rejects_is_kept_aside_as_the_uploader_keeps_it(
     bridge: Bridge, waits: str, server: ServerProcess
 ) -> None:
-    run_id = trigger(bridge.client, waits, bridge.device_id)
-    claimed = bridge.api.claim()
-    assert claimed is not None
-    result = bridge.worker.execute(claimed, carry=True)
-    assert result is not None
+    run_id = _run_holding_the_report(bridge, waits)
     # Meanwhile the server ended the run otherwise: the report's `success` contradicts it.
     with server.db.engine.begin() as connection:
         connection.execute(

@@ -16,11 +16,11 @@ from server.artifact_store import ArtifactStore, store_from_settings
 from server.artifact_store.service import move_database_blobs
 from server.db import make_session_factory, utcnow
 from server.migrate import upgrade
-from server.runs.models import Artifact, Run
+from server.runs.models import Artifact
 from server.settings import Settings
 from tests.server.conftest import in_new_bucket
 from tests.server.factories import Db, auth, create_account_in_an_old_schema, create_device, create_workflow
-from tests.server.test_migration_input_values import _as_of_then, empty_engine  # noqa: F401
+from tests.server.test_migration_input_values import _as_of_then, _old_run, empty_engine  # noqa: F401
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 XML = b'<?xml version="1.0"?><hierarchy/>'
@@ -44,23 +44,7 @@ def test_old_artifacts_are_served_then_moved_into_the_store(
     dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
     run_id, now = str(uuid.uuid4()), utcnow()
     with db.session_factory.begin() as session:  # Core with 0018's columns
-        session.execute(
-            _as_of_then(
-                Run.__tablename__,
-                id=run_id,
-                account_id=acc.id,
-                workflow_id=wf.id,
-                workflow_version_id=wf.version_id,
-                device_id=dev.id,
-                status="success",
-                status_rank=2,
-                trigger="device",
-                inputs={},
-                trace_len=0,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        session.execute(_old_run(run_id, acc.id, wf, now, device_id=dev.id))
         for name, content_type, data in (
             ("shot.png", "image/png", PNG),
             ("window.xml", "application/xml", XML),

@@ -56,6 +56,25 @@ def _as_of_then(table_name: str, **values: Any) -> Insert:
     return insert(table(table_name, *columns)).values(**values)
 
 
+def _old_run(run_id: str, account_id: str, workflow: Any, now: Any, **values: Any) -> Insert:
+    """`_as_of_then` of a run of `workflow` in an old schema (0018 on): an ended device run unless
+    `values` say otherwise (`device_id`, `status`, ...)."""
+    row = {
+        "id": run_id,
+        "account_id": account_id,
+        "workflow_id": workflow.id,
+        "workflow_version_id": workflow.version_id,
+        "status": "success",
+        "status_rank": 2,
+        "trigger": "device",
+        "inputs": {},
+        "trace_len": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return _as_of_then(Run.__tablename__, **{**row, **values})
+
+
 def test_existing_runs_inputs_are_indexed_like_new_ones(empty_engine: Engine) -> None:
     upgrade(empty_engine, "0006_device_bridge_health")
     db = Db(

@@ -13,7 +13,7 @@ from server.db import make_session_factory, utcnow
 from server.migrate import upgrade
 from server.runs.models import Artifact, Run
 from tests.server.factories import Db, create_account_in_an_old_schema, create_device, create_workflow
-from tests.server.test_migration_input_values import _as_of_then, empty_engine  # noqa: F401
+from tests.server.test_migration_input_values import _as_of_then, _old_run, empty_engine  # noqa: F401
 
 FRAME_META = {"seq": 1, "nodeId": "n1", "kind": "action.tapByText", "outcome": "ok", "bounds": None}
 
@@ -41,23 +41,7 @@ def test_runs_with_frame_artifacts_are_flagged(empty_engine: Engine) -> None:  #
     ids = {case: str(uuid.uuid4()) for case in artifacts}
     with db.session_factory.begin() as session:  # Core with 0027's columns
         for case, run_id in ids.items():
-            session.execute(
-                _as_of_then(
-                    Run.__tablename__,
-                    id=run_id,
-                    account_id=acc.id,
-                    workflow_id=wf.id,
-                    workflow_version_id=wf.version_id,
-                    device_id=dev.id,
-                    status="success",
-                    status_rank=2,
-                    trigger="device",
-                    inputs={},
-                    trace_len=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            session.execute(_old_run(run_id, acc.id, wf, now, device_id=dev.id))
             for name, meta in artifacts[case]:
                 session.execute(
                     _as_of_then(
@@ -86,22 +70,7 @@ def test_runs_with_frame_artifacts_are_flagged(empty_engine: Engine) -> None:  #
 
     later = str(uuid.uuid4())  # a run written naming only the old columns: false by the server's default
     with db.session_factory.begin() as session:
-        session.execute(
-            _as_of_then(
-                Run.__tablename__,
-                id=later,
-                account_id=acc.id,
-                workflow_id=wf.id,
-                workflow_version_id=wf.version_id,
-                status="running",
-                status_rank=1,
-                trigger="device",
-                inputs={},
-                trace_len=0,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        session.execute(_old_run(later, acc.id, wf, now, status="running", status_rank=1))
     with empty_engine.connect() as conn:
         stored = conn.execute(text("SELECT has_frames FROM runs WHERE id = :r"), {"r": later}).scalar()
     assert stored in (False, 0)
