@@ -1,4 +1,5 @@
-"""Structured JSON logs and the request id that ties a request's log lines together.
+"""Structured JSON logs, the request id that ties a request's log lines together, and the
+security headers every answer carries.
 
 A client may send `X-Request-ID`; otherwise one is made. It is echoed on the response
 and carried by every log line written while the request is handled.
@@ -66,6 +67,34 @@ _HOOK_PREFIX = "/api/v1/hooks/pf_hook_"
 _HOOK_PATH = re.compile(r"^(/api/v1/hooks/pf_hook_.{4}).*$")
 
 
+# Every answer, whichever part of the server made it (the API, the docs pages, a redirect, an error):
+# never sniffed as another type than it says, never framed by another site (clickjacking), and its
+# address never sent to another site. A header the answer sets itself is kept.
+_BASELINE_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+)
+# An HTML page without a policy of its own (/docs, /redoc: Swagger UI and ReDoc run inline scripts,
+# so they keep those): no framing, no <base> or plugin injection, forms post only here.
+_HTML_PAGE_POLICY = (
+    b"content-security-policy",
+    b"frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'",
+)
+# Anything else (JSON, problems, files, streams): nothing in it may load or run if a browser renders it.
+_OTHER_POLICY = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+
+def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` with the baseline security headers added where the answer did not set them."""
+    present = {k.lower() for k, _ in headers}
+    added = [header for header in _BASELINE_HEADERS if header[0] not in present]
+    if b"content-security-policy" not in present:
+        html = any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers)
+        added.append(_HTML_PAGE_POLICY if html else _OTHER_POLICY)
+    return headers + added
+
+
 def _loggable(path: str) -> str:
     if not path.startswith(_HOOK_PREFIX):  # every other path, without a regular expression's cost
         return path
@@ -73,7 +102,8 @@ def _loggable(path: str) -> str:
 
 
 class RequestIdMiddleware:
-    """Takes or makes the request id, echoes it, and writes one access log line a request."""
+    """Takes or makes the request id, echoes it, adds the security headers, and writes one access log
+    line a request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -99,7 +129,7 @@ class RequestIdMiddleware:
                 )
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": with_security_headers(headers)}
             await send(message)
 
         try:

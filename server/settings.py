@@ -187,8 +187,9 @@ class Settings(BaseSettings):
     webhook_allow_private_targets: bool = Field(
         default=True,
         description=(
-            "Let webhooks reach loopback, private and link-local addresses (a server inside your network). "
-            "Turn off on a server whose accounts you do not all trust."
+            "Let webhooks reach loopback and private addresses (a server inside your network). "
+            "Turn off on a server whose accounts you do not all trust. Link-local addresses (cloud "
+            "metadata services) are refused either way."
         ),
     )
     device_offline_after_s: float = Field(

@@ -72,6 +72,17 @@ def _signin_page(
     return response
 
 
+def _expired_form_words(request: Request) -> str:
+    """Why the sign-in form was refused: it expired, or (its cookie being Secure) it was sent over http."""
+    public_url = str(request.app.state.settings.public_url)
+    if request.url.scheme != "https" and public_url.lower().startswith("https://"):
+        return (
+            f"this server's address is {public_url} (its public_url), so its cookies travel over https "
+            f"only: sign in at {public_url.rstrip('/')}/signin"
+        )
+    return "the sign-in form expired: paste your token again"
+
+
 @router.get("/signin", response_class=HTMLResponse)
 def signin_form(request: Request, db: SessionDep, next: str = "/runs") -> Response:
     """The sign-in form; a signed-in visitor goes straight on to `next`."""
@@ -91,7 +102,7 @@ def signin(
     """Open a session for a pasted account token, then go on to `next`."""
     next_url = _safe_next(next)
     if not check_signin_csrf(request, csrf_token):
-        return _signin_page(request, next_url, "the sign-in form expired: paste your token again", 403)
+        return _signin_page(request, next_url, _expired_form_words(request), 403)
     try:
         cookie, _row = open_session(db, token)
     except SignInError as exc:

@@ -13,7 +13,7 @@ from server.dashboard.render import error_text, page
 from server.dashboard.session import CheckedUser, DashboardUser, User
 from server.db import SessionDep
 from server.devices.service import list_devices
-from server.errors import AppError
+from server.errors import AppError, NotFound
 from server.hooks import service as hooks
 from server.settings import Settings
 from server.webhooks import service as webhooks
@@ -144,6 +144,8 @@ def redeliver(
     request: Request, endpoint_id: str, delivery_id: str, db: SessionDep, user: CheckedUser
 ) -> Response:
     """Send a delivery again (the same webhook-id and body)."""
+    if webhooks.get_delivery(db, user.account.id, delivery_id).endpoint_id != endpoint_id.lower():
+        raise NotFound(f"webhook endpoint {endpoint_id} has no delivery {delivery_id}")
     webhooks.redeliver(db, user.account.id, delivery_id)
     return RedirectResponse(f"/integrations/webhooks/{endpoint_id}", status_code=303)
 

@@ -1,7 +1,8 @@
 """Signing in to the dashboard, the session cookie, and CSRF protection.
 
 A person signs in by pasting an account API token. The server then keeps a session
-row and sets a random cookie (`HttpOnly`, `SameSite=Lax`, `Secure` over https) that
+row and sets a random cookie (`HttpOnly`, `SameSite=Lax`, `Secure` over https or when the
+server's `public_url` is https) that
 names it; only the cookie's sha256 is stored. Every form that changes something
 carries the session's CSRF token (synchronizer token pattern), checked on each POST.
 The sign-in form itself, made before any session exists, uses a double-submit cookie.
@@ -44,11 +45,18 @@ class DashboardUser:
 
 
 def _is_https(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Whether browsers reach this dashboard over https: the request came so, or the server's
+    `public_url` says so. Behind a proxy that ends TLS and is not one uvicorn trusts with
+    `X-Forwarded-Proto` (--forwarded-allow-ips), the request itself looks like plain http; the
+    cookie must still never travel over plain http."""
+    if request.url.scheme == "https":
+        return True
+    settings = getattr(request.app.state, "settings", None)
+    return settings is not None and str(settings.public_url).lower().startswith("https://")
 
 
 def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int | None) -> None:
-    """Set a dashboard cookie: HttpOnly, SameSite=Lax, Secure over https."""
+    """Set a dashboard cookie: HttpOnly, SameSite=Lax, Secure over https (or a `public_url` of https)."""
     response.set_cookie(
         name, value, max_age=max_age, httponly=True, samesite="lax", secure=_is_https(request), path="/"
     )

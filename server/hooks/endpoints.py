@@ -21,6 +21,7 @@ from server.runs import service as runs
 from server.runs.events import get_hub
 from server.runs.schemas import RunSummaryOut
 from server.settings import Settings
+from server.workflows import service as workflows
 
 router = APIRouter(tags=["hooks"])
 
@@ -57,7 +58,9 @@ def create_hook(
 def list_hooks(
     workflow_id: str, request: Request, session: SessionDep, account: CurrentAccount
 ) -> list[dict[str, Any]]:
-    hooks = service.list_hooks(session, account.id, workflow_id)
+    """The workflow's hooks, oldest first, revoked ones included; 404 for a workflow not of this account."""
+    workflow = workflows.get_workflow(session, account, workflow_id)
+    hooks = service.list_hooks(session, account.id, workflow.id)
     return [service.hook_json(hook, _settings(request).public_url) for hook in hooks]
 
 

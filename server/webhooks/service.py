@@ -9,6 +9,7 @@ see it.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from server.db import new_id, utcnow
 from server.errors import FieldProblem, NotFound, ValidationFailed
 from server.runs.sql import dialect_insert, utc_ms
+from server.webhooks.delivery import address_refusal
 from server.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -90,7 +92,10 @@ def delivery_json(
 
 
 def check_url(url: str, pointer: str = "/url") -> str:
-    """An http(s) URL with a host, trimmed; 422 otherwise."""
+    """An http(s) URL with a host, trimmed; 422 otherwise, and for an address webhooks never reach
+    (a link-local one such as the cloud metadata service's: `delivery.address_refusal`).
+
+    A name is checked when each attempt resolves it, against what it resolves to then."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -101,6 +106,13 @@ def check_url(url: str, pointer: str = "/url") -> str:
                 )
             ]
         )
+    try:
+        address = ipaddress.ip_address(parts.hostname.split("%", 1)[0])
+    except ValueError:
+        return url  # a name
+    refusal = address_refusal(parts.hostname, address, allow_private=True)
+    if refusal is not None:
+        raise ValidationFailed([FieldProblem(pointer, f"'{url}' cannot be a webhook's target", refusal)])
     return url
 
 

@@ -1,0 +1,212 @@
+"""What a security probe of every endpoint found, kept fixed: the security headers on every answer
+(the API's docs pages too), the session cookie's Secure flag behind a TLS proxy, another account's
+ids answering 404 on the hooks list and the dashboard's redelivery, and webhooks that go only to the
+address that was checked (no DNS rebinding, no IPv4 address hidden in an IPv6 one, never the cloud
+metadata service)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.settings import Settings
+from server.webhooks.delivery import address_refusal, deliver_due, send
+from tests.server.factories import Db, auth, create_account, create_workflow
+from tests.server.test_dashboard_support import form_csrf, sign_in
+from tests.server.webhook_receiver import webhook_receiver
+
+# The database plays no part: SQLite only.
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+@SQLITE_ONLY
+def test_every_answer_carries_the_security_headers(client: TestClient) -> None:
+    for path in (
+        "/docs",
+        "/redoc",
+        "/docs/oauth2-redirect",
+        "/openapi.json",
+        "/healthz",
+        "/api/v1/nothing",
+        "/",
+    ):
+        answer = client.get(path, follow_redirects=False)
+        assert answer.headers["x-content-type-options"] == "nosniff", path
+        assert answer.headers["x-frame-options"] == "DENY", path
+        assert answer.headers["referrer-policy"] == "same-origin", path
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], path
+        if not answer.headers.get("content-type", "").startswith("text/html"):
+            assert answer.headers["content-security-policy"].startswith("default-src 'none'"), path
+
+
+@SQLITE_ONLY
+def test_a_page_keeps_its_own_policy(client: TestClient) -> None:
+    page = client.get("/signin")
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert page.headers.get_list("content-security-policy") == [page.headers["content-security-policy"]]
+
+
+@SQLITE_ONLY
+def test_the_session_cookie_is_secure_when_the_public_url_is_https(settings: Settings, db: Db) -> None:
+    # Behind a proxy that ends TLS (and is not trusted for X-Forwarded-Proto) requests look like http.
+    app = create_app(settings.model_copy(update={"public_url": "https://phones.example.com"}))
+    acc = create_account(db)
+    with TestClient(app) as client:
+        page = client.get("/signin")
+        assert "secure" in page.headers["set-cookie"].lower()
+        csrf = form_csrf(page.text)
+        # A browser sends the Secure cookie back over https only; this request is that.
+        client.cookies.set("pf_signin_csrf", csrf)
+        answer = client.post("/signin", data={"token": acc.token, "csrf_token": csrf}, follow_redirects=False)
+        assert answer.status_code == 303, answer.text
+        session_cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("pf_session="))
+        assert "secure" in session_cookie.lower()
+        assert "httponly" in session_cookie.lower()
+        # Over plain http the form's cookie never comes back: the page says where to sign in instead.
+        client.cookies.clear()
+        refused = client.post("/signin", data={"token": acc.token, "csrf_token": csrf})
+        assert refused.status_code == 403
+        assert "https://phones.example.com/signin" in refused.text
+
+
+def test_another_accounts_ids_are_404_on_the_hooks_list_and_the_redelivery(
+    client: TestClient, db: Db
+) -> None:
+    mine, theirs = create_account(db), create_account(db)
+    their_workflow = create_workflow(db, theirs.id)
+    listed = client.get(f"/api/v1/workflows/{their_workflow.id}/hooks", headers=auth(mine.token))
+    assert listed.status_code == 404, listed.text
+    assert "no workflow" in listed.json()["detail"]
+
+    def endpoint(token: str) -> str:
+        made = client.post(
+            "/api/v1/webhooks",
+            json={"url": "http://127.0.0.1:9/x", "events": ["run.finished"]},
+            headers=auth(token),
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+    my_endpoint, their_endpoint = endpoint(mine.token), endpoint(theirs.token)
+    delivery = client.post(f"/api/v1/webhooks/{my_endpoint}/test", headers=auth(mine.token)).json()["id"]
+    csrf = sign_in(client, mine.token)
+    wrong = client.post(
+        f"/integrations/webhooks/{their_endpoint}/deliveries/{delivery}/redeliver",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert wrong.status_code == 404, wrong.text
+    right = client.post(
+        f"/integrations/webhooks/{my_endpoint}/deliveries/{delivery}/redeliver",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert right.status_code == 303, right.text
+
+
+@SQLITE_ONLY
+def test_a_webhook_to_the_metadata_service_is_refused_when_made(client: TestClient, db: Db) -> None:
+    acc = create_account(db)
+    for url in (
+        "http://169.254.169.254/latest/meta-data",
+        "http://[fe80::1]/x",
+        "http://0.0.0.0:8080/",
+        "http://[::]/",
+    ):
+        answer = client.post(
+            "/api/v1/webhooks", json={"url": url, "events": ["run.finished"]}, headers=auth(acc.token)
+        )
+        assert answer.status_code == 422, answer.text
+        assert "link-local" in answer.json()["errors"][0]["hint"], url
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed_with_private", "allowed_without"),
+    [
+        ("8.8.8.8", True, True),
+        ("2606:4700::1111", True, True),
+        ("10.1.2.3", True, False),
+        ("::ffff:127.0.0.1", True, False),
+        ("64:ff9b::7f00:1", True, False),  # NAT64 of 127.0.0.1
+        ("2002:a01:203::", True, False),  # 6to4 of 10.1.2.3
+        ("::127.0.0.1", True, False),  # IPv4-compatible
+        ("169.254.169.254", False, False),
+        ("::ffff:169.254.169.254", False, False),
+        ("fe80::1", False, False),
+    ],
+)
+def test_the_address_a_webhook_reaches_is_judged_with_the_ipv4_it_carries(
+    address: str, allowed_with_private: bool, allowed_without: bool
+) -> None:
+    ip = ipaddress.ip_address(address)
+    assert (address_refusal("h", ip, allow_private=True) is None) == allowed_with_private
+    assert (address_refusal("h", ip, allow_private=False) is None) == allowed_without
+
+
+@pytest.fixture
+def names(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """A resolver for `*.test` names: each lookup of a name takes the next of its addresses (the last
+    one again when they run out), as a DNS server that rebinds a name between two lookups does."""
+    table: dict[str, list[str]] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name not in table:
+            return real(host, port, *args, **kwargs)
+        address = table[name].pop(0) if len(table[name]) > 1 else table[name][0]
+        return real(address, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table
+
+
+def _settings(allow_private: bool) -> Settings:
+    return Settings(
+        database_url="sqlite://", webhook_allow_private_targets=allow_private, webhook_timeout_s=1
+    )
+
+
+def test_a_webhook_goes_to_the_address_that_was_checked(names: dict[str, list[str]]) -> None:
+    with webhook_receiver() as receiver:
+        port = receiver.url.split(":")[2].split("/")[0]
+        # Public when checked, the server's own loopback when connecting: it must not arrive.
+        names["rebind.test"] = ["93.184.215.14", "127.0.0.1"]
+        result = send(
+            f"http://rebind.test:{port}/hooks", "whsec_" + "A" * 32, "msg_1", "{}", _settings(False)
+        )
+        assert receiver.received == [], "the request went to an address that was never checked"
+        assert result.status_code is None
+        # A name of the receiver's (private targets allowed): sent there, with the name as its Host.
+        names["receiver.test"] = ["127.0.0.1"]
+        result = send(
+            f"http://receiver.test:{port}/hooks", "whsec_" + "A" * 32, "msg_2", "{}", _settings(True)
+        )
+        assert result.status_code == 200, result
+        [arrived] = receiver.wait_for(1)
+        assert arrived.headers["host"] == f"receiver.test:{port}"
+
+
+@SQLITE_ONLY
+def test_a_name_that_resolves_to_the_metadata_service_is_never_sent_to(
+    app: FastAPI, client: TestClient, db: Db, settings: Settings, names: dict[str, list[str]]
+) -> None:
+    names["metadata.test"] = ["169.254.169.254"]
+    acc = create_account(db)
+    made = client.post(
+        "/api/v1/webhooks",
+        json={"url": "http://metadata.test/x", "events": ["run.finished"]},
+        headers=auth(acc.token),
+    )
+    endpoint = made.json()["id"]
+    client.post(f"/api/v1/webhooks/{endpoint}/test", headers=auth(acc.token))
+    deliver_due(app.state.session_factory, settings)  # private targets allowed: the default
+    [delivery] = client.get(f"/api/v1/webhooks/{endpoint}/deliveries", headers=auth(acc.token)).json()
+    assert "169.254.169.254" in delivery["lastError"]
+    assert "link-local" in delivery["lastError"]
