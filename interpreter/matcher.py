@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, UiNode
+from interpreter.safe_regex import HOW_TO_FIX, backtracking_risk
 
 MatchMode = Literal["exact", "contains", "regex"]
 
@@ -135,12 +136,17 @@ def plain_text(text: str) -> str:
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a user's regex; a bad one raises ValueError saying where it breaks."""
+    """Compile a user's regex; a bad one raises ValueError saying where it breaks, and so does one
+    that could backtrack without bound (`interpreter.safe_regex`)."""
     try:
-        return re.compile(pattern)
+        compiled = re.compile(pattern)
     except re.error as exc:
         where = f" at position {exc.pos}" if exc.pos is not None else ""
         raise ValueError(f"invalid regex {pattern!r}: {exc.msg}{where}") from exc
+    risk = backtracking_risk(pattern)
+    if risk is not None:
+        raise ValueError(f"regex {pattern!r} can take exponential time to fail: {risk}; {HOW_TO_FIX}")
+    return compiled
 
 
 def tap_by_text_selector(text: str, match: MatchMode = "exact", index: int = 0) -> Selector:

@@ -29,6 +29,7 @@ from interpreter.problems import (
     suggestion_budget,
 )
 from interpreter.reference_checks import check_expressions, check_regexes, check_templates
+from interpreter.safe_regex import HOW_TO_FIX, backtracking_risk, schema_patterns
 from interpreter.schema import (
     MAX_NODES,
     detailed_node_validator,
@@ -295,6 +296,14 @@ def check_inputs(definition: Any, denylist: Denylist | None) -> Iterator[Problem
             f"inputs is not a valid JSON Schema: {error.message}",
             hint,
         )
+    for at, pattern in schema_patterns(dict(inputs)):
+        risk = backtracking_risk(pattern)
+        if risk is not None:
+            yield Problem(
+                pointer(["inputs", *at]),
+                f"the regex {pattern!r} can take exponential time to fail: {risk}",
+                HOW_TO_FIX,
+            )
     declared = inputs.get("type")
     if (
         not found

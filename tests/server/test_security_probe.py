@@ -1,23 +1,27 @@
 """What a security probe of every endpoint found, kept fixed: the security headers on every answer
 (the API's docs pages too), the session cookie's Secure flag behind a TLS proxy, another account's
-ids answering 404 on the hooks list and the dashboard's redelivery, and webhooks that go only to the
+ids answering 404 on the hooks list and the dashboard's redelivery, webhooks that go only to the
 address that was checked (no DNS rebinding, no IPv4 address hidden in an IPv6 one, never the cloud
-metadata service)."""
+metadata service), and regular expressions that backtrack without bound refused before they run."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from interpreter.matcher import compile_pattern
+from interpreter.run_inputs import check_inputs
+from interpreter.safe_regex import backtracking_risk
 from server.app import create_app
 from server.settings import Settings
 from server.webhooks.delivery import address_refusal, deliver_due, send
-from tests.server.factories import Db, auth, create_account, create_workflow
+from tests.server.factories import Db, auth, create_account, create_workflow, sample_definition
 from tests.server.test_dashboard_support import form_csrf, sign_in
 from tests.server.webhook_receiver import webhook_receiver
 
@@ -210,3 +214,58 @@ def test_a_name_that_resolves_to_the_metadata_service_is_never_sent_to(
     [delivery] = client.get(f"/api/v1/webhooks/{endpoint}/deliveries", headers=auth(acc.token)).json()
     assert "169.254.169.254" in delivery["lastError"]
     assert "link-local" in delivery["lastError"]
+
+
+# --- regular expressions that backtrack without bound (they held the whole process: 24 `a`s took 3 s,
+# each one more doubled it) ---
+
+REDOS = "(a+)+$"
+
+
+@SQLITE_ONLY
+def test_a_pattern_that_backtracks_without_bound_is_refused_in_a_workflow(client: TestClient, db: Db) -> None:
+    acc = create_account(db)
+    inputs = {"type": "object", "properties": {"order": {"type": "string", "pattern": REDOS}}}
+    tap = {"id": "tap", "kind": "action.tapByText", "params": {"text": REDOS, "match": "regex"}}
+    definition = sample_definition(inputs=inputs)
+    definition["nodes"][-1]["next"] = "tap"
+    definition["nodes"].append(tap)
+    answer = client.post(
+        "/api/v1/workflows/validate", json={"definition": definition}, headers=auth(acc.token)
+    )
+    assert answer.status_code == 200, answer.text
+    pointers = {error["pointer"]: error for error in answer.json()["errors"]}
+    assert "exponential" in pointers["/inputs/properties/order/pattern"]["message"]
+    assert "exponential" in pointers["/nodes/2/params/text"]["message"]
+    assert "possessive" in pointers["/inputs/properties/order/pattern"]["hint"]
+
+
+def test_a_stored_pattern_that_backtracks_is_never_run() -> None:
+    # Versions stored before the check, and templates known only at run time, meet it when they run.
+    schema = {"type": "object", "properties": {"order": {"type": "string", "pattern": REDOS}}}
+    started = time.perf_counter()
+    why = check_inputs(schema, {"order": "a" * 40 + "!"})
+    assert why is not None
+    assert "exponential" in why
+    with pytest.raises(ValueError, match="exponential"):
+        compile_pattern(REDOS)
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize(
+    ("pattern", "refused"),
+    [
+        ("(a+)+$", True),
+        (r"(\w+\s?)+$", True),
+        ("(a|ab)*c", True),
+        (r"(.*)\1", True),
+        ("(?>a+)+$", False),
+        ("(?:foo|bar)+", False),
+        (r"(\d{3}-)+", False),
+        (r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", False),
+        (r"Order #\d+ .*", False),
+        (r"(ab?)+", False),
+    ],
+)
+def test_which_patterns_backtrack_without_bound(pattern: str, refused: bool) -> None:
+    assert (backtracking_risk(pattern) is not None) == refused
