@@ -70,6 +70,54 @@ def _string_end(expr: str, start: int) -> int:
     return len(expr)  # unterminated: the parser says so
 
 
+# A comprehension runs its body once per element; one inside another multiplies (`l.map(x, l.map(y,
+# ...))` over a list of inputs), and each one chained after another can double what it works on
+# (`.map(x, [x, x])`): 17 nested ones over two-element lists took a second, each more doubled it. So
+# an expression has at most this many, none inside another: its cost stays linear in its data.
+COMPREHENSIONS = ("all", "exists", "exists_one", "filter", "map")
+MAX_COMPREHENSIONS = 2
+
+
+def comprehension_problem(expr: str) -> str | None:
+    """Why `expr`'s comprehensions (`.map(...)`, `.all(...)`, ...) could cost more than its data, or None."""
+    count = 0
+    open_macros: list[int] = []  # the parenthesis depth at which each open comprehension's call began
+    depth = 0
+    i, n = 0, len(expr)
+    while i < n:
+        char = expr[i]
+        if char in "\"'":
+            i = _string_end(expr, i)
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            while open_macros and open_macros[-1] > depth:
+                open_macros.pop()
+        elif char.isalpha() or char == "_":
+            start = i
+            while i < n and (expr[i].isalnum() or expr[i] == "_"):
+                i += 1
+            word = expr[start:i]
+            if (
+                word in COMPREHENSIONS
+                and expr[:start].rstrip().endswith(".")
+                and expr[i:].lstrip().startswith("(")
+            ):
+                if open_macros:
+                    return f"it has .{word}(...) inside another comprehension; compute one level at a time"
+                count += 1
+                if count > MAX_COMPREHENSIONS:
+                    return (
+                        f"it has more than {MAX_COMPREHENSIONS} comprehensions (.map, .filter, .all, .exists)"
+                    )
+                open_macros.append(depth + 1)
+            continue
+        i += 1
+    return None
+
+
 def _plain(text: str) -> str:
     return text.replace(_SIZE, "size")
 
@@ -83,6 +131,12 @@ def compile_expression(expr: str) -> Any:
         )
     if not expr.strip():
         raise ExpressionError("the expression is empty: write a condition such as vars.n < 3")
+    costly = comprehension_problem(expr)
+    if costly is not None:
+        raise ExpressionError(
+            f"the expression could take time beyond any bound: {costly} (at most "
+            f"{MAX_COMPREHENSIONS} a condition, none inside another; split it over several control.if nodes)"
+        )
     try:
         return cel.compile(_with_spec_size(expr))
     except Exception as exc:  # the library raises ValueError, but be safe: it is a boundary

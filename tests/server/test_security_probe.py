@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from interpreter.expressions import ExpressionError, evaluate
 from interpreter.matcher import compile_pattern
 from interpreter.run_inputs import check_inputs
 from interpreter.safe_regex import backtracking_risk
@@ -269,3 +270,16 @@ def test_a_stored_pattern_that_backtracks_is_never_run() -> None:
 )
 def test_which_patterns_backtrack_without_bound(pattern: str, refused: bool) -> None:
     assert (backtracking_risk(pattern) is not None) == refused
+
+
+def test_a_condition_whose_work_multiplies_is_refused() -> None:
+    nested = "1"
+    for depth in range(30):  # 2^30 elements: it never finished
+        nested = f"[0, 1].map(v{depth}, {nested})"
+    started = time.perf_counter()
+    with pytest.raises(ExpressionError, match="more than 2"):
+        evaluate("[0].map(a, [a, a]).map(b, [b, b]).map(c, [c, c]).size() > 0", {})
+    with pytest.raises(ExpressionError, match="inside another comprehension"):
+        evaluate(f"size({nested}) > 0", {})
+    assert time.perf_counter() - started < 1
+    assert evaluate("inputs.n.map(x, x * 2).filter(y, y > 2).size() == 1", {"inputs": {"n": [1, 2]}})
