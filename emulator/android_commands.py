@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from emulator import properties
 from emulator.filesystem import normalize
 from emulator.instrumentation import instrument
+from emulator.logcat import log, logcat
 from emulator.package_commands import dumpsys_package, dumpsys_services, pm, short_component
 from emulator.shell_io import Command, CommandContext
 from emulator.window_dumps import dumpsys_activity_state, dumpsys_window
@@ -392,8 +393,27 @@ def _dumpsys_processes(ctx: CommandContext) -> None:
 
 
 async def ps(ctx: CommandContext) -> int:
+    """`ps [-A] [-u|-U USER,...] [-p PID,...] [NAME|PID ...]`: the processes, selected as toybox does."""
+    users: set[str] = set()
+    pids: set[str] = set()
+    names: set[str] = set()
+    args = ctx.args[1:]
+    while args:
+        arg = args.pop(0)
+        if arg in ("-u", "-U", "-p", "-o", "-k", "-g", "-G", "-t") and not args:
+            return ctx.fail(f"Missing argument to {arg}")
+        if arg in ("-u", "-U"):
+            users.update(args.pop(0).split(","))
+        elif arg == "-p":
+            pids.update(args.pop(0).split(","))
+        elif arg in ("-o", "-k", "-g", "-G", "-t"):
+            args.pop(0)  # columns, sort keys, groups and ttys: the one format here
+        elif not arg.startswith("-"):
+            (pids if arg.isdigit() else names).update(arg.split(","))
     ctx.out("USER           PID  PPID        VSZ    RSS WCHAN            ADDR S NAME\n")
     for user, pid, ppid, name in ctx.device.processes():
+        if (users or pids or names) and not (user in users or str(pid) in pids or name in names):
+            continue  # a process shows when it matches any of the selections, as in toybox
         ctx.out(
             f"{user:<10} {pid:>7} {ppid:>5} {14000000 + pid * 37:>10} {90000 + pid % 9000:>6} 0 0 S {name}\n"
         )
@@ -498,19 +518,6 @@ async def settings(ctx: CommandContext) -> int:
     return 1
 
 
-async def logcat(ctx: CommandContext) -> int:
-    """`-c` clears, `-d` dumps (a short, quiet log), without `-d` it follows until the stream closes."""
-    args = ctx.args[1:]
-    if "-c" in args:
-        return 0
-    ctx.out("--------- beginning of main\n")
-    if "-d" in args or "-t" in args:
-        return 0
-    await ctx.flush()
-    await asyncio.Event().wait()
-    return 0
-
-
 async def app_process(ctx: CommandContext) -> int:
     """Start the uiautomator2 server from the pushed jar and keep it up until the stream closes."""
     args = ctx.args[1:]
@@ -527,10 +534,10 @@ async def app_process(ctx: CommandContext) -> int:
             "android.accessibilityservice.IAccessibilityServiceClient$Stub$Proxy@5deffd5already registered!\n"
         )
         return 1
-    async with ctx.device.u2_server(port):
+    async with ctx.device.u2_server(port) as process:
         await ctx.flush()
-        await asyncio.Event().wait()  # until the host closes the stream, which cancels us
-    return 0
+        await process.ended.wait()  # `kill PID`; or the host closes the stream, which cancels us
+    return 128 + (process.killed_by or 0)
 
 
 async def cmd(ctx: CommandContext) -> int:
@@ -578,6 +585,7 @@ COMMANDS: dict[str, Command] = {
     "ip": ip,
     "settings": settings,
     "app_process": app_process,
+    "log": log,
     "logcat": logcat,
     "cmd": cmd,
 }

@@ -35,6 +35,7 @@ from emulator.apk import ApkInfo, read_apk
 from emulator.battery import Battery
 from emulator.faults import Faults
 from emulator.filesystem import FileSystem
+from emulator.logcat import LogBuffer
 from emulator.transport import AdbSession, Handler
 from interpreter.appmodel import LAUNCHER_PACKAGE, SYSTEM_PACKAGES, AppModel, PhoneState
 
@@ -74,9 +75,28 @@ class VirtualDevice:
                 "default_input_method": IME_ID,
                 "android_id": f"{0x5EED0000 + console_port:016x}",
             },
-            "system": {"screen_off_timeout": "2147483647", "font_scale": "1.0", "user_rotation": "0"},
+            "system": {
+                "screen_off_timeout": "2147483647",
+                "font_scale": "1.0",
+                "user_rotation": "0",
+                "accelerometer_rotation": "0",
+                "screen_brightness": "102",
+                "screen_brightness_mode": "0",
+                "haptic_feedback_enabled": "1",
+                "sound_effects_enabled": "1",
+                "volume_music": "5",
+            },
             "global": {
                 "adb_enabled": "1",
+                "airplane_mode_on": "0",
+                "auto_time": "1",
+                "bluetooth_on": "0",
+                "device_provisioned": "1",
+                "wifi_on": "1",
+                "mobile_data": "1",
+                "window_animation_scale": "1.0",
+                "transition_animation_scale": "1.0",
+                "animator_duration_scale": "1.0",
                 "development_settings_enabled": "1",
                 "stay_on_while_plugged_in": "7",
             },
@@ -84,13 +104,14 @@ class VirtualDevice:
         self.density = properties.DENSITY
         self.screen_on = True  # `input keyevent POWER|SLEEP|WAKEUP`, the u2 server's wakeUp/sleep
         self.battery = Battery()  # `dumpsys battery` (and `set`, `unplug`, `reset`), Appium's battery_info
+        self.log = LogBuffer()  # `log` writes, `logcat` reads
         self.sessions: set[AdbSession] = set()
         self.connected = asyncio.Event()
         self._next_pid = 4000
         self._app_pids: dict[str, int] = {}
         self._task_ids: dict[str, int] = {}
-        self._u2_pids: dict[int, int] = {}
-        # Running shell commands that take signals (`kill`, `pkill`): `screenrecord` by its pid.
+        # Running shell commands that take signals (`kill`, `pkill`): `screenrecord`, the
+        # uiautomator2 server's `app_process`, by pid.
         self.signalable: dict[int, Signalable] = {}
         self.apks: dict[str, ApkInfo] = {}
         self._apk_pids: dict[str, int] = {}
@@ -184,19 +205,23 @@ class VirtualDevice:
             self.device_ports.pop(device_port, None)
 
     @contextlib.asynccontextmanager
-    async def u2_server(self, device_port: int = 9008) -> AsyncIterator[int]:
-        """Run a uiautomator2 server reachable at `device_port` for the duration of the block."""
+    async def u2_server(self, device_port: int = 9008) -> AsyncIterator[JavaProcess]:
+        """Run a uiautomator2 server reachable at `device_port` for the duration of the block.
+
+        Its `app_process` is listed by `ps` and takes signals: `kill PID` sets the yielded
+        process's `ended`, and the block's owner then ends it (as the JVM exits)."""
         from emulator.u2server import U2Server  # H4b's module; imported late so adb works without it
 
         server = U2Server(self)
         host_port = await server.start()
         self.map_port(device_port, host_port)
-        self._u2_pids[device_port] = self.allocate_pid()
+        process = JavaProcess(self.allocate_pid())
+        self.signalable[process.pid] = process
         try:
-            yield host_port
+            yield process
         finally:
             self.unmap_port(device_port, host_port)
-            self._u2_pids.pop(device_port, None)
+            self.signalable.pop(process.pid, None)
             await server.stop()
 
     # -- device state shared by the shell, the in-device servers and `dumpsys` ----------------
@@ -247,7 +272,6 @@ class VirtualDevice:
         rows.append(("u0_a135", self.app_pid(LAUNCHER_PACKAGE), 301, LAUNCHER_PACKAGE))
         for package in self.phone.running_packages():
             rows.append((f"u0_a{self.app_uid(package) - 10000}", self.app_pid(package), 301, package))
-        rows.extend(("shell", pid, 402, "app_process") for pid in self._u2_pids.values())
         rows.extend(("shell", pid, 402, process.name) for pid, process in self.signalable.items())
         for package, pid in self._apk_pids.items():
             rows.append((f"u0_a{self.app_uid(package) - 10000}", pid, 301, package))
@@ -262,6 +286,22 @@ class Signalable(Protocol):
     name: str
 
     def signal(self, signum: int) -> None: ...
+
+
+class JavaProcess:
+    """A shell-started `app_process` (the uiautomator2 server): any signal but SIGQUIT ends it."""
+
+    name = "app_process"
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.ended = asyncio.Event()
+        self.killed_by: int | None = None
+
+    def signal(self, signum: int) -> None:
+        if signum != 3:  # SIGQUIT makes a JVM print its threads and go on
+            self.killed_by = signum
+            self.ended.set()
 
 
 class ApkReplaceError(ValueError):

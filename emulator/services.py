@@ -6,6 +6,8 @@
     sync:                     file transfer (`emulator.sync`)
     tcp:PORT                  a byte pipe to a server inside the device (refused when none listens)
     reboot:                   drop every transport and start the phone afresh
+    framebuffer:              the screen as raw RGBA after adbd's version-2 header
+    reverse:...               `list-forward` is empty, `killforward-all` succeeds, `forward` fails saying why
     root:, unroot:, remount:  answered with why they do not apply
 
 An empty command opens an interactive shell with a small line editor, as `adb shell`
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import struct
 from typing import TYPE_CHECKING
 
 from emulator.shell import Shell
@@ -52,6 +55,10 @@ async def open_service(device: VirtualDevice, name: str) -> Handler | None:
         return await _open_tcp(device, name)
     if name.startswith(("root:", "unroot:", "remount:", "reboot:")):
         return lambda stream: _system(device, name.partition(":")[0], stream)
+    if name.startswith("reverse:"):
+        return lambda stream: _reverse(name.partition(":")[2], stream)
+    if name.startswith("framebuffer:"):
+        return lambda stream: _framebuffer(device, stream)
     log.info("refusing adb service %r", name)
     return None
 
@@ -66,6 +73,41 @@ async def _system(device: VirtualDevice, service: str, stream: AdbStream) -> Non
         "remount": "remount is not supported: this virtual device has no system partition\n",
     }
     await stream.write(messages[service].encode())
+
+
+REVERSE_UNSUPPORTED = (
+    "reverse forwarding is not supported by this virtual device: no app code runs on it, so nothing "
+    "inside it would connect to a reversed port; use `adb forward` (host to device) instead"
+)
+
+
+async def _reverse(request: str, stream: AdbStream) -> None:
+    """adbd's reverse service: the host reads OKAY/FAIL as from the adb server, then the answer."""
+    if request == "list-forward":
+        await stream.write(b"0000")  # adbd sends no OKAY of its own before the list
+    elif request.startswith("killforward"):
+        listener = request.partition(":")[2]
+        await stream.write(
+            b"OKAY" if request == "killforward-all" else b"FAIL" + _hex4(f"listener '{listener}' not found")
+        )
+    else:
+        await stream.write(b"FAIL" + _hex4(REVERSE_UNSUPPORTED))
+
+
+def _hex4(message: str) -> bytes:
+    data = message.encode()
+    return f"{len(data):04x}".encode() + data
+
+
+async def _framebuffer(device: VirtualDevice, stream: AdbStream) -> None:
+    """adbd's `framebuffer:`: a version-2 header (bpp, color space, size, width, height, then offset
+    and length of red, blue, green and alpha) and the screen's RGBA pixels, as `screencap` takes them."""
+    from interpreter.appmodel import screen  # imported here: Pillow takes a while to import
+
+    image = screen.render_image(device.phone).convert("RGBA")
+    header = struct.pack("<14I", 2, 32, 1, image.width * image.height * 4, image.width, image.height,
+                         0, 8, 16, 8, 8, 8, 24, 8)  # fmt: skip
+    await stream.write(header + image.tobytes())
 
 
 async def _shell_v1(device: VirtualDevice, command: str, stream: AdbStream) -> None:

@@ -75,7 +75,7 @@ def test_banner_names_the_product_and_features(host: Host) -> None:
 
 
 def test_unknown_service_is_refused_with_local_id_zero(host: Host) -> None:
-    host.send(Packet(A_OPEN, 7, 0, b"framebuffer:\0"))
+    host.send(Packet(A_OPEN, 7, 0, b"localabstract:nobody\0"))
     refusal = host.read()
     assert (refusal.command, refusal.arg0, refusal.arg1) == (A_CLSE, 0, 7)
     host.send(Packet(A_OPEN, 8, 0, b"tcp:9008\0"))  # nothing listens there

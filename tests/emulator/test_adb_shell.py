@@ -184,4 +184,42 @@ def test_subshells_and_what_the_device_cannot_do(dev: adbutils.AdbDevice) -> Non
 
 def test_adb_logcat_dumps_and_ends(emulator: Emulator) -> None:
     result = adb_run("logcat", "-d", serial=emulator.serial)  # `export ...; exec logcat -d`
-    assert (result.returncode, result.stdout) == (0, "--------- beginning of main\n")
+    assert result.returncode == 0
+    assert result.stdout.startswith("--------- beginning of main\n")
+    assert result.stdout.splitlines()[1].endswith(" I ActivityManager: System now ready")  # threadtime
+
+
+# adbutils' `framebuffer()` leaves its adb connection for the garbage collector to close.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_logcat_settings_ps_framebuffer_and_reverse_as_adbutils_uses_them(dev: adbutils.AdbDevice) -> None:
+    # `logcat --clear` ends; a following logcat gets `log`'s line and keeps producing lines (a
+    # client reading line by line must be able to stop), and `-d` dumps and ends.
+    log_path = io.StringIO()
+    follow = dev.shell("logcat -v time", stream=True)
+    reader = follow.conn.makefile("r", encoding="utf-8")
+    assert dev.shell("logcat --clear; echo $?") == "0"
+    dev.shell(["log", "-p", "w", "-t", "PeerTag", "hello there"])
+    lines = [reader.readline() for _ in range(3)]
+    log_path.write("".join(lines))
+    assert re.search(r"W/PeerTag *\( *\d+\): hello there", log_path.getvalue()), lines
+    assert reader.readline().strip()  # another line within the heartbeat, not a hang
+    follow.close()
+    dumped = dev.shell("logcat -d -s PeerTag:W")
+    assert dumped.splitlines()[1:] == [line for line in dumped.splitlines()[1:] if "PeerTag" in line]
+    assert "hello there" in dumped
+    # Settings a phone has out of the box, as adbutils' brightness and rotation read them.
+    assert dev.brightness_value == 102
+    assert dev.shell("settings get system accelerometer_rotation") == "0"
+    # ps selections
+    shell_rows = dev.shell("ps -u shell").splitlines()[1:]
+    assert shell_rows
+    assert all(row.split()[0] == "shell" for row in shell_rows)
+    assert [row.split()[1] for row in dev.shell("ps -p 1").splitlines()[1:]] == ["1"]
+    # framebuffer: the screen as RGBA
+    image = dev.framebuffer()
+    assert (image.mode, image.size) == ("RGBA", (1080, 2340))
+    assert image.convert("RGB").getpixel((540, 1200)) == dev.screenshot().getpixel((540, 1200))
+    # reverse forwarding says why it is not there; listing shows none
+    with pytest.raises(adbutils.AdbError, match="reverse forwarding is not supported"):
+        dev.reverse("tcp:12345", "tcp:4000")
+    assert dev.reverse_list() == []

@@ -189,6 +189,21 @@ def test_server_stops_with_its_stream_and_restarts(d, emulator_a: Emulator) -> N
     assert emulator_a.call(lambda device: 9008 in device.device_ports)
 
 
+def test_killing_the_server_process_stops_it(d, emulator_a: Emulator) -> None:  # type: ignore[no-untyped-def]
+    assert d.info["displayWidth"] == 1080  # the server runs
+    rows = [line.split() for line in d.shell("ps -u shell").output.splitlines()[1:]]
+    assert {row[0] for row in rows} == {"shell"}  # `-u` selects the user's processes
+    servers = [row[1] for row in rows if row[-1] == "app_process"]
+    assert len(servers) == 1
+    assert d.shell(f"kill {servers[0]}").exit_code == 0
+    deadline = time.monotonic() + 5
+    while emulator_a.call(lambda device: 9008 in device.device_ports) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert emulator_a.call(lambda device: 9008 not in device.device_ports)
+    assert "app_process" not in d.shell("ps -A").output
+    assert d.info["displayWidth"] == 1080  # the client relaunches it on the failed call
+
+
 def test_child_and_sibling_through_the_client(shop) -> None:  # type: ignore[no-untyped-def]
     shop(text="Sign in").click()
     orders = shop(resourceId="com.example.shop:id/orders")
