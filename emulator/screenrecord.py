@@ -353,7 +353,7 @@ async def screenrecord(ctx: CommandContext) -> int:
         x, y, w, h = content_area(display, size)
         ctx.out(f"Content area is {w}x{h} at offset x={x} y={y}\n")
         await ctx.flush()
-    recording = Recording(device.allocate_pid())
+    recording = Recording(ctx.pid or device.allocate_pid())
     device.signalable[recording.pid] = recording
     encoder = _Encoder(options, size)
     camera = _Camera(device, size)

@@ -4,9 +4,11 @@ Supported: words with '…', "…" and backslash quoting; `$?`, `$$`, `$VAR`, `$
 `$((EXPR))` arithmetic (`emulator.shell_arith`);
 `VAR=value cmd` and bare `VAR=value`; `;`, `&&`, `||`, `|`, newlines, `#` comments;
 redirections `>`, `>>`, `<`, `2>`, `2>&1`, `>&2` (to the device filesystem or
-`/dev/null`); `*`/`?` globs in the last path component. Not supported (the shell
-says so): command substitution, `if`/`for`, functions, background jobs (`&` runs the
-command in the foreground, as `;` would).
+`/dev/null`); `*`/`?` globs in the last path component; `CMD &` runs in the background
+(`$!` is its pid, which `kill` signals; `wait [PID]`), and a shell ends only when its
+background jobs have (as adbd keeps the stream open while they hold its output);
+`read [VAR...]` reads a line of the stream's input; `sh FILE [ARGS]` runs a script with
+`$1`… and `$#`. Not supported (the shell says so): command substitution, `if`/`for`, functions.
 
 Clients rely on `; echo X4EXIT:$?` (adbutils, uiautomator2) and on exit status 127 with
 `/system/bin/sh: NAME: inaccessible or not found` for unknown commands.
@@ -14,6 +16,7 @@ Clients rely on `; echo X4EXIT:$?` (adbutils, uiautomator2) and on exit status 1
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import posixpath
@@ -33,7 +36,7 @@ log = logging.getLogger(__name__)
 SH = "/system/bin/sh"
 _OPERATORS = ("&&", "||", ">>", ">&", ";", "|", "&", "<", ">")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_VAR = re.compile(r"\$(\?|\$|#|\d|[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_?][A-Za-z0-9_]*\})")
+_VAR = re.compile(r"\$(\?|\$|#|!|\d|[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_?][A-Za-z0-9_]*\})")
 _BIN_DIRS = ("/system/bin/", "/system/xbin/", "/vendor/bin/", "/bin/", "/usr/bin/")
 # Quote kinds of a word part: unquoted parts are expanded and globbed, '"' parts only expanded.
 _UNQUOTED, _SINGLE, _DOUBLE = "", "'", '"'
@@ -179,9 +182,10 @@ def _lex_double(text: str, i: int, word: Word) -> int:
     raise ShellSyntaxError("unterminated quoted string")
 
 
-def parse(text: str) -> list[AndOr]:
-    """The command line as a list of and-or lists of pipelines of simple commands."""
-    program: list[AndOr] = []
+def parse(text: str) -> list[tuple[AndOr, bool]]:
+    """The command line as a list of and-or lists of pipelines of simple commands, each with
+    whether it runs in the background (`&`)."""
+    program: list[tuple[AndOr, bool]] = []
     andor: AndOr = []
     pipeline: Pipeline = []
     command = SimpleCommand()
@@ -225,7 +229,7 @@ def parse(text: str) -> list[AndOr]:
                 continue
             pipeline.append(command)
             andor.append((link, pipeline))
-            program.append(andor)
+            program.append((andor, token.text == "&"))
             andor, pipeline, command, link = [], [], SimpleCommand(), ""
     if not command.empty:
         pipeline.append(command)
@@ -233,8 +237,23 @@ def parse(text: str) -> list[AndOr]:
     elif pipeline or link:
         raise ShellSyntaxError("unexpected end of file")
     if andor:
-        program.append(andor)
+        program.append((andor, False))
     return program
+
+
+class BackgroundJob:
+    """`CMD &`: its task, and its pid for `kill` (any signal ends it, as the default actions do)."""
+
+    def __init__(self, pid: int, name: str, task: asyncio.Future[int]) -> None:
+        self.pid = pid
+        self.name = name
+        self.task = task
+        self.killed_by: int | None = None
+
+    def signal(self, signum: int) -> None:
+        if signum not in (17, 18, 20, 23, 28):  # CHLD CONT TSTP URG WINCH are ignored by default
+            self.killed_by = signum
+            self.task.cancel()
 
 
 class Shell:
@@ -260,6 +279,11 @@ class Shell:
         self.status = 0
         self.cwd = "/"
         self.pid = device.allocate_pid()
+        self.positional: list[str] = []  # $1 ... of a script run by `sh FILE ARGS`
+        self.job_pid: int | None = None  # a background job's shell: the pid its command takes
+        self.jobs: dict[int, BackgroundJob] = {}
+        self.last_job: int | None = None
+        self._input_rest = b""  # what `read` took from the stream's input past its line
 
     async def run(self, line: str, stdout: Sink, stderr: Sink, stdin: bytes = b"") -> int:
         """Run a command line; the exit status of the last command (also kept in `status`)."""
@@ -270,13 +294,60 @@ class Shell:
             self.status = 2
             return self.status
         try:
-            for andor in program:
-                await self._run_andor(andor, stdout, stderr, stdin)
+            for andor, background in program:
+                if background:
+                    self._start_job(andor, stdout, stderr)
+                else:
+                    await self._run_andor(andor, stdout, stderr, stdin)
+            status = self.status
+            await self._wait_jobs(list(self.jobs))  # the stream stays open while they write to it
+            self.status = status
         except ShellExit as exc:
             self.status = exc.status & 0xFF
+        except asyncio.CancelledError:
+            for job in list(self.jobs.values()):
+                job.task.cancel()  # the host hung up: SIGHUP to the shell's jobs
+            raise
         await stdout.flush()
         await stderr.flush()
         return self.status
+
+    def _start_job(self, andor: AndOr, stdout: Sink, stderr: Sink) -> None:
+        """`CMD &`: a subshell of its own (own status), with a pid that `kill` signals."""
+        pid = self.device.allocate_pid()
+        sub = Shell(self.device, env=dict(self.vars), read_input=None)
+        sub.cwd, sub.positional, sub.job_pid = self.cwd, self.positional, pid
+        name = self.expand(andor[0][1][0].words[0]) if andor[0][1][0].words else "sh"
+
+        async def run() -> int:
+            try:
+                await sub._run_andor(andor, stdout, stderr, b"")
+            except ShellExit as exc:
+                return exc.status & 0xFF
+            return sub.status
+
+        job = BackgroundJob(pid, posixpath.basename(name), asyncio.ensure_future(run()))
+        self.jobs[pid] = job
+        self.device.signalable.setdefault(pid, job)
+
+        def ended(_: object) -> None:
+            if self.device.signalable.get(pid) is job:
+                del self.device.signalable[pid]
+
+        job.task.add_done_callback(ended)
+        self.last_job = pid
+
+    async def _wait_jobs(self, pids: list[int]) -> int:
+        status = 0
+        for pid in pids:
+            job = self.jobs.pop(pid)
+            try:
+                status = await asyncio.shield(job.task)
+            except asyncio.CancelledError:
+                if not job.task.cancelled():
+                    raise
+                status = 128 + (job.killed_by or 1)
+        return status
 
     async def _run_andor(self, andor: AndOr, stdout: Sink, stderr: Sink, stdin: bytes) -> None:
         for link, pipeline in andor:
@@ -343,6 +414,7 @@ class Shell:
             stderr=err,
             cwd=self.cwd,
             read_input=self.read_input if streamed and not redirected_in else None,
+            pid=self.job_pid,
         )
         status = await self._call(ctx)
         for path, append, sink in files:
@@ -394,9 +466,13 @@ class Shell:
             if name == "$":
                 return str(self.pid)
             if name == "#":
-                return "0"
+                return str(len(self.positional))
+            if name == "!":
+                return str(self.last_job) if self.last_job is not None else ""
             if name == "0":
                 return SH
+            if name.isdigit():
+                return self.positional[int(name) - 1] if 0 < int(name) <= len(self.positional) else ""
             return self.vars.get(name, "")
 
         parts: list[str] = []
@@ -460,14 +536,54 @@ class Shell:
         raise ShellExit(status)
 
     async def _builtin_sh(self, ctx: CommandContext) -> int:
-        """`sh -c CMD` in a subshell (own variables and folder); `sh` alone runs stdin as a script."""
+        """`sh -c CMD` in a subshell (own variables and folder); `sh FILE [ARGS]` runs the file with
+        `$1`...; `sh` alone runs stdin as a script. The subshell reads the stream's input."""
         args = ctx.args[1:]
-        script = args[args.index("-c") + 1] if "-c" in args and args.index("-c") + 1 < len(args) else None
-        if script is None:
+        positional: list[str] = []
+        if "-c" in args and args.index("-c") + 1 < len(args):
+            script = args[args.index("-c") + 1]
+        elif args and not args[0].startswith("-"):
+            path = normalize(args[0], self.cwd)
+            try:
+                script = self.device.fs.read(path).decode("utf-8", "replace")
+            except FsError:
+                ctx.err(f"{SH}: {args[0]}: No such file or directory\n")  # mksh's words
+                return 127
+            positional = args[1:]
+        else:
             script = ctx.stdin.decode("utf-8", "replace")
-        sub = Shell(self.device, env=dict(self.vars))
-        sub.cwd = self.cwd
+        sub = Shell(self.device, env=dict(self.vars), read_input=ctx.read_input)
+        sub.cwd, sub.positional = self.cwd, positional
         return await sub.run(script, ctx.stdout, ctx.stderr)
+
+    async def _builtin_wait(self, ctx: CommandContext) -> int:
+        """`wait [PID...]`: until those background jobs (all without PIDs) end; the last one's status."""
+        wanted = [int(a) for a in ctx.args[1:] if a.isdigit()]
+        unknown = [pid for pid in wanted if pid not in self.jobs]
+        if unknown:
+            return ctx.fail(f"{unknown[0]}: no such job", 127)
+        return await self._wait_jobs(wanted or list(self.jobs))
+
+    async def _builtin_read(self, ctx: CommandContext) -> int:
+        """`read [-r] [VAR...]`: one line of input (the stream's own, or a pipe's) split into VARs
+        (REPLY without any); status 1 at the end of the input."""
+        names = [a for a in ctx.args[1:] if not a.startswith("-")] or ["REPLY"]
+        line, ended = b"", False
+        if ctx.read_input is not None:
+            while not line.endswith(b"\n"):
+                try:
+                    line += await ctx.read_input(1)
+                except EOFError:
+                    ended = True
+                    break
+        else:
+            data = ctx.stdin
+            line, newline, _ = data.partition(b"\n")
+            line, ended = line + newline, not newline
+        fields = line.decode("utf-8", "replace").rstrip("\n").split(None, len(names) - 1)
+        for index, name in enumerate(names):
+            self.vars[name] = fields[index] if index < len(fields) else ""
+        return 1 if ended and not line else 0
 
     async def _builtin_exec(self, ctx: CommandContext) -> int:
         """`exec CMD ...` (as `adb logcat` sends it): run CMD; the shell ends with its status."""

@@ -90,6 +90,8 @@ class CommandContext:
     # The stream's own input, for a command that reads what the host streams to it
     # (`cmd package install -S SIZE`); None when there is none (v2 shells, pipes, `<`).
     read_input: InputReader | None = None
+    # The pid a command that shows in `ps` takes: a background job's (`$!`), else None (its own).
+    pid: int | None = None
 
     @property
     def name(self) -> str:

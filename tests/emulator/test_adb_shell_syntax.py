@@ -90,3 +90,35 @@ def test_arithmetic_errors_stop_the_command_and_say_why() -> None:
     assert "2 +: missing operand" in err
     assert "not supported" in err
     assert status == 0
+
+
+def test_background_jobs_wait_kill_read_and_scripts() -> None:
+    # adbutils' start_recording pushes a script like this and runs `sh FILE PATH` on a v1 stream,
+    # sends a newline to stop, and reads until the stream closes.
+    script = 'screenrecord "$1" &\nPID=$!\nread ANY\nkill -INT $PID\nwait\necho "done $ANY $# $?"\n'
+
+    async def go() -> tuple[str, str, int, bytes]:
+        device = VirtualDevice(sample_apps(), 5554)
+        device.fs.write("/sdcard/rec.sh", script.encode())
+        stream_input = b"go\n"
+
+        async def read_input(size: int) -> bytes:
+            nonlocal stream_input
+            await asyncio.sleep(0.2)  # the host types after a while
+            if not stream_input:
+                raise EOFError
+            data, stream_input = stream_input[:size], stream_input[size:]
+            return data
+
+        out, err = Sink(), Sink()
+        status = await Shell(device, read_input=read_input).run("sh /sdcard/rec.sh /sdcard/v.mp4", out, err)
+        return out.getvalue().decode(), err.getvalue().decode(), status, device.fs.read("/sdcard/v.mp4")
+
+    out, err, status, video = asyncio.run(go())
+    assert (out, err, status) == ("done go 1 0\n", "", 0)
+    assert video[4:8] == b"ftyp"  # a complete MP4: SIGINT ended the recording cleanly
+    assert run("sleep 5 & P=$!; kill $P; wait $P; echo $?") == ("143\n", "", 0)
+    assert run("sleep 0.1 & echo started; echo $! | wc -l")[0] == "started\n1\n"
+    assert run("echo a b c | read X Y; echo $X/$Y; read Z < /none")[0] == "a/b c\n"
+    assert run("wait 99999")[2] == 127
+    assert run("sh /no/such.sh")[1:] == ("/system/bin/sh: /no/such.sh: No such file or directory\n", 127)
