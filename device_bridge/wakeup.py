@@ -46,6 +46,8 @@ class Waker:
     def wait_for_work(self, poll_interval_s: float) -> None:
         """Called by the worker after a claim that found nothing: returns when it should claim again."""
         self._nudge.clear()
+        if self.stop.is_set():  # the bridge stops: `interrupt` may have come before the clear above
+            return
         self._idle.set()
         self._nudge.wait(max(IDLE_CLAIM_INTERVAL_S, poll_interval_s) if self.listening else poll_interval_s)
 

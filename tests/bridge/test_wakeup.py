@@ -18,7 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
+from device_bridge.server_api import DeviceApi
 from device_bridge.state import BridgeState
+from device_bridge.uploader import Backoff
+from device_bridge.wakeup import Waker
 from tests.bridge.server_process import ServerProcess, poll_run, publish_workflow, start_server, trigger
 
 pytestmark = pytest.mark.emulator
@@ -31,6 +34,8 @@ WORKFLOW: dict[str, Any] = {
     "nodes": [{"id": "open", "kind": "action.launchApp", "params": {"package": "com.example.shop"}}],
 }
 SLOW_POLL = "60"
+# An idle bridge stops at once on SIGTERM (its long polls are not waited for).
+STOP_S = 10
 
 
 class CuttableProxy:
@@ -148,10 +153,25 @@ def bridge(
     finally:
         agent.terminate()
         try:
-            agent.communicate(timeout=30)
+            _, stderr = agent.communicate(timeout=STOP_S)
         except subprocess.TimeoutExpired:
             agent.kill()
             agent.communicate()
+            pytest.fail(f"the idle bridge did not stop within {STOP_S} s of SIGTERM")
+        assert agent.returncode == 0, stderr
+
+
+def test_a_stopping_bridge_does_not_wait_for_work() -> None:
+    """The bridge's stop comes while the worker is busy claiming: its next wait must not last a poll
+    interval (it used to clear the stop's nudge and wait out the whole interval)."""
+    stop = threading.Event()
+    api = DeviceApi(httpx.Client(), "http://127.0.0.1:9", "pf_dev_unused")
+    waker = Waker(api, stop, wait_s=20, backoff=Backoff(0.2, 0.5), serial="emulator-5554")
+    stop.set()
+    waker.interrupt()  # before the worker reaches its wait
+    started = time.monotonic()
+    waker.wait_for_work(60)
+    assert time.monotonic() - started < 1.0
 
 
 @pytest.fixture
