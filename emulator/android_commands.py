@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass, replace
 
 from emulator import properties
+from emulator.broadcasts import broadcast
 from emulator.filesystem import normalize
 from emulator.instrumentation import instrument
 from emulator.logcat import log, logcat
@@ -188,8 +189,7 @@ async def am(ctx: CommandContext) -> int:
     if args[:1] in (["start"], ["start-activity"]):
         return await _am_start(ctx, args[1:])
     if args[:1] == ["broadcast"]:
-        ctx.out("Broadcasting: Intent { }\nBroadcast completed: result=0\n")
-        return 0
+        return await broadcast(ctx, args[1:])
     ctx.err(f"Unknown command: {' '.join(args) or '(none)'}\n")
     return 1
 
@@ -371,7 +371,7 @@ async def dumpsys(ctx: CommandContext) -> int:
         ctx.out(f"  mHoldingDisplaySuspendBlocker={'true' if on else 'false'}\n")
         ctx.out(f"Display Power: state={'ON' if on else 'OFF'}\n")
     elif service == "input_method":
-        ctx.out(f"  mCurMethodId={IME_ID}\n  mInputShown=false\n")
+        ctx.out(f"  mCurMethodId={current_ime(ctx)}\n  mInputShown=false\n")
     # Other services print nothing here, as a service without a dump would.
     return 0
 
@@ -484,15 +484,60 @@ async def ip(ctx: CommandContext) -> int:
     return 0
 
 
+def current_ime(ctx: CommandContext) -> str:
+    """The selected input method: the secure setting, as on Android."""
+    return ctx.device.settings["secure"].get("default_input_method", IME_ID)
+
+
+def available_imes(ctx: CommandContext) -> list[str]:
+    """The system keyboard and the input methods of installed APKs (`pkg/.Service`)."""
+    from_apks = (
+        short_component(a.package, name) for a in ctx.device.apks.values() for name in a.input_methods
+    )
+    return [IME_ID, *from_apks]
+
+
 async def ime(ctx: CommandContext) -> int:
+    """`ime list [-a] [-s]`, `ime enable|disable|set ID`, `ime reset`: input methods, those of
+    installed APKs included (uiautomator2's AdbKeyboard); the selected one is the secure setting
+    `default_input_method`. No input method's own code runs: selecting one changes no typing."""
     sub = ctx.args[1] if len(ctx.args) > 1 else ""
+    available = available_imes(ctx)
+    enabled = ctx.device.enabled_imes
+    target = ctx.args[-1] if len(ctx.args) > 2 else ""
     if sub == "list":
-        ctx.out(IME_ID + "\n")
+        shown = [i for i in available if "-a" in ctx.args[2:] or i in enabled or i == current_ime(ctx)]
+        if "-s" in ctx.args[2:]:
+            ctx.out("".join(f"{i}\n" for i in shown))
+        else:
+            ctx.out("".join(f"{i}:\n  mId={i} mSettingsActivityName=null\n" for i in shown))
         return 0
-    if sub in ("enable", "disable", "set"):
-        ctx.out(f"Input method {ctx.args[-1]}: selected\n" if sub == "set" else "")
+    if sub == "reset":
+        enabled.intersection_update({IME_ID})
+        ctx.device.settings["secure"]["default_input_method"] = IME_ID
+        ctx.out(f"Reset current and enabled IMEs for user #0\n  Selected: {IME_ID}\n")
         return 0
-    ctx.err("ime <command>: list [-a] [-s] | enable ID | disable ID | set ID\n")
+    if sub in ("enable", "disable", "set") and target:
+        if target not in available:
+            verb = {"enable": "enabled", "disable": "disabled", "set": "selected"}[sub]
+            ctx.err(f"Unknown input method {target} cannot be {verb} for user #0\n")
+            return 255
+        if sub == "enable":
+            state = "already enabled" if target in enabled else "now enabled"
+            ctx.out(f"Input method {target}: {state} for user #0\n")
+            enabled.add(target)
+        elif sub == "disable":
+            state = "now disabled" if target in enabled else "already disabled"
+            ctx.out(f"Input method {target}: {state} for user #0\n")
+            enabled.discard(target)
+            if current_ime(ctx) == target:
+                ctx.device.settings["secure"]["default_input_method"] = IME_ID
+        else:
+            enabled.add(target)
+            ctx.device.settings["secure"]["default_input_method"] = target
+            ctx.out(f"Input method {target} selected for user #0\n")
+        return 0
+    ctx.err("ime <command>: list [-a] [-s] | enable ID | disable ID | set ID | reset\n")
     return 1
 
 

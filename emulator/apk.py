@@ -51,6 +51,8 @@ class ApkInfo:
     permissions: tuple[str, ...]
     services: tuple[str, ...]
     size: int
+    # Services an input method binds to (permission BIND_INPUT_METHOD): what `ime list -a` shows.
+    input_methods: tuple[str, ...] = ()
 
 
 def _int_or_none(value: object) -> int | None:
@@ -100,6 +102,12 @@ def read_apk(data: bytes, source: str = "the APK") -> ApkInfo:
         permissions=tuple(sorted({str(p) for p in apk.get_permissions()})),
         services=tuple(_qualify(package, str(service)) for service in apk.get_services()),
         size=len(data),
+        input_methods=tuple(
+            _qualify(package, str(element.get(f"{_ANDROID_NS}name")))
+            for element in manifest.iter("service")
+            if element.get(f"{_ANDROID_NS}permission") == "android.permission.BIND_INPUT_METHOD"
+            and element.get(f"{_ANDROID_NS}name")
+        ),
     )
 
 

@@ -102,6 +102,7 @@ class VirtualDevice:
             },
         }
         self.density = properties.DENSITY
+        self.enabled_imes: set[str] = {IME_ID}  # `ime enable|disable`; the selected one is a secure setting
         self.screen_on = True  # `input keyevent POWER|SLEEP|WAKEUP`, the u2 server's wakeUp/sleep
         self.battery = Battery()  # `dumpsys battery` (and `set`, `unplug`, `reset`), Appium's battery_info
         self.log = LogBuffer()  # `log` writes, `logcat` reads
@@ -176,6 +177,10 @@ class VirtualDevice:
             return False
         self.stop_package(package)
         del self.apks[package]
+        # Its input methods go; the selected one falls back to the system keyboard, as on Android.
+        self.enabled_imes = {ime for ime in self.enabled_imes if not ime.startswith(package + "/")}
+        if self.settings["secure"].get("default_input_method", "").startswith(package + "/"):
+            self.settings["secure"]["default_input_method"] = IME_ID
         return True
 
     def start_apk_process(self, package: str) -> None:

@@ -204,6 +204,31 @@ def test_killing_the_server_process_stops_it(d, emulator_a: Emulator) -> None:  
     assert d.info["displayWidth"] == 1080  # the client relaunches it on the failed call
 
 
+def test_adb_keyboard_ime_types_when_selected(shop) -> None:  # type: ignore[no-untyped-def]
+    # uiautomator2 installs its AdbKeyboard APK and selects it; with it installed, send_keys,
+    # clear_text and send_action go through its broadcasts instead of the clipboard.
+    ime = "com.github.uiautomator/.AdbKeyboard"
+    try:
+        shop.set_input_ime(True)
+        assert shop.current_ime() == ime
+        assert ime in shop.shell("ime list -s -a").output
+        shop(resourceId=f"{SHOP}:id/user").click()
+        started = time.monotonic()
+        shop.send_keys("héllo wörld")
+        shop.send_action("search")  # a broadcast not answered would retry for seconds, then raise
+        assert time.monotonic() - started < 1.5
+        assert shop(resourceId=f"{SHOP}:id/user").get_text() == "héllo wörld"
+        shop.clear_text()
+        assert shop(resourceId=f"{SHOP}:id/user").get_text() == ""
+        shop.set_input_ime(False)
+        assert shop.current_ime().endswith("LatinIME")
+        assert "result=0" in shop.shell("am broadcast -a ADB_KEYBOARD_HIDE").output  # nobody listens now
+    finally:
+        shop.shell("pm uninstall com.github.uiautomator")
+    assert shop.current_ime().endswith("LatinIME")
+    assert ime not in shop.shell("ime list -s -a").output
+
+
 def test_child_and_sibling_through_the_client(shop) -> None:  # type: ignore[no-untyped-def]
     shop(text="Sign in").click()
     orders = shop(resourceId="com.example.shop:id/orders")
