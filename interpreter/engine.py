@@ -37,7 +37,7 @@ from interpreter.run_log import RunLog, short_json
 from interpreter.step_context import RunDeadlineReached, StepContext, StepFailure
 from interpreter.steps import MOVING_KINDS, STEP_FUNCTIONS, UI_KINDS, StepFunction
 from interpreter.template_reasons import unresolved_reason
-from interpreter.templates import TemplateError, check_path, references, render
+from interpreter.templates import MAX_VALUE_CHARS, TemplateError, check_path, json_size, references, render
 from interpreter.trace import Outcome, RunStatus, TraceEvent, iso_utc
 
 MAX_NODE_EXECUTIONS = 10_000
@@ -200,6 +200,7 @@ class _Run:
         self.trace: list[TraceEvent] = []
         self.time_limit_s = _time_limit(definition.get("timeoutS"))
         self._kinds: dict[str, str] | None = None  # node id -> kind, for template messages
+        self._rendered_chars = 0  # what the run's templates have made so far (MAX_RUN_RENDERED_CHARS)
         self.log = RunLog()
 
     def execute(self) -> RunResult:
@@ -369,6 +370,8 @@ class _Run:
             try:
                 failure = None
                 params = render(node.params, ctx.scope) if node.has_templates else node.params
+                if node.has_templates:
+                    self._count_rendered(params)
                 if node.checks_foreground or (node.kind == "control.if" and "textVisible" in params):
                     ctx.check_foreground()
                 if node.function is None:
@@ -462,6 +465,16 @@ class _Run:
                 "edge",
                 f"node '{node.id}' has no '{edge}' edge onward: the run ends here",
                 {"edge": edge, "to": None, "outcome": outcome.value},
+            )
+
+    def _count_rendered(self, params: Any) -> None:
+        """Add what a step's templates made to the run's total; past `MAX_RUN_RENDERED_CHARS` it fails."""
+        self._rendered_chars += json_size(params, MAX_RUN_RENDERED_CHARS)
+        if self._rendered_chars > MAX_RUN_RENDERED_CHARS:
+            raise TemplateError(
+                "",
+                f"the run's templates have made more than {MAX_RUN_RENDERED_CHARS:,} characters in all (each "
+                "step's values are kept in its trace and outputs): template smaller values, or fewer times",
             )
 
     def _template_reason(self, exc: TemplateError, ctx: StepContext) -> str:
@@ -583,6 +596,12 @@ def _next_map(next_value: Any) -> dict[str, str] | None:
     if not isinstance(next_value, Mapping):
         return None
     return {str(edge): str(target) for edge, target in next_value.items()}
+
+
+# What all of one run's templates may make together (a value's own bound is `MAX_VALUE_CHARS`): a
+# definition of thousands of steps, each templating a large input into a new value, kept every one in
+# its trace and outputs.
+MAX_RUN_RENDERED_CHARS = 20 * MAX_VALUE_CHARS
 
 
 def _time_limit(value: Any) -> float:

@@ -88,8 +88,52 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+# The most a rendered value may hold, counted as its JSON's characters. A template may repeat a
+# value (`"{{vars.x}}{{vars.x}}"`, or a list of two of it) and a step may store the result back: in a
+# loop the value doubled each round, and 29 rounds took 2.7 GB. A megabyte is far beyond any text a
+# phone types or an HTTP body a workflow sends.
+MAX_VALUE_CHARS = 1_000_000
+
+
+def json_size(value: Any, limit: int) -> int:
+    """About how many characters `value` takes as JSON, counted only up to just past `limit` (a value
+    that shares one list many times over is not walked whole)."""
+    total = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, Mapping):
+            total += 2 + len(item)
+            for key, member in item.items():
+                total += len(str(key)) + 3
+                pending.append(member)
+        elif isinstance(item, (list, tuple)):
+            total += 2 + len(item)
+            pending.extend(item)
+        else:
+            total += len(_as_text(item))
+        if total > limit:
+            return limit + 1
+    return total
+
+
 def render(value: Any, scope: Mapping[str, Any]) -> Any:
-    """`value` with every template replaced; dicts and lists are rendered deeply."""
+    """`value` with every template replaced; dicts and lists are rendered deeply. A result larger than
+    `MAX_VALUE_CHARS` raises `TemplateError`."""
+    rendered = _render(value, scope)
+    if rendered is not value and json_size(rendered, MAX_VALUE_CHARS) > MAX_VALUE_CHARS:
+        raise TemplateError(
+            "",
+            f"the params' templates make a value of more than {MAX_VALUE_CHARS:,} characters; a template "
+            'that repeats a value ("{{vars.x}}{{vars.x}}") stored back grows it without bound: keep '
+            "values smaller",
+        )
+    return rendered
+
+
+def _render(value: Any, scope: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         if "{{" not in value:
             return value
@@ -98,9 +142,9 @@ def render(value: Any, scope: Mapping[str, Any]) -> Any:
             return resolve(whole.group(1), scope)
         return _TEMPLATE.sub(lambda m: _as_text(resolve(m.group(1), scope)), value)
     if isinstance(value, Mapping):
-        return {key: render(item, scope) for key, item in value.items()}
+        return {key: _render(item, scope) for key, item in value.items()}
     if isinstance(value, list):
-        return [render(item, scope) for item in value]
+        return [_render(item, scope) for item in value]
     return value
 
 

@@ -2,7 +2,8 @@
 (the API's docs pages too), the session cookie's Secure flag behind a TLS proxy, another account's
 ids answering 404 on the hooks list and the dashboard's redelivery, webhooks that go only to the
 address that was checked (no DNS rebinding, no IPv4 address hidden in an IPv6 one, never the cloud
-metadata service), and regular expressions that backtrack without bound refused before they run."""
+metadata service), and what a workflow makes the server compute kept bounded: regular expressions
+that backtrack without bound, CEL comprehensions that multiply, templates that double a value."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from interpreter.denylist import Denylist
 from interpreter.expressions import ExpressionError, evaluate
 from interpreter.matcher import compile_pattern
 from interpreter.run_inputs import check_inputs
@@ -22,6 +24,7 @@ from interpreter.safe_regex import backtracking_risk
 from server.app import create_app
 from server.settings import Settings
 from server.webhooks.delivery import address_refusal, deliver_due, send
+from server.workflows.simulation import simulate
 from tests.server.factories import Db, auth, create_account, create_workflow, sample_definition
 from tests.server.test_dashboard_support import form_csrf, sign_in
 from tests.server.webhook_receiver import webhook_receiver
@@ -283,3 +286,44 @@ def test_a_condition_whose_work_multiplies_is_refused() -> None:
         evaluate(f"size({nested}) > 0", {})
     assert time.perf_counter() - started < 1
     assert evaluate("inputs.n.map(x, x * 2).filter(y, y > 2).size() == 1", {"inputs": {"n": [1, 2]}})
+
+
+def _set_vars(values: list[Any]) -> dict[str, Any]:
+    """A definition of control.setVar steps, one a value, in a row."""
+    nodes = [
+        {
+            "id": f"s{i}",
+            "kind": "control.setVar",
+            "params": {"name": f"v{i % 2}", "value": value},
+            "next": f"s{i + 1}",
+        }
+        for i, value in enumerate(values)
+    ]
+    del nodes[-1]["next"]
+    return {
+        "schemaVersion": 1,
+        "name": "vars",
+        "targetPackages": ["com.example.shop"],
+        "start": "s0",
+        "nodes": nodes,
+    }
+
+
+def test_a_value_that_doubles_each_step_stops_at_the_bound() -> None:
+    # 2.7 GB after 29 doublings on the old code; here 22 (8 MB), refused at a megabyte.
+    doubling = _set_vars(["ab"] + ["{{vars.v0}}{{vars.v0}}"] * 22)
+    for node in doubling["nodes"]:
+        node["params"]["name"] = "v0"
+    run = simulate(doubling, inputs={}, apps=None, scenario=None, denylist=Denylist())
+    assert run["status"] == "failed"
+    assert "more than 1,000,000 characters" in run["trace"][-1]["message"]
+
+
+def test_what_a_runs_templates_make_in_all_is_bounded() -> None:
+    big = "x" * 900_000
+    many = _set_vars([f"{{{{inputs.big}}}}{i}" for i in range(30)])  # 27 MB kept in all on the old code
+    many["inputs"] = {"type": "object", "properties": {"big": {"type": "string"}}}
+    run = simulate(many, inputs={"big": big}, apps=None, scenario=None, denylist=Denylist())
+    assert run["status"] == "failed"
+    assert "20,000,000 characters in all" in run["trace"][-1]["message"]
+    assert len(run["trace"]) < 30
