@@ -21,6 +21,7 @@ from emulator.instrumentation import instrument
 from emulator.logcat import log, logcat
 from emulator.package_commands import dumpsys_package, dumpsys_services, pm, short_component
 from emulator.shell_io import Command, CommandContext
+from emulator.shell_tools import dumpsys_cpuinfo, dumpsys_meminfo
 from emulator.window_dumps import dumpsys_activity_state, dumpsys_window
 from interpreter.appmodel import LAUNCHER_PACKAGE
 from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, to_android_xml
@@ -372,6 +373,10 @@ async def dumpsys(ctx: CommandContext) -> int:
         ctx.out(f"Display Power: state={'ON' if on else 'OFF'}\n")
     elif service == "input_method":
         ctx.out(f"  mCurMethodId={current_ime(ctx)}\n  mInputShown=false\n")
+    elif service == "meminfo":
+        return dumpsys_meminfo(ctx, next((a for a in args[1:] if not a.startswith("-")), None))
+    elif service == "cpuinfo":
+        return dumpsys_cpuinfo(ctx)
     # Other services print nothing here, as a service without a dump would.
     return 0
 

@@ -36,6 +36,7 @@ from emulator.battery import Battery
 from emulator.faults import Faults
 from emulator.filesystem import FileSystem
 from emulator.logcat import LogBuffer
+from emulator.shell_tools import add_proc_files
 from emulator.transport import AdbSession, Handler
 from interpreter.appmodel import LAUNCHER_PACKAGE, SYSTEM_PACKAGES, AppModel, PhoneState
 
@@ -65,6 +66,7 @@ class VirtualDevice:
         self.serial = f"emulator-{console_port}"
         self.props: dict[str, str] = properties.default_properties(console_port)
         self.fs = FileSystem()
+        add_proc_files(self.fs)
         self.apps = apps
         self.phone = PhoneState(apps)
         self.faults = Faults()

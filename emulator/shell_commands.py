@@ -15,6 +15,7 @@ import stat
 import time
 from dataclasses import replace
 
+from emulator import shell_tools
 from emulator.android_commands import COMMANDS as ANDROID_COMMANDS
 from emulator.filesystem import DirNode, FileNode, FsError, normalize
 from emulator.screenrecord import screenrecord
@@ -379,7 +380,7 @@ async def date(ctx: CommandContext) -> int:
 async def which(ctx: CommandContext) -> int:
     status = 0
     for name in ctx.args[1:]:
-        if name in COMMANDS and name not in ctx.device.faults.missing_commands:
+        if (name in COMMANDS or name == "sh") and name not in ctx.device.faults.missing_commands:
             ctx.out(f"/system/bin/{name}\n")
         else:
             status = 1
@@ -416,5 +417,10 @@ COMMANDS: dict[str, Command] = {
     "kill": kill,
     "pkill": pkill,
     "screenrecord": screenrecord,
+    "test": shell_tools.test,
+    "[": shell_tools.test,
+    "stat": shell_tools.stat,
+    "uptime": shell_tools.uptime,
+    "df": shell_tools.df,
     **ANDROID_COMMANDS,
 }

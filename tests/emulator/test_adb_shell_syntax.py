@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -122,3 +123,41 @@ def test_background_jobs_wait_kill_read_and_scripts() -> None:
     assert run("echo a b c | read X Y; echo $X/$Y; read Z < /none")[0] == "a/b c\n"
     assert run("wait 99999")[2] == 127
     assert run("sh /no/such.sh")[1:] == ("/system/bin/sh: /no/such.sh: No such file or directory\n", 127)
+
+
+def test_test_stat_df_uptime_proc_and_dumpsys_meminfo() -> None:
+    shell = Shell(VirtualDevice(sample_apps(), 5554))
+    checks = "; ".join(
+        [
+            "[ -d /sdcard ] && echo d",
+            "[ -f /sdcard ] || echo not-f",
+            "test -e /nope; echo $?",
+            '[ 3 -gt 2 -a "x" = x ] && echo and',
+            "[ ! -s /proc/meminfo ] || echo s",
+            '[ -z "" ] && [ -n a ] && echo zn',
+        ]
+    )
+    assert run(checks, shell)[0] == "d\nnot-f\n1\nand\ns\nzn\n"
+    assert run("[ 1 -eq a ]; echo $?", shell)[0:2] == ("2\n", "[: a: bad number\n")
+    assert run("[ 1 = 1; echo $?", shell)[0:2] == ("2\n", "[: missing ]\n")
+    assert run('stat -c "%n %a %F" /sdcard /proc/meminfo', shell)[0] == (
+        "/sdcard 770 directory\n/proc/meminfo 444 regular file\n"
+    )
+    assert run("stat /nope", shell)[1:] == ("stat: '/nope': No such file or directory\n", 1)
+    assert (
+        run("grep -c processor /proc/cpuinfo; head -1 /proc/meminfo", shell)[0]
+        == "4\nMemTotal:        2030000 kB\n"
+    )
+    assert run("cat /proc/version", shell)[0].startswith("Linux version 6.1")
+    assert " up " in run("uptime", shell)[0]
+    assert run("df -h /sdcard", shell)[0].splitlines()[1].endswith("/storage/emulated")
+    assert run("which sh test", shell)[0] == "/system/bin/sh\n/system/bin/test\n"
+    assert run("dumpsys meminfo com.example.shop", shell)[0].endswith(
+        "No process found for: com.example.shop\n"
+    )
+    run("am start -n com.example.shop/.LoginActivity", shell)
+    meminfo = run("dumpsys meminfo com.example.shop", shell)[0]
+    total = int(re.search(r"TOTAL:\s+(\d+)", meminfo).group(1))  # type: ignore[union-attr]
+    assert "[com.example.shop] **" in meminfo
+    assert re.search(rf"^\s+TOTAL\s+{total}\s", meminfo, re.M)
+    assert "com.example.shop" in run("dumpsys cpuinfo", shell)[0]

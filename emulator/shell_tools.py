@@ -1,0 +1,304 @@
+"""More of toybox and mksh that test scripts use: `test`/`[`, `stat`, `uptime`, `df`, and the
+`/proc` files a phone has (`version`, `cpuinfo`, `meminfo`), for an x86_64 emulator with 2 GB.
+
+    test EXPR / [ EXPR ]      -e -f -d -s -r -w -x -z -n, = != < >, -eq -ne -lt -le -gt -ge, !, -a, -o
+    stat [-c FORMAT] FILE...  %n %s %a %A %F %U %G %u %g %Y %y %b %i %h %x %z (default: toybox's lines)
+    uptime                    `HH:MM:SS up N min,  0 users,  load average: ...`
+    df [-h] [PATH...]         the partitions a phone shows
+"""
+
+from __future__ import annotations
+
+import stat as stats
+import time
+import zlib
+
+from emulator.filesystem import DirNode, FileNode, FileSystem, normalize
+from emulator.shell_io import CommandContext
+
+_STARTED = time.time()
+MEM_TOTAL_KB = 2_030_000
+
+PROC_FILES = {
+    "/proc/version": (
+        "Linux version 6.1.23-android14-4-00257-g7e35917775b8-ab9964412 (build-user@build-host) "
+        "(Android (9796371, based on r487747) clang version 17.0.0) "
+        "#1 SMP PREEMPT Mon Apr 17 20:50:58 UTC 2023\n"
+    ),
+    "/proc/cpuinfo": "".join(
+        f"processor\t: {n}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 85\n"
+        f"model name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\ncpu MHz\t\t: 2200.000\ncache size\t: 8192 KB\n"
+        f"physical id\t: 0\nsiblings\t: 4\ncore id\t\t: {n}\ncpu cores\t: 4\nflags\t\t: fpu sse sse2 ssse3 "
+        f"sse4_1 sse4_2 avx avx2\nbogomips\t: 4400.00\n\n"
+        for n in range(4)
+    ),
+    "/proc/meminfo": (
+        f"MemTotal:        {MEM_TOTAL_KB} kB\nMemFree:          412000 kB\nMemAvailable:    1104000 kB\n"
+        "Buffers:            8000 kB\nCached:           760000 kB\nSwapCached:            0 kB\n"
+        "Active:           620000 kB\nInactive:         510000 kB\nSwapTotal:       1015000 kB\n"
+        "SwapFree:        1015000 kB\nShmem:              6000 kB\n"
+    ),
+}
+
+
+def add_proc_files(fs: FileSystem) -> None:
+    for path, text in PROC_FILES.items():
+        fs.write(path, text.encode(), mode=0o444)
+
+
+# -- test / [ ------------------------------------------------------------------------------
+class _TestError(Exception):
+    pass
+
+
+def _file_test(ctx: CommandContext, op: str, path: str) -> bool:
+    node = ctx.device.fs.lookup(normalize(path, ctx.cwd)) if path else None
+    if node is None:
+        return False
+    mode = node.mode
+    if op == "-e":
+        return True
+    if op == "-f":
+        return isinstance(node, FileNode)
+    if op == "-d":
+        return isinstance(node, DirNode)
+    if op == "-s":
+        return isinstance(node, FileNode) and len(node.data) > 0
+    if op == "-r":
+        return bool(mode & 0o444)
+    if op == "-w":
+        return bool(mode & 0o222)
+    if op == "-x":
+        return bool(mode & 0o111)
+    if op in ("-L", "-h", "-p", "-S", "-b", "-c"):
+        return False
+    raise _TestError(f"unknown operand {op}")
+
+
+_FILE_OPS = {"-e", "-f", "-d", "-s", "-r", "-w", "-x", "-L", "-h", "-p", "-S", "-b", "-c"}
+_INT_OPS = {"-eq": int.__eq__, "-ne": int.__ne__, "-lt": int.__lt__, "-le": int.__le__}
+_INT_OPS |= {"-gt": int.__gt__, "-ge": int.__ge__}
+
+
+def _number(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise _TestError(f"{text}: bad number") from None
+
+
+def _evaluate(ctx: CommandContext, args: list[str]) -> bool:
+    """POSIX's rules by argument count, with -a and -o between them."""
+    for joiner in ("-o", "-a"):
+        if joiner in args[1:-1]:
+            at = len(args) - 1 - args[::-1].index(joiner)
+            if 0 < at < len(args) - 1:
+                first, second = _evaluate(ctx, args[:at]), _evaluate(ctx, args[at + 1 :])
+                return (first or second) if joiner == "-o" else (first and second)
+    if not args:
+        return False
+    if args[0] == "!" and len(args) > 1:
+        return not _evaluate(ctx, args[1:])
+    if len(args) == 1:
+        return args[0] != ""
+    if len(args) == 2:
+        op, value = args
+        if op == "-z":
+            return value == ""
+        if op == "-n":
+            return value != ""
+        if op in _FILE_OPS:
+            return _file_test(ctx, op, value)
+        raise _TestError(f"unknown operand {op}")
+    if len(args) == 3:
+        left, op, right = args
+        if op in ("=", "=="):
+            return left == right
+        if op == "!=":
+            return left != right
+        if op == "<":
+            return left < right
+        if op == ">":
+            return left > right
+        if op in _INT_OPS:
+            return bool(_INT_OPS[op](_number(left), _number(right)))
+        if args[0] == "(" and args[2] == ")":
+            return _evaluate(ctx, [args[1]])
+        raise _TestError(f"unknown operand {op}")
+    if args[0] == "(" and args[-1] == ")":
+        return _evaluate(ctx, args[1:-1])
+    raise _TestError("too many arguments")
+
+
+async def test(ctx: CommandContext) -> int:
+    args = ctx.args[1:]
+    if ctx.name.endswith("["):
+        if not args or args[-1] != "]":
+            return ctx.fail("missing ]", 2)
+        args = args[:-1]
+    try:
+        return 0 if _evaluate(ctx, args) else 1
+    except _TestError as exc:
+        return ctx.fail(str(exc), 2)
+
+
+# -- stat, uptime, df ------------------------------------------------------------------------
+def _stat_fields(path: str, node: FileNode | DirNode) -> dict[str, str]:
+    size = len(node.data) if isinstance(node, FileNode) else 3452
+    kind = "regular file" if isinstance(node, FileNode) else "directory"
+    when = time.strftime("%Y-%m-%d %H:%M:%S.000000000 +0000", time.gmtime(node.mtime))
+    return {
+        "n": path, "s": str(size), "a": f"{stats.S_IMODE(node.mode):o}", "A": stats.filemode(node.mode),
+        "F": kind, "U": "shell", "G": "shell", "u": "2000", "g": "2000", "Y": str(node.mtime), "y": when,
+        "x": when, "z": when, "b": str((size + 511) // 512), "h": "1" if isinstance(node, FileNode) else "2",
+        "i": str(zlib.crc32(path.encode()) % 900000 + 1000), "%": "%",
+    }  # fmt: skip
+
+
+def _format(form: str, fields: dict[str, str]) -> str:
+    out, i = [], 0
+    while i < len(form):
+        if form[i] == "%" and i + 1 < len(form):
+            out.append(fields.get(form[i + 1], "?"))
+            i += 2
+        else:
+            out.append(form[i])
+            i += 1
+    return "".join(out)
+
+
+async def stat(ctx: CommandContext) -> int:
+    args = ctx.args[1:]
+    form = None
+    if args[:1] in (["-c"], ["--format"]) and len(args) > 1:
+        form, args = args[1], args[2:]
+    args = [a for a in args if not a.startswith("-")]
+    if not args:
+        return ctx.fail("Needs 1 argument")
+    status = 0
+    for path in args:
+        node = ctx.device.fs.lookup(normalize(path, ctx.cwd))
+        if node is None:
+            status = ctx.fail(f"'{path}': No such file or directory")
+            continue
+        f = _stat_fields(path, node)
+        if form is not None:
+            ctx.out(_format(form, f) + "\n")
+            continue
+        ctx.out(
+            f"  File: {path}\n  Size: {f['s']}\t Blocks: {f['b']}\t IO Blocks: 512\t{f['F']}\n"
+            f"Device: fd05h/64773d\t Inode: {f['i']}\t Links: {f['h']}\n"
+            f"Access: ({int(f['a'], 8):04o}/{f['A']})\tUid: ( 2000/   shell)\tGid: ( 2000/   shell)\n"
+            f"Access: {f['x']}\nModify: {f['y']}\nChange: {f['z']}\n"
+        )
+    return status
+
+
+async def uptime(ctx: CommandContext) -> int:
+    minutes = int((time.time() - _STARTED) // 60) + 1
+    now = time.strftime("%H:%M:%S", time.localtime())
+    ctx.out(f" {now} up {minutes} min,  0 users,  load average: 0.52, 0.48, 0.41\n")
+    return 0
+
+
+_PARTITIONS = (  # filesystem, 1K-blocks, used, mounted on
+    ("/dev/block/dm-0", 1_000_000, 995_000, "/"),
+    ("tmpfs", 1_015_000, 1_200, "/dev"),
+    ("/dev/block/dm-5", 6_000_000, 1_800_000, "/data"),
+    ("/dev/fuse", 6_000_000, 1_800_000, "/storage/emulated"),
+)
+
+
+async def df(ctx: CommandContext) -> int:
+    human = "-h" in ctx.args[1:]
+    wanted = [normalize(a, ctx.cwd) for a in ctx.args[1:] if not a.startswith("-")]
+
+    def size(kb: int) -> str:
+        if not human:
+            return str(kb)
+        return f"{kb / 1024 / 1024:.1f}G" if kb >= 1024 * 1024 else f"{kb / 1024:.0f}M"
+
+    rows = list(_PARTITIONS)
+    if wanted:
+        rows = []
+        for path in wanted:
+            mount = "/storage/emulated" if path.startswith(("/sdcard", "/storage")) else path
+            match = max((p for p in _PARTITIONS if mount.startswith(p[3])), key=lambda p: len(p[3]))
+            rows.append(match)
+    ctx.out(f"Filesystem      {'Size' if human else '1K-blocks'}  Used Available Use% Mounted on\n")
+    for name, total, used, mount in rows:
+        free = total - used
+        ctx.out(
+            f"{name:<15} {size(total):>9} {size(used):>5} {size(free):>9} {used * 100 // total:>3}% {mount}\n"
+        )
+    return 0
+
+
+# -- dumpsys meminfo / cpuinfo ----------------------------------------------------------------
+def _app_rows(ctx: CommandContext) -> list[tuple[int, str]]:
+    """(pid, name) of the app processes (the launcher, system UI and the running apps)."""
+    return [(pid, name) for user, pid, _, name in ctx.device.processes() if user.startswith("u0_a")]
+
+
+def _pss_kb(pid: int) -> int:
+    return 38_000 + (pid * 7919) % 24_000
+
+
+def dumpsys_meminfo(ctx: CommandContext, target: str | None) -> int:
+    """`dumpsys meminfo [PKG|PID]`: Android 14's layout (the per-process table, App Summary and
+    TOTAL lines performance scripts parse); the sizes are steady per process."""
+    uptime_ms = int((time.time() - _STARTED) * 1000)
+    ctx.out(f"Applications Memory Usage (in Kilobytes):\nUptime: {uptime_ms} Realtime: {uptime_ms}\n\n")
+    rows = _app_rows(ctx)
+    if target is None:
+        ctx.out("Total PSS by process:\n")
+        for pid, name in sorted(rows, key=lambda row: -_pss_kb(row[0])):
+            ctx.out(f"{_pss_kb(pid):>10,}K: {name} (pid {pid})\n")
+        used = sum(_pss_kb(pid) for pid, _ in rows)
+        ctx.out(
+            f"\nTotal RAM: {MEM_TOTAL_KB:,}K (status normal)\n Free RAM: {MEM_TOTAL_KB - used - 900_000:,}K\n"
+        )
+        ctx.out(f" Used RAM: {used + 900_000:,}K\n")
+        return 0
+    matches = [(pid, name) for pid, name in rows if name == target or str(pid) == target]
+    if not matches:
+        ctx.out(f"No process found for: {target}\n")
+        return 0
+    for pid, name in matches:
+        total = _pss_kb(pid)
+        native, java, code = total * 20 // 100, total * 14 // 100, total * 30 // 100
+        graphics, stack = total * 12 // 100, 640
+        other = total - native - java - code - graphics - stack
+        rss = total * 2 + 12_000
+        ctx.out(f"** MEMINFO in pid {pid} [{name}] **\n")
+        ctx.out("                   Pss  Private  Private  SwapPss      Rss     Heap     Heap     Heap\n")
+        ctx.out("                 Total    Dirty    Clean    Dirty    Total     Size    Alloc     Free\n")
+        ctx.out("                ------   ------   ------   ------   ------   ------   ------   ------\n")
+        table = (
+            ("Native Heap", native, native - 60, 0, native + 2200, (14336, 11254, 3081)),
+            ("Dalvik Heap", java, java - 90, 0, java + 4800, (6538, 3270, 3268)),
+            ("TOTAL", total, total * 6 // 10, total * 2 // 10, rss, (20874, 14524, 6349)),
+        )
+        for label, pss, dirty, clean, rss_kb, heap in table:
+            numbers = "".join(f"{n:>9}" for n in (pss, dirty, clean, 0, rss_kb, *heap))
+            ctx.out(f"{label:>13}{numbers}\n")
+        ctx.out("\n")
+        ctx.out(" App Summary\n                       Pss(KB)                        Rss(KB)\n")
+        ctx.out("                        ------                         ------\n")
+        for label, value in (("Java Heap", java), ("Native Heap", native), ("Code", code), ("Stack", stack),
+                             ("Graphics", graphics), ("Private Other", other)):  # fmt: skip
+            ctx.out(f"{label + ':':>21} {value:>8}\n")
+        ctx.out(f"{'System:':>21} {0:>8}\n\n")
+        ctx.out(f"{'TOTAL:':>21} {total:>8}       TOTAL SWAP PSS:        0       TOTAL RSS: {rss:>8}\n\n")
+    return 0
+
+
+def dumpsys_cpuinfo(ctx: CommandContext) -> int:
+    """`dumpsys cpuinfo`: the load and each app process's share, small and steady (no app code runs)."""
+    ctx.out("Load: 0.52 / 0.48 / 0.41\nCPU usage from 5000ms to 0ms ago (2026-01-01 00:00:00.000 to now):\n")
+    for pid, name in _app_rows(ctx):
+        share = 0.1 + (pid % 7) / 10
+        ctx.out(f"  {share:.1f}% {pid}/{name}: {share * 0.6:.1f}% user + {share * 0.4:.1f}% kernel\n")
+    ctx.out("  3.1% 598/system_server: 2.0% user + 1.1% kernel\n")
+    ctx.out("4.2% TOTAL: 2.6% user + 1.4% kernel + 0.2% iowait\n")
+    return 0
