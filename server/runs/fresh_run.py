@@ -10,14 +10,16 @@ and the report goes on as one about a stored run (`report._apply_to_existing`), 
 
 What the statement writes is what the general path writes: the row `insert_runs_if_new` would,
 the events `insert_trace_rows` would, the `run.updated` payload `service.summary_json` makes of
-that row, the rollup rows `rollup.ended_rows` makes of it. The caller tells `record_changes` and
-`runs_ended` that these parts are written (the run, and `Fresh.counted`); everything else
-(input values, the engine's log, failed steps, webhooks, videos, retries) goes on as for any run.
+that row, the rollup rows `rollup.ended_rows` makes of it, and the engine's log the report carries,
+as `run_logs.store_logs` writes it. The caller tells `record_changes`, `runs_ended` and `store_logs`
+that these parts are written (the run, `Fresh.counted` and `Fresh.logged`); everything else (input
+values, failed steps, webhooks, videos, retries) goes on as for any run.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from types import SimpleNamespace
@@ -33,7 +35,7 @@ from server.devices.models import Device
 from server.runs.models import Run, input_values
 from server.runs.pg_notify import CHANNEL, notice_of
 from server.runs.rollup import ended_rows, pg_shard, pg_upsert_from, step_failure_rows
-from server.runs.schemas import RunReportIn
+from server.runs.schemas import LogEntryIn, RunReportIn
 from server.runs.sql import json_time, once_per_transaction
 from server.webhooks.service import has_endpoints
 from server.workflows.models import Workflow
@@ -118,6 +120,9 @@ _FAILURES = """, failing AS (
 )"""
 
 
+_STORE_FRESH_LOGGED = _store_fresh(also=_LOG)
+
+
 @cache
 def _store_alone_sql(values: bool, log: bool, failures: bool, retryable: bool) -> str:
     """The statement of `store_alone`, with the writes and checks the report needs: one text per kind
@@ -129,28 +134,39 @@ def _store_alone_sql(values: bool, log: bool, failures: bool, retryable: bool) -
 
 class Fresh:
     """A run `store_fresh_run` inserted, with its run.updated event and NOTIFY; `counted`: also its count
-    in the daily rollup (it ended)."""
+    in the daily rollup (it ended); `logged`: also the report's engine log."""
 
-    __slots__ = ("counted", "row")
+    __slots__ = ("counted", "logged", "row")
 
-    def __init__(self, row: Row[Any], *, counted: bool) -> None:
+    def __init__(self, row: Row[Any], *, counted: bool, logged: bool = False) -> None:
         self.row = row
         self.counted = counted
+        self.logged = logged
 
 
 def store_fresh_run(
     session: Session, report: RunReportIn, values: dict[str, Any], now: datetime
 ) -> Fresh | None:
     """Insert the run `values` (every column `insert_runs_if_new` would write) with its trace, its
-    run.updated event and, when it has ended, its rollup count, in one statement (PostgreSQL only).
+    run.updated event, the report's engine log and, when it has ended, its rollup count, in one
+    statement (PostgreSQL only).
 
     None when the run was stored already: nothing was written, the report is one about a stored run.
     """
     driver = session.connection().connection.driver_connection
-    fresh = _store(driver, _STORE_FRESH, report, values, now, {})
+    if report.log is None:
+        fresh = _store(driver, _STORE_FRESH, report, values, now, {})
+    else:
+        fresh = _store(driver, _STORE_FRESH_LOGGED, report, values, now, {"log": log_json(report.log)})
     if fresh is not None:
         once_per_transaction(session, "notify")
     return fresh
+
+
+def log_json(log: Sequence[LogEntryIn]) -> str:
+    """A report's engine log as `store_logs` writes it: json.dumps as is, what SQLAlchemy's JSON type
+    writes, byte for byte."""
+    return json.dumps([entry.stored_form() for entry in log])
 
 
 def store_alone(
@@ -178,8 +194,7 @@ def store_alone(
     if searched:
         extra["values"] = json.dumps(searched)
     if report.log is not None:
-        # json.dumps as is: what SQLAlchemy's JSON type writes (`store_logs`), byte for byte.
-        extra["log"] = json.dumps([entry.stored_form() for entry in report.log])
+        extra["log"] = log_json(report.log)
     from server.runs.retries import AUTO_RETRY_STATUSES  # retries imports the runs domain's service
 
     status = RunStatus(values["status"])
@@ -226,4 +241,4 @@ def _store(
     if inserted is None:
         return None
     # The row is what was inserted, column for column: not read back. Listeners read its attributes.
-    return Fresh(cast(Row[Any], row_like), counted=ended)
+    return Fresh(cast(Row[Any], row_like), counted=ended, logged="log" in extra)

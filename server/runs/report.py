@@ -33,11 +33,11 @@ from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus, can_move
 from server.db import utcnow
-from server.runs.fresh_run import store_fresh_run
+from server.runs.fresh_run import log_json, store_fresh_run
 from server.runs.run_logs import store_logs
 from server.runs.schemas import ReportResult, RunReportIn
 from server.runs.sql import dialect_name, insert_input_values, insert_runs_if_new, insert_trace_rows
-from server.runs.stored_run import StoredRun, read_stored, store_newer
+from server.runs.stored_run import Stored, StoredRun, read_stored, store_newer, store_recorded_pg
 
 # How often one run is read and judged again when concurrent writers keep moving it; the
 # lifecycle is short (a few statuses, a trace that only grows), so this is never reached
@@ -164,7 +164,7 @@ def ingest_reports(
         # of one waits on our uncommitted row), so their traces go in by the fastest path.
         _insert_trace_events(session, [r for _, r in candidates if r.id in inserted], already={}, fresh=True)
         first = _FirstWrite(inserted)
-    inserted, applied, recorded, counted = first
+    inserted, applied, recorded, counted, logged = first
     changed: list[str] = []
     first_of: set[str] = set()
     # Each write returns the run's whole row: the last one of a run is the row as this batch leaves it.
@@ -179,28 +179,34 @@ def ingest_reports(
         if found is None:
             found = _apply_to_existing(session, account_id, device_id, report, now)
         # Not stored after its insert found it stored: deleted in between (retention, say).
-        verdict, row = found or (_deleted(report.id), None)
+        verdict, written = found or (_deleted(report.id), None)
         verdicts[index] = verdict
-        if row is not None:
-            rows[report.id] = row
+        if written is not None:
+            rows[report.id] = written.row
             changed.append(report.id)
     results = [IngestResult(r.id, verdicts[i].result, verdicts[i].reason) for i, r in enumerate(reports)]
     # The engine's execution log travels with a final report: kept when that report is.
     store_logs(
-        session, [r for i, r in enumerate(reports) if r.log is not None and verdicts[i].result == "stored"]
+        session,
+        [
+            r
+            for i, r in enumerate(reports)
+            if r.log is not None and verdicts[i].result == "stored" and r.id not in logged
+        ],
     )
     return Ingested(results, list(dict.fromkeys(changed)), rows, recorded, counted)
 
 
 class _FirstWrite(NamedTuple):
     """What was written of a batch before its runs are judged one by one: the rows inserted, by id; the
-    verdicts (with the row written) of reports already applied; the runs whose run.updated event and
-    rollup count are written (fresh_run.py)."""
+    verdicts (with what was written) of reports already applied; the runs whose run.updated event,
+    rollup count and engine log are written (fresh_run.py, stored_run.store_recorded_pg)."""
 
     inserted: dict[str, Row[Any]]
-    applied: Mapping[str, tuple[Verdict, Row[Any] | None]] = MappingProxyType({})
+    applied: Mapping[str, tuple[Verdict, Stored | None]] = MappingProxyType({})
     recorded: frozenset[str] = frozenset()
     counted: frozenset[str] = frozenset()
+    logged: frozenset[str] = frozenset()
 
 
 def _first_write_of_one(
@@ -214,14 +220,29 @@ def _first_write_of_one(
         # Its run.updated event is written with it (one statement, stored_run.py): record_changes skips it.
         applied = _apply_to_existing(session, account_id, device_id, report, now, record=True)
         if applied is not None:
-            recorded = frozenset((report.id,)) if applied[1] is not None else frozenset()
-            return _FirstWrite({}, {report.id: applied}, recorded)
+            stored = applied[1]
+            if stored is None:
+                return _FirstWrite({}, {report.id: applied})
+            this = frozenset((report.id,))
+            return _FirstWrite(
+                {},
+                {report.id: applied},
+                this,
+                this if stored.counted else frozenset(),
+                this if stored.logged else frozenset(),
+            )
     fresh = store_fresh_run(session, report, new_run_values(account_id, device_id, report, now), now)
     if fresh is None:
         return _FirstWrite({})
     insert_input_values(session, account_id, [(report.id, report.inputs)])
     written = frozenset((report.id,))
-    return _FirstWrite({report.id: fresh.row}, {}, written, written if fresh.counted else frozenset())
+    return _FirstWrite(
+        {report.id: fresh.row},
+        {},
+        written,
+        written if fresh.counted else frozenset(),
+        written if fresh.logged else frozenset(),
+    )
 
 
 def precheck(report: RunReportIn, device_id: str, versions: Mapping[str, str]) -> str | None:
@@ -374,12 +395,15 @@ def _apply_to_existing(
     now: datetime,
     *,
     record: bool = False,
-) -> tuple[Verdict, Row[Any] | None] | None:
+) -> tuple[Verdict, Stored | None] | None:
     """Judge a report about a stored run and, when newer, write it with a conditional UPDATE: the verdict,
-    and the run's row after the write (None when nothing was written). None when the run is not stored.
+    and what was written (the run's row after the write; None when nothing was written). None when the
+    run is not stored.
 
-    `record`: on PostgreSQL the write also writes the run's run.updated event (`store_newer`)."""
+    `record` (PostgreSQL only): the write also writes the run's run.updated event, the report's engine
+    log and, when it ends the run, its rollup count (`store_recorded_pg`)."""
     seqs = [event.seq for event in report.trace]
+    log = log_json(report.log) if record and report.log is not None else None
     for _ in range(MAX_ATTEMPTS):
         found = read_stored(session, report.id, seqs)
         if found is None:
@@ -409,9 +433,13 @@ def _apply_to_existing(
         }
         stored_max_seq = max(stored_events) if stored_events else -1
         added = [(event.seq, event.stored_json()) for event in report.trace if event.seq > stored_max_seq]
-        changed = store_newer(session, params, report.id, added, record=record)
-        if changed is not None:
-            return verdict, changed
+        if record:
+            written = store_recorded_pg(session, params, added, log)
+        else:
+            row = store_newer(session, params, report.id, added)
+            written = None if row is None else Stored(row)
+        if written is not None:
+            return verdict, written
         # Another writer moved the run between our read and our write: read it again.
     return Verdict(
         "rejected", f"run {report.id} kept changing while this report was applied; send it again"

@@ -9,7 +9,11 @@ SQLAlchemy Core:
 * `store_newer`: the compare-and-set UPDATE (`STORE_NEWER`, docs in server/runs/report.py) with the
   run's row coming back; on PostgreSQL the new trace events go in by the same statement (a
   data-modifying WITH: they are inserted only when the UPDATE matched), on SQLite by a second one.
-  `(run_id, seq)` is the key, so a stored event is never replaced.
+  `(run_id, seq)` is the key, so a stored event is never replaced. A report written with its
+  run.updated event (runs.report's, and a claim's carried one, on PostgreSQL) also writes the
+  engine's log it carries (`run_logs.store_logs`' upsert) and, when it ends the run, the run's
+  count in the daily rollup (`rollup.count_ended`'s rows, made by PostgreSQL from the updated row)
+  in that statement: a final report is then one round trip instead of three.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -36,12 +41,23 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from interpreter.trace import RunStatus
+from interpreter.trace import TERMINAL_STATUSES, RunStatus
 from server.runs.events import RUN_STEP as RUN_STEP_EVENT
 from server.runs.json_sql import json_array_agg, json_pair
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import CHANNEL
+from server.runs.rollup import DEVICE, WORKFLOW, pg_shard, pg_upsert_from
 from server.runs.sql import insert_trace_rows, once_per_transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What `store_newer` wrote: the run's row after the write; `logged`: the engine's log went with it;
+    `counted`: the run's count in the daily rollup went with it (the write ended the run)."""
+
+    row: Row[Any]
+    logged: bool = False
+    counted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,27 +194,12 @@ def read_stored(
 
 
 def store_newer(
-    session: Session,
-    params: Mapping[str, Any],
-    run_id: str,
-    events: Sequence[tuple[int, str]],
-    *,
-    record: bool = False,
+    session: Session, params: Mapping[str, Any], run_id: str, events: Sequence[tuple[int, str]]
 ) -> Row[Any] | None:
     """Run `STORE_NEWER` with `params` and, when it matched, insert `events` (`(seq, event JSON text)`) of
     `run_id` unless stored: the run's row after the write, or None when another writer moved it first
-    (then nothing is written).
-
-    `record` (PostgreSQL only; ignored elsewhere): the run.updated event of the row and its NOTIFY are
-    written by the same statement; the caller tells `record_changes` (`written`) and registers the
-    after-commit wake-up."""
+    (then nothing is written)."""
     connection = session.connection()
-    if record and connection.dialect.name == "postgresql":
-        document = "[" + ",".join(f"[{seq},{event}]" for seq, event in events) + "]"
-        changed = connection.execute(_PG_STORE_RECORDED, {**params, "p_events": document}).first()
-        if changed is not None:
-            once_per_transaction(session, "notify")  # the statement's NOTIFY: later writes need none
-        return changed
     if events and connection.dialect.name == "postgresql":
         document = "[" + ",".join(f"[{seq},{event}]" for seq, event in events) + "]"
         return connection.execute(STORE_NEWER_WITH_EVENTS, {**params, "p_events": document}).first()
@@ -206,6 +207,29 @@ def store_newer(
     if changed is not None and events:
         insert_trace_rows(session, [(run_id, seq, event) for seq, event in events])
     return changed
+
+
+def store_recorded_pg(
+    session: Session, params: Mapping[str, Any], events: Sequence[tuple[int, str]], log: str | None
+) -> Stored | None:
+    """`store_newer` on PostgreSQL with the run.updated event of the row and its NOTIFY written by the same
+    statement, and so the engine's log `log` (its entries' JSON as `run_logs.store_logs` writes it; None:
+    the report has none) and, when the write ends the run, its count in the daily rollup: what was
+    written, or None when another writer moved the run first (then nothing is written). The caller
+    tells `record_changes` (`written`), `store_logs` and `runs_ended` (`counted`) what is written
+    already, and registers the after-commit wake-up."""
+    connection = session.connection()
+    ends = RunStatus(params["p_status"]).terminal
+    values = {**params, "p_events": "[" + ",".join(f"[{seq},{event}]" for seq, event in events) + "]"}
+    if log is not None:
+        values["log"] = log
+    if ends:
+        values["shard"] = pg_shard(connection.connection.driver_connection)
+    changed = connection.execute(_pg_store_recorded(log is not None, ends), values).first()
+    if changed is None:
+        return None
+    once_per_transaction(session, "notify")  # the statement's NOTIFY: later writes need none
+    return Stored(changed, logged=log is not None, counted=ends)
 
 
 def _utc_ms_sql(column: str) -> str:
@@ -243,13 +267,14 @@ _SUMMARY_FIELDS = {
 SUMMARY_JSON_SQL = "json_build_object(" + ", ".join(f"'{k}', {v}" for k, v in _SUMMARY_FIELDS.items()) + ")"
 
 
-def _pg_write(*, final: str) -> str:
+def _pg_write(*, final: str, also: str = "") -> str:
     """PostgreSQL's write of a newer report of a stored run with its events, in one statement (psycopg's
     `%(name)s` parameters): `STORE_NEWER`'s compare-and-set UPDATE (its parameters), the new trace
     events (`%(p_events)s`, `[[seq, event], ...]`), the run.updated event (its payload `summary_json`
     of the updated row, made by PostgreSQL), the `run.step` event of the step about to start
     (`%(step)s`, NULL: none) when the run may start it (moving, no cancel asked), and the NOTIFY: all
-    only when the UPDATE matched. `final`: what the statement returns of `changed` (the updated row)."""
+    only when the UPDATE matched. `final`: what the statement returns of `changed` (the updated row);
+    `also`: more CTEs (each `, name AS (...)`) that hang off `changed`."""
     kept = ", ".join(f"{column} = COALESCE(%(p_{column})s, {column})" for column in KEPT_WHEN_LEFT_OUT)
     step_statuses = ", ".join(
         f"'{status.value}'" for status in (RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL)
@@ -279,7 +304,7 @@ WITH changed AS (
             AND changed.status IN ({step_statuses})
         ORDER BY place
     ) AS events
-)
+){also}
 SELECT {final}
 FROM changed, LATERAL (
     SELECT pg_notify('{CHANNEL}', CASE WHEN changed.status = 'queued' THEN 'queued' ELSE '' END)
@@ -289,19 +314,43 @@ FROM changed, LATERAL (
 
 # The step gate's: the gate answers from the run's status and cancel_requested_at.
 _PG_STORE_PROGRESS = _pg_write(final="changed.status, changed.cancel_requested_at")
-# runs.report's: the whole row comes back (runs_ended's listeners and the cancel look read it), typed as
-# `select(Run.__table__)` reads it.
-_PG_STORE_RECORDED = (
-    text(
-        re.sub(
-            r"%\((\w+)\)s",
-            r":\1",
-            _pg_write(final=", ".join(f"changed.{column}" for column in _runs.c.keys())),
-        )
+# The engine's log of the report (`%(log)s`: its entries' JSON), as `run_logs.store_logs` upserts it.
+_LOGGED = """, logged AS (
+    INSERT INTO run_logs (run_id, entries, created_at)
+    SELECT changed.id, CAST(%(log)s AS json), %(p_now)s FROM changed
+    ON CONFLICT (run_id) DO UPDATE SET entries = EXCLUDED.entries, created_at = EXCLUDED.created_at
+)"""
+# The rollup count of a run the write ended (`rollup.ended_rows` of the updated row: by device, then by
+# workflow, on the UTC day of its creation, in this connection's shard `%(shard)s`), as
+# `rollup.count_ended` adds it: the groups in key order.
+_TERMINAL = ", ".join(f"'{status.value}'" for status in sorted(TERMINAL_STATUSES, key=lambda s: s.value))
+_ENDED_ROWS = f"""(
+    SELECT changed.account_id, d.dimension,
+        to_char(changed.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, d.key, changed.status,
+        1 AS runs, CASE WHEN changed.duration_ms IS NULL THEN 0 ELSE 1 END AS timed,
+        COALESCE(changed.duration_ms, 0) AS duration_sum, CAST(%(shard)s AS smallint) AS shard
+    FROM changed, LATERAL (VALUES ('{DEVICE}', COALESCE(changed.device_id, '')),
+        ('{WORKFLOW}', changed.workflow_id)) AS d(dimension, key)
+    WHERE changed.status IN ({_TERMINAL})
+) AS s"""
+_COUNTED = f"""
+, counted AS (
+    {pg_upsert_from(_ENDED_ROWS)}
+)"""
+
+
+@cache
+def _pg_store_recorded(log: bool, ends: bool) -> Any:
+    """runs.report's write: the whole row comes back (runs_ended's listeners and the cancel look read it),
+    typed as `select(Run.__table__)` reads it; `log`: with the engine's log (`%(log)s`); `ends`: with the
+    rollup count of a run it ends. One text per kind (psycopg prepares each)."""
+    also = (_LOGGED if log else "") + (_COUNTED if ends else "")
+    final = ", ".join(f"changed.{column}" for column in _runs.c.keys())
+    return (
+        text(re.sub(r"%\((\w+)\)s", r":\1", _pg_write(final=final, also=also)))
+        .bindparams(bindparam("step", value=None, type_=String()))
+        .columns(*_runs.c)
     )
-    .bindparams(bindparam("step", value=None, type_=String()))
-    .columns(*_runs.c)
-)
 
 
 def store_progress_pg(

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select, text
 
 from server.runs import report as report_module
-from server.runs.models import Run, RunDailyStat, RunEvent, RunInputValue, TraceEventRow
+from server.runs.models import Run, RunDailyStat, RunEvent, RunInputValue, RunLogRow, TraceEventRow
+from server.runs.rollup import day_key
 from server.runs.service import summary_json
 from server.webhooks.models import WebhookDelivery
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
@@ -308,3 +309,72 @@ def test_a_claimed_runs_reports_write_run_updated_with_the_run(client: TestClien
     ended = payloads()
     assert [(p["status"], p["traceLen"]) for p in ended[2:]] == [("running", 2), ("success", 3)]
     assert ended[-1]["startedAt"] == ended[1]["startedAt"]  # the claim's
+
+
+def _log_and_rollup(db: Db, run_id: str) -> tuple[Any, list[tuple[str, str, str, int, int, int]]]:
+    """A run's stored engine log, and what the rollup counts of it (its workflow's rows aside from its
+    device's: every run here is of one workflow and device, so the rows are the sums of the runs')."""
+    with db.session_factory() as session:
+        entries = session.scalar(select(RunLogRow.entries).where(RunLogRow.run_id == run_id))
+    return entries, _rollup(db)
+
+
+@pytest.mark.parametrize("status", ["success", "failed", "running"])
+def test_a_claimed_runs_report_writes_its_log_and_rollup_count_with_the_run(
+    client: TestClient, db: Db, status: str
+) -> None:
+    # On PostgreSQL a claimed run's report (runs.report of one run, or carried on the next claim) writes
+    # the engine's log and, when it ends the run, its rollup count in the run's own statement
+    # (stored_run.store_recorded_pg): what it writes must be what the general path writes, once.
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
+    log = [
+        {"seq": 1, "atMs": 0, "step": None, "nodeId": None, "kind": "start", "text": "go é", "values": {}},
+        {"seq": 2, "atMs": 5, "step": 1, "nodeId": "n1", "kind": "step", "text": "ok", "values": {"a": [1]}},
+    ]
+
+    def claimed() -> str:
+        queued = client.post(
+            f"/api/v1/workflows/{wf.id}/runs", json={"deviceId": dev.id}, headers=auth(acc.token)
+        )
+        assert queued.status_code == 201, queued.text
+        run_id: str = client.post("/api/v1/devices/me/claim", headers=auth(dev.token)).json()["run"]["id"]
+        return run_id
+
+    def body(run_id: str) -> dict[str, Any]:
+        return run_report(run_id, wf, status=status, steps=2, trigger="api", log=log)
+
+    alone, batched = claimed(), claimed()
+    with _statements(client) as seen:
+        carried = client.post(
+            "/api/v1/devices/me/claim", json={"lease": True, "report": body(alone)}, headers=auth(dev.token)
+        )
+    assert carried.status_code == 200, carried.text
+    assert carried.json()["report"]["result"] == "stored"
+    flat = [" ".join(s.split()) for s in seen]
+    if db.engine.dialect.name == "postgresql":
+        assert not [s for s in flat if s.startswith("INSERT INTO run_logs")], flat  # with the run
+    log_alone, counted_alone = _log_and_rollup(db, alone)
+    assert log_alone == log
+    ends = status != "running"
+    assert sum(r for d, _, s, r, _, _ in counted_alone if d == "workflow" and s == status) == int(ends)
+
+    # The general path (a batch of two reports of the run: its progress, then this) writes the same.
+    progress = run_report(batched, wf, steps=1, trigger="api")
+    answer = client.post(
+        "/api/v1/runs.report", json={"runs": [progress, body(batched)]}, headers=auth(dev.token)
+    )
+    assert [r["result"] for r in answer.json()["runs"]] == ["stored", "stored"], answer.text
+    log_batched, counted_both = _log_and_rollup(db, batched)
+    assert log_batched == log
+    doubled = [(d, k, s, 2 * r, 2 * t, 2 * u) for d, k, s, r, t, u in counted_alone]
+    assert counted_both == doubled
+    with db.session_factory() as session:
+        created = session.scalars(select(Run.created_at).where(Run.id.in_([alone, batched]))).all()
+        days = set(session.scalars(select(RunDailyStat.day)).all())
+    assert days == ({day_key(moment) for moment in created} if ends else set())
+
+    # The same report again: unchanged, nothing counted or logged twice.
+    again = client.post("/api/v1/runs.report", json={"runs": [body(alone)]}, headers=auth(dev.token))
+    assert again.json()["runs"][0]["result"] == "unchanged", again.text
+    assert _log_and_rollup(db, alone) == (log, counted_both)
