@@ -187,7 +187,7 @@ async def answer_claim(request: Request, credentials: BearerCredentials, body: C
     notify = get_hub(request.app).notify
 
     def work(session: Session) -> Response:
-        device, effective = claimer(session, credentials, global_denylist, reporting=carried is not None)
+        device, effective = claimer(session, credentials, global_denylist, carried=carried)
         # The report first, by runs.report's own code: a run it ends is ended (its retry queued, its
         # webhooks and rollup written) before the claim looks for the next one.
         reported = apply_reports(session, request.app, device, [carried])[0] if carried is not None else None

@@ -172,12 +172,46 @@ WHERE r.id = %(run_id)s
 """
 
 
-def read_stored(
-    session: Session, run_id: str, seqs: Sequence[int]
-) -> tuple[StoredRun, dict[int, dict[str, Any]]] | None:
+def seq_range(seqs: Sequence[int]) -> tuple[int, int]:
+    """The first and the last of a report's seqs (in order): the stored events `read_stored` reads."""
+    return (seqs[0], seqs[-1]) if seqs else (1, 0)
+
+
+# The carried run's columns `read_stored` reads (the run aliased `carried`, its events between `first`
+# and `last`), for a statement that reads them beside others (claimer.py).
+CARRIED = _runs.alias("carried")
+CARRIED_STATE = (
+    CARRIED.c.status,
+    CARRIED.c.trace_len,
+    CARRIED.c.account_id,
+    CARRIED.c.device_id,
+    CARRIED.c.workflow_version_id,
+    select(json_array_agg(json_pair(_trace.c.seq, _trace.c.event)))
+    .where(_trace.c.run_id == CARRIED.c.id, _trace.c.seq.between(bindparam("first"), bindparam("last")))
+    .scalar_subquery(),
+)
+_PREFETCHED = "phoneflow_prefetched_stored"
+Found = tuple[StoredRun, dict[int, dict[str, Any]]]
+
+
+def prefetched(session: Session, run_id: str, seqs: Sequence[int], state: Sequence[Any]) -> None:
+    """The state of `run_id` at `seqs` (`CARRIED_STATE`'s columns) was read by this transaction's
+    statement a moment ago: the next `read_stored` of them in this transaction answers it without a
+    query. Only a run found is remembered (None: its row was missing; a read of it goes to the
+    database: a report that inserts it meanwhile must be found)."""
+    found = _found(state)
+    if found is not None:
+        session.info[_PREFETCHED] = (session.get_transaction(), run_id, seq_range(seqs), found)
+
+
+def read_stored(session: Session, run_id: str, seqs: Sequence[int]) -> Found | None:
     """The stored run `run_id` and its stored events from the first to the last of `seqs` (the seqs a
     report carries, in order), by seq; None when the run is not stored."""
-    first, last = (seqs[0], seqs[-1]) if seqs else (1, 0)
+    first, last = seq_range(seqs)
+    kept = session.info.pop(_PREFETCHED, None)
+    if kept is not None and kept[:3] == (session.get_transaction(), run_id, (first, last)):
+        found: Found = kept[3]
+        return found
     params = {"run_id": run_id, "first": first, "last": last}
     connection = session.connection()
     row: Any
@@ -186,9 +220,13 @@ def read_stored(
         row = driver.execute(_PG_STORED_STATE, params).fetchone()  # type: ignore[union-attr]
     else:
         row = connection.execute(_STORED_STATE, params).first()
-    if row is None:
+    return None if row is None else _found(row)
+
+
+def _found(state: Sequence[Any]) -> Found | None:
+    status, trace_len, account_id, device_id, workflow_version_id, events = state
+    if status is None:
         return None
-    status, trace_len, account_id, device_id, workflow_version_id, events = row
     stored = StoredRun(RunStatus(status), trace_len, account_id, device_id, workflow_version_id)
     return stored, {int(seq): event for seq, event in (events or ())}
 

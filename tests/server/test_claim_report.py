@@ -12,8 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from server.runs import report as report_module
+from server.runs import stored_run
 from server.runs.claim_lane import ClaimLane
 from server.runs.models import Run, RunEvent, TraceEventRow
+from server.runs.schemas import RunReportIn
 from server.settings import Settings
 from server.webhooks.models import WebhookDelivery
 from tests.server.factories import Db, WorkflowFixture, auth, create_account, create_device, create_workflow
@@ -214,3 +217,68 @@ def _without_ids(response: httpx.Response) -> Any:
         body["report"] = {**body["report"], "id": "-"}
     body.pop("requestId", None)
     return body
+
+
+def test_a_carried_report_is_judged_against_the_claimers_read_of_its_run(
+    client: TestClient, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On PostgreSQL the claim's first statement reads the carried run's stored state beside the device
+    # (claimer.py), and the report is judged against it: no read of its own.
+    account = create_account(db)
+    device = create_device(db, account.id)
+    workflow = create_workflow(db, account.id)
+    first = _queue(client, account.token, workflow, device.id)
+    assert client.post(CLAIM, headers=auth(device.token)).status_code == 200
+    progress = {**_final(first, workflow, status="running", steps=2), "nSteps": None}
+    stored = client.post("/api/v1/runs.report", json={"runs": [progress]}, headers=auth(device.token))
+    assert stored.json()["runs"][0]["result"] == "stored", stored.text
+    if db.engine.dialect.name == "postgresql":
+        monkeypatch.setattr(stored_run, "_PG_STORED_STATE", "SELECT no_such_column FROM runs")
+    answer = client.post(CLAIM, json={"report": _final(first, workflow)}, headers=auth(device.token))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["report"]["result"] == "stored"
+    assert _status(db, first) == ("success", 3)
+
+
+def test_a_carried_report_whose_run_moved_after_the_claimers_read_is_judged_again(
+    client: TestClient, db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between the claimer's read of the carried run and the report's write, another writer moves the run
+    # (a late progress report of it, committed): the write matches nothing, and the report is judged
+    # against the run read again, as runs.report judges it.
+    account = create_account(db)
+    device = create_device(db, account.id)
+    workflow = create_workflow(db, account.id)
+    first = _queue(client, account.token, workflow, device.id)
+    assert client.post(CLAIM, headers=auth(device.token)).status_code == 200
+    real = report_module.precheck
+    moved: list[str] = []
+
+    def precheck_after_a_move(report: Any, device_id: str, versions: Any) -> Any:
+        if not moved:
+            moved.append(report.id)
+            progress = {**_final(first, workflow, status="running", steps=2), "nSteps": None}
+            with db.session_factory.begin() as session:  # another transaction, committed
+                late = report_module.ingest_reports(
+                    session,
+                    account_id=account.id,
+                    device_id=device.id,
+                    reports=[RunReportIn.model_validate(progress)],
+                )
+            assert [r.result for r in late.results] == ["stored"]
+        return real(report, device_id, versions)
+
+    monkeypatch.setattr(report_module, "precheck", precheck_after_a_move)
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite: one writer at a time (the late report would wait for the claim's transaction)")
+    answer = client.post(CLAIM, json={"report": _final(first, workflow)}, headers=auth(device.token))
+    assert answer.status_code == 200, answer.text
+    assert (moved, answer.json()["report"]["result"]) == ([first], "stored")
+    assert _status(db, first) == ("success", 3)
+    with db.session_factory() as session:
+        seqs = session.scalars(select(TraceEventRow.seq).where(TraceEventRow.run_id == first)).all()
+    assert sorted(seqs) == [1, 2, 3]
+    assert [(u["status"], u["traceLen"]) for u in _updates(db, first)][-2:] == [
+        ("running", 2),
+        ("success", 3),
+    ]
