@@ -182,6 +182,9 @@ async def _am_start(ctx: CommandContext, args: list[str]) -> int:
 
 async def am(ctx: CommandContext) -> int:
     args = ctx.args[1:]
+    if args[:1] == ["get-current-user"]:
+        ctx.out("0\n")
+        return 0
     if args[:1] == ["force-stop"] and len(args) >= 2:
         ctx.device.stop_package(args[-1])
         return 0

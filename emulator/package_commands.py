@@ -77,7 +77,7 @@ async def pm(ctx: CommandContext) -> int:
         package = operands[0] if operands else ""
         if not ctx.device.is_installed(package):
             return 1
-        ctx.out(f"package:/data/app/~~{_hash(package)}==/{package}-1/base.apk\n")
+        ctx.out(f"package:{apk_path(ctx, package)}\n")
         return 0
     if sub == "clear" and len(args) >= 2:
         package = args[-1]
@@ -88,6 +88,9 @@ async def pm(ctx: CommandContext) -> int:
         ctx.out("Success\n")
         return 0
     if sub in ("grant", "revoke") and len(args) >= 3:
+        return 0
+    if sub == "list" and args[1:2] == ["users"]:
+        ctx.out("Users:\n\tUserInfo{0:Owner:c13} running\n")
         return 0
     if sub == "install":
         return await _install(ctx, args[1:])
@@ -103,7 +106,8 @@ async def pm(ctx: CommandContext) -> int:
         return _resolve_activity(ctx, args[1:])
     ctx.err(f"Unknown command: {' '.join(args) or '(none)'}\n")
     ctx.err(
-        "Usage: pm list packages [-3] [--show-versioncode] | pm list instrumentation [TARGET] | pm path PKG\n"
+        "Usage: pm list packages [-3] [-s] [-f] [-i] [-U] [--show-versioncode] | pm list users\n"
+        "       pm list instrumentation [TARGET] | pm path PKG\n"
         "       pm install [-r] [-g] [-S SIZE] [PATH] | pm uninstall PKG | pm clear PKG\n"
         "       pm resolve-activity --brief PKG\n"
     )
@@ -120,11 +124,25 @@ def _list_packages(ctx: CommandContext, args: list[str]) -> int:
     if "-s" in options:
         packages = set(device.system_packages)
     for package in sorted(p for p in packages if needle in p):
-        line = f"package:{package}"
+        line = f"package:{apk_path(ctx, package)}={package}" if "-f" in options else f"package:{package}"
         if "--show-versioncode" in options:
             line += f" versionCode:{_version(ctx, package)[0]}"
+        if "-i" in options:
+            line += "  installer=null"
+        if "-U" in options:
+            line += f" uid:{1000 if package in device.system_packages else device.app_uid(package)}"
         ctx.out(line + "\n")
     return 0
+
+
+def apk_path(ctx: CommandContext, package: str) -> str:
+    """Where a package's APK lies: system packages under /system, the others under /data/app."""
+    if package == "android":
+        return "/system/framework/framework-res.apk"
+    if package in ctx.device.system_packages:
+        name = package.rsplit(".", 1)[-1].capitalize()
+        return f"/system/priv-app/{name}/{name}.apk"
+    return f"/data/app/~~{_hash(package)}==/{package}-1/base.apk"
 
 
 def _version(ctx: CommandContext, package: str) -> tuple[int, str]:

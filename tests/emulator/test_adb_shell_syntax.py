@@ -161,3 +161,15 @@ def test_test_stat_df_uptime_proc_and_dumpsys_meminfo() -> None:
     assert "[com.example.shop] **" in meminfo
     assert re.search(rf"^\s+TOTAL\s+{total}\s", meminfo, re.M)
     assert "com.example.shop" in run("dumpsys cpuinfo", shell)[0]
+
+
+def test_pm_list_packages_flags_users_and_current_user() -> None:
+    shell = Shell(VirtualDevice(sample_apps(), 5554))
+    lines = run("pm list packages -f -U", shell)[0].splitlines()
+    assert "package:/system/framework/framework-res.apk=android uid:1000" in lines
+    shop = next(line for line in lines if line.endswith("=com.example.shop uid:" + line.rsplit(":", 1)[-1]))
+    apk = r"/data/app/~~\S+==/com\.example\.shop-1/base\.apk"
+    assert re.fullmatch(rf"package:{apk}=com\.example\.shop uid:10\d{{3}}", shop)
+    assert run("pm path com.example.shop", shell)[0] == shop.split("=com.example.shop")[0] + "\n"
+    assert run("pm list users", shell)[0] == "Users:\n\tUserInfo{0:Owner:c13} running\n"
+    assert run("am get-current-user", shell)[0] == "0\n"
