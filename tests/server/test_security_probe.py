@@ -327,3 +327,17 @@ def test_what_a_runs_templates_make_in_all_is_bounded() -> None:
     assert run["status"] == "failed"
     assert "20,000,000 characters in all" in run["trace"][-1]["message"]
     assert len(run["trace"]) < 30
+
+
+@SQLITE_ONLY
+def test_a_hierarchy_nested_beyond_any_screen_is_422(client: TestClient, db: Db) -> None:
+    # 50,000 levels (2 MB) took the inspector 38 s on the old code; 2,000 here (the tests' body limit).
+    acc = create_account(db)
+    deep = '<node class="a">' * 2000 + "</node>" * 2000
+    answer = client.post(
+        "/api/v1/inspect/hierarchy",
+        json={"hierarchy": f"<hierarchy>{deep}</hierarchy>"},
+        headers=auth(acc.token),
+    )
+    assert answer.status_code == 422, answer.text
+    assert "more than 512 deep" in answer.json()["errors"][0]["message"]
