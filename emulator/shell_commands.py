@@ -422,5 +422,6 @@ COMMANDS: dict[str, Command] = {
     "stat": shell_tools.stat,
     "uptime": shell_tools.uptime,
     "df": shell_tools.df,
+    "svc": shell_tools.svc,
     **ANDROID_COMMANDS,
 }

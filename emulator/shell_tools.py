@@ -302,3 +302,36 @@ def dumpsys_cpuinfo(ctx: CommandContext) -> int:
     ctx.out("  3.1% 598/system_server: 2.0% user + 1.1% kernel\n")
     ctx.out("4.2% TOTAL: 2.6% user + 1.4% kernel + 0.2% iowait\n")
     return 0
+
+
+# -- svc -----------------------------------------------------------------------------------
+_SVC_SETTINGS = {"wifi": "wifi_on", "data": "mobile_data", "bluetooth": "bluetooth_on"}
+
+
+async def svc(ctx: CommandContext) -> int:
+    """`svc wifi|data|bluetooth enable|disable` (the global setting follows, as Android's does),
+    `svc power stayon true|false|usb|ac|wireless`; anything else prints svc's usage."""
+    args = ctx.args[1:]
+    settings = ctx.device.settings["global"]
+    if len(args) == 2 and args[0] in _SVC_SETTINGS and args[1] in ("enable", "disable"):
+        settings[_SVC_SETTINGS[args[0]]] = "1" if args[1] == "enable" else "0"
+        return 0
+    if (
+        len(args) == 3
+        and args[:2] == ["power", "stayon"]
+        and args[2] in ("true", "false", "usb", "ac", "wireless")
+    ):
+        settings["stay_on_while_plugged_in"] = {
+            "true": "7",
+            "false": "0",
+            "ac": "1",
+            "usb": "2",
+            "wireless": "4",
+        }[args[2]]
+        return 0
+    ctx.out(
+        "Available commands:\n    help     Show information about the subcommands\n"
+        "    power    Control the power manager\n    data     Control mobile data connectivity\n"
+        "    wifi     Control the Wi-Fi manager\n    bluetooth Control Bluetooth service\n"
+    )
+    return 0 if args[:1] in ([], ["help"]) else 1

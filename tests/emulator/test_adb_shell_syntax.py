@@ -163,7 +163,7 @@ def test_test_stat_df_uptime_proc_and_dumpsys_meminfo() -> None:
     assert "com.example.shop" in run("dumpsys cpuinfo", shell)[0]
 
 
-def test_pm_list_packages_flags_users_and_current_user() -> None:
+def test_pm_list_packages_flags_users_current_user_and_svc() -> None:
     shell = Shell(VirtualDevice(sample_apps(), 5554))
     lines = run("pm list packages -f -U", shell)[0].splitlines()
     assert "package:/system/framework/framework-res.apk=android uid:1000" in lines
@@ -173,3 +173,6 @@ def test_pm_list_packages_flags_users_and_current_user() -> None:
     assert run("pm path com.example.shop", shell)[0] == shop.split("=com.example.shop")[0] + "\n"
     assert run("pm list users", shell)[0] == "Users:\n\tUserInfo{0:Owner:c13} running\n"
     assert run("am get-current-user", shell)[0] == "0\n"
+    assert run("svc wifi disable; settings get global wifi_on; svc data enable", shell)[0] == "0\n"
+    assert run("svc power stayon false; settings get global stay_on_while_plugged_in", shell)[0] == "0\n"
+    assert run("svc nfc enable", shell)[2] == 1
