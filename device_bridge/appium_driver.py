@@ -49,6 +49,8 @@ DEFAULT_APPIUM_URL = "http://127.0.0.1:4723"
 # What a command may take before the bridge gives up on the server (session creation included:
 # a first session installs the driver's APKs on the phone).
 _COMMAND_TIMEOUT_S = 180
+# Connections to the server kept open: one for the step's commands, one for the frames' screenshots.
+_KEPT_CONNECTIONS = 2
 
 
 def session_capabilities(serial: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -95,7 +97,15 @@ def open_session(url: str, serial: str, capabilities: Mapping[str, Any] | None =
     """A new Appium session on `serial`. Raises `AppiumSessionError` saying what to do."""
     options = AppiumOptions()
     options.load_capabilities(session_capabilities(serial, capabilities))
-    config = AppiumClientConfig(remote_server_addr=url, timeout=_COMMAND_TIMEOUT_S)
+    config = AppiumClientConfig(
+        remote_server_addr=url,
+        timeout=_COMMAND_TIMEOUT_S,
+        # Selenium reads the pool manager's arguments from this nested key. Two kept connections: the
+        # step's thread and the frame thread (device_bridge.frames) send commands at once; with
+        # urllib3's default of one, every overlapping command opened a connection of its own and
+        # logged "Connection pool is full, discarding connection" when it was done.
+        init_args_for_pool_manager={"init_args_for_pool_manager": {"maxsize": _KEPT_CONNECTIONS}},
+    )
     try:
         return webdriver.Remote(url, options=options, client_config=config)
     except (urllib3.exceptions.HTTPError, OSError) as exc:

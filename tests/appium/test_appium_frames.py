@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,9 @@ def slow_phone(appium_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def test_a_slow_screenshot_through_appium_holds_only_the_next_change(
-    slow_phone: AppiumDevice, tmp_path: Path
+    slow_phone: AppiumDevice, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
     outbox = Outbox(tmp_path / "outbox.db")
     # No time limit on waiting for the next look: the launch's picture is asked for once the read
     # has its page source (the Appium server answers a session's commands one at a time).
@@ -62,3 +64,6 @@ def test_a_slow_screenshot_through_appium_holds_only_the_next_change(
         assert item.data[:3] == b"\xff\xd8\xff"
         assert json.loads(item.meta or "{}")["screen"] == list(slow_phone.screen_size())
     outbox.close()
+    # The frame thread's screenshot and the step's commands went at once, each on a kept connection:
+    # none was opened for one command and thrown away ("Connection pool is full").
+    assert not [record for record in caplog.records if "pool is full" in record.getMessage()]
