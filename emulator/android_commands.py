@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from emulator import properties
 from emulator.broadcasts import broadcast
-from emulator.filesystem import normalize
+from emulator.filesystem import FsError, normalize
 from emulator.instrumentation import instrument
 from emulator.logcat import log, logcat
 from emulator.package_commands import dumpsys_package, dumpsys_services, pm, short_component
@@ -305,7 +305,11 @@ async def screencap(ctx: CommandContext) -> int:
         image = screen.render_image(ctx.device.phone).convert("RGBA")
         data = struct.pack("<4I", image.width, image.height, 1, 1) + image.tobytes()
     if files:
-        ctx.device.fs.write(normalize(files[0], ctx.cwd), data)
+        try:
+            ctx.device.fs.write(normalize(files[0], ctx.cwd), data)
+        except FsError as exc:
+            ctx.err(f"Error opening file: {files[0]} ({exc.strerror})\n")
+            return 1
     else:
         ctx.out(data)
     return 0
@@ -325,7 +329,11 @@ async def uiautomator(ctx: CommandContext) -> int:
     if path in ("/dev/tty", "/dev/stdout"):
         ctx.out(xml)
     else:
-        ctx.device.fs.write(path, xml.encode("utf-8"))
+        try:
+            ctx.device.fs.write(path, xml.encode("utf-8"))
+        except FsError as exc:
+            ctx.err(f"ERROR: could not write {path}: {exc.strerror}\n")
+            return 1
     ctx.out(f"UI hierchary dumped to: {path}\n")
     return 0
 

@@ -29,6 +29,13 @@ IS_DIR = "Is a directory"
 NOT_DIR = "Not a directory"
 EXISTS = "File exists"
 NOT_EMPTY = "Directory not empty"
+READ_ONLY = "Read-only file system"
+DENIED = "Permission denied"
+
+# Where the shell user (adb's uid 2000) may create, change and remove files on a phone; the rest
+# is read-only (the system partitions and the root) or another user's (the rest of /data).
+SHELL_WRITABLE = ("/data/local/tmp", "/sdcard", "/storage")
+_READ_ONLY_ROOTS = ("/system", "/vendor", "/product", "/apex", "/proc")
 
 
 @dataclass(slots=True)
@@ -77,8 +84,10 @@ class FileSystem:
 
     def __init__(self) -> None:
         self.root = DirNode(mode=stat.S_IFDIR | 0o755)
+        self.system = True  # the device's own writes (its initial tree, /proc) are not the shell's
         for path, mode in _INITIAL_DIRS.items():
             self.mkdir(path, parents=True, mode=mode)
+        self.system = False
 
     # -- lookups ------------------------------------------------------------------
     def lookup(self, path: str) -> Node | None:
@@ -138,6 +147,8 @@ class FileSystem:
             raise FsError(path, NOT_FOUND)
         if not isinstance(parent, DirNode):
             raise FsError(path, NOT_DIR)
+        if not self.system and not any(path.startswith(root + "/") for root in SHELL_WRITABLE):
+            raise FsError(path, _denial(path))  # after the lookup: a missing folder says so first
         return parent, name
 
     def write(
@@ -208,6 +219,13 @@ class FileSystem:
         if node.entries:
             raise FsError(path, NOT_EMPTY)
         self.remove(path, recursive=True)
+
+
+def _denial(path: str) -> str:
+    """Why the shell user may not change `path`: a read-only partition (or the root), or another user's."""
+    if path.count("/") == 1 or any(path == root or path.startswith(root + "/") for root in _READ_ONLY_ROOTS):
+        return READ_ONLY
+    return DENIED
 
 
 def _parts(path: str) -> list[str]:

@@ -150,7 +150,7 @@ async def rm(ctx: CommandContext) -> int:
         except FsError as exc:
             if exc.strerror == "Is a directory":
                 status = ctx.fail(f"{path}: is a directory")
-            elif "f" not in flags:
+            elif "f" not in flags or exc.strerror != "No such file or directory":  # -f hides only missing
                 status = ctx.fail(f"{path}: {exc.strerror}")
     return status
 

@@ -42,8 +42,10 @@ PROC_FILES = {
 
 
 def add_proc_files(fs: FileSystem) -> None:
+    fs.system = True
     for path, text in PROC_FILES.items():
         fs.write(path, text.encode(), mode=0o444)
+    fs.system = False
 
 
 # -- test / [ ------------------------------------------------------------------------------

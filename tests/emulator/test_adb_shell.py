@@ -191,7 +191,7 @@ def test_adb_logcat_dumps_and_ends(emulator: Emulator) -> None:
 
 # adbutils' `framebuffer()` leaves its adb connection for the garbage collector to close.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_logcat_settings_ps_framebuffer_and_reverse_as_adbutils_uses_them(dev: adbutils.AdbDevice) -> None:
+def test_logcat_ps_framebuffer_reverse_and_push_as_adbutils_uses_them(dev: adbutils.AdbDevice) -> None:
     # `logcat --clear` ends; a following logcat gets `log`'s line and keeps producing lines (a
     # client reading line by line must be able to stop), and `-d` dumps and ends.
     log_path = io.StringIO()
@@ -223,3 +223,9 @@ def test_logcat_settings_ps_framebuffer_and_reverse_as_adbutils_uses_them(dev: a
     with pytest.raises(adbutils.AdbError, match="reverse forwarding is not supported"):
         dev.reverse("tcp:12345", "tcp:4000")
     assert dev.reverse_list() == []
+    # pushing where the shell user may not write fails as on a phone
+    with pytest.raises(adbutils.AdbError, match="FAIL"):  # adbutils reports the sync answer's id
+        dev.sync.push(b"x", "/system/x.txt")
+    pushed = adb_run("push", __file__, "/system/x.txt", serial=dev.serial)
+    assert pushed.returncode == 1
+    assert "remote couldn't create file: Read-only file system" in pushed.stdout + pushed.stderr

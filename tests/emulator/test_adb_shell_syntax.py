@@ -176,3 +176,27 @@ def test_pm_list_packages_flags_users_current_user_and_svc() -> None:
     assert run("svc wifi disable; settings get global wifi_on; svc data enable", shell)[0] == "0\n"
     assert run("svc power stayon false; settings get global stay_on_while_plugged_in", shell)[0] == "0\n"
     assert run("svc nfc enable", shell)[2] == 1
+
+
+def test_the_shell_user_writes_only_where_a_phone_lets_it() -> None:
+    shell = Shell(VirtualDevice(sample_apps(), 5554))
+    assert run("echo hi > /x.txt", shell)[1:] == (
+        "/system/bin/sh: can't create /x.txt: Read-only file system\n",
+        1,
+    )
+    assert run("touch /system/y", shell)[1:] == ("touch: /system/y: Read-only file system\n", 1)
+    assert run("mkdir /data/foo", shell)[1:] == ("mkdir: /data/foo: Permission denied\n", 1)
+    assert run("rm -rf /system; ls / | grep -c system", shell)[:2] == (
+        "1\n",
+        "rm: /system: Read-only file system\n",
+    )
+    assert run("screencap -p /system/s.png", shell)[1:] == (
+        "Error opening file: /system/s.png (Read-only file system)\n",
+        1,
+    )
+    assert run("uiautomator dump /data/d.xml", shell)[2] == 1
+    writable = (
+        "mkdir -p /data/local/tmp/a && touch /data/local/tmp/a/f /sdcard/Download/g && ls /data/local/tmp/a"
+    )
+    assert run(writable, shell) == ("f\n", "", 0)
+    assert run("rm -f /sdcard/none; echo $?", shell)[:2] == ("0\n", "")
