@@ -4,7 +4,7 @@
                                     [--db postgresql|sqlite] [--idle wakeup|poll] [--dispatch 20]
                                     [--progress lease|gate|report] [--carry|--no-carry]
 
-One server (uvicorn, `--workers` processes; PostgreSQL by default, a fresh schema dropped
+One server (`phoneflow serve --workers N`; PostgreSQL by default, a fresh schema dropped
 afterwards) and, for each fleet size N, N virtual phones in this process: each is a paired device
 tagged `bench` with its own token and HTTP connections (its step gates and reports over one kept
 `http.client` connection, as the bridge sends them), serving like a bridge does — claim
@@ -31,11 +31,12 @@ or run twice (claimed by two phones). The phones are threads of one Python proce
 machine the phones and the server share the cores, which is part of what is measured.
 
 CPU time, not wall time, is the primary measure (the machine may be shared and loaded; the load
-average is printed beside it): the server's processes (uvicorn and its workers, from /proc) per
+average is printed beside it): the server's processes (`phoneflow serve` and its workers, from /proc) per
 run, and this process's (the phones: engine, step gate, reports; what a bridge spends) per step.
-The idle server's CPU is measured for a few seconds before each drain (ms/s: uvicorn's tick and its
-supervisor's pings in every process), and the runs' own CPU is the drain's less that rate times
-the drain's duration: at one phone a run lasts ~0.2 s, so the idle share is a large part of the total.
+The idle server's CPU is measured for a few seconds before each drain (ms/s: each process's main loop
+waking once a second, the supervisor's pings every 10 s, the listeners' timeouts), and the runs'
+own CPU is the drain's less that rate times the drain's duration: at one phone a run lasts ~0.2 s,
+so the idle share is a large part of the total.
 The simulator's own CPU (a phone's, on a real fleet) is measured apart by timing its calls; with
 `action.wait` steps it is next to nothing. Dispatch: after the drain, with every phone idle,
 `--dispatch` runs are queued one at a time; queued→running is the run's `startedAt` (its claim)
@@ -484,8 +485,8 @@ def one_fleet(
         for idler in idlers:
             idler.start()
         time.sleep(1.0 if idlers else 0.0)  # their polls are held before the drain starts
-        # The server's CPU while nobody sends it anything (uvicorn's own tick and its supervisor's
-        # health pings in every process, the listeners' timeouts): a cost per second, not per run,
+        # The server's CPU while nobody sends it anything (each process's main loop tick and the
+        # supervisor's health pings, the listeners' timeouts): a cost per second, not per run,
         # which the drain pays for as long as it lasts. Reported apart from what the runs cost.
         # (Per thread in nanoseconds: the processes' tick counts are too coarse for a few seconds.)
         serving_pids = process_tree(server_pid)

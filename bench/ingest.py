@@ -139,7 +139,7 @@ def seed(url: str) -> dict[str, str]:
     return ids
 
 
-SERVER_PIDS: dict[str, int] = {}  # base URL -> the uvicorn parent process
+SERVER_PIDS: dict[str, int] = {}  # base URL -> the server's main process
 
 
 def _backend_pids(url: str) -> list[int]:
@@ -182,7 +182,7 @@ APPLICATION_NAME = f"phoneflow-bench-{os.getpid()}"
 
 @contextmanager
 def server(url: str, workers: int) -> Iterator[str]:
-    """A uvicorn server process (or `workers` of them) on `url`."""
+    """`phoneflow serve --workers N` on `url` (serving.server), its database backends named."""
     env = {
         # Named, so that the CPU of its PostgreSQL backends can be told from other clients'.
         "PHONEFLOW_DATABASE_URL": f"{url}&application_name={APPLICATION_NAME}" if "?" in url else url,
@@ -501,10 +501,10 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=30, help="reports timed per subscriber count")
     parser.add_argument(
-        "--sqlite-workers", type=int, default=1, help="uvicorn processes on SQLite (embedded default: 1)"
+        "--sqlite-workers", type=int, default=1, help="server processes on SQLite (embedded default: 1)"
     )
     parser.add_argument(
-        "--pg-workers", type=int, default=4, help="uvicorn processes on PostgreSQL (scale-out)"
+        "--pg-workers", type=int, default=4, help="server processes on PostgreSQL (scale-out)"
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="throughput rounds (best and median are reported)"

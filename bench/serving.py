@@ -5,8 +5,8 @@ counters; one copy here keeps them measuring the same thing.
 
 * `database(kind, workdir)`: an empty migrated database URL (SQLite in `workdir`, or a fresh
   PostgreSQL schema on PHONEFLOW_TEST_DATABASE_URL, dropped afterwards);
-* `server(url, workers)`: uvicorn serving `server.app:create_app` in its own process group (the
-  workers go with it even when the master must be killed), the scheduler off;
+* `server(url, workers)`: `phoneflow serve --workers N` in its own process group (the workers go
+  with it even when the main process must be killed), the scheduler off;
 * `cpu_s(pid)`, `process_tree(root)`, `tree_cpu_s(root)`: user + system CPU seconds (clock ticks);
   `threads_cpu_ns(pid)`: nanoseconds on CPU of every thread of a process (schedstat, finer).
 """
@@ -19,7 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -77,8 +77,9 @@ def free_port() -> int:
 def server(
     url: str, workers: int = 1, env: Mapping[str, str] | None = None, start_s: float = SERVER_START_S
 ) -> Iterator[tuple[str, int]]:
-    """uvicorn serving the app on `url` with `workers` processes (1: the app in uvicorn's own process);
-    its base URL and the pid of its main process. `env` adds to or overrides the server's environment."""
+    """`phoneflow serve --workers N` on `url`, as the product runs (1: the app in the command's own
+    process); its base URL and the pid of its main process. `env` adds to or overrides the server's
+    environment. The database is already migrated (no upgrade at start), the scheduler is off."""
     port = free_port()
     environment = {
         **os.environ,
@@ -88,25 +89,26 @@ def server(
         "PHONEFLOW_LOG_LEVEL": "WARNING",
         **(env or {}),
     }
-    command = [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--backlog", "4096"]
-    if workers > 1:
-        command += ["--workers", str(workers), "--timeout-graceful-shutdown", "2"]
+    command = [sys.executable, "-m", "phoneflow", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers), "--backlog", "4096"]
     process = subprocess.Popen(
-        command, cwd=REPO, env=environment, stdout=subprocess.DEVNULL, start_new_session=True
+        command,
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
+    serving = threading.Event()
+    threading.Thread(target=_watch, args=(process, serving), daemon=True).start()
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + start_s
-        while True:
-            try:
-                if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"the benchmark server did not start within {start_s:.0f} s")
-            time.sleep(0.2)
+        # Announced once every process serves (a first process answers /healthz before the others).
+        if not serving.wait(start_s) or process.poll() is not None:
+            raise RuntimeError(f"the benchmark server did not start within {start_s:.0f} s")
+        if httpx.get(base + "/healthz", timeout=10).status_code != 200:
+            raise RuntimeError("the benchmark server does not answer /healthz")
         yield base, process.pid
     finally:
         process.send_signal(signal.SIGINT)
@@ -116,6 +118,27 @@ def server(
             process.kill()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+
+
+def _watch(process: subprocess.Popen[str], serving: threading.Event) -> None:
+    """The server's stderr passed on, but its announcement (`serving` is set then); set at exit too."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("phoneflow serving on"):
+            serving.set()
+        if not line.startswith(_ANNOUNCEMENT):
+            sys.stderr.write(line)
+    serving.set()
+
+
+_ANNOUNCEMENT = (
+    "phoneflow serving on",
+    "  dashboard ",
+    "  API docs ",
+    "  database ",
+    "next: ",
+    "      phoneflow ",
+)
 
 
 def cpu_s(pid: int) -> float:

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from uvicorn import Config, Server
+from uvicorn import Config
 
 from server.accounts import service
 from server.accounts.models import Account, Plan
 from server.cli_checks import DatabaseState, StartError, bind_socket, open_engine, prepare_database, shown_url
 from server.db import make_session_factory, utcnow
 from server.errors import AppError, Conflict
+from server.serving import QuietServer, Supervisor
 from server.settings import Settings
 
 serve_app = typer.Typer(add_completion=False, help="Run the phoneflow server.")
@@ -46,10 +50,43 @@ def _settings(database_url: str | None, denylist: Path | None = None) -> Setting
     return settings.model_copy(update=updates) if updates else settings
 
 
+MAX_WORKERS = 64
+# Seconds that requests in flight get to finish once the server is told to stop.
+GRACEFUL_S = 10
+# uvicorn's level names (its own few log lines follow PHONEFLOW_LOG_LEVEL when it is one of them).
+_UVICORN_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _workers(value: int) -> int:
+    if not 1 <= value <= MAX_WORKERS:
+        cores = os.cpu_count() or 1
+        raise typer.BadParameter(
+            f"{value} processes: give 1 to {MAX_WORKERS} "
+            f"(one a CPU core is a good start; this machine has {cores})"
+        )
+    return value
+
+
 @serve_app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help=(
+                "Server processes sharing the port (a fleet needs several: about one a CPU core). "
+                "A process that dies is replaced; SIGINT or SIGTERM stops them all. "
+                "Several processes on SQLite take turns to write: PostgreSQL serves a fleet better."
+            ),
+            callback=_workers,
+        ),
+    ] = 1,
+    backlog: Annotated[
+        int,
+        typer.Option(help="Connections the kernel holds until a process accepts them.", min=1, max=65535),
+    ] = 2048,
     database_url: DatabaseUrl = None,
     denylist: Annotated[
         Path | None,
@@ -62,11 +99,12 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the API and the dashboard with uvicorn; the database schema is upgraded at start."""
-    import uvicorn
+    """Serve the API and the dashboard with uvicorn.
 
-    from server.app import create_app
-
+    The database schema is upgraded at start (unless PHONEFLOW_RUN_MIGRATIONS=false), once, before
+    any process serves. Other settings come from PHONEFLOW_* environment variables (log level,
+    background jobs, pool sizes: see the README).
+    """
     settings = _settings(database_url, denylist)
     try:
         settings.global_denylist  # noqa: B018 - read it now, so that a bad file stops the start with its message
@@ -76,38 +114,55 @@ def serve(
     try:
         engine = open_engine(settings.database_url)
         try:
-            database = prepare_database(engine)
+            database = prepare_database(engine, migrate=settings.run_migrations)
         finally:
             engine.dispose()
-        sock = bind_socket(host, port)
+        sock = bind_socket(host, port, backlog)
     except StartError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     base = f"http://{_browsable(host)}:{port}"
-    # Our middleware writes the access log as JSON lines; uvicorn's own would repeat it.
-    # The schema was brought up to date just above: the app need not do it a second time.
-    app = create_app(settings.model_copy(update={"run_migrations": False}))
-    config = uvicorn.Config(app, access_log=False, log_config=None)
-    server = _AnnouncingServer(config, lambda: _announce(base, database))
+    # The schema was brought up to date just above: the app need not do it again (in every process).
+    settings = settings.model_copy(update={"run_migrations": False})
+    options: dict[str, Any] = {
+        # Our middleware writes the access log as JSON lines; uvicorn's own would repeat it.
+        "access_log": False,
+        "log_config": None,
+        "log_level": level if (level := settings.log_level.lower()) in _UVICORN_LEVELS else None,
+        "backlog": backlog,
+        # Requests in flight (an SSE stream never ends by itself) get this long once stopped.
+        "timeout_graceful_shutdown": GRACEFUL_S,
+    }
+    announce = partial(_announce, base, database, workers)  # once, when every process serves
     try:
+        if workers == 1:
+            status = _serve_here(settings, options, sock, announce)
+        else:
+            status = Supervisor(settings, options, sock, workers, announce).run()
+    finally:
+        sock.close()
+    if status:
+        raise typer.Exit(status)
+
+
+def _serve_here(
+    settings: Settings, options: dict[str, Any], sock: socket.socket, on_started: Callable[[], None]
+) -> int:
+    """The app in this process; 0 once stopped by SIGINT or SIGTERM, 1 when it could not start."""
+    from server.app import create_app
+
+    # uvicorn re-raises the signal it stopped for once it is done: SIGTERM then ends like SIGINT.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        server = QuietServer(Config(create_app(settings), **options), on_started=on_started)
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
+    except SystemExit as exc:  # uvicorn's exit when the app's startup failed (its log says why)
+        return exc.code if isinstance(exc.code, int) else 1
     finally:
-        sock.close()
-
-
-class _AnnouncingServer(Server):
-    """uvicorn's server, saying where to go once it really serves (not before a failed start)."""
-
-    def __init__(self, config: Config, on_started: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_started = on_started
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started and not self.should_exit:
-            self._on_started()
+        signal.signal(signal.SIGTERM, previous)
+    return 0
 
 
 def _browsable(host: str) -> str:
@@ -116,10 +171,11 @@ def _browsable(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _announce(base: str, database: DatabaseState) -> None:
+def _announce(base: str, database: DatabaseState, workers: int) -> None:
     accounts = f"{database.accounts} account{'s' if database.accounts != 1 else ''}"
+    processes = f" ({workers} processes)" if workers > 1 else ""
     lines = [
-        f"phoneflow serving on {base}",
+        f"phoneflow serving on {base}{processes}",
         f"  dashboard  {base}/   (sign in with an account's API token)",
         f"  API docs   {base}/docs",
         f"  database   {database.url} ({accounts})",

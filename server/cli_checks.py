@@ -51,11 +51,12 @@ class DatabaseState:
     accounts: int
 
 
-def prepare_database(engine: Engine) -> DatabaseState:
-    """Reach the database, bring its schema up to date and count its accounts."""
+def prepare_database(engine: Engine, migrate: bool = True) -> DatabaseState:
+    """Reach the database, bring its schema up to date (unless not `migrate`) and count its accounts."""
     where = shown_url(engine)
     try:
-        upgrade(engine)
+        if migrate:
+            upgrade(engine)
         with engine.connect() as conn:
             accounts = int(conn.execute(select(func.count()).select_from(Account)).scalar_one())
     except SchemaTooNew as exc:
@@ -68,7 +69,7 @@ def prepare_database(engine: Engine) -> DatabaseState:
     return DatabaseState(where, accounts)
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
     """A listening socket on host:port (handed to uvicorn), or a `StartError` saying what to do."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -79,7 +80,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
-        sock.listen(2048)
+        sock.listen(backlog)
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:

@@ -117,10 +117,11 @@ def forget_pool(capacity: int) -> None:
     DB_POOL_CAPACITY.dec(capacity)
 
 
-def process_exited() -> None:
-    """In multiprocess mode, drop this process's live gauges (subscribers, connections)."""
+def process_exited(pid: int | None = None) -> None:
+    """In multiprocess mode, drop the live gauges (subscribers, connections) of this process, or of
+    the process `pid` that ended without saying so (`phoneflow serve --workers N` after a crash)."""
     if MULTIPROCESS:
-        mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+        mark_process_dead(os.getpid() if pid is None else pid)  # type: ignore[no-untyped-call]
 
 
 def observe_request(method: str, route: str | None, path: str, seconds: float, streaming: bool) -> None:
