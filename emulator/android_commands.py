@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
 import zlib
 from dataclasses import dataclass, replace
+from random import Random
 
 from emulator import properties
 from emulator.broadcasts import broadcast
@@ -199,6 +201,10 @@ async def am(ctx: CommandContext) -> int:
 
 
 async def monkey(ctx: CommandContext) -> int:
+    """`monkey -p PKG [-c CATEGORY] [-s SEED] [--throttle MS] [-v ...] COUNT`: start the package, then
+    inject COUNT-1 pseudo-random events into it — taps (85 %) and BACK (15 %), seeded — keeping it in
+    front as monkey does (an activity of another package is not allowed to start: the package is
+    brought back). `-v` prints monkey's verbose header and `// Monkey finished`."""
     args = ctx.args[1:]
     ctx.out("".join(f"  bash arg: {a}\n" for a in args))
     ctx.out(f"args: [{', '.join(args)}]\n" + "".join(f' arg: "{a}"\n' for a in args))
@@ -216,14 +222,66 @@ async def monkey(ctx: CommandContext) -> int:
     ):
         ctx.out("** No activities found to run, monkey aborted.\n")
         return 252
+    options = _monkey_options(args)
+    if isinstance(options, str):
+        ctx.err(f"** Error: {options}\n")
+        return 1
+    count, seed, throttle_ms, verbose = options
+    if verbose:
+        ctx.out(f":Monkey: seed={seed} count={count}\n:AllowPackage: {package}\n")
+        for category in ("LAUNCHER", "MONKEY"):
+            ctx.out(f":IncludeCategory: android.intent.category.{category}\n")
+    started = time.monotonic()
     if apk is not None:
         ctx.device.start_apk_process(package)
     else:
         ctx.device.phone.launch(package)
-    ctx.out(
-        "Events injected: 1\n## Network stats: elapsed time=12ms (0ms mobile, 0ms wifi, 12ms not connected)\n"
-    )
+    phone = ctx.device.phone
+    random = Random(seed)
+    for _ in range(max(count - 1, 0)):
+        if apk is None and phone.foreground_package() != package:
+            phone.launch(package)  # out of the app (BACK): monkey's app switch brings it back
+        if random.random() < 0.15:
+            ctx.device.press_key("back")
+        else:
+            phone.tap(random.uniform(0, phone.width - 1), random.uniform(0, phone.height - 1))
+        if apk is None and phone.foreground_package() not in (package, LAUNCHER_PACKAGE):
+            phone.launch(package)  # monkey's controller refuses another package's activity
+        if throttle_ms:
+            await asyncio.sleep(throttle_ms / 1000)
+    elapsed = int((time.monotonic() - started) * 1000)
+    ctx.out(f"Events injected: {count}\n")
+    if verbose:
+        ctx.out(":Sending rotation degree=0, persist=false\n")
+        ctx.out(":Dropped: keys=0 pointers=0 trackballs=0 flips=0 rotations=0\n")
+    ctx.out(f"## Network stats: elapsed time={elapsed}ms (0ms mobile, 0ms wifi, {elapsed}ms not connected)\n")
+    if verbose:
+        ctx.out("// Monkey finished\n")
     return 0
+
+
+def _monkey_options(args: list[str]) -> tuple[int, int, int, int] | str:
+    """(count, seed, throttle ms, verbosity) from monkey's arguments, or what is wrong with them."""
+    count, seed, throttle, verbose = None, int(time.time() * 1000) % 100_000, 0, 0
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-s", "--throttle") and i + 1 < len(args):
+            if not args[i + 1].lstrip("-").isdigit():
+                return f"Invalid argument for {arg}: {args[i + 1]}"
+            seed, throttle = (int(args[i + 1]), throttle) if arg == "-s" else (seed, int(args[i + 1]))
+            i += 2
+            continue
+        if arg == "-v":
+            verbose += 1
+        elif arg.startswith("--pct-") or arg in ("-p", "-c", "--pkg-blacklist-file", "--pkg-whitelist-file"):
+            i += 1  # the option's value
+        elif arg.isdigit():
+            count = int(arg)
+        i += 1
+    if count is None:
+        return "Invalid event count (monkey needs a COUNT of events)"
+    return count, seed, throttle, verbose
 
 
 # -- input and the screen --------------------------------------------------------------------------

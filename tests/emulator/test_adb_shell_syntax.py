@@ -200,3 +200,20 @@ def test_the_shell_user_writes_only_where_a_phone_lets_it() -> None:
     )
     assert run(writable, shell) == ("f\n", "", 0)
     assert run("rm -f /sdcard/none; echo $?", shell)[:2] == ("0\n", "")
+
+
+def test_monkey_injects_seeded_events_into_its_package() -> None:
+    def stress(seed: int) -> tuple[str, str]:
+        device = VirtualDevice(sample_apps(), 5554)
+        out, _, status = run(f"monkey -p com.example.shop -s {seed} -v 300", Shell(device))
+        assert status == 0
+        assert out.endswith("// Monkey finished\n")
+        assert "Events injected: 300\n" in out
+        # Its last event may be a BACK out of the app, as on a phone; it never ends in another app.
+        ended_in = device.phone.foreground_package()
+        assert ended_in in ("com.example.shop", "com.google.android.apps.nexuslauncher")
+        return ended_in, device.phone.foreground_activity()
+
+    assert stress(11) == stress(11)  # a seed replays the same events
+    no_count = run("monkey -p com.example.shop")
+    assert no_count[1:] == ("** Error: Invalid event count (monkey needs a COUNT of events)\n", 1)
