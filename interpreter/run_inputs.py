@@ -1,55 +1,160 @@
-"""Checking a run's inputs against the workflow's `inputs` JSON Schema (before the first step)."""
+"""Checking a run's inputs against the workflow's `inputs` JSON Schema (before the first step, and
+when the server queues a run).
+
+The schema is the account's and the inputs are whoever triggers the run's (an incoming hook's
+caller too), so checking must cost about as much as the inputs are long, whatever both say:
+
+* "valid or not" is decided by `jsonschema_rs` (compiled Rust): linear-time regular expressions,
+  `uniqueItems` by hashing, combinators (`anyOf`, `oneOf`, ...) without re-walking the instance;
+* what is wrong is then said by the Python `jsonschema`'s words (the same as ever), except where
+  those would cost without bound: `uniqueItems` over objects compared pair by pair (4,000 objects
+  took 13 s) is replaced by a hashing check, and a schema with combinators or references (whose
+  every failing branch the Python library walks: nested `anyOf`s over a nested list doubled per
+  level) gets a short answer without a location;
+* a regular expression that could backtrack without bound is never run (`interpreter.safe_regex`).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import jsonschema
-from jsonschema.exceptions import best_match
+import jsonschema_rs
+from jsonschema import validators
+from jsonschema.exceptions import ValidationError, best_match
 
 from interpreter.safe_regex import HOW_TO_FIX, backtracking_risk, schema_patterns
+
+# Keywords whose failing instances the Python library explains by walking every branch.
+_BRANCHING = frozenset(
+    {"anyOf", "oneOf", "allOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "dependentSchemas"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InputProblem:
+    """One way the inputs do not fit: where (JSON pointer into the inputs, "" for the whole) and what."""
+
+    pointer: str
+    message: str
+
+
+class InputsSchemaError(ValueError):
+    """The workflow's inputs schema cannot be used; the message says why."""
 
 
 def check_inputs(schema: Any, inputs: Mapping[str, Any]) -> str | None:
     """Why `inputs` do not fit `schema`, in the schema's words; None when they fit or there is no schema."""
     if schema is None:
         return None
-    if not isinstance(schema, Mapping):
-        return "the workflow's inputs schema must be a JSON object (a JSON Schema)"
-    schema_json = json.dumps(schema, sort_keys=True)
-    risky = _risky_pattern(schema_json)
-    if risky is not None:
-        return f"the workflow's inputs schema cannot be checked: {risky}"
     try:
-        validator = _validator(schema_json)
-    except (jsonschema.SchemaError, TypeError, ValueError) as exc:
-        detail = exc.message if isinstance(exc, jsonschema.SchemaError) else str(exc)
-        return f"the workflow's inputs schema is not a valid JSON Schema: {detail}"
-    error = best_match(validator.iter_errors(dict(inputs)))
-    if error is None:
+        problems = input_problems(schema, inputs, every=False)
+    except InputsSchemaError as exc:
+        return str(exc)
+    if not problems:
         return None
-    where = "/" + "/".join(str(part) for part in error.absolute_path) if error.absolute_path else ""
-    at = f" at {where}" if where else ""
-    return f"the run's inputs do not match the workflow's inputs schema{at}: {error.message}"
+    problem = problems[0]
+    at = f" at {problem.pointer}" if problem.pointer else ""
+    return f"the run's inputs do not match the workflow's inputs schema{at}: {problem.message}"
+
+
+def input_problems(schema: Any, inputs: Mapping[str, Any], *, every: bool = True) -> list[InputProblem]:
+    """How `inputs` do not fit `schema` (all of them, or the best one when not `every`); [] when they fit.
+
+    `InputsSchemaError` when the schema itself cannot be used."""
+    if not isinstance(schema, Mapping):
+        raise InputsSchemaError("the workflow's inputs schema must be a JSON object (a JSON Schema)")
+    schema_json = json.dumps(schema, sort_keys=True)
+    gate, explainer = _checkers(schema_json)
+    instance = dict(inputs)
+    if gate.is_valid(instance):
+        return []
+    if explainer is None:
+        return [
+            InputProblem(
+                "",
+                "they fail its anyOf/oneOf/allOf/not/if/$ref parts (which part is not worked out: that "
+                "could take without bound); check them against the schema",
+            )
+        ]
+    errors: Iterator[ValidationError] = explainer.iter_errors(instance)
+    if not every:
+        best = best_match(errors)
+        return [] if best is None else [_problem(best)]
+    return [_problem(error) for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])]
+
+
+def _problem(error: ValidationError) -> InputProblem:
+    return InputProblem("".join(f"/{part}" for part in error.absolute_path), error.message)
 
 
 @lru_cache(maxsize=256)
-def _risky_pattern(schema_json: str) -> str | None:
-    """Why one of the schema's regular expressions may backtrack without bound (it is never run), or None."""
-    for at, pattern in schema_patterns(json.loads(schema_json)):
+def _checkers(schema_json: str) -> tuple[Any, jsonschema.Draft202012Validator | None]:
+    """The Rust validator that decides, and the Python one that explains (None for a branching schema).
+
+    Keyed by the schema's JSON text: the same workflow runs many times with one schema."""
+    schema = json.loads(schema_json)
+    for at, pattern in schema_patterns(schema):
         risk = backtracking_risk(pattern)
         if risk is not None:
             where = "/" + "/".join(str(part) for part in at)
-            return f"its regex {pattern!r} at {where} can take exponential time to fail: {risk}; {HOW_TO_FIX}"
-    return None
+            raise InputsSchemaError(
+                f"the workflow's inputs schema cannot be checked: its regex {pattern!r} at {where} can take "
+                f"exponential time to fail: {risk}; {HOW_TO_FIX}"
+            )
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+        gate = jsonschema_rs.Draft202012Validator(schema)
+    except (jsonschema.SchemaError, jsonschema_rs.ValidationError, TypeError, ValueError) as exc:
+        detail = exc.message if isinstance(exc, jsonschema.SchemaError) else str(exc).splitlines()[0]
+        raise InputsSchemaError(
+            f"the workflow's inputs schema is not a valid JSON Schema: {detail}"
+        ) from None
+    explainer = None if _branches(schema) else _Explainer(schema)
+    return gate, explainer
 
 
-@lru_cache(maxsize=256)
-def _validator(schema_json: str) -> jsonschema.Draft202012Validator:
-    # Keyed by the schema's JSON text: the same workflow runs many times with one schema.
-    schema = json.loads(schema_json)
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema)
+def _branches(schema: Any) -> bool:
+    """Whether a schema has a keyword whose failures the Python library explains branch by branch."""
+    if isinstance(schema, Mapping):
+        return any(key in _BRANCHING or _branches(value) for key, value in schema.items())
+    if isinstance(schema, list):
+        return any(_branches(item) for item in schema)
+    return False
+
+
+def _unique_items(validator: Any, unique: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    """`uniqueItems` by hashing each item's canonical form (the library compares objects pair by pair)."""
+    if not unique or not validator.is_type(instance, "array"):
+        return
+    seen: set[Any] = set()
+    for item in instance:
+        key = _canonical(item)
+        if key in seen:
+            shown = json.dumps(item, ensure_ascii=False, default=str)
+            shown = shown if len(shown) <= 80 else shown[:79] + "…"
+            yield ValidationError(f"the items are not unique: {shown} is there more than once")
+            return
+        seen.add(key)
+
+
+def _canonical(value: Any) -> Any:
+    """A hashable form equal for equal JSON values (1 and 1.0 alike, true and 1 not)."""
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("string", value)
+    if isinstance(value, Mapping):
+        return ("object", frozenset((key, _canonical(item)) for key, item in value.items()))
+    if isinstance(value, list | tuple):
+        return ("array", tuple(_canonical(item) for item in value))
+    return ("other", repr(value))
+
+
+_Explainer: Any = validators.extend(jsonschema.Draft202012Validator, {"uniqueItems": _unique_items})  # type: ignore[no-untyped-call]

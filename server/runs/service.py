@@ -12,11 +12,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import jsonschema
 from sqlalchemy import Row, Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from interpreter.denylist import Denylist
+from interpreter.run_inputs import InputsSchemaError, input_problems
 from interpreter.trace import RunStatus
 from interpreter.validation import denied_packages
 from server.accounts.models import Account
@@ -199,21 +199,28 @@ def _published_version(
     return workflow, version
 
 
+HOW_TO_FIT = "give inputs that match the workflow's `inputs` schema"
+
+
 def _check_inputs(definition: dict[str, Any], inputs: dict[str, Any], pointer: str = "/inputs") -> None:
     schema = definition.get("inputs")
     if not isinstance(schema, dict):
         return
-    validator_class = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    errors = sorted(validator_class(schema).iter_errors(inputs), key=lambda e: list(e.absolute_path))
-    if errors:
+    try:
+        problems = input_problems(schema, inputs)
+    except InputsSchemaError as exc:
+        raise ValidationFailed(
+            [FieldProblem(pointer, str(exc), "publish a version of the workflow whose inputs schema works")]
+        ) from None
+    if problems:
         raise ValidationFailed(
             [
                 FieldProblem(
-                    pointer + "".join(f"/{part}" for part in error.absolute_path),
-                    error.message,
+                    pointer + problem.pointer,
+                    problem.message,
                     "give inputs that match the workflow's `inputs` schema",
                 )
-                for error in errors
+                for problem in problems
             ]
         )
 
