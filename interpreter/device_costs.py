@@ -12,13 +12,13 @@ look at the app (or the activity) in front.
 from __future__ import annotations
 
 DEVICE_COSTS_MS: dict[str, int] = {
-    "launch": 70,
-    "stop": 20,
-    "hierarchy": 35,
-    "foreground": 100,
-    "tap": 25,
-    "input_text": 130,
-    "press_key": 35,
-    "swipe": 30,
-    "screenshot": 400,
+    "launch": 45,
+    "stop": 22,
+    "hierarchy": 1,
+    "foreground": 22,
+    "tap": 1,
+    "input_text": 3,
+    "press_key": 1,
+    "swipe": 16,
+    "screenshot": 100,
 }

@@ -67,12 +67,12 @@ def test_the_installed_command_prints_run_json_and_exits_1_on_failure() -> None:
     )
     assert run["nSteps"] == 3
     assert run["nFailed"] == 1
-    # a 300 ms wait: three dumps of 35 ms (interpreter/device_costs.py), two polls of 100 ms between,
-    # then a look at the app and the activity in front (2 x 100 ms) for the message
-    assert run["trace"][2]["durationMs"] == 505
+    # a 300 ms wait: looks of 1 ms (interpreter/device_costs.py) every 100 ms of the clock, the last at
+    # 300 ms, then a look at the app and the activity in front (2 x 22 ms) for the message
+    assert run["trace"][2]["durationMs"] == 345
     # The execution log: the wait's looks as one entry, then the failed step and why the run ends.
     (polls,) = [e for e in run["log"] if e["kind"] == "wait-poll"]
-    assert (polls["nodeId"], polls["count"]) == ("missing", 3)
+    assert (polls["nodeId"], polls["count"]) == ("missing", 4)
     assert [e["kind"] for e in run["log"]][-3:] == ["step", "edge", "end"]
     assert "no 'failed' edge" in run["log"][-2]["text"]
 
