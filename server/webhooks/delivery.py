@@ -114,25 +114,30 @@ def address_refusal(host: str, address: IPAddress, allow_private: bool) -> str |
     return None
 
 
-def resolve_target(url: httpx.URL, allow_private: bool) -> tuple[IPAddress | None, str | None]:
-    """The address to connect to for `url`, checked, or why there is none: (address, None) or (None, why).
+def resolve_target(url: httpx.URL, allow_private: bool) -> tuple[list[IPAddress], str | None]:
+    """The addresses to connect to for `url`, checked, or why there are none: (addresses, None) or
+    ([], why).
 
     Every address the name resolves to is checked (one bad address refuses the URL), and the request
-    then goes to the first of them: a name that resolves to a public address when checked and to a
-    private one when connecting (DNS rebinding) cannot slip past the check."""
+    then goes to those very addresses (the first that takes the connection): a name that resolves to
+    a public address when checked and to a private one when connecting (DNS rebinding) cannot slip
+    past the check."""
     host = url.host
     try:
         infos = socket.getaddrinfo(url.raw_host.decode("ascii"), url.port or 0, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        return None, f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}"
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-    for address in addresses:
+        return [], f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}"
+    addresses: list[IPAddress] = []
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         refusal = address_refusal(host, address, allow_private)
         if refusal is not None:
-            return None, refusal
+            return [], refusal
+        if address not in addresses:
+            addresses.append(address)
     if not addresses:
-        return None, f"cannot resolve {host}: no address"
-    return addresses[0], None
+        return [], f"cannot resolve {host}: no address"
+    return addresses, None
 
 
 def refused_address(url: str, allow_private: bool = False) -> str | None:
@@ -147,8 +152,9 @@ def refused_address(url: str, allow_private: bool = False) -> str | None:
 def send(url: str, secret: str, message_id: str, body: str, settings: Settings) -> AttemptResult:
     """One signed POST of a delivery's `body` to `url`; never raises for the endpoint's sake.
 
-    The request goes to the address that was checked (`resolve_target`), with the URL's own host in
-    `Host` and, over https, in the TLS server name (the certificate is checked against it)."""
+    The request goes to the addresses that were checked (`resolve_target`; the next one when one
+    refuses the connection, as a client connecting by name does), with the URL's own host in `Host`
+    and, over https, in the TLS server name (the certificate is checked against it)."""
     started = time.perf_counter()
 
     def elapsed() -> int:
@@ -159,8 +165,8 @@ def send(url: str, secret: str, message_id: str, body: str, settings: Settings) 
     except httpx.InvalidURL as exc:
         why = f"not sent: {url!r} is not a URL ({exc}); give an http(s) URL"
         return AttemptResult(None, None, why, elapsed())
-    address, refusal = resolve_target(target, settings.webhook_allow_private_targets)
-    if address is None:
+    addresses, refusal = resolve_target(target, settings.webhook_allow_private_targets)
+    if not addresses:
         return AttemptResult(None, None, f"not sent: {refusal}", elapsed())
     headers = {
         "host": target.netloc.decode("ascii"),
@@ -168,22 +174,26 @@ def send(url: str, secret: str, message_id: str, body: str, settings: Settings) 
         "user-agent": USER_AGENT,
         **signed_headers(secret, message_id, body, utcnow()),
     }
-    pinned = target.copy_with(host=str(address))
     extensions = {"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {}
     try:
-        with (
-            httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client,
-            client.stream(
-                "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
-            ) as response,
-        ):
-            data = b""
-            for chunk in response.iter_bytes():
-                data += chunk
-                if len(data) >= MAX_READ_BYTES:
-                    break
-            excerpt = data.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
-            return AttemptResult(response.status_code, excerpt, None, elapsed())
+        with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
+            for address in addresses:
+                pinned = target.copy_with(host=str(address))
+                try:
+                    with client.stream(
+                        "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
+                    ) as response:
+                        data = b""
+                        for chunk in response.iter_bytes():
+                            data += chunk
+                            if len(data) >= MAX_READ_BYTES:
+                                break
+                        excerpt = data.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+                        return AttemptResult(response.status_code, excerpt, None, elapsed())
+                except httpx.ConnectError:
+                    if address == addresses[-1]:
+                        raise  # the name's last address refused too: that is the attempt's error
+            raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
     except httpx.TimeoutException:
         return AttemptResult(None, None, f"no answer within {settings.webhook_timeout_s:g} s", elapsed())
     except httpx.HTTPError as exc:

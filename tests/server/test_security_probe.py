@@ -161,8 +161,9 @@ def test_the_address_a_webhook_reaches_is_judged_with_the_ipv4_it_carries(
 
 @pytest.fixture
 def names(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
-    """A resolver for `*.test` names: each lookup of a name takes the next of its addresses (the last
-    one again when they run out), as a DNS server that rebinds a name between two lookups does."""
+    """A resolver for `*.test` names: each lookup of a name takes the next of its answers (the last one
+    again when they run out), as a DNS server that rebinds a name between two lookups does; an answer
+    of several addresses is written "a,b"."""
     table: dict[str, list[str]] = {}
     real = socket.getaddrinfo
 
@@ -170,8 +171,8 @@ def names(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
         name = host.decode() if isinstance(host, bytes) else str(host)
         if name not in table:
             return real(host, port, *args, **kwargs)
-        address = table[name].pop(0) if len(table[name]) > 1 else table[name][0]
-        return real(address, port, *args, **kwargs)
+        addresses = table[name].pop(0) if len(table[name]) > 1 else table[name][0]
+        return [info for address in addresses.split(",") for info in real(address, port, *args, **kwargs)]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return table
@@ -201,6 +202,11 @@ def test_a_webhook_goes_to_the_address_that_was_checked(names: dict[str, list[st
         assert result.status_code == 200, result
         [arrived] = receiver.wait_for(1)
         assert arrived.headers["host"] == f"receiver.test:{port}"
+        # A name of two addresses, the first refusing the connection: the next one is tried.
+        names["dual.test"] = ["::1,127.0.0.1"]
+        result = send(f"http://dual.test:{port}/hooks", "whsec_" + "A" * 32, "msg_3", "{}", _settings(True))
+        assert result.status_code == 200, result
+        assert len(receiver.wait_for(2)) == 2
 
 
 @SQLITE_ONLY
