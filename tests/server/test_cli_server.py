@@ -87,9 +87,10 @@ def served(db: Db, tmp_path: Path) -> Iterator[str]:
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        status = process.wait(timeout=10)
         if process.stdout:
             process.stdout.close()
+    assert status == 0  # SIGTERM stops it gracefully (it was the signal's -15 before)
 
 
 def test_serve_answers_with_an_admin_made_token(served: str, db: Db) -> None:
