@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from interpreter import safe_json
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import page
 from server.dashboard.runs_pages import latest_event_id
@@ -37,7 +38,9 @@ def queue_batch(
 ) -> Response:
     """Queue one run (trigger `manual`) per chosen phone, or per phone with the tag; show the batch."""
     try:
-        parsed = json.loads(inputs or "{}")
+        parsed = safe_json.loads(inputs or "{}")
+    except safe_json.UnsafeJson as exc:
+        raise ValidationFailed([FieldProblem("/inputs" + exc.pointer, exc.message, exc.hint)]) from None
     except json.JSONDecodeError as exc:
         raise ValidationFailed([FieldProblem("/inputs", f"not JSON: {exc}", "write a JSON object")]) from exc
     if not isinstance(parsed, dict):

@@ -9,6 +9,7 @@ from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from interpreter import safe_json
 from server.dashboard.pages_route import dashboard_router
 from server.dashboard.render import error_text, page
 from server.dashboard.session import CheckedUser, DashboardUser, User
@@ -44,8 +45,15 @@ def _parse_inputs(text: str) -> dict[str, Any]:
 
 
 def _parse_json(text: str, field: str) -> Any:
+    """A form field's JSON, with the refusals the API gives a JSON body (interpreter/safe_json.py): too
+    deep, a number beyond 64 bits or a double, NaN, a NUL or a lone surrogate."""
     try:
-        return json.loads(text)
+        return safe_json.loads(text)
+    except safe_json.UnsafeJson as exc:
+        where = f" at {exc.pointer}" if exc.pointer else ""
+        raise FormProblem(
+            [{"pointer": exc.pointer, "message": f"{field}{where}: {exc.message}", "hint": exc.hint}]
+        ) from None
     except json.JSONDecodeError as exc:
         raise FormProblem(
             [

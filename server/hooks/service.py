@@ -7,7 +7,6 @@ when it is then refused (a flood of bad bodies is limited too).
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from interpreter import safe_json
 from server.accounts.models import Account
 from server.auth import hash_token
 from server.db import utcnow
@@ -176,7 +176,7 @@ def parse_inputs(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
+        value = safe_json.loads(body)  # the JSON guard's refusals, whatever the content type said
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(
             f"malformed JSON: {exc}; send the run's inputs as a JSON object", title="Malformed JSON"

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from interpreter import safe_json
 from interpreter.trace import RunStatus
 from server.errors import FieldProblem, ValidationFailed
 from server.runs.models import Run, duration_key, start_key
@@ -150,11 +151,17 @@ def _bad_cursor(why: str) -> ValidationFailed:
     )
 
 
+# Far beyond any cursor `encode_cursor` makes (a sort name, an ISO time or a number, a run id).
+MAX_CURSOR_CHARS = 500
+
+
 def decode_cursor(cursor: str, sort: RunSort = DEFAULT_SORT) -> tuple[datetime | int, str]:
     """The position a cursor from `encode_cursor` points at; 422 when it is not one of `sort`."""
     try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError("too long")  # any cursor of ours is far shorter
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        sort_name, value, run_id = json.loads(raw)
+        sort_name, value, run_id = safe_json.loads(raw)  # a nested forgery is a ValueError, not a crash
         if not isinstance(run_id, str) or not isinstance(sort_name, str):
             raise ValueError("bad cursor")
         key: datetime | int

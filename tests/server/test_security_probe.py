@@ -7,6 +7,7 @@ that backtrack without bound, CEL comprehensions that multiply, templates that d
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import socket
 import time
@@ -383,3 +384,27 @@ def test_an_app_model_of_more_widgets_than_any_app_is_refused_before_any_is_made
     with pytest.raises(AppModelError, match="more than 100,000 widgets"):
         AppModel.from_dict(model)
     assert time.perf_counter() - started < 0.5
+
+
+@SQLITE_ONLY
+def test_json_in_form_fields_and_cursors_gets_the_json_bodys_refusals(client: TestClient, db: Db) -> None:
+    # The guard that refuses a too-deep JSON body or a 5,000-digit number saw only JSON bodies: the same
+    # text in a dashboard form field, a cursor or a hook posted as a form was a 500.
+    acc = create_account(db)
+    workflow = create_workflow(db, acc.id)
+    csrf = sign_in(client, acc.token)
+    deep = "[" * 5000 + "]" * 5000
+    for definition, words in ((deep, "deeper than 64"), ('{"schemaVersion": ' + "9" * 5000 + "}", "64 bits")):
+        page = client.post("/workflows", data={"csrf_token": csrf, "name": "x", "definition": definition})
+        assert page.status_code == 422, page.text[:300]
+        assert words in page.text
+    batch = client.post(
+        f"/workflows/{workflow.id}/batches", data={"csrf_token": csrf, "tag": "x", "inputs": deep}
+    )
+    assert batch.status_code == 422, batch.text[:300]
+    cursor = base64.urlsafe_b64encode(b"[" * 5000).decode()
+    assert client.get("/runs", params={"cursor": cursor}).status_code == 422
+    fired = client.post(
+        "/api/v1/hooks/pf_hook_x", content=deep, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert fired.status_code < 500
