@@ -11,7 +11,7 @@ from __future__ import annotations
 import posixpath
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -85,6 +85,9 @@ class FileSystem:
     def __init__(self) -> None:
         self.root = DirNode(mode=stat.S_IFDIR | 0o755)
         self.system = True  # the device's own writes (its initial tree, /proc) are not the shell's
+        # Files whose content is made when read (`/proc/uptime`); their node is an empty placeholder,
+        # as /proc files show size 0 on Linux.
+        self.live: dict[str, Callable[[], bytes]] = {}
         for path, mode in _INITIAL_DIRS.items():
             self.mkdir(path, parents=True, mode=mode)
         self.system = False
@@ -114,7 +117,8 @@ class FileSystem:
             raise FsError(path, NOT_FOUND)
         if isinstance(node, DirNode):
             raise FsError(path, IS_DIR)
-        return node.data
+        source = self.live.get(normalize(path))
+        return source() if source is not None else node.data
 
     def listdir(self, path: str) -> list[tuple[str, Node]]:
         """The entries of a directory, sorted by name."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import stat as stats
 import time
 import zlib
+from collections.abc import Callable
 
 from emulator.filesystem import DirNode, FileNode, FileSystem, normalize
 from emulator.shell_io import CommandContext
@@ -41,11 +42,26 @@ PROC_FILES = {
 }
 
 
+def _uptime_s() -> float:
+    return time.time() - _STARTED + 3600.0  # the phone was up a while before this process
+
+
 def add_proc_files(fs: FileSystem) -> None:
+    """The /proc files, made when read (size 0, as /proc shows): static text, and `uptime`/`loadavg`."""
+    sources: dict[str, Callable[[], bytes]] = {
+        path: _fixed(text.encode()) for path, text in PROC_FILES.items()
+    }
+    sources["/proc/uptime"] = lambda: f"{_uptime_s():.2f} {_uptime_s() * 3.6:.2f}\n".encode()
+    sources["/proc/loadavg"] = _fixed(b"0.52 0.48 0.41 1/1024 4242\n")
     fs.system = True
-    for path, text in PROC_FILES.items():
-        fs.write(path, text.encode(), mode=0o444)
+    for path, source in sources.items():
+        fs.write(path, b"", mode=0o444)
+        fs.live[path] = source
     fs.system = False
+
+
+def _fixed(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
 
 
 # -- test / [ ------------------------------------------------------------------------------
@@ -197,9 +213,10 @@ async def stat(ctx: CommandContext) -> int:
 
 
 async def uptime(ctx: CommandContext) -> int:
-    minutes = int((time.time() - _STARTED) // 60) + 1
+    minutes = int(_uptime_s() // 60)
+    up = f"{minutes // 60}:{minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
     now = time.strftime("%H:%M:%S", time.localtime())
-    ctx.out(f" {now} up {minutes} min,  0 users,  load average: 0.52, 0.48, 0.41\n")
+    ctx.out(f" {now} up {up},  0 users,  load average: 0.52, 0.48, 0.41\n")
     return 0
 
 
@@ -249,7 +266,7 @@ def _pss_kb(pid: int) -> int:
 def dumpsys_meminfo(ctx: CommandContext, target: str | None) -> int:
     """`dumpsys meminfo [PKG|PID]`: Android 14's layout (the per-process table, App Summary and
     TOTAL lines performance scripts parse); the sizes are steady per process."""
-    uptime_ms = int((time.time() - _STARTED) * 1000)
+    uptime_ms = int(_uptime_s() * 1000)
     ctx.out(f"Applications Memory Usage (in Kilobytes):\nUptime: {uptime_ms} Realtime: {uptime_ms}\n\n")
     rows = _app_rows(ctx)
     if target is None:

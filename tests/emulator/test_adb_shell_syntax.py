@@ -133,7 +133,7 @@ def test_test_stat_df_uptime_proc_and_dumpsys_meminfo() -> None:
             "[ -f /sdcard ] || echo not-f",
             "test -e /nope; echo $?",
             '[ 3 -gt 2 -a "x" = x ] && echo and',
-            "[ ! -s /proc/meminfo ] || echo s",
+            "[ -s /proc/meminfo ] || echo s",  # /proc files show size 0, as on Linux
             '[ -z "" ] && [ -n a ] && echo zn',
         ]
     )
@@ -150,6 +150,8 @@ def test_test_stat_df_uptime_proc_and_dumpsys_meminfo() -> None:
     )
     assert run("cat /proc/version", shell)[0].startswith("Linux version 6.1")
     assert " up " in run("uptime", shell)[0]
+    first, second = (float(run("cat /proc/uptime", shell)[0].split()[0]) for _ in range(2))
+    assert 3600 < first <= second
     assert run("df -h /sdcard", shell)[0].splitlines()[1].endswith("/storage/emulated")
     assert run("which sh test", shell)[0] == "/system/bin/sh\n/system/bin/test\n"
     assert run("dumpsys meminfo com.example.shop", shell)[0].endswith(
