@@ -23,7 +23,7 @@ from emulator.instrumentation import instrument
 from emulator.logcat import log, logcat
 from emulator.package_commands import dumpsys_package, dumpsys_services, pm, short_component
 from emulator.shell_io import Command, CommandContext
-from emulator.shell_tools import dumpsys_cpuinfo, dumpsys_meminfo
+from emulator.shell_tools import dumpsys_cpuinfo, dumpsys_meminfo, put_setting
 from emulator.window_dumps import dumpsys_activity_state, dumpsys_window
 from interpreter.appmodel import LAUNCHER_PACKAGE
 from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, to_android_xml
@@ -622,9 +622,7 @@ async def settings(ctx: CommandContext) -> int:
         ctx.out(store.get(args[1], {}).get(args[2], "null") + "\n")
         return 0
     if len(args) >= 4 and args[0] == "put":
-        store.setdefault(args[1], {})[args[2]] = args[3]
-        if args[1:3] == ["system", "user_rotation"] and args[3] in ("0", "1", "2", "3"):
-            ctx.device.phone.set_rotation(int(args[3]))  # with auto-rotate off, as here
+        put_setting(ctx, args[1], args[2], args[3])
         return 0
     if len(args) >= 3 and args[0] == "delete":
         store.get(args[1], {}).pop(args[2], None)

@@ -423,5 +423,6 @@ COMMANDS: dict[str, Command] = {
     "uptime": shell_tools.uptime,
     "df": shell_tools.df,
     "svc": shell_tools.svc,
+    "content": shell_tools.content,
     **ANDROID_COMMANDS,
 }

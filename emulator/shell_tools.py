@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import stat as stats
 import time
 import zlib
@@ -354,3 +355,84 @@ async def svc(ctx: CommandContext) -> int:
         "    wifi     Control the Wi-Fi manager\n    bluetooth Control Bluetooth service\n"
     )
     return 0 if args[:1] in ([], ["help"]) else 1
+
+
+# -- content (the settings provider) ---------------------------------------------------------
+def put_setting(ctx: CommandContext, namespace: str, key: str, value: str) -> None:
+    """A setting written (`settings put`, `content insert|update`); the rotation lock turns the display."""
+    ctx.device.settings.setdefault(namespace, {})[key] = value
+    if (namespace, key) == ("system", "user_rotation") and value in ("0", "1", "2", "3"):
+        ctx.device.phone.set_rotation(int(value))  # with auto-rotate off, as here
+
+
+_SETTINGS_URI = re.compile(r"content://settings/(system|secure|global)$")
+_WHERE_NAME = re.compile(r"""^\s*name\s*=\s*(?:'([^']*)'|"([^"]*)"|(\S+))\s*$""")
+
+
+def _content_args(args: list[str]) -> tuple[dict[str, str], dict[str, str]] | str:
+    """(--uri/--where/--projection/--sort values, --bind NAME:TYPE:VALUE values) or what is wrong."""
+    options: dict[str, str] = {}
+    binds: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("--uri", "--where", "--projection", "--sort", "--user") and i + 1 < len(args):
+            options[arg[2:]] = args[i + 1]
+        elif arg == "--bind" and i + 1 < len(args):
+            name, _, rest = args[i + 1].partition(":")
+            kind, _, value = rest.partition(":")
+            if not name or kind not in ("s", "i", "l", "f", "d", "b", "n"):
+                return f"Invalid binding: {args[i + 1]} (NAME:TYPE:VALUE, TYPE one of s i l f d b n)"
+            binds[name] = value
+        else:
+            return f"Unsupported argument: {arg}"
+        i += 2
+    return options, binds
+
+
+async def content(ctx: CommandContext) -> int:
+    """`content query|insert|update|delete --uri content://settings/NAMESPACE ...`: the settings
+    provider, the one content provider this device has (rows `_id`, `name`, `value`)."""
+    sub = ctx.args[1] if len(ctx.args) > 1 else ""
+    parsed = _content_args(ctx.args[2:])
+    if sub not in ("query", "insert", "update", "delete") or isinstance(parsed, str):
+        ctx.err(f"{parsed if isinstance(parsed, str) else 'usage'}: content query|insert|update|delete "
+                "--uri content://settings/system|secure|global [--where \"name='KEY'\"] [--bind name:s:KEY] "
+                "[--bind value:s:VALUE]\n")  # fmt: skip
+        return 1
+    options, binds = parsed
+    uri = _SETTINGS_URI.match(options.get("uri", ""))
+    if uri is None:
+        ctx.err(
+            f"Error while accessing provider:{options.get('uri', '(no --uri)')}\n"
+            "java.lang.IllegalArgumentException: Unknown URI (this virtual device's only provider is "
+            "content://settings/system|secure|global)\n"
+        )
+        return 1
+    store = ctx.device.settings.setdefault(uri.group(1), {})
+    where = _WHERE_NAME.match(options["where"]) if "where" in options else None
+    if "where" in options and where is None:
+        ctx.err(
+            f"Error while accessing provider:{options['uri']}\nonly --where \"name='KEY'\" is supported\n"
+        )
+        return 1
+    name = next((g for g in where.groups() if g is not None), None) if where else binds.get("name")
+    if sub == "query":
+        rows = sorted(store.items()) if name is None else [(name, store[name])] if name in store else []
+        columns = options.get("projection", "_id:name:value").split(":")
+        if not rows:
+            ctx.out("No result found.\n")
+        for index, (key, value) in enumerate(rows):
+            row_id = zlib.crc32(key.encode()) % 997 + 1
+            cells = {"_id": str(row_id), "name": key, "value": value}
+            ctx.out(f"Row: {index} " + ", ".join(f"{c}={cells.get(c, 'NULL')}" for c in columns) + "\n")
+    elif sub in ("insert", "update"):
+        if name is None or "value" not in binds:
+            ctx.err(
+                "content: give the setting's name (--bind name:s:KEY or --where) and --bind value:T:VALUE\n"
+            )
+            return 1
+        put_setting(ctx, uri.group(1), name, binds["value"])
+    elif name is not None:
+        store.pop(name, None)
+    return 0

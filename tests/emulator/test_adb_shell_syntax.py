@@ -219,3 +219,26 @@ def test_monkey_injects_seeded_events_into_its_package() -> None:
     assert stress(11) == stress(11)  # a seed replays the same events
     no_count = run("monkey -p com.example.shop")
     assert no_count[1:] == ("** Error: Invalid event count (monkey needs a COUNT of events)\n", 1)
+
+
+def test_content_reads_and_writes_the_settings_provider() -> None:
+    device = VirtualDevice(sample_apps(), 5554)
+    shell = Shell(device)
+    query = "content query --uri content://settings/system --projection name:value --where \"name='{}'\""
+    assert run(query.format("screen_brightness"), shell)[0] == "Row: 0 name=screen_brightness, value=102\n"
+    assert (
+        run(
+            "content insert --uri content://settings/system --bind name:s:user_rotation --bind value:i:1",
+            shell,
+        )[2]
+        == 0
+    )
+    assert device.phone.rotation == 1  # the rotation lock turns the display, as `settings put` does
+    assert run("settings put system user_rotation 0; settings get system user_rotation", shell)[0] == "0\n"
+    assert (
+        run("content delete --uri content://settings/system --where \"name='user_rotation'\"", shell)[2] == 0
+    )
+    assert run(query.format("user_rotation"), shell)[0] == "No result found.\n"
+    unknown = run("content query --uri content://contacts/people", shell)
+    assert unknown[2] == 1
+    assert "Unknown URI" in unknown[1]
