@@ -180,6 +180,13 @@ async def _interactive(shell: Shell, source: AdbStream | _V2Input, out: Sink) ->
     Ends at `exit`, ^D on an empty line, or the end of input. Everything the commands
     print goes to `out` with terminal line endings, as a pty would deliver it.
     """
+    try:
+        return await _line_editor(shell, source, out)
+    finally:
+        shell.hang_up()
+
+
+async def _line_editor(shell: Shell, source: AdbStream | _V2Input, out: Sink) -> int:
     term = _PtySink(out)
     prompt = f"{shell.device.props.get('ro.product.device', 'android')}:/ $ ".encode()
     line = bytearray()
@@ -199,7 +206,7 @@ async def _interactive(shell: Shell, source: AdbStream | _V2Input, out: Sink) ->
                     await out.flush()
                     return shell.status
                 if command:
-                    await shell.run(command, term, term)
+                    await shell.run(command, term, term, wait_jobs=False)  # `CMD &` keeps the prompt
                 out.write(prompt)
             elif byte in (0x7F, 0x08):
                 if line:

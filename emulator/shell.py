@@ -285,8 +285,13 @@ class Shell:
         self.last_job: int | None = None
         self._input_rest = b""  # what `read` took from the stream's input past its line
 
-    async def run(self, line: str, stdout: Sink, stderr: Sink, stdin: bytes = b"") -> int:
-        """Run a command line; the exit status of the last command (also kept in `status`)."""
+    async def run(
+        self, line: str, stdout: Sink, stderr: Sink, stdin: bytes = b"", wait_jobs: bool = True
+    ) -> int:
+        """Run a command line; the exit status of the last command (also kept in `status`).
+
+        `wait_jobs`: the line is the whole script, so the shell ends once its background jobs have;
+        an interactive prompt passes False and gets its prompt back while they run."""
         try:
             program = parse(line)
         except ShellSyntaxError as exc:
@@ -299,18 +304,24 @@ class Shell:
                     self._start_job(andor, stdout, stderr)
                 else:
                     await self._run_andor(andor, stdout, stderr, stdin)
-            status = self.status
-            await self._wait_jobs(list(self.jobs))  # the stream stays open while they write to it
-            self.status = status
+            if wait_jobs:
+                status = self.status
+                await self._wait_jobs(list(self.jobs))  # the stream stays open while they write to it
+                self.status = status
         except ShellExit as exc:
             self.status = exc.status & 0xFF
         except asyncio.CancelledError:
-            for job in list(self.jobs.values()):
-                job.task.cancel()  # the host hung up: SIGHUP to the shell's jobs
+            self.hang_up()
             raise
         await stdout.flush()
         await stderr.flush()
         return self.status
+
+    def hang_up(self) -> None:
+        """The terminal went away (the host closed the stream, or an interactive shell ended):
+        SIGHUP ends the shell's background jobs (screenrecord finishes its file on it)."""
+        for job in list(self.jobs.values()):
+            job.signal(1)
 
     def _start_job(self, andor: AndOr, stdout: Sink, stderr: Sink) -> None:
         """`CMD &`: a subshell of its own (own status), with a pid that `kill` signals."""

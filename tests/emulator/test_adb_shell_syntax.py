@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import pytest
 
@@ -242,3 +243,28 @@ def test_content_reads_and_writes_the_settings_provider() -> None:
     unknown = run("content query --uri content://contacts/people", shell)
     assert unknown[2] == 1
     assert "Unknown URI" in unknown[1]
+
+
+def test_an_interactive_shell_keeps_its_prompt_while_a_job_runs_and_hangs_it_up_at_exit() -> None:
+    from emulator.services import _interactive
+
+    class Typed:
+        def __init__(self, *lines: bytes) -> None:
+            self.lines = list(lines)
+
+        async def read(self) -> bytes:
+            return self.lines.pop(0) if self.lines else b""
+
+    async def go() -> tuple[str, float, bool]:
+        shell = Shell(VirtualDevice(sample_apps(), 5554))
+        out = Sink()
+        started = time.monotonic()
+        await _interactive(shell, Typed(b"sleep 30 &\n", b"echo job $!\n", b"exit\n"), out)  # type: ignore[arg-type]
+        jobs = [job.task for job in shell.jobs.values()]
+        await asyncio.sleep(0)
+        return out.getvalue().decode(), time.monotonic() - started, all(task.done() for task in jobs)
+
+    output, took, hung_up = asyncio.run(go())
+    assert re.search(r"job \d+\r\n", output)
+    assert took < 2
+    assert hung_up
