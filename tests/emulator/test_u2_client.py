@@ -21,7 +21,9 @@ from interpreter.appmodel import sample_apps
 pytestmark = [pytest.mark.emulator, pytest.mark.timeout(120)]
 
 SHOP = "com.example.shop"
-OUR_PORTS = range(5580, 5584, 2)
+# adb finds emulators on console ports 5554-5584 by itself; the other suites keep below 5580. Three
+# pairs: with the tests split over two workers each has its own emulator_a, and one starts a second.
+OUR_PORTS = range(5580, 5586, 2)
 
 
 @pytest.fixture(scope="module")
