@@ -15,17 +15,16 @@ general way.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Row, String, Table, column, text
+from sqlalchemy import Row, Table
 from sqlalchemy.orm import Session
 
 from interpreter.trace import RunStatus
 from server.runs.models import Run, RunEvent
 from server.runs.pg_notify import CHANNEL
-from server.runs.sql import once_per_transaction
+from server.runs.sql import once_per_transaction, run_row
 from server.runs.stored_run import SUMMARY_JSON_SQL
 
 _runs = cast(Table, Run.__table__)
@@ -63,11 +62,9 @@ SELECT pick.id AS picked, (SELECT pg_notify('{CHANNEL}', '') FROM claimed) AS no
     {", ".join(f"claimed.{name}" for name in _runs.c.keys())}
 FROM pick LEFT JOIN claimed ON claimed.id = pick.id
 """
-# As SQLAlchemy text (`:name` parameters), so that the run's row comes back typed as
-# `select(Run.__table__)` reads it (the answer and its run.updated are made from it).
-_CLAIM = text(re.sub(r"%\((\w+)\)s", r":\1", _CLAIM_SQL)).columns(
-    column("picked", String()), column("notified", String()), *_runs.c
-)
+# Sent to the driver as is (psycopg prepares it after a few uses): SQLAlchemy's work per statement cost
+# more than PostgreSQL's part. The run's row comes back as `select(Run.__table__)` reads it
+# (`sql.run_row`): the answer and its run.updated are made from it.
 
 
 def claim_at_once(
@@ -84,24 +81,21 @@ def claim_at_once(
     the run first or its workflow version is not one of `versions` (nothing written: claim the
     general way). `versions`: the versions known to name no package the account's denylist denies
     now (None: any, the denylist is empty)."""
-    row = (
-        session.connection()
-        .execute(
-            _CLAIM,
-            {
-                "device_id": device_id,
-                "account_id": account_id,
-                "tags": tags,
-                "now": now,
-                "lease_until": lease_until,
-                "versions": versions,
-            },
-        )
-        .first()
-    )
+    driver: Any = session.connection().connection.driver_connection
+    row = driver.execute(
+        _CLAIM_SQL,
+        {
+            "device_id": device_id,
+            "account_id": account_id,
+            "tags": tags,
+            "now": now,
+            "lease_until": lease_until,
+            "versions": versions,
+        },
+    ).fetchone()
     if row is None:
         return "none"
-    if row.id is None:
+    if row[2] is None:  # the claimed run's id: none claimed
         return "taken"
     once_per_transaction(session, "notify")  # the statement's NOTIFY: later writes need none
-    return row
+    return run_row(row[2:])

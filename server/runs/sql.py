@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections import namedtuple
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -75,6 +77,24 @@ def insert_input_values(session: Session, account_id: str, runs: list[tuple[str,
     ]
     if rows:
         session.execute(dialect_insert(session, RunInputValue).on_conflict_do_nothing(), rows)
+
+
+_RUNS = cast(Table, Run.__table__)
+# A run's whole row as `select(Run.__table__)` reads it, for statements sent to the driver as is: the
+# columns by name, in the table's order.
+_RunRow = namedtuple("_RunRow", _RUNS.c.keys())  # type: ignore[misc]
+_TIMES = tuple(index for index, column in enumerate(_RUNS.c) if column.type.python_type is datetime)
+
+
+def run_row(values: Sequence[Any]) -> Row[Any]:
+    """A run's whole row as the driver read it (`values`: its columns in the table's order), as
+    `select(Run.__table__)` reads it: columns as attributes, timestamps in UTC (`UtcDateTime`)."""
+    row = list(values)
+    for index in _TIMES:
+        moment = row[index]
+        if moment is not None:
+            row[index] = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return cast(Row[Any], _RunRow(*row))
 
 
 def json_time(value: object) -> str:

@@ -18,7 +18,6 @@ SQLAlchemy Core:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -35,7 +34,6 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -47,7 +45,7 @@ from server.runs.json_sql import json_array_agg, json_pair
 from server.runs.models import Run, RunEvent, TraceEventRow
 from server.runs.pg_notify import CHANNEL
 from server.runs.rollup import DEVICE, WORKFLOW, pg_shard, pg_upsert_from
-from server.runs.sql import insert_trace_rows, once_per_transaction
+from server.runs.sql import insert_trace_rows, once_per_transaction, run_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,18 +254,22 @@ def store_recorded_pg(
     written, or None when another writer moved the run first (then nothing is written). The caller
     tells `record_changes` (`written`), `store_logs` and `runs_ended` (`counted`) what is written
     already, and registers the after-commit wake-up."""
-    connection = session.connection()
+    driver: Any = session.connection().connection.driver_connection
     ends = RunStatus(params["p_status"]).terminal
-    values = {**params, "p_events": "[" + ",".join(f"[{seq},{event}]" for seq, event in events) + "]"}
+    values = {
+        **params,
+        "p_events": "[" + ",".join(f"[{seq},{event}]" for seq, event in events) + "]",
+        "step": None,
+    }
     if log is not None:
         values["log"] = log
     if ends:
-        values["shard"] = pg_shard(connection.connection.driver_connection)
-    changed = connection.execute(_pg_store_recorded(log is not None, ends), values).first()
+        values["shard"] = pg_shard(driver)
+    changed = driver.execute(_pg_store_recorded(log is not None, ends), values).fetchone()
     if changed is None:
         return None
     once_per_transaction(session, "notify")  # the statement's NOTIFY: later writes need none
-    return Stored(changed, logged=log is not None, counted=ends)
+    return Stored(run_row(changed), logged=log is not None, counted=ends)
 
 
 def _utc_ms_sql(column: str) -> str:
@@ -317,7 +319,6 @@ def _pg_write(*, final: str, also: str = "") -> str:
     step_statuses = ", ".join(
         f"'{status.value}'" for status in (RunStatus.RUNNING, RunStatus.WAITING_FOR_APPROVAL)
     )
-    # CAST(... AS json), not `::json`: the statement is also read as SQLAlchemy text (`:name` parameters).
     return f"""
 WITH changed AS (
     UPDATE {_runs.name} SET status = %(p_status)s, status_rank = %(p_status_rank)s,
@@ -378,17 +379,13 @@ _COUNTED = f"""
 
 
 @cache
-def _pg_store_recorded(log: bool, ends: bool) -> Any:
-    """runs.report's write: the whole row comes back (runs_ended's listeners and the cancel look read it),
-    typed as `select(Run.__table__)` reads it; `log`: with the engine's log (`%(log)s`); `ends`: with the
-    rollup count of a run it ends. One text per kind (psycopg prepares each)."""
+def _pg_store_recorded(log: bool, ends: bool) -> str:
+    """runs.report's write: the whole row comes back (runs_ended's listeners and the cancel look read it,
+    as `sql.run_row` makes it); `log`: with the engine's log (`%(log)s`); `ends`: with the rollup count
+    of a run it ends. One text per kind, sent to the driver as is (psycopg prepares each): SQLAlchemy's
+    work per statement cost more than PostgreSQL's part."""
     also = (_LOGGED if log else "") + (_COUNTED if ends else "")
-    final = ", ".join(f"changed.{column}" for column in _runs.c.keys())
-    return (
-        text(re.sub(r"%\((\w+)\)s", r":\1", _pg_write(final=final, also=also)))
-        .bindparams(bindparam("step", value=None, type_=String()))
-        .columns(*_runs.c)
-    )
+    return _pg_write(final=", ".join(f"changed.{column}" for column in _runs.c.keys()), also=also)
 
 
 def store_progress_pg(

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
@@ -21,16 +22,26 @@ from tests.server.factories import Db, auth, create_account, create_device, crea
 
 @contextmanager
 def _statements(client: TestClient) -> Iterator[list[str]]:
+    """The statements run meanwhile: through SQLAlchemy, and those sent to psycopg as they are."""
     engine = client.app.state.engine  # type: ignore[attr-defined]
     seen: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(" ".join(statement.split()))
 
+    real = psycopg.Connection.execute
+
+    def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(query, str):
+            seen.append(" ".join(query.split()))
+        return real(self, query, *args, **kwargs)
+
     event.listen(engine, "before_cursor_execute", record)
+    psycopg.Connection.execute = execute  # type: ignore[method-assign]
     try:
         yield seen
     finally:
+        psycopg.Connection.execute = real  # type: ignore[method-assign]
         event.remove(engine, "before_cursor_execute", record)
 
 
