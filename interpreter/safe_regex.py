@@ -6,8 +6,9 @@ an inputs schema stalls a whole server process). The shapes that make a backtrac
 exponential are few and easy to avoid, so a pattern that has one is refused before it runs:
 
 * a quantifier over something that itself repeats a variable number of times (`(a+)+`,
-  `(\\w+\\s?)*`, `(a{1,3})+`), unless every round starts with a character that the inner
-  repeat cannot match (`(\\.[a-z]*)+` is fine); an optional part, `(ab?)+`, is fine too;
+  `(\\w+\\s?)*`, `(a{1,3})+`), unless every round starts or ends with a character that the
+  inner repeat cannot match, which then tells the rounds apart (`(\\.[a-z]*)+`, `([\\w-]+\\.)+`,
+  `(\\d{1,3}\\.){3}` and `(\\w+\\s)*` are fine); an optional part, `(ab?)+`, is fine too;
 * a quantifier over alternatives that do not each start with their own literal character
   (`(a|ab)*`, `(\\d|\\w)+`); `(foo|bar)+` is fine;
 * a backreference (`(.*)\\1`).
@@ -48,18 +49,22 @@ def backtracking_risk(pattern: str) -> str | None:
         parsed = sre_parse.parse(pattern)
     except Exception:  # noqa: BLE001 - any parse failure is reported by re.compile itself
         return None
-    return _risk(list(parsed), outer=None)
+    # Under IGNORECASE a character class also matches the other case of what it lists.
+    folded = bool(parsed.state.flags & sre_constants.SRE_FLAG_IGNORECASE)
+    return _risk(list(parsed), outer=None, folded=folded)
 
 
-# Inside a repeated group: the literal character its every round starts with, if any (`(\.[a-z]*)+`:
-# `.`). A variable repeat inside that cannot match this character cannot share its text with the next
-# round, so it is safe there.
-_NO_DELIMITER = -1
+# Inside a repeated group: the one-character parts its every round starts and ends with, if any
+# (`(\.[a-z]*)+`: `.`; `([\w-]+\.)+`: `.`). A variable repeat inside that cannot match one of them
+# cannot share its text with the next round, so it is safe there.
+Part = tuple[Any, Any]
+_NO_DELIMITER: tuple[Part, ...] = ()
+_ONE_CHARACTER = {sre_constants.LITERAL, sre_constants.NOT_LITERAL, sre_constants.IN, sre_constants.ANY}
 
 
-def _risk(items: list[tuple[Any, Any]], outer: int | None) -> str | None:
+def _risk(items: list[Part], outer: tuple[Part, ...] | None, folded: bool = False) -> str | None:
     """Why these parsed items may backtrack without bound; `outer` is None outside any repeated group,
-    else the literal every round of the innermost one starts with (or `_NO_DELIMITER`)."""
+    else the one-character parts every round of the innermost one starts or ends with."""
     for op, av in items:
         if op in _BACKREFERENCES:
             return "it has a backreference (\\1, (?P=name)), which can take exponential time to fail"
@@ -68,12 +73,12 @@ def _risk(items: list[tuple[Any, Any]], outer: int | None) -> str | None:
         if op in _REPEATS:
             low, high, body = av
             body = list(body)
-            if outer is not None and low != high and high > 1 and not _cannot_match(body, outer):
+            if outer is not None and low != high and high > 1 and not _cannot_match(body, outer, folded):
                 return "a repeated group repeats something a variable number of times (like `(a+)+`)"
             inner = outer
             if outer is None and high > 1:
-                inner = _first_literal(body)
-            found = _risk(body, inner)
+                inner = _delimiters(body)
+            found = _risk(body, inner, folded)
             if found is not None:
                 return found
         elif op is sre_constants.BRANCH:
@@ -81,30 +86,34 @@ def _risk(items: list[tuple[Any, Any]], outer: int | None) -> str | None:
             if outer is not None and not _distinct_first_literals(branches):
                 return "a repeated group has alternatives that can match the same text (like `(a|ab)*`)"
             for branch in branches:
-                found = _risk(list(branch), outer)
+                found = _risk(list(branch), outer, folded)
                 if found is not None:
                     return found
         elif op is sre_constants.SUBPATTERN:
-            found = _risk(list(av[-1]), outer)
+            found = _risk(list(av[-1]), outer, folded)
             if found is not None:
                 return found
         elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
-            found = _risk(list(av[1]), outer)
+            found = _risk(list(av[1]), outer, folded)
             if found is not None:
                 return found
     return None
 
 
-def _first_literal(items: list[tuple[Any, Any]]) -> int:
-    """The character code a sequence must start with (through groups), or `_NO_DELIMITER`."""
-    while items:
-        op, av = items[0]
-        if op is sre_constants.LITERAL:
-            return int(av)
-        if op is not sre_constants.SUBPATTERN:
-            return _NO_DELIMITER
-        items = list(av[-1])
-    return _NO_DELIMITER
+def _delimiters(items: list[Part]) -> tuple[Part, ...]:
+    """The one-character parts a sequence must start and end with (through groups), if any."""
+    found = []
+    for end in (0, -1):
+        part = items
+        while part:
+            op, av = part[end]
+            if op in _ONE_CHARACTER:
+                found.append((op, av))
+                break
+            if op is not sre_constants.SUBPATTERN:
+                break
+            part = list(av[-1])
+    return tuple(found)
 
 
 _CATEGORIES: dict[Any, Callable[[str], bool]] = {
@@ -115,34 +124,67 @@ _CATEGORIES: dict[Any, Callable[[str], bool]] = {
     sre_constants.CATEGORY_NOT_WORD: lambda c: not (c.isalnum() or c == "_"),
     sre_constants.CATEGORY_NOT_SPACE: lambda c: not c.isspace(),
 }
+# The characters two classes are compared on (a literal is compared on itself): Latin and its
+# accents, digits and spaces of other scripts, CJK, an emoji.
+_SAMPLE = [chr(code) for code in range(0x300)] + list("\u0663\u0966\u2028\u3000\u216b\u4e2d\U0001f600")
 
 
-def _cannot_match(body: list[tuple[Any, Any]], code: int) -> bool:
-    """Whether a repeat's body is one character class that never matches the character `code`."""
-    if code == _NO_DELIMITER or len(body) != 1:
-        return False
-    op, av = body[0]
-    char = chr(code)
+def _matcher(part: Part) -> Callable[[str], bool] | None:
+    """Whether a one-character part matches a character, or None for a part this check does not read."""
+    op, av = part
     if op is sre_constants.LITERAL:
-        return bool(av != code)
+        return lambda c: ord(c) == av
     if op is sre_constants.NOT_LITERAL:
-        return bool(av == code)
+        return lambda c: ord(c) != av
+    if op is sre_constants.ANY:
+        return lambda c: c != "\n"
     if op is not sre_constants.IN:
-        return False  # ANY and anything else: assume it matches
+        return None
     negate = False
-    matched = False
+    tests: list[Callable[[str], bool]] = []
     for item_op, item_av in av:
         if item_op is sre_constants.NEGATE:
             negate = True
         elif item_op is sre_constants.LITERAL:
-            matched = matched or item_av == code
+            tests.append(_is_code(int(item_av)))
         elif item_op is sre_constants.RANGE:
-            matched = matched or item_av[0] <= code <= item_av[1]
+            tests.append(_in_range(int(item_av[0]), int(item_av[1])))
         elif item_op is sre_constants.CATEGORY and item_av in _CATEGORIES:
-            matched = matched or _CATEGORIES[item_av](char)
+            tests.append(_CATEGORIES[item_av])
         else:
-            return False  # a class this check does not read: assume it matches
-    return matched == negate
+            return None
+    return lambda c: any(test(c) for test in tests) != negate
+
+
+def _is_code(code: int) -> Callable[[str], bool]:
+    return lambda c: ord(c) == code
+
+
+def _in_range(low: int, high: int) -> Callable[[str], bool]:
+    return lambda c: low <= ord(c) <= high
+
+
+def _overlap(a: Part, b: Part, folded: bool) -> bool:
+    """Whether two one-character parts can match the same character (True when unsure)."""
+    match_a, match_b = _matcher(a), _matcher(b)
+    if match_a is None or match_b is None:
+        return True
+    # A literal is compared on itself (and its other case under IGNORECASE); classes on the sample.
+    chars = [chr(p[1]) for p in (a, b) if p[0] is sre_constants.LITERAL] or _SAMPLE
+    if folded:
+        chars = [variant for c in chars for variant in {c, c.lower(), c.upper()} if len(variant) == 1]
+
+    def matches(match: Callable[[str], bool], c: str) -> bool:
+        return match(c) or (folded and (match(c.lower()) or match(c.upper())))
+
+    return any(matches(match_a, c) and matches(match_b, c) for c in chars)
+
+
+def _cannot_match(body: list[Part], delimiters: tuple[Part, ...], folded: bool) -> bool:
+    """Whether a repeat's body is one character part that never matches one of the delimiters."""
+    if len(body) != 1 or body[0][0] not in _ONE_CHARACTER:
+        return False
+    return any(not _overlap(body[0], delimiter, folded) for delimiter in delimiters)
 
 
 def _distinct_first_literals(branches: list[Any]) -> bool:

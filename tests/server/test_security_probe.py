@@ -278,6 +278,14 @@ def test_a_stored_pattern_that_backtracks_is_never_run() -> None:
         (r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", False),
         (r"Order #\d+ .*", False),
         (r"(ab?)+", False),
+        # each round ends with a character its repeat cannot match: the rounds are told apart
+        (r"^(\d{1,3}\.){3}\d{1,3}$", False),
+        (r"^([\w-]+\.)+[a-z]{2,}$", False),
+        (r"(\w+\s)*\w+", False),
+        (r"([a-z]+A)+$", False),
+        ("(a+a)+$", True),
+        (r"(.+\.)+$", True),
+        (r"(?i)([a-z]+A)+$", True),
     ],
 )
 def test_which_patterns_backtrack_without_bound(pattern: str, refused: bool) -> None:
