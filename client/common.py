@@ -64,6 +64,12 @@ def parse_inputs(text: str | None) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except ValueError as exc:
+        if source == "--inputs" and not text.lstrip().startswith(("{", "[")):
+            raise CliError(
+                f"--inputs {text!r}: no such file in {Path.cwd()}, and not JSON either: give an object like "
+                '\'{"order": "A-1"}\' or the path of a JSON file',
+                Exit.USAGE,
+            ) from None
         raise CliError(
             f'{source} is not JSON ({exc}): give an object like \'{{"order": "A-1"}}\' or a file', Exit.USAGE
         ) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Annotated
 
@@ -33,10 +34,21 @@ def login(
     """Check an API token against SERVER and keep both in the profile (a file only you can read)."""
     name = profiles.profile_name(profile)
     with failing():
+        target = profiles.Target(profiles.server_url(server, "--server"), "", name, "the command line")
         secret = _token(token, with_token)
-        target = profiles.Target(server.rstrip("/"), secret, name, "the command line")
+        target = dataclasses.replace(target, token=secret)
         with Api(target) as api:
-            account = api.get("/account")
+            try:
+                account = api.get("/account")
+            except CliError as exc:
+                if exc.code != Exit.NOT_FOUND:
+                    raise
+                raise CliError(
+                    f"{target.server} has no phoneflow API ({exc.message.splitlines()[0]}): give --server "
+                    "as `phoneflow serve` prints it, the server's address without a page's path "
+                    "(e.g. http://127.0.0.1:8000)",
+                    Exit.NOT_FOUND,
+                ) from None
         path = profiles.save(name, target.server, secret)
     if as_json:
         print_json({"server": target.server, "profile": name, "email": account["email"], "file": str(path)})

@@ -13,12 +13,31 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
 from client.exit_codes import CliError, Exit
 
 DEFAULT_PROFILE = "default"
+
+
+def server_url(value: str, source: str) -> str:
+    """`value` as a server's base URL (no trailing slash), or a `CliError` when it cannot be one.
+
+    `127.0.0.1:8000` without its scheme is a common slip: httpx would answer it with a transport
+    error that reads as if no server ran there.
+    """
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return url
+    example = f"http://{url}" if url and "://" not in url else "http://127.0.0.1:8000"
+    raise CliError(
+        f"{source} {value!r} is not a server URL: give it with http:// or https://, e.g. {example} "
+        "(as `phoneflow serve` prints it)",
+        Exit.USAGE,
+    )
 
 
 def config_dir() -> Path:
@@ -111,4 +130,5 @@ def resolve(chosen_profile: str | None) -> Target:
         )
     env = [v for v in ("PHONEFLOW_SERVER", "PHONEFLOW_TOKEN") if os.environ.get(v)]
     source = ", ".join(env) if env else f"profile {name!r} in {profiles_file()}"
-    return Target(server.rstrip("/"), token, name, source)
+    server_source = "PHONEFLOW_SERVER" if os.environ.get("PHONEFLOW_SERVER") else f"profile {name!r}'s server"
+    return Target(server_url(server, server_source), token, name, source)

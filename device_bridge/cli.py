@@ -13,6 +13,7 @@ import shlex
 import signal
 import threading
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import httpx
 import typer
@@ -29,7 +30,7 @@ from device_bridge.cli_options import (
     _fail,
     _settings,
 )
-from device_bridge.errors import BridgeError
+from device_bridge.errors import BridgeError, ServerRefusedError, ServerUnreachableError
 from device_bridge.exec_cli import exec_command
 
 bridge_app = typer.Typer(
@@ -37,6 +38,19 @@ bridge_app = typer.Typer(
     no_args_is_help=True,
     help="Run workflows on phones through uiautomator2 or an Appium server.",
 )
+
+
+def _server_url(value: str) -> str:
+    """`--server` as a base URL without a trailing slash; exits saying how when it has no http(s) scheme."""
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return url
+    example = f"http://{url}" if url and "://" not in url else "http://127.0.0.1:8000"
+    raise _fail(
+        f"--server {value!r} is not a server URL: give it with http:// or https://, e.g. {example} "
+        "(as `phoneflow serve` prints it)"
+    )
 
 
 def _device_facts(serial: str) -> tuple[str, str]:
@@ -57,7 +71,12 @@ def _device_facts(serial: str) -> tuple[str, str]:
 @bridge_app.command("pair")
 def pair_command(
     server: Annotated[str, typer.Option("--server", help="The phoneflow server, e.g. http://127.0.0.1:8000")],
-    code: Annotated[str, typer.Option("--code", help="A pairing code from the dashboard or the API.")],
+    code: Annotated[
+        str,
+        typer.Option(
+            "--code", help="A pairing code: `phoneflow devices pair-code` or the dashboard's Devices page."
+        ),
+    ],
     serial: Annotated[str, typer.Option("--serial", help="The adb serial of the phone, e.g. emulator-5554.")],
     state_dir: StateDir = None,
 ) -> None:
@@ -66,12 +85,22 @@ def pair_command(
     from device_bridge.state import BridgeState
 
     settings = _settings(state_dir)
+    server = _server_url(server)
     try:
         model, release = _device_facts(serial)
         with httpx.Client(timeout=settings.http_timeout_s) as client:
             pairing = pair(
                 client, server, code=code.strip(), serial=serial, model=model, android_version=release
             )
+    except ServerRefusedError as exc:
+        hint = (
+            f": is {server} the address `phoneflow serve` printed (no page path)?"
+            if exc.status_code == 404
+            else ""
+        )
+        raise _fail(f"{exc}{hint}") from None
+    except ServerUnreachableError as exc:
+        raise _fail(f"{exc}: is `phoneflow serve` running at {server}? check --server") from None
     except BridgeError as exc:
         raise _fail(str(exc)) from None
     BridgeState(settings.state_db).save_pairing(serial, pairing.device_id, pairing.token, server)

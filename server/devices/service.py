@@ -23,6 +23,8 @@ from server.settings import Settings
 # No 0/O, 1/I/L: a person reads the code off one screen and types it on another.
 PAIRING_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 PAIRING_CODE_LENGTH = 8
+# Where a refused code's owner gets a new one, named in each refusal.
+NEW_CODE = "`phoneflow devices pair-code`, the dashboard's Devices page or POST /api/v1/pairing-codes"
 
 
 class PairingCodeExpired(AppError):
@@ -108,11 +110,10 @@ def pair_device(
                 FieldProblem(
                     "/code",
                     "no such pairing code",
-                    f"check the {PAIRING_CODE_LENGTH} characters, or ask for a new code "
-                    "(POST /api/v1/pairing-codes or the dashboard)",
+                    f"check the {PAIRING_CODE_LENGTH} characters, or make a new code ({NEW_CODE})",
                 )
             ],
-            message="no such pairing code; check it or ask for a new one",
+            message=f"no such pairing code; check it or make a new one ({NEW_CODE})",
         )
     account_key = f"account:{row.account_id}"
     _check_limit(session, account_key, "attempts on this account's codes", settings)
@@ -123,13 +124,13 @@ def pair_device(
         _record_failure(session, ip_key)
         raise Conflict(
             f"this pairing code was already used at {row.used_at.isoformat()}; "
-            "codes are single use — ask for a new one"
+            f"codes are single use — make a new one ({NEW_CODE})"
         )
     if row.expires_at <= now:
         _record_failure(session, ip_key, account_key)
         raise PairingCodeExpired(
-            f"this pairing code expired at {row.expires_at.isoformat()}; ask for a new one "
-            f"(codes live {settings.pairing_code_ttl_s // 60} minutes)"
+            f"this pairing code expired at {row.expires_at.isoformat()}; make a new one "
+            f"({NEW_CODE}; codes live {settings.pairing_code_ttl_s // 60} minutes)"
         )
     # The conditional update is what makes the code single use under concurrent redemptions.
     claimed = session.execute(

@@ -116,6 +116,16 @@ def test_pair_claim_run_report(
     )  # fmt: skip
     assert again.returncode == 2
     assert "already used" in again.stderr
+    assert "phoneflow devices pair-code" in again.stderr
+    # a server URL without its scheme, or where no server answers, says what to check
+    bare = server.url.removeprefix("http://")
+    for url, said in ((bare, f"e.g. {server.url}"), ("http://127.0.0.1:9", "is `phoneflow serve` running")):
+        refused = subprocess.run(
+            bridge("pair", "--server", url, "--code", code, "--serial", serial, state_dir=tmp_path / "b3"),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert refused.returncode == 2
+        assert said in refused.stderr
 
     stepping_id = publish_workflow(client, STEPPING)
     failing_id = publish_workflow(client, FAILING)

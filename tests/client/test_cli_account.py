@@ -58,6 +58,29 @@ def test_login_keeps_the_token_private_and_every_command_uses_it(cli: Cli, tmp_p
     assert "cannot reach the server at http://127.0.0.1:9" in unreachable.stderr
 
 
+def test_a_server_url_that_cannot_be_one_is_told_how_to_write_it(cli: Cli) -> None:
+    server = cli.server
+    # without its scheme (httpx alone would say "missing protocol", which read as "no server here"),
+    # asked before the token
+    bare = server.url.removeprefix("http://")
+    no_scheme = cli("login", "--server", bare, env=SIGNED_OUT)
+    assert no_scheme.exit_code == 2
+    assert f"e.g. {server.url}" in no_scheme.stderr
+    from_env = cli("runs", "list", env={"PHONEFLOW_SERVER": bare})
+    assert from_env.exit_code == 2
+    assert "PHONEFLOW_SERVER" in from_env.stderr
+    assert f"e.g. {server.url}" in from_env.stderr
+    # a page's URL (copied from the browser) is not the server's address
+    page = cli("login", "--server", server.url + "/runs", "--token", server.account.token, env=SIGNED_OUT)
+    assert page.exit_code == 6
+    assert "has no phoneflow API" in page.stderr
+    assert "without a page's path" in page.stderr
+    # --inputs that is neither JSON nor a file names the missing file
+    missing = cli("runs", "trigger", "Any", "--device", "any", "--inputs", "nothere.json")
+    assert missing.exit_code == 2
+    assert "'nothere.json': no such file" in missing.stderr
+
+
 def test_workflows_push_publish_diff(cli: Cli, tmp_path: Path) -> None:
     definition = json.loads(EXAMPLE.read_text())
     file = tmp_path / "order.json"
