@@ -12,7 +12,7 @@ import typer
 from rich.text import Text
 
 from client.api import API, Api
-from client.common import AsJson, Profile, connect, find_device, find_workflow, parse_inputs
+from client.common import AsJson, Profile, connect, find_device, find_workflow, is_uuid, parse_inputs
 from client.exit_codes import RUN_EXITS, CliError, Exit
 from client.output import (
     STEP_COLUMNS,
@@ -34,7 +34,38 @@ runs_app = typer.Typer(
     help="Runs on the server: list, show, log, watch, trigger, retry, cancel, export.",
 )
 
-RunId = Annotated[str, typer.Argument(help="The run's id.", show_default=False)]
+RunId = Annotated[
+    str,
+    typer.Argument(
+        help="The run's id, or its first characters (as the dashboard shows it).", show_default=False
+    ),
+]
+
+
+def run_id_of(api: Api, ref: str) -> str:
+    """The id of the run `ref` names: a whole id, or the first characters of one (4 or more)."""
+    ref = ref.strip().lower()
+    if is_uuid(ref):
+        return ref
+    if len(ref) < 4:
+        raise CliError(
+            f"{ref!r} is too short for a run id: give the whole id or its first 4+ characters "
+            "(`phoneflow runs list` shows them)",
+            Exit.USAGE,
+        )
+    found = [r["id"] for r in api.get("/runs", q=ref, limit=10)["runs"] if str(r["id"]).startswith(ref)]
+    if not found:
+        raise CliError(
+            f"no run whose id starts with {ref!r}: `phoneflow runs list` shows them", Exit.NOT_FOUND
+        )
+    if len(found) > 1:
+        raise CliError(
+            f"{len(found)} runs have ids starting with {ref!r} ({', '.join(found)}): give more characters",
+            Exit.USAGE,
+        )
+    return str(found[0])
+
+
 JUnit = Annotated[
     Path | None, typer.Option("--junit", help="Write a JUnit XML report of the run to this file.")
 ]
@@ -98,7 +129,7 @@ def _names(api: Api) -> tuple[dict[str, str], dict[str, str]]:
 def show_command(run_id: RunId, profile: Profile = None, as_json: AsJson = False) -> None:
     """One run with its trace. Exit code: how the run ended (0 success, 1 failed, 3 cancelled, 4 timeout)."""
     with connect(profile) as api:
-        run = api.get(f"/runs/{run_id}")
+        run = api.get(f"/runs/{run_id_of(api, run_id)}")
     if as_json:
         print_json(run)
     else:
@@ -112,7 +143,7 @@ def log_command(run_id: RunId, profile: Profile = None, as_json: AsJson = False)
     """The run's execution log: the engine's decisions in order (waits, conditions, retries, approvals,
     variables, each edge and why), then the variables as they changed."""
     with connect(profile) as api:
-        answer = api.get(f"/runs/{run_id}/log")
+        answer = api.get(f"/runs/{run_id_of(api, run_id)}/log")
     if as_json:
         print_json(answer)
         return
@@ -168,7 +199,7 @@ def watch_command(
 
     Exit codes: 0 success, 1 failed, 3 cancelled, 4 timeout (or --timeout passed)."""
     with connect(profile) as api:
-        run = _follow(api, run_id, timeout=timeout, as_json=as_json)
+        run = _follow(api, run_id_of(api, run_id), timeout=timeout, as_json=as_json)
         _reports(api, run, junit, artifacts)
     if as_json:
         print_json(run)
@@ -247,7 +278,7 @@ def retry_command(
                 "device and inputs)",
                 Exit.UNREACHABLE,
             )
-        run = api.post(RETRY_PATH.format(run_id=run_id))
+        run = api.post(RETRY_PATH.format(run_id=run_id_of(api, run_id)))
         if watch:
             run = _follow(api, run["id"], timeout=None, as_json=as_json)
     if as_json:
@@ -262,6 +293,7 @@ def retry_command(
 def cancel_command(run_id: RunId, profile: Profile = None, as_json: AsJson = False) -> None:
     """Cancel a run: a queued one ends now, a moving one stops after its current step."""
     with connect(profile) as api:
+        run_id = run_id_of(api, run_id)
         run = api.post(f"/runs/{run_id}/cancel")
     if as_json:
         print_json(run)

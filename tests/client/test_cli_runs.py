@@ -70,10 +70,18 @@ def test_trigger_list_show_cancel_export_retry(cli: Cli, served: ServerProcess, 
     not_ended = cli("runs", "retry", retry_id)
     assert not_ended.exit_code == 7
     assert "has not ended (queued)" in not_ended.stderr
-    assert cli("runs", "cancel", retry_id).exit_code == 0
+    # a run's first characters, as the dashboard shows it ("Run 1a2b3c4d"), name it too
+    assert cli("runs", "cancel", retry_id[:8].upper()).exit_code == 0
+    assert json.loads(cli("runs", "show", run_id[:8], "--json").stdout)["id"] == run_id
 
     missing = cli("runs", "show", "00000000-0000-4000-8000-000000000000")
     assert missing.exit_code == 6
+    unknown_prefix = cli("runs", "show", "0000000z")
+    assert unknown_prefix.exit_code == 6
+    assert "no run whose id starts with '0000000z'" in unknown_prefix.stderr
+    too_short = cli("runs", "show", run_id[:3])
+    assert too_short.exit_code == 2
+    assert "first 4+ characters" in too_short.stderr
     bad_inputs = cli("runs", "trigger", workflow_id, "--device", device.id, "--inputs", '{"order": ')
     assert bad_inputs.exit_code == 2
     assert "--inputs is not JSON" in bad_inputs.stderr
