@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from uvicorn import Config
@@ -41,7 +42,19 @@ DatabaseUrl = Annotated[
 
 
 def _settings(database_url: str | None, denylist: Path | None = None) -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # A PHONEFLOW_ variable of the environment (or .env) that cannot be used: say which, not a traceback.
+        problems = "; ".join(
+            f"PHONEFLOW_{str(error['loc'][0]).upper() if error['loc'] else '?'}={error.get('input')!r}: "
+            f"{error['msg']}"
+            for error in exc.errors()
+        )
+        typer.echo(
+            f"error: the server's settings cannot be used ({problems}): fix or unset the variable", err=True
+        )
+        raise typer.Exit(2) from None
     updates: dict[str, object] = {}
     if database_url:
         updates["database_url"] = database_url

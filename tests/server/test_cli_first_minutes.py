@@ -25,6 +25,7 @@ from server.settings import Settings
 from tests.server.factories import Db, auth
 
 PHONEFLOW = [sys.executable, "-m", "phoneflow"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -36,6 +37,8 @@ def _free_port() -> int:
 
 def _env(data_dir: Path) -> dict[str, str]:
     env = {**os.environ, "PHONEFLOW_DATA_DIR": str(data_dir), "PHONEFLOW_START_SCHEDULER": "false"}
+    # The commands run in other folders: they import this tree's code, not the one installed.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     for name in ("PHONEFLOW_DATABASE_URL", "DATABASE_URL"):
         env.pop(name, None)
     return env
@@ -202,6 +205,17 @@ def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
         "stop that process or choose another port with --port"
     ]
     assert "serving on" not in result.stdout + result.stderr
+
+
+def test_an_unusable_setting_names_its_variable_in_one_line(tmp_path: Path) -> None:
+    env = {**_env(tmp_path), "PHONEFLOW_PAIRING_CODE_TTL_S": "1"}
+    for args in (("serve", "--port", str(_free_port())), ("admin", "pairing-code", "a@example.com")):
+        result = _phoneflow(*args, cwd=tmp_path, env=env)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [
+            "error: the server's settings cannot be used (PHONEFLOW_PAIRING_CODE_TTL_S='1': Input should be "
+            "greater than or equal to 10): fix or unset the variable"
+        ]
 
 
 def test_docs_need_no_internet(tmp_path: Path) -> None:
