@@ -240,6 +240,14 @@ def trigger_command(
         found = find_workflow(api, workflow)
         target = find_device(api, device)
         run = api.post(f"/workflows/{found['id']}/runs", {"deviceId": target["id"], "inputs": values})
+        if target.get("online") is False:
+            seen = target.get("lastSeenAt")
+            err.print(
+                f"note: {target['name']} is offline ("
+                + (f"its bridge last reported at {when(seen)}" if seen else "no bridge has served it yet")
+                + f"): the run waits in the queue until `phoneflow bridge run --server {api.target.server}` "
+                "serves the phone (plugged in, listed by `adb devices`)"
+            )
         if not watch:
             if as_json:
                 print_json(run)

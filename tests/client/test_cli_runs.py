@@ -8,12 +8,15 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from server.db import utcnow
+from server.devices.models import Device
 from tests.bridge.server_process import ServerProcess
 from tests.client.conftest import Cli
 from tests.junit_schema import assert_valid_junit
@@ -37,6 +40,7 @@ def test_trigger_list_show_cancel_export_retry(cli: Cli, served: ServerProcess, 
     assert triggered.exit_code == 0, triggered.output
     run_id = triggered.stdout.strip()
     assert f"phoneflow runs watch {run_id}" in triggered.stderr
+    assert "offline" not in triggered.stderr  # paired a moment ago: seen
 
     listed = json.loads(cli("runs", "list", "--workflow", workflow_id, "--json").stdout)
     assert [(r["id"], r["status"], r["inputs"]) for r in listed] == [(run_id, "queued", {"order": "A-7"})]
@@ -153,6 +157,17 @@ def _report(served: ServerProcess, device: DeviceFixture, run: dict[str, Any], *
     answer = httpx.post(f"{served.url}/api/v1/runs.report", headers=auth(device.token), json={"runs": [body]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["runs"][0]["result"] == "stored", answer.text
+
+
+def test_trigger_on_a_phone_no_bridge_serves_says_the_run_waits(cli: Cli, served: ServerProcess) -> None:
+    device = served.device("emulator-5554")
+    with served.db.session_factory.begin() as session:
+        session.get(Device, device.id).last_seen_at = utcnow() - timedelta(minutes=5)  # type: ignore[union-attr]
+    _published(cli)
+    triggered = cli("runs", "trigger", "Capture order", "--device", "emulator-5554", "--inputs", INPUTS)
+    assert triggered.exit_code == 0, triggered.output
+    assert "is offline (its bridge last reported at" in triggered.stderr
+    assert f"waits in the queue until `phoneflow bridge run --server {served.url}` serves" in triggered.stderr
 
 
 @pytest.mark.parametrize("ending", ["success", "failed"])
