@@ -238,6 +238,13 @@ def trigger_command(
     with connect(profile) as api:
         values = parse_inputs(inputs)
         found = find_workflow(api, workflow)
+        if found.get("publishedVersionId", "") is None:
+            raise CliError(
+                f"workflow {found['name']!r} has no published version, so there is nothing to run: "
+                f"`phoneflow workflows publish {found['id']}` publishes its latest "
+                "(or push it with `phoneflow workflows push FILE --publish`)",
+                Exit.REFUSED,
+            )
         target = find_device(api, device)
         run = api.post(f"/workflows/{found['id']}/runs", {"deviceId": target["id"], "inputs": values})
         if target.get("online") is False:

@@ -103,7 +103,8 @@ def push_command(
         print_json(result)
         return
     verb = "created" if created else ("saved" if changed else "unchanged:")
-    out.print(f"{verb} {title!r} v{number} ({workflow_id}){' and published it' if publish else ''}")
+    published = (" and published it" if changed or created else ", published") if publish else ""
+    out.print(f"{verb} {title!r} v{number} ({workflow_id}){published}")
     if not publish:
         err.print(f"next: phoneflow workflows publish {workflow_id} --version {number}")
 

@@ -170,6 +170,22 @@ def test_trigger_on_a_phone_no_bridge_serves_says_the_run_waits(cli: Cli, served
     assert f"waits in the queue until `phoneflow bridge run --server {served.url}` serves" in triggered.stderr
 
 
+def test_trigger_of_a_workflow_never_published_names_the_command(
+    cli: Cli, served: ServerProcess, tmp_path: Path
+) -> None:
+    served.device("emulator-5554")
+    draft = tmp_path / "draft.json"
+    draft.write_text(EXAMPLE.read_text().replace('"Capture order"', '"Draft order"'))
+    assert cli("workflows", "push", str(draft)).exit_code == 0
+    triggered = cli("runs", "trigger", "Draft order", "--device", "emulator-5554", "--inputs", INPUTS)
+    assert triggered.exit_code == 7
+    assert "'Draft order' has no published version" in triggered.stderr
+    assert "`phoneflow workflows publish " in triggered.stderr
+    again = cli("workflows", "push", str(draft), "--publish")
+    assert again.stdout.startswith("unchanged: 'Draft order' v1 (")
+    assert again.stdout.rstrip().endswith(", published")
+
+
 @pytest.mark.parametrize("ending", ["success", "failed"])
 def test_watch_follows_a_run_live_and_exits_with_how_it_ended(
     cli: Cli, served: ServerProcess, watcher_env: dict[str, str], ending: str, tmp_path: Path
