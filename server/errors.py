@@ -18,6 +18,7 @@ the request). Bad input is never a 500.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -32,7 +33,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = "application/problem+json"
@@ -290,10 +291,31 @@ _HTTP_TITLES = {
 }
 
 
-async def _http_exception_handler(_request: Request, exc: Exception) -> Response:
+# A browser's unknown address (a guess like /login, a stale link): a page with the way in, not JSON.
+_NO_PAGE_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Not found · phoneflow</title></head>
+<body><h1>Not found</h1><p>phoneflow has no page at <code>{path}</code>.</p>
+<p>The dashboard starts at <a href="/">/</a> (sign in at <a href="/signin">/signin</a> with an
+account's API token); the API lives under <code>/api/v1</code> (<a href="/docs">/docs</a>).</p>
+</body></html>
+"""
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser navigating (GET, HTML accepted) outside the API."""
+    return (
+        request.method in ("GET", "HEAD")
+        and not request.url.path.startswith("/api/")
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+async def _http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
+        if _wants_page(request):
+            return HTMLResponse(_NO_PAGE_HTML.format(path=html.escape(request.url.path)), status_code=404)
         detail = "no such path; the API lives under /api/v1 (see /openapi.json)"
     elif exc.status_code == 405:
         detail = "this path does not accept that method; see /openapi.json for what it does accept"

@@ -83,6 +83,18 @@ def test_unknown_path_and_method_are_problems(client: TestClient) -> None:
     assert r.headers["content-type"].startswith(PROBLEM)
 
 
+def test_a_browser_at_an_unknown_address_gets_a_page_with_the_way_in(client: TestClient) -> None:
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    r = client.get("/login?next=<b>", headers=browser)
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("text/html")
+    assert "no page at <code>/login</code>" in r.text
+    assert 'href="/signin"' in r.text
+    # scripts and the API keep their problem+json, whatever they accept
+    assert client.get("/login").headers["content-type"].startswith(PROBLEM)
+    assert client.get("/api/v1/nothing-here", headers=browser).headers["content-type"].startswith(PROBLEM)
+
+
 def test_request_id_is_echoed_or_made(client: TestClient) -> None:
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
     made = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
