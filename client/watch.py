@@ -99,11 +99,11 @@ def follow(
                     source.response.read()
                     raise api.refused(source.response)
                 run = _refresh(api, run, on_change)
+                if run["status"] in TERMINAL:  # it ended before the stream listened: no event will say so
+                    break
                 for sse in source.iter_sse():
                     if sse.id:
                         last_id = sse.id
-                    if run["status"] in TERMINAL:
-                        break
                     if sse.event == "run.updated" and _run_id(sse.data) == run["id"]:
                         run = _refresh(api, run, on_change)
                         if run["status"] in TERMINAL:

@@ -15,6 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from client import watch
+from client.api import Api
+from client.profiles import Target
 from server.db import utcnow
 from server.devices.models import Device
 from tests.bridge.server_process import ServerProcess
@@ -142,6 +145,30 @@ class Watcher:
 @pytest.fixture
 def watcher_env(cli: Cli) -> dict[str, str]:
     return {k: v for k, v in cli.env.items() if v is not None}
+
+
+def test_watch_sees_an_end_that_came_before_its_stream_listened(
+    cli: Cli, served: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run ends between the watcher's first read and its stream's subscription: no event will
+    come (the server pings every 15 s, so no read times out); the read after subscribing must end it."""
+    device = served.device("emulator-5554")
+    workflow_id = _published(cli)
+    run_id = cli("runs", "trigger", workflow_id, "--device", device.id, "--inputs", INPUTS).stdout.strip()
+    opening = watch.connect_sse
+
+    def cancelled_then_open(*args: Any, **kwargs: Any) -> Any:
+        assert cli("runs", "cancel", run_id).exit_code == 0
+        return opening(*args, **kwargs)
+
+    monkeypatch.setattr(watch, "connect_sse", cancelled_then_open)
+    seen: list[str] = []
+    started = time.monotonic()
+    with Api(Target(served.url, served.account.token, "test", "test")) as api:
+        run = watch.follow(api, run_id, lambda changed: seen.append(changed["status"]), timeout_s=30)
+    assert run["status"] == "cancelled"
+    assert seen == ["queued", "cancelled"]
+    assert time.monotonic() - started < 10  # not a read timeout's wait (the old code: 20 s)
 
 
 def _event(seq: int, node: str, kind: str, outcome: str = "ok", message: str | None = None) -> dict[str, Any]:
