@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -98,17 +98,24 @@ def follow(
                 if source.response.status_code >= 400:
                     source.response.read()
                     raise api.refused(source.response)
+                if not source.response.headers.get("content-type", "").startswith("text/event-stream"):
+                    raise SSEError("the answer is not an event stream")  # e.g. a proxy's page: retried
                 run = _refresh(api, run, on_change)
                 if run["status"] in TERMINAL:  # it ended before the stream listened: no event will say so
                     break
-                for sse in source.iter_sse():
-                    if sse.id:
-                        last_id = sse.id
-                    if sse.event == "run.updated" and _run_id(sse.data) == run["id"]:
+                # Every line counts, the server's pings too: a quiet run's stream is never read out (the
+                # pings keep each read within its timeout), and `--timeout` must end it all the same.
+                for sse in _events(source.response.iter_lines()):
+                    _check(deadline, run)
+                    if sse is None:
+                        continue
+                    event, data, event_id = sse
+                    if event_id:
+                        last_id = event_id
+                    if event == "run.updated" and _run_id(data) == run["id"]:
                         run = _refresh(api, run, on_change)
                         if run["status"] in TERMINAL:
                             break
-                    _check(deadline, run)
         except (httpx.ReadTimeout, httpx.RemoteProtocolError, SSEError):
             run = _refresh(api, run, on_change)  # quiet or dropped: read the run, then listen again
         except httpx.TransportError as exc:
@@ -126,6 +133,27 @@ def _refresh(
     ):  # fmt: skip
         on_change(run)
     return run
+
+
+def _events(lines: Iterator[str]) -> Iterator[tuple[str, str, str | None] | None]:
+    """For every line of a server-sent event stream, the event it completes as (event, data, id), or
+    None (a comment such as the server's pings, or a field of an event still to come)."""
+    event, data, event_id = "", list[str](), None
+    for line in lines:
+        if not line:  # a blank line ends an event
+            completed = (event or "message", "\n".join(data), event_id) if data else None
+            event, data, event_id = "", [], None
+            yield completed
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            event_id = value
+        yield None  # a comment (empty field name), or a field of the event being read
 
 
 def _run_id(data: str) -> str | None:

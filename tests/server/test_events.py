@@ -13,6 +13,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
+from client.api import Api
+from client.exit_codes import CliError
+from client.profiles import Target
+from client.watch import follow
 from server.app import create_app
 from server.runs.events import RunEventHub, get_hub
 from server.runs.models import Run, RunEvent
@@ -270,3 +274,22 @@ def test_many_streams_opened_at_once_fit_in_a_small_pool_and_start_one_tail(
             thread.join(timeout=30)
     assert sorted(answers) == [(200, ": subscribed")] * 6, answers
     assert len(starts) == 1
+
+
+def test_the_cli_watcher_ends_at_its_timeout_while_only_pings_come(app: FastAPI, db: Db) -> None:
+    """`phoneflow runs watch --timeout` on a run that does not change: the stream brings only pings,
+    which keep every read within its timeout, and the watcher must still stop at its deadline (it
+    waited for an event for ever)."""
+    app.state.sse_ping_s = 0.2
+    acc = create_account(db)
+    dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
+    rid = new_run_id()
+    with serve_in_thread(app) as base_url:
+        _report(base_url, dev.token, run_report(rid, wf, steps=1))  # running, and stays so
+        seen: list[str] = []
+        with Api(Target(base_url, acc.token, "test", "test")) as api:
+            started = time.monotonic()
+            with pytest.raises(CliError, match="after the --timeout"):
+                follow(api, rid, lambda run: seen.append(run["status"]), timeout_s=1.0)
+        assert time.monotonic() - started < 5
+        assert seen == ["running"]
