@@ -143,19 +143,25 @@ def _store_newer_with_events() -> Any:
 
 STORE_NEWER_WITH_EVENTS = _store_newer_with_events()
 
-# What a report of a stored run is judged against: the run's row and, as a JSON array of `[seq, event]`
-# (NULL on PostgreSQL when there are none), its stored events between `first` and `last`.
-_STORED_STATE = select(
-    _runs.c.status,
-    _runs.c.trace_len,
-    _runs.c.account_id,
-    _runs.c.device_id,
-    _runs.c.workflow_version_id,
-    select(json_array_agg(json_pair(_trace.c.seq, _trace.c.event)))
-    .where(_trace.c.run_id == _runs.c.id, _trace.c.seq.between(bindparam("first"), bindparam("last")))
-    .scalar_subquery()
-    .label("events"),
-).where(_runs.c.id == bindparam("run_id"))
+
+def _state_of(run: Any) -> tuple[Any, ...]:
+    """What a report of a stored run is judged against, read from `run` (the runs table or an alias of
+    it): the run's row and, as a JSON array of `[seq, event]` (NULL on PostgreSQL when there are none),
+    its stored events between `first` and `last`."""
+    return (
+        run.c.status,
+        run.c.trace_len,
+        run.c.account_id,
+        run.c.device_id,
+        run.c.workflow_version_id,
+        select(json_array_agg(json_pair(_trace.c.seq, _trace.c.event)))
+        .where(_trace.c.run_id == run.c.id, _trace.c.seq.between(bindparam("first"), bindparam("last")))
+        .scalar_subquery(),
+    )
+
+
+*_ROW, _EVENTS = _state_of(_runs)
+_STORED_STATE = select(*_ROW, _EVENTS.label("events")).where(_runs.c.id == bindparam("run_id"))
 
 
 # `_STORED_STATE` as PostgreSQL reads it, sent to the driver as is (psycopg prepares it after a few
@@ -178,16 +184,8 @@ def seq_range(seqs: Sequence[int]) -> tuple[int, int]:
 # The carried run's columns `read_stored` reads (the run aliased `carried`, its events between `first`
 # and `last`), for a statement that reads them beside others (claimer.py).
 CARRIED = _runs.alias("carried")
-CARRIED_STATE = (
-    CARRIED.c.status,
-    CARRIED.c.trace_len,
-    CARRIED.c.account_id,
-    CARRIED.c.device_id,
-    CARRIED.c.workflow_version_id,
-    select(json_array_agg(json_pair(_trace.c.seq, _trace.c.event)))
-    .where(_trace.c.run_id == CARRIED.c.id, _trace.c.seq.between(bindparam("first"), bindparam("last")))
-    .scalar_subquery(),
-)
+CARRIED_STATE = _state_of(CARRIED)
+
 _PREFETCHED = "phoneflow_prefetched_stored"
 Found = tuple[StoredRun, dict[int, dict[str, Any]]]
 
