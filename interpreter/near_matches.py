@@ -6,6 +6,8 @@ same on the simulator and on a phone:
 - matches that exist but fewer than `index` asks for: "3 elements match, so index 5 is out of
   range (0-2)";
 - a match that is in the hierarchy but not wholly on screen: "... is there but off screen";
+- for a selector of several fields, an element that fits all but one of them, and what that one
+  holds instead: "'Submit' is there, but its class is android.widget.Button, not 'TextView'";
 - texts (or resource ids) close to the one asked for, with how they differ: whitespace, case,
   a longer text that holds it, or just similar;
 - otherwise the first texts the screen shows.
@@ -13,6 +15,7 @@ same on the simulator and on a phone:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 
 from interpreter import matcher
@@ -34,6 +37,9 @@ def on_screen_instead(root: UiNode, selector: matcher.Selector) -> str:
     off_screen = [n for n in root.walk() if n is not root and selector.matches(n)]
     if off_screen:
         return f"{_label(off_screen[0])} is there but not wholly on screen (scroll it into view first)"
+    one_differs = _one_field_differs(root, selector)
+    if one_differs is not None:
+        return one_differs
     visible = matcher.visible_nodes(root)
     near = _near(visible, selector)
     if near:
@@ -44,6 +50,42 @@ def on_screen_instead(root: UiNode, selector: matcher.Selector) -> str:
     # No count: a widget that appears with time would change it, and the words with it.
     more = ", ..." if len(texts) > _MAX_SHOWN else ""
     return "on screen: " + ", ".join(repr(t) for t in texts[:_MAX_SHOWN]) + more
+
+
+# A selector's fields, those that say the least about what a person wanted first: an element with the
+# wanted text and another class says more than one of the wanted class with another text.
+_FIELDS = ("class_name", "resource_id", "description", "text_matches", "text_contains", "text")
+
+
+def _one_field_differs(root: UiNode, selector: matcher.Selector) -> str | None:
+    """For a selector of several fields: an element on screen that fits all of them but one, and what
+    it holds for that one."""
+    given = [name for name in _FIELDS if getattr(selector, name) is not None]
+    if len(given) < 2:
+        return None
+    for name in given:
+        relaxed = dataclasses.replace(selector, **{name: None}, index=0)
+        found = matcher.find_all(root, relaxed)
+        if found:
+            return f"{_label(found[0])} is there, but {_what_it_holds(found[0], selector, name)}"
+    return None
+
+
+def _what_it_holds(node: UiNode, selector: matcher.Selector, name: str) -> str:
+    if name == "class_name":
+        return f"its class is {node.class_name}, not {selector.class_name!r}"
+    if name == "resource_id":
+        held = repr(node.resource_id) if node.resource_id else "none"
+        return f"its resource id is {held}, not {selector.resource_id!r}"
+    if name == "description":
+        held = repr(node.content_desc) if node.content_desc else "none"
+        return f"its description is {held}, not {selector.description!r}"
+    text = repr(node.text) if node.text else "empty"
+    if name == "text_matches":
+        return f"its text ({text}) does not match {selector.text_matches!r}"
+    if name == "text_contains":
+        return f"its text ({text}) does not contain {selector.text_contains!r}"
+    return f"its text is {text}, not {selector.text!r}"
 
 
 def _label(node: UiNode) -> str:

@@ -196,3 +196,27 @@ def test_whitespace_is_compared_plain_whether_a_dump_kept_it_or_not(raw: bool) -
     assert find(root, Selector(text="TabButton")) is None
     assert find(root, Selector(text_matches=r"Tab\sButton")) is not None
     assert texts(find_all(root, Selector(text="two lines"))) == ["two lines" if raw else "two\nlines"]
+
+
+def test_a_selector_of_several_fields_says_which_one_the_element_on_screen_does_not_fit() -> None:
+    """The text is there, but the class (or id, description, text) the selector also asks for differs:
+    the failure names that field and what the element holds, not a 'whitespace differs' it does not."""
+    from interpreter.near_matches import on_screen_instead
+
+    root = orders_screen()
+    button = "android.widget.Button"
+    assert on_screen_instead(root, Selector(text="Refresh", class_name="TextView")) == (
+        f"'Refresh' is there, but its class is {button}, not 'TextView'"
+    )
+    assert on_screen_instead(root, Selector(text_contains="refr", class_name="TextView")) == (
+        f"'Refresh' is there, but its class is {button}, not 'TextView'"
+    )
+    assert on_screen_instead(root, Selector(text="Refresh", resource_id="com.example.shop:id/reload")) == (
+        "'Refresh' is there, but its resource id is 'com.example.shop:id/refresh', "
+        "not 'com.example.shop:id/reload'"
+    )
+    assert on_screen_instead(root, Selector(text="Reload", resource_id="com.example.shop:id/refresh")) == (
+        "'Refresh' is there, but its text is 'Refresh', not 'Reload'"
+    )
+    # One field alone keeps its own words.
+    assert on_screen_instead(root, Selector(text="refresh")) == "on screen instead: 'Refresh' (case differs)"

@@ -284,6 +284,49 @@ def test_model_only_phone_with_a_custom_model(now: FakeNow) -> None:
     assert on_screen(phone) == ["On", "Off", "Late"]
 
 
+def test_hide_hides_a_widget_shown_from_the_start(now: FakeNow) -> None:
+    """`hide` on a widget that is visible from the start (no `visible`, no appear rule) hides it."""
+    model = AppModel.from_dict(
+        {
+            "schemaVersion": 1,
+            "apps": [
+                {
+                    "package": "com.example.banner",
+                    "label": "Banner",
+                    "startScreen": "s",
+                    "screens": [
+                        {
+                            "id": "s",
+                            "widgets": [
+                                {"id": "banner", "text": "Promo"},
+                                {
+                                    "id": "close",
+                                    "class": "Button",
+                                    "text": "Close",
+                                    "onClick": [{"hide": "banner"}],
+                                },
+                                {
+                                    "id": "back",
+                                    "class": "Button",
+                                    "text": "Back",
+                                    "onClick": [{"show": "banner"}],
+                                },
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    phone = PhoneState(model, now=now)
+    phone.launch("com.example.banner")
+    assert on_screen(phone) == ["Promo", "Close", "Back"]
+    tap_text(phone, "Close")
+    assert on_screen(phone) == ["Close", "Back"]
+    tap_text(phone, "Back")
+    assert on_screen(phone) == ["Promo", "Close", "Back"]
+
+
 # --- SimulatedDevice ---------------------------------------------------------------------
 
 

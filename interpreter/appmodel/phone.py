@@ -312,6 +312,8 @@ class PhoneState:
                     shown = state.taps.get(taps.widget, 0) >= taps.count
             if not shown:
                 hidden.add(widget.id)
+        # A widget shown from the start and hidden by a `hide` action is not among the conditional ones.
+        hidden.update(widget_id for widget_id, shown in state.visibility.items() if not shown)
         focused = self._focus[1] if self._focus is not None and self._focus[0] is entry else None
         view = ScreenView(texts=state.texts, hidden=hidden, scroll=state.scroll, focused=focused)
         return view, next_change
