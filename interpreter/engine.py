@@ -32,7 +32,7 @@ from interpreter.denylist import Denylist, PackageRules
 from interpreter.device import Artifact, Device
 from interpreter.errors import DeviceError
 from interpreter.observe import StepEnded, StepObserver, StepStarted
-from interpreter.run_inputs import check_inputs
+from interpreter.run_inputs import check_inputs, with_defaults
 from interpreter.run_log import RunLog, short_json
 from interpreter.step_context import RunDeadlineReached, StepContext, StepFailure
 from interpreter.steps import MOVING_KINDS, STEP_FUNCTIONS, UI_KINDS, StepFunction
@@ -215,7 +215,7 @@ class _Run:
             approvals=self.approvals,
             run_id=self.run_id,
             scope={
-                "inputs": dict(self.inputs or {}),
+                "inputs": with_defaults(self.definition.get("inputs"), self.inputs or {}),
                 "vars": {},
                 "nodes": {},
                 "run": {"id": self.run_id},
@@ -253,7 +253,7 @@ class _Run:
         )
 
     def _walk(self, ctx: StepContext) -> tuple[RunStatus, str | None]:
-        problem = check_inputs(self.definition.get("inputs"), self.inputs or {})
+        problem = check_inputs(self.definition.get("inputs"), ctx.scope["inputs"])
         if problem is not None:
             return RunStatus.FAILED, problem
         try:

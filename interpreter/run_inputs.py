@@ -16,6 +16,7 @@ caller too), so checking must cost about as much as the inputs are long, whateve
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -45,6 +46,21 @@ class InputProblem:
 
 class InputsSchemaError(ValueError):
     """The workflow's inputs schema cannot be used; the message says why."""
+
+
+def with_defaults(schema: Any, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """`inputs` with the `default` of each top-level property of the schema that they do not give.
+
+    The builder's simulation sends a field's default when nothing was typed; a run triggered
+    through the API, a schedule, a hook or `phoneflow simulate` gets the same, so
+    `{{inputs.greeting}}` renders the schema's default instead of failing as not given."""
+    filled = dict(inputs)
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    if isinstance(properties, Mapping):
+        for name, spec in properties.items():
+            if name not in filled and isinstance(spec, Mapping) and "default" in spec:
+                filled[name] = copy.deepcopy(spec["default"])
+    return filled
 
 
 def check_inputs(schema: Any, inputs: Mapping[str, Any]) -> str | None:

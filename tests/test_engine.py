@@ -220,6 +220,30 @@ def test_inputs_are_checked_before_the_first_step() -> None:
     assert ok.status is RunStatus.SUCCESS
 
 
+def test_an_input_not_given_takes_its_schema_default() -> None:
+    """As the builder's simulation sends a field's default, a run given no value uses the schema's
+    `default` in templates and conditions; a value given wins, and a required field with a default is met."""
+    definition = workflow(
+        node("a", "control.setVar", {"name": "said", "value": "{{inputs.greeting}} x{{inputs.times}}"}, "b"),
+        node("b", "control.if", {"expr": "inputs.times == 3 && inputs.tags == ['a']"}),
+        inputs={
+            "type": "object",
+            "properties": {
+                "greeting": {"type": "string", "default": "Hallo"},
+                "times": {"type": "integer", "default": 3},
+                "tags": {"type": "array", "default": ["a"]},
+            },
+            "required": ["greeting"],
+        },
+    )
+    result, _ = simulate(definition, inputs={})
+    assert result.status is RunStatus.SUCCESS, result.error_message
+    assert result.trace[1].output == {"result": True}
+    assert result.log[1]["values"] == {"name": "said", "value": "Hallo x3"}
+    given, _ = simulate(definition, inputs={"greeting": "Hi"})
+    assert given.log[1]["values"] == {"name": "said", "value": "Hi x3"}
+
+
 def test_an_invalid_inputs_schema_is_reported() -> None:
     definition = workflow(node("a", "control.setVar", {"name": "x", "value": 1}), inputs={"type": 12})
     result, _ = simulate(definition)

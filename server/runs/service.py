@@ -16,7 +16,7 @@ from sqlalchemy import Row, Table, bindparam, func, insert, or_, select, text, u
 from sqlalchemy.orm import Session
 
 from interpreter.denylist import Denylist
-from interpreter.run_inputs import InputsSchemaError, input_problems
+from interpreter.run_inputs import InputsSchemaError, input_problems, with_defaults
 from interpreter.trace import RunStatus
 from interpreter.validation import denied_packages
 from server.accounts.models import Account
@@ -207,7 +207,7 @@ def _check_inputs(definition: dict[str, Any], inputs: dict[str, Any], pointer: s
     if not isinstance(schema, dict):
         return
     try:
-        problems = input_problems(schema, inputs)
+        problems = input_problems(schema, with_defaults(schema, inputs))
     except InputsSchemaError as exc:
         raise ValidationFailed(
             [FieldProblem(pointer, str(exc), "publish a version of the workflow whose inputs schema works")]

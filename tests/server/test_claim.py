@@ -86,6 +86,19 @@ def test_trigger_refusals(client: TestClient, db: Db) -> None:
     assert _trigger(client, other.token, wf.id, other_dev.id, order="x").status_code == 404
     assert _trigger(client, acc.token, wf.id, dev.id, order="x").status_code == 201
     assert client.post("/api/v1/devices/me/claim", headers=auth(other_dev.token)).status_code == 204
+    # a required input with a default is met by the default, as the run's engine fills it in
+    defaulted = create_workflow(
+        db,
+        acc.id,
+        definition=sample_definition(
+            inputs={
+                "type": "object",
+                "properties": {"order": {"type": "string", "default": "A-1"}},
+                "required": ["order"],
+            }
+        ),
+    )
+    assert _trigger(client, acc.token, defaulted.id, dev.id).status_code == 201
 
 
 def test_exactly_one_of_many_concurrent_claimers_gets_each_run(app: FastAPI, db: Db) -> None:
