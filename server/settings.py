@@ -185,11 +185,13 @@ class Settings(BaseSettings):
         default=4, ge=1, le=32, description="Webhook requests one server process makes at once."
     )
     webhook_allow_private_targets: bool = Field(
-        default=True,
+        default=False,
         description=(
-            "Let webhooks reach loopback and private addresses (a server inside your network). "
-            "Turn off on a server whose accounts you do not all trust. Link-local addresses (cloud "
-            "metadata services) are refused either way."
+            "Let webhooks (and simulated action.http steps, with simulate_live_http) reach loopback, "
+            "private and reserved addresses (receivers inside your network). Off: an account could "
+            "otherwise make the server call services of its network and read their answers; turn on "
+            "only where every account is trusted. Link-local addresses (cloud metadata services) are "
+            "refused either way."
         ),
     )
     device_offline_after_s: float = Field(

@@ -76,8 +76,14 @@ def add_endpoint(
 ) -> Response:
     """Register an endpoint; its page shows the signing secret."""
     try:
+        settings: Settings = request.app.state.settings
         endpoint = webhooks.create_endpoint(
-            db, user.account.id, url=url, events=events or [], description=description
+            db,
+            user.account.id,
+            url=url,
+            events=events or [],
+            description=description,
+            allow_private=settings.webhook_allow_private_targets,
         )
     except AppError as exc:
         return _integrations_page(

@@ -19,10 +19,8 @@ dies after the endpoint answered, before writing so, sends again); receivers ded
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +32,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import utcnow
+from server.outgoing import GuardedTransport, RefusedTarget
 from server.settings import Settings
 from server.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from server.webhooks.signing import signed_headers
@@ -66,95 +65,12 @@ def retry_delay(attempt: int, settings: Settings, rng: random.Random | None = No
     return float(base * (1 + jitter))
 
 
-# Never a webhook's target, whatever the settings: link-local addresses are where cloud metadata
-# services answer (169.254.169.254, fd00:ec2::254 aside) and no webhook receiver lives; the
-# unspecified address and multicast are no one host.
-_NEVER_TARGETS = (
-    ipaddress.ip_network("169.254.0.0/16"),
-    ipaddress.ip_network("fe80::/10"),
-    ipaddress.ip_network("0.0.0.0/8"),
-    ipaddress.ip_network("::/128"),
-    ipaddress.ip_network("224.0.0.0/4"),
-    ipaddress.ip_network("ff00::/8"),
-    ipaddress.ip_network("255.255.255.255/32"),
-    ipaddress.ip_network("fd00:ec2::254/128"),
-)
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-ALLOW_PRIVATE_HINT = "PHONEFLOW_WEBHOOK_ALLOW_PRIVATE_TARGETS=true lets webhooks reach such addresses"
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def reached_addresses(address: IPAddress) -> list[IPAddress]:
-    """`address` and the IPv4 address an IPv6 one carries on to (IPv4-mapped or -compatible, 6to4,
-    Teredo, NAT64): `::ffff:127.0.0.1` reaches 127.0.0.1, whatever `is_global` says of the IPv6 form."""
-    if not isinstance(address, ipaddress.IPv6Address):
-        return [address]
-    embedded: IPAddress | None = address.ipv4_mapped or address.sixtofour
-    if embedded is None and address.teredo is not None:
-        embedded = address.teredo[1]
-    if embedded is None and (address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1)):
-        embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return [address] if embedded is None else [address, embedded]
-
-
-def address_refusal(host: str, address: IPAddress, allow_private: bool) -> str | None:
-    """Why a webhook may not be sent to `address` (what `host` resolved to), or None when it may."""
-    for reached in reached_addresses(address):
-        if any(reached in network for network in _NEVER_TARGETS):
-            return (
-                f"{host} resolves to {address}, a link-local, unspecified or multicast address "
-                "(where cloud metadata services answer): webhooks never go there; "
-                "give the receiver's public or private address instead"
-            )
-        if not allow_private and not reached.is_global:
-            what = "a private, loopback or reserved address"
-            return f"{host} resolves to {address}, {what}; {ALLOW_PRIVATE_HINT}"
-    return None
-
-
-def resolve_target(url: httpx.URL, allow_private: bool) -> tuple[list[IPAddress], str | None]:
-    """The addresses to connect to for `url`, checked, or why there are none: (addresses, None) or
-    ([], why).
-
-    Every address the name resolves to is checked (one bad address refuses the URL), and the request
-    then goes to those very addresses (the first that takes the connection): a name that resolves to
-    a public address when checked and to a private one when connecting (DNS rebinding) cannot slip
-    past the check."""
-    host = url.host
-    try:
-        infos = socket.getaddrinfo(url.raw_host.decode("ascii"), url.port or 0, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        return [], f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}"
-    addresses: list[IPAddress] = []
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        refusal = address_refusal(host, address, allow_private)
-        if refusal is not None:
-            return [], refusal
-        if address not in addresses:
-            addresses.append(address)
-    if not addresses:
-        return [], f"cannot resolve {host}: no address"
-    return addresses, None
-
-
-def refused_address(url: str, allow_private: bool = False) -> str | None:
-    """Why `url` may not be called (None when it may): private targets refused unless `allow_private`."""
-    try:
-        target = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        return f"{url!r} is not a URL: {exc}"
-    return resolve_target(target, allow_private)[1]
-
-
 def send(url: str, secret: str, message_id: str, body: str, settings: Settings) -> AttemptResult:
     """One signed POST of a delivery's `body` to `url`; never raises for the endpoint's sake.
 
-    The request goes to the addresses that were checked (`resolve_target`; the next one when one
-    refuses the connection, as a client connecting by name does), with the URL's own host in `Host`
-    and, over https, in the TLS server name (the certificate is checked against it)."""
+    The request goes only to addresses that were checked (`server.outgoing.GuardedTransport`: the
+    next one when one refuses the connection, as a client connecting by name does), with the URL's
+    own host in `Host` and, over https, in the TLS server name (the certificate is checked against it)."""
     started = time.perf_counter()
 
     def elapsed() -> int:
@@ -165,35 +81,26 @@ def send(url: str, secret: str, message_id: str, body: str, settings: Settings) 
     except httpx.InvalidURL as exc:
         why = f"not sent: {url!r} is not a URL ({exc}); give an http(s) URL"
         return AttemptResult(None, None, why, elapsed())
-    addresses, refusal = resolve_target(target, settings.webhook_allow_private_targets)
-    if not addresses:
-        return AttemptResult(None, None, f"not sent: {refusal}", elapsed())
     headers = {
-        "host": target.netloc.decode("ascii"),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
         **signed_headers(secret, message_id, body, utcnow()),
     }
-    extensions = {"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {}
+    transport = GuardedTransport(settings.webhook_allow_private_targets)
     try:
-        with httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False) as client:
-            for address in addresses:
-                pinned = target.copy_with(host=str(address))
-                try:
-                    with client.stream(
-                        "POST", pinned, content=body.encode(), headers=headers, extensions=extensions
-                    ) as response:
-                        data = b""
-                        for chunk in response.iter_bytes():
-                            data += chunk
-                            if len(data) >= MAX_READ_BYTES:
-                                break
-                        excerpt = data.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
-                        return AttemptResult(response.status_code, excerpt, None, elapsed())
-                except httpx.ConnectError:
-                    if address == addresses[-1]:
-                        raise  # the name's last address refused too: that is the attempt's error
-            raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+        with httpx.Client(
+            transport=transport, timeout=settings.webhook_timeout_s, follow_redirects=False
+        ) as client:
+            with client.stream("POST", target, content=body.encode(), headers=headers) as response:
+                data = b""
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) >= MAX_READ_BYTES:
+                        break
+                excerpt = data.decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+                return AttemptResult(response.status_code, excerpt, None, elapsed())
+    except RefusedTarget as exc:
+        return AttemptResult(None, None, str(exc), elapsed())
     except httpx.TimeoutException:
         return AttemptResult(None, None, f"no answer within {settings.webhook_timeout_s:g} s", elapsed())
     except httpx.HTTPError as exc:

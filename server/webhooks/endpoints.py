@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from server.auth import CurrentAccount
 from server.db import SessionDep
+from server.settings import Settings
 from server.webhooks import service
 from server.webhooks.models import DeliveryStatus
 from server.webhooks.schemas import DeliveryOut, EndpointIn, EndpointOut, EndpointPatchIn, SecretOut
@@ -18,11 +19,23 @@ from server.webhooks.schemas import DeliveryOut, EndpointIn, EndpointOut, Endpoi
 router = APIRouter(tags=["webhooks"])
 
 
+def _allow_private(request: Request) -> bool:
+    settings: Settings = request.app.state.settings
+    return settings.webhook_allow_private_targets
+
+
 @router.post("/webhooks", response_model=EndpointOut, status_code=201, summary="Register a webhook endpoint")
-def create_endpoint(body: EndpointIn, session: SessionDep, account: CurrentAccount) -> dict[str, Any]:
+def create_endpoint(
+    body: EndpointIn, request: Request, session: SessionDep, account: CurrentAccount
+) -> dict[str, Any]:
     """The endpoint, with its signing secret (`whsec_…`) to check each request's `webhook-signature`."""
     endpoint = service.create_endpoint(
-        session, account.id, url=body.url, events=body.events, description=body.description
+        session,
+        account.id,
+        url=body.url,
+        events=body.events,
+        description=body.description,
+        allow_private=_allow_private(request),
     )
     return service.endpoint_json(endpoint, with_secret=True)
 
@@ -54,7 +67,7 @@ def rotate_secret(endpoint_id: str, session: SessionDep, account: CurrentAccount
 
 @router.patch("/webhooks/{endpoint_id}", response_model=EndpointOut, summary="Change a webhook endpoint")
 def update_endpoint(
-    endpoint_id: str, body: EndpointPatchIn, session: SessionDep, account: CurrentAccount
+    endpoint_id: str, body: EndpointPatchIn, request: Request, session: SessionDep, account: CurrentAccount
 ) -> dict[str, Any]:
     """URL, events, description; `enabled: false` holds its deliveries until it is enabled again."""
     endpoint = service.update_endpoint(
@@ -65,6 +78,7 @@ def update_endpoint(
         events=body.events,
         description=body.description,
         enabled=body.enabled,
+        allow_private=_allow_private(request),
     )
     return service.endpoint_json(endpoint)
 

@@ -9,7 +9,6 @@ see it.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -21,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from server.db import new_id, utcnow
 from server.errors import FieldProblem, NotFound, ValidationFailed
+from server.outgoing import literal_refusal
 from server.runs.sql import dialect_insert, utc_ms
-from server.webhooks.delivery import address_refusal
 from server.webhooks.models import (
     DeliveryStatus,
     WebhookAttempt,
@@ -91,9 +90,10 @@ def delivery_json(
     return out
 
 
-def check_url(url: str, pointer: str = "/url") -> str:
-    """An http(s) URL with a host, trimmed; 422 otherwise, and for an address webhooks never reach
-    (a link-local one such as the cloud metadata service's: `delivery.address_refusal`).
+def check_url(url: str, *, allow_private: bool, pointer: str = "/url") -> str:
+    """An http(s) URL with a host, trimmed; 422 otherwise, and for an address written out that the
+    server may not send to (`server.outgoing.address_refusal`: link-local never, loopback and private
+    ones unless `allow_private`, the `webhook_allow_private_targets` setting).
 
     A name is checked when each attempt resolves it, against what it resolves to then."""
     url = url.strip()
@@ -106,11 +106,7 @@ def check_url(url: str, pointer: str = "/url") -> str:
                 )
             ]
         )
-    try:
-        address = ipaddress.ip_address(parts.hostname.split("%", 1)[0])
-    except ValueError:
-        return url  # a name
-    refusal = address_refusal(parts.hostname, address, allow_private=True)
+    refusal = literal_refusal(url, allow_private)
     if refusal is not None:
         raise ValidationFailed([FieldProblem(pointer, f"'{url}' cannot be a webhook's target", refusal)])
     return url
@@ -135,10 +131,16 @@ def check_events(events: list[str], pointer: str = "/events") -> list[str]:
 
 
 def create_endpoint(
-    session: Session, account_id: str, *, url: str, events: list[str], description: str = ""
+    session: Session,
+    account_id: str,
+    *,
+    url: str,
+    events: list[str],
+    allow_private: bool,
+    description: str = "",
 ) -> WebhookEndpoint:
-    """A new endpoint with a fresh secret."""
-    url, events = check_url(url), check_events(events)
+    """A new endpoint with a fresh secret (`allow_private`: the `webhook_allow_private_targets` setting)."""
+    url, events = check_url(url, allow_private=allow_private), check_events(events)
     count = len(
         list(session.scalars(select(WebhookEndpoint.id).where(WebhookEndpoint.account_id == account_id)))
     )
@@ -198,11 +200,13 @@ def update_endpoint(
     events: list[str] | None = None,
     description: str | None = None,
     enabled: bool | None = None,
+    allow_private: bool = False,
 ) -> WebhookEndpoint:
-    """Change an endpoint; None leaves a field as it is."""
+    """Change an endpoint; None leaves a field as it is (`allow_private`: the
+    `webhook_allow_private_targets` setting, for a new URL)."""
     endpoint = get_endpoint(session, account_id, endpoint_id)
     if url is not None:
-        endpoint.url = check_url(url)
+        endpoint.url = check_url(url, allow_private=allow_private)
     if events is not None:
         endpoint.events = check_events(events)
     if description is not None:

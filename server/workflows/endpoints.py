@@ -117,6 +117,7 @@ def simulate_draft(
         scenario=body.scenario,
         denylist=denylist,
         live_http=settings.simulate_live_http,
+        allow_private=settings.webhook_allow_private_targets,
         screens=screens,
     )
     shown = [{"pointer": w["pointer"], "message": w["message"], "hint": w["hint"]} for w in warnings]
@@ -244,6 +245,7 @@ def simulate_workflow(
         scenario=body.scenario,
         denylist=effective_denylist(session, account.id, settings),
         live_http=settings.simulate_live_http,
+        allow_private=settings.webhook_allow_private_targets,
     )
     return SimulationResult.model_validate(
         {**result, "workflowId": workflow.id, "workflowVersionId": version.id}

@@ -1,7 +1,9 @@
 """Runs a workflow on the simulator: the same engine, a `SimulatedDevice`, a virtual clock.
 
 `action.http` steps do not leave the server by default (that would let anyone make the
-server call any address): they get a canned `200 {}` answer, and the result says so.
+server call any address): they get a canned `200 {}` answer, and the result says so. With
+`simulate_live_http` they do, to the addresses webhooks may reach (`server.outgoing`: never
+link-local, loopback and private ones only with `webhook_allow_private_targets`).
 With `screens`, every trace event also gets the simulated phone's screen before and after it
 (`interpreter.screen_recorder`): ids into one `images` map, each distinct screen once.
 """
@@ -23,6 +25,7 @@ from interpreter.errors import AppModelError, WorkflowError
 from interpreter.screen_recorder import ImageFormat, ScreenRecorder
 from interpreter.simulator import SimulatedDevice
 from server.errors import FieldProblem, ValidationFailed
+from server.outgoing import GuardedTransport
 
 SIMULATED_HTTP_HEADER = "X-Phoneflow-Simulated"
 
@@ -76,6 +79,7 @@ def simulate(
     scenario: dict[str, Any] | None,
     denylist: Denylist,
     live_http: bool = False,
+    allow_private: bool = False,
     screens: ScreenOptions | None = None,
 ) -> dict[str, Any]:
     """The run's JSON (the run fields the engine knows) after simulating `definition`.
@@ -92,7 +96,9 @@ def simulate(
     if screens is not None:
         # The modelled phone, not the device: looking at it must cost the run no time.
         recorder = ScreenRecorder(device.state, clock, width=screens.width, image_format=screens.image_format)
-    transport = None if live_http else httpx.MockTransport(_canned_http)
+    transport: httpx.BaseTransport = (
+        GuardedTransport(allow_private) if live_http else httpx.MockTransport(_canned_http)
+    )
     with httpx.Client(transport=transport, timeout=10.0, follow_redirects=False) as http:
         result = run_workflow(
             definition,

@@ -153,15 +153,21 @@ def denylist_file(tmp_path: Path) -> Path:
     return path
 
 
+PRIVATE_TARGETS_ENV = {"PHONEFLOW_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"}
+
+
 @pytest.fixture
-def settings(db: Db, denylist_file: Path, tmp_path: Path) -> Settings:
-    """Settings for a test app on `db` (schema already built; no background jobs)."""
+def settings(db: Db, denylist_file: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings for a test app on `db` (schema already built; no background jobs). A test marked
+    `private_targets` (its webhook receivers listen on 127.0.0.1) lets webhooks reach loopback and
+    private addresses; the others have the default (refused)."""
     return Settings(
         database_url=db.url,
         denylist_file=denylist_file,
         run_migrations=False,
         start_scheduler=False,
         max_body_bytes=64 * 1024,
+        webhook_allow_private_targets=request.node.get_closest_marker("private_targets") is not None,
     )
 
 

@@ -168,6 +168,7 @@ def test_a_claim_with_a_report_that_does_not_validate_is_a_422_and_claims_nothin
     assert _status(db, first) == ("running", 0)
 
 
+@pytest.mark.private_targets
 def test_a_run_ended_by_a_carried_report_fires_its_webhooks(client: TestClient, db: Db) -> None:
     # The claim finds its device by a statement of its own (server/runs/claimer.py): an account with a
     # webhook endpoint must get its deliveries as from runs.report.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -16,6 +17,7 @@ from tests.server.test_dashboard_support import sign_in
 from tests.server.webhook_receiver import signature_is_valid, webhook_receiver
 
 
+@pytest.mark.private_targets
 def test_a_webhook_endpoint_from_the_page_to_its_delivery_log(
     client: TestClient, app: FastAPI, settings: Settings, db: Db
 ) -> None:

@@ -71,6 +71,7 @@ def test_public_metrics_need_no_token(settings: Settings) -> None:
         assert "phoneflow_queue_depth" in scrape(client, token=None)
 
 
+@pytest.mark.private_targets
 def test_the_database_figures(metrics_client: TestClient, db: Db) -> None:
     acc = create_account(db)
     dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)

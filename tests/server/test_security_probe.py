@@ -25,8 +25,9 @@ from interpreter.matcher import compile_pattern
 from interpreter.run_inputs import check_inputs
 from interpreter.safe_regex import backtracking_risk
 from server.app import create_app
+from server.outgoing import address_refusal
 from server.settings import Settings
-from server.webhooks.delivery import address_refusal, deliver_due, send
+from server.webhooks.delivery import deliver_due, send
 from server.workflows.simulation import simulate
 from tests.server.factories import Db, auth, create_account, create_workflow, sample_definition
 from tests.server.test_dashboard_support import form_csrf, sign_in
@@ -86,6 +87,7 @@ def test_the_session_cookie_is_secure_when_the_public_url_is_https(settings: Set
         assert "https://phones.example.com/signin" in refused.text
 
 
+@pytest.mark.private_targets
 def test_another_accounts_ids_are_404_on_the_hooks_list_and_the_redelivery(
     client: TestClient, db: Db
 ) -> None:
@@ -211,6 +213,7 @@ def test_a_webhook_goes_to_the_address_that_was_checked(names: dict[str, list[st
 
 
 @SQLITE_ONLY
+@pytest.mark.private_targets
 def test_a_name_that_resolves_to_the_metadata_service_is_never_sent_to(
     app: FastAPI, client: TestClient, db: Db, settings: Settings, names: dict[str, list[str]]
 ) -> None:
@@ -223,7 +226,7 @@ def test_a_name_that_resolves_to_the_metadata_service_is_never_sent_to(
     )
     endpoint = made.json()["id"]
     client.post(f"/api/v1/webhooks/{endpoint}/test", headers=auth(acc.token))
-    deliver_due(app.state.session_factory, settings)  # private targets allowed: the default
+    deliver_due(app.state.session_factory, settings)  # even with private targets allowed
     [delivery] = client.get(f"/api/v1/webhooks/{endpoint}/deliveries", headers=auth(acc.token)).json()
     assert "169.254.169.254" in delivery["lastError"]
     assert "link-local" in delivery["lastError"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
@@ -78,6 +79,7 @@ def test_the_endpoints_api(client: TestClient, db: Db) -> None:
     assert client.get("/api/v1/webhooks", headers=auth(acc.token)).json() == []
 
 
+@pytest.mark.private_targets
 def test_runs_that_end_are_signed_delivered_once_and_logged(
     client: TestClient, app: FastAPI, settings: Settings, db: Db
 ) -> None:
@@ -131,6 +133,7 @@ def test_runs_that_end_are_signed_delivered_once_and_logged(
     assert one["id"] in {item.headers["webhook-id"] for item in got}
 
 
+@pytest.mark.private_targets
 def test_retries_back_off_survive_a_restart_give_up_and_redeliver(settings: Settings, db: Db) -> None:
     acc = create_account(db)
     dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
@@ -196,6 +199,7 @@ def _one_delivery(db: Db) -> WebhookDelivery:
         return session.scalars(select(WebhookDelivery)).one()
 
 
+@pytest.mark.private_targets
 def test_unreachable_and_refused_targets_are_attempts_that_say_why(
     client: TestClient, app: FastAPI, settings: Settings, db: Db
 ) -> None:
@@ -217,6 +221,7 @@ def test_unreachable_and_refused_targets_are_attempts_that_say_why(
     assert "PHONEFLOW_WEBHOOK_ALLOW_PRIVATE_TARGETS" in newest["lastError"]
 
 
+@pytest.mark.private_targets
 def test_approval_waiting_and_device_offline(
     client: TestClient, app: FastAPI, settings: Settings, db: Db
 ) -> None:

@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import select
 
 from server.webhooks.models import WebhookDelivery
+from tests.server.conftest import PRIVATE_TARGETS_ENV
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import new_run_id, run_report, serve_in_subprocess
 from tests.server.webhook_receiver import signature_is_valid, webhook_receiver
@@ -20,7 +21,7 @@ RUNS = 12
 def test_two_processes_enqueue_and_send_each_event_once(db: Db) -> None:
     acc = create_account(db)
     dev, wf = create_device(db, acc.id), create_workflow(db, acc.id)
-    env = {"PHONEFLOW_START_SCHEDULER": "true", "PHONEFLOW_WEBHOOK_POLL_S": "0.2"}
+    env = {"PHONEFLOW_START_SCHEDULER": "true", "PHONEFLOW_WEBHOOK_POLL_S": "0.2", **PRIVATE_TARGETS_ENV}
     with (
         webhook_receiver() as receiver,
         serve_in_subprocess(db.url, extra_env=env) as one,
