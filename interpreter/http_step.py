@@ -40,6 +40,8 @@ def run_http(ctx: StepContext, node: Mapping[str, Any], params: Mapping[str, Any
     wanted_s = float(timeout_ms) / 1000.0
     timeout_s = max(min(wanted_s, ctx.remaining_s()), 0.001)
     headers = {str(k): str(v) for k, v in (params.get("headers") or {}).items()}
+    for name, value in headers.items():
+        _check_header_value(name, value)
     request_kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout_s}
     if "body" in params and params["body"] is not None and method not in ("GET", "HEAD"):
         body = params["body"]
@@ -95,3 +97,19 @@ def _body(response: httpx.Response) -> Any:
         except ValueError:
             pass  # a server that says JSON and sends something else: keep its text
     return response.text
+
+
+def _check_header_value(name: str, value: str) -> None:
+    """A header value HTTP cannot carry fails the step saying which header and character, before sending.
+
+    Header values are ASCII on the wire (the client refuses anything else) and a line break or other
+    control character would end the header: a value rendered from a template (a name with an accent,
+    text read from the screen) is the usual way one gets there."""
+    bad = next((char for char in value if not (" " <= char <= "~" or char == "\t")), None)
+    if bad is None:
+        return
+    raise StepFailure(
+        f"header {name!r} holds {bad!r} (U+{ord(bad):04X}), which an HTTP header value cannot carry: header "
+        "values are printable ASCII; percent-encode the value or send it in params.body instead",
+        retryable=False,
+    )

@@ -109,6 +109,20 @@ def test_non_2xx_fails_naming_the_host(base: str) -> None:
     assert result.trace[-1].message == "HTTP 418 from 127.0.0.1"
 
 
+def test_a_header_value_http_cannot_carry_says_which_header_and_character(base: str) -> None:
+    """A templated header value with an accent (or a line break) fails before sending, naming the
+    header and the character, instead of the client's "'ascii' codec can't encode" words."""
+    result = run_http({"method": "GET", "url": f"{base}/ok", "headers": {"X-Name": "Zoë", "Accept": "*/*"}})
+    assert result.status is RunStatus.FAILED
+    assert result.trace[0].attempts == 1
+    assert result.trace[0].message == (
+        "header 'X-Name' holds 'ë' (U+00EB), which an HTTP header value cannot carry: header values are "
+        "printable ASCII; percent-encode the value or send it in params.body instead"
+    )
+    broken = run_http({"method": "GET", "url": f"{base}/ok", "headers": {"X-Note": "a\nInjected: 1"}})
+    assert (broken.trace[0].message or "").startswith("header 'X-Note' holds '\\n' (U+000A)")
+
+
 def test_a_body_that_says_json_but_is_not_stays_text(base: str) -> None:
     result = run_http({"method": "GET", "url": f"{base}/bad-json"})
     assert result.trace[0].output == {"status": 200, "body": "{not json"}

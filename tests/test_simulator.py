@@ -424,3 +424,26 @@ def test_the_example_workflow_captures_an_order_on_the_simulator() -> None:
     assert result.status is RunStatus.SUCCESS, [e.to_json() for e in result.trace]
     assert [e.node_id for e in result.trace][-1] == "check"
     assert find(device.hierarchy(), Selector(text=inputs["order"])) is not None
+
+
+@pytest.mark.parametrize(
+    ("typed", "left"),
+    [
+        ("abc", "ab"),
+        ("a🚀", "a"),
+        ("x👨\u200d👩\u200d👧", "x"),
+        ("y🇩🇪", "y"),
+        ("z🇩🇪🇫🇷", "z🇩🇪"),
+        ("ce\u0301", "c"),
+        ("👍🏽", ""),
+        ("ok\r\n", "ok"),
+        ("1\ufe0f\u20e3", ""),
+        ("", ""),
+    ],
+)
+def test_delete_takes_the_last_character_a_person_sees_whole(typed: str, left: str) -> None:
+    """Backspace removes a joined emoji, a flag, an accented letter or a skin tone whole, as Android
+    does (it removed one code point: half a flag or a dangling joiner was left)."""
+    from interpreter.appmodel.phone import without_last_character
+
+    assert without_last_character(typed) == left

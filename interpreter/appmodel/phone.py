@@ -21,6 +21,7 @@ Rules worth knowing:
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -93,6 +94,47 @@ class _Toast:
     text: str
     package: str
     until: float
+
+
+def _attaches(char: str) -> bool:
+    """A code point that belongs to the character before it: a combining mark, a variation selector,
+    a skin tone, an emoji tag, a zero-width joiner."""
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or char == "\u200d"
+        or 0xFE00 <= code <= 0xFE0F
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F
+    )
+
+
+def _regional(char: str) -> bool:
+    return 0x1F1E6 <= ord(char) <= 0x1F1FF
+
+
+def without_last_character(text: str) -> str:
+    """`text` after a backspace: the last character as a person sees it goes whole, as on Android: an
+    emoji with its skin tone or joined family, a flag (two regional letters), a letter with its accents,
+    a CRLF line break."""
+    end = len(text)
+    if not end:
+        return text
+    if text.endswith("\r\n"):
+        return text[:-2]
+    if _regional(text[-1]):
+        run = len(text) - len(text.rstrip("".join(chr(c) for c in range(0x1F1E6, 0x1F200))))
+        return text[: end - (2 if run % 2 == 0 else 1)]
+    start = end
+    while True:
+        while start > 0 and _attaches(text[start - 1]):
+            start -= 1
+        if start > 0:
+            start -= 1  # the base character the marks attach to
+        if start > 0 and text[start - 1] == "\u200d":
+            start -= 1  # joined to the emoji before it: that one goes too
+            continue
+        return text[:start]
 
 
 def _conditional_widgets(screen: ScreenSpec) -> tuple[WidgetSpec, ...]:
@@ -425,7 +467,7 @@ class PhoneState:
             focused = self._focused()
             if focused is not None:
                 state, widget = focused
-                state.texts[widget.id] = state.texts.get(widget.id, widget.text)[:-1]
+                state.texts[widget.id] = without_last_character(state.texts.get(widget.id, widget.text))
                 self._changed()
 
     def swipe(self, x1: float, y1: float, x2: float, y2: float, duration_ms: float | None = None) -> None:
