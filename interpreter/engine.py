@@ -362,6 +362,8 @@ class _Run:
     def _run_node(self, ctx: StepContext, node: _Node, started_at: datetime, started: float) -> _StepOutcome:
         clock = self.clock
         if not node.enabled:
+            # Skipped as an optional step that found nothing is: later templates and conditions see it so.
+            ctx.scope["nodes"][node.id] = {"output": {}, "outcome": Outcome.SKIPPED.value}
             event = self._event(node, Outcome.SKIPPED, "skipped: the node is disabled", started_at, 0, 0, {})
             return _StepOutcome(event, "ok")
         attempts = 0

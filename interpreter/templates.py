@@ -18,6 +18,7 @@ TEMPLATE_ROOTS = ("inputs", "vars", "nodes", "run", "device")
 
 _TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
+_BRACKETS = re.compile(r"\[\s*(\d+)\s*\]")
 
 
 class TemplateError(Exception):
@@ -50,6 +51,11 @@ def references(value: Any) -> Iterator[str]:
 def check_path(path: str) -> str | None:
     """Why `path` cannot be a template path, or None when its form is fine."""
     if not _PATH.fullmatch(path):  # fullmatch: `$` alone would let a trailing newline through
+        dotted = _BRACKETS.sub(r".\1", path)
+        if dotted != path and _PATH.fullmatch(dotted):
+            # A list item written as in CEL or JavaScript: templates count items with a dot.
+            how = f"a list's item is written with a dot, {{{{{dotted}}}}}"
+            return f"'{{{{{path}}}}}' is not a template path: {how}"
         return (
             f"'{{{{{path}}}}}' is not a template path: write {{{{root.name}}}} with letters, digits and dots"
         )

@@ -340,6 +340,23 @@ def test_disabled_node_does_not_touch_the_phone() -> None:
     assert result.trace[1].output == {"result": False}  # the shop never opened
 
 
+def test_a_disabled_node_reads_as_skipped_in_conditions_and_templates() -> None:
+    """Like an optional step that found nothing: `nodes.ID.outcome` is 'skipped' for CEL, and a
+    template of its output says it was skipped (it said the node had not run yet, and CEL found no
+    field 'ID')."""
+    definition = workflow(
+        node("open", "action.launchApp", {"package": SHOP}, enabled=False, next="check"),
+        node("check", "control.if", {"expr": "nodes.open.outcome == 'skipped'"}, next="use"),
+        node("use", "control.setVar", {"name": "x", "value": "{{nodes.open.output.text}}"}),
+    )
+    result, _ = simulate(definition)
+    assert result.trace[1].output == {"result": True}
+    assert result.trace[2].message == (
+        "template '{{nodes.open.output.text}}' does not resolve: node 'open' (action.launchApp) was "
+        "skipped, so it has no output"
+    )
+
+
 def test_optional_does_not_hide_other_failures() -> None:
     definition = workflow(node("open", "action.launchApp", {"package": "com.x.missing"}, optional=True))
     result, _ = simulate(definition)

@@ -76,6 +76,7 @@ def test_check_path_accepts_known_roots(path: str) -> None:
         ("1.x", "is not a template path"),
         ("inputs.x y", "is not a template path"),
         ("inputs.x\n", "is not a template path"),
+        ("vars.rows[2].name", "a list's item is written with a dot, {{vars.rows.2.name}}"),
     ],
 )
 def test_check_path_says_what_is_wrong(path: str, words: str) -> None:
