@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from server.runs import events
 from server.runs.events import get_hub
 from tests.server.factories import Db, auth, create_account, create_device, create_workflow
 from tests.server.runs_support import new_run_id, run_report, serve_in_subprocess, serve_in_thread
@@ -113,13 +114,16 @@ def test_a_run_queued_on_another_server_process_wakes_the_poll(app: FastAPI, db:
 
 
 def test_a_process_where_only_wake_up_polls_listen_reads_its_tail_for_queued_runs_alone(
-    app: FastAPI, db: Db
+    app: FastAPI, db: Db, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another phone's steps (each one a NOTIFY) leave the tail unread; a queued run's NOTIFY says it
     queued a run, and that wakes the poll (on PostgreSQL: SQLite's tail reads on its own clock)."""
     if db.kind != "postgresql":
         pytest.skip("the NOTIFY that says what it announces is PostgreSQL's")
     app.state.settings.claim_recheck_interval_s = WAIT_S + 5  # no look of its own within the wait
+    # Nor a read of the tail's own clock (every 5 s it reads what the listener heard of while a poll
+    # waits): falling between the steps and the look below, it read them and failed the test.
+    monkeypatch.setattr(events, "LISTENING_POLL_INTERVAL_S", WAIT_S + 5)
     acc = create_account(db)
     idle, busy = create_device(db, acc.id), create_device(db, acc.id)
     wf = create_workflow(db, acc.id)
