@@ -167,7 +167,8 @@ class U2Rpc(ObjectMethods):
 
     async def rpc_dumpWindowHierarchy(self, p: Params) -> str:
         # `compressed` leaves out nodes "not important for accessibility"; every node of the app
-        # model is one a person sees, so the dump is the same either way.
+        # model is one a person sees, so the dump is the same either way (DecorView's layers too,
+        # which a phone would leave out).
         p.boolean(0, "compressed", False)
         max_depth = p.integer(1, "maxDepth", 50)
         if self._device.faults.dump is not None:

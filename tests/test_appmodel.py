@@ -17,6 +17,7 @@ from interpreter.appmodel import (
     AppModel,
     PhoneState,
     ScreenView,
+    Window,
     app_model_schema,
     layout_home,
     layout_screen,
@@ -25,7 +26,7 @@ from interpreter.appmodel import (
 )
 from interpreter.appmodel.layout import CONTENT_BOTTOM, CONTENT_TOP
 from interpreter.errors import AppModelError
-from interpreter.hierarchy import UiNode
+from interpreter.hierarchy import Bounds, UiNode
 
 
 def tiny_model() -> dict[str, Any]:
@@ -243,6 +244,11 @@ def assert_nested_on_screen(node: UiNode) -> None:
         assert_nested_on_screen(child)
 
 
+def content_of(window: Window) -> UiNode:
+    """The window's `android:id/content` frame: where the app's views are."""
+    return next(n for n in window.root.walk() if n.resource_id == "android:id/content")
+
+
 def test_every_sample_screen_lays_out_inside_its_parents_and_on_screen() -> None:
     model = sample_apps()
     for app in model.apps:
@@ -251,11 +257,12 @@ def test_every_sample_screen_lays_out_inside_its_parents_and_on_screen() -> None
             assert window.root.package == app.package
             assert window.root.class_name == "android.widget.FrameLayout"
             assert_nested_on_screen(window.root)
-            tops = list(window.root.children)
+            content = content_of(window)
+            tops = list(content.children)
             for upper, lower in zip(tops, tops[1:], strict=False):
                 assert upper.bounds.bottom <= lower.bounds.top, (upper, lower)
-            for node in window.root.walk():
-                if node is not window.root:
+            for node in content.walk():
+                if node is not content:
                     assert CONTENT_TOP <= node.bounds.top
                     assert node.bounds.bottom <= CONTENT_BOTTOM
 
@@ -290,10 +297,43 @@ def test_list_viewport_leaves_out_items_outside_it() -> None:
     assert "Item 1" not in texts
 
 
+def test_an_app_window_is_wrapped_as_decorview_wraps_it_on_a_phone() -> None:
+    screen = sample_apps().app("com.example.shop").screen("orders")
+    window = layout_screen("com.example.shop", screen, ScreenView())
+    root = window.root
+    assert (root.class_name, root.resource_id, root.bounds) == (
+        "android.widget.FrameLayout",
+        "",
+        Bounds(0, 0, 1080, 2340),
+    )
+    frame, status, navigation = root.children
+    assert (frame.class_name, frame.resource_id, frame.bounds) == (
+        "android.widget.LinearLayout",
+        "",
+        root.bounds,
+    )
+    (content,) = frame.children
+    assert (content.class_name, content.resource_id) == ("android.widget.FrameLayout", "android:id/content")
+    assert content.bounds == Bounds(0, CONTENT_TOP, 1080, CONTENT_BOTTOM)
+    assert content.children[0].resource_id == "com.example.shop:id/toolbar"
+    assert (status.class_name, status.resource_id, status.bounds) == (
+        "android.view.View", "android:id/statusBarBackground", Bounds(0, 0, 1080, CONTENT_TOP)
+    )  # fmt: skip
+    assert (navigation.class_name, navigation.resource_id, navigation.bounds) == (
+        "android.view.View", "android:id/navigationBarBackground", Bounds(0, CONTENT_BOTTOM, 1080, 2340)
+    )  # fmt: skip
+    assert all(n.package == "com.example.shop" for n in root.walk())
+    turned = layout_screen("com.example.shop", screen, ScreenView(), (2340, 1080))
+    assert content_of(turned).bounds == Bounds(0, CONTENT_TOP, 2340, 1080 - (2340 - CONTENT_BOTTOM))
+
+
 def test_home_has_one_icon_per_app() -> None:
     model = sample_apps()
     window = layout_home(model.apps)
-    icons = window.root.children
+    assert [n.resource_id for n in window.root.children] == [""]  # no system bar backgrounds
+    content = content_of(window)
+    assert content.bounds == window.root.bounds
+    icons = content.children
     assert [i.text for i in icons] == ["Shop", "Settings", "Bank", "Catalogue"]
     assert all(i.content_desc == i.text and i.clickable and i.package == LAUNCHER_PACKAGE for i in icons)
     assert [t.widget_id for t in window.targets] == model.packages
@@ -380,7 +420,7 @@ def test_horizontal_rows_and_a_nested_list_stay_inside_their_parents() -> None:
         "com.example.tiny", model.app("com.example.tiny").screen("next_page"), ScreenView()
     )
     assert_nested_on_screen(window.root)
-    row = window.root.children[0]
+    row = content_of(window).children[0]
     lefts = [c.bounds.left for c in row.children]
     assert lefts == sorted(lefts)
     assert len({c.bounds.top for c in row.children}) == 1

@@ -128,3 +128,40 @@ def test_a_click_into_another_app_opens_it() -> None:
     pay = next(w for w in orders["widgets"] if w["id"] == "pay")
     assert pay["onClick"] == [{"openApp": "com.bank.app"}]
     AppModel.from_dict(model)
+
+
+def _node(class_name: str, bounds: str, resource_id: str = "", text: str = "", children: str = "") -> str:
+    head = (
+        f'<node index="0" text="{text}" resource-id="{resource_id}" class="{class_name}" package="com.x.app" '
+        f'content-desc="" clickable="false" enabled="true" bounds="{bounds}"'
+    )
+    return f"{head}>{children}</node>" if children else f"{head} />"
+
+
+def test_only_the_apps_views_in_its_content_frame_are_recorded() -> None:
+    # A phone's window as an AppCompat activity has it: DecorView's layers around
+    # `android:id/content` (here AppCompat's own content frame) and the system bars' backgrounds.
+    full = "[0,0][1080,2340]"
+    widgets = _node("android.widget.TextView", "[42,108][1038,228]", "com.x.app:id/hello", "Hello") + _node(
+        "android.widget.Button", "[42,252][1038,396]", "com.x.app:id/go", "Go"
+    )
+    content = _node("android.widget.FrameLayout", "[0,84][1080,2214]", "android:id/content", children=widgets)
+    action_bar_root = _node(
+        "android.widget.LinearLayout", "[0,84][1080,2214]", "com.x.app:id/action_bar_root", children=content
+    )
+    decor = _node(
+        "android.widget.FrameLayout",
+        full,
+        children=_node(
+            "android.widget.LinearLayout",
+            full,
+            children=_node("android.widget.FrameLayout", "[0,84][1080,2214]", children=action_bar_root),
+        )
+        + _node("android.view.View", "[0,0][1080,84]", "android:id/statusBarBackground")
+        + _node("android.view.View", "[0,2214][1080,2340]", "android:id/navigationBarBackground"),
+    )
+    root = from_android_xml(f"<?xml version='1.0' ?><hierarchy rotation=\"0\">{decor}</hierarchy>")
+    model, screen_id = record_screen(empty_model(), root, Foreground("com.x.app", ".MainActivity"))
+    (screen,) = model["apps"][0]["screens"]
+    assert [w.get("resourceId") for w in screen["widgets"]] == ["com.x.app:id/hello", "com.x.app:id/go"]
+    AppModel.from_dict(model)

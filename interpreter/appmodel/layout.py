@@ -4,7 +4,12 @@ The layout is deterministic and simple, so that the simulator and the emulator (
 renders the same tree) agree to the pixel:
 
 - a status bar (0..84) and a navigation bar (2214..2340) are reserved and drawn by
-  nobody; the window root is a full-screen `android.widget.FrameLayout`;
+  nobody; an app's window is wrapped as DecorView wraps it on a phone: a full-screen
+  `android.widget.FrameLayout` (no id) holding a full-screen `android.widget.LinearLayout`
+  whose `android.widget.FrameLayout` `android:id/content` (between the bars) holds the
+  app's views, then the `android.view.View`s `android:id/statusBarBackground` and
+  `android:id/navigationBarBackground` over the bars (`decor_window`; the launcher's
+  window has no bar backgrounds and its content is full-screen);
 - a screen with a title gets a toolbar (`android.view.ViewGroup`, 168 px) holding the
   title as a TextView;
 - top-level widgets stack vertically with a 42 px side margin and 24 px gaps; each has
@@ -47,6 +52,11 @@ TOAST_HEIGHT = 132
 HOME_COLUMNS = 4
 HOME_CELL_HEIGHT = 300
 WINDOW_CLASS = "android.widget.FrameLayout"
+CONTENT_ID = "android:id/content"
+STATUS_BAR_BACKGROUND_ID = "android:id/statusBarBackground"
+NAV_BAR_BACKGROUND_ID = "android:id/navigationBarBackground"
+# The ids of DecorView's own views in an app's window (not the app's widgets).
+DECOR_IDS = frozenset({CONTENT_ID, STATUS_BAR_BACKGROUND_ID, NAV_BAR_BACKGROUND_ID})
 
 _HEIGHT_BY_CLASS = {
     "EditText": 154,
@@ -124,11 +134,43 @@ def natural_height(widget: WidgetSpec, view: ScreenView) -> int:
     return _HEIGHT_BY_CLASS.get(widget.class_name.rsplit(".", 1)[-1], _DEFAULT_HEIGHT)
 
 
+def decor_window(package: str, size: Size = PORTRAIT, bars: bool = True) -> tuple[UiNode, UiNode]:
+    """An activity's window as DecorView makes it: (its root, the `android:id/content` frame the
+    app's views go in). `bars`: the window draws the system bars' backgrounds (an app's does; the
+    launcher's bars are transparent and its content reaches under them)."""
+    screen_width, screen_height = size
+    full = Bounds(0, 0, screen_width, screen_height)
+    root = UiNode(WINDOW_CLASS, full, package=package)
+    frame = UiNode("android.widget.LinearLayout", full, package=package)
+    content_bounds = Bounds(0, CONTENT_TOP, screen_width, screen_height - NAV_BAR_HEIGHT) if bars else full
+    content = UiNode(WINDOW_CLASS, content_bounds, resource_id=CONTENT_ID, package=package)
+    frame.children.append(content)
+    root.children.append(frame)
+    if bars:
+        root.children.append(
+            UiNode(
+                "android.view.View",
+                Bounds(0, 0, screen_width, CONTENT_TOP),
+                resource_id=STATUS_BAR_BACKGROUND_ID,
+                package=package,
+            )
+        )
+        root.children.append(
+            UiNode(
+                "android.view.View",
+                Bounds(0, screen_height - NAV_BAR_HEIGHT, screen_width, screen_height),
+                resource_id=NAV_BAR_BACKGROUND_ID,
+                package=package,
+            )
+        )
+    return root, content
+
+
 def layout_screen(package: str, screen: ScreenSpec, view: ScreenView, size: Size = PORTRAIT) -> Window:
     """Lay out one app screen as the window on top of a `size` (width, height) display."""
     screen_width, screen_height = size
     content_bottom = screen_height - NAV_BAR_HEIGHT
-    root = UiNode(WINDOW_CLASS, Bounds(0, 0, screen_width, screen_height), package=package)
+    root, content = decor_window(package, size)
     window = Window(root)
     top = CONTENT_TOP
     if screen.title is not None:
@@ -143,7 +185,7 @@ def layout_screen(package: str, screen: ScreenSpec, view: ScreenView, size: Size
             "android.view.ViewGroup", toolbar_bounds, resource_id=f"{package}:id/toolbar", package=package
         )
         toolbar.children.append(title)
-        root.children.append(toolbar)
+        content.children.append(toolbar)
         top += TOOLBAR_HEIGHT
     shown = [w for w in screen.widgets if w.id not in view.hidden]
     heights = [natural_height(w, view) for w in shown]
@@ -156,7 +198,7 @@ def layout_screen(package: str, screen: ScreenSpec, view: ScreenView, size: Size
         bounds = Bounds(MARGIN, y, screen_width - MARGIN, y + height)
         if bounds.bottom > content_bottom:
             break  # this one and every later one would hang below the screen's content area
-        root.children.append(_place(package, widget, bounds, view, window))
+        content.children.append(_place(package, widget, bounds, view, window))
         y += height + GAP
     return window
 
@@ -272,7 +314,7 @@ def layout_home(apps: Sequence[AppSpec], size: Size = PORTRAIT) -> Window:
     """
     screen_width, screen_height = size
     content_bottom = screen_height - NAV_BAR_HEIGHT
-    root = UiNode(WINDOW_CLASS, Bounds(0, 0, screen_width, screen_height), package=LAUNCHER_PACKAGE)
+    root, content = decor_window(LAUNCHER_PACKAGE, size, bars=False)
     window = Window(root)
     cell_width = screen_width // HOME_COLUMNS
     for index, app in enumerate(apps):
@@ -283,7 +325,7 @@ def layout_home(apps: Sequence[AppSpec], size: Size = PORTRAIT) -> Window:
         )
         if bounds.bottom > content_bottom:
             break
-        root.children.append(
+        content.children.append(
             UiNode(
                 "android.widget.TextView",
                 bounds,

@@ -10,8 +10,10 @@ person may edit it like any other.
 A screen is known by its activity (`.LoginActivity` and `com.x.LoginActivity` are one); without
 one, by the ids of its widgets. A widget is a node that shows something (text, resource id,
 content description) or can be clicked, typed into or scrolled; layout containers that show
-nothing are kept only to hold several such widgets. The app's toolbar (`<package>:id/toolbar`)
-becomes the screen's title, as the layout draws one.
+nothing are kept only to hold several such widgets. Only the views of the app's
+`android:id/content` frame are read: DecorView's layers around it and the system bars' backgrounds
+are not the app's. The app's toolbar (`<package>:id/toolbar`) becomes the screen's title, as the
+layout draws one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ Model = dict[str, Any]
 
 _DEFAULT_CLICKABLE = ("Button", "ImageButton")
 _TOAST_ID = "android:id/message"
+_CONTENT_ID = "android:id/content"
+_BAR_BACKGROUND_IDS = frozenset({"android:id/statusBarBackground", "android:id/navigationBarBackground"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +148,24 @@ def _app_windows(root: UiNode, package: str) -> list[UiNode]:
     return [window for window in root.children if window.package == package]
 
 
+def _app_views(window: UiNode) -> list[UiNode]:
+    """The app's own views in its window: what DecorView's `android:id/content` frame holds (a window
+    without one, such as a popup, is all the app's), without the system bars' backgrounds."""
+    stack = [window]
+    while stack:
+        node = stack.pop(0)
+        if node.resource_id == _CONTENT_ID:
+            return node.children
+        stack.extend(node.children)
+    return [child for child in window.children if child.resource_id not in _BAR_BACKGROUND_IDS]
+
+
 def read_screen(root: UiNode, foreground: Foreground) -> tuple[dict[str, Any], dict[int, str]]:
     """The screen the hierarchy shows (app-model JSON, without its id) and node → widget id."""
     reader = _WidgetReader(foreground.package)
     widgets: list[dict[str, Any]] = []
     for window in _app_windows(root, foreground.package):
-        for child in window.children:
+        for child in _app_views(window):
             widget = reader.read(child)
             if widget is not None:
                 widgets.append(widget)

@@ -57,6 +57,12 @@ def test_finds_types_clicks_and_reads(driver: webdriver.Remote) -> None:
     source = driver.page_source
     assert "<android.widget.Button" in source
     assert 'resource-id="com.example.shop:id/sign_in"' in source
+    # DecorView's layers around the app's views, as on a phone
+    content = driver.find_element(AppiumBy.ID, "android:id/content")
+    assert content.get_attribute("class") == "android.widget.FrameLayout"
+    assert content.find_element(AppiumBy.ACCESSIBILITY_ID, "User").is_displayed()
+    bar = driver.find_element(AppiumBy.XPATH, "/hierarchy/android.widget.FrameLayout/android.view.View[1]")
+    assert bar.get_attribute("resource-id") == "android:id/statusBarBackground"
     user = driver.find_element(AppiumBy.ACCESSIBILITY_ID, "User")
     user.send_keys("ada")
     assert user.text == "ada"

@@ -94,6 +94,25 @@ def test_xpath_click_and_dump_parses_as_xml(shop) -> None:  # type: ignore[no-un
     assert {"New order", "Order 1003"} <= texts
 
 
+def test_decorview_layers_are_in_the_hierarchy_as_on_a_phone(shop) -> None:  # type: ignore[no-untyped-def]
+    content = shop(resourceId="android:id/content")
+    assert content.exists
+    assert content.info["className"] == "android.widget.FrameLayout"
+    assert content.child(text="Sign in").exists
+    assert shop(resourceId="android:id/statusBarBackground").info["bounds"] == {
+        "left": 0, "top": 0, "right": 1080, "bottom": 84
+    }  # fmt: skip
+    assert shop.xpath('//*[@resource-id="android:id/content"]//*[@text="Sign in"]').exists
+    assert shop.xpath("@android:id/navigationBarBackground").exists
+    root = ET.fromstring(shop.dump_hierarchy().encode())
+    decor = root.find("node")
+    assert decor is not None
+    assert (decor.get("resource-id"), decor.get("class")) == ("", "android.widget.FrameLayout")
+    assert [n.get("resource-id") for n in decor.findall("node")] == [
+        "", "android:id/statusBarBackground", "android:id/navigationBarBackground"
+    ]  # fmt: skip
+
+
 def test_screenshot_has_the_window_size(shop) -> None:  # type: ignore[no-untyped-def]
     image = shop.screenshot()
     assert image.size == shop.window_size()
