@@ -36,6 +36,7 @@ from emulator.battery import Battery
 from emulator.faults import Faults
 from emulator.filesystem import FileSystem
 from emulator.logcat import LogBuffer
+from emulator.reverse import ReverseListeners
 from emulator.shell_tools import add_proc_files
 from emulator.transport import AdbSession, Handler
 from interpreter.appmodel import LAUNCHER_PACKAGE, SYSTEM_PACKAGES, AppModel, PhoneState
@@ -109,6 +110,7 @@ class VirtualDevice:
         self.battery = Battery()  # `dumpsys battery` (and `set`, `unplug`, `reset`), Appium's battery_info
         self.log = LogBuffer()  # `log` writes, `logcat` reads
         self.sessions: set[AdbSession] = set()
+        self.reverse_listeners = ReverseListeners()  # `adb reverse`, per transport
         self.connected = asyncio.Event()
         self._next_pid = 4000
         self._app_pids: dict[str, int] = {}
@@ -141,6 +143,7 @@ class VirtualDevice:
 
     def session_ended(self, session: AdbSession) -> None:
         self.sessions.discard(session)
+        self.reverse_listeners.drop(session)
         if not self.sessions:
             self.connected.clear()
         log.info("%s: adb transport from %s closed", self.serial, session.peer)
@@ -154,6 +157,7 @@ class VirtualDevice:
         for session in list(self.sessions):
             session.writer.close()
         self.phone = PhoneState(self.apps)
+        self.reverse_listeners.clear()
         for instrumented in self.instruments.values():
             instrumented.stop()
         self._apk_pids.clear()

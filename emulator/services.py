@@ -7,7 +7,7 @@
     tcp:PORT                  a byte pipe to a server inside the device (refused when none listens)
     reboot:                   drop every transport and start the phone afresh
     framebuffer:              the screen as raw RGBA after adbd's version-2 header
-    reverse:...               `list-forward` is empty, `killforward-all` succeeds, `forward` fails saying why
+    reverse:...               reverse forwarding: listeners installed, listed and removed (`emulator.reverse`)
     root:, unroot:, remount:  answered with why they do not apply
 
 An empty command opens an interactive shell with a small line editor, as `adb shell`
@@ -26,6 +26,7 @@ import re
 import struct
 from typing import TYPE_CHECKING
 
+from emulator.reverse import serve_reverse
 from emulator.shell import Shell
 from emulator.shell_io import ShellV2Sink, Sink, StreamSink, v2_packet
 from emulator.sync import serve_sync
@@ -56,7 +57,7 @@ async def open_service(device: VirtualDevice, name: str) -> Handler | None:
     if name.startswith(("root:", "unroot:", "remount:", "reboot:")):
         return lambda stream: _system(device, name.partition(":")[0], stream)
     if name.startswith("reverse:"):
-        return lambda stream: _reverse(name.partition(":")[2], stream)
+        return lambda stream: serve_reverse(device.reverse_listeners, name.partition(":")[2], stream)
     if name.startswith("framebuffer:"):
         return lambda stream: _framebuffer(device, stream)
     log.info("refusing adb service %r", name)
@@ -73,30 +74,6 @@ async def _system(device: VirtualDevice, service: str, stream: AdbStream) -> Non
         "remount": "remount is not supported: this virtual device has no system partition\n",
     }
     await stream.write(messages[service].encode())
-
-
-REVERSE_UNSUPPORTED = (
-    "reverse forwarding is not supported by this virtual device: no app code runs on it, so nothing "
-    "inside it would connect to a reversed port; use `adb forward` (host to device) instead"
-)
-
-
-async def _reverse(request: str, stream: AdbStream) -> None:
-    """adbd's reverse service: the host reads OKAY/FAIL as from the adb server, then the answer."""
-    if request == "list-forward":
-        await stream.write(b"0000")  # adbd sends no OKAY of its own before the list
-    elif request.startswith("killforward"):
-        listener = request.partition(":")[2]
-        await stream.write(
-            b"OKAY" if request == "killforward-all" else b"FAIL" + _hex4(f"listener '{listener}' not found")
-        )
-    else:
-        await stream.write(b"FAIL" + _hex4(REVERSE_UNSUPPORTED))
-
-
-def _hex4(message: str) -> bytes:
-    data = message.encode()
-    return f"{len(data):04x}".encode() + data
 
 
 async def _framebuffer(device: VirtualDevice, stream: AdbStream) -> None:

@@ -219,9 +219,28 @@ def test_logcat_ps_framebuffer_reverse_and_push_as_adbutils_uses_them(dev: adbut
     image = dev.framebuffer()
     assert (image.mode, image.size) == ("RGBA", (1080, 2340))
     assert image.convert("RGB").getpixel((540, 1200)) == dev.screenshot().getpixel((540, 1200))
-    # reverse forwarding says why it is not there; listing shows none
-    with pytest.raises(adbutils.AdbError, match="reverse forwarding is not supported"):
-        dev.reverse("tcp:12345", "tcp:4000")
+    # reverse forwarding: listeners are installed, listed and removed as adbd keeps them
+    dev.reverse_remove_all()
+    assert dev.reverse_list() == []
+    dev.reverse("tcp:12345", "tcp:4000")
+    dev.reverse("localabstract:peer", "tcp:4001")
+    assert [(item.remote, item.local) for item in dev.reverse_list()] == [
+        ("tcp:12345", "tcp:4000"), ("localabstract:peer", "tcp:4001")
+    ]  # fmt: skip
+    with pytest.raises(adbutils.AdbError, match="cannot rebind existing socket"):
+        dev.reverse("tcp:12345", "tcp:4002", norebind=True)
+    dev.reverse("tcp:12345", "tcp:4002")  # re-pointed where it was
+    listed = adb_run("reverse", "--list", serial=dev.serial)
+    assert re.fullmatch(
+        r"host-\d+ tcp:12345 tcp:4002\nhost-\d+ localabstract:peer tcp:4001\n\n", listed.stdout
+    )
+    added = adb_run("reverse", "tcp:0", "tcp:4003", serial=dev.serial)
+    assert added.returncode == 0, added
+    assert f"tcp:{int(added.stdout)} tcp:4003" in adb_run("reverse", "--list", serial=dev.serial).stdout
+    dev.reverse_remove("tcp:12345")
+    with pytest.raises(adbutils.AdbError, match="listener 'tcp:12345' not found"):
+        dev.reverse_remove("tcp:12345")
+    assert adb_run("reverse", "--remove-all", serial=dev.serial).returncode == 0
     assert dev.reverse_list() == []
     # pushing where the shell user may not write fails as on a phone
     with pytest.raises(adbutils.AdbError, match="FAIL"):  # adbutils reports the sync answer's id
