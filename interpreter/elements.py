@@ -7,12 +7,14 @@ time (poll the hierarchy until the element shows up or the wait ends) and writes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from interpreter import matcher
 from interpreter.hierarchy import UiNode
 from interpreter.near_matches import on_screen_instead
+from interpreter.safe_regex import RegexTooSlow
 from interpreter.step_context import (
     DEFAULT_ELEMENT_TIMEOUT_MS,
     POLL_INTERVAL_S,
@@ -69,9 +71,24 @@ def compile_selector(selector: Any) -> matcher.Selector:
         raise StepFailure(f"the selector {dict(selector)} cannot be used: {exc}", retryable=False) from exc
 
 
+@contextmanager
+def _regex_bounded() -> Iterator[None]:
+    """A selector's regex that used up its time fails the step, saying how to rewrite it."""
+    try:
+        yield
+    except RegexTooSlow as exc:
+        raise StepFailure(str(exc), retryable=False) from None
+
+
+def _find(ctx: StepContext, root: UiNode, selector: matcher.Selector) -> UiNode | None:
+    """One look at the screen (its regexes within the run's budget, `interpreter.safe_regex`)."""
+    with _regex_bounded():
+        return matcher.find(root, selector, ctx.regex_budget.look())
+
+
 def find_now(ctx: StepContext, selector: matcher.Selector) -> UiNode | None:
     """The element on screen right now, or None (no waiting)."""
-    found = matcher.find(ctx.device.hierarchy(), selector)
+    found = _find(ctx, ctx.device.hierarchy(), selector)
     if found is not None:
         ctx.acted_on = found
     return found
@@ -90,7 +107,7 @@ def wait_for(
     ends_at = clock.monotonic() + timeout_s
     while True:
         root = ctx.device.hierarchy()
-        found = matcher.find(root, selector)
+        found = _find(ctx, root, selector)
         if found is not None:
             ctx.acted_on = found
             return found
@@ -109,7 +126,8 @@ def wait_for(
 
 def what_was_there(ctx: StepContext, root: UiNode, selector: matcher.Selector) -> str:
     """What the screen showed instead of the element, and the app in front (for not-found messages)."""
-    parts = [on_screen_instead(root, selector)]
+    with _regex_bounded():
+        parts = [on_screen_instead(root, selector, ctx.regex_budget.look())]
     in_front = ctx.device.foreground_package()
     if in_front:
         parts.append(f"in front: {_component(in_front, ctx.device.foreground_activity())}")

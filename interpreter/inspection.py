@@ -14,6 +14,7 @@ from typing import Any
 
 from interpreter import matcher
 from interpreter.hierarchy import UiNode
+from interpreter.safe_regex import UNBOUNDED_S, LookBudget
 
 # The fields a candidate selector may use, in the order a person would rather read them.
 _FIELDS = ("resourceId", "text", "description", "className")
@@ -52,7 +53,9 @@ class _Counter:
     """
 
     def __init__(self, root: UiNode) -> None:
-        self.ordered = matcher.find_all(root, matcher.Selector(text_matches="(?s).*"))
+        # Our own pattern, linear in the texts: no bound on its time (a large screen must not fail).
+        everything = matcher.Selector(text_matches="(?s).*")
+        self.ordered = matcher.find_all(root, everything, LookBudget(UNBOUNDED_S))
         self._cache: dict[tuple[tuple[str, str], ...], list[UiNode]] = {}
         self._by: dict[str, dict[str, list[UiNode]]] = {"text": {}, "description": {}, "resourceId": {}}
         for node in self.ordered:

@@ -12,7 +12,9 @@ from the XML a phone dumped, so a selector means the same thing everywhere:
 - `text` (and `tapByText` `exact`): equal, case-sensitive, against the node's `text`, then
   its `content-desc`;
 - `textContains` (`contains`): case-insensitive substring of `text` or `content-desc`;
-- `textMatches` (`regex`): `re.fullmatch` against `text` or `content-desc`;
+- `textMatches` (`regex`): a full match (Python `re`'s syntax) against `text` or `content-desc`,
+  run with a bound on its CPU time (`interpreter.safe_regex.LookBudget`: one second a look at the
+  screen; past it the look fails with `RegexTooSlow`, which says how to rewrite the pattern);
 - `resourceId`: equal; `description`: equal to `content-desc`;
 - `className`: equal, or equal to the part after the last dot when the selector has no dot;
 - several fields in one selector must all hold;
@@ -26,11 +28,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, UiNode
-from interpreter.safe_regex import HOW_TO_FIX, backtracking_risk
+from interpreter.safe_regex import HOW_TO_FIX, LookBudget, backtracking_risk, compile_user
 
 MatchMode = Literal["exact", "contains", "regex"]
 
@@ -48,7 +50,6 @@ class Selector:
     description: str | None = None
     class_name: str | None = None
     index: int = 0
-    _pattern: re.Pattern[str] | None = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         fields = (self.text, self.text_contains, self.text_matches)
@@ -57,7 +58,7 @@ class Selector:
         if self.index < 0:
             raise ValueError(f"selector index must be 0 or more, got {self.index}")
         if self.text_matches is not None:
-            object.__setattr__(self, "_pattern", compile_pattern(self.text_matches))
+            compile_pattern(self.text_matches)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Selector:
@@ -104,8 +105,11 @@ class Selector:
         suffix = f" (index {self.index})" if self.index else ""
         return " and ".join(parts) + suffix
 
-    def matches(self, node: UiNode) -> bool:
-        """Whether the node fits every field of the selector (visibility is not checked here)."""
+    def matches(self, node: UiNode, budget: LookBudget | None = None) -> bool:
+        """Whether the node fits every field of the selector (visibility is not checked here).
+
+        `textMatches` runs within `budget` (one look's; a fresh one when none is given): share one
+        over the nodes of a screen. `RegexTooSlow` when it is spent."""
         if self.resource_id is not None and node.resource_id != self.resource_id:
             return False
         if self.class_name is not None and not _class_matches(node.class_name, self.class_name):
@@ -121,9 +125,10 @@ class Selector:
             text, desc = plain_text(node.text).casefold(), plain_text(node.content_desc).casefold()
             if needle not in text and needle not in desc:
                 return False
-        if self._pattern is not None:
-            pattern = self._pattern
-            if pattern.fullmatch(node.text) is None and pattern.fullmatch(node.content_desc) is None:
+        if self.text_matches is not None:
+            look = budget if budget is not None else LookBudget()
+            pattern = self.text_matches
+            if not look.fullmatch(pattern, node.text) and not look.fullmatch(pattern, node.content_desc):
                 return False
         return True
 
@@ -135,18 +140,22 @@ def plain_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a user's regex; a bad one raises ValueError saying where it breaks, and so does one
-    that could backtrack without bound (`interpreter.safe_regex`)."""
+def compile_pattern(pattern: str) -> None:
+    """Check a user's regex: a bad one raises ValueError saying where it breaks, and so does one
+    that could backtrack without bound (`interpreter.safe_regex`). It then runs on the `regex` engine
+    (the same syntax and meaning, with a time bound)."""
     try:
-        compiled = re.compile(pattern)
+        re.compile(pattern)
     except re.error as exc:
         where = f" at position {exc.pos}" if exc.pos is not None else ""
         raise ValueError(f"invalid regex {pattern!r}: {exc.msg}{where}") from exc
     risk = backtracking_risk(pattern)
     if risk is not None:
         raise ValueError(f"regex {pattern!r} can take exponential time to fail: {risk}; {HOW_TO_FIX}")
-    return compiled
+    try:
+        compile_user(pattern)
+    except Exception as exc:  # noqa: BLE001 - the engine's own words, whatever it raised
+        raise ValueError(f"invalid regex {pattern!r}: {exc}") from exc
 
 
 def tap_by_text_selector(text: str, match: MatchMode = "exact", index: int = 0) -> Selector:
@@ -173,16 +182,21 @@ def _screen_of(root: UiNode) -> tuple[int, int]:
     return SCREEN_WIDTH, SCREEN_HEIGHT
 
 
-def find_all(root: UiNode, selector: Selector) -> list[UiNode]:
-    """Every visible node below `root` (not the root itself) that the selector matches, in match order."""
+def find_all(root: UiNode, selector: Selector, budget: LookBudget | None = None) -> list[UiNode]:
+    """Every visible node below `root` (not the root itself) that the selector matches, in match order.
+
+    One look: `textMatches` runs within `budget` (a fresh `LookBudget` when none is given) over all
+    the nodes; `RegexTooSlow` when it is spent."""
     width, height = _screen_of(root)
+    budget = budget if budget is not None else LookBudget()
     found: list[UiNode] = []
     stack = list(reversed(root.children))
     while stack:
         node = stack.pop()
         b = node.bounds
         # Bounds.on_screen, inlined: this runs on every node at every poll.
-        if 0 <= b.left < b.right <= width and 0 <= b.top < b.bottom <= height and selector.matches(node):
+        on_screen = 0 <= b.left < b.right <= width and 0 <= b.top < b.bottom <= height
+        if on_screen and selector.matches(node, budget):
             found.append(node)
         if node.children:
             stack.extend(reversed(node.children))
@@ -190,9 +204,9 @@ def find_all(root: UiNode, selector: Selector) -> list[UiNode]:
     return found
 
 
-def find(root: UiNode, selector: Selector) -> UiNode | None:
+def find(root: UiNode, selector: Selector, budget: LookBudget | None = None) -> UiNode | None:
     """The match the selector's `index` picks, or None."""
-    matches = find_all(root, selector)
+    matches = find_all(root, selector, budget)
     return matches[selector.index] if selector.index < len(matches) else None
 
 

@@ -20,24 +20,27 @@ import difflib
 
 from interpreter import matcher
 from interpreter.hierarchy import UiNode
+from interpreter.safe_regex import LookBudget
 
 _MAX_NEAR = 3
 _MAX_SHOWN = 5
 _SIMILAR = 0.75
 
 
-def on_screen_instead(root: UiNode, selector: matcher.Selector) -> str:
-    """One clause saying what the screen held instead of what `selector` asks for."""
-    matches = matcher.find_all(root, selector)
+def on_screen_instead(root: UiNode, selector: matcher.Selector, budget: LookBudget | None = None) -> str:
+    """One clause saying what the screen held instead of what `selector` asks for (one look: its
+    regexes run within `budget`)."""
+    budget = budget if budget is not None else LookBudget()
+    matches = matcher.find_all(root, selector, budget)
     if matches and selector.index >= len(matches):
         count = len(matches)
         noun = "element matches" if count == 1 else "elements match"
         span = "0" if count == 1 else f"0-{count - 1}"
         return f"{count} {noun}, so index {selector.index} is out of range ({span})"
-    off_screen = [n for n in root.walk() if n is not root and selector.matches(n)]
+    off_screen = [n for n in root.walk() if n is not root and selector.matches(n, budget)]
     if off_screen:
         return f"{_label(off_screen[0])} is there but not wholly on screen (scroll it into view first)"
-    one_differs = _one_field_differs(root, selector)
+    one_differs = _one_field_differs(root, selector, budget)
     if one_differs is not None:
         return one_differs
     visible = matcher.visible_nodes(root)
@@ -57,7 +60,7 @@ def on_screen_instead(root: UiNode, selector: matcher.Selector) -> str:
 _FIELDS = ("class_name", "resource_id", "description", "text_matches", "text_contains", "text")
 
 
-def _one_field_differs(root: UiNode, selector: matcher.Selector) -> str | None:
+def _one_field_differs(root: UiNode, selector: matcher.Selector, budget: LookBudget) -> str | None:
     """For a selector of several fields: an element on screen that fits all of them but one, and what
     it holds for that one."""
     given = [name for name in _FIELDS if getattr(selector, name) is not None]
@@ -65,7 +68,7 @@ def _one_field_differs(root: UiNode, selector: matcher.Selector) -> str | None:
         return None
     for name in given:
         relaxed = dataclasses.replace(selector, **{name: None}, index=0)
-        found = matcher.find_all(root, relaxed)
+        found = matcher.find_all(root, relaxed, budget)
         if found:
             return f"{_label(found[0])} is there, but {_what_it_holds(found[0], selector, name)}"
     return None

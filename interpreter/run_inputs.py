@@ -11,7 +11,11 @@ caller too), so checking must cost about as much as the inputs are long, whateve
   took 13 s) is replaced by a hashing check, and a schema with combinators or references (whose
   every failing branch the Python library walks: nested `anyOf`s over a nested list doubled per
   level) gets a short answer without a location;
-* a regular expression that could backtrack without bound is never run (`interpreter.safe_regex`).
+* a regular expression that could backtrack without bound is never run (`interpreter.safe_regex`),
+  and the others the Python library runs (`pattern`, `patternProperties`, `additionalProperties`
+  next to them) run within one look's CPU time (`safe_regex.LookBudget`): `.*a.*b` against a long
+  text that fails is n^2, `.*x` searched for too. Past it, the inputs are said not to fit (the Rust
+  gate decided that) without where, and the words say which regex to rewrite and how.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -28,11 +33,13 @@ import jsonschema_rs
 from jsonschema import validators
 from jsonschema.exceptions import ValidationError, best_match
 
-from interpreter.safe_regex import HOW_TO_FIX, backtracking_risk, schema_patterns
+from interpreter.safe_regex import HOW_TO_FIX, LookBudget, RegexTooSlow, backtracking_risk, schema_patterns
 
 # Keywords whose failing instances the Python library explains by walking every branch.
 _BRANCHING = frozenset(
     {"anyOf", "oneOf", "allOf", "not", "if", "then", "else", "$ref", "$dynamicRef", "dependentSchemas"}
+    # The library matches `patternProperties` for `unevaluatedProperties` with no bound on the time.
+    | {"unevaluatedProperties"}
 )
 
 
@@ -97,11 +104,17 @@ def input_problems(schema: Any, inputs: Mapping[str, Any], *, every: bool = True
                 "could take without bound); check them against the schema",
             )
         ]
-    errors: Iterator[ValidationError] = explainer.iter_errors(instance)
-    if not every:
-        best = best_match(errors)
-        return [] if best is None else [_problem(best)]
-    return [_problem(error) for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])]
+    token = _LOOK.set(LookBudget())
+    try:
+        errors: Iterator[ValidationError] = explainer.iter_errors(instance)
+        if not every:
+            best = best_match(errors)
+            return [] if best is None else [_problem(best)]
+        return [_problem(error) for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])]
+    except RegexTooSlow as exc:
+        return [InputProblem("", f"which value does not fit is not worked out: {exc}")]
+    finally:
+        _LOOK.reset(token)
 
 
 def _problem(error: ValidationError) -> InputProblem:
@@ -173,4 +186,64 @@ def _canonical(value: Any) -> Any:
     return ("other", repr(value))
 
 
-_Explainer: Any = validators.extend(jsonschema.Draft202012Validator, {"uniqueItems": _unique_items})  # type: ignore[no-untyped-call]
+# The look the explainer in progress runs its regexes within (`input_problems` sets it).
+_LOOK: ContextVar[LookBudget | None] = ContextVar("phoneflow_inputs_look", default=None)
+
+
+def _search(pattern: str, text: str) -> bool:
+    """`re.search` as JSON Schema means it, within the current look's time."""
+    look = _LOOK.get()
+    return (look if look is not None else LookBudget()).search(pattern, text)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _search(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _search(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(
+    validator: Any, additional: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    properties = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    extras = [
+        key
+        for key in instance
+        if key not in properties and not any(_search(pattern, key) for pattern in patterns)
+    ]
+    if validator.is_type(additional, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], additional, path=extra)
+    elif not additional and extras:
+        joined = ", ".join(repr(each) for each in sorted(extras))
+        if patterns:
+            verb = "does" if len(extras) == 1 else "do"
+            shown = ", ".join(repr(each) for each in sorted(patterns))
+            yield ValidationError(f"{joined} {verb} not match any of the regexes: {shown}")
+        else:
+            verb = "was" if len(extras) == 1 else "were"
+            yield ValidationError(f"Additional properties are not allowed ({joined} {verb} unexpected)")
+
+
+_Explainer: Any = validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator,
+    {
+        "uniqueItems": _unique_items,
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+    },
+)

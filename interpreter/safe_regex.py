@@ -15,15 +15,28 @@ exponential are few and easy to avoid, so a pattern that has one is refused befo
 
 Possessive quantifiers (`a++`) and atomic groups (`(?>...)`) never backtrack into themselves and
 are always fine: `(?>a+)+` is the safe spelling of `(a+)+`.
+
+What remains is polynomial: `.*a.*b.*c` tries every way to place its three `.*`s (n^3 steps for a
+text of n characters that fails: 30,000 characters took minutes), and even `.*x` searched for in a
+long text is n^2. Such patterns are too common to refuse (`.*Order.*total.*` against a screen's
+short text is harmless), so what a user's regex may cost is bounded when it runs instead: patterns
+run on the `regex` engine (Python `re`'s syntax and meaning, with a time bound), each look (a
+selector over one screen, a run's inputs against their schema) may spend `LOOK_BUDGET_S` seconds of
+CPU in them and a run `RUN_BUDGET_S` in all; past that the look fails with `RegexTooSlow`, which
+says which pattern, on how long a text, and how to rewrite it. CPU time, not wall time: a busy
+machine does not make an ordinary pattern fail.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from re import _constants as sre_constants  # type: ignore[attr-defined]
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
+
+import regex
 
 _REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT}
 _NEVER_BACKTRACK = {sre_constants.POSSESSIVE_REPEAT, sre_constants.ATOMIC_GROUP}
@@ -214,3 +227,88 @@ def schema_patterns(schema: Any, at: tuple[str | int, ...] = ()) -> list[tuple[t
         for index, item in enumerate(schema):
             found += schema_patterns(item, (*at, index))
     return found
+
+
+# --- running a user's regex with a bound on its time -------------------------------------------
+
+LOOK_BUDGET_S = 1.0  # CPU seconds one look (a selector over a screen, a run's inputs) may spend
+RUN_BUDGET_S = 20.0  # CPU seconds one run's looks may spend in all
+UNBOUNDED_S = 1e9  # a look with no bound: for phoneflow's own linear patterns only
+HOW_TO_SPEED_UP = (
+    "it tries too many ways to split the text between its repeats; make each repeat match only what "
+    "it must (`[^,]*,` rather than `.*,`, `[^a]*a[^b]*b` rather than `.*a.*b`), drop a leading or "
+    "trailing `.*`, or match a shorter text"
+)
+
+
+class RegexTooSlow(ValueError):
+    """A user's regex used up the CPU time it may take; the message says which, on what, and what to do."""
+
+
+def compile_user(pattern: str) -> regex.Pattern[str]:
+    """`pattern` for the `regex` engine (Python `re`'s syntax and meaning: its version 0), which can
+    stop a match after a time. Raises `regex.error` where `re` would raise `re.error`."""
+    return _compiled(pattern)
+
+
+@lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> regex.Pattern[str]:
+    return regex.compile(pattern, regex.VERSION0)
+
+
+class RegexBudget:
+    """The CPU time user regexes may still take. `look()` gives one look's budget out of it (at most
+    `LOOK_BUDGET_S`); what a look spends is taken from it. One per run (`RUN_BUDGET_S`)."""
+
+    __slots__ = ("left_s",)
+
+    def __init__(self, seconds: float = RUN_BUDGET_S) -> None:
+        self.left_s = seconds
+
+    def look(self) -> LookBudget:
+        return LookBudget(min(LOOK_BUDGET_S, self.left_s), self)
+
+
+class LookBudget:
+    """The CPU time one look may spend in user regexes; `fullmatch` and `search` run a pattern within it
+    (the `regex` engine's timeout counts CPU time too) and raise `RegexTooSlow` once it is spent."""
+
+    __slots__ = ("left_s", "_run")
+
+    def __init__(self, seconds: float = LOOK_BUDGET_S, run: RegexBudget | None = None) -> None:
+        self.left_s = seconds
+        self._run = run
+
+    def fullmatch(self, pattern: str, text: str) -> bool:
+        return self._run_one(pattern, text, full=True)
+
+    def search(self, pattern: str, text: str) -> bool:
+        return self._run_one(pattern, text, full=False)
+
+    def _run_one(self, pattern: str, text: str, *, full: bool) -> bool:
+        compiled = _compiled(pattern)
+        if self.left_s <= 0:
+            raise self._too_slow(pattern, text)
+        started = time.thread_time()
+        try:
+            if full:
+                return compiled.fullmatch(text, timeout=self.left_s) is not None
+            return compiled.search(text, timeout=self.left_s) is not None
+        except TimeoutError:
+            self.left_s = 0
+            raise self._too_slow(pattern, text) from None
+        finally:
+            spent = time.thread_time() - started
+            self.left_s -= spent
+            if self._run is not None:
+                self._run.left_s -= spent
+
+    def _too_slow(self, pattern: str, text: str) -> RegexTooSlow:
+        if self._run is not None and self._run.left_s <= 0:
+            limit = f"the {RUN_BUDGET_S:g} s of CPU a run's regular expressions may take in all"
+        else:
+            limit = f"the {LOOK_BUDGET_S:g} s of CPU it may take at one look"
+        return RegexTooSlow(
+            f"regex {pattern!r} was stopped: on a text of {len(text):,} characters it used up {limit}; "
+            f"{HOW_TO_SPEED_UP}"
+        )

@@ -19,6 +19,7 @@ from interpreter.denylist import PackageRules, denied_message
 from interpreter.device import Artifact, Device
 from interpreter.hierarchy import UiNode
 from interpreter.run_log import RunLog, short_json
+from interpreter.safe_regex import RegexBudget
 from interpreter.trace import RunStatus
 
 # How often an element wait looks at the screen again (clock seconds).
@@ -87,6 +88,8 @@ class StepContext:
     # The element the step in progress last found on screen (what observers outline); the engine
     # clears it before each step.
     acted_on: UiNode | None = None
+    # The CPU time the run's selector regexes may still take (`interpreter.safe_regex`).
+    regex_budget: RegexBudget = field(default_factory=RegexBudget)
     # The last step that may have brought another app to the front: (node id, kind).
     last_moving_step: tuple[str, str] | None = None
     _screen_size: tuple[int, int] | None = None
