@@ -99,17 +99,23 @@ def _body(response: httpx.Response) -> Any:
     return response.text
 
 
-def _check_header_value(name: str, value: str) -> None:
-    """A header value HTTP cannot carry fails the step saying which header and character, before sending.
+def header_value_problem(name: str, value: str) -> str | None:
+    """Why `value` cannot be the value of header `name`, or None.
 
     Header values are ASCII on the wire (the client refuses anything else) and a line break or other
     control character would end the header: a value rendered from a template (a name with an accent,
-    text read from the screen) is the usual way one gets there."""
+    text read from the screen) is the usual way one gets there; validation checks literal values."""
     bad = next((char for char in value if not (" " <= char <= "~" or char == "\t")), None)
     if bad is None:
-        return
-    raise StepFailure(
+        return None
+    return (
         f"header {name!r} holds {bad!r} (U+{ord(bad):04X}), which an HTTP header value cannot carry: header "
-        "values are printable ASCII; percent-encode the value or send it in params.body instead",
-        retryable=False,
+        "values are printable ASCII; percent-encode the value or send it in params.body instead"
     )
+
+
+def _check_header_value(name: str, value: str) -> None:
+    """A header value HTTP cannot carry fails the step saying which header and character, before sending."""
+    problem = header_value_problem(name, value)
+    if problem is not None:
+        raise StepFailure(problem, retryable=False)

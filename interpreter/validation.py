@@ -18,8 +18,11 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+import httpx
+
 from interpreter.denylist import Denylist, denied_message
 from interpreter.graph import PACKAGE_PARAM_KINDS, iter_nodes, node_index, reachable
+from interpreter.http_step import header_value_problem
 from interpreter.problems import (
     Problem,
     did_you_mean,
@@ -318,6 +321,53 @@ def check_inputs(definition: Any, denylist: Denylist | None) -> Iterator[Problem
         )
 
 
+# --- HTTP steps ---------------------------------------------------------------------------
+
+_TEMPLATE_TEXT = re.compile(r"\{\{.*?\}\}", re.S)
+
+
+def check_http(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """What a run would refuse in an `action.http` step's literal url and header values."""
+    for index, node in _all_nodes(definition):
+        if not isinstance(node, Mapping) or node.get("kind") != "action.http":
+            continue
+        params = node.get("params")
+        if not isinstance(params, Mapping):
+            continue
+        url = params.get("url")
+        if isinstance(url, str) and url.startswith(("http://", "https://")) and "{{" not in url:
+            why = _url_problem(url)
+            if why is not None:
+                yield Problem(
+                    pointer(["nodes", index, "params", "url"]),
+                    f"url {url[:200]!r} cannot be requested: {why}",
+                    "write the address as https://host/path (a host name has letters, digits, '-' and '.')",
+                )
+        headers = params.get("headers")
+        if isinstance(headers, Mapping):
+            for name, value in headers.items():
+                if isinstance(value, str):
+                    problem = header_value_problem(str(name), _TEMPLATE_TEXT.sub("", value))
+                    if problem is not None:
+                        yield Problem(
+                            pointer(["nodes", index, "params", "headers", str(name)]),
+                            problem.split(": header values", 1)[0],
+                            "header values are printable ASCII: percent-encode it or send it in params.body",
+                        )
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        return str(exc)
+    if not parsed.host:
+        return "it has no host"
+    if "%" in parsed.host or any(char.isspace() for char in parsed.host):
+        return f"its host {parsed.host!r} holds characters a host name cannot have"
+    return None
+
+
 _CHECKS: tuple[Check, ...] = (
     check_schema,
     check_ids,
@@ -329,4 +379,5 @@ _CHECKS: tuple[Check, ...] = (
     check_packages,
     check_target_packages,
     check_inputs,
+    check_http,
 )

@@ -568,3 +568,37 @@ def test_thousands_of_broken_references_stay_cheap() -> None:
     problems = validate(chain(*nodes))
     assert len(errors_only(problems)) == 2000
     assert time.perf_counter() - started < 5
+
+
+def test_an_http_step_a_run_would_refuse_is_an_error_where_it_is_written() -> None:
+    """A literal header value with an accent or a line break, and a literal url whose host cannot be
+    one, were valid and failed only at run time; templated parts are left to the run."""
+    wf = chain(
+        {
+            "id": "a",
+            "kind": "action.http",
+            "params": {
+                "method": "GET",
+                "url": "https://exa mple.com/a",
+                "headers": {
+                    "X-Name": "Zoë",
+                    "X-Line": "a\nb",
+                    "X-Run": "{{run.id}}",
+                    "X-Who": "{{inputs.who}} é",
+                },
+            },
+        },
+        {"id": "b", "kind": "action.http", "params": {"method": "GET", "url": "https://{{inputs.host}}/x"}},
+    )
+    problems = errors_only(validate(wf))
+    assert only(problems, "/nodes/0/params/url").message == (
+        "url 'https://exa mple.com/a' cannot be requested: its host 'exa%20mple.com' holds characters a host "
+        "name cannot have"
+    )
+    assert only(problems, "/nodes/0/params/headers/X-Name").message == (
+        "header 'X-Name' holds 'ë' (U+00EB), which an HTTP header value cannot carry"
+    )
+    assert "(U+000A)" in only(problems, "/nodes/0/params/headers/X-Line").message
+    assert "(U+00E9)" in only(problems, "/nodes/0/params/headers/X-Who").message
+    assert not at(problems, "/nodes/0/params/headers/X-Run")
+    assert not at(problems, "/nodes/1/params/url")
