@@ -321,6 +321,41 @@ def check_inputs(definition: Any, denylist: Denylist | None) -> Iterator[Problem
         )
 
 
+# --- options that do nothing -----------------------------------------------------------------
+
+# The kinds that look for an element and so can end "not found", which `optional` turns into `skipped`.
+_FINDING_KINDS = (
+    "action.tapByText",
+    "action.tap",
+    "action.typeText",
+    "action.waitForText",
+    "action.readText",
+    "action.scrollUntilVisible",
+)
+
+
+def check_optional(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """`optional: true` on a step that never looks for an element (warning): it would still fail."""
+    for index, node in _all_nodes(definition):
+        if not isinstance(node, Mapping) or node.get("optional") is not True:
+            continue
+        kind = node.get("kind")
+        params = node.get("params")
+        finds = kind in _FINDING_KINDS and not (
+            kind == "action.typeText" and isinstance(params, Mapping) and "selector" not in params
+        )
+        if isinstance(kind, str) and not finds:
+            what = "action.typeText without a selector" if kind == "action.typeText" else kind
+            yield Problem(
+                pointer(["nodes", index, "optional"]),
+                f"optional has no effect on {what}: only a step that looks for an element (tapByText, tap, "
+                "typeText with a selector, waitForText, readText, scrollUntilVisible) is skipped when it is "
+                "not there; any other failure still fails the step",
+                'to go on after a failure, add a failed edge: "next": {"ok": "...", "failed": "..."}',
+                "warning",
+            )
+
+
 # --- HTTP steps ---------------------------------------------------------------------------
 
 _TEMPLATE_TEXT = re.compile(r"\{\{.*?\}\}", re.S)
@@ -380,4 +415,5 @@ _CHECKS: tuple[Check, ...] = (
     check_target_packages,
     check_inputs,
     check_http,
+    check_optional,
 )

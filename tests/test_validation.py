@@ -602,3 +602,35 @@ def test_an_http_step_a_run_would_refuse_is_an_error_where_it_is_written() -> No
     assert "(U+00E9)" in only(problems, "/nodes/0/params/headers/X-Who").message
     assert not at(problems, "/nodes/0/params/headers/X-Run")
     assert not at(problems, "/nodes/1/params/url")
+
+
+def test_optional_on_a_step_that_finds_nothing_is_a_warning() -> None:
+    """optional: true only turns 'not found' into skipped; on a launch (app not installed), an HTTP call
+    or typing without a selector it does nothing, which the run showed only by failing."""
+    wf = chain(
+        {
+            "id": "a",
+            "kind": "action.launchApp",
+            "params": {"package": "com.x.y"},
+            "optional": True,
+            "next": "b",
+        },
+        {"id": "b", "kind": "action.typeText", "params": {"text": "x"}, "optional": True, "next": "c"},
+        {"id": "c", "kind": "action.tapByText", "params": {"text": "x"}, "optional": True, "next": "d"},
+        {
+            "id": "d",
+            "kind": "action.typeText",
+            "params": {"text": "x", "selector": {"text": "y"}},
+            "optional": True,
+        },
+    )
+    problems = validate(wf)
+    assert not errors_only(problems)
+    launch = only(problems, "/nodes/0/optional")
+    assert launch.severity == "warning"
+    assert launch.message.startswith("optional has no effect on action.launchApp: only a step that looks")
+    assert only(problems, "/nodes/1/optional").message.startswith(
+        "optional has no effect on action.typeText without a selector"
+    )
+    assert not at(problems, "/nodes/2/optional")
+    assert not at(problems, "/nodes/3/optional")
