@@ -474,3 +474,38 @@ def test_activities_deep_links_and_the_menu_on_a_running_phone() -> None:
     phone.tap(*more.bounds.center)
     assert phone.current_screen() == "next_page"
     assert "More" not in [n.text for n in phone.hierarchy().walk()]
+
+
+def test_a_tap_checks_and_unchecks_switches_and_checkboxes_as_on_a_phone() -> None:
+    data = tiny_model()
+    data["apps"][0]["screens"][0]["widgets"] = [
+        {"id": "wifi", "class": "Switch", "text": "Use Wi-Fi"},
+        {"id": "terms", "class": "CheckBox", "text": "I agree", "checked": True},
+        {"id": "fast", "class": "RadioButton", "text": "Fast"},
+        {"id": "plain", "text": "Not checkable", "clickable": True},
+    ]
+    phone = PhoneState(AppModel.from_dict(data), now=lambda: 0.0)
+    phone.launch("com.example.tiny")
+
+    def node(text: str) -> UiNode:
+        return next(n for n in phone.hierarchy().walk() if n.text == text)
+
+    assert (node("Use Wi-Fi").checkable, node("Use Wi-Fi").checked, node("Use Wi-Fi").clickable) == (
+        True,
+        False,
+        True,
+    )
+    assert node("I agree").checked is True
+    assert node("Not checkable").checkable is False
+    for text, after_one, after_two in (
+        ("Use Wi-Fi", True, False),
+        ("I agree", False, True),
+        ("Fast", True, True),
+    ):
+        phone.tap(*node(text).bounds.center)
+        assert node(text).checked is after_one, text
+        phone.tap(*node(text).bounds.center)
+        assert node(text).checked is after_two, text
+    phone.stop("com.example.tiny")
+    phone.launch("com.example.tiny")
+    assert node("I agree").checked is True  # a new start shows the spec's state again

@@ -165,3 +165,24 @@ def test_only_the_apps_views_in_its_content_frame_are_recorded() -> None:
     (screen,) = model["apps"][0]["screens"]
     assert [w.get("resourceId") for w in screen["widgets"]] == ["com.x.app:id/hello", "com.x.app:id/go"]
     AppModel.from_dict(model)
+
+
+def test_a_checked_switch_is_recorded_checked() -> None:
+    phone = PhoneState(sample_apps())
+    phone.launch("com.android.settings")
+    root, _ = _seen(phone)
+    wifi = find(root, Selector(text="Wi-Fi"))
+    assert wifi is not None
+    phone.tap(*wifi.bounds.center)
+    switch = find(_seen(phone)[0], Selector(resource_id="android:id/switch_widget"))
+    assert switch is not None
+    phone.tap(*switch.bounds.center)
+    root, foreground = _seen(phone)
+    model, screen_id = record_screen(empty_model(), root, foreground)
+    screen = next(s for s in model["apps"][0]["screens"] if s["id"] == screen_id)
+    recorded = next(w for w in screen["widgets"] if w.get("resourceId") == "android:id/switch_widget")
+    assert recorded["class"] == "android.widget.Switch"
+    assert recorded["checked"] is True
+    assert "checkable" not in recorded  # a Switch is by default
+    reloaded = AppModel.from_dict(model).app("com.android.settings").screen(screen_id).widget(recorded["id"])
+    assert (reloaded.checkable, reloaded.checked) == (True, True)

@@ -78,6 +78,7 @@ class ScreenView:
     hidden: AbstractSet[str] = frozenset()  # widget ids not shown now
     scroll: Mapping[str, int] = field(default_factory=dict)  # scroll offset (px) per scrollable widget
     focused: str | None = None
+    checked: Mapping[str, bool] = field(default_factory=dict)  # checked state, when it differs from the spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +228,8 @@ def _place(
         scrollable=widget.scrollable,
         focused=widget.id == view.focused,
         password=widget.password,
+        checkable=widget.checkable,
+        checked=view.checked.get(widget.id, widget.checked),
     )
     if widget.clickable or widget.editable:
         window.targets.append(Target(shown_bounds, widget.id, widget.clickable, widget.editable))

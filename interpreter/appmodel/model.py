@@ -91,6 +91,14 @@ class TapCondition:
     count: int
 
 
+# Widgets a tap checks and unchecks (Android's CompoundButton and CheckedTextView), by simple class name.
+CHECKABLE_CLASSES = frozenset(
+    {"Switch", "SwitchCompat", "SwitchMaterial", "MaterialSwitch", "CheckBox", "MaterialCheckBox",
+     "AppCompatCheckBox", "RadioButton", "MaterialRadioButton", "AppCompatRadioButton", "ToggleButton",
+     "CheckedTextView", "AppCompatCheckedTextView"}
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class WidgetSpec:
     id: str
@@ -102,6 +110,8 @@ class WidgetSpec:
     editable: bool = False
     scrollable: bool = False
     password: bool = False
+    checkable: bool = False
+    checked: bool = False
     visible: bool = True
     appear_after_ms: int = 0
     appear_after_taps: TapCondition | None = None
@@ -452,16 +462,19 @@ def _parse_widget(raw: dict[str, Any], pointer: str, pointers: dict[str, str]) -
     for index, raw_child in enumerate(raw.get("children", [])):
         children.extend(_parse_widgets(raw_child, f"{pointer}/children/{index}", pointers))
     taps = raw.get("appearAfterTaps")
+    checkable = raw.get("checkable", simple in CHECKABLE_CLASSES)
     return WidgetSpec(
         id=raw["id"],
         class_name=class_name,
         text=raw.get("text", ""),
         resource_id=raw.get("resourceId", ""),
         content_desc=raw.get("contentDesc", ""),
-        clickable=raw.get("clickable", bool(on_click) or simple in ("Button", "ImageButton")),
+        clickable=raw.get("clickable", bool(on_click) or checkable or simple in ("Button", "ImageButton")),
         editable=raw.get("editable", simple.endswith("EditText")),
         scrollable=raw.get("scrollable", False),
         password=raw.get("password", False),
+        checkable=checkable,
+        checked=checkable and raw.get("checked", False),
         visible=raw.get("visible", True),
         appear_after_ms=raw.get("appearAfterMs", 0),
         appear_after_taps=TapCondition(taps["widget"], taps["count"]) if taps else None,

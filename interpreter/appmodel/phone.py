@@ -65,6 +65,7 @@ class _ScreenState:
     visibility: dict[str, bool] = field(default_factory=dict)
     taps: dict[str, int] = field(default_factory=dict)
     scroll: dict[str, int] = field(default_factory=dict)
+    checked: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -357,7 +358,9 @@ class PhoneState:
         # A widget shown from the start and hidden by a `hide` action is not among the conditional ones.
         hidden.update(widget_id for widget_id, shown in state.visibility.items() if not shown)
         focused = self._focus[1] if self._focus is not None and self._focus[0] is entry else None
-        view = ScreenView(texts=state.texts, hidden=hidden, scroll=state.scroll, focused=focused)
+        view = ScreenView(
+            texts=state.texts, hidden=hidden, scroll=state.scroll, focused=focused, checked=state.checked
+        )
         return view, next_change
 
     def _changed(self) -> None:
@@ -386,7 +389,12 @@ class PhoneState:
         if target.clickable:
             state = run.state(entry.screen.id)
             state.taps[target.widget_id] = state.taps.get(target.widget_id, 0) + 1
-            for action in entry.screen.widget(target.widget_id).on_click:
+            widget = entry.screen.widget(target.widget_id)
+            if widget.checkable:
+                # A tap toggles a CompoundButton; a checked radio button stays checked.
+                was = state.checked.get(widget.id, widget.checked)
+                state.checked[widget.id] = True if widget.class_name.endswith("RadioButton") else not was
+            for action in widget.on_click:
                 self._run_action(run, entry.screen, action)
         self._changed()
 

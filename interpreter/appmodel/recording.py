@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from interpreter.appmodel.model import CHECKABLE_CLASSES
 from interpreter.hierarchy import UiNode
 
 Model = dict[str, Any]
@@ -132,8 +133,13 @@ class _WidgetReader:
         if node.content_desc:
             widget["contentDesc"] = node.content_desc
         simple = node.class_name.rsplit(".", 1)[-1]
-        if node.clickable or simple in _DEFAULT_CLICKABLE:
+        checkable_class = simple in CHECKABLE_CLASSES
+        if node.clickable or simple in _DEFAULT_CLICKABLE or checkable_class:
             widget["clickable"] = node.clickable
+        if node.checkable != checkable_class:
+            widget["checkable"] = node.checkable
+        if node.checkable and node.checked:
+            widget["checked"] = True
         if node.password:
             widget["password"] = True
         if node.scrollable:

@@ -113,6 +113,18 @@ def test_decorview_layers_are_in_the_hierarchy_as_on_a_phone(shop) -> None:  # t
     ]  # fmt: skip
 
 
+def test_a_switch_click_toggles_checked(d) -> None:  # type: ignore[no-untyped-def]
+    d.app_start("com.android.settings", stop=True)
+    d(text="Wi-Fi").click()
+    switch = d(resourceId="android:id/switch_widget")
+    assert switch.info["checkable"] is True
+    before = switch.info["checked"]
+    switch.click()
+    assert switch.info["checked"] is not before
+    assert d(className="android.widget.Switch", checked=not before).exists
+    assert d.xpath(f'//android.widget.Switch[@checked="{str(not before).lower()}"]').exists
+
+
 def test_screenshot_has_the_window_size(shop) -> None:  # type: ignore[no-untyped-def]
     image = shop.screenshot()
     assert image.size == shop.window_size()
