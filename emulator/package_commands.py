@@ -119,7 +119,9 @@ def _list_packages(ctx: CommandContext, args: list[str]) -> int:
     needle = operands[0] if operands else ""
     device = ctx.device
     packages = set(device.phone.installed_packages()) | set(device.apks)
-    if "-3" not in options:
+    if "-3" in options:  # third-party only: the model's Settings is the system's own app
+        packages.difference_update(device.system_packages)
+    else:
         packages.update(device.system_packages)
     if "-s" in options:
         packages = set(device.system_packages)

@@ -196,15 +196,35 @@ class ObjectMethods(PhoneMethods):
                     break
         return self._find(target) is not None
 
-    # --- what the emulator does not model --------------------------------------------------
+    # --- two fingers ---------------------------------------------------------------------
 
-    async def _no_multi_touch(self, p: Params) -> Any:
-        raise RpcError(
-            -32001,
-            "java.lang.UnsupportedOperationException",
-            f"{p.method} is not supported by the phoneflow emulator: the app model has no multi-touch "
-            "gestures; use swipe or drag",
-        )
+    async def _pinch(self, p: Params) -> bool:
+        """UiObject.pinchIn/pinchOut(percent, steps): two fingers meet or part inside the object for
+        steps × 5 ms. No widget of the app model zooms, and a list does not scroll under a pinch (its
+        fingers' centre stays put), so the screen stays as it was, as such screens do on a phone."""
+        self._must_find(p.selector(0))
+        percent = p.integer(1, "percent", 100)
+        if not 0 <= percent <= 100:
+            raise RpcError(
+                -32001, "java.lang.IllegalStateException", "Percent must be between 0 and 100"
+            )  # as UiObject.pinchIn/pinchOut check it
+        await asyncio.sleep(max(p.integer(2, "steps", 50), 1) * STEP_MS / 1000)
+        return True
+
+    async def rpc_gesture(self, p: Params) -> bool:
+        """UiObject.performTwoPointerGesture(start1, start2, end1, end2, steps): a list under the two
+        fingers scrolls by the motion of their centre (fingers moving together drag it; a pinch, whose
+        centre stays put, does not)."""
+        self._must_find(p.selector(0))
+        (sx1, sy1), (sx2, sy2) = p.point(1, "startPoint1"), p.point(2, "startPoint2")
+        (ex1, ey1), (ex2, ey2) = p.point(3, "endPoint1"), p.point(4, "endPoint2")
+        steps = p.integer(5, "steps", 50)
+        await self._swipe((sx1 + sx2) / 2, (sy1 + sy2) / 2, (ex1 + ex2) / 2, (ey1 + ey2) / 2, steps)
+        return True
+
+    rpc_pinchIn = rpc_pinchOut = _pinch
+
+    # --- what the emulator does not model --------------------------------------------------
 
     async def _no_handles(self, p: Params) -> Any:
         raise RpcError(
@@ -215,7 +235,6 @@ class ObjectMethods(PhoneMethods):
             "d(...).sibling(...) selectors, or d.xpath(...)",
         )
 
-    rpc_gesture = rpc_pinchIn = rpc_pinchOut = _no_multi_touch
     rpc_childByText = rpc_childByDescription = rpc_childByInstance = _no_handles
     rpc_getChild = rpc_getFromParent = _no_handles
 

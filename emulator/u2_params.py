@@ -98,6 +98,15 @@ class Params:
             raise self._wrong(index, name, "a list of numbers", value)
         return [float(v) for v in value]
 
+    def point(self, index: int, name: str) -> tuple[float, float]:
+        """A `{"x": X, "y": Y}` parameter (an android.graphics.Point)."""
+        value = self._get(index, name, _REQUIRED)
+        if not isinstance(value, Mapping) or not all(
+            isinstance(value.get(k), int | float) and not isinstance(value.get(k), bool) for k in ("x", "y")
+        ):
+            raise self._wrong(index, name, 'a point {"x": X, "y": Y}', value)
+        return float(value["x"]), float(value["y"])
+
     def is_selector(self, index: int) -> bool:
         return index < len(self._values) and isinstance(self._values[index], Mapping)
 

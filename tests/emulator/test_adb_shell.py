@@ -86,6 +86,8 @@ def test_packages_and_activities(dev: adbutils.AdbDevice) -> None:
     third_party = dev.list_packages(["-3"])
     assert SHOP in third_party
     assert "android" not in third_party
+    assert "com.android.settings" not in third_party  # the model's Settings is a system app
+    assert "com.android.settings" in dev.list_packages(["-s"])
     assert "android" in dev.list_packages()
     assert dev.shell(f"pm path {SHOP}").startswith("package:/data/app/")
     assert dev.shell2("pm path com.not.there").returncode == 1

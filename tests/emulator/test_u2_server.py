@@ -324,9 +324,28 @@ def test_unmodelled_methods_say_what_to_use_instead(u2: ServerOnLoop) -> None:
         u2.rpc("childByText", selector(text="a"), selector(text="b"), "c")
     assert info.value.message == "java.lang.UnsupportedOperationException"
     assert "child(text=...)" in info.value.data
+
+
+def test_pinch_and_two_finger_gestures_act_as_on_a_phone(u2: ServerOnLoop) -> None:
+    u2.on_loop(lambda: u2.device.phone.launch("com.example.catalogue"))
+    scrollable = selector(scrollable=True)
+    screen = u2.rpc("dumpWindowHierarchy", False, 50)
+    # a pinch on a list: nothing zooms and the list stays where it was
+    assert u2.rpc("pinchIn", scrollable, 50, 10) is True
+    assert u2.rpc("pinchOut", scrollable, 80, 10) is True
+    assert u2.rpc("gesture", scrollable, {"x": 300, "y": 1500}, {"x": 700, "y": 1500},
+                  {"x": 100, "y": 1500}, {"x": 900, "y": 1500}, 10) is True  # fmt: skip
+    assert u2.rpc("dumpWindowHierarchy", False, 50) == screen
     with pytest.raises(RpcFailure) as info:
-        u2.rpc("pinchIn", selector(text="a"), 50, 10)
-    assert "swipe or drag" in info.value.data
+        u2.rpc("pinchIn", scrollable, 150, 10)
+    assert "Percent must be between 0 and 100" in info.value.data
+    with pytest.raises(RpcFailure) as info:
+        u2.rpc("pinchIn", selector(text="no such thing"), 50, 10)
+    assert "UiObjectNotFoundException" in info.value.message
+    # two fingers moving up together drag the list as one would
+    assert u2.rpc("gesture", scrollable, {"x": 400, "y": 1800}, {"x": 700, "y": 1800},
+                  {"x": 400, "y": 800}, {"x": 700, "y": 800}, 40) is True  # fmt: skip
+    assert u2.rpc("exist", selector(text="Item 1")) is False
 
 
 def test_start_returns_before_the_loop_runs_anything_else(u2: ServerOnLoop) -> None:
