@@ -77,18 +77,30 @@ def address_refusal(host: str, address: IPAddress, allow_private: bool) -> str |
 
 def literal_refusal(url: str, allow_private: bool) -> str | None:
     """Why `url`, when its host is an address written out, may not be a target (None: it may, or the
-    host is a name, judged when a request resolves it)."""
+    host is a name, judged when a request resolves it). Written out includes the forms a resolver reads
+    as numbers without asking DNS (`127.1`, `0x7f000001`, `2130706433`) and `localhost` and
+    `*.localhost`, which are loopback by definition (RFC 6761)."""
     try:
         hostname = urlsplit(url).hostname
     except ValueError:
         return None
     if not hostname:
         return None
+    bare = hostname.split("%", 1)[0].rstrip(".")
+    if bare == "localhost" or bare.endswith(".localhost"):
+        return address_refusal(hostname, ipaddress.ip_address("127.0.0.1"), allow_private)
     try:
-        address = ipaddress.ip_address(hostname.split("%", 1)[0])
+        addresses = [ipaddress.ip_address(bare)]
     except ValueError:
-        return None  # a name
-    return address_refusal(hostname, address, allow_private)
+        try:  # the IPv4 forms a resolver reads as a number (inet_aton), never a DNS question
+            addresses = [ipaddress.IPv4Address(socket.inet_aton(bare))]
+        except (OSError, UnicodeError, ValueError):
+            return None  # a name
+    for address in addresses:
+        refusal = address_refusal(hostname, address, allow_private)
+        if refusal is not None:
+            return refusal
+    return None
 
 
 def resolve_target(url: httpx.URL, allow_private: bool) -> tuple[list[IPAddress], str | None]:

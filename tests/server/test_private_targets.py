@@ -5,6 +5,7 @@ by default any account could make the server POST to services of its network and
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import pytest
@@ -39,6 +40,8 @@ def test_a_private_address_written_in_the_url_is_422_naming_the_setting(client: 
         "http://10.1.2.3/hooks",
         "https://192.168.1.5/x",
         "http://[::1]/",
+        "http://localhost:8080/",
+        "http://0x7f000001/",  # 127.0.0.1 as a resolver reads it, without asking DNS
     ):
         answer = _make(client, acc.token, url)
         assert answer.status_code == 422, (url, answer.text)
@@ -62,14 +65,27 @@ def test_a_private_address_written_in_the_url_is_422_naming_the_setting(client: 
     assert "PHONEFLOW_WEBHOOK_ALLOW_PRIVATE_TARGETS" in added.text
 
 
+@pytest.fixture
+def loopback_name(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A name (not `localhost`) that resolves to 127.0.0.1, as a DNS record of anyone's may."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        return real("127.0.0.1" if name == "inside.test" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return "inside.test"
+
+
 @SQLITE_ONLY
 def test_a_name_that_resolves_to_loopback_is_not_sent_to_by_default(
-    app: FastAPI, client: TestClient, db: Db, settings: Settings
+    app: FastAPI, client: TestClient, db: Db, settings: Settings, loopback_name: str
 ) -> None:
     acc = create_account(db)
     with webhook_receiver() as receiver:
         port = receiver.url.split(":")[2].split("/")[0]
-        made = _make(client, acc.token, f"http://localhost:{port}/hooks")
+        made = _make(client, acc.token, f"http://{loopback_name}:{port}/hooks")
         assert made.status_code == 201, made.text  # a name: judged at each attempt
         endpoint = made.json()["id"]
         client.post(f"/api/v1/webhooks/{endpoint}/test", headers=auth(acc.token))
@@ -78,7 +94,7 @@ def test_a_name_that_resolves_to_loopback_is_not_sent_to_by_default(
         assert receiver.received == []
         assert delivery["lastStatusCode"] is None
         assert delivery["lastResponse"] is None
-        assert "localhost resolves to" in delivery["lastError"], delivery
+        assert f"{loopback_name} resolves to 127.0.0.1" in delivery["lastError"], delivery
         assert SETTING in delivery["lastError"], delivery
 
 
