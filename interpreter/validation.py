@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from interpreter.denylist import Denylist, denied_message
-from interpreter.graph import PACKAGE_PARAM_KINDS, iter_nodes, node_index, reachable
+from interpreter.graph import PACKAGE_PARAM_KINDS, iter_nodes, next_targets, node_index, reachable
 from interpreter.http_step import header_value_problem
 from interpreter.problems import (
     Problem,
@@ -42,6 +42,7 @@ from interpreter.schema import (
     inputs_metaschema_validator,
 )
 from interpreter.schema_errors import translate
+from interpreter.templates import references
 
 __all__ = ["Problem", "errors_only", "validate"]
 
@@ -321,6 +322,64 @@ def check_inputs(definition: Any, denylist: Denylist | None) -> Iterator[Problem
         )
 
 
+def _possible_outcomes(node: Mapping[str, Any]) -> set[str] | None:
+    """The outcomes a node can end with, or None when it may also end the run (a failure with no
+    way onward is read as that: only kinds that cannot fail give a set)."""
+    kind = node.get("kind")
+    raw = node.get("params")
+    params: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    if node.get("enabled") is False:
+        return {"ok"}
+    if kind == "action.wait":
+        return {"ok"}
+    if kind == "control.setVar" and not list(references(params.get("value"))):
+        return {"ok"}
+    if kind == "control.if" and "textVisible" in params and "expr" not in params:
+        return {"true", "false"}
+    if kind in ("control.approval",):
+        return {"approved", "rejected"}
+    if isinstance(kind, str) and kind.startswith("action.") and kind != "action.wait":
+        return {"ok", "failed"}
+    return None
+
+
+def check_endless_loops(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """A loop the run can never leave (warning): every outcome of every step in it leads back into it."""
+    ids = node_index(definition)
+    if not ids:
+        return
+    nodes = definition["nodes"]
+    edges: dict[str, set[str]] = {}
+    for node_id, position in ids.items():
+        node = nodes[position]
+        outcomes = _possible_outcomes(node)
+        targets = next_targets(node)
+        if outcomes is None or any(targets.get(outcome) not in ids for outcome in outcomes):
+            continue  # it can end the run
+        edges[node_id] = {targets[outcome] for outcome in outcomes}
+    trapped = set(edges)
+    changed = True
+    while changed:
+        changed = False
+        for node_id in list(trapped):
+            if not edges[node_id] <= trapped:
+                trapped.discard(node_id)
+                changed = True
+    trapped &= reachable(definition)
+    if not trapped:
+        return
+    first = min(trapped, key=ids.__getitem__)
+    names = ", ".join(f"'{n}'" for n in sorted(trapped, key=ids.__getitem__)[:5])
+    more = f" and {len(trapped) - 5} more" if len(trapped) > 5 else ""
+    yield Problem(
+        pointer(["nodes", ids[first], "next"]),
+        f"steps {names}{more} loop for ever: each of their outcomes leads back into the loop and none can "
+        "end the run, so it ends only at the limit of 10,000 steps or the run's time cap",
+        "give the loop a way out, such as a control.if whose other edge leads on (or nowhere, to end there)",
+        "warning",
+    )
+
+
 # --- options that do nothing -----------------------------------------------------------------
 
 # The kinds that look for an element and so can end "not found", which `optional` turns into `skipped`.
@@ -416,4 +475,5 @@ _CHECKS: tuple[Check, ...] = (
     check_inputs,
     check_http,
     check_optional,
+    check_endless_loops,
 )

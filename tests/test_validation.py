@@ -634,3 +634,37 @@ def test_optional_on_a_step_that_finds_nothing_is_a_warning() -> None:
     )
     assert not at(problems, "/nodes/2/optional")
     assert not at(problems, "/nodes/3/optional")
+
+
+def test_a_loop_no_step_of_which_can_end_the_run_is_a_warning() -> None:
+    """A wait or a textVisible branch whose every edge leads back never ends the run (it ran to the
+    10,000-step limit or the time cap); a loop with a way out, or a step that can fail, is not warned of."""
+    endless = chain(
+        {
+            "id": "look",
+            "kind": "control.if",
+            "params": {"textVisible": "Done"},
+            "next": {"true": "pause", "false": "pause"},
+        },
+        {"id": "pause", "kind": "action.wait", "params": {"ms": 100}, "next": "look"},
+    )
+    warning = only(validate(endless), "/nodes/0/next")
+    assert warning.severity == "warning"
+    assert warning.message.startswith(
+        "steps 'look', 'pause' loop for ever: each of their outcomes leads back"
+    )
+    left_by_false = chain(
+        {"id": "look", "kind": "control.if", "params": {"textVisible": "Done"}, "next": {"true": "pause"}},
+        {"id": "pause", "kind": "action.wait", "params": {"ms": 100}, "next": "look"},
+    )
+    tap_can_fail = chain({"id": "tap", "kind": "action.tapByText", "params": {"text": "Go"}, "next": "tap"})
+    counted = chain(
+        {
+            "id": "grow",
+            "kind": "control.setVar",
+            "params": {"name": "n", "value": "{{vars.n}}x"},
+            "next": "grow",
+        }
+    )
+    for definition in (left_by_false, tap_can_fail, counted):
+        assert not [p for p in validate(definition) if "loop for ever" in p.message]
