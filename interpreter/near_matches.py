@@ -25,6 +25,10 @@ from interpreter.safe_regex import LookBudget
 _MAX_NEAR = 3
 _MAX_SHOWN = 5
 _SIMILAR = 0.75
+# Texts and ids are compared for likeness (difflib) only up to this length: a label or an id, not a
+# document. Comparing two 40,000-character texts of a few hundred letters took 5 s (about n^2), on
+# the server when a simulated step fails.
+_SIMILAR_MAX_CHARS = 500
 
 
 def on_screen_instead(root: UiNode, selector: matcher.Selector, budget: LookBudget | None = None) -> str:
@@ -113,7 +117,13 @@ def _near(nodes: list[UiNode], selector: matcher.Selector) -> list[tuple[str, st
     if selector.resource_id is not None:
         # Ids share their package prefix: only the names after it are compared.
         wanted_name = selector.resource_id.rsplit("/", 1)[-1]
-        names = {rid.rsplit("/", 1)[-1]: rid for n in nodes if (rid := n.resource_id)}
+        if len(wanted_name) > _SIMILAR_MAX_CHARS:
+            return []
+        names = {
+            name: rid
+            for n in nodes
+            if (rid := n.resource_id) and len(name := rid.rsplit("/", 1)[-1]) <= _SIMILAR_MAX_CHARS
+        }
         close = difflib.get_close_matches(wanted_name, list(names), _MAX_NEAR, _SIMILAR)
         return [(names[name], "similar resource id") for name in close]
     wanted = selector.text if selector.text is not None else selector.description
@@ -139,7 +149,7 @@ def _near_exact(texts: list[str], wanted: str) -> list[tuple[str, str]]:
             why = "case and whitespace differ"
         elif plain and plain in shown:
             why = "holds it: match contains would find it"
-        elif difflib.SequenceMatcher(None, shown.casefold(), plain.casefold()).ratio() >= _SIMILAR:
+        elif _similar(shown, plain):
             why = "similar"
         else:
             continue
@@ -147,3 +157,10 @@ def _near_exact(texts: list[str], wanted: str) -> list[tuple[str, str]]:
         if len(found) == _MAX_NEAR:
             break
     return found
+
+
+def _similar(shown: str, wanted: str) -> bool:
+    """Whether two short texts read alike (difflib's ratio); long ones never are (`_SIMILAR_MAX_CHARS`)."""
+    if len(shown) > _SIMILAR_MAX_CHARS or len(wanted) > _SIMILAR_MAX_CHARS:
+        return False
+    return difflib.SequenceMatcher(None, shown.casefold(), wanted.casefold()).ratio() >= _SIMILAR
