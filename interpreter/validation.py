@@ -21,7 +21,14 @@ from typing import Any
 import httpx
 
 from interpreter.denylist import Denylist, denied_message
-from interpreter.graph import PACKAGE_PARAM_KINDS, iter_nodes, next_targets, node_index, reachable
+from interpreter.graph import (
+    OUTCOMES_BY_KIND,
+    PACKAGE_PARAM_KINDS,
+    iter_nodes,
+    next_targets,
+    node_index,
+    reachable,
+)
 from interpreter.http_step import header_value_problem
 from interpreter.problems import (
     Problem,
@@ -415,6 +422,42 @@ def check_optional(definition: Any, denylist: Denylist | None) -> Iterator[Probl
             )
 
 
+# The kinds whose wait a node's `timeoutMs` sets (when their params do not): the element waits and HTTP.
+_TIMED_KINDS = (
+    "action.tapByText",
+    "action.tap",
+    "action.typeText",
+    "action.waitForText",
+    "action.readText",
+    "action.http",
+)
+
+
+def check_node_timeout(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
+    """A node's `timeoutMs` on a kind that has no wait it sets (warning): it limits nothing."""
+    for index, node in _all_nodes(definition):
+        if not isinstance(node, Mapping) or "timeoutMs" not in node:
+            continue
+        kind = node.get("kind")
+        params = node.get("params")
+        timed = kind in _TIMED_KINDS and not (
+            kind == "action.typeText" and isinstance(params, Mapping) and "selector" not in params
+        )
+        if isinstance(kind, str) and kind in OUTCOMES_BY_KIND and not timed:
+            hint = {
+                "action.wait": "set params.ms to the time to wait",
+                "action.scrollUntilVisible": "params.maxSwipes bounds a scroll",
+                "control.approval": "params.timeoutS bounds an approval",
+            }.get(kind, "remove it, or cap the whole run with timeoutS")
+            yield Problem(
+                pointer(["nodes", index, "timeoutMs"]),
+                f"timeoutMs has no effect on {kind}: a node's timeoutMs sets how long an element wait "
+                "(tapByText, tap, typeText with a selector, waitForText, readText) or an HTTP call may take",
+                hint,
+                "warning",
+            )
+
+
 # --- HTTP steps ---------------------------------------------------------------------------
 
 _TEMPLATE_TEXT = re.compile(r"\{\{.*?\}\}", re.S)
@@ -476,4 +519,5 @@ _CHECKS: tuple[Check, ...] = (
     check_http,
     check_optional,
     check_endless_loops,
+    check_node_timeout,
 )

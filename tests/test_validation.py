@@ -668,3 +668,32 @@ def test_a_loop_no_step_of_which_can_end_the_run_is_a_warning() -> None:
     )
     for definition in (left_by_false, tap_can_fail, counted):
         assert not [p for p in validate(definition) if "loop for ever" in p.message]
+
+
+def test_a_node_timeout_on_a_kind_it_does_not_limit_is_a_warning() -> None:
+    """A node's timeoutMs sets element waits and HTTP calls; on a wait, a scroll or an approval it
+    limited nothing (a 1.5 s wait with timeoutMs 300 waited 1.5 s), silently."""
+    wf = chain(
+        {"id": "a", "kind": "action.wait", "params": {"ms": 1500}, "timeoutMs": 300, "next": "b"},
+        {
+            "id": "b",
+            "kind": "action.scrollUntilVisible",
+            "params": {"text": "x"},
+            "timeoutMs": 300,
+            "next": "c",
+        },
+        {"id": "c", "kind": "action.tapByText", "params": {"text": "x"}, "timeoutMs": 300, "next": "d"},
+        {
+            "id": "d",
+            "kind": "action.http",
+            "params": {"method": "GET", "url": "https://h.example/"},
+            "timeoutMs": 300,
+        },
+    )
+    problems = validate(wf)
+    wait = only(problems, "/nodes/0/timeoutMs")
+    assert (wait.severity, wait.hint) == ("warning", "set params.ms to the time to wait")
+    assert wait.message.startswith("timeoutMs has no effect on action.wait: a node's timeoutMs sets")
+    assert only(problems, "/nodes/1/timeoutMs").hint == "params.maxSwipes bounds a scroll"
+    assert not at(problems, "/nodes/2/timeoutMs")
+    assert not at(problems, "/nodes/3/timeoutMs")
