@@ -10,6 +10,8 @@ same on the simulator and on a phone:
   holds instead: "'Submit' is there, but its class is android.widget.Button, not 'TextView'";
 - texts (or resource ids) close to the one asked for, with how they differ: whitespace, case,
   a longer text that holds it, or just similar;
+- items numbered like the text asked for ('Item 31' to 'Item 60' for 'Item 99': another item of
+  the same list, not a typo);
 - otherwise the first texts the screen shows.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 
 from interpreter import matcher
 from interpreter.hierarchy import UiNode
@@ -25,6 +28,7 @@ from interpreter.safe_regex import LookBudget
 _MAX_NEAR = 3
 _MAX_SHOWN = 5
 _SIMILAR = 0.75
+_DIGITS = re.compile(r"\d+")
 # Texts and ids are compared for likeness (difflib) only up to this length: a label or an id, not a
 # document. Comparing two 40,000-character texts of a few hundred letters took 5 s (about n^2), on
 # the server when a simulated step fails.
@@ -51,6 +55,9 @@ def on_screen_instead(root: UiNode, selector: matcher.Selector, budget: LookBudg
     near = _near(visible, selector)
     if near:
         return "on screen instead: " + ", ".join(f"{shown!r} ({why})" for shown, why in near)
+    numbered = _numbered(visible, selector)
+    if numbered is not None:
+        return numbered
     texts = _texts(visible)
     if not texts:
         return "the screen shows no text"
@@ -136,6 +143,27 @@ def _near(nodes: list[UiNode], selector: matcher.Selector) -> list[tuple[str, st
     return []
 
 
+def _numbered_like(shown: str, wanted: str) -> bool:
+    """`shown` is another item of the numbered series `wanted` belongs to ('Item 49' for 'Item 99')."""
+    if shown == wanted or _DIGITS.search(wanted) is None:
+        return False
+    return _DIGITS.sub("#", shown).casefold() == _DIGITS.sub("#", wanted).casefold()
+
+
+def _numbered(nodes: list[UiNode], selector: matcher.Selector) -> str | None:
+    """The items on screen numbered like the text asked for, first to last, or None."""
+    wanted = selector.text if selector.text is not None else selector.description
+    if wanted is None:
+        return None
+    plain = matcher.plain_text(wanted)
+    series = [text for text in _texts(nodes) if _numbered_like(matcher.plain_text(text), plain)]
+    if not series:
+        return None
+    if len(series) == 1:
+        return f"on screen instead, numbered like it: {series[0]!r}"
+    return f"on screen instead, numbered like it: {series[0]!r} to {series[-1]!r}"
+
+
 def _near_exact(texts: list[str], wanted: str) -> list[tuple[str, str]]:
     plain = matcher.plain_text(wanted)
     found: list[tuple[str, str]] = []
@@ -149,7 +177,7 @@ def _near_exact(texts: list[str], wanted: str) -> list[tuple[str, str]]:
             why = "case and whitespace differ"
         elif plain and plain in shown:
             why = "holds it: match contains would find it"
-        elif _similar(shown, plain):
+        elif _similar(shown, plain) and not _numbered_like(shown, plain):
             why = "similar"
         else:
             continue

@@ -41,3 +41,20 @@ def test_short_texts_still_get_their_likeness_hint() -> None:
         _screen("Save", resource_id="com.x:id/save_button"), Selector(resource_id="com.x:id/save_buton")
     )
     assert "similar resource id" in words
+
+
+def test_items_numbered_like_the_text_are_named_as_such_not_as_similar() -> None:
+    """'Item 49' is another item of the list 'Item 99' belongs to, not a near miss of it: the failure
+    names the numbered items on screen, first to last (it said "'Item 49' (similar)")."""
+    screen = _screen("Catalogue", "Item 47", "Item 48", "Item 49", "Item 50")
+    assert on_screen_instead(screen, Selector(text="Item 99")) == (
+        "on screen instead, numbered like it: 'Item 47' to 'Item 50'"
+    )
+    assert on_screen_instead(_screen("Catalogue", "Item 7"), Selector(text="Item 99")) == (
+        "on screen instead, numbered like it: 'Item 7'"
+    )
+    # A case or whitespace difference still comes first; a text without a number is not a series.
+    assert (
+        on_screen_instead(screen, Selector(text="item 48")) == "on screen instead: 'Item 48' (case differs)"
+    )
+    assert on_screen_instead(_screen("Catalog", "Items"), Selector(text="Catalogue")).endswith("(similar)")
