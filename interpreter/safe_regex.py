@@ -287,21 +287,27 @@ class LookBudget:
 
     def _run_one(self, pattern: str, text: str, *, full: bool) -> bool:
         compiled = _compiled(pattern)
-        if self.left_s <= 0:
+        left = self.left_s
+        if left <= 0:
             raise self._too_slow(pattern, text)
         started = time.thread_time()
         try:
             if full:
-                return compiled.fullmatch(text, timeout=self.left_s) is not None
-            return compiled.search(text, timeout=self.left_s) is not None
+                found = compiled.fullmatch(text, timeout=left) is not None
+            else:
+                found = compiled.search(text, timeout=left) is not None
         except TimeoutError:
-            self.left_s = 0
+            # The engine counts the process's CPU time, this thread's may be less: a look that ran out
+            # spent all it had, whatever the thread's clock says.
+            self._charge(max(time.thread_time() - started, left))
             raise self._too_slow(pattern, text) from None
-        finally:
-            spent = time.thread_time() - started
-            self.left_s -= spent
-            if self._run is not None:
-                self._run.left_s -= spent
+        self._charge(time.thread_time() - started)
+        return found
+
+    def _charge(self, spent: float) -> None:
+        self.left_s -= spent
+        if self._run is not None:
+            self._run.left_s -= spent
 
     def _too_slow(self, pattern: str, text: str) -> RegexTooSlow:
         if self._run is not None and self._run.left_s <= 0:
