@@ -33,7 +33,7 @@ from interpreter.device import Artifact, Device
 from interpreter.errors import DeviceError
 from interpreter.observe import StepEnded, StepObserver, StepStarted
 from interpreter.run_inputs import check_inputs, with_defaults
-from interpreter.run_log import RunLog, short_json
+from interpreter.run_log import RunLog, bound_text, short_json
 from interpreter.step_context import RunDeadlineReached, StepContext, StepFailure
 from interpreter.steps import MOVING_KINDS, STEP_FUNCTIONS, UI_KINDS, StepFunction
 from interpreter.template_reasons import unresolved_reason
@@ -41,6 +41,11 @@ from interpreter.templates import MAX_VALUE_CHARS, TemplateError, check_path, js
 from interpreter.trace import Outcome, RunStatus, TraceEvent, iso_utc
 
 MAX_NODE_EXECUTIONS = 10_000
+# A trace event's message and the run's errorMessage are cut here (with how many more characters
+# there were): a failure's words can quote a long text (the screen's texts after typing a long input,
+# a selector's 1,000,000-character template), and the server refuses a report whose message is over
+# 10,000 characters, so a phone could not report such a run at all (the simulator answered it whole).
+MAX_MESSAGE_CHARS = 4_000
 HARD_CAP_S = 600
 DEFAULT_TIMEOUT_S = 600
 MAX_PAUSE_S = 24 * 3600  # a run held paused this long ends `cancelled`
@@ -231,6 +236,7 @@ class _Run:
             status, error = self._walk(ctx)
         finally:
             ctx.close()
+        error = None if error is None else bound_text(error, MAX_MESSAGE_CHARS)
         log.at_step(None, None)
         words = f"the run ended {status.value}" + (f": {error}" if error else "")
         log.add("end", words, {"status": status.value, "errorMessage": error, "steps": len(self.trace)})
@@ -516,7 +522,7 @@ class _Run:
             node_id=node.id,
             kind=node.kind,
             outcome=outcome,
-            message=message,
+            message=None if message is None else bound_text(message, MAX_MESSAGE_CHARS),
             started_at=started_at,
             duration_ms=duration_ms,
             attempts=attempts,

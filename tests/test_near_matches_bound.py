@@ -1,15 +1,22 @@
 """What a failed find says was on screen instead compares texts for likeness only while they are
 short: difflib's ratio of two long texts of a few hundred letters grows about as their lengths
 squared (40,000 characters took 5 s, 400,000 would take minutes), and a simulated step's failure
-computes it on the server for every text on screen."""
+computes it on the server for every text on screen. And the message that quotes a long text is cut,
+so that the server takes a phone's report of it."""
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
+from interpreter.appmodel import AppModel
+from interpreter.clock import VirtualClock
+from interpreter.engine import run_workflow
 from interpreter.hierarchy import Bounds, UiNode
 from interpreter.matcher import Selector
 from interpreter.near_matches import on_screen_instead
+from interpreter.simulator import SimulatedDevice
 
 
 def _screen(*texts: str, resource_id: str = "") -> UiNode:
@@ -58,3 +65,23 @@ def test_items_numbered_like_the_text_are_named_as_such_not_as_similar() -> None
         on_screen_instead(screen, Selector(text="item 48")) == "on screen instead: 'Item 48' (case differs)"
     )
     assert on_screen_instead(_screen("Catalog", "Items"), Selector(text="Catalogue")).endswith("(similar)")
+
+
+def test_a_failure_that_quotes_a_long_screen_text_is_cut_so_a_phone_can_report_it() -> None:
+    # The server refuses a report whose trace message is over 10,000 characters: this run, on a phone,
+    # could not be reported (its message quoted the 50,000 characters typed into the field).
+    golden = Path(__file__).resolve().parent.parent / "golden_traces" / "plain_success"
+    definition = json.loads((golden / "workflow.json").read_text(encoding="utf-8"))
+    for node in definition["nodes"]:
+        if node["id"] == "save":
+            node["kind"], node["params"] = "action.waitForText", {"text": "Nope", "timeoutMs": 300}
+    apps = AppModel.from_dict(json.loads((golden / "apps.json").read_text(encoding="utf-8")))
+    clock = VirtualClock()
+    device = SimulatedDevice(apps, clock)
+    result = run_workflow(definition, device, inputs={"order": "x" * 50_000}, clock=clock).to_json()
+    assert result["status"] == "failed"
+    message = result["trace"][-1]["message"]
+    assert message.startswith("no element with text 'Nope' on screen")
+    assert message.endswith("more characters)"), message[-100:]
+    assert len(message) < 10_000
+    assert len(result["errorMessage"]) < 10_000
