@@ -103,6 +103,15 @@ def collector_tuned_for_serving() -> Iterator[None]:
         gc.unfreeze()
 
 
+def give_notices(settings: Settings) -> None:
+    """Log what an operator should know of these settings at a start (once a server, however many
+    processes it has: `phoneflow serve` calls this, then its apps keep quiet: `with_notices_given`)."""
+    from server.notifications.mailer import warn_if_off
+
+    if settings.start_scheduler:
+        warn_if_off(settings)
+
+
 @cache
 def _api_router() -> APIRouter:
     """The API's routes under /api/v1, built once per process: FastAPI works out each route's

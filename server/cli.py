@@ -20,11 +20,20 @@ from uvicorn import Config
 
 from server.accounts import service
 from server.accounts.models import Account, Plan
-from server.cli_checks import DatabaseState, StartError, bind_socket, open_engine, prepare_database, shown_url
+from server.cli_checks import (
+    DatabaseState,
+    StartError,
+    bind_socket,
+    check_artifact_store,
+    open_engine,
+    prepare_database,
+    shown_url,
+)
 from server.db import make_session_factory, utcnow
 from server.errors import AppError, Conflict
+from server.observability import configure_logging
 from server.serving import QuietServer, Supervisor
-from server.settings import Settings
+from server.settings import Settings, data_dir
 
 serve_app = typer.Typer(add_completion=False, help="Run the phoneflow server.")
 admin_app = typer.Typer(add_completion=False, help="Administer accounts and tokens.", no_args_is_help=True)
@@ -43,7 +52,15 @@ DatabaseUrl = Annotated[
 
 def _settings(database_url: str | None, denylist: Path | None = None) -> Settings:
     try:
-        settings = Settings()
+        # A URL given here is not looked for elsewhere (nor is the default's data folder made).
+        settings = Settings(database_url=database_url) if database_url else Settings()
+    except OSError as exc:  # the default database's folder cannot be made
+        typer.echo(
+            f"error: cannot create the data folder {exc.filename or data_dir()} ({exc.strerror}): set "
+            "PHONEFLOW_DATA_DIR to a folder the server may write, or give --database-url",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     except ValidationError as exc:
         # A PHONEFLOW_ variable of the environment (or .env) that cannot be used: say which, not a traceback.
         problems = "; ".join(
@@ -55,12 +72,9 @@ def _settings(database_url: str | None, denylist: Path | None = None) -> Setting
             f"error: the server's settings cannot be used ({problems}): fix or unset the variable", err=True
         )
         raise typer.Exit(2) from None
-    updates: dict[str, object] = {}
-    if database_url:
-        updates["database_url"] = database_url
     if denylist is not None:
-        updates["denylist_file"] = denylist
-    return settings.model_copy(update=updates) if updates else settings
+        settings = settings.model_copy(update={"denylist_file": denylist})
+    return settings
 
 
 MAX_WORKERS = 64
@@ -130,13 +144,18 @@ def serve(
             database = prepare_database(engine, migrate=settings.run_migrations)
         finally:
             engine.dispose()
+        check_artifact_store(settings)
         sock = bind_socket(host, port, backlog)
     except StartError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     base = f"http://{_browsable(host)}:{port}"
+    from server.app import give_notices
+
+    configure_logging(settings.log_level)
+    give_notices(settings)  # once, not once a process
     # The schema was brought up to date just above: the app need not do it again (in every process).
-    settings = settings.model_copy(update={"run_migrations": False})
+    settings = settings.with_notices_given().model_copy(update={"run_migrations": False})
     options: dict[str, Any] = {
         # Our middleware writes the access log as JSON lines; uvicorn's own would repeat it.
         "access_log": False,
@@ -163,11 +182,14 @@ def _serve_here(
 ) -> int:
     """The app in this process; 0 once stopped by SIGINT or SIGTERM, 1 when it could not start."""
     from server.app import create_app
+    from server.stopping import stop_waiting
 
     # uvicorn re-raises the signal it stopped for once it is done: SIGTERM then ends like SIGINT.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        server = QuietServer(Config(create_app(settings), **options), on_started=on_started)
+        app = create_app(settings)
+        stopping = partial(stop_waiting, app)
+        server = QuietServer(Config(app, **options), on_started=on_started, on_stopping=stopping)
         server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass

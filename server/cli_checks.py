@@ -1,4 +1,5 @@
-"""What `phoneflow serve` and `phoneflow admin` check before they start: the database and the port.
+"""What `phoneflow serve` and `phoneflow admin` check before they start: the database, the artifact
+store and the port.
 
 Each failure is one `StartError` whose message says what was wrong and what to do; the commands
 print it on one line and exit non-zero (never a traceback, never "serving on ..." first).
@@ -17,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from server.accounts.models import Account
 from server.db import make_engine
 from server.migrate import SchemaTooNew, upgrade
+from server.settings import Settings
 
 DATABASE_OPTION = "--database-url (or PHONEFLOW_DATABASE_URL / DATABASE_URL)"
 URL_FORMS = "sqlite:///PATH/phoneflow.db or postgresql://USER@HOST:5432/DATABASE"
@@ -67,6 +69,17 @@ def prepare_database(engine: Engine, migrate: bool = True) -> DatabaseState:
             "and that the database is running (and, for SQLite, that its folder exists)"
         ) from None
     return DatabaseState(where, accounts)
+
+
+def check_artifact_store(settings: Settings) -> None:
+    """The artifact store the settings name can be used (its folder written, its bucket reached)."""
+    from server.artifact_store import store_from_settings
+    from server.artifact_store.store import StoreError
+
+    try:
+        store_from_settings(settings).check()
+    except (StoreError, ValueError) as exc:
+        raise StartError(str(exc)) from None
 
 
 def bind_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:

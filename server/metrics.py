@@ -9,11 +9,13 @@ Two kinds of figures, each from where it is true:
   of unfinished runs), so a scrape costs milliseconds at a million runs.
 * **per process** (what this process saw): `runs.report` latency and results, runs that ended,
   HTTP request latency by route, server-sent-event subscribers, database pool connections in
-  use. With several server processes on one machine, set `PROMETHEUS_MULTIPROC_DIR` to an empty
-  folder writable by all of them (before they start): each process then writes its figures
-  there and whichever answers `/metrics` sums them (prometheus-client's multiprocess mode;
-  subscribers and connections count live processes only). Processes on other machines are
-  scraped one by one; take the database figures' `max`, not their sum.
+  use. `phoneflow serve --workers N` sums its processes' figures by itself: it gives them a
+  private folder (prometheus-client's multiprocess mode, `PROMETHEUS_MULTIPROC_DIR`) where each
+  writes its figures and whichever answers `/metrics` sums them; subscribers, connections and
+  pool capacity count live processes only (the supervisor marks a dead process's gauges). Separate
+  `phoneflow serve` commands on one machine sum theirs when started with `PROMETHEUS_MULTIPROC_DIR`
+  naming one empty folder writable by all of them. Processes on other machines are scraped one
+  by one; take the database figures' `max`, not their sum.
 
 Access: `/metrics` answers only with `Authorization: Bearer <PHONEFLOW_METRICS_TOKEN>`, or to
 anyone when `PHONEFLOW_METRICS_PUBLIC=true` (a private network). With neither it is off and
@@ -42,7 +44,6 @@ from server.schedules.models import Schedule
 from server.settings import Settings
 from server.webhooks.models import DeliveryStatus, WebhookDelivery
 
-MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 API_PREFIX = "/api/v1"
 
@@ -117,11 +118,19 @@ def forget_pool(capacity: int) -> None:
     DB_POOL_CAPACITY.dec(capacity)
 
 
+def multiprocess_dir() -> str | None:
+    """The folder of prometheus-client's multiprocess mode, when this process writes its figures there.
+
+    Read from the environment when asked: `phoneflow serve --workers N` sets it for its processes."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir") or None
+
+
 def process_exited(pid: int | None = None) -> None:
     """In multiprocess mode, drop the live gauges (subscribers, connections) of this process, or of
     the process `pid` that ended without saying so (`phoneflow serve --workers N` after a crash)."""
-    if MULTIPROCESS:
-        mark_process_dead(os.getpid() if pid is None else pid)  # type: ignore[no-untyped-call]
+    folder = multiprocess_dir()
+    if folder:
+        mark_process_dead(os.getpid() if pid is None else pid, folder)  # type: ignore[no-untyped-call]
 
 
 def observe_request(method: str, route: str | None, path: str, seconds: float, streaming: bool) -> None:
@@ -218,7 +227,7 @@ def render(engine: Engine) -> bytes:
         database.register(DatabaseCollector(conn))
         database_part = generate_latest(database)
         conn.rollback()
-        if MULTIPROCESS:
+        if multiprocess_dir():
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry) + database_part

@@ -7,9 +7,20 @@
 * `Supervisor`: `--workers N` processes (spawned, not forked) serving one listening socket. It
   wakes when a worker exits (the process's sentinel), when it is signalled, and every
   `HEALTH_CHECK_S` to ping the workers, which answer from their event loop: a worker that died is
-  replaced, one whose loop has not answered for `HUNG_S` is killed and replaced. SIGINT or SIGTERM
-  stops every worker gracefully (a second signal stops them at once). A worker whose supervisor
-  went away (its pipe closes) stops on its own.
+  replaced, one whose loop has not answered for `HUNG_S` is killed and replaced. A worker that
+  cannot start at the first start stops the server (another would fail the same way, and the
+  operator is there to read why); once the server has served, a replacement that cannot start
+  (the database or the artifact folder went away for a while) is tried again after 1, 2, 4 ... up
+  to `RESTART_MAX_S` seconds, each failure logged, while the other workers keep serving.
+  SIGINT or SIGTERM stops every worker gracefully (a second signal stops them at once). A worker
+  takes any signal as "stop gracefully": Ctrl-C in a terminal or systemd's stop signal every
+  process of the unit, and the supervisor's own signal then arrives too; only the supervisor's
+  word (over the worker's pipe) stops it at once. A worker whose supervisor went away (its pipe
+  closes) stops on its own.
+* Metrics: the workers write their figures into a private folder of the supervisor (prometheus-
+  client's multiprocess mode), so that `/metrics` answered by any of them sums them all (unless
+  the operator named a folder in `PROMETHEUS_MULTIPROC_DIR`: then that one). The supervisor marks
+  each dead worker's live gauges dead and removes its folder when it stops.
 
 What happens once per server, not once per process, happens in `phoneflow serve` before the workers
 start (the schema upgrade, the socket, the announcement). Background jobs run in every process's
@@ -27,13 +38,18 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -54,16 +70,23 @@ HUNG_S = 60.0
 # After SIGINT/SIGTERM, workers get this long to finish (requests in flight, then the app's
 # shutdown: the scheduler's running jobs, the pools) before they are killed.
 STOP_S = 30.0
+# A replacement worker that cannot start is tried again after 1, 2, 4 ... seconds, at most this long.
+RESTART_MAX_S = 30.0
 
 _READY = b"ready"
 _PING = b"ping"
 _PONG = b"pong"
+_NOW = b"now"  # the supervisor's second signal: stop without waiting for requests in flight
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The private metrics folders of supervisors: `phoneflow-metrics-<pid>-<random>` in the temp folder.
+_METRICS_PREFIX = "phoneflow-metrics-"
 
 
 class QuietServer(Server):
     """uvicorn's server, waking once a second while idle; a shutdown signal wakes it at once.
 
-    `on_started` is called once the server really serves (not after a failed start). `supervisor`
+    `on_started` is called once the server really serves (not after a failed start), `on_stopping`
+    once it is told to stop, before it waits for the requests in flight. `supervisor`
     is the pipe of a worker to its `Supervisor`: told when the server is ready, pinged, and closed
     when the supervisor goes (the worker then stops).
     """
@@ -73,9 +96,11 @@ class QuietServer(Server):
         config: Config,
         on_started: Callable[[], None] | None = None,
         supervisor: Connection | None = None,
+        on_stopping: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self._on_stopping = on_stopping
         self._supervisor = supervisor
         self._loop: asyncio.AbstractEventLoop | None = None
         self._nap: asyncio.Future[None] | None = None
@@ -95,6 +120,8 @@ class QuietServer(Server):
         # A counter of 0 makes every tick refresh the Date header (uvicorn does it every tenth).
         while not await self.on_tick(0):
             await self._sleep(TICK_S)
+        if self._on_stopping is not None:  # before uvicorn waits for the requests in flight
+            self._on_stopping()
 
     async def _sleep(self, seconds: float) -> None:
         assert self._loop is not None
@@ -111,6 +138,10 @@ class QuietServer(Server):
             self._nap.set_result(None)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._supervisor is not None and self.should_exit:
+            # A worker: a second signal (the terminal's Ctrl-C or systemd's stop reaches every process,
+            # then the supervisor's SIGTERM) is not impatience; the supervisor says when it is (_NOW).
+            return
         super().handle_exit(sig, frame)
         self._stop_soon()
 
@@ -122,7 +153,10 @@ class QuietServer(Server):
     def _answer_supervisor(self) -> None:
         assert self._supervisor is not None
         try:
-            self._supervisor.recv_bytes()
+            if self._supervisor.recv_bytes() == _NOW:
+                self.should_exit = self.force_exit = True
+                self._stop_soon()
+                return
             self._supervisor.send_bytes(_PONG)
         except (EOFError, OSError):  # the supervisor is gone: stop, as on SIGTERM
             asyncio.get_running_loop().remove_reader(self._supervisor.fileno())
@@ -132,13 +166,19 @@ class QuietServer(Server):
 
 def run_worker(settings: Settings, options: dict[str, Any], sock: socket.socket, pipe: Connection) -> None:
     """A worker process of `Supervisor`: the app on the shared socket (a spawned process's target)."""
-    from server.app import create_app
-
     # uvicorn re-raises the signal it stopped for once it is done: SIGTERM then ends like SIGINT.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        config = Config(create_app(settings), **options)
-        QuietServer(config, supervisor=pipe).run(sockets=[sock])
+        # The supervisor started this process with SIGINT and SIGTERM blocked (a Ctrl-C while it
+        # imports would print a traceback): one that came meanwhile stops it here, quietly.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+        from server.app import create_app
+        from server.stopping import stop_waiting
+
+        app = create_app(settings)
+        server = QuietServer(Config(app, **options), supervisor=pipe, on_stopping=partial(stop_waiting, app))
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         pass
 
@@ -155,8 +195,9 @@ class Supervisor:
     """`workers` processes running `run_worker` on `sock`, kept alive until SIGINT/SIGTERM.
 
     `on_ready` is called once, when every first worker serves. `run()` returns the exit status:
-    0 after a signal, 1 when a worker exited before it served (the app could not start: its own
-    message says why; another would fail the same way).
+    0 after a signal, 1 when a worker of the first start exited before it served (the app could
+    not start: its own message says why; another would fail the same way). A replacement that
+    cannot start later is tried again with a backoff (`RESTART_MAX_S`).
     """
 
     def __init__(
@@ -173,7 +214,10 @@ class Supervisor:
         self._count = workers
         self._on_ready = on_ready
         self._context = multiprocessing.get_context("spawn")
-        self._workers: list[_Worker] = []
+        self._workers: list[_Worker | None] = []
+        # Slots whose replacement could not start: when to try again; failures in a row.
+        self._restart_at: dict[int, float] = {}
+        self._failures = 0
         self._signals = 0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -181,11 +225,14 @@ class Supervisor:
 
     def run(self) -> int:
         configure_logging(self._settings.log_level)
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNALS}
         try:
-            return self._supervise()
+            with metrics_folder():
+                try:
+                    return self._supervise()
+                finally:
+                    self._stop_all()
         finally:
-            self._stop_all()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             os.close(self._wake_r)
@@ -212,31 +259,31 @@ class Supervisor:
         while not self._signals:
             waits: list[Any] = [self._wake_r]
             for worker in self._workers:
-                waits += [worker.process.sentinel, worker.pipe]
-            ready = wait(waits, timeout=max(0.0, next_check - time.monotonic()))
+                if worker is not None:
+                    waits += [worker.process.sentinel, worker.pipe]
+            until = min([next_check, *self._restart_at.values()])
+            ready = wait(waits, timeout=max(0.0, until - time.monotonic()))
             if self._signals:
                 break
             for index, worker in enumerate(self._workers):
+                if worker is None:
+                    continue
                 if worker.pipe in ready:
                     self._read(worker)
                 if worker.process.sentinel in ready:
-                    worker.process.join()
-                    if worker.process.pid is not None:
-                        metrics.process_exited(worker.process.pid)
-                    if not worker.ready:  # the app could not start (its log says why): nor would another
+                    self._workers[index] = None
+                    self._reap(worker)
+                    if not worker.ready and not announced:
+                        # The app could not start (its log says why): nor would another.
                         _log.error(
-                            "a server process could not start (status %s): stopping the others",
+                            "a server process could not start (status %s): its error is above; fix what "
+                            "it says and start phoneflow serve again (the other processes are stopped)",
                             worker.process.exitcode,
                         )
                         return 1
-                    _log.warning(
-                        "server process %s exited (status %s): starting another",
-                        worker.process.pid,
-                        worker.process.exitcode,
-                    )
-                    worker.pipe.close()
-                    self._workers[index] = self._start()
-            if not announced and all(worker.ready for worker in self._workers):
+                    self._replace(index, worker)
+            self._restart_due()
+            if not announced and all(w is not None and w.ready for w in self._workers):
                 announced = True
                 if self._on_ready is not None:
                     self._on_ready()
@@ -245,6 +292,42 @@ class Supervisor:
                 next_check = time.monotonic() + HEALTH_CHECK_S
         return 0
 
+    def _reap(self, worker: _Worker) -> None:
+        worker.process.join()
+        worker.pipe.close()
+        metrics.process_exited(worker.process.pid)
+
+    def _replace(self, index: int, worker: _Worker) -> None:
+        """Start another in the slot of `worker`, which exited: at once after it served; after a
+        backoff when it could not start (the others serve meanwhile: the cause may pass)."""
+        if worker.ready:
+            _log.warning(
+                "server process %s exited (status %s): starting another",
+                worker.process.pid,
+                worker.process.exitcode,
+            )
+            self._workers[index] = self._start()
+            return
+        self._failures += 1
+        delay = min(RESTART_MAX_S, 2.0 ** (self._failures - 1))
+        serving = sum(1 for w in self._workers if w is not None and w.ready)
+        _log.error(
+            "a new server process could not start (status %s; its error is above): trying again in %.0f s "
+            "(%d of %d processes serving)",
+            worker.process.exitcode,
+            delay,
+            serving,
+            self._count,
+        )
+        self._restart_at[index] = time.monotonic() + delay
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for index, when in list(self._restart_at.items()):
+            if when <= now:
+                del self._restart_at[index]
+                self._workers[index] = self._start()
+
     def _start(self) -> _Worker:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
@@ -252,7 +335,13 @@ class Supervisor:
             args=(self._settings, self._options, self._sock, theirs),
             name="phoneflow-worker",
         )
-        process.start()
+        # The new process starts with SIGINT and SIGTERM blocked until run_worker can take them;
+        # here they are held for the moment of the start and then handled.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         theirs.close()
         return _Worker(process, ours)
 
@@ -261,6 +350,9 @@ class Supervisor:
             while worker.pipe.poll():
                 if worker.pipe.recv_bytes() == _READY:
                     worker.ready = True
+                    if self._failures:
+                        _log.warning("a new server process %s serves again", worker.process.pid)
+                        self._failures = 0
                 worker.answered = time.monotonic()
         except (EOFError, OSError):  # the worker is exiting: its sentinel tells
             pass
@@ -268,7 +360,7 @@ class Supervisor:
     def _check_health(self) -> None:
         now = time.monotonic()
         for worker in self._workers:
-            if not worker.ready or not worker.process.is_alive():
+            if worker is None or not worker.ready or not worker.process.is_alive():
                 continue
             if now - worker.answered > HUNG_S:
                 _log.error(
@@ -282,26 +374,66 @@ class Supervisor:
                 pass
 
     def _stop_all(self) -> None:
-        """SIGTERM to every worker (graceful), SIGINT on a further signal (at once), SIGKILL after STOP_S."""
-        alive = [w.process for w in self._workers if w.process.is_alive()]
-        for process in alive:
-            _signal(process, signal.SIGTERM)
+        """SIGTERM to every worker (graceful), at once on a further signal, SIGKILL after STOP_S."""
+        workers = [w for w in self._workers if w is not None]
+        alive = [w for w in workers if w.process.is_alive()]
+        for worker in alive:
+            _signal(worker.process, signal.SIGTERM)
         signals = self._signals
         deadline = time.monotonic() + STOP_S
         while alive and time.monotonic() < deadline:
-            wait([p.sentinel for p in alive] + [self._wake_r], timeout=max(0.0, deadline - time.monotonic()))
+            sentinels = [w.process.sentinel for w in alive]
+            wait([*sentinels, self._wake_r], timeout=max(0.0, deadline - time.monotonic()))
             self._drain_wake_ups()
             if self._signals > signals:  # impatient: stop without waiting for requests in flight
                 signals = self._signals
-                for process in alive:
-                    _signal(process, signal.SIGINT)
-            alive = [p for p in alive if p.is_alive()]
-        for process in alive:
-            _log.error("server process %s did not stop within %.0f s: killing it", process.pid, STOP_S)
-            process.kill()
-        for worker in self._workers:
-            worker.process.join()
-            worker.pipe.close()
+                for worker in alive:
+                    try:
+                        worker.pipe.send_bytes(_NOW)
+                    except OSError:  # it is exiting already
+                        pass
+            alive = [w for w in alive if w.process.is_alive()]
+        for worker in alive:
+            _log.error("server process %s did not stop within %.0f s: killing it", worker.process.pid, STOP_S)
+            worker.process.kill()
+        for worker in workers:
+            self._reap(worker)
+        self._workers = []
+
+
+@contextmanager
+def metrics_folder() -> Iterator[None]:
+    """The workers' figures summed by whichever answers `/metrics` (prometheus-client's multiprocess mode).
+
+    A folder of this supervisor's own in `PROMETHEUS_MULTIPROC_DIR` while it runs (folders of
+    supervisors that died without removing theirs are removed first), removed at the end. A folder
+    the operator named in `PROMETHEUS_MULTIPROC_DIR` is used as it is (separate `phoneflow serve`
+    commands may share it); emptying it before they start is theirs to do."""
+    if metrics.multiprocess_dir():
+        yield
+        return
+    temp = Path(tempfile.gettempdir())
+    for stale in temp.glob(f"{_METRICS_PREFIX}*-*"):
+        pid = stale.name.removeprefix(_METRICS_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and stale.is_dir() and stale.stat().st_uid == os.getuid():
+            shutil.rmtree(stale, ignore_errors=True)
+    folder = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder  # the workers, spawned from now on, inherit it
+    try:
+        yield
+    finally:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal(process: BaseProcess, sig: signal.Signals) -> None:

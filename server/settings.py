@@ -270,6 +270,19 @@ class Settings(BaseSettings):
     )
 
     _denylist_reader: _DenylistFile | None = PrivateAttr(default=None)
+    # Whether the notices of a start (approval e-mails are off ...) were given for the app's process:
+    # `phoneflow serve` gives them once, not once for each of its processes.
+    _notices_given: bool = PrivateAttr(default=False)
+
+    @property
+    def notices_given(self) -> bool:
+        return self._notices_given
+
+    def with_notices_given(self) -> Settings:
+        """These settings, for an app whose start's notices were given already."""
+        settings = self.model_copy()
+        settings._notices_given = True
+        return settings
 
     @property
     def global_denylist(self) -> Denylist:

@@ -37,6 +37,7 @@ from server.devices.command_schemas import (
 from server.devices.models import DeviceCommand
 from server.errors import FieldProblem, ValidationFailed, problem_responses
 from server.settings import Settings
+from server.stopping import server_stopping
 
 router = APIRouter(tags=["devices"])
 
@@ -84,7 +85,7 @@ async def _wait(request: Request, key: str, wait_s: float, look: Callable[[], An
     with commands.WAKEUPS.listen(key) as woken:
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or server_stopping(request.app):
                 return
             try:
                 await asyncio.wait_for(woken.wait(), timeout=min(interval, remaining))

@@ -68,6 +68,13 @@ class Wakeups:
                     if not waiting:
                         del self._waiting[key]
 
+    def wake_all(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake every poll waiting in `loop` (its server stops: they answer now, not at their end)."""
+        with self._lock:
+            entries = [entry for waiting in self._waiting.values() for entry in waiting if entry[0] is loop]
+        for _, event in entries:
+            event.set()
+
     def notify(self, key: str) -> None:
         with self._lock:
             entries = list(self._waiting.get(key, ()))

@@ -139,15 +139,22 @@ def send_due(
     )
 
 
-def register_jobs(
-    scheduler: BaseScheduler, settings: Settings, session_factory: sessionmaker[Session]
-) -> None:
-    """Send approval e-mails every `smtp_poll_s` seconds (when an SMTP server is configured)."""
+def warn_if_off(settings: Settings) -> None:
+    """Say (once a server: `phoneflow serve` says it for all its processes) that no e-mail goes out."""
     if not settings.smtp_host:
         _log.warning(
             "approval e-mails are off: set PHONEFLOW_SMTP_HOST (and PHONEFLOW_SMTP_FROM) to tell "
             "approvers by e-mail"
         )
+
+
+def register_jobs(
+    scheduler: BaseScheduler, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """Send approval e-mails every `smtp_poll_s` seconds (when an SMTP server is configured)."""
+    if not settings.smtp_host:
+        if not settings.notices_given:
+            warn_if_off(settings)
         return
     scheduler.add_job(
         send_due,

@@ -186,6 +186,7 @@ class RunEventHub:
         self._tail_connection: Connection | None = None
         # Runs becoming `queued` are also handed to the bridges' wake-up long polls (wakeup.py).
         self.queued_waiters = QueuedWaiters()
+        self.stopping = False  # the server stops: streams end, polls are answered (`stop_streams`)
 
     def notify(self) -> None:
         """Wake the tail now: called after a commit in this process, from any thread.
@@ -243,7 +244,18 @@ class RunEventHub:
         subscription = Subscription(account_id)
         self._subscriptions.setdefault(account_id, set()).add(subscription)
         SSE_SUBSCRIBERS.inc()
+        if self.stopping:
+            subscription.close()
         return subscription
+
+    def stop_streams(self) -> None:
+        """The server stops: end every stream (its client resumes elsewhere with Last-Event-ID) and
+        answer every wake-up poll (no run: the bridge polls again), rather than hold the stop."""
+        self.stopping = True
+        for subscribers in list(self._subscriptions.values()):
+            for subscription in list(subscribers):
+                subscription.close()
+        self.queued_waiters.wake_all()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscriptions.get(subscription.account_id)
@@ -451,12 +463,23 @@ class RunEventsResponse(EventSourceResponse):
     The scope (`anyio.move_on_after(None)`) does nothing, but entering and leaving it is most of what
     one send costs; at 1,000 subscribers every event is 1,000 sends, so it was most of the time from a
     commit to the last subscriber's receipt.
+
+    The stream is always ended properly (its last chunk sent). When the server stops, sse-starlette
+    cancels a stream still open without ending it (the client saw a cut connection, the server logged
+    "ASGI callable returned without completing response"). The hub ends the streams when the server
+    stops (`RunEventHub.stop_streams`); should sse-starlette's cancel come first, the end is sent here.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"].upper() != "HEAD":
+        streams = scope["type"] == "http" and scope["method"].upper() != "HEAD"
+        if streams:
             self.body_iterator = await subscribed_stream(self.body_iterator)
         await super().__call__(scope, receive, send)
+        # `active` is cleared when the stream ended (its end sent) or its client went away; still set,
+        # the stream was cancelled (sse-starlette's reaction to the server stopping).
+        if streams and self.active:
+            self.active = False
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_with_timeout(self, send: Send, message: Message) -> None:
         if self.send_timeout is None:

@@ -79,7 +79,7 @@ async def wakeup(
         hub.read_unread()
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or await request.is_disconnected():
+            if remaining <= 0 or hub.stopping or await request.is_disconnected():
                 return WakeupOut(run_queued=False)
             try:
                 await asyncio.wait_for(waiter.woken.wait(), timeout=min(recheck_s, remaining))

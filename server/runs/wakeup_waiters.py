@@ -60,6 +60,16 @@ class QueuedWaiters:
         with self._lock:
             return sum(len(w) for w in self._by_account.values())
 
+    def wake_all(self) -> None:
+        """Wake every poll (the server stops), without a run: each answers that none is queued."""
+        with self._lock:
+            waiting = [w for ws in self._by_account.values() for w in ws]
+        for waiter in waiting:
+            try:
+                waiter.loop.call_soon_threadsafe(waiter.woken.set)
+            except RuntimeError:  # that loop closed: nobody waits there any more
+                pass
+
     def wake(self, account_id: str, payload: dict[str, Any]) -> None:
         """A run of `account_id` is now queued (`payload`: its summary): wake the polls that may take it."""
         with self._lock:

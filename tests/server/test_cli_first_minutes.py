@@ -207,6 +207,36 @@ def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
     assert "serving on" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "says"),
+    [
+        (
+            "PHONEFLOW_DATA_DIR",
+            "error: cannot create the data folder {path}/data (Not a directory): set PHONEFLOW_DATA_DIR",
+        ),
+        (
+            "PHONEFLOW_ARTIFACT_DIR",
+            "error: cannot create the artifact folder {path}/data: Not a directory; "
+            "set PHONEFLOW_ARTIFACT_DIR",
+        ),
+    ],
+)
+def test_serve_with_a_folder_it_cannot_make_says_so_in_one_line(
+    variable: str, says: str, tmp_path: Path
+) -> None:
+    """A data folder (its default database) or an artifact folder under a file: one line saying
+    what to set."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder", encoding="utf-8")
+    env = {**_env(tmp_path / "data"), variable: str(a_file / "data")}
+    result = _phoneflow("serve", "--port", str(_free_port()), cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(says.format(path=a_file))
+    assert "serving on" not in result.stdout + result.stderr
+
+
 def test_an_unusable_setting_names_its_variable_in_one_line(tmp_path: Path) -> None:
     env = {**_env(tmp_path), "PHONEFLOW_PAIRING_CODE_TTL_S": "1"}
     for args in (("serve", "--port", str(_free_port())), ("admin", "pairing-code", "a@example.com")):
