@@ -509,3 +509,13 @@ def test_a_tap_checks_and_unchecks_switches_and_checkboxes_as_on_a_phone() -> No
     phone.stop("com.example.tiny")
     phone.launch("com.example.tiny")
     assert node("I agree").checked is True  # a new start shows the spec's state again
+
+
+def test_a_text_field_is_clickable_in_the_hierarchy_as_on_a_phone() -> None:
+    phone = PhoneState(sample_apps(), now=lambda: 0.0)
+    phone.launch("com.example.shop")
+    fields = [n for n in phone.hierarchy().walk() if n.editable]
+    assert [n.resource_id for n in fields] == ["com.example.shop:id/user", "com.example.shop:id/password"]
+    assert all(n.clickable for n in fields)
+    phone.tap(*fields[0].bounds.center)  # a tap still only focuses it
+    assert [n.resource_id for n in phone.hierarchy().walk() if n.focused] == ["com.example.shop:id/user"]

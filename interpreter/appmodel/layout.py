@@ -223,7 +223,7 @@ def _place(
         resource_id=widget.resource_id,
         content_desc=widget.content_desc,
         package=package,
-        clickable=widget.clickable,
+        clickable=widget.clickable or widget.editable,  # a phone's text field is clickable
         editable=widget.editable,
         scrollable=widget.scrollable,
         focused=widget.id == view.focused,
