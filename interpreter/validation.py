@@ -364,14 +364,19 @@ def check_endless_loops(definition: Any, denylist: Denylist | None) -> Iterator[
         if outcomes is None or any(targets.get(outcome) not in ids for outcome in outcomes):
             continue  # it can end the run
         edges[node_id] = {targets[outcome] for outcome in outcomes}
+    # The steps that cannot reach a way out, found from the ways out backwards (each step and edge
+    # once: removing one step a pass over all of them took 13 s for 16,000 steps, on the server).
     trapped = set(edges)
-    changed = True
-    while changed:
-        changed = False
-        for node_id in list(trapped):
-            if not edges[node_id] <= trapped:
-                trapped.discard(node_id)
-                changed = True
+    into: dict[str, list[str]] = {}
+    for node_id, targets in edges.items():
+        for target in targets:
+            into.setdefault(target, []).append(node_id)
+    leaving = [node_id for node_id, targets in edges.items() if not targets <= trapped]
+    while leaving:
+        node_id = leaving.pop()
+        if node_id in trapped:
+            trapped.discard(node_id)
+            leaving.extend(source for source in into.get(node_id, ()) if source in trapped)
     trapped &= reachable(definition)
     if not trapped:
         return
