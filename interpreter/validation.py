@@ -368,10 +368,10 @@ def check_endless_loops(definition: Any, denylist: Denylist | None) -> Iterator[
     # once: removing one step a pass over all of them took 13 s for 16,000 steps, on the server).
     trapped = set(edges)
     into: dict[str, list[str]] = {}
-    for node_id, targets in edges.items():
-        for target in targets:
+    for node_id, leads_to in edges.items():
+        for target in leads_to:
             into.setdefault(target, []).append(node_id)
-    leaving = [node_id for node_id, targets in edges.items() if not targets <= trapped]
+    leaving = [node_id for node_id, leads_to in edges.items() if not leads_to <= trapped]
     while leaving:
         node_id = leaving.pop()
         if node_id in trapped:
