@@ -21,7 +21,8 @@ from the XML a phone dumped, so a selector means the same thing everywhere:
 - only nodes whose bounds lie wholly on the screen count (the screen is the bounds of
   the `hierarchy` root, else 1080x2340);
 - matches are ordered clickable first, then top to bottom, then left to right, and
-  `index` (0-based) picks in that order.
+  `index` (0-based) picks in that order; a match whose centre an options menu or a dialog above it
+  covers (a tap there would land on that window) comes after every other.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, UiNode
+from interpreter.hierarchy import SCREEN_HEIGHT, SCREEN_WIDTH, Bounds, UiNode
 from interpreter.safe_regex import HOW_TO_FIX, LookBudget, backtracking_risk, compile_user
 
 MatchMode = Literal["exact", "contains", "regex"]
@@ -190,18 +191,39 @@ def find_all(root: UiNode, selector: Selector, budget: LookBudget | None = None)
     width, height = _screen_of(root)
     budget = budget if budget is not None else LookBudget()
     found: list[UiNode] = []
-    stack = list(reversed(root.children))
-    while stack:
-        node = stack.pop()
-        b = node.bounds
-        # Bounds.on_screen, inlined: this runs on every node at every poll.
-        on_screen = 0 <= b.left < b.right <= width and 0 <= b.top < b.bottom <= height
-        if on_screen and selector.matches(node, budget):
-            found.append(node)
-        if node.children:
-            stack.extend(reversed(node.children))
-    found.sort(key=lambda n: (not n.clickable, n.bounds.top, n.bounds.left))
+    covered: set[int] = set()  # id() of matches whose centre a popup or dialog above them covers
+    popups = _popups(root, width, height)
+    for window_index, window in enumerate(root.children):
+        above = [bounds for index, bounds in popups if index > window_index]
+        stack = [window]
+        while stack:
+            node = stack.pop()
+            b = node.bounds
+            # Bounds.on_screen, inlined: this runs on every node at every poll.
+            on_screen = 0 <= b.left < b.right <= width and 0 <= b.top < b.bottom <= height
+            if on_screen and selector.matches(node, budget):
+                found.append(node)
+                if above and any(popup.contains(*b.center) for popup in above):
+                    covered.add(id(node))
+            if node.children:
+                stack.extend(reversed(node.children))
+    found.sort(key=lambda n: (id(n) in covered, not n.clickable, n.bounds.top, n.bounds.left))
     return found
+
+
+def _popups(root: UiNode, width: int, height: int) -> list[tuple[int, Bounds]]:
+    """The windows of a dump that cover part of the screen (an options menu, a dialog), with their
+    place among the root's windows (a later one lies above an earlier one); a full-screen window, a
+    toast (which takes no touch) and a root that is not a dump's `hierarchy` give none."""
+    if root.class_name != "hierarchy" or len(root.children) < 2:
+        return []
+    return [
+        (index, window.bounds)
+        for index, window in enumerate(root.children)
+        if index > 0
+        and window.bounds != Bounds(0, 0, width, height)
+        and not any(node.resource_id == "android:id/message" for node in window.walk())
+    ]
 
 
 def find(root: UiNode, selector: Selector, budget: LookBudget | None = None) -> UiNode | None:

@@ -220,3 +220,23 @@ def test_a_selector_of_several_fields_says_which_one_the_element_on_screen_does_
     )
     # One field alone keeps its own words.
     assert on_screen_instead(root, Selector(text="refresh")) == "on screen instead: 'Refresh' (case differs)"
+
+
+def test_a_match_an_open_menu_covers_comes_after_the_menus_own() -> None:
+    """With the options menu open, 'New order' is both the screen's button and a menu row; the button's
+    centre lies under the menu, so a tap there would land on the menu's 'Help' row. The menu's row comes
+    first; a toast, which takes no touch, changes no order."""
+    phone = PhoneState(sample_apps(), now=lambda: 10.0)
+    phone.launch("com.example.shop")
+    phone.tap(*_center(phone.hierarchy(), "Sign in"))
+    button = find(phone.hierarchy(), Selector(text="New order"))
+    assert button is not None
+    assert button.class_name == "android.widget.Button"
+    phone.press_key("menu")
+    first, second = find_all(phone.hierarchy(), Selector(text="New order"))
+    assert (first.resource_id, second.class_name) == ("android:id/title", "android.widget.Button")
+    phone.tap(*first.bounds.center)
+    assert phone.foreground_activity() == "com.example.shop.NewOrderActivity"
+    phone.press_key("back")
+    phone.show_toast("Saved", "com.example.shop", 60)
+    assert find(phone.hierarchy(), Selector(text="New order")) == button
