@@ -113,8 +113,8 @@ class _Parser:
             return int(token)
         if token in ("true", "false"):
             return token == "true"
-        if token == "new":
-            self.pos -= 1
+        if token in ("new", "UiSelector", ".") or token in _METHODS or token in _RELATIONS:
+            self.pos -= 1  # a UiSelector argument, written in full or shortened as at the top
             return self.selector()
         raise SelectorError(f"expected a literal in the UiSelector expression {self.text!r}, found {token!r}")
 
@@ -129,7 +129,9 @@ class _Parser:
         return args
 
     def selector(self) -> dict[str, Any]:
-        """`[new UiSelector()] (.method(arg))*` as a uiautomator2 selector dict."""
+        """`[new UiSelector()] (.method(arg))*` as a uiautomator2 selector dict. As Appium's parser, it
+        takes `UiSelector()` without `new`, and no constructor at all (`text("OK")`, `.text("OK")`)."""
+        bare = False
         if self.peek()[1] == "new":
             self.take("new")
             self.take("UiSelector")
@@ -137,12 +139,16 @@ class _Parser:
         elif self.peek()[1] == "UiSelector":  # `UiSelector().text(...)` without `new`
             self.take("UiSelector")
             self.call_args()
+        else:
+            bare = self.peek()[0] == "word"  # `text("OK")...`: the server puts `new UiSelector().` in front
         raw: dict[str, Any] = {"mask": 0, "childOrSibling": [], "childOrSiblingSelector": []}
-        while self.peek()[1] == "." and self.pos + 1 < len(self.tokens):
-            name = self.tokens[self.pos + 1][1]
+        while bare or (self.peek()[1] == "." and self.pos + 1 < len(self.tokens)):
+            name = self.peek()[1] if bare else self.tokens[self.pos + 1][1]
             if name not in _METHODS and name not in _RELATIONS:
                 break
-            self.take(".")
+            if not bare:
+                self.take(".")
+            bare = False
             self.take(kind="word")
             args = self.call_args()
             if len(args) != 1:
@@ -167,7 +173,9 @@ class _Parser:
 def parse_uiautomator(expression: str) -> U2Selector | ScrollIntoView:
     """Parse a `-android uiautomator` locator. Raises `SelectorError` saying what is wrong."""
     parser = _Parser(expression.strip().rstrip(";"))
-    if parser.peek()[1] == "new" and parser.tokens[1:2] == [("word", "UiScrollable")]:
+    if parser.peek()[1] == "UiScrollable" or (
+        parser.peek()[1] == "new" and parser.tokens[1:2] == [("word", "UiScrollable")]
+    ):
         return _scrollable(parser)
     raw = parser.selector()
     if parser.peek()[0] != "end":
@@ -191,7 +199,8 @@ def _nested(raw: dict[str, Any]) -> U2Selector:
 
 
 def _scrollable(parser: _Parser) -> ScrollIntoView:
-    parser.take("new")
+    if parser.peek()[1] == "new":  # `UiScrollable(...)` without `new` is taken too, as Appium does
+        parser.take("new")
     parser.take("UiScrollable")
     args = parser.call_args()
     if len(args) != 1 or not isinstance(args[0], dict):

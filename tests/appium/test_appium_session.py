@@ -99,6 +99,12 @@ def test_keys_swipes_and_screenshots(driver: webdriver.Remote) -> None:
         AppiumBy.ANDROID_UIAUTOMATOR, f'{scroll}.scrollIntoView(new UiSelector().text("Item 55"))'
     )
     assert far.text == "Item 55"
+    # Appium's parser puts `new UiSelector().` in front of a bare method chain, arguments too
+    assert driver.find_element(AppiumBy.ANDROID_UIAUTOMATOR, 'text("Item 55")').text == "Item 55"
+    back = driver.find_element(
+        AppiumBy.ANDROID_UIAUTOMATOR, 'UiScrollable(scrollable(true)).scrollIntoView(text("Item 2"));'
+    )
+    assert back.text == "Item 2"
     image = Image.open(io.BytesIO(base64.b64decode(driver.get_screenshot_as_base64())))
     assert image.size == (1080, 2340)
     driver.press_keycode(3)  # HOME
