@@ -2,8 +2,9 @@
 
 Page source, screenshots, window size, keys (`press_keycode` takes Android key codes), back,
 clipboard, device and display facts, orientation, W3C actions and Appium's gestures
-(`/appium/gestures/click|long_click|double_click|swipe|scroll|drag|fling`). The app model has no
-multi-touch, so pinches and several simultaneous pointers are refused with a message.
+(`/appium/gestures/click|long_click|double_click|swipe|scroll|drag|fling|pinch_open|pinch_close`:
+no widget of the app model zooms, so a pinch changes nothing, as on such screens of a phone), the
+notification shade. Several simultaneous W3C pointers are refused with a message.
 """
 
 from __future__ import annotations
@@ -248,12 +249,13 @@ def device_routes(device: VirtualDevice) -> list[tuple[str, str, Handler]]:
         device.phone.swipe(start[0], start[1], end[0], end[1])
 
     async def pinch(request: Request) -> Any:
-        raise AppiumError.unsupported(
-            "pinch gestures", "the app model has no multi-touch; use swipe or scroll"
-        )
+        request.require("percent", (int, float))
+        _area(request, device)  # the element or area must be there; nothing in it zooms
+        return None
 
     async def notifications(request: Request) -> Any:
-        raise AppiumError.unsupported("the notification shade", "the app model has no notifications")
+        device.phone.open_shade(quick_settings=False)  # as the u2 server's openNotification
+        return None
 
     async def nothing(request: Request) -> Any:
         return None

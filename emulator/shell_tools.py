@@ -40,6 +40,24 @@ PROC_FILES = {
         "Active:           620000 kB\nInactive:         510000 kB\nSwapTotal:       1015000 kB\n"
         "SwapFree:        1015000 kB\nShmem:              6000 kB\n"
     ),
+    # The system's listening sockets (no app runs, so no WebView's devtools socket: Appium's
+    # `contexts` reads this file and finds only NATIVE_APP).
+    "/proc/net/unix": "Num       RefCount Protocol Flags    Type St Inode Path\n"
+    + "".join(
+        f"0000000000000000: 00000002 00000000 00010000 {kind} 01 {inode:5d} {path}\n"
+        for kind, inode, path in (
+            ("0001", 8823, "/dev/socket/zygote"),
+            ("0001", 8826, "/dev/socket/zygote_secondary"),
+            ("0001", 8830, "/dev/socket/usap_pool_primary"),
+            ("0002", 8764, "/dev/socket/logdw"),
+            ("0001", 8766, "/dev/socket/logdr"),
+            ("0001", 8768, "/dev/socket/logd"),
+            ("0001", 8790, "/dev/socket/property_service"),
+            ("0001", 9312, "/dev/socket/installd"),
+            ("0001", 9420, "/dev/socket/lmkd"),
+            ("0001", 11240, "@jdwp-control"),
+        )
+    ),
 }
 
 
@@ -56,6 +74,9 @@ def add_proc_files(fs: FileSystem) -> None:
     sources["/proc/loadavg"] = _fixed(b"0.52 0.48 0.41 1/1024 4242\n")
     fs.system = True
     for path, source in sources.items():
+        folder = path.rsplit("/", 1)[0]
+        if fs.lookup(folder) is None:
+            fs.mkdir(folder, parents=True, mode=0o555)
         fs.write(path, b"", mode=0o444)
         fs.live[path] = source
     fs.system = False

@@ -130,8 +130,18 @@ def test_gestures_through_mobile_commands(driver: webdriver.Remote) -> None:
     driver.execute_script("mobile: clickGesture", {"elementId": first.id})
     assert driver.current_activity == ".DetailActivity"
     assert driver.find_element(AppiumBy.ID, "name").text == "Item 1"
-    with pytest.raises(WebDriverException, match="multi-touch"):
-        driver.execute_script("mobile: pinchOpenGesture", {"elementId": items.id, "percent": 0.5})
+    driver.back()
+    items = driver.find_element(AppiumBy.ID, "list")
+    source = driver.page_source
+    for pinch in ("mobile: pinchOpenGesture", "mobile: pinchCloseGesture"):  # nothing zooms or scrolls
+        assert driver.execute_script(pinch, {"elementId": items.id, "percent": 0.5}) is None
+    assert driver.page_source == source
+    driver.open_notifications()  # System UI's shade over the app, as the u2 server shows it
+    shade_text = "com.android.systemui:id/no_notifications"
+    assert driver.find_element(AppiumBy.ID, shade_text).text == "No notifications"
+    driver.back()
+    assert driver.find_elements(AppiumBy.ID, shade_text) == []
+    assert driver.contexts == ["NATIVE_APP"]  # /proc/net/unix lists no WebView devtools socket
 
 
 def test_key_actions_type_into_the_focused_field(driver: webdriver.Remote) -> None:
