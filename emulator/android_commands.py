@@ -326,6 +326,8 @@ async def wm(ctx: CommandContext) -> int:
         ctx.out(f"Physical size: {width}x{height}\n")
     elif sub == "density":
         ctx.out(f"Physical density: {properties.DENSITY}\n")
+    elif sub == "dismiss-keyguard":
+        pass  # there is no lock screen to dismiss
     elif sub == "user-rotation":
         # `wm user-rotation [free|lock] [0-3]`: locking to a rotation turns the display.
         rest = list(ctx.args[2:])

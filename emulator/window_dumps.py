@@ -69,8 +69,27 @@ def _displays_section(ctx: CommandContext, focus: _Focus, width: int, height: in
     ctx.out(f"  mCurrentFocus={focus.window}\n  mFocusedApp={focus.record}\n")
 
 
+def _policy_section(ctx: CommandContext) -> None:
+    """The policy's screen and keyguard state: the screen is on or off (`input keyevent POWER`);
+    there is no lock screen, so the keyguard never shows (Appium's `is_locked` reads these lines)."""
+    on = ctx.device.screen_on
+    ctx.out("WINDOW MANAGER POLICY STATE (dumpsys window policy)\n")
+    ctx.out("    mSystemReady=true mSystemBooted=true\n    mDefaultDisplayPolicy:\n")
+    ctx.out(f"      mAwake={str(on).lower()}\n")
+    ctx.out(f"      mScreenOnEarly={str(on).lower()} mScreenOnFully={str(on).lower()}\n")
+    ctx.out("      mKeyguardDrawComplete=true mWindowManagerDrawComplete=true\n")
+    ctx.out("    KeyguardServiceDelegate\n      showing=false\n      inputRestricted=false\n")
+    ctx.out("      occluded=false\n      secure=false\n      dreaming=false\n      systemIsReady=true\n")
+    ctx.out("      deviceHasKeyguard=true\n      enabled=true\n      offReason=OFF_BECAUSE_OF_USER\n")
+    ctx.out("      currentUser=0\n      bootCompleted=true\n")
+    ctx.out(f"      screenState=SCREEN_STATE_{'ON' if on else 'OFF'}\n")
+    ctx.out(f"      interactiveState=INTERACTIVE_STATE_{'AWAKE' if on else 'SLEEP'}\n")
+    ctx.out("      KeyguardStateMonitor\n        mIsShowing=false\n        mSimSecure=false\n")
+    ctx.out("        mInputRestricted=false\n        mTrusted=false\n        mCurrentUserId=0\n")
+
+
 def dumpsys_window(ctx: CommandContext, section: str) -> None:
-    """`dumpsys window [windows|displays]` (other sections print the whole dump, as `all` does)."""
+    """`dumpsys window [windows|displays|policy]` (other sections print the whole dump, as `all` does)."""
     device = ctx.device
     focus = _Focus(device)
     width, height = device.display_size()
@@ -81,6 +100,11 @@ def dumpsys_window(ctx: CommandContext, section: str) -> None:
     if section in ("displays", "d"):
         _displays_section(ctx, focus, width, height, rotation)
         return
+    if section in ("policy", "p"):
+        _policy_section(ctx)
+        return
+    _policy_section(ctx)
+    ctx.out("\n")
     _displays_section(ctx, focus, width, height, rotation)
     ctx.out("\n")
     _windows_section(ctx, focus, width, height)

@@ -177,3 +177,13 @@ def test_rotation_turns_the_screen(driver: webdriver.Remote) -> None:
     finally:
         driver.orientation = "PORTRAIT"
     assert driver.get_window_size() == {"width": 1080, "height": 2340}
+
+
+def test_lock_and_unlock_the_screen(driver: webdriver.Remote) -> None:
+    # The driver reads the screen and keyguard state from `dumpsys window` (and `dumpsys power`).
+    assert driver.is_locked() is False
+    driver.lock()  # POWER, then it waits until the dump says the screen is off
+    assert driver.is_locked() is True
+    driver.unlock()
+    assert driver.is_locked() is False
+    assert driver.find_element(AppiumBy.XPATH, "//*").is_displayed()
