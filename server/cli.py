@@ -130,7 +130,8 @@ def serve(
 
     The database schema is upgraded at start (unless PHONEFLOW_RUN_MIGRATIONS=false), once, before
     any process serves. Other settings come from PHONEFLOW_* environment variables (log level,
-    background jobs, pool sizes: see the README).
+    background jobs, pool sizes, artifacts, e-mail, metrics): each with its default in
+    docs/settings.md.
     """
     settings = _settings(database_url, denylist)
     try:

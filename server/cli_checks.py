@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from server.accounts.models import Account
 from server.db import make_engine
-from server.migrate import SchemaTooNew, upgrade
+from server.migrate import SchemaBehind, SchemaTooNew, check_up_to_date, upgrade
 from server.settings import Settings
 
 DATABASE_OPTION = "--database-url (or PHONEFLOW_DATABASE_URL / DATABASE_URL)"
@@ -54,14 +54,17 @@ class DatabaseState:
 
 
 def prepare_database(engine: Engine, migrate: bool = True) -> DatabaseState:
-    """Reach the database, bring its schema up to date (unless not `migrate`) and count its accounts."""
+    """Reach the database, bring its schema up to date (or, unless `migrate`, check that it is) and
+    count its accounts."""
     where = shown_url(engine)
     try:
         if migrate:
             upgrade(engine)
+        else:
+            check_up_to_date(engine)
         with engine.connect() as conn:
             accounts = int(conn.execute(select(func.count()).select_from(Account)).scalar_one())
-    except SchemaTooNew as exc:
+    except (SchemaTooNew, SchemaBehind) as exc:
         raise StartError(str(exc)) from None
     except OperationalError as exc:
         raise StartError(

@@ -39,6 +39,28 @@ def _refuse_unknown_revisions(connection: Connection, config: Config) -> None:
         )
 
 
+class SchemaBehind(RuntimeError):
+    """The database's schema is older than this phoneflow's, and was not to be upgraded."""
+
+
+def check_up_to_date(engine: Engine) -> None:
+    """SchemaTooNew or SchemaBehind unless the database is at this phoneflow's newest revision."""
+    with engine.connect() as connection:
+        config = alembic_config()
+        _refuse_unknown_revisions(connection, config)
+        current = set(MigrationContext.configure(connection).get_current_heads())
+        heads = set(ScriptDirectory.from_config(config).get_heads())
+        if current != heads:
+            url = engine.url.render_as_string(hide_password=True)
+            at = ", ".join(sorted(current)) or "none (empty)"
+            raise SchemaBehind(
+                f"the database at {url} is at schema revision {at}, "
+                f"older than this phoneflow's ({', '.join(sorted(heads))}), and PHONEFLOW_RUN_MIGRATIONS is "
+                "false: upgrade it by starting phoneflow serve once without PHONEFLOW_RUN_MIGRATIONS=false "
+                "(it upgrades the schema before it serves), or point --database-url at an upgraded database"
+            )
+
+
 def upgrade(engine_or_url: Engine | str, revision: str = "heads") -> None:
     """Bring the database to `revision` (default: the newest)."""
     engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url

@@ -118,7 +118,9 @@ class Settings(BaseSettings):
         default=None,
         description="With s3_secret_access_key; none: boto3's own chain (AWS_* variables, roles).",
     )
-    s3_secret_access_key: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="The secret of s3_access_key_id (never logged nor shown)."
+    )
     s3_prefix: str = Field(default="", description="A folder in the bucket the artifacts go under.")
     artifact_quota_free_bytes: int = Field(
         default=1024 * MIB, ge=0, description="Artifact bytes an account on the free plan may keep."
@@ -153,21 +155,31 @@ class Settings(BaseSettings):
         description="How long a request waits for a free pooled connection before it is answered 503.",
     )
     public_url: str = Field(default="http://127.0.0.1:8000", description="How clients reach this server.")
-    run_migrations: bool = Field(default=True, description="Upgrade the schema when the app starts.")
+    run_migrations: bool = Field(
+        default=True,
+        description=(
+            "Upgrade the schema when the server starts (false: it refuses a database the migrations "
+            "have not reached, saying how to upgrade it)."
+        ),
+    )
     start_scheduler: bool = Field(
         default=True, description="Run background jobs (retention, schedules, webhook deliveries)."
     )
     schedule_poll_s: float = Field(
         default=5, gt=0, le=60, description="How often due cron schedules are looked for (seconds)."
     )
-    log_level: str = Field(default="INFO")
+    log_level: str = Field(
+        default="INFO", description="The least level logged (DEBUG, INFO, WARNING, ERROR), to stderr."
+    )
     pairing_code_ttl_s: int = Field(default=600, ge=10, description="How long a pairing code lives.")
     pairing_max_failures: int = Field(
         default=10,
         ge=1,
         description="Wrong pairing codes allowed per source IP (and per account) per window.",
     )
-    pairing_failure_window_s: int = Field(default=600, ge=1)
+    pairing_failure_window_s: int = Field(
+        default=600, ge=1, description="The window (seconds) wrong pairing codes are counted in."
+    )
     webhook_poll_s: float = Field(
         default=1.0, gt=0, le=60, description="How often due webhook deliveries are looked for (seconds)."
     )
@@ -243,13 +255,15 @@ class Settings(BaseSettings):
     smtp_host: str | None = Field(
         default=None, description="The SMTP server approvers are e-mailed through; none: no approval e-mails."
     )
-    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="The SMTP server's port.")
     smtp_username: str | None = Field(default=None, description="Log in with this user (and smtp_password).")
-    smtp_password: SecretStr | None = None
+    smtp_password: SecretStr | None = Field(default=None, description="The password of smtp_username.")
     smtp_from: str = Field(default="phoneflow@localhost", description="The From address of approval e-mails.")
     smtp_starttls: bool = Field(default=True, description="Upgrade the connection with STARTTLS.")
     smtp_ssl: bool = Field(default=False, description="Connect with TLS from the start (port 465).")
-    smtp_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    smtp_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="How long the SMTP server may take to answer (seconds)."
+    )
     smtp_poll_s: float = Field(default=2.0, gt=0, le=60, description="How often due e-mails are looked for.")
     hook_rate_per_minute: int = Field(
         default=60,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -17,7 +18,7 @@ from typer.testing import CliRunner
 from phoneflow.cli import app as phoneflow
 from server.app import create_app
 from server.db import make_engine
-from server.migrate import SchemaTooNew, upgrade
+from server.migrate import SchemaTooNew, alembic_config, upgrade
 from server.settings import Settings
 from tests.server.factories import Db, auth
 
@@ -142,6 +143,37 @@ def test_a_database_from_a_newer_phoneflow_is_refused_with_what_to_do(tmp_path: 
     settings = Settings(database_url=url, start_scheduler=False)
     with pytest.raises(SchemaTooNew, match="9999_future"), TestClient(create_app(settings)):
         pass
+    # And `serve` told not to upgrade it (it used to serve on it).
+    served = _serve_without_migrations(url, tmp_path)
+    assert served.returncode == 1
+    assert "schema revision 9999_future" in served.stderr
+
+
+def _serve_without_migrations(url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`phoneflow serve` with PHONEFLOW_RUN_MIGRATIONS=false on `url`, expected to refuse at once."""
+    env = {**os.environ, "PHONEFLOW_RUN_MIGRATIONS": "false", "PHONEFLOW_START_SCHEDULER": "false"}
+    command = [sys.executable, "-m", "phoneflow", "serve", "--port", str(_free_port()), "--database-url", url]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_serve_told_not_to_upgrade_an_older_schema_says_how_to(tmp_path: Path) -> None:
+    """PHONEFLOW_RUN_MIGRATIONS=false on a database the migrations have not reached: one line saying
+    how to upgrade it (it said to check the URL and that the database is running)."""
+    url = f"sqlite:///{tmp_path / 'phoneflow.db'}"
+    engine = make_engine(url)
+    scripts = ScriptDirectory.from_config(alembic_config())
+    newest = scripts.get_revision(scripts.get_current_head() or "")
+    assert newest is not None
+    assert isinstance(newest.down_revision, str)
+    upgrade(engine, newest.down_revision)  # one revision short of the newest
+    engine.dispose()
+    result = _serve_without_migrations(url, tmp_path)  # it used to serve on it
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "older than this phoneflow's" in lines[0]
+    assert "starting phoneflow serve once without PHONEFLOW_RUN_MIGRATIONS=false" in lines[0]
+    assert "serving on" not in result.stdout + result.stderr
 
 
 def test_an_unusable_database_url_is_an_error_not_a_traceback(tmp_path: Path) -> None:
