@@ -25,14 +25,13 @@ from server.cli_checks import (
     StartError,
     bind_socket,
     check_artifact_store,
+    check_metrics_folder,
     open_engine,
     prepare_database,
     shown_url,
 )
 from server.db import make_session_factory, utcnow
 from server.errors import AppError, Conflict
-from server.observability import configure_logging
-from server.serving import QuietServer, Supervisor
 from server.settings import Settings, data_dir
 
 serve_app = typer.Typer(add_completion=False, help="Run the phoneflow server.")
@@ -135,6 +134,13 @@ def serve(
     """
     settings = _settings(database_url, denylist)
     try:
+        check_metrics_folder()  # before prometheus-client writes there (the server's modules load)
+    except StartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    from server.serving import Supervisor
+
+    try:
         settings.global_denylist  # noqa: B018 - read it now, so that a bad file stops the start with its message
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -152,6 +158,7 @@ def serve(
         raise typer.Exit(1) from None
     base = f"http://{_browsable(host)}:{port}"
     from server.app import give_notices
+    from server.observability import configure_logging
 
     configure_logging(settings.log_level)
     give_notices(settings)  # once, not once a process
@@ -183,6 +190,7 @@ def _serve_here(
 ) -> int:
     """The app in this process; 0 once stopped by SIGINT or SIGTERM, 1 when it could not start."""
     from server.app import create_app
+    from server.serving import QuietServer
     from server.stopping import stop_waiting
 
     # uvicorn re-raises the signal it stopped for once it is done: SIGTERM then ends like SIGINT.

@@ -8,6 +8,7 @@ print it on one line and exit non-zero (never a traceback, never "serving on ...
 from __future__ import annotations
 
 import errno
+import os
 import re
 import socket
 from dataclasses import dataclass
@@ -72,6 +73,17 @@ def prepare_database(engine: Engine, migrate: bool = True) -> DatabaseState:
             "and that the database is running (and, for SQLite, that its folder exists)"
         ) from None
     return DatabaseState(where, accounts)
+
+
+def check_metrics_folder() -> None:
+    """A PROMETHEUS_MULTIPROC_DIR the operator set names a folder the server may write (prometheus-client
+    writes there from the moment the server's modules load: a missing one was a traceback)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
+    if folder and not (os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)):
+        raise StartError(
+            f"PROMETHEUS_MULTIPROC_DIR names {folder}, which is not a folder the server may write: create "
+            "it (empty) or unset the variable (phoneflow serve --workers N sums its processes without it)"
+        )
 
 
 def check_artifact_store(settings: Settings) -> None:

@@ -219,13 +219,17 @@ def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
             "error: cannot create the artifact folder {path}/data: Not a directory; "
             "set PHONEFLOW_ARTIFACT_DIR",
         ),
+        (
+            "PROMETHEUS_MULTIPROC_DIR",
+            "error: PROMETHEUS_MULTIPROC_DIR names {path}/data, which is not a folder the server may write",
+        ),
     ],
 )
 def test_serve_with_a_folder_it_cannot_make_says_so_in_one_line(
     variable: str, says: str, tmp_path: Path
 ) -> None:
-    """A data folder (its default database) or an artifact folder under a file: one line saying
-    what to set."""
+    """A data folder (its default database), an artifact folder or a metrics folder under a file:
+    one line saying what to set."""
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder", encoding="utf-8")
     env = {**_env(tmp_path / "data"), variable: str(a_file / "data")}
