@@ -55,10 +55,26 @@ def android_home(root: Path) -> Path:
     return root / "android"
 
 
+def forget_a_moved_manifest(appium_home: Path) -> None:
+    """Remove Appium's cached manifest of installed drivers when it names them at another place (the
+    checkout was moved or copied, or another checkout shares these node_modules): Appium would take
+    the stale path and find no driver. It writes the manifest again from node_modules at its start."""
+    manifest = appium_home / "node_modules" / ".cache" / "appium" / "extensions.yaml"
+    if not manifest.is_file():
+        return
+    here = str(appium_home / "node_modules")
+    for line in manifest.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == "installPath" and not value.strip().strip("'\"").startswith(here):
+            manifest.unlink()
+            return
+
+
 def start_appium(
     home: Path, appium_home: Path, log: Path, timeout_s: float = 60
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start `appium` on a free loopback port and wait until `/status` answers; (process, url)."""
+    forget_a_moved_manifest(appium_home)
     port = free_tcp_port()
     env = dict(os.environ, APPIUM_HOME=str(appium_home), ANDROID_HOME=str(home), ANDROID_SDK_ROOT=str(home))
     command = [str(APPIUM_BIN), "--address", "127.0.0.1", "--port", str(port), "--log-no-colors"]
