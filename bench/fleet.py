@@ -33,8 +33,8 @@ machine the phones and the server share the cores, which is part of what is meas
 CPU time, not wall time, is the primary measure (the machine may be shared and loaded; the load
 average is printed beside it): the server's processes (`phoneflow serve` and its workers, from /proc) per
 run, and this process's (the phones: engine, step gate, reports; what a bridge spends) per step.
-The idle server's CPU is measured for a few seconds before each drain (ms/s: each process's main loop
-waking once a second, the supervisor's pings every 10 s, the listeners' timeouts), and the runs'
+The idle server's CPU is measured for a few seconds before each drain (ms/s: the supervisor's pings every
+10 s, the listeners' timeouts, each process's main loop's safety tick), and the runs'
 own CPU is the drain's less that rate times the drain's duration: at one phone a run lasts ~0.2 s,
 so the idle share is a large part of the total.
 The simulator's own CPU (a phone's, on a real fleet) is measured apart by timing its calls; with
