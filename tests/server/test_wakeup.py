@@ -133,6 +133,10 @@ def test_a_process_where_only_wake_up_polls_listen_reads_its_tail_for_queued_run
         thread, answer = _hold(base_url, idle.token)
         _until(lambda: hub.queued_waiters.count() == 1, "the poll did not start waiting")
         _until(lambda: hub._listener is not None and hub._listener.listening, "the hub did not listen")
+        # A listener that starts wakes the tail for what it may have missed: that read is over first
+        # (it could otherwise fall after the steps below and read them).
+        time.sleep(0.5)
+        _until(lambda: not hub._unread, "the tail did not read what its listener's start announced")
         read = hub.last_event_id
         report = {"runs": [run_report(rid, wf, steps=1)]}
         assert httpx.post(base_url + "/api/v1/runs.report", json=report, headers=auth(busy.token)).is_success
