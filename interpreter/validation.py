@@ -394,15 +394,16 @@ def check_endless_loops(definition: Any, denylist: Denylist | None) -> Iterator[
 
 # --- options that do nothing -----------------------------------------------------------------
 
-# The kinds that look for an element and so can end "not found", which `optional` turns into `skipped`.
-_FINDING_KINDS = (
+# The kinds that wait for an element on the screen (a node's `timeoutMs` sets that wait).
+_ELEMENT_WAIT_KINDS = (
     "action.tapByText",
     "action.tap",
     "action.typeText",
     "action.waitForText",
     "action.readText",
-    "action.scrollUntilVisible",
 )
+# The kinds that look for an element and so can end "not found", which `optional` turns into `skipped`.
+_FINDING_KINDS = (*_ELEMENT_WAIT_KINDS, "action.scrollUntilVisible")
 
 
 def check_optional(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
@@ -428,14 +429,7 @@ def check_optional(definition: Any, denylist: Denylist | None) -> Iterator[Probl
 
 
 # The kinds whose wait a node's `timeoutMs` sets (when their params do not): the element waits and HTTP.
-_TIMED_KINDS = (
-    "action.tapByText",
-    "action.tap",
-    "action.typeText",
-    "action.waitForText",
-    "action.readText",
-    "action.http",
-)
+_TIMED_KINDS = (*_ELEMENT_WAIT_KINDS, "action.http")
 
 
 def check_node_timeout(definition: Any, denylist: Denylist | None) -> Iterator[Problem]:
